@@ -1,0 +1,66 @@
+"""The `Store` interface every backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """An object's bytes and the opaque version tag that conditional writes compare."""
+
+    data: bytes
+    etag: str
+
+
+class Store(abc.ABC):
+    """A flat key → bytes store with optimistic concurrency.
+
+    Keys are `/`-separated paths of URL-safe characters. Every write returns
+    the new etag. `create=True` succeeds only if the key does not exist
+    (S3's `If-None-Match: *`); `if_match=etag` only if the object still has
+    that etag (`If-Match`). A failed precondition raises `errors.Conflict`;
+    a missing key `errors.NotFound`; an unreachable backend
+    `errors.Unavailable`.
+    """
+
+    @abc.abstractmethod
+    def get(self, key: str) -> Blob: ...
+
+    @abc.abstractmethod
+    def head(self, key: str) -> str | None:
+        """The current etag, or None if the key does not exist (a cheap revalidation)."""
+
+    @abc.abstractmethod
+    def put(
+        self, key: str, data: bytes, *, create: bool = False, if_match: str | None = None
+    ) -> str: ...
+
+    @abc.abstractmethod
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove a key; deleting a missing key is not an error unless `if_match` is given."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under `prefix`, in lexicographic order."""
+
+    @abc.abstractmethod
+    def put_file(self, key: str, path: Path) -> str:
+        """Upload a (possibly large) file without holding it in memory."""
+
+    @abc.abstractmethod
+    def get_file(self, key: str, path: Path) -> None:
+        """Download an object to `path` atomically (temp file + rename)."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise `Unavailable` unless the backend answers."""
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default has nothing to release."""

@@ -1,0 +1,165 @@
+"""The embedded default: objects as files under one folder.
+
+Writes go to a temp file in the same folder and are renamed into place, so a
+reader sees the old or the new bytes, never half. Conditional writes are real
+compare-and-swap between processes: the check and the rename happen under an
+`flock` on one of a fixed set of lock files chosen by the key's hash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import errors
+from ._base import Blob, Store
+
+_LOCK_STRIPES = 64
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _check_key(key: str) -> None:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise errors.Invalid(f"invalid store key {key!r}")
+
+
+class LocalStore(Store):
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self._objects = self.root / "objects"
+        self._locks = self.root / "locks"
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._locks.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        _check_key(key)
+        return self._objects / key
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        stripe = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=2).digest()) % _LOCK_STRIPES
+        fd = os.open(self._locks / f"{stripe:02d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _check(self, key: str, path: Path, create: bool, if_match: str | None) -> None:
+        current = self._read(path)
+        if create and current is not None:
+            raise errors.Conflict(f"{key} already exists")
+        if if_match is not None and (current is None or _etag(current) != if_match):
+            raise errors.Conflict(f"{key} changed since it was read")
+
+    def _write_atomic(self, path: Path, fill) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                fill(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def get(self, key: str) -> Blob:
+        data = self._read(self._path(key))
+        if data is None:
+            raise errors.NotFound(f"{key} not found")
+        return Blob(data, _etag(data))
+
+    def head(self, key: str) -> str | None:
+        data = self._read(self._path(key))
+        return None if data is None else _etag(data)
+
+    def put(
+        self, key: str, data: bytes, *, create: bool = False, if_match: str | None = None
+    ) -> str:
+        path = self._path(key)
+        with self._locked(key):
+            self._check(key, path, create, if_match)
+            self._write_atomic(path, lambda f: f.write(data))
+        return _etag(data)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        path = self._path(key)
+        with self._locked(key):
+            if if_match is not None:
+                self._check(key, path, False, if_match)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        # Walk only the folder the prefix names, then filter by the rest.
+        folder, _, _ = prefix.rpartition("/")
+        base = self._objects / folder if folder else self._objects
+        if not base.is_dir():
+            return iter(())
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, self._objects)
+            for name in filenames:
+                if name.startswith(".tmp-"):
+                    continue
+                key = name if rel == "." else f"{rel}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        return iter(sorted(keys))
+
+    def put_file(self, key: str, path: Path) -> str:
+        target = self._path(key)
+        digest = hashlib.blake2b(digest_size=16)
+
+        def fill(f) -> None:
+            with open(path, "rb") as src:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    f.write(chunk)
+
+        with self._locked(key):
+            self._write_atomic(target, fill)
+        return digest.hexdigest()
+
+    def get_file(self, key: str, path: Path) -> None:
+        source = self._path(key)
+        if not source.is_file():
+            raise errors.NotFound(f"{key} not found")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def ping(self) -> None:
+        if not self._objects.is_dir():
+            raise errors.Unavailable(f"store folder {self._objects} is missing")

@@ -1,0 +1,59 @@
+"""The platform's one error hierarchy.
+
+It lives in `store` because every other package may import `store` and
+nothing below it exists; the gateway maps each class to an HTTP status and
+error code in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NimbusError(Exception):
+    """Base class: a user-facing failure with a stable error code."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+
+class NotFound(NimbusError):
+    code = "not_found"
+
+
+class Conflict(NimbusError):
+    """A precondition failed: the object changed or already exists."""
+
+    code = "conflict"
+
+
+class Invalid(NimbusError):
+    code = "validation_error"
+
+
+class TooLarge(NimbusError):
+    code = "too_large"
+
+
+class LimitExceeded(NimbusError):
+    """A rate or capacity limit; callers may retry after `retry_after` seconds."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int = 1, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class Timeout(NimbusError):
+    code = "timeout"
+
+
+class Unavailable(NimbusError):
+    code = "unavailable"
