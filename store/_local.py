@@ -50,7 +50,9 @@ class LocalStore(Store):
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[None]:
-        stripe = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=2).digest()) % _LOCK_STRIPES
+        stripe = (
+            int.from_bytes(hashlib.blake2b(key.encode(), digest_size=2).digest()) % _LOCK_STRIPES
+        )
         fd = os.open(self._locks / f"{stripe:02d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -1,0 +1,32 @@
+"""The `nimbus` command: `serve` runs the platform; other commands talk to the REST API."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+@click.version_option("0.1.0", prog_name="nimbus")
+def main() -> None:
+    """Nimbus: a self-hostable WebAssembly function platform."""
+
+
+@main.command()
+@click.option("--host", help="address to bind (HOST)")
+@click.option("--port", type=int, help="port to bind (PORT)")
+@click.option("--workers", type=int, help="gunicorn workers (WORKERS)")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the platform (needs the server extra: pip install 'nimbus[server]')."""
+    try:
+        from gateway.serve import serve as run
+        from gateway.settings import Settings
+    except ImportError as exc:  # a client-only install
+        raise click.ClickException(
+            f"the server is not installed ({exc}); install nimbus[server]"
+        ) from None
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v}
+    run(Settings(**overrides))
+
+
+if __name__ == "__main__":
+    main()

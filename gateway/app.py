@@ -1,0 +1,46 @@
+"""The Falcon application factory."""
+
+from __future__ import annotations
+
+import falcon
+
+from . import errors
+from .middleware import AccessLog, ApiKeyAuth, RequestId
+from .openapi import document
+from .platform import Platform
+from .resources.functions import (
+    BulkDeleteResource,
+    BulkUpdateResource,
+    FunctionBuildResource,
+    FunctionCodeResource,
+    FunctionResource,
+    FunctionsResource,
+)
+from .resources.system import HealthResource, OpenApiResource, ReadyResource
+
+VERSION = "0.1.0"
+
+
+def create_app(platform: Platform, api_key: str) -> falcon.App:
+    app = falcon.App(middleware=[RequestId(), AccessLog(), ApiKeyAuth(api_key)])
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+
+    service = platform.functions
+    spool = platform.settings.data_dir / "work" / "uploads"
+    wait = platform.settings.build_wait_sec
+
+    health = HealthResource()
+    app.add_route("/health", health)
+    app.add_route("/api/health", health)
+    app.add_route("/ready", ReadyResource(platform.store))
+    app.add_route("/openapi.json", OpenApiResource(document(VERSION)))
+
+    v1 = "/api/v1/functions"
+    app.add_route(v1, FunctionsResource(service, spool, wait))
+    app.add_route(f"{v1}/bulk-delete", BulkDeleteResource(service))
+    app.add_route(f"{v1}/bulk-update", BulkUpdateResource(service))
+    app.add_route(v1 + "/{ref}", FunctionResource(service, spool, wait))
+    app.add_route(v1 + "/{ref}/code", FunctionCodeResource(service))
+    app.add_route(v1 + "/{ref}/build", FunctionBuildResource(service))
+    return app

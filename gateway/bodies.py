@@ -1,0 +1,108 @@
+"""Reading request bodies: size limits from Content-Length, JSON, multipart uploads."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import falcon
+import orjson
+from pydantic import BaseModel
+
+from store import errors
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _check_length(req: falcon.Request, limit: int) -> None:
+    if req.content_length is not None and req.content_length > limit:
+        raise errors.TooLarge(
+            f"the request body is {req.content_length} bytes; the limit is {limit}"
+        )
+
+
+def read_bytes(req: falcon.Request, limit: int) -> bytes:
+    """The raw body, refused with 413 before reading when it is declared too large."""
+    _check_length(req, limit)
+    data = req.bounded_stream.read(limit + 1)
+    if len(data) > limit:
+        raise errors.TooLarge(f"the request body is over the limit of {limit} bytes")
+    return data
+
+
+def parse_json(data: bytes, *, empty: object = None) -> object:
+    if not data.strip():
+        if empty is not None:
+            return empty
+        raise errors.NimbusError(
+            "the request body is empty; send a JSON object", code="bad_request"
+        )
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.NimbusError(f"malformed JSON: {exc}", code="invalid_json") from None
+
+
+def require_json(req: falcon.Request) -> None:
+    media = (req.content_type or "").split(";")[0].strip().lower()
+    if media and media != "application/json":
+        raise errors.NimbusError(
+            f"unsupported media type {media!r}; send application/json",
+            code="unsupported_media_type",
+        )
+
+
+def read_model(req: falcon.Request, model: type[M], limit: int) -> M:
+    require_json(req)
+    body = parse_json(read_bytes(req, limit))
+    if not isinstance(body, dict):
+        raise errors.NimbusError("the request body must be a JSON object", code="bad_request")
+    return model.model_validate(body)
+
+
+def is_multipart(req: falcon.Request) -> bool:
+    return (req.content_type or "").lower().startswith("multipart/form-data")
+
+
+@contextlib.contextmanager
+def multipart_upload(
+    req: falcon.Request, model: type[M], file_limit: int, spool: Path
+) -> Iterator[tuple[M, Path | None]]:
+    """An `artifact` file part streamed to a temp file, plus a `metadata` JSON part."""
+    _check_length(req, file_limit + 1024 * 1024)
+    spool.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=spool, prefix="upload-")
+    path, got_file, metadata = Path(name), False, None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in req.get_media():
+                if part.name == "artifact":
+                    got_file = True
+                    size = 0
+                    while chunk := part.stream.read(1 << 20):
+                        size += len(chunk)
+                        if size > file_limit:
+                            raise errors.TooLarge(f"the artifact is over {file_limit} bytes")
+                        out.write(chunk)
+                elif part.name == "metadata":
+                    metadata = parse_json(part.stream.read(1024 * 1024))
+                else:
+                    raise errors.Invalid(
+                        f"unexpected form part {part.name!r}; send 'artifact' and 'metadata'"
+                    )
+        if not isinstance(metadata, dict):
+            raise errors.Invalid(
+                "the metadata part must be a JSON object",
+                details=[{"field": "metadata", "message": "required"}],
+            )
+        yield model.model_validate(metadata), (path if got_file else None)
+    except falcon.MediaMalformedError as exc:
+        raise errors.NimbusError(
+            f"malformed multipart body: {exc.description}", code="bad_request"
+        ) from None
+    finally:
+        path.unlink(missing_ok=True)

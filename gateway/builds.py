@@ -1,0 +1,338 @@
+"""The build queue: workers take queued versions under a lease and build them.
+
+Every version is a durable build job (its `Build` state) with a marker under
+`queue/builds/`. A worker claims a job with a conditional write that sets
+`building` and a lease; it renews the lease while it works and writes the
+outcome only if the lease is still its own. A job whose lease ran out (its
+worker crashed or was killed) is claimed again, at most
+`build_max_attempts` times, then failed — never stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+import compiler
+from store import errors
+from store.functions import FunctionRepo, build_log_key, function_key, version_key
+from store.records import BuildStatus, BuildSummary, Function, Version, now
+
+log = logging.getLogger("nimbus.builds")
+
+# (artifact_key, sha256) → precompiled key: the sandbox's step after a build.
+Precompile = Callable[[str, str], str]
+
+
+class LeaseLost(Exception):
+    """Another worker took this build over; stop without writing anything."""
+
+
+class BuildQueue:
+    def __init__(
+        self,
+        repo: FunctionRepo,
+        *,
+        workdir: Path,
+        concurrency: int,
+        lease_sec: float,
+        poll_sec: float,
+        max_attempts: int,
+        precompile: Precompile | None = None,
+    ) -> None:
+        self.repo = repo
+        self.workdir = workdir
+        self.concurrency = concurrency
+        self.lease_sec = lease_sec
+        self.poll_sec = poll_sec
+        self.max_attempts = max_attempts
+        self.precompile = precompile
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._orphans: set[tuple[str, int]] = set()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        for i in range(self.concurrency):
+            thread = threading.Thread(target=self._loop, name=f"build-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("build loop error")
+                worked = False
+            if not worked:
+                self._wake.wait(self.poll_sec)
+                self._wake.clear()
+
+    # -- one job -------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Claim and run one build; False when there was nothing to do."""
+        for function_id, number in self.repo.queued_builds():
+            if self._stop.is_set():
+                return False
+            claimed = self._claim(function_id, number)
+            if claimed is not None:
+                self._run(*claimed)
+                return True
+        return False
+
+    def _claim(self, function_id: str, number: int) -> tuple[Version, str] | None:
+        try:
+            version, etag = self.repo.get_version(function_id, number)
+        except errors.NotFound:
+            # The creator died before writing the version (or the function is gone).
+            if not self.repo.store.exists(function_key(function_id)) or self._marker_old(
+                function_id, number
+            ):
+                self.repo.drop_build_marker(function_id, number)
+            return None
+        build = version.build
+        if build.status in (BuildStatus.ready, BuildStatus.failed):
+            self._publish(version)  # idempotent: the function record may lag a crash
+            self.repo.drop_build_marker(function_id, number)
+            return None
+        if build.status == BuildStatus.building and (build.lease_until or 0) > time.time():
+            return None  # someone else holds a live lease
+        if build.attempts >= self.max_attempts:
+            build.status = BuildStatus.failed
+            build.error = f"the build was interrupted {build.attempts} times; giving up"
+            build.finished_at = now()
+            try:
+                self.repo.write(self._key(version), version, if_match=etag)
+            except errors.Conflict:
+                return None
+            self._publish(version)
+            self.repo.drop_build_marker(function_id, number)
+            return None
+        build.status = BuildStatus.building
+        build.attempts += 1
+        build.lease_owner = self.owner
+        build.lease_until = time.time() + self.lease_sec
+        build.started_at = now()
+        build.error = None
+        try:
+            etag = self.repo.write(self._key(version), version, if_match=etag)
+        except errors.Conflict:
+            return None  # another worker won the claim
+        return version, etag
+
+    def _marker_old(self, function_id: str, number: int) -> bool:
+        # Without a modification time in the Store interface, a marker without a
+        # version is given one poll to be joined by its version before it is dropped.
+        key = (function_id, number)
+        if key in self._orphans:
+            self._orphans.discard(key)
+            return True
+        self._orphans.add(key)
+        return False
+
+    @staticmethod
+    def _key(version: Version) -> str:
+        return version_key(version.function_id, version.version)
+
+    def _run(self, version: Version, etag: str) -> None:
+        folder = Path(
+            tempfile.mkdtemp(
+                prefix=f"{version.function_id}-{version.version}-", dir=self._ensure_workdir()
+            )
+        )
+        build_log = compiler.BuildLog(folder / "build.log")
+        lease = _Lease(self, version, etag)
+        build_log.write(
+            f"build of {version.function_id} v{version.version} ({version.runtime}), "
+            f"attempt {version.build.attempts}, worker {self.owner}"
+        )
+        lease.start(build_log)
+        outcome: dict = {}
+        try:
+            outcome = self._build(version, folder, build_log)
+            build_log.write("build succeeded")
+        except compiler.BuildFailed as exc:
+            build_log.write(f"build failed: {exc.message}")
+            outcome = {"error": exc.message}
+        except Exception as exc:  # a platform fault, not the user's: say so plainly
+            log.exception("build of %s v%s crashed", version.function_id, version.version)
+            build_log.write(f"build failed: internal error: {exc}")
+            outcome = {"error": f"internal build error: {exc}"}
+        finally:
+            lease.stop()
+        try:
+            self._finish(lease, outcome, build_log)
+        except LeaseLost:
+            log.warning("lost the lease of %s v%s", version.function_id, version.version)
+        finally:
+            build_log.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _ensure_workdir(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self.workdir
+
+    def _build(self, version: Version, folder: Path, build_log: compiler.BuildLog) -> dict:
+        builder = compiler.builder_for(version.runtime)
+        files, binary = None, None
+        if version.source_kind == "files":
+            files = orjson.loads(self.repo.store.get(version.source_key).data)
+        else:
+            binary = folder / "upload.bin"
+            self.repo.store.get_file(version.source_key, binary)
+        request = compiler.BuildRequest(
+            function_id=version.function_id,
+            version=version.version,
+            runtime=version.runtime,
+            handler=version.handler,
+            form=version.form,
+            target=version.target,
+            files=files,
+            binary=binary,
+            requirements=version.requirements,
+        )
+        out = folder / "out"
+        out.mkdir()
+        result = builder.build(request, out, build_log)
+        key, sha = self.repo.put_blob_file(result.artifact)
+        build_log.write(f"artifact {key} ({result.artifact.stat().st_size} bytes)")
+        precompiled = None
+        if self.precompile is not None and result.kind in ("module", "component"):
+            started = time.monotonic()
+            try:
+                precompiled = self.precompile(key, sha)
+            except errors.NimbusError as exc:
+                raise compiler.BuildFailed(f"the artifact does not load: {exc.message}") from None
+            build_log.write(f"precompiled in {time.monotonic() - started:.2f}s")
+        return {
+            "artifact_key": key,
+            "artifact_sha256": sha,
+            "artifact_kind": result.kind,
+            "precompiled_key": precompiled,
+            "runtime_version": result.runtime_version,
+        }
+
+    def _finish(self, lease: _Lease, outcome: dict, build_log: compiler.BuildLog) -> None:
+        version = lease.version
+        log_key = build_log_key(version.function_id, version.version)
+        self.repo.store.put(log_key, build_log.text().encode())
+        build = version.build
+        build.status = BuildStatus.failed if "error" in outcome else BuildStatus.ready
+        build.error = outcome.get("error")
+        for field in ("artifact_key", "artifact_sha256", "artifact_kind",
+                      "precompiled_key", "runtime_version"):  # fmt: skip
+            if field in outcome:
+                setattr(build, field, outcome[field])
+        build.lease_owner = None
+        build.lease_until = None
+        build.finished_at = now()
+        build.log_key = log_key
+        lease.write_final(version)
+        self._publish(version)
+        self.repo.drop_build_marker(version.function_id, version.version)
+
+    def _publish(self, version: Version) -> None:
+        """Reflect a finished build in the function record (idempotent)."""
+
+        def apply(fn: Function) -> Function | None:
+            changed = False
+            if version.version >= fn.latest_version:
+                summary = BuildSummary(
+                    version=version.version, status=version.build.status, error=version.build.error
+                )
+                if fn.latest_build != summary or fn.latest_version != version.version:
+                    fn.latest_version = version.version
+                    fn.latest_build = summary
+                    changed = True
+            if version.build.status == BuildStatus.ready and (
+                fn.active_version is None or version.version > fn.active_version
+            ):
+                fn.active_version = version.version
+                fn.runtime_version = version.build.runtime_version
+                changed = True
+            if not changed:
+                return None
+            fn.updated_at = now()
+            return fn
+
+        try:
+            self.repo.update_function(version.function_id, apply)
+        except errors.NotFound:
+            pass  # deleted while it built
+
+
+class _Lease:
+    """Keeps a build's lease alive and uploads the log while the build runs."""
+
+    def __init__(self, queue: BuildQueue, version: Version, etag: str) -> None:
+        self.queue = queue
+        self.version = version
+        self.etag = etag
+        self.lost = False
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, build_log: compiler.BuildLog) -> None:
+        self._thread = threading.Thread(
+            target=self._renew_loop, args=(build_log,), name="build-lease", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _renew_loop(self, build_log: compiler.BuildLog) -> None:
+        repo = self.queue.repo
+        log_key = build_log_key(self.version.function_id, self.version.version)
+        while not self._done.wait(self.queue.lease_sec / 3):
+            with self._lock:
+                self.version.build.lease_until = time.time() + self.queue.lease_sec
+                try:
+                    self.etag = repo.write(
+                        self.queue._key(self.version), self.version, if_match=self.etag
+                    )
+                except errors.Conflict:
+                    self.lost = True
+                    return
+            try:
+                repo.store.put(log_key, build_log.text().encode())
+            except errors.NimbusError:
+                pass  # the log is uploaded again at the end
+
+    def write_final(self, version: Version) -> None:
+        with self._lock:
+            if self.lost:
+                raise LeaseLost
+            try:
+                self.etag = self.queue.repo.write(
+                    self.queue._key(version), version, if_match=self.etag
+                )
+            except errors.Conflict:
+                raise LeaseLost from None

@@ -1,0 +1,100 @@
+"""One place that turns any failure into DESIGN.md's `{"error": ...}` body and status."""
+
+from __future__ import annotations
+
+import logging
+
+import falcon
+import orjson
+from pydantic import ValidationError
+
+from store import errors
+
+log = logging.getLogger("nimbus.errors")
+
+_STATUS = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    errors.TooLarge: 413,
+    errors.LimitExceeded: 429,
+    errors.Timeout: 504,
+    errors.Unavailable: 503,
+}
+# Error codes whose status differs from their class's.
+_CODE_STATUS = {
+    "bad_request": 400,
+    "invalid_json": 400,
+    "unsupported_media_type": 415,
+    "unauthorized": 401,
+    "memory_limit_exceeded": 500,
+    "function_error": 500,
+    "result_too_large": 502,
+    "engine_unavailable": 503,
+}
+
+
+def status_of(exc: errors.NimbusError) -> int:
+    if exc.code in _CODE_STATUS:
+        return _CODE_STATUS[exc.code]
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, details=None) -> bytes:
+    body = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return orjson.dumps({"error": body})
+
+
+def _respond(resp: falcon.Response, status: int, body: bytes) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = body
+
+
+def handle_nimbus_error(req, resp, exc: errors.NimbusError, params) -> None:
+    _respond(resp, status_of(exc), error_body(exc.code, exc.message, exc.details))
+    if isinstance(exc, errors.LimitExceeded) or exc.code == "not_ready":
+        resp.set_header("Retry-After", str(getattr(exc, "retry_after", 1)))
+
+
+def handle_validation_error(req, resp, exc: ValidationError, params) -> None:
+    details = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        for e in exc.errors(include_url=False)
+    ]
+    fields = ", ".join(sorted({d["field"] for d in details}))
+    _respond(resp, 422, error_body("validation_error", f"invalid fields: {fields}", details))
+
+
+def handle_http_error(req, resp, exc: falcon.HTTPError, params) -> None:
+    code = {
+        400: "bad_request",
+        401: "unauthorized",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        415: "unsupported_media_type",
+    }.get(exc.status_code, "error")
+    message = exc.description or exc.title or "error"
+    _respond(resp, exc.status_code, error_body(code, message))
+    for name, value in (exc.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def handle_unexpected(req, resp, exc: Exception, params) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    request_id = req.context.get("request_id", "")
+    _respond(resp, 500, error_body("internal", f"internal error (request id {request_id})"))
+
+
+def install(app: falcon.App) -> None:
+    # Falcon picks the most specific handler for each exception.
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(ValidationError, handle_validation_error)
+    app.add_error_handler(errors.NimbusError, handle_nimbus_error)

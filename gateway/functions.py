@@ -1,0 +1,345 @@
+"""Function lifecycle: create, update (→ new versions), list, delete, bulk operations.
+
+Resources stay thin: they parse a request into a schema and call this service.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from store import errors
+from store.functions import FunctionRepo, build_log_key
+from store.records import (
+    BuildStatus,
+    Function,
+    Version,
+    canonical_runtime,
+    new_id,
+    new_webhook_key,
+    now,
+)
+
+from .schemas import (
+    BuildSummaryView,
+    BuildView,
+    BulkFailure,
+    BulkResult,
+    BulkUpdate,
+    FunctionCreate,
+    FunctionList,
+    FunctionUpdate,
+    FunctionView,
+)
+from .settings import Settings
+
+SOURCE_LIMIT = 512 * 1024
+BINARY_LIMIT = 50 * 1024 * 1024
+BINARY_RUNTIMES = ("wasm", "native")
+SOURCE_EXTENSIONS = {"go": "go", "rust": "rs", "c": "c", "python": "py", "javascript": "js"}
+DEFAULT_HANDLERS = {"python": "handler.main", "javascript": "handler.main"}
+# Per-runtime memory floors: the shared interpreters need their snapshot's pages.
+MIN_MEMORY_MB = {"python": 32, "javascript": 32, "go": 32}
+
+_CONFIG_FIELDS = (
+    "handler", "code", "files", "artifact_base64", "requirements",
+    "memory_mb", "timeout_sec", "env_vars", "form", "target",
+)  # fmt: skip
+
+
+def _invalid(field: str, message: str) -> errors.Invalid:
+    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+class FunctionService:
+    def __init__(
+        self, repo: FunctionRepo, settings: Settings, on_enqueue: Callable[[], None]
+    ) -> None:
+        self.repo = repo
+        self.settings = settings
+        self._on_enqueue = on_enqueue  # wakes this worker's build loop
+
+    # -- views ---------------------------------------------------------------
+
+    def view(self, fn: Function) -> FunctionView:
+        limit = BINARY_LIMIT if fn.runtime in BINARY_RUNTIMES else SOURCE_LIMIT
+        webhook = None
+        if fn.webhook_enabled and fn.webhook_key:
+            webhook = f"{self.settings.public_url}/webhook/{fn.webhook_key}"
+        latest = None
+        if fn.latest_build is not None:
+            latest = BuildSummaryView(**fn.latest_build.model_dump())
+        return FunctionView(
+            id=fn.id,
+            name=fn.name,
+            runtime=fn.runtime,
+            runtime_version=fn.runtime_version,
+            status=fn.status,
+            active_version=fn.active_version,
+            latest_version=fn.latest_version,
+            latest_build=latest,
+            code_size=fn.code_size,
+            code_size_limit=limit,
+            webhook_url=webhook,
+            memory_mb=fn.memory_mb,
+            timeout_sec=fn.timeout_sec,
+            env_vars={name: "****" for name in fn.env_var_names},
+            tags=fn.tags,
+            description=fn.description,
+            created_at=fn.created_at,
+            updated_at=fn.updated_at,
+        )
+
+    # -- create and update ---------------------------------------------------
+
+    def create(self, body: FunctionCreate, upload: Path | None = None) -> Function:
+        self._check_source(body.runtime, body, upload, required=True)
+        fn = Function(
+            id=new_id(),
+            name=body.name,
+            runtime=body.runtime,
+            description=body.description or "",
+            tags=body.tags or [],
+            webhook_key=new_webhook_key(),
+            webhook_enabled=body.webhook if body.webhook is not None else True,
+        )
+        source = self._store_source(body.runtime, body, upload)
+        self.repo.create_function(fn)
+        try:
+            version = self.repo.new_version(
+                fn, lambda previous, n: self._derive(fn, None, body, source, n)
+            )
+        except BaseException:
+            self.repo.delete_function(fn)  # no half-created function is left behind
+            raise
+        self._on_enqueue()
+        return self._after_version(fn.id, version)
+
+    def update(self, ref: str, body: FunctionUpdate, upload: Path | None = None) -> Function:
+        fn, _ = self.repo.resolve(ref)
+        if body.name is not None and body.name != fn.name:
+            raise _invalid("name", "names are immutable")
+        if body.runtime is not None and canonical_runtime(body.runtime) != fn.runtime:
+            raise _invalid("runtime", "the runtime of a function cannot change")
+        touched = {f for f in _CONFIG_FIELDS if getattr(body, f) is not None}
+        self._check_source(fn.runtime, body, upload, required=False)
+        if touched or upload is not None:
+            source = self._store_source(fn.runtime, body, upload)
+            self.repo.new_version(
+                fn, lambda previous, n: self._derive(fn, previous, body, source, n)
+            )
+            self._on_enqueue()
+        return self._update_meta(fn.id, body)
+
+    def _update_meta(self, function_id: str, body: FunctionUpdate) -> Function:
+        def apply(fn: Function) -> Function:
+            if body.tags is not None:
+                fn.tags = body.tags
+            if body.description is not None:
+                fn.description = body.description
+            if body.webhook is not None:
+                fn.webhook_enabled = body.webhook
+            if body.status is not None:
+                fn.disabled = body.status == "offline"
+            fn.updated_at = now()
+            return fn
+
+        return self.repo.update_function(function_id, apply)
+
+    def _after_version(self, function_id: str, version: Version) -> Function:
+        return self.repo.get(function_id)[0]
+
+    def _check_source(self, runtime: str, body, upload: Path | None, *, required: bool) -> None:
+        given = [f for f in ("code", "files", "artifact_base64") if getattr(body, f) is not None]
+        if upload is not None:
+            given.append("artifact")
+        if len(given) > 1:
+            raise _invalid(given[1], f"give only one of code, files or an artifact, not {given}")
+        if runtime in BINARY_RUNTIMES:
+            if given and given[0] in ("code", "files"):
+                raise _invalid(given[0], f"a {runtime} function takes an artifact, not source")
+            if required and not given:
+                raise _invalid("artifact_base64", f"a {runtime} function needs an artifact")
+        else:
+            if given and given[0] in ("artifact_base64", "artifact"):
+                raise _invalid(given[0], f"a {runtime} function takes source (code or files)")
+            if required and not given:
+                raise _invalid("code", f"a {runtime} function needs code or files")
+        memory = getattr(body, "memory_mb", None)
+        if memory is not None:
+            floor = MIN_MEMORY_MB.get(runtime, self.settings.min_memory_mb)
+            if not floor <= memory <= self.settings.max_memory_mb:
+                raise _invalid(
+                    "memory_mb", f"must be between {floor} and {self.settings.max_memory_mb}"
+                )
+        timeout = getattr(body, "timeout_sec", None)
+        if timeout is not None and timeout > self.settings.max_timeout_sec:
+            raise _invalid("timeout_sec", f"must be at most {self.settings.max_timeout_sec:g}")
+
+    def _store_source(self, runtime: str, body, upload: Path | None) -> dict | None:
+        """Store the new source or artifact; None when the update keeps the previous one."""
+        if upload is not None:
+            size = upload.stat().st_size
+            if size > BINARY_LIMIT:
+                raise errors.TooLarge(f"the artifact is {size} bytes; the limit is {BINARY_LIMIT}")
+            key, sha = self.repo.put_blob_file(upload)
+            return {"key": key, "sha": sha, "kind": "binary", "size": size}
+        if body.artifact_base64 is not None:
+            try:
+                data = base64.b64decode(body.artifact_base64, validate=True)
+            except (binascii.Error, ValueError):
+                raise _invalid("artifact_base64", "is not valid base64") from None
+            if len(data) > BINARY_LIMIT:
+                raise errors.TooLarge(
+                    f"the artifact is {len(data)} bytes; the limit is {BINARY_LIMIT}"
+                )
+            key, sha = self.repo.put_blob(data)
+            return {"key": key, "sha": sha, "kind": "binary", "size": len(data)}
+        files = body.files
+        if body.code is not None:
+            files = {f"handler.{SOURCE_EXTENSIONS[runtime]}": body.code}
+        if files is None:
+            return None
+        size = sum(len(text.encode()) for text in files.values())
+        if size > SOURCE_LIMIT:
+            raise errors.TooLarge(f"the source is {size} bytes; the limit is {SOURCE_LIMIT}")
+        key, sha = self.repo.put_blob(orjson.dumps(files, option=orjson.OPT_SORT_KEYS))
+        return {"key": key, "sha": sha, "kind": "files", "size": size}
+
+    def _derive(
+        self, fn: Function, previous: Version | None, body, source: dict | None, n: int
+    ) -> Version:
+        base = previous.model_dump(exclude={"version", "created_at", "build"}) if previous else {}
+        if previous is None:
+            base.update(
+                function_id=fn.id,
+                runtime=fn.runtime,
+                handler=DEFAULT_HANDLERS.get(fn.runtime),
+                memory_mb=self.settings.default_memory_mb,
+                timeout_sec=self.settings.default_timeout_sec,
+                env_vars={},
+                requirements=[],
+            )
+        if source is not None:
+            base.update(
+                source_key=source["key"],
+                source_kind=source["kind"],
+                source_sha256=source["sha"],
+                code_size=source["size"],
+            )
+        for field in ("handler", "requirements", "memory_mb", "timeout_sec", "env_vars"):
+            value = getattr(body, field)
+            if value is not None:
+                base[field] = value
+        for field in ("form", "target"):
+            if field in body.model_fields_set:
+                base[field] = getattr(body, field)
+        floor = MIN_MEMORY_MB.get(fn.runtime, self.settings.min_memory_mb)
+        base["memory_mb"] = max(base["memory_mb"], floor)
+        return Version(version=n, **base)
+
+    # -- reading -------------------------------------------------------------
+
+    def get(self, ref: str) -> Function:
+        return self.repo.resolve(ref)[0]
+
+    def list(
+        self,
+        *,
+        name: str | None = None,
+        tags: list[str] | None = None,
+        runtime: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> FunctionList:
+        if not 1 <= limit <= 100:
+            raise _invalid("limit", "must be between 1 and 100")
+        if offset < 0:
+            raise _invalid("offset", "must not be negative")
+        if runtime is not None:
+            wanted = canonical_runtime(runtime)
+            if wanted is None:
+                raise _invalid("runtime", f"unknown runtime {runtime!r}")
+            runtime = wanted
+        matches = [
+            fn
+            for fn in self.repo.list_functions()
+            if (name is None or name in fn.name)
+            and (not tags or set(tags) <= set(fn.tags))
+            and (runtime is None or fn.runtime == runtime)
+            and (status is None or fn.status == status)
+        ]
+        matches.sort(key=lambda fn: (fn.created_at, fn.id))
+        page = matches[offset : offset + limit]
+        return FunctionList(
+            functions=[self.view(fn) for fn in page], total=len(matches), limit=limit, offset=offset
+        )
+
+    def code(self, ref: str, version: int | None) -> tuple[Version, bytes]:
+        fn = self.get(ref)
+        number = version or fn.latest_version
+        record, _ = self.repo.get_version(fn.id, number)
+        return record, self.repo.store.get(record.source_key).data
+
+    def build(self, ref: str, version: int | None) -> BuildView:
+        fn = self.get(ref)
+        record, _ = self.repo.get_version(fn.id, version or fn.latest_version)
+        try:
+            log = self.repo.store.get(build_log_key(fn.id, record.version)).data.decode(
+                errors="replace"
+            )
+        except errors.NotFound:
+            log = ""
+        build = record.build
+        return BuildView(
+            function_id=fn.id,
+            version=record.version,
+            status=build.status,
+            error=build.error,
+            attempts=build.attempts,
+            runtime_version=build.runtime_version,
+            queued_at=build.queued_at,
+            started_at=build.started_at,
+            finished_at=build.finished_at,
+            log=log,
+        )
+
+    def wait_for_build(self, function_id: str, version: int, timeout: float) -> None:
+        """Block until the version's build ends (ready or failed) or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while time.monotonic() < deadline:
+            record, _ = self.repo.get_version(function_id, version)
+            if record.build.status in (BuildStatus.ready, BuildStatus.failed):
+                return
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    # -- delete and bulk -----------------------------------------------------
+
+    def delete(self, ref: str) -> None:
+        fn = self.get(ref)
+        self.repo.delete_function(fn)
+
+    def bulk_delete(self, ids: list[str]) -> BulkResult:
+        return self._bulk(ids, self.delete)
+
+    def bulk_update(self, body: BulkUpdate) -> BulkResult:
+        meta = FunctionUpdate(status=body.status, tags=body.tags)
+        return self._bulk(body.ids, lambda ref: self._update_meta(self.get(ref).id, meta))
+
+    def _bulk(self, ids: list[str], action: Callable[[str], object]) -> BulkResult:
+        success, failed = [], []
+        for ref in ids:
+            try:
+                action(ref)
+                success.append(ref)
+            except errors.NimbusError as exc:
+                failed.append(BulkFailure(id=ref, error={"code": exc.code, "message": exc.message}))
+        return BulkResult(success=success, failed=failed)

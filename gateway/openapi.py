@@ -1,0 +1,106 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models the API uses."""
+
+from __future__ import annotations
+
+from pydantic.json_schema import models_json_schema
+
+from . import schemas
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str) -> dict:
+    return {"application/json": {"schema": _ref(name)}}
+
+
+_ERRORS = {
+    str(code): {"description": text, "content": _json("ErrorResponse")}
+    for code, text in (
+        (400, "malformed JSON"),
+        (401, "missing or wrong API key"),
+        (404, "unknown function"),
+        (409, "conflict"),
+        (413, "too large"),
+        (415, "unsupported media type"),
+        (422, "validation error naming the fields"),
+    )
+}
+
+
+def _op(summary: str, ok: tuple[str, str | None], *, body: str | None = None,
+        params: list[dict] | None = None) -> dict:  # fmt: skip
+    status, model = ok
+    response = {"description": summary}
+    if model:
+        response["content"] = _json(model)
+    op = {"summary": summary, "responses": {status: response, **_ERRORS}}
+    if body:
+        op["requestBody"] = {"required": True, "content": _json(body)}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _query(name: str, kind: str = "string") -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": {"type": kind}}
+
+
+_REF = {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "function id or name"}  # fmt: skip
+
+
+def document(version: str) -> dict:
+    models = [
+        schemas.FunctionCreate, schemas.FunctionUpdate, schemas.FunctionView,
+        schemas.FunctionList, schemas.BulkDelete, schemas.BulkUpdate, schemas.BulkResult,
+        schemas.BuildView, schemas.ErrorResponse,
+    ]  # fmt: skip
+    _, defs = models_json_schema(
+        [(m, "validation" if m.__name__ in ("FunctionCreate", "FunctionUpdate", "BulkDelete",
+                                             "BulkUpdate") else "serialization") for m in models],
+        ref_template="#/components/schemas/{model}",
+    )  # fmt: skip
+    fn = "/api/v1/functions/{ref}"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Nimbus", "version": version},
+        "security": [{"bearer": []}],
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/api/v1/functions": {
+                "get": _op("list functions", ("200", "FunctionList"), params=[
+                    _query("name"), _query("tags"), _query("runtime"), _query("status"),
+                    _query("limit", "integer"), _query("offset", "integer")]),
+                "post": _op("create a function", ("201", "FunctionView"), body="FunctionCreate",
+                            params=[_query("wait", "boolean")]),
+            },
+            fn: {
+                "parameters": [_REF],
+                "get": _op("get a function", ("200", "FunctionView")),
+                "put": _op("update a function (code or configuration → new version)",
+                           ("200", "FunctionView"), body="FunctionUpdate",
+                           params=[_query("wait", "boolean")]),
+                "delete": _op("delete a function", ("204", None)),
+            },
+            fn + "/code": {"parameters": [_REF], "get": _op(
+                "source or artifact of a version", ("200", None),
+                params=[_query("version", "integer")])},
+            fn + "/build": {"parameters": [_REF], "get": _op(
+                "build status and log", ("200", "BuildView"),
+                params=[_query("version", "integer")])},
+            "/api/v1/functions/bulk-delete": {
+                "post": _op("delete many functions", ("200", "BulkResult"), body="BulkDelete")},
+            "/api/v1/functions/bulk-update": {
+                "post": _op("update many functions", ("200", "BulkResult"), body="BulkUpdate")},
+            "/health": {"get": {"summary": "liveness", "security": [],
+                                "responses": {"200": {"description": "alive"}}}},
+            "/ready": {"get": {"summary": "readiness (the store answers)", "security": [],
+                               "responses": {"200": {"description": "ready"},
+                                             "503": {"description": "store unavailable"}}}},
+        },
+    }  # fmt: skip

@@ -1,0 +1,171 @@
+"""Request and response bodies of the REST API (pydantic models at the edge)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from store.records import NAME_RE, BuildStatus, FunctionStatus, canonical_runtime
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Config(_Body):
+    """Fields that make a new version when they change."""
+
+    handler: str | None = Field(None, max_length=256)
+    code: str | None = Field(None, description="one source file, stored as handler.<ext>")
+    files: dict[str, str] | None = Field(None, description="source files: path → text")
+    artifact_base64: str | None = Field(None, description="a wasm or native binary, base64")
+    requirements: list[str] | None = Field(None, max_length=200)
+    memory_mb: int | None = None
+    timeout_sec: float | None = Field(None, gt=0)
+    env_vars: dict[str, str] | None = None
+    form: Literal["handler", "program"] | None = None
+    target: Literal["wasm", "native"] | None = None
+
+    @field_validator("env_vars")
+    @classmethod
+    def _env_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        import re
+
+        for key in value or {}:
+            if not re.match(_ENV_NAME, key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _file_paths(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for path in value or {}:
+            parts = path.split("/")
+            if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(f"{path!r} is not a relative file path")
+        if value is not None and not value:
+            raise ValueError("files must not be empty")
+        return value
+
+
+class _Meta(_Body):
+    tags: list[str] | None = Field(None, max_length=50)
+    description: str | None = Field(None, max_length=1024)
+    webhook: bool | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        for tag in value or []:
+            if not tag or len(tag) > 64 or "," in tag:
+                raise ValueError(f"{tag!r} is not a valid tag (1-64 characters, no commas)")
+        return value
+
+
+class FunctionCreate(_Config, _Meta):
+    name: str
+    runtime: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("name must be a DNS label: 1-63 of a-z, 0-9 and '-', not at the ends")
+        return value
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, value: str) -> str:
+        runtime = canonical_runtime(value)
+        if runtime is None:
+            raise ValueError(
+                f"unknown runtime {value!r}; use go, rust, c, python, javascript, wasm or native"
+            )
+        return runtime
+
+
+class FunctionUpdate(_Config, _Meta):
+    name: str | None = None
+    runtime: str | None = None
+    status: Literal["active", "offline"] | None = None
+
+
+class BulkDelete(_Body):
+    ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class BulkUpdate(_Body):
+    ids: list[str] = Field(min_length=1, max_length=100)
+    status: Literal["active", "offline"] | None = None
+    tags: list[str] | None = None
+
+
+class BuildSummaryView(BaseModel):
+    version: int
+    status: BuildStatus
+    error: str | None = None
+
+
+class FunctionView(BaseModel):
+    id: str
+    name: str
+    runtime: str
+    runtime_version: str | None
+    status: FunctionStatus
+    active_version: int | None
+    latest_version: int
+    latest_build: BuildSummaryView | None
+    code_size: int
+    code_size_limit: int
+    webhook_url: str | None
+    memory_mb: int
+    timeout_sec: float
+    env_vars: dict[str, str] = Field(description="values masked")
+    tags: list[str]
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class FunctionList(BaseModel):
+    functions: list[FunctionView]
+    total: int
+    limit: int
+    offset: int
+
+
+class BulkFailure(BaseModel):
+    id: str
+    error: dict
+
+
+class BulkResult(BaseModel):
+    success: list[str]
+    failed: list[BulkFailure]
+
+
+class BuildView(BaseModel):
+    function_id: str
+    version: int
+    status: BuildStatus
+    error: str | None
+    attempts: int
+    runtime_version: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    log: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: object | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

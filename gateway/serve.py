@@ -1,0 +1,66 @@
+"""`nimbus serve`: the Falcon app under gunicorn (gthread workers)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from .auth import ensure_api_key, key_file, read_api_key
+from .settings import Settings
+
+
+class NimbusServer(BaseApplication):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.platform = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        options = {
+            "bind": f"{s.host}:{s.port}",
+            "workers": s.workers,
+            "worker_class": "gthread",
+            "threads": s.threads,
+            "graceful_timeout": int(s.graceful_timeout_sec),
+            "timeout": 60,
+            "keepalive": 5,
+            "loglevel": s.log_level,
+            "proc_name": "nimbus",
+            "worker_exit": self._worker_exit,
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        # NOTE: runs in each worker after fork (no preload): the wasmtime
+        # Engine and background threads must never be made in the master.
+        from .app import create_app
+        from .platform import Platform
+
+        self.platform = Platform.open(self.settings)
+        self.platform.start()
+        return create_app(self.platform, read_api_key(self.settings))
+
+    def _worker_exit(self, server, worker) -> None:
+        if self.platform is not None:
+            self.platform.stop()
+
+
+def serve(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key, generated = ensure_api_key(settings)
+    if generated:
+        print(
+            f"Generated an API key (saved to {key_file(settings)}, mode 0600):\n  {key}",
+            file=sys.stderr,
+            flush=True,
+        )
+    NimbusServer(settings).run()

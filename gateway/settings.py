@@ -1,0 +1,76 @@
+"""One settings object, read once at start from the environment and `nimbus.toml`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", toml_file="nimbus.toml"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    data_dir: Path = Path("./data")
+    nimbus_store: str | None = None
+    s3_endpoint_url: str | None = None
+    aws_region: str | None = None
+    nimbus_api_key: str | None = None
+
+    workers: int = 2
+    threads: int | None = None
+    max_concurrent: int = 10
+    log_level: str = "info"
+
+    default_timeout_sec: float = 30
+    max_timeout_sec: float = 300
+    default_memory_mb: int = 128
+    min_memory_mb: int = 16
+    max_memory_mb: int = 4096
+
+    build_concurrency: int = Field(1, description="build workers per gunicorn worker")
+    build_lease_sec: float = 30
+    build_timeout_sec: float = 600
+    build_wait_sec: float = 300  # how long ?wait=true holds a request
+    build_max_attempts: int = 3
+    build_poll_sec: float = 1.0
+    graceful_timeout_sec: float = 30
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        self.data_dir = self.data_dir.resolve()
+        if self.nimbus_store is None:
+            self.nimbus_store = f"file://{self.data_dir}"
+        if self.public_url is None:
+            self.public_url = f"http://{self.host}:{self.port}"
+        self.public_url = self.public_url.rstrip("/")
+        if self.threads is None:
+            # room for MAX_CONCURRENT running calls plus a short queue of waiters
+            self.threads = self.max_concurrent + 4
+        return self
+
+    @property
+    def uses_local_store(self) -> bool:
+        return self.nimbus_store.startswith("file:")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))

@@ -1,0 +1,242 @@
+"""The S3 backend (AWS, MinIO, SeaweedFS, …) over boto3.
+
+Objects live under `bucket/prefix/`. Conditional writes are S3's own:
+`create=True` is `If-None-Match: *` and `if_match` is `If-Match`, so
+compare-and-swap holds across every process that shares the bucket.
+Etags are returned without their quotes, in the same form by every method.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from . import errors
+from ._base import Blob, Store
+from ._local import _check_key
+
+_CHUNK = 1 << 20
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
+_MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _unquote(etag: str) -> str:
+    return etag.strip('"')
+
+
+def _quote(etag: str) -> str:
+    return f'"{_unquote(etag)}"'
+
+
+class S3Store(Store):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        config = Config(
+            # NOTE: boto3 ≥ 1.36 adds checksum headers some S3-compatible servers reject.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 4, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+            max_pool_connections=32,
+        )
+        # A session per store: boto3's default session is not thread-safe to create clients.
+        session = boto3.session.Session()
+        self._s3 = session.client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+        )
+
+    def __repr__(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"S3Store('s3://{self.bucket}/{self.prefix}'{where})"
+
+    # -- keys ---------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _unkey(self, s3_key: str) -> str:
+        return s3_key[len(self.prefix) + 1 :] if self.prefix else s3_key
+
+    # -- errors -------------------------------------------------------------
+
+    def _raise(self, exc: Exception, key: str, *, conditional: bool = False) -> NoReturn:
+        """Translate a boto3 failure into the store's error hierarchy."""
+        where = f"{key} in {self!r}"
+        if isinstance(exc, ClientError):
+            code, status = _code(exc), _status(exc)
+            if code in _CONFLICT_CODES or status == 412:
+                raise errors.Conflict(f"{key} changed or already exists") from exc
+            if code in _MISSING_CODES or status == 404:
+                # If-Match on a missing key: AWS and moto say 404, SeaweedFS 412.
+                if conditional:
+                    raise errors.Conflict(f"{key} does not exist") from exc
+                raise errors.NotFound(f"{key} not found") from exc
+            if status == 403 or status >= 500 or code in ("SlowDown", "ServiceUnavailable"):
+                raise errors.Unavailable(f"S3 refused {where}: {code} {status}") from exc
+            raise exc
+        if isinstance(exc, BotoConnectionError | HTTPClientError | NoCredentialsError):
+            raise errors.Unavailable(f"S3 unreachable for {where}: {exc}") from exc
+        raise exc
+
+    @contextlib.contextmanager
+    def _translated(self, key: str, *, conditional: bool = False) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            self._raise(exc, key, conditional=conditional)
+
+    def _ensure_bucket(self) -> None:
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _status(exc) != 404:
+                self._raise(exc, self.bucket)
+        except BotoCoreError as exc:
+            self._raise(exc, self.bucket)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        region = self._s3.meta.region_name
+        if region and region not in ("us-east-1", "aws-global"):
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self._s3.create_bucket(**kwargs)
+        except ClientError as exc:
+            if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                self._raise(exc, self.bucket)
+        except BotoCoreError as exc:
+            self._raise(exc, self.bucket)
+
+    def _write(self, key: str, conditional: bool, **kwargs: Any) -> str:
+        """put_object, creating the bucket on the first write to a new one."""
+        for first in (True, False):
+            try:
+                response = self._s3.put_object(Bucket=self.bucket, Key=self._key(key), **kwargs)
+                return _unquote(response["ETag"])
+            except ClientError as exc:
+                if first and _code(exc) == "NoSuchBucket":
+                    self._ensure_bucket()
+                    body = kwargs.get("Body")
+                    if hasattr(body, "seek"):
+                        body.seek(0)
+                    continue
+                self._raise(exc, key, conditional=conditional)
+            except BotoCoreError as exc:
+                self._raise(exc, key, conditional=conditional)
+        raise AssertionError("unreachable")
+
+    # -- Store --------------------------------------------------------------
+
+    def get(self, key: str) -> Blob:
+        with self._translated(key):
+            response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+            with response["Body"] as body:
+                data = body.read()
+        return Blob(data, _unquote(response["ETag"]))
+
+    def head(self, key: str) -> str | None:
+        try:
+            with self._translated(key):
+                response = self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        except errors.NotFound:
+            return None
+        return _unquote(response["ETag"])
+
+    def put(
+        self, key: str, data: bytes, *, create: bool = False, if_match: str | None = None
+    ) -> str:
+        # NOTE: a write whose response is lost is retried by boto3; its condition
+        # then fails against our own write and the caller sees a Conflict.
+        kwargs: dict[str, Any] = {"Body": data}
+        if create:
+            kwargs["IfNoneMatch"] = "*"
+        if if_match is not None:
+            kwargs["IfMatch"] = _quote(if_match)
+        return self._write(key, create or if_match is not None, **kwargs)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        s3_key = self._key(key)
+        if if_match is None:
+            with contextlib.suppress(errors.NotFound), self._translated(key):
+                self._s3.delete_object(Bucket=self.bucket, Key=s3_key)  # NotFound: no bucket
+            return
+        # NOTE: SeaweedFS, moto and AWS honour If-Match on DeleteObject, but a
+        # server that ignores it would delete unconditionally. Comparing first
+        # makes such a server wrong only within the race window between this
+        # head and the delete; servers that honour If-Match are exact.
+        if self.head(key) != _unquote(if_match):
+            raise errors.Conflict(f"{key} changed since it was read")
+        with self._translated(key, conditional=True):
+            self._s3.delete_object(Bucket=self.bucket, Key=s3_key, IfMatch=_quote(if_match))
+
+    def list(self, prefix: str) -> Iterator[str]:
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        keys: list[str] = []
+        with self._translated(prefix):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            )
+            try:
+                for page in pages:
+                    keys.extend(self._unkey(item["Key"]) for item in page.get("Contents", ()))
+            except ClientError as exc:
+                if _code(exc) != "NoSuchBucket":  # no bucket yet: an empty store
+                    raise
+        # S3 lists in UTF-8 byte order already; sorting guards servers that don't.
+        return iter(sorted(keys))
+
+    def put_file(self, key: str, path: Path) -> str:
+        # One streamed PUT (up to 5 GB): unlike upload_file's multipart uploads
+        # it returns the etag head() and get() will report.
+        with open(path, "rb") as f:
+            return self._write(key, False, Body=f)
+
+    def get_file(self, key: str, path: Path) -> None:
+        path = Path(path)
+        with self._translated(key):
+            response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f, response["Body"] as body:
+                    for chunk in body.iter_chunks(_CHUNK):
+                        f.write(chunk)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+
+    def ping(self) -> None:
+        """Check the bucket answers, creating it if it does not exist yet."""
+        self._ensure_bucket()
+
+    def close(self) -> None:
+        self._s3.close()

@@ -1,0 +1,252 @@
+"""Function, version and build-queue records on top of any `Store`.
+
+Key layout (all JSON unless noted):
+
+    functions/<id>.json                 Function
+    names/<name>.json                   NameClaim (create-only: names are unique)
+    versions/<id>/<n:08d>.json          Version (with its Build state)
+    queue/builds/<id>.<n:08d>           build queue marker (empty)
+    blobs/sha256/<hex>                  sources and artifacts, content-addressed
+    logs/builds/<id>/<n:08d>.log        build log (text)
+
+Version numbers are claimed with create-only writes, each new version derived
+from the one before it, so concurrent updates get contiguous numbers and none
+of them is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from . import errors
+from ._base import Store
+from .records import BuildSummary, Function, NameClaim, Version, now
+
+M = TypeVar("M", bound=BaseModel)
+
+# A name claim whose function record never appeared is a crashed create.
+_STALE_CLAIM_SEC = 60
+_CAS_ATTEMPTS = 200
+
+
+def function_key(function_id: str) -> str:
+    return f"functions/{function_id}.json"
+
+
+def name_key(name: str) -> str:
+    return f"names/{name}.json"
+
+
+def version_key(function_id: str, version: int) -> str:
+    return f"versions/{function_id}/{version:08d}.json"
+
+
+def build_marker_key(function_id: str, version: int) -> str:
+    return f"queue/builds/{function_id}.{version:08d}"
+
+
+def blob_key(sha256: str) -> str:
+    return f"blobs/sha256/{sha256}"
+
+
+def build_log_key(function_id: str, version: int) -> str:
+    return f"logs/builds/{function_id}/{version:08d}.log"
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.05, 0.001 * (2 ** min(attempt, 6))) * random.random())
+
+
+class FunctionRepo:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- generic JSON records ------------------------------------------------
+
+    def read(self, key: str, model: type[M]) -> tuple[M, str]:
+        blob = self.store.get(key)
+        return model.model_validate_json(blob.data), blob.etag
+
+    def write(self, key: str, record: BaseModel, **conditions) -> str:
+        return self.store.put(key, record.model_dump_json().encode(), **conditions)
+
+    def update(self, key: str, model: type[M], mutate: Callable[[M], M | None]) -> M:
+        """Read-modify-write with compare-and-swap; `mutate` may return None for no change."""
+        for attempt in range(_CAS_ATTEMPTS):
+            record, etag = self.read(key, model)
+            changed = mutate(record)
+            if changed is None:
+                return record
+            try:
+                self.write(key, changed, if_match=etag)
+                return changed
+            except errors.Conflict:
+                _backoff(attempt)
+        raise errors.Unavailable(f"too much contention updating {key}")
+
+    # -- blobs ---------------------------------------------------------------
+
+    def put_blob(self, data: bytes) -> tuple[str, str]:
+        """Store bytes content-addressed; identical bytes share one object."""
+        sha = hashlib.sha256(data).hexdigest()
+        key = blob_key(sha)
+        if not self.store.exists(key):
+            self.store.put(key, data)
+        return key, sha
+
+    def put_blob_file(self, path) -> tuple[str, str]:
+        """Store a large file content-addressed, streaming it."""
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        sha = digest.hexdigest()
+        key = blob_key(sha)
+        if not self.store.exists(key):
+            self.store.put_file(key, path)
+        return key, sha
+
+    # -- functions -----------------------------------------------------------
+
+    def create_function(self, fn: Function) -> None:
+        """Claim the name, then write the record; a name in use raises Conflict."""
+        claim = NameClaim(function_id=fn.id)
+        try:
+            self.write(name_key(fn.name), claim, create=True)
+        except errors.Conflict:
+            self._take_over_stale_claim(fn)
+        self.write(function_key(fn.id), fn, create=True)
+
+    def _take_over_stale_claim(self, fn: Function) -> None:
+        try:
+            old, etag = self.read(name_key(fn.name), NameClaim)
+        except errors.NotFound:
+            return self.write(name_key(fn.name), NameClaim(function_id=fn.id), create=True)
+        age = (now() - old.created_at).total_seconds()
+        if self.store.exists(function_key(old.function_id)) or age < _STALE_CLAIM_SEC:
+            raise errors.Conflict(f"a function named {fn.name!r} already exists", code="name_taken")
+        self.write(name_key(fn.name), NameClaim(function_id=fn.id), if_match=etag)
+
+    def get(self, function_id: str) -> tuple[Function, str]:
+        try:
+            return self.read(function_key(function_id), Function)
+        except errors.NotFound:
+            raise errors.NotFound(f"function {function_id!r} not found") from None
+
+    def resolve(self, ref: str) -> tuple[Function, str]:
+        """Find a function by id or by name."""
+        if ref.startswith("fn_"):
+            return self.get(ref)
+        try:
+            claim, _ = self.read(name_key(ref), NameClaim)
+        except (errors.NotFound, errors.Invalid):
+            raise errors.NotFound(f"function {ref!r} not found") from None
+        return self.get(claim.function_id)
+
+    def update_function(self, function_id: str, mutate: Callable[[Function], Function | None]):
+        try:
+            return self.update(function_key(function_id), Function, mutate)
+        except errors.NotFound:
+            raise errors.NotFound(f"function {function_id!r} not found") from None
+
+    def list_functions(self) -> Iterator[Function]:
+        for key in self.store.list("functions/"):
+            try:
+                yield self.read(key, Function)[0]
+            except errors.NotFound:
+                continue  # deleted while we listed
+
+    def delete_function(self, fn: Function) -> None:
+        """Remove the record first (it stops serving), then its name and versions."""
+        self.store.delete(function_key(fn.id))
+        try:
+            claim, etag = self.read(name_key(fn.name), NameClaim)
+            if claim.function_id == fn.id:
+                self.store.delete(name_key(fn.name), if_match=etag)
+        except (errors.NotFound, errors.Conflict):
+            pass
+        for prefix in (f"versions/{fn.id}/", f"logs/builds/{fn.id}/", f"queue/builds/{fn.id}."):
+            for key in list(self.store.list(prefix)):
+                self.store.delete(key)
+
+    # -- versions ------------------------------------------------------------
+
+    def get_version(self, function_id: str, version: int) -> tuple[Version, str]:
+        try:
+            return self.read(version_key(function_id, version), Version)
+        except errors.NotFound:
+            raise errors.NotFound(f"version {version} of {function_id} not found") from None
+
+    def list_versions(self, function_id: str) -> list[Version]:
+        out = []
+        for key in self.store.list(f"versions/{function_id}/"):
+            try:
+                out.append(self.read(key, Version)[0])
+            except errors.NotFound:
+                continue
+        return out
+
+    def new_version(
+        self, fn: Function, derive: Callable[[Version | None, int], Version]
+    ) -> Version:
+        """Claim the next version number and write `derive(previous, n)` there.
+
+        Each version is derived from the one just below it, so a partial update
+        racing another never drops the other's change. The queue marker is
+        written before the version so a crash between the two leaves no
+        version that no build worker will find.
+        """
+        n = fn.latest_version + 1
+        for attempt in range(_CAS_ATTEMPTS):
+            previous = self.get_version(fn.id, n - 1)[0] if n > 1 else None
+            version = derive(previous, n)
+            self.store.put(build_marker_key(fn.id, n), b"")
+            try:
+                self.write(version_key(fn.id, n), version, create=True)
+            except errors.Conflict:
+                n += 1
+                _backoff(attempt)
+                continue
+            self._note_new_version(fn.id, version)
+            return version
+        raise errors.Unavailable(f"too much contention creating a version of {fn.id}")
+
+    def _note_new_version(self, function_id: str, version: Version) -> None:
+        def bump(fn: Function) -> Function | None:
+            if fn.latest_version >= version.version:
+                return None
+            fn.latest_version = version.version
+            fn.latest_build = BuildSummary(version=version.version, status=version.build.status)
+            fn.memory_mb = version.memory_mb
+            fn.timeout_sec = version.timeout_sec
+            fn.code_size = version.code_size
+            fn.env_var_names = sorted(version.env_vars)
+            fn.updated_at = now()
+            return fn
+
+        self.update_function(function_id, bump)
+
+    def update_version(
+        self, function_id: str, version: int, mutate: Callable[[Version], Version | None]
+    ) -> Version:
+        return self.update(version_key(function_id, version), Version, mutate)
+
+    # -- build queue ---------------------------------------------------------
+
+    def queued_builds(self) -> list[tuple[str, int]]:
+        out = []
+        for key in self.store.list("queue/builds/"):
+            name = key.rsplit("/", 1)[1]
+            function_id, _, n = name.rpartition(".")
+            if n.isdigit():
+                out.append((function_id, int(n)))
+        return out
+
+    def drop_build_marker(self, function_id: str, version: int) -> None:
+        self.store.delete(build_marker_key(function_id, version))

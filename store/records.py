@@ -1,0 +1,146 @@
+"""The durable records (pydantic v2) and their status model.
+
+A function has immutable numbered versions; each version carries its build
+state (`queued → building → ready | failed`). The function's own status says
+whether it serves and is derived, never stored twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+RUNTIMES = ("go", "rust", "c", "python", "javascript", "wasm", "native")
+RUNTIME_ALIASES = {
+    "python3.11": "python",
+    "python3": "python",
+    "nodejs": "javascript",
+    "node20": "javascript",
+    "node": "javascript",
+    "js": "javascript",
+}
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ID_PREFIX = "fn_"
+
+
+def canonical_runtime(name: str) -> str | None:
+    name = name.strip().lower()
+    name = RUNTIME_ALIASES.get(name, name)
+    return name if name in RUNTIMES else None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str = ID_PREFIX) -> str:
+    # 80 random bits in lower-case base32: never a valid DNS-label name because of "_".
+    return prefix + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def new_webhook_key() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits
+
+
+class BuildStatus(StrEnum):
+    queued = "queued"
+    building = "building"
+    ready = "ready"
+    failed = "failed"
+
+
+class FunctionStatus(StrEnum):
+    creating = "creating"
+    active = "active"
+    failed = "failed"
+    offline = "offline"
+
+
+class Build(BaseModel):
+    status: BuildStatus = BuildStatus.queued
+    error: str | None = None
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_until: float | None = None  # Unix seconds
+    queued_at: datetime = Field(default_factory=now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    artifact_key: str | None = None
+    artifact_sha256: str | None = None
+    artifact_kind: str | None = None  # "module" | "component" | "native"
+    precompiled_key: str | None = None
+    runtime_version: str | None = None
+    log_key: str | None = None
+
+
+class Version(BaseModel):
+    """One immutable version of a function's code and configuration."""
+
+    function_id: str
+    version: int
+    runtime: str
+    handler: str | None = None
+    form: str | None = None
+    target: str | None = None
+    source_key: str
+    source_kind: str  # "files" (JSON map of path → text) | "binary"
+    source_sha256: str
+    code_size: int
+    requirements: list[str] = Field(default_factory=list)
+    memory_mb: int
+    timeout_sec: float
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=now)
+    build: Build = Field(default_factory=Build)
+
+
+class BuildSummary(BaseModel):
+    version: int
+    status: BuildStatus
+    error: str | None = None
+
+
+class Function(BaseModel):
+    """A function's identity and the metadata that does not make a version."""
+
+    id: str
+    name: str
+    runtime: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    disabled: bool = False
+    latest_version: int = 0
+    active_version: int | None = None
+    latest_build: BuildSummary | None = None
+    runtime_version: str | None = None
+    # The latest version's configuration, kept here so listings need one read.
+    memory_mb: int = 128
+    timeout_sec: float = 30
+    code_size: int = 0
+    env_var_names: list[str] = Field(default_factory=list)
+    webhook_key: str | None = None
+    webhook_enabled: bool = True
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+    @property
+    def status(self) -> FunctionStatus:
+        if self.disabled:
+            return FunctionStatus.offline
+        if self.active_version is not None:
+            return FunctionStatus.active
+        if self.latest_build is not None and self.latest_build.status == BuildStatus.failed:
+            return FunctionStatus.failed
+        return FunctionStatus.creating
+
+
+class NameClaim(BaseModel):
+    """`names/<name>` → id: the name's uniqueness rests on a create-only write."""
+
+    function_id: str
+    created_at: datetime = Field(default_factory=now)

