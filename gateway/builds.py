@@ -10,6 +10,7 @@ worker crashed or was killed) is claimed again, at most
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -279,10 +280,8 @@ class BuildQueue:
             fn.updated_at = now()
             return fn
 
-        try:
+        with contextlib.suppress(errors.NotFound):  # deleted while it built
             self.repo.update_function(version.function_id, apply)
-        except errors.NotFound:
-            pass  # deleted while it built
 
 
 class _Lease:
@@ -321,10 +320,8 @@ class _Lease:
                 except errors.Conflict:
                     self.lost = True
                     return
-            try:
+            with contextlib.suppress(errors.NimbusError):  # uploaded again at the end
                 repo.store.put(log_key, build_log.text().encode())
-            except errors.NimbusError:
-                pass  # the log is uploaded again at the end
 
     def write_final(self, version: Version) -> None:
         with self._lock:

@@ -311,15 +311,29 @@ class FunctionService:
         )
 
     def wait_for_build(self, function_id: str, version: int, timeout: float) -> None:
-        """Block until the version's build ends (ready or failed) or `timeout` passes."""
+        """Block until the version's build has ended and the function record shows it.
+
+        The builder publishes to the function record right after the version
+        record, so the record is what a caller reads next and what we watch.
+        """
         deadline = time.monotonic() + timeout
         delay = 0.02
         while time.monotonic() < deadline:
-            record, _ = self.repo.get_version(function_id, version)
-            if record.build.status in (BuildStatus.ready, BuildStatus.failed):
+            fn, _ = self.repo.get(function_id)
+            if self._build_shown(fn, version):
                 return
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
+
+    def _build_shown(self, fn: Function, version: int) -> bool:
+        latest = fn.latest_build
+        if latest is not None and latest.version == version:
+            return latest.status in (BuildStatus.ready, BuildStatus.failed)
+        # a newer version was made meanwhile: look at our own version's record
+        record, _ = self.repo.get_version(fn.id, version)
+        if record.build.status == BuildStatus.ready:
+            return (fn.active_version or 0) >= version
+        return record.build.status == BuildStatus.failed
 
     # -- delete and bulk -----------------------------------------------------
 

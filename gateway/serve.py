@@ -29,6 +29,7 @@ class NimbusServer(BaseApplication):
             "keepalive": 5,
             "loglevel": s.log_level,
             "proc_name": "nimbus",
+            "control_socket_disable": True,  # one per machine by default; we need none
             "worker_exit": self._worker_exit,
         }
         for key, value in options.items():

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by `make run` and `make test`: a repo-local virtual
+# environment with the server and dev extras, and the few Debian packages the
+# tests and benchmarks use. A second run with nothing changed takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+STAMP=$VENV/.installed
+want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
+
+if [[ ! -x $VENV/bin/python ]]; then
+    echo "==> creating virtual environment in $VENV"
+    python3 -m venv "$VENV"
+fi
+if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
+    echo "==> installing Python dependencies (server + dev extras)"
+    "$VENV/bin/pip" install --progress-bar on -e '.[server,dev]'
+    echo "$want" > "$STAMP"
+fi
+
+# Debian packages: wrk (benchmark load generator).
+missing=()
+for pkg in wrk; do
+    command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if (( ${#missing[@]} )); then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "==> installing Debian packages: ${missing[*]}"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    else
+        echo "warning: missing ${missing[*]}; install them with your package manager" >&2
+    fi
+fi

@@ -1,0 +1,65 @@
+"""Real servers for the e2e suite: `nimbus serve` on the local store and on SeaweedFS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import NimbusProcess
+from tests.s3servers import S3Server, seaweedfs_server
+
+
+@pytest.fixture(scope="session")
+def e2e_seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with seaweedfs_server(tmp_path_factory.mktemp("e2e-seaweedfs")) as server:
+        yield server
+
+
+def s3_env(server: S3Server) -> dict[str, str]:
+    return {
+        **server.env(),
+        "NIMBUS_STORE": f"s3://nimbus-e2e/{uuid.uuid4().hex[:10]}",
+        "NIMBUS_API_KEY": "e2e-" + uuid.uuid4().hex,
+    }
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, request: pytest.FixtureRequest):
+    """Start servers for one test; every one is stopped (or killed) at the end."""
+    started: list[NimbusProcess] = []
+
+    def make(env: dict[str, str] | None = None, data_dir: Path | None = None, **kw):
+        server = NimbusProcess(data_dir or tmp_path / f"data{len(started)}", env, **kw)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        if server.stop() is None:
+            server.kill()
+
+
+@pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[NimbusProcess]:
+    """One server per module and backend, shared by that module's API tests."""
+    env = s3_env(request.getfixturevalue("e2e_seaweedfs")) if request.param == "s3" else None
+    proc = NimbusProcess(tmp_path_factory.mktemp(f"srv-{request.param}") / "data", env)
+    proc.start()
+    yield proc
+    if proc.stop() is None:
+        proc.kill()
+
+
+@pytest.fixture
+def api(server: NimbusProcess) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def name() -> str:
+    return f"fn-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,329 @@
+"""The function API of DESIGN.md, through a real gunicorn server, on both store backends."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import uuid
+
+import httpx
+import pytest
+
+from tests.e2e.wasm import b64, hello_module
+
+HELLO = hello_module()
+
+
+def create_wasm(api: httpx.Client, name: str, wait: bool = True, **extra) -> dict:
+    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(HELLO), **extra}
+    resp = api.post("/api/v1/functions", params={"wait": wait}, json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def assert_error(resp: httpx.Response, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
+# -- create and read ----------------------------------------------------------
+
+
+def test_create_wasm_becomes_active(api, name, server):
+    fn = create_wasm(api, name, tags=["a", "b"], env_vars={"SECRET": "s3cret"})
+    assert fn["id"].startswith("fn_") and fn["name"] == name
+    assert fn["status"] == "active"
+    assert fn["active_version"] == fn["latest_version"] == 1
+    assert fn["latest_build"] == {"version": 1, "status": "ready", "error": None}
+    assert fn["code_size"] == len(HELLO) and fn["code_size_limit"] == 50 * 1024 * 1024
+    assert fn["env_vars"] == {"SECRET": "****"}  # values never leave the server
+    assert fn["webhook_url"].startswith(server.url + "/webhook/")
+    assert fn["runtime_version"]
+    assert fn["created_at"].endswith("Z")
+    by_id = api.get(f"/api/v1/functions/{fn['id']}").json()
+    by_name = api.get(f"/api/v1/functions/{name}").json()
+    assert by_id == by_name
+    assert by_id["status"] == "active"
+
+
+def test_create_returns_before_build_without_wait(api, name):
+    fn = create_wasm(api, name, wait=False)
+    assert fn["status"] in ("creating", "active")
+    assert fn["latest_build"]["status"] in ("queued", "building", "ready")
+
+
+def test_garbage_upload_fails_its_build(api, name):
+    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(b"not wasm at all")}
+    fn = api.post("/api/v1/functions?wait=true", json=body).json()
+    assert fn["status"] == "failed"
+    assert fn["active_version"] is None
+    assert "not a WebAssembly binary" in fn["latest_build"]["error"]
+    build = api.get(f"/api/v1/functions/{name}/build").json()
+    assert build["status"] == "failed"
+    assert "not a WebAssembly binary" in build["log"]
+
+
+def test_runtime_without_builder_fails_instead_of_pretending(api, name):
+    body = {"name": name, "runtime": "python", "code": "def main(event):\n    return event\n"}
+    fn = api.post("/api/v1/functions?wait=true", json=body).json()
+    assert fn["runtime"] == "python"
+    assert fn["status"] == "failed"
+    assert "no builder" in fn["latest_build"]["error"]
+
+
+def test_runtime_aliases_map_to_real_names(api, name):
+    body = {"name": name, "runtime": "nodejs", "code": "exports.main = e => e"}
+    fn = api.post("/api/v1/functions", json=body).json()
+    assert fn["runtime"] == "javascript"
+    listed = api.get("/api/v1/functions", params={"runtime": "node20", "name": name}).json()
+    assert [f["name"] for f in listed["functions"]] == [name]
+
+
+def test_multipart_upload(api, name):
+    files = {
+        "artifact": ("hello.wasm", HELLO, "application/wasm"),
+        "metadata": (None, f'{{"name": "{name}", "runtime": "wasm"}}', "application/json"),
+    }
+    resp = api.post("/api/v1/functions?wait=true", files=files)
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["status"] == "active"
+    code = api.get(f"/api/v1/functions/{name}/code")
+    assert code.content == HELLO
+    assert code.headers["X-Nimbus-Version"] == "1"
+
+
+def test_get_code_of_source_function(api, name):
+    src = "def main(event):\n    return event\n"
+    api.post("/api/v1/functions", json={"name": name, "runtime": "python", "code": src})
+    code = api.get(f"/api/v1/functions/{name}/code").json()
+    assert code["files"] == {"handler.py": src}
+    assert code["handler"] == "handler.main"
+
+
+# -- update and versions ------------------------------------------------------
+
+
+def test_update_config_makes_a_new_version_and_keeps_the_rest(api, name):
+    fn = create_wasm(api, name, env_vars={"A": "1"}, memory_mb=64)
+    resp = api.put(f"/api/v1/functions/{fn['id']}?wait=true", json={"timeout_sec": 5})
+    assert resp.status_code == 200, resp.text
+    updated = resp.json()
+    assert updated["latest_version"] == 2 and updated["active_version"] == 2
+    assert updated["timeout_sec"] == 5
+    assert updated["memory_mb"] == 64  # carried over from version 1
+    assert updated["env_vars"] == {"A": "****"}
+    v1 = api.get(f"/api/v1/functions/{name}/build", params={"version": 1}).json()
+    assert v1["status"] == "ready" and v1["version"] == 1
+
+
+def test_metadata_update_makes_no_version(api, name):
+    create_wasm(api, name)
+    updated = api.put(f"/api/v1/functions/{name}", json={"tags": ["x"], "description": "d"}).json()
+    assert updated["latest_version"] == 1
+    assert updated["tags"] == ["x"] and updated["description"] == "d"
+
+
+def test_failed_update_leaves_previous_version_serving(api, name):
+    create_wasm(api, name)
+    bad = {"artifact_base64": b64(b"\0asm\x01\0\0\0garbage")}
+    fn = api.put(f"/api/v1/functions/{name}?wait=true", json=bad).json()
+    assert fn["latest_version"] == 2
+    assert fn["latest_build"]["status"] == "failed"
+    assert fn["active_version"] == 1
+    assert fn["status"] == "active"
+
+
+def test_offline_and_back(api, name):
+    create_wasm(api, name)
+    assert api.put(f"/api/v1/functions/{name}", json={"status": "offline"}).json()["status"] == (
+        "offline"
+    )
+    assert api.put(f"/api/v1/functions/{name}", json={"status": "active"}).json()["status"] == (
+        "active"
+    )
+
+
+def test_webhook_can_be_turned_off(api, name):
+    fn = create_wasm(api, name, webhook=False)
+    assert fn["webhook_url"] is None
+    assert api.put(f"/api/v1/functions/{name}", json={"webhook": True}).json()["webhook_url"]
+
+
+# -- list ---------------------------------------------------------------------
+
+
+def test_list_filters_and_pagination(api):
+    tag = uuid.uuid4().hex[:8]
+    names = [f"list-{tag}-{i}" for i in range(5)]
+    for i, n in enumerate(names):
+        create_wasm(api, n, wait=False, tags=[tag, "even" if i % 2 == 0 else "odd"])
+    page = api.get("/api/v1/functions", params={"name": tag, "limit": 2, "offset": 1}).json()
+    assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 1
+    assert [f["name"] for f in page["functions"]] == names[1:3]
+    even = api.get("/api/v1/functions", params={"tags": f"{tag},even"}).json()
+    assert sorted(f["name"] for f in even["functions"]) == names[0::2]
+    none = api.get("/api/v1/functions", params={"name": tag, "runtime": "go"}).json()
+    assert none["total"] == 0
+
+
+def test_list_rejects_bad_parameters(api):
+    assert_error(api.get("/api/v1/functions", params={"limit": 101}), 422, "validation_error")
+    assert_error(api.get("/api/v1/functions", params={"limit": "x"}), 422, "validation_error")
+    assert_error(api.get("/api/v1/functions", params={"runtime": "cobol"}), 422, "validation_error")
+
+
+# -- delete and bulk ----------------------------------------------------------
+
+
+def test_delete_frees_the_name(api, name):
+    fn = create_wasm(api, name)
+    assert api.delete(f"/api/v1/functions/{name}").status_code == 204
+    assert_error(api.get(f"/api/v1/functions/{fn['id']}"), 404, "not_found")
+    assert create_wasm(api, name)["id"] != fn["id"]
+
+
+def test_bulk_update_and_delete(api):
+    tag = uuid.uuid4().hex[:8]
+    ids = [create_wasm(api, f"bulk-{tag}-{i}")["id"] for i in range(3)]
+    res = api.post(
+        "/api/v1/functions/bulk-update",
+        json={"ids": [*ids, "fn_missing"], "status": "offline", "tags": [tag, "bulk"]},
+    ).json()
+    assert sorted(res["success"]) == sorted(ids)
+    assert res["failed"][0]["id"] == "fn_missing"
+    assert res["failed"][0]["error"]["code"] == "not_found"
+    for fid in ids:
+        fn = api.get(f"/api/v1/functions/{fid}").json()
+        assert fn["status"] == "offline" and fn["tags"] == [tag, "bulk"]
+    res = api.post("/api/v1/functions/bulk-delete", json={"ids": ids}).json()
+    assert sorted(res["success"]) == sorted(ids) and res["failed"] == []
+    assert api.get("/api/v1/functions", params={"tags": tag}).json()["total"] == 0
+    too_many = {"ids": [f"fn_{i}" for i in range(101)]}
+    assert_error(api.post("/api/v1/functions/bulk-delete", json=too_many), 422, "validation_error")
+
+
+# -- errors -------------------------------------------------------------------
+
+
+def test_auth_is_required_on_every_api_route(server, name):
+    routes = [
+        ("GET", "/api/v1/functions"),
+        ("POST", "/api/v1/functions"),
+        ("GET", f"/api/v1/functions/{name}"),
+        ("PUT", f"/api/v1/functions/{name}"),
+        ("DELETE", f"/api/v1/functions/{name}"),
+        ("GET", f"/api/v1/functions/{name}/code"),
+        ("GET", f"/api/v1/functions/{name}/build"),
+        ("POST", "/api/v1/functions/bulk-delete"),
+        ("POST", "/api/v1/functions/bulk-update"),
+    ]
+    for key in (None, "wrong-key"):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        for method, path in routes:
+            resp = httpx.request(method, server.url + path, headers=headers)
+            assert_error(resp, 401, "unauthorized")
+    assert httpx.get(server.url + "/health").status_code == 200
+    assert httpx.get(server.url + "/api/health").json() == {"status": "ok"}
+    assert httpx.get(server.url + "/ready").json() == {"status": "ready"}
+
+
+def test_malformed_json_is_400(api):
+    resp = api.post(
+        "/api/v1/functions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_error(resp, 400, "invalid_json")
+
+
+def test_wrong_media_type_is_415(api):
+    resp = api.post("/api/v1/functions", content=b"x", headers={"Content-Type": "text/plain"})
+    assert_error(resp, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": "Bad_Name", "runtime": "wasm", "artifact_base64": "AA=="}, "name"),
+        ({"name": "fn_abc", "runtime": "wasm", "artifact_base64": "AA=="}, "name"),
+        ({"name": "ok-name", "runtime": "cobol", "code": "x"}, "runtime"),
+        ({"name": "ok-name", "runtime": "wasm"}, "artifact_base64"),
+        ({"name": "ok-name", "runtime": "python"}, "code"),
+        ({"name": "ok-name", "runtime": "python", "code": "x", "memory_mb": 8}, "memory_mb"),
+        ({"name": "ok-name", "runtime": "wasm", "artifact_base64": "AA==", "memory_mb": 5000},
+         "memory_mb"),
+        ({"name": "ok-name", "runtime": "wasm", "artifact_base64": "AA==", "timeout_sec": 301},
+         "timeout_sec"),
+        ({"name": "ok-name", "runtime": "wasm", "artifact_base64": "!!"}, "artifact_base64"),
+        ({"name": "ok-name", "runtime": "python", "code": "x", "artifact_base64": "AA=="},
+         "artifact_base64"),
+        ({"name": "ok-name", "runtime": "python", "code": "x", "env_vars": {"1X": "v"}},
+         "env_vars"),
+        ({"name": "ok-name", "runtime": "python", "files": {"../x.py": "x"}}, "files"),
+        ({"name": "ok-name", "runtime": "python", "code": "x", "surprise": 1}, "surprise"),
+    ],
+)  # fmt: skip
+def test_validation_errors_name_the_field(api, body, field):
+    error = assert_error(api.post("/api/v1/functions", json=body), 422, "validation_error")
+    assert field in str(error["details"]) or field in error["message"]
+    assert api.get("/api/v1/functions/ok-name").status_code == 404  # nothing was created
+
+
+def test_duplicate_name_is_409(api, name):
+    create_wasm(api, name)
+    resp = api.post(
+        "/api/v1/functions", json={"name": name, "runtime": "wasm", "artifact_base64": b64(HELLO)}
+    )
+    assert_error(resp, 409, "name_taken")
+
+
+def test_unknown_function_is_404(api):
+    for path in ("fn_doesnotexist", "no-such-fn", "no-such-fn/code", "no-such-fn/build"):
+        assert_error(api.get(f"/api/v1/functions/{path}"), 404, "not_found")
+    assert_error(api.put("/api/v1/functions/no-such-fn", json={"tags": []}), 404, "not_found")
+    assert_error(api.delete("/api/v1/functions/no-such-fn"), 404, "not_found")
+
+
+def test_immutable_fields_are_422(api, name):
+    create_wasm(api, name)
+    error = assert_error(
+        api.put(f"/api/v1/functions/{name}", json={"name": "other"}), 422, "validation_error"
+    )
+    assert "name" in error["message"]
+    error = assert_error(
+        api.put(f"/api/v1/functions/{name}", json={"runtime": "go"}), 422, "validation_error"
+    )
+    assert "runtime" in error["message"]
+
+
+def test_too_large_is_413_before_reading(api, name, server):
+    big = b"\0" * (50 * 1024 * 1024 + 1)
+    resp = api.post(
+        "/api/v1/functions",
+        json={"name": name, "runtime": "wasm", "artifact_base64": base64.b64encode(big).decode()},
+    )
+    assert_error(resp, 413, "too_large")
+    src = {"name": name, "runtime": "python", "code": "#" * (512 * 1024 + 1)}
+    assert_error(api.post("/api/v1/functions", json=src), 413, "too_large")
+    # The declared size alone is enough: the server answers without waiting for the body.
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /api/v1/functions HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + server.api_key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 83886080\r\n\r\n{"
+        )
+        status_line = conn.recv(4096).split(b"\r\n", 1)[0]
+    assert b" 413 " in status_line
+    assert api.get(f"/api/v1/functions/{name}").status_code == 404
+
+
+def test_openapi_document_is_valid(server):
+    from openapi_spec_validator import validate
+
+    doc = httpx.get(server.url + "/openapi.json").json()
+    validate(doc)
+    assert doc["openapi"].startswith("3.1")
+    assert "/api/v1/functions" in doc["paths"]
+    assert "FunctionCreate" in doc["components"]["schemas"]
