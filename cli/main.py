@@ -24,8 +24,13 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         raise click.ClickException(
             f"the server is not installed ({exc}); install nimbus[server]"
         ) from None
+    from store.errors import NimbusError
+
     overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v}
-    run(Settings(**overrides))
+    try:
+        run(Settings(**overrides))
+    except NimbusError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 if __name__ == "__main__":

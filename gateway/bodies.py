@@ -28,7 +28,10 @@ def _check_length(req: falcon.Request, limit: int) -> None:
 def read_bytes(req: falcon.Request, limit: int) -> bytes:
     """The raw body, refused with 413 before reading when it is declared too large."""
     _check_length(req, limit)
-    data = req.bounded_stream.read(limit + 1)
+    # NOTE: a chunked body has no Content-Length; the server's input stream
+    # ends at its last chunk, so read it directly, still bounded.
+    stream = req.bounded_stream if req.content_length is not None else req.stream
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise errors.TooLarge(f"the request body is over the limit of {limit} bytes")
     return data

@@ -97,7 +97,8 @@ class FunctionService:
 
     # -- create and update ---------------------------------------------------
 
-    def create(self, body: FunctionCreate, upload: Path | None = None) -> Function:
+    def create(self, body: FunctionCreate, upload: Path | None = None) -> tuple[Function, int]:
+        """Create a function and queue the build of its version 1."""
         self._check_source(body.runtime, body, upload, required=True)
         fn = Function(
             id=new_id(),
@@ -118,9 +119,12 @@ class FunctionService:
             self.repo.delete_function(fn)  # no half-created function is left behind
             raise
         self._on_enqueue()
-        return self._after_version(fn.id, version)
+        return self.repo.get(fn.id)[0], version.version
 
-    def update(self, ref: str, body: FunctionUpdate, upload: Path | None = None) -> Function:
+    def update(
+        self, ref: str, body: FunctionUpdate, upload: Path | None = None
+    ) -> tuple[Function, int | None]:
+        """Apply a partial update; returns the record and the version it made, if any."""
         fn, _ = self.repo.resolve(ref)
         if body.name is not None and body.name != fn.name:
             raise _invalid("name", "names are immutable")
@@ -128,13 +132,14 @@ class FunctionService:
             raise _invalid("runtime", "the runtime of a function cannot change")
         touched = {f for f in _CONFIG_FIELDS if getattr(body, f) is not None}
         self._check_source(fn.runtime, body, upload, required=False)
+        made = None
         if touched or upload is not None:
             source = self._store_source(fn.runtime, body, upload)
-            self.repo.new_version(
+            made = self.repo.new_version(
                 fn, lambda previous, n: self._derive(fn, previous, body, source, n)
-            )
+            ).version
             self._on_enqueue()
-        return self._update_meta(fn.id, body)
+        return self._update_meta(fn.id, body), made
 
     def _update_meta(self, function_id: str, body: FunctionUpdate) -> Function:
         def apply(fn: Function) -> Function:
@@ -150,9 +155,6 @@ class FunctionService:
             return fn
 
         return self.repo.update_function(function_id, apply)
-
-    def _after_version(self, function_id: str, version: Version) -> Function:
-        return self.repo.get(function_id)[0]
 
     def _check_source(self, runtime: str, body, upload: Path | None, *, required: bool) -> None:
         given = [f for f in ("code", "files", "artifact_base64") if getattr(body, f) is not None]

@@ -49,9 +49,13 @@ class _Writes:
                 return action(body, upload)
         return action(read_model(req, model, _JSON_LIMIT), None)
 
-    def _maybe_wait(self, req, fn):
+    def _written(self, req, resp, fn, version: int | None):
+        """Name the version a write made; with `?wait=true`, return once it is built."""
+        if version is None:
+            return fn
+        resp.set_header("X-Nimbus-Version", str(version))
         if req.get_param_as_bool("wait", default=False):
-            self.service.wait_for_build(fn.id, fn.latest_version, self.build_wait_sec)
+            self.service.wait_for_build(fn.id, version, self.build_wait_sec)
             fn = self.service.get(fn.id)
         return fn
 
@@ -72,8 +76,7 @@ class FunctionsResource(_Writes):
         )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        fn = self._with_body(req, FunctionCreate, self.service.create)
-        fn = self._maybe_wait(req, fn)
+        fn = self._written(req, resp, *self._with_body(req, FunctionCreate, self.service.create))
         resp.location = f"/api/v1/functions/{fn.id}"
         _send(resp, self.service.view(fn), status=201)
 
@@ -83,8 +86,8 @@ class FunctionResource(_Writes):
         _send(resp, self.service.view(self.service.get(ref)))
 
     def on_put(self, req, resp, ref: str) -> None:
-        fn = self._with_body(req, FunctionUpdate, lambda b, u: self.service.update(ref, b, u))
-        _send(resp, self.service.view(self._maybe_wait(req, fn)))
+        written = self._with_body(req, FunctionUpdate, lambda b, u: self.service.update(ref, b, u))
+        _send(resp, self.service.view(self._written(req, resp, *written)))
 
     on_patch = on_put
 

@@ -1,0 +1,157 @@
+"""What survives: concurrent writers, restarts, a server killed mid-build, the API key."""
+
+from __future__ import annotations
+
+import stat
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import s3_env
+from tests.e2e.wasm import b64, hello_module, module_with
+
+BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+
+
+def _env(request, backend: str) -> dict[str, str] | None:
+    return s3_env(request.getfixturevalue("e2e_seaweedfs")) if backend == "s3" else None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_updates_get_contiguous_versions_and_none_is_lost(
+    backend, request, make_server
+):
+    server = make_server(_env(request, backend)).start()
+    updates = 50
+    with server.client() as api:
+        body = {"name": "contended", "runtime": "python", "code": "# v1"}
+        assert api.post("/api/v1/functions", json=body).status_code == 201
+
+        def update(i: int) -> tuple[int, int]:
+            resp = api.put("/api/v1/functions/contended", json={"code": f"# update {i}"})
+            assert resp.status_code == 200, resp.text
+            return i, int(resp.headers["X-Nimbus-Version"])
+
+        with ThreadPoolExecutor(16) as pool:  # 16 connections over the 2 gunicorn workers
+            acknowledged = list(pool.map(update, range(updates)))
+
+        versions = sorted(v for _, v in acknowledged)
+        assert versions == list(range(2, updates + 2))  # unique and contiguous
+        for i, version in acknowledged:  # each acknowledged write is where it was promised
+            code = api.get("/api/v1/functions/contended/code", params={"version": version})
+            assert code.json()["files"] == {"handler.py": f"# update {i}"}
+        fn = api.get("/api/v1/functions/contended").json()
+        assert fn["latest_version"] == updates + 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_everything_survives_a_restart(backend, request, make_server):
+    env = _env(request, backend)
+    server = make_server(env).start()
+    with server.client() as api:
+        created = [
+            api.post(
+                "/api/v1/functions?wait=true",
+                json={"name": f"keep-{i}", "runtime": "wasm", "artifact_base64": b64(hello_module()),
+                      "tags": ["keep"]},
+            ).json()
+            for i in range(3)
+        ]  # fmt: skip
+        api.put("/api/v1/functions/keep-0?wait=true", json={"memory_mb": 256})
+    key = server.api_key
+    assert server.stop() == 0  # graceful SIGTERM exit
+
+    again = make_server(env, data_dir=server.data_dir).start()
+    assert again.api_key == key  # the generated key is kept, not made anew
+    with again.client() as api:
+        listed = api.get("/api/v1/functions", params={"tags": "keep"}).json()
+        assert sorted(f["id"] for f in listed["functions"]) == sorted(f["id"] for f in created)
+        first = api.get("/api/v1/functions/keep-0").json()
+        assert first["status"] == "active"
+        assert first["latest_version"] == 2 and first["memory_mb"] == 256
+        assert api.get("/api/v1/functions/keep-1/code").content == hello_module()
+
+
+def test_server_killed_mid_build_finishes_it_after_restart(make_server):
+    server = make_server().start()
+    slow = module_with(60000)  # compiling this takes seconds: a build we can catch in flight
+    with server.client() as api:
+        body = {"name": "slow-build", "runtime": "wasm", "artifact_base64": b64(slow)}
+        assert api.post("/api/v1/functions", json=body).status_code == 201
+        deadline = time.monotonic() + 30
+        while api.get("/api/v1/functions/slow-build/build").json()["status"] != "building":
+            assert time.monotonic() < deadline, "the build never started"
+            time.sleep(0.05)
+    server.kill()  # kill -9 master and workers while the build runs
+
+    again = make_server(data_dir=server.data_dir).start()
+    with again.client() as api:
+        deadline = time.monotonic() + 90
+        while True:
+            build = api.get("/api/v1/functions/slow-build/build").json()
+            if build["status"] in ("ready", "failed"):
+                break
+            assert time.monotonic() < deadline, f"build stuck: {build}"
+            time.sleep(0.2)
+        assert build["status"] == "ready", build
+        assert build["attempts"] == 2  # the interrupted attempt, then the one that finished
+        assert api.get("/api/v1/functions/slow-build").json()["status"] == "active"
+
+
+def test_api_key_is_generated_once_with_mode_0600(make_server, capfd):
+    server = make_server().start()
+    key_file = server.data_dir / "api_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 32
+    assert key in server.log_path.read_text()  # printed once at first start
+    assert httpx.get(f"{server.url}/api/v1/functions", headers={
+        "Authorization": f"Bearer {key}"}).status_code == 200  # fmt: skip
+    server.stop()
+    log_before = server.log_path.read_text()
+    again = make_server(data_dir=server.data_dir)
+    again.log_path = server.log_path
+    again.start()
+    assert again.api_key == key
+    assert again.log_path.read_text()[len(log_before) :].count(key) == 0  # not printed again
+
+
+def test_s3_store_requires_an_api_key(make_server, request):
+    env = s3_env(request.getfixturevalue("e2e_seaweedfs"))
+    del env["NIMBUS_API_KEY"]
+    server = make_server(env)
+    with pytest.raises(RuntimeError, match="NIMBUS_API_KEY is required"):
+        server.start(timeout=15)
+
+
+def test_sigterm_lets_in_flight_requests_finish(make_server):
+    server = make_server().start()
+    artifact = hello_module()
+    sent = []
+
+    def slow_body():
+        # headers and the first half now, the rest after the server got SIGTERM
+        yield b'{"name": "in-flight", "runtime": "wasm", "artifact_base64": "'
+        sent.append(time.monotonic())
+        time.sleep(1.5)
+        yield b64(artifact).encode() + b'"}'
+
+    with ThreadPoolExecutor(1) as pool, server.client() as api:
+        future = pool.submit(
+            api.post,
+            "/api/v1/functions",
+            content=slow_body(),
+            headers={"Content-Type": "application/json"},
+        )
+        while not sent:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        server.proc.send_signal(15)  # SIGTERM while the request is being received
+        resp = future.result(timeout=30)
+    assert resp.status_code == 201, resp.text
+    assert server.proc.wait(30) == 0
+    again = make_server(data_dir=server.data_dir).start()
+    with again.client() as api:
+        assert api.get("/api/v1/functions/in-flight").json()["latest_version"] == 1
