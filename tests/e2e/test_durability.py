@@ -20,9 +20,7 @@ def _env(request, backend: str) -> dict[str, str] | None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_concurrent_updates_get_contiguous_versions_and_none_is_lost(
-    backend, request, make_server
-):
+def test_concurrent_updates_get_contiguous_versions_and_none_is_lost(backend, request, make_server):
     server = make_server(_env(request, backend)).start()
     updates = 50
     with server.client() as api:
@@ -50,11 +48,12 @@ def test_concurrent_updates_get_contiguous_versions_and_none_is_lost(
 def test_everything_survives_a_restart(backend, request, make_server):
     env = _env(request, backend)
     server = make_server(env).start()
+    artifact = b64(hello_module())
     with server.client() as api:
         created = [
             api.post(
                 "/api/v1/functions?wait=true",
-                json={"name": f"keep-{i}", "runtime": "wasm", "artifact_base64": b64(hello_module()),
+                json={"name": f"keep-{i}", "runtime": "wasm", "artifact_base64": artifact,
                       "tags": ["keep"]},
             ).json()
             for i in range(3)
