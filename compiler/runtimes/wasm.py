@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import wasmtime
+import wasmtime.component
 
 from .._base import BuildFailed, BuildLog, BuildRequest, BuildResult
 

@@ -1,0 +1,74 @@
+"""The Falcon app in-process (falcon.testing): middleware, error mapping, build loop."""
+
+from __future__ import annotations
+
+import pytest
+from falcon import testing
+
+from gateway.app import create_app
+from gateway.platform import Platform
+from gateway.settings import Settings
+from tests.e2e.wasm import b64, hello_module
+
+KEY = "test-key"
+
+
+@pytest.fixture
+def platform(tmp_path):
+    settings = Settings(data_dir=tmp_path, build_poll_sec=0.05, nimbus_api_key=KEY)
+    platform = Platform.open(settings)
+    platform.start()
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture
+def client(platform) -> testing.TestClient:
+    return testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
+
+
+def test_request_id_is_echoed_or_made(client):
+    assert (
+        client.simulate_get("/health", headers={"X-Request-Id": "abc"}).headers["X-Request-Id"]
+        == "abc"
+    )
+    assert len(client.simulate_get("/health").headers["X-Request-Id"]) == 32
+
+
+def test_bearer_scheme_is_required(client):
+    resp = client.simulate_get("/api/v1/functions", headers={"Authorization": KEY})
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_unknown_route_and_method_use_the_error_body(client):
+    resp = client.simulate_get("/api/v1/nothing-here")
+    assert resp.status_code == 404 and resp.json["error"]["code"] == "not_found"
+    resp = client.simulate_patch("/api/v1/functions")
+    assert resp.status_code == 405 and resp.json["error"]["code"] == "method_not_allowed"
+
+
+def test_validation_error_lists_every_bad_field(client):
+    resp = client.simulate_post(
+        "/api/v1/functions", json={"name": "UPPER", "runtime": "cobol", "code": "x"}
+    )
+    assert resp.status_code == 422
+    fields = {d["field"] for d in resp.json["error"]["details"]}
+    assert fields == {"name", "runtime"}
+
+
+def test_create_and_wait_in_process(client):
+    body = {"name": "inproc", "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    resp = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
+    assert resp.status_code == 201
+    assert resp.headers["Location"] == f"/api/v1/functions/{resp.json['id']}"
+    assert resp.headers["X-Nimbus-Version"] == "1"
+    assert resp.json["status"] == "active"
+
+
+def test_ready_reports_an_unreachable_store(platform, client, tmp_path):
+    import shutil
+
+    shutil.rmtree(tmp_path / "objects")
+    resp = client.simulate_get("/ready")
+    assert resp.status_code == 503 and resp.json["status"] == "unavailable"
