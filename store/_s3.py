@@ -46,6 +46,8 @@ def _quote(etag: str) -> str:
 
 
 class S3Store(Store):
+    page_size = 1000  # keys per LIST request (S3's maximum)
+
     def __init__(
         self,
         bucket: str,
@@ -61,7 +63,7 @@ class S3Store(Store):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 4, "mode": "standard"},
+            retries={"max_attempts": 3, "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
             max_pool_connections=32,
@@ -114,50 +116,44 @@ class S3Store(Store):
             self._raise(exc, key, conditional=conditional)
 
     def _ensure_bucket(self) -> None:
-        try:
-            self._s3.head_bucket(Bucket=self.bucket)
-            return
-        except ClientError as exc:
-            if _status(exc) != 404:
-                self._raise(exc, self.bucket)
-        except BotoCoreError as exc:
-            self._raise(exc, self.bucket)
-        kwargs: dict[str, Any] = {"Bucket": self.bucket}
-        region = self._s3.meta.region_name
-        if region and region not in ("us-east-1", "aws-global"):
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
-            self._s3.create_bucket(**kwargs)
-        except ClientError as exc:
-            if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                self._raise(exc, self.bucket)
-        except BotoCoreError as exc:
-            self._raise(exc, self.bucket)
+        with self._translated(self.bucket):
+            try:
+                self._s3.head_bucket(Bucket=self.bucket)
+                return
+            except ClientError as exc:
+                if _status(exc) != 404:
+                    raise
+            kwargs: dict[str, Any] = {"Bucket": self.bucket}
+            region = self._s3.meta.region_name
+            if region and region not in ("us-east-1", "aws-global"):
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                self._s3.create_bucket(**kwargs)
+            except ClientError as exc:
+                if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
 
     def _write(self, key: str, conditional: bool, **kwargs: Any) -> str:
         """put_object, creating the bucket on the first write to a new one."""
-        for first in (True, False):
+        s3_key = self._key(key)
+        with self._translated(key, conditional=conditional):
             try:
-                response = self._s3.put_object(Bucket=self.bucket, Key=self._key(key), **kwargs)
-                return _unquote(response["ETag"])
+                response = self._s3.put_object(Bucket=self.bucket, Key=s3_key, **kwargs)
             except ClientError as exc:
-                if first and _code(exc) == "NoSuchBucket":
-                    self._ensure_bucket()
-                    body = kwargs.get("Body")
-                    if hasattr(body, "seek"):
-                        body.seek(0)
-                    continue
-                self._raise(exc, key, conditional=conditional)
-            except BotoCoreError as exc:
-                self._raise(exc, key, conditional=conditional)
-        raise AssertionError("unreachable")
+                if _code(exc) != "NoSuchBucket":
+                    raise
+                self._ensure_bucket()
+                if hasattr(kwargs["Body"], "seek"):
+                    kwargs["Body"].seek(0)
+                response = self._s3.put_object(Bucket=self.bucket, Key=s3_key, **kwargs)
+        return _unquote(response["ETag"])
 
     # -- Store --------------------------------------------------------------
 
     def get(self, key: str) -> Blob:
         with self._translated(key):
             response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
-            with response["Body"] as body:
+            with contextlib.closing(response["Body"]) as body:
                 data = body.read()
         return Blob(data, _unquote(response["ETag"]))
 
@@ -201,7 +197,7 @@ class S3Store(Store):
         keys: list[str] = []
         with self._translated(prefix):
             pages = self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=full
+                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
             )
             try:
                 for page in pages:
@@ -225,7 +221,7 @@ class S3Store(Store):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
-                with os.fdopen(fd, "wb") as f, response["Body"] as body:
+                with os.fdopen(fd, "wb") as f, contextlib.closing(response["Body"]) as body:
                     for chunk in body.iter_chunks(_CHUNK):
                         f.write(chunk)
                 os.replace(tmp, path)
