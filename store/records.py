@@ -144,3 +144,29 @@ class NameClaim(BaseModel):
 
     function_id: str
     created_at: datetime = Field(default_factory=now)
+
+
+class InvocationStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    timed_out = "timed_out"
+
+
+class Invocation(BaseModel):
+    """An async invocation: durable before its 202, exactly one final state."""
+
+    id: str
+    function_id: str
+    version: int
+    status: InvocationStatus = InvocationStatus.queued
+    attempts: int = 0
+    event_key: str
+    result: object | None = None
+    error: dict | None = None
+    duration_ms: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    created_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
