@@ -1,0 +1,107 @@
+"""What every comparison gets: the run's parameters, a scratch folder and shared servers."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .baseline import BaselineServer
+from .servers import NimbusServer
+from .wasm import b64, echo_module
+
+
+@dataclass(frozen=True)
+class Params:
+    """How long and how often to measure. `--quick` must stay under 2 minutes in all."""
+
+    wrk_duration_s: float
+    wrk_warmup_s: float
+    http_reps: int
+    http_connections: tuple[int, ...]
+    inproc_reps: int
+    inproc_calls: int
+    cold_reps: int
+    profile_s: float
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(
+            wrk_duration_s=3,
+            wrk_warmup_s=1,
+            http_reps=2,
+            http_connections=(1, 16),
+            inproc_reps=3,
+            inproc_calls=300,
+            cold_reps=3,
+            profile_s=5,
+        )
+
+    @classmethod
+    def full(cls) -> Params:
+        return cls(
+            wrk_duration_s=8,
+            wrk_warmup_s=2,
+            http_reps=5,
+            http_connections=(1, 16),
+            inproc_reps=7,
+            inproc_calls=2000,
+            cold_reps=12,
+            profile_s=10,
+        )
+
+
+class BenchContext:
+    """Shared by the comparisons of one run; servers start on first use and stop at close."""
+
+    ECHO_FUNCTION = "bench-echo"
+
+    def __init__(self, *, quick: bool, workdir: Path, results_dir: Path) -> None:
+        self.quick = quick
+        self.params = Params.quick() if quick else Params.full()
+        self.workdir = workdir
+        self.results_dir = results_dir
+        self.log_dir = workdir / "logs"
+        self.profiles: dict[str, str] = {}  # comparison key -> profile path (relative)
+        self._stack = contextlib.ExitStack()
+        self._baseline: BaselineServer | None = None
+        self._nimbus: NimbusServer | None = None
+        self._deployed: set[str] = set()
+
+    def scratch(self, name: str) -> Path:
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def baseline(self) -> BaselineServer:
+        if self._baseline is None:
+            server = BaselineServer(self.log_dir)
+            self._stack.callback(server.stop)
+            self._baseline = server.start()
+        return self._baseline
+
+    def nimbus(self) -> NimbusServer:
+        if self._nimbus is None:
+            server = NimbusServer(self.scratch("nimbus-data"), self.log_dir)
+            self._stack.callback(server.stop)
+            self._nimbus = server.start()
+        return self._nimbus
+
+    def deployed(self, name: str, wasm: bytes) -> str:
+        """Deploy `wasm` as function `name` on the shared Nimbus server (once)."""
+        if name not in self._deployed:
+            self.nimbus().deploy_wasm(name, b64(wasm))
+            self._deployed.add(name)
+        return name
+
+    def echo_function(self) -> str:
+        return self.deployed(self.ECHO_FUNCTION, echo_module())
+
+    def stop_servers(self) -> None:
+        self._stack.close()
+        self._stack = contextlib.ExitStack()
+        self._baseline = self._nimbus = None
+        self._deployed.clear()
+
+    def close(self) -> None:
+        self.stop_servers()

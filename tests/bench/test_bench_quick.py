@@ -1,0 +1,66 @@
+"""`python -m bench --quick` end to end: the report is written and its numbers are sane.
+
+No timing assertions: whether a target is met is the report's business.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(300)
+def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert run.returncode == 0, run.stderr[-5000:]
+
+    report = json.loads((results / "latest.json").read_text())
+    markdown = (results / "latest.md").read_text()
+    assert report["mode"] == "quick"
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu_model"]
+    for package in ("python", "wasmtime", "falcon", "gunicorn", "git_commit"):
+        assert report["versions"][package], package
+
+    keys = set()
+    for comparison in report["comparisons"]:
+        assert comparison["error"] is None, comparison["error"]
+        assert comparison["results"], comparison["key"]
+        assert comparison["title"] in markdown
+        for r in comparison["results"]:
+            keys.add(r["key"])
+            for side in (r["a"], r["b"]):
+                assert side["samples"] and all(s > 0 for s in side["samples"]), (r["key"], side)
+                assert side["median"] > 0, (r["key"], side)
+            assert r["ratio"] > 0 and math.isfinite(r["ratio"]), r
+            assert ("MET" in r["verdict"]) or ("MISSED" in r["verdict"]) or r["target"] is None
+            assert r["title"] in markdown
+
+    # The three comparisons of issue 3, with the throughput target at 16 connections.
+    assert {
+        "http-invoke-1c-rps",
+        "http-invoke-16c-rps",
+        "http-invoke-16c-p50",
+        "http-invoke-16c-p99",
+        "sandbox-warm-invoke",
+        "cold-first-invoke",
+    } <= keys
+    http = next(c for c in report["comparisons"] if c["key"] == "http-invoke")
+    rps16 = next(r for r in http["results"] if r["key"] == "http-invoke-16c-rps")
+    assert rps16["target"] == {"op": ">=", "value": 0.7, "on": "ratio"}
+    for runs in rps16["details"]["wrk"].values():
+        assert all(w["requests"] > 0 and w["p99_ms"] > 0 for w in runs)
+    assert rps16["details"]["worker_settings"]["worker_class"] == "gthread"
