@@ -113,8 +113,33 @@ def read_folded(path: Path) -> Counter:
 
 
 def _frames(stack: str) -> list[str]:
-    # The first frame is py-spy's `process N:"cmdline"` root; the rest are Python frames.
-    return [f for f in stack.split(";")[1:] if f]
+    # py-spy roots each stack in `process N:"cmdline"` frames (master, then worker).
+    return [f for f in stack.split(";") if f and not f.startswith("process ")]
+
+
+# NOTE: py-spy's idle detection misses threads parked in C-level waits (an idle
+# gthread pool thread sits in `_worker` on `work_queue.get`), so these leaves
+# count as waiting, not work. Everything else is a busy sample.
+WAIT_LEAVES = {"_worker", "select", "wait", "sleep", "_wait_for_tstate_lock", "poll", "accept"}
+
+
+def is_waiting(frame: str) -> bool:
+    func, _, where = frame.partition(" (")
+    name = func.rsplit(".", 1)[-1]
+    return name in WAIT_LEAVES or (name == "get" and where.endswith("queue.py)"))
+
+
+def busy_only(stacks: Counter) -> tuple[Counter, int]:
+    """The stacks doing work, and how many samples were threads waiting."""
+    busy: Counter = Counter()
+    waiting = 0
+    for stack, n in stacks.items():
+        frames = _frames(stack)
+        if not frames or is_waiting(frames[-1]):
+            waiting += n
+        else:
+            busy[stack] += n
+    return busy, waiting
 
 
 def _short(frame: str) -> str:
@@ -140,14 +165,20 @@ def package_of(frame: str) -> str:
 
 
 def summarize(stacks: dict[str, Counter], seconds: float, top: int = 25) -> str:
+    waiting = {}
+    for name in list(stacks):
+        stacks[name], waiting[name] = busy_only(stacks[name])
     lines = [
         "# Profile: Nimbus invoke vs bare echo under 16 connections",
         "",
-        f"py-spy, {seconds:g} s per server, every gunicorn worker, busy (non-idle) threads only. "
-        "Shares are of all samples of that server. The folded stacks are beside this file "
-        "(open them in speedscope); `profile-nimbus.svg` is the Nimbus flame graph.",
+        f"py-spy at 200 Hz, {seconds:g} s per server, every gunicorn worker. Shares are of "
+        "the busy samples (threads parked in a wait are left out: "
+        + ", ".join(f"{n} {waiting[n]}" for n in stacks)
+        + " samples). Time inside wasmtime's native code shows under the Python frame "
+        "that called it. The folded stacks are beside this file (speedscope reads them); "
+        "`profile-nimbus.svg` is the Nimbus flame graph (idle threads included).",
         "",
-        "## Time by package (where the leaf frame is)",
+        "## Busy time by package (where the leaf frame is)",
         "",
         "| package | " + " | ".join(stacks) + " |",
         "|---|" + "---|" * len(stacks),
@@ -179,7 +210,7 @@ def summarize(stacks: dict[str, Counter], seconds: float, top: int = 25) -> str:
             for frame in {_short(f) for f in frames}:
                 inclusive[frame] += n
         total = totals[name]
-        lines += ["", f"## {name}: {total} samples", "", "### Self time (top)", ""]
+        lines += ["", f"## {name}: {total} busy samples", "", "### Self time (top)", ""]
         lines += [f"- {100 * n / total:5.1f}%  {f}" for f, n in self_time.most_common(top)]
         lines += ["", "### Inclusive time (top)", ""]
         lines += [f"- {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top)]
