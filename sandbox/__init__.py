@@ -1,0 +1,38 @@
+"""Running untrusted WebAssembly: one wasmtime engine per worker, hard limits per call.
+
+Public surface:
+
+- `Sandbox(store, config)` — `kind_of`, `precompile`, `prepare`, `invoke`,
+  `start` (make the engine now, e.g. after gunicorn's fork), `close`, `stats`.
+- `SandboxConfig`, `Deployment` — what the gateway passes in.
+- `InvokeResult`, `FunctionFailure` — what it gets back.
+- `RESULT_LIMIT_BYTES`, `LOG_LIMIT_BYTES` — the output caps.
+
+Everything else is private: `_engine` (the Engine and its epoch ticker),
+`_artifact` and `_cache` (precompiled artifacts: store, disk, memory),
+`_wasi` and `_module` (WASI commands), `_component` and `_logs` (handler
+components), `_limits` and `_threads` (admission and guarded threads),
+`_outcome` (how a run ended).
+"""
+
+from __future__ import annotations
+
+from ._sandbox import Sandbox
+from ._types import (
+    LOG_LIMIT_BYTES,
+    RESULT_LIMIT_BYTES,
+    Deployment,
+    FunctionFailure,
+    InvokeResult,
+    SandboxConfig,
+)
+
+__all__ = [
+    "LOG_LIMIT_BYTES",
+    "RESULT_LIMIT_BYTES",
+    "Deployment",
+    "FunctionFailure",
+    "InvokeResult",
+    "Sandbox",
+    "SandboxConfig",
+]

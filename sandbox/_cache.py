@@ -1,0 +1,228 @@
+"""Precompiled artifacts at three levels: the store, the local disk, this process.
+
+    store       precompiled/<wasm sha>/<engine tag>.cwasm + .json manifest (shared)
+    local disk  <cache_dir>/<engine tag>/<wasm sha>/<cwasm sha>.cwasm (per machine)
+    memory      an LRU of deserialized modules/components, linked and ready (per process)
+
+Loading walks down the levels and verifies at each step: a disk file must
+hash to its own name, a store object to its manifest. What fails a check,
+or fails wasmtime's own compatibility check at deserialize time, is thrown
+away and rebuilt from the wasm, whose sha256 is checked before it is
+compiled. Bytes from users are only ever compiled, never deserialized.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import wasmtime
+from wasmtime import component
+
+from store import Store, errors
+
+from ._artifact import (
+    Manifest,
+    file_sha256,
+    kind_of,
+    make_manifest,
+    manifest_problem,
+    precompiled_keys,
+    sha256_hex,
+)
+from ._component import LoadedComponent, check_handler
+from ._engine import EngineHost, fingerprint
+from ._module import LoadedModule, check_command
+
+log = logging.getLogger("nimbus.sandbox")
+
+Loaded = LoadedModule | LoadedComponent
+
+
+class ArtifactCache:
+    def __init__(
+        self,
+        store: Store,
+        host: EngineHost,
+        cache_dir: Path,
+        entries: int,
+        signing_key: bytes | None,
+    ) -> None:
+        self._store = store
+        self._host = host
+        self._fp = fingerprint()
+        self._dir = Path(cache_dir) / self._fp.tag
+        self._entries = entries
+        self._signing_key = signing_key
+        self._lru: OrderedDict[str, Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    # -- memory ---------------------------------------------------------------
+
+    def cached(self, sha256: str) -> Loaded | None:
+        with self._lock:
+            loaded = self._lru.get(sha256)
+            if loaded is not None:
+                self._lru.move_to_end(sha256)
+            return loaded
+
+    def load(self, artifact_key: str, sha256: str, kind: str) -> tuple[Loaded, bool]:
+        """The linked artifact and whether this process had to load it (a cold start)."""
+        loaded = self.cached(sha256)
+        if loaded is not None:
+            return loaded, False
+        with self._lock:
+            gate = self._loading.setdefault(sha256, threading.Lock())
+        with gate:  # one load per artifact; concurrent callers wait for it
+            loaded = self.cached(sha256)
+            if loaded is not None:
+                return loaded, False
+            loaded = self._load_cold(artifact_key, sha256, kind)
+            with self._lock:
+                self._lru[sha256] = loaded
+                while len(self._lru) > self._entries:
+                    self._lru.popitem(last=False)
+            return loaded, True
+
+    def _load_cold(self, artifact_key: str, sha256: str, kind: str) -> Loaded:
+        for path in self._disk_files(sha256):
+            if file_sha256(path) != path.stem:
+                log.warning("precompiled %s on disk is corrupt; removing it", path)
+                path.unlink(missing_ok=True)
+                continue
+            loaded = self._deserialize(kind, path)
+            if loaded is not None:
+                return loaded
+        fetched = self._fetch(sha256, kind)
+        if fetched is not None:
+            loaded = self._deserialize(kind, fetched)
+            if loaded is not None:
+                return loaded
+        built_kind, compiled, _ = self._build(artifact_key, sha256)
+        _expect_kind(kind, built_kind)
+        return self._link(compiled)
+
+    # -- local disk -----------------------------------------------------------
+
+    def _disk_files(self, sha256: str) -> list[Path]:
+        folder = self._dir / sha256
+        try:
+            return sorted(
+                (p for p in folder.iterdir() if p.suffix == ".cwasm"),
+                key=lambda p: p.stat().st_mtime,
+                reverse=True,
+            )
+        except FileNotFoundError:
+            return []
+
+    def _temp_path(self, sha256: str) -> Path:
+        folder = self._dir / sha256
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        os.close(fd)
+        return Path(name)
+
+    def _write_disk(self, sha256: str, payload: bytes | bytearray) -> Path:
+        tmp = self._temp_path(sha256)
+        tmp.write_bytes(payload)
+        final = tmp.with_name(f"{sha256_hex(payload)}.cwasm")
+        os.replace(tmp, final)
+        return final
+
+    def _deserialize(self, kind: str, path: Path) -> Loaded | None:
+        engine = self._host.engine
+        try:
+            if kind == "module":
+                compiled = wasmtime.Module.deserialize_file(engine, str(path))
+            else:
+                compiled = component.Component.deserialize_file(engine, str(path))
+        except wasmtime.WasmtimeError as exc:
+            # Incompatible (another wasmtime or engine set-up) or not of this kind.
+            log.warning("cannot load precompiled %s (%s); rebuilding", path, str(exc)[:200])
+            path.unlink(missing_ok=True)
+            return None
+        return self._link(compiled)
+
+    def _link(self, compiled) -> Loaded:
+        try:
+            if isinstance(compiled, wasmtime.Module):
+                return LoadedModule.link(compiled, self._host.module_linker())
+            return LoadedComponent.link(compiled, self._host.engine)
+        except (ValueError, wasmtime.WasmtimeError) as exc:
+            raise errors.Invalid(str(exc).splitlines()[0]) from None
+
+    # -- store ----------------------------------------------------------------
+
+    def _fetch(self, sha256: str, kind: str) -> Path | None:
+        """The verified precompiled artifact from the store on local disk, or None."""
+        key, manifest_key = precompiled_keys(sha256, self._fp)
+        try:
+            manifest = Manifest.parse(self._store.get(manifest_key).data)
+        except errors.NotFound:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("precompiled manifest %s is unreadable (%s); rebuilding", manifest_key, exc)
+            return None
+        problem = manifest_problem(manifest, sha256, self._fp, self._signing_key)
+        if problem is not None:
+            log.warning("precompiled %s not trusted: %s; rebuilding", key, problem)
+            return None
+        _expect_kind(kind, manifest.kind)
+        tmp = self._temp_path(sha256)
+        try:
+            self._store.get_file(key, tmp)
+            actual = file_sha256(tmp)
+            if actual != manifest.cwasm_sha256 or tmp.stat().st_size != manifest.size:
+                log.warning("precompiled %s does not match its manifest; rebuilding", key)
+                return None
+            final = tmp.with_name(f"{actual}.cwasm")
+            os.replace(tmp, final)
+            return final
+        except errors.NotFound:
+            return None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _build(self, artifact_key: str, sha256: str):
+        """Compile the wasm (checked against its sha256), store it precompiled, keep it on disk."""
+        wasm = self._store.get(artifact_key).data
+        if sha256_hex(wasm) != sha256:
+            raise errors.Invalid(f"{artifact_key} does not match its sha256 {sha256}")
+        kind = kind_of(wasm)
+        engine = self._host.engine
+        try:
+            if kind == "module":
+                compiled = wasmtime.Module(engine, wasm)
+                check_command(compiled)
+            else:
+                compiled = component.Component(engine, wasm)
+                check_handler(compiled, engine)
+        except wasmtime.WasmtimeError as exc:
+            raise errors.Invalid(f"invalid {kind}: {str(exc).splitlines()[0]}") from None
+        except ValueError as exc:
+            raise errors.Invalid(str(exc)) from None
+        payload = compiled.serialize()
+        manifest = make_manifest(kind, sha256, payload, self._fp, self._signing_key)
+        path = self._write_disk(sha256, payload)
+        key, manifest_key = precompiled_keys(sha256, self._fp)
+        # The manifest goes last: its presence says the artifact is complete.
+        self._store.put_file(key, path)
+        self._store.put(manifest_key, manifest.to_bytes())
+        return kind, compiled, key
+
+    def precompile(self, artifact_key: str, sha256: str) -> str:
+        key, manifest_key = precompiled_keys(sha256, self._fp)
+        if self._store.exists(manifest_key):
+            return key
+        _, _, key = self._build(artifact_key, sha256)
+        return key
+
+
+def _expect_kind(expected: str, actual: str) -> None:
+    if expected != actual:
+        raise errors.Invalid(f"artifact is a {actual}, the deployment says {expected}")

@@ -1,0 +1,177 @@
+"""Components exporting the `handler` world (wit/handler.wit): instantiate, call `handle`.
+
+The call goes through wasmtime's WASI preview 2, whose host calls (a sleep,
+a blocking poll) cannot be interrupted by the epoch deadline, so it runs on
+a guarded thread (`_threads.py`) and the caller stops waiting at the
+deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import wasmtime
+from wasmtime import component
+
+from ._logs import ComponentLogs
+from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome, trap_cause
+from ._types import RESULT_LIMIT_BYTES, FunctionFailure
+
+EXPORT = "handle"
+TABLE_ELEMENTS_LIMIT = 1_000_000
+# NOTE(sandbox): store limits count per linear memory; a component is several
+# core instances, each with at most a memory or two. Bounding their number
+# bounds what one store can take to a small multiple of memory_mb.
+INSTANCES_LIMIT = 64
+MEMORIES_LIMIT = 8
+TABLES_LIMIT = 32
+
+_MAX_STACK_LINES = 64
+_OOM_HINTS = ("out of memory", "memory allocation of", "memoryerror", "cannot allocate memory")
+
+
+def check_handler(comp: component.Component, engine: wasmtime.Engine) -> None:
+    exports = comp.type.exports(engine)
+    if EXPORT not in exports:
+        raise ValueError(
+            "component does not export `handle` (the nimbus:function/handler world in wit/)"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedComponent:
+    kind = "component"
+    component: component.Component
+
+    @classmethod
+    def link(cls, comp: component.Component, engine: wasmtime.Engine) -> LoadedComponent:
+        check_handler(comp, engine)
+        return cls(comp)
+
+
+class HandlerInstance:
+    """One instantiated component with its store and log files."""
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        linker: component.Linker,
+        loaded: LoadedComponent,
+        argv: list[str],
+        env: Mapping[str, str],
+        memory_bytes: int,
+        deadline_ticks: int,
+    ) -> None:
+        self.memory_bytes = memory_bytes
+        self.store = wasmtime.Store(engine)
+        self.store.set_limits(
+            memory_size=memory_bytes,
+            table_elements=TABLE_ELEMENTS_LIMIT,
+            instances=INSTANCES_LIMIT,
+            tables=TABLES_LIMIT,
+            memories=MEMORIES_LIMIT,
+        )
+        self.store.set_epoch_deadline(deadline_ticks)  # start functions run under it too
+        self.logs = ComponentLogs()
+        wasi = wasmtime.WasiConfig()
+        wasi.argv = argv
+        wasi.env = list(env.items())
+        self.logs.attach(wasi)
+        self.store.set_wasi(wasi)
+        self.calls = 0
+        self.usable = True
+        instance = linker.instantiate(self.store, loaded.component)
+        func = instance.get_func(self.store, EXPORT)
+        if func is None:
+            raise ValueError("component does not export `handle`")
+        self.func = func
+
+    def call(self, event: str, context: str, deadline_ticks: int) -> object:
+        self.calls += 1
+        self.store.set_epoch_deadline(deadline_ticks)
+        result = self.func(self.store, event, context)
+        self.func.post_return(self.store)
+        return result
+
+    def close(self) -> None:
+        self.usable = False
+        self.logs.close()
+
+
+def run_handler(
+    make_instance,
+    reuse: HandlerInstance | None,
+    event: str,
+    context: str,
+    deadline_ticks: int,
+) -> tuple[Outcome, HandlerInstance | None]:
+    """Call `handle` once; returns the outcome and the instance if it may be reused."""
+    started = time.perf_counter()
+    inst = reuse
+    try:
+        if inst is None:
+            inst = make_instance()
+        result = inst.call(event, context, deadline_ticks)
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+        logs = inst.logs.take() if inst is not None else b""
+        if inst is not None:
+            inst.close()  # a trapped instance refuses further calls: throw it away
+        outcome = _from_error(str(exc), logs)
+        outcome.logs = logs
+        outcome.duration_ms = (time.perf_counter() - started) * 1000
+        return outcome, None
+    outcome = _from_result(result)
+    outcome.logs = inst.logs.take()
+    outcome.duration_ms = (time.perf_counter() - started) * 1000
+    failure = outcome.failure
+    if failure is not None and _mentions_oom(f"{failure.type} {failure.message}"):
+        outcome = Outcome(MEMORY, logs=outcome.logs, duration_ms=outcome.duration_ms)
+    keep = outcome.status in (OK, FAILED) and not inst.logs.nearly_full
+    if not keep:
+        inst.close()
+    return outcome, inst if keep else None
+
+
+def _from_result(result: object) -> Outcome:
+    if isinstance(result, str):
+        data = result.encode()
+        if len(data) > RESULT_LIMIT_BYTES:
+            return Outcome(TOO_LARGE)
+        return Outcome(OK, output=data)
+    # result<string, error-info>: the error case arrives as a Record.
+    kind = str(getattr(result, "type", "Error") or "Error")
+    message = str(getattr(result, "message", "") or "")
+    stack = str(getattr(result, "stack", "") or "").splitlines()[:_MAX_STACK_LINES]
+    return Outcome(FAILED, failure=FunctionFailure(type=kind, message=message, stack=stack))
+
+
+def _from_error(text: str, logs: bytes) -> Outcome:
+    lower = text.lower()
+    if "wasm trap: interrupt" in lower:
+        return Outcome(TIMEOUT)
+    # NOTE(sandbox): a component's memories are not visible through wasmtime-py,
+    # so running out of memory is recognised by what the guest or wasmtime said.
+    if "exceeds memory limits" in lower or _mentions_oom(logs[-4096:].decode(errors="replace")):
+        return Outcome(MEMORY)
+    return Outcome(FAILED, failure=_trap_failure(text))
+
+
+def _trap_failure(text: str) -> FunctionFailure:
+    """wasmtime's component errors are text: a backtrace, then 'Caused by: wasm trap: ...'."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    cause = trap_cause(text)
+    frames = [line.strip() for line in lines if line.lstrip()[:1].isdigit() and ":" in line]
+    if "call stack exhausted" in cause or "stack overflow" in cause:
+        kind = "StackOverflow"
+    elif "unreachable" in cause:
+        kind = "Unreachable"
+    else:
+        kind = "Trap"
+    return FunctionFailure(type=kind, message=cause, stack=frames[:_MAX_STACK_LINES])
+
+
+def _mentions_oom(text: str) -> bool:
+    lower = text.lower()
+    return any(hint in lower for hint in _OOM_HINTS)

@@ -1,0 +1,162 @@
+"""The worker's one wasmtime Engine: fixed configuration, epoch ticker, fingerprint.
+
+NOTE(sandbox): an Engine made before fork() hangs the child when it compiles
+(FIELD-NOTES.md), so nothing here runs at import time; `Sandbox` makes an
+`EngineHost` on first use and makes a new one if it finds itself in a new
+process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import math
+import platform
+import threading
+from dataclasses import dataclass
+from functools import cache
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+# Everything that changes generated code or what a precompiled artifact
+# expects of its engine; hashed into the precompiled key.
+ENGINE_SETTINGS: dict[str, object] = {
+    "epoch_interruption": True,  # deadlines: a ticker bumps the epoch
+    "consume_fuel": False,  # no metering: epochs are cheaper
+    "wasm_threads": False,  # no shared memory, no atomic waits that block
+    "wasm_component_model": True,
+    "cranelift_opt_level": "speed",
+    "max_wasm_stack": 512 * 1024,  # deep recursion traps with a stack overflow
+    "strategy": "cranelift",
+}
+
+# x86 features Cranelift selects code by; other flags in /proc/cpuinfo (bugs,
+# virtualisation hints) would only split the cache without changing the code.
+_X86_CODEGEN_FLAGS = frozenset(
+    [
+        "sse3",
+        "pni",
+        "ssse3",
+        "sse4_1",
+        "sse4_2",
+        "popcnt",
+        "avx",
+        "avx2",
+        "bmi1",
+        "bmi2",
+        "fma",
+        "abm",
+        "lzcnt",
+        "f16c",
+        "cx16",
+        "avx512f",
+        "avx512vl",
+        "avx512dq",
+        "avx512bw",
+        "avx512cd",
+        "avx512vbmi",
+        "avx512bitalg",
+        "avx512_vbmi2",
+        "avx512_vnni",
+        "avx512_vpopcntdq",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a precompiled artifact must match to be loaded by this engine."""
+
+    wasmtime_version: str
+    config_hash: str
+    cpu_hash: str
+
+    @property
+    def tag(self) -> str:
+        return f"wasmtime-{self.wasmtime_version}-{self.config_hash}-{self.cpu_hash}"
+
+
+def _cpu_features() -> str:
+    machine = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() in ("flags", "Features"):
+                    flags = set(value.split())
+                    if machine in ("x86_64", "AMD64", "i686"):
+                        flags &= _X86_CODEGEN_FLAGS
+                    return f"{machine}:{' '.join(sorted(flags))}"
+    except OSError:
+        pass
+    return f"{machine}:{platform.processor()}"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@cache
+def fingerprint() -> Fingerprint:
+    return Fingerprint(
+        wasmtime_version=importlib.metadata.version("wasmtime"),
+        config_hash=_short_hash(json.dumps(ENGINE_SETTINGS, sort_keys=True)),
+        cpu_hash=_short_hash(_cpu_features()),
+    )
+
+
+def make_config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    for name, value in ENGINE_SETTINGS.items():
+        setattr(config, name, value)
+    return config
+
+
+class EngineHost:
+    """One Engine, its epoch ticker thread and the linkers bound to it."""
+
+    def __init__(self, tick_sec: float) -> None:
+        self.tick_sec = tick_sec
+        self.engine = wasmtime.Engine(make_config())
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="nimbus-epoch", daemon=True)
+        self._ticker.start()
+        self._lock = threading.Lock()
+        self._module_linker: wasmtime.Linker | None = None
+        self._component_linker = None
+
+    def _tick(self) -> None:
+        engine_ptr = self.engine.ptr()
+        increment = ffi.wasmtime_engine_increment_epoch
+        while not self._stop.wait(self.tick_sec):
+            increment(engine_ptr)
+
+    def deadline_ticks(self, seconds: float) -> int:
+        """Epoch ticks from now until `seconds` have surely passed (one tick of slack)."""
+        return max(1, math.ceil(seconds / self.tick_sec)) + 1
+
+    def module_linker(self) -> wasmtime.Linker:
+        if self._module_linker is None:
+            with self._lock:
+                if self._module_linker is None:
+                    from ._wasi import make_module_linker
+
+                    self._module_linker = make_module_linker(self.engine)
+        return self._module_linker
+
+    def component_linker(self):
+        # PERF(sandbox): add_wasip2 costs ~30 ms; workers that only run modules never pay it.
+        if self._component_linker is None:
+            with self._lock:
+                if self._component_linker is None:
+                    from wasmtime import component
+
+                    linker = component.Linker(self.engine)
+                    linker.add_wasip2()
+                    self._component_linker = linker
+        return self._component_linker
+
+    def close(self) -> None:
+        self._stop.set()

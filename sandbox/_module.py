@@ -1,0 +1,195 @@
+"""Program form: run a WASI command module once, in a fresh instance, on this thread.
+
+PERF(sandbox): this is the hot path, so it talks to wasmtime's C API
+directly (`wasmtime._bindings`): one `Store`, one WASI context built from
+argv/env arrays encoded once per deployment, `InstancePre` instantiate,
+`_start` through the unchecked call, and the store dropped. wasmtime-py's
+high-level wrappers cost more than the wasm itself for a small program.
+
+Running on the caller's thread is safe because every import that could
+block is ours (`_wasi.py`) and returns by the deadline; wasm code itself is
+stopped by the epoch deadline.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import wasmtime
+from wasmtime import _bindings as raw
+from wasmtime import _ffi as ffi
+from wasmtime._wasi import to_char_array
+
+from . import _wasi
+from ._outcome import (
+    FAILED,
+    MEMORY,
+    OK,
+    TIMEOUT,
+    TOO_LARGE,
+    Outcome,
+    error_failure,
+    exit_failure,
+    is_interrupt,
+    memory_near_limit,
+    trap_failure,
+    truncation_note,
+)
+
+_START = b"_start"
+_MEMORY = b"memory"
+_EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
+_EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
+_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+# A table element costs 8 bytes of host memory; tables are not under memory_mb.
+TABLE_ELEMENTS_LIMIT = 1_000_000
+TABLES_LIMIT = 8
+
+_store_new = raw._wasmtime_store_new
+_store_context = raw._wasmtime_store_context
+_store_limiter = raw._wasmtime_store_limiter
+_store_delete = raw._wasmtime_store_delete
+_set_epoch_deadline = raw._wasmtime_context_set_epoch_deadline
+_wasi_config_new = raw._wasi_config_new
+_wasi_set_argv = raw._wasi_config_set_argv
+_wasi_set_env = raw._wasi_config_set_env
+_set_wasi = raw._wasmtime_context_set_wasi
+_instantiate = raw._wasmtime_instance_pre_instantiate
+_export_get = raw._wasmtime_instance_export_get
+_call = raw._wasmtime_func_call_unchecked
+_memory_data_size = raw._wasmtime_memory_data_size
+
+
+def check_command(module: wasmtime.Module) -> None:
+    """A WASI command exports `_start: () -> ()` and one memory named `memory`.
+
+    NOTE(sandbox): `_start` is called through the unchecked ABI, which trusts
+    the signature; this check is what makes that safe.
+    """
+    exports = {e.name: e.type for e in module.exports}
+    start = exports.get("_start")
+    if not isinstance(start, wasmtime.FuncType) or start.params or start.results:
+        raise ValueError("not a WASI command: it must export `_start` taking and returning nothing")
+    if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        raise ValueError("not a WASI command: it must export its memory as `memory`")
+
+
+@dataclass(frozen=True)
+class LoadedModule:
+    kind = "module"
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+
+    @classmethod
+    def link(cls, module: wasmtime.Module, linker: wasmtime.Linker) -> LoadedModule:
+        check_command(module)
+        return cls(module, linker.instantiate_pre(module))
+
+
+class WasiArgs:
+    """argv and environment as C arrays, encoded once per deployment."""
+
+    def __init__(self, argv: list[str], env: Mapping[str, str]) -> None:
+        self.argc = len(argv)
+        self.argv = to_char_array(argv)
+        self.envc = len(env)
+        self.names = to_char_array(list(env))
+        self.values = to_char_array(list(env.values()))
+
+
+def run_module(
+    engine: wasmtime.Engine,
+    loaded: LoadedModule,
+    args: WasiArgs,
+    event: bytes,
+    *,
+    memory_bytes: int,
+    timeout_sec: float,
+    deadline_ticks: int,
+) -> Outcome:
+    io = _wasi.GuestIO(event, timeout_sec)
+    _wasi.bind(io)
+    started = time.perf_counter()
+    store = _store_new(engine.ptr(), None, _NO_FINALIZER)
+    try:
+        context = _store_context(store)
+        _store_limiter(store, memory_bytes, TABLE_ELEMENTS_LIMIT, 1, TABLES_LIMIT, 1)
+        _set_epoch_deadline(context, deadline_ticks)
+        config = _wasi_config_new()
+        if not _wasi_set_argv(config, args.argc, args.argv) or not _wasi_set_env(
+            config, args.envc, args.names, args.values
+        ):
+            raw._wasi_config_delete(config)
+            raise ValueError("invalid argv or environment for WASI")
+        error = _set_wasi(context, config)  # takes ownership of config
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+
+        instance = raw.wasmtime_instance_t()
+        trap = ctypes.POINTER(raw.wasm_trap_t)()
+        error = _instantiate(loaded.pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap))
+        instantiated = not error and not trap
+        if instantiated:
+            item = raw.wasmtime_extern_t()
+            if not _export_get(context, ctypes.byref(instance), _START, 6, ctypes.byref(item)):
+                raise ValueError("module lost its _start export")  # checked at load
+            assert item.kind == _EXTERN_FUNC
+            error = _call(context, ctypes.byref(item.of.func), None, 0, ctypes.byref(trap))
+        duration_ms = (time.perf_counter() - started) * 1000
+        outcome = _classify(
+            io,
+            error,
+            trap,
+            lambda: _memory_used(context, instance) if instantiated else 0,
+            memory_bytes,
+        )
+    finally:
+        _store_delete(store)
+        _wasi.unbind()
+    outcome.duration_ms = duration_ms
+    outcome.logs = b"".join(io.stderr)
+    if io.stderr_dropped:
+        outcome.logs += truncation_note(io.stderr_dropped)
+    return outcome
+
+
+def _memory_used(context, instance) -> int:
+    item = raw.wasmtime_extern_t()
+    if not _export_get(context, ctypes.byref(instance), _MEMORY, 6, ctypes.byref(item)):
+        return 0
+    if item.kind != _EXTERN_MEMORY:
+        return 0
+    return _memory_data_size(context, ctypes.byref(item.of.memory))
+
+
+def _classify(io: _wasi.GuestIO, error, trap, memory_used, memory_bytes: int) -> Outcome:
+    if not error and not trap:
+        return Outcome(OK, output=b"".join(io.stdout))
+    # Take ownership so wasmtime's objects are freed by their wrappers.
+    exc = wasmtime.WasmtimeError._from_ptr(error) if error else None
+    trap_obj = wasmtime.Trap._from_ptr(trap) if trap else None
+    if io.too_large:
+        return Outcome(TOO_LARGE)
+    if io.timed_out:
+        return Outcome(TIMEOUT)
+    if io.host_error is not None:
+        raise RuntimeError(f"sandbox host function failed: {io.host_error}")
+    if trap_obj is not None and is_interrupt(trap_obj):
+        return Outcome(TIMEOUT)
+    if isinstance(exc, wasmtime.ExitTrap):
+        if exc.code == 0:
+            return Outcome(OK, output=b"".join(io.stdout))
+        failure = exit_failure(exc.code)
+    elif trap_obj is not None:
+        failure = trap_failure(trap_obj)
+    else:
+        message = str(exc)
+        if "exceeds memory limits" in message or "memory minimum size" in message:
+            return Outcome(MEMORY)
+        failure = error_failure(exc)
+    if memory_near_limit(memory_used(), memory_bytes):
+        return Outcome(MEMORY)
+    return Outcome(FAILED, output=b"".join(io.stdout), failure=failure)

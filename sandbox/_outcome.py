@@ -1,0 +1,90 @@
+"""How a guest run ended, and turning wasmtime's traps and errors into that."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import wasmtime
+
+from ._types import LOG_LIMIT_BYTES, FunctionFailure
+
+# How a run ended. "failed" is the function's own failure (InvokeResult.error);
+# the others become the errors the gateway maps to 504, 500 and 502.
+OK, FAILED, TIMEOUT, MEMORY, TOO_LARGE = "ok", "failed", "timeout", "memory", "too_large"
+
+_MAX_FRAMES = 32
+
+
+@dataclass
+class Outcome:
+    status: str
+    output: bytes = b""
+    logs: bytes = b""
+    failure: FunctionFailure | None = None
+    duration_ms: float = 0.0
+
+
+def truncation_note(dropped: int | None) -> bytes:
+    shown = LOG_LIMIT_BYTES // (1 << 20)
+    if dropped is None:
+        return f"\n[nimbus: log truncated at {shown} MB]\n".encode()
+    return f"\n[nimbus: log truncated at {shown} MB, {dropped} more bytes dropped]\n".encode()
+
+
+def _frame_line(frame: wasmtime.Frame) -> str:
+    where = frame.module_name or "module"
+    name = frame.func_name or f"func[{frame.func_index}]"
+    return f"at {where}!{name} (offset {frame.module_offset:#x})"
+
+
+def trap_cause(text: str) -> str:
+    """The line that says what happened in wasmtime's "backtrace ... Caused by:" text."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("wasm trap:"):
+            return line
+    return lines[0] if lines else "wasm trap"
+
+
+def trap_failure(trap: wasmtime.Trap) -> FunctionFailure:
+    code = trap.trap_code
+    message = trap_cause(str(trap.message or ""))
+    if code == wasmtime.TrapCode.STACK_OVERFLOW:
+        kind = "StackOverflow"
+    elif code == wasmtime.TrapCode.UNREACHABLE:
+        kind = "Unreachable"
+    else:
+        kind = "Trap"
+    frames = trap.frames
+    stack = [_frame_line(f) for f in frames[:_MAX_FRAMES]]
+    if len(frames) > _MAX_FRAMES:
+        stack.append(f"... {len(frames) - _MAX_FRAMES} more frames")
+    return FunctionFailure(type=kind, message=message, stack=stack)
+
+
+def error_failure(error: Exception) -> FunctionFailure:
+    """A wasmtime error that is neither an exit nor a plain trap (e.g. a link error)."""
+    lines = str(error).strip().splitlines() or ["wasm error"]
+    stack = [line.strip() for line in lines[1 : _MAX_FRAMES + 1] if line.strip()]
+    return FunctionFailure(type="Trap", message=lines[0], stack=stack)
+
+
+def exit_failure(code: int) -> FunctionFailure:
+    return FunctionFailure(
+        type="ExitError", message=f"function exited with status {code}", exit_code=code
+    )
+
+
+def is_interrupt(trap: wasmtime.Trap) -> bool:
+    return trap.trap_code == wasmtime.TrapCode.INTERRUPT
+
+
+def memory_near_limit(used: int, limit: int) -> bool:
+    """A failed guest whose memory ended this close to its cap ran out of memory.
+
+    NOTE(sandbox): wasmtime's C API cannot make a refused `memory.grow` trap,
+    the guest sees -1 and fails in its own way (abort, trap, exit code). So a
+    failure is attributed to memory when the memory had grown to within one
+    allocation step (1/16 of the cap, at least 1 MiB) of the limit.
+    """
+    return used >= limit - max(1 << 20, limit // 16)

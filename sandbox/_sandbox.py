@@ -1,0 +1,305 @@
+"""`Sandbox`: the one object the gateway talks to."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import orjson
+
+from store import Store, errors
+
+from . import _artifact
+from ._cache import ArtifactCache
+from ._component import HandlerInstance, LoadedComponent, run_handler
+from ._engine import EngineHost
+from ._limits import ConcurrencyGate
+from ._module import LoadedModule, WasiArgs, run_module
+from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome
+from ._threads import Abandoned, GuestThreads
+from ._types import (
+    KINDS,
+    RESULT_LIMIT_BYTES,
+    Deployment,
+    InvokeResult,
+    MiB,
+    SandboxConfig,
+)
+
+# How long past the deadline a caller waits for the epoch trap to land
+# before leaving a guarded thread behind.
+_GRACE_SEC = 0.1
+_IDLE_PER_DEPLOYMENT = 2
+
+
+@dataclass
+class _Prepared:
+    """Per deployment: what is encoded once and reused by every call."""
+
+    argv: list[str]
+    wasi_args: WasiArgs | None
+
+
+class _Worker:
+    """What one process owns: the engine, the caches, admission, guarded threads."""
+
+    def __init__(self, store: Store, config: SandboxConfig) -> None:
+        self.pid = os.getpid()
+        self.host = EngineHost(config.epoch_tick_sec)
+        self.artifacts = ArtifactCache(
+            store, self.host, config.cache_dir, config.memory_cache_entries, config.signing_key
+        )
+        self.gate = ConcurrencyGate(
+            config.max_concurrent, config.queue_size, config.queue_timeout_sec
+        )
+        self.threads = GuestThreads(config.stuck_thread_limit)
+        self._lock = threading.Lock()
+        self._limit = config.memory_cache_entries * 4
+        self._prepared: OrderedDict[tuple, _Prepared] = OrderedDict()
+        self._idle: OrderedDict[tuple, list[HandlerInstance]] = OrderedDict()
+
+    def prepared(self, dep: Deployment) -> _Prepared:
+        key = (dep.function_id, dep.version, dep.artifact_sha256)
+        with self._lock:
+            found = self._prepared.get(key)
+            if found is not None:
+                self._prepared.move_to_end(key)
+                return found
+        argv = [dep.function_name]
+        wasi_args = WasiArgs(argv, dep.env_vars) if dep.kind == "module" else None
+        found = _Prepared(argv, wasi_args)
+        with self._lock:
+            self._prepared[key] = found
+            while len(self._prepared) > self._limit:
+                self._prepared.popitem(last=False)
+        return found
+
+    def take_idle(self, dep: Deployment) -> HandlerInstance | None:
+        key = (dep.function_id, dep.version, dep.artifact_sha256)
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def give_back(self, dep: Deployment, inst: HandlerInstance) -> None:
+        key = (dep.function_id, dep.version, dep.artifact_sha256)
+        evicted: list[HandlerInstance] = []
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            if len(idle) < _IDLE_PER_DEPLOYMENT:
+                idle.append(inst)
+            else:
+                evicted.append(inst)
+            while len(self._idle) > self._limit:
+                evicted.extend(self._idle.popitem(last=False)[1])
+        for old in evicted:
+            old.close()
+
+    def close(self) -> None:
+        self.host.close()
+        with self._lock:
+            idle = [inst for insts in self._idle.values() for inst in insts]
+            self._idle.clear()
+        for inst in idle:
+            inst.close()
+
+
+class Sandbox:
+    """Runs untrusted WASM for one worker process, fast and within hard limits.
+
+    Makes its wasmtime Engine on first use, after gunicorn's fork (never at
+    import or construction), and makes a new one if used in a forked child.
+    Errors raised by `invoke` (all from `store.errors`) carry `logs`,
+    `duration_ms` and `cold_start` attributes when a guest ran:
+    `Timeout` at the deadline, `LimitExceeded` when the worker is full,
+    `NimbusError` with code `memory_limit_exceeded` or `result_too_large`.
+    A function's own failure is not raised: it is `InvokeResult.error`.
+    """
+
+    def __init__(self, store: Store, config: SandboxConfig) -> None:
+        self._store = store
+        self._config = config
+        self._lock = threading.Lock()
+        self._worker_state: _Worker | None = None
+
+    def _worker(self) -> _Worker:
+        worker = self._worker_state
+        if worker is not None and worker.pid == os.getpid():
+            return worker
+        with self._lock:
+            worker = self._worker_state
+            if worker is None or worker.pid != os.getpid():
+                # A forked child must not touch its parent's engine, threads or locks.
+                worker = self._worker_state = _Worker(self._store, self._config)
+            return worker
+
+    def start(self) -> None:
+        """Make the engine now (e.g. in gunicorn's post_fork) instead of on first use."""
+        self._worker()
+
+    def close(self) -> None:
+        worker, self._worker_state = self._worker_state, None
+        if worker is not None and worker.pid == os.getpid():
+            worker.close()
+
+    def stats(self) -> dict[str, int]:
+        worker = self._worker_state
+        if worker is None:
+            return {"running": 0, "stuck_threads": 0}
+        return {"running": worker.gate.active, "stuck_threads": worker.threads.stuck}
+
+    # -- artifacts ------------------------------------------------------------
+
+    def kind_of(self, wasm: bytes) -> str:
+        """ "module" or "component" from the binary header; `errors.Invalid` otherwise."""
+        return _artifact.kind_of(wasm)
+
+    def precompile(self, artifact_key: str, sha256: str) -> str:
+        """Compile the stored wasm for this engine and store it beside; returns its key.
+
+        Checks the wasm against `sha256` first; idempotent (a present,
+        complete precompiled artifact is left alone). `errors.Invalid` for
+        wasm that does not compile or is not a WASI command / handler component.
+        """
+        return self._worker().artifacts.precompile(artifact_key, sha256)
+
+    def prepare(self, dep: Deployment) -> None:
+        """Warm a deployment: artifact loaded and linked, per-call pieces encoded."""
+        _check_deployment(dep)
+        worker = self._worker()
+        worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, dep.kind)
+        worker.prepared(dep)
+        if dep.kind == "component":
+            worker.host.component_linker()
+
+    # -- invoke ---------------------------------------------------------------
+
+    def invoke(self, dep: Deployment, event: bytes, context: dict) -> InvokeResult:
+        _check_deployment(dep)
+        worker = self._worker()
+        began = time.perf_counter()
+        loaded, cold = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, dep.kind)
+        init_ms = (time.perf_counter() - began) * 1000 if cold else 0.0
+        prepared = worker.prepared(dep)
+        if dep.kind == "component":
+            worker.threads.check_capacity()
+        worker.gate.acquire()
+        try:
+            if isinstance(loaded, LoadedModule):
+                outcome = run_module(
+                    worker.host.engine,
+                    loaded,
+                    prepared.wasi_args,
+                    event,
+                    memory_bytes=dep.memory_mb * MiB,
+                    timeout_sec=dep.timeout_sec,
+                    deadline_ticks=worker.host.deadline_ticks(dep.timeout_sec),
+                )
+            else:
+                outcome = self._call_component(worker, dep, loaded, prepared, event, context)
+        finally:
+            worker.gate.release()
+        return _finish(dep, outcome, cold, init_ms)
+
+    def _call_component(
+        self,
+        worker: _Worker,
+        dep: Deployment,
+        loaded: LoadedComponent,
+        prepared: _Prepared,
+        event: bytes,
+        context: dict,
+    ) -> Outcome:
+        try:
+            event_text = event.decode()
+        except UnicodeDecodeError:
+            raise errors.Invalid("the event must be UTF-8 text (JSON)") from None
+        full_context = {
+            "function_name": dep.function_name,
+            "version": dep.version,
+            "memory_limit_mb": dep.memory_mb,
+            **context,
+            # The sandbox enforces the deadline, so it states it.
+            "deadline_ms": int((time.time() + dep.timeout_sec) * 1000),
+        }
+        context_text = orjson.dumps(full_context, default=str).decode()
+        ticks = worker.host.deadline_ticks(dep.timeout_sec)
+        reuse = worker.take_idle(dep) if dep.reuse_instance else None
+
+        def make_instance() -> HandlerInstance:
+            return HandlerInstance(
+                worker.host.engine,
+                worker.host.component_linker(),
+                loaded,
+                prepared.argv,
+                dep.env_vars,
+                dep.memory_mb * MiB,
+                ticks,
+            )
+
+        started = time.perf_counter()
+        try:
+            outcome, keep = worker.threads.run(
+                lambda: run_handler(make_instance, reuse, event_text, context_text, ticks),
+                dep.timeout_sec + _GRACE_SEC,
+            )
+        except Abandoned:
+            # Still blocked in a host call; its thread is counted as stuck.
+            return Outcome(TIMEOUT, duration_ms=(time.perf_counter() - started) * 1000)
+        if keep is not None:
+            if dep.reuse_instance:
+                worker.give_back(dep, keep)
+            else:
+                keep.close()
+        return outcome
+
+
+def _check_deployment(dep: Deployment) -> None:
+    if dep.kind not in KINDS:
+        raise errors.Invalid(f"unknown artifact kind {dep.kind!r} (expected one of {KINDS})")
+    if dep.memory_mb <= 0 or dep.timeout_sec <= 0:
+        raise errors.Invalid("memory_mb and timeout_sec must be positive")
+
+
+def _content_type(output: bytes) -> str:
+    if output:
+        try:
+            orjson.loads(output)
+            return "application/json"
+        except orjson.JSONDecodeError:
+            pass
+    return "text/plain"
+
+
+def _finish(dep: Deployment, outcome: Outcome, cold: bool, init_ms: float) -> InvokeResult:
+    if outcome.status in (OK, FAILED):
+        return InvokeResult(
+            output=outcome.output,
+            content_type=_content_type(outcome.output),
+            logs=outcome.logs,
+            cold_start=cold,
+            duration_ms=outcome.duration_ms,
+            error=outcome.failure if outcome.status == FAILED else None,
+            init_ms=init_ms,
+        )
+    if outcome.status == TIMEOUT:
+        exc: errors.NimbusError = errors.Timeout(f"function timed out after {dep.timeout_sec:g} s")
+    elif outcome.status == MEMORY:
+        exc = errors.NimbusError(
+            f"function exceeded its memory limit of {dep.memory_mb} MB",
+            code="memory_limit_exceeded",
+        )
+    elif outcome.status == TOO_LARGE:
+        exc = errors.NimbusError(
+            f"function result is larger than {RESULT_LIMIT_BYTES // MiB} MB",
+            code="result_too_large",
+        )
+    else:  # pragma: no cover - every status is handled above
+        raise AssertionError(outcome.status)
+    exc.logs = outcome.logs
+    exc.duration_ms = outcome.duration_ms
+    exc.cold_start = cold
+    raise exc

@@ -1,0 +1,98 @@
+"""Guarded threads for guest calls that may block in a host call past their deadline.
+
+The epoch deadline stops wasm code, but not a host call in progress: a
+component sleeping in WASI preview 2 keeps its thread until the sleep ends
+(FIELD-NOTES.md, "the sleep trap"). Such calls run here: the caller waits
+until the deadline (plus a little grace for the epoch trap to land) and then
+stops waiting. The thread that is still inside the guest is *stuck*: it is
+counted, and while `stuck_limit` threads are stuck no new guarded call is
+accepted (`LimitExceeded`), so stuck guests cannot pile up and starve the
+worker. A stuck thread that finally returns drops its result (its caller
+has gone) and becomes idle again.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from store import errors
+
+
+class Abandoned(Exception):
+    """The guest did not return by the deadline; its thread was left behind."""
+
+
+class _Job:
+    __slots__ = ("abandoned", "done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.abandoned = False
+
+
+class GuestThreads:
+    def __init__(self, stuck_limit: int) -> None:
+        self.stuck_limit = stuck_limit
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue] = []
+        self._stuck = 0
+        self._threads = 0
+
+    @property
+    def stuck(self) -> int:
+        return self._stuck
+
+    def check_capacity(self) -> None:
+        if self._stuck >= self.stuck_limit:
+            raise errors.LimitExceeded(
+                f"worker busy: {self._stuck} guests are still blocked past their deadline",
+                retry_after=5,
+            )
+
+    def run(self, fn: Callable[[], Any], wait_sec: float) -> Any:
+        """Run `fn` on a guarded thread; `Abandoned` if it is not done in `wait_sec`."""
+        job = _Job(fn)
+        with self._lock:
+            if self._stuck >= self.stuck_limit:
+                self.check_capacity()
+            inbox = self._idle.pop() if self._idle else None
+            if inbox is None:
+                inbox = queue.SimpleQueue()
+                self._threads += 1
+                threading.Thread(
+                    target=self._serve,
+                    args=(inbox,),
+                    name=f"nimbus-guest-{self._threads}",
+                    daemon=True,
+                ).start()
+        inbox.put(job)
+        if not job.done.wait(wait_sec):
+            with self._lock:
+                if not job.done.is_set():
+                    job.abandoned = True
+                    self._stuck += 1
+            if job.abandoned:
+                raise Abandoned
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _serve(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            job: _Job = inbox.get()
+            try:
+                job.result = job.fn()
+            except BaseException as exc:  # handed to the caller
+                job.error = exc
+            with self._lock:
+                job.done.set()
+                if job.abandoned:
+                    self._stuck -= 1
+                    job.result = job.error = None
+                self._idle.append(inbox)

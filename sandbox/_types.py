@@ -1,0 +1,82 @@
+"""The values the gateway passes in and gets back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MiB = 1 << 20
+
+# DESIGN.md, handler conventions: the result (program stdout or a component's
+# returned string) is capped at 6 MB, the log at 1 MB plus a truncation note.
+RESULT_LIMIT_BYTES = 6 * MiB
+LOG_LIMIT_BYTES = 1 * MiB
+
+KINDS = ("module", "component")
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Per-worker sandbox settings, passed in explicitly (no environment reads)."""
+
+    cache_dir: Path  # local disk cache of precompiled artifacts
+    max_concurrent: int = 10  # guests running at once in this worker
+    queue_size: int = 10  # callers allowed to wait for a slot; beyond: LimitExceeded
+    queue_timeout_sec: float = 2.0  # how long a queued caller waits before LimitExceeded
+    memory_cache_entries: int = 64  # in-memory LRU of deserialized modules/components
+    # Threads still blocked in a host call (e.g. a component sleeping) after their
+    # caller got its timeout. Bounded so they cannot starve the worker; at the
+    # bound, component invocations answer LimitExceeded. None: max_concurrent.
+    max_stuck_threads: int | None = None
+    # Optional HMAC key for precompiled artifacts: with it, a `.cwasm` in the
+    # store must carry a matching signature or it is rebuilt from the wasm.
+    signing_key: bytes | None = None
+    epoch_tick_sec: float = 0.01  # deadline resolution
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        if self.max_concurrent < 1 or self.queue_size < 0 or self.memory_cache_entries < 1:
+            raise ValueError("max_concurrent and memory_cache_entries must be ≥ 1, queue ≥ 0")
+
+    @property
+    def stuck_thread_limit(self) -> int:
+        return self.max_concurrent if self.max_stuck_threads is None else self.max_stuck_threads
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One function version as the gateway knows it."""
+
+    function_id: str
+    function_name: str
+    version: int
+    artifact_key: str  # store key of the validated .wasm ("blobs/sha256/<hex>")
+    artifact_sha256: str
+    kind: str  # "module" (WASI command, program form) | "component" (the `handler` world)
+    env_vars: dict[str, str] = field(default_factory=dict)
+    memory_mb: int = 128
+    timeout_sec: float = 30.0
+    # Components only: keep the instance between calls of this version in this
+    # worker (never across functions). Command modules always get a fresh one.
+    reuse_instance: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionFailure:
+    """The function failed on its own terms: the gateway answers 500 function_error."""
+
+    type: str  # "ExitError", "StackOverflow", "Trap", or the guest's own error type
+    message: str
+    stack: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+
+
+@dataclass
+class InvokeResult:
+    output: bytes  # the result: program stdout or the component's returned string
+    content_type: str  # "application/json" or "text/plain"
+    logs: bytes  # guest log (capped at 1 MB plus a truncation note)
+    cold_start: bool  # this worker had to load the artifact for this call
+    duration_ms: float  # the guest's run: instantiate + call
+    error: FunctionFailure | None = None
+    init_ms: float = 0.0  # loading the artifact on a cold start (not in duration_ms)
