@@ -318,7 +318,7 @@ C_ERROR = """
       (i32.store8 (i32.const 16) (i32.const 1))
       (i32.store (i32.const 20) (i32.const 256)) (i32.store (i32.const 24) (i32.const 10))
       (i32.store (i32.const 28) (i32.const 272)) (i32.store (i32.const 32) (i32.const 9))
-      (i32.store (i32.const 36) (i32.const 288)) (i32.store (i32.const 40) (i32.const 46))
+      (i32.store (i32.const 36) (i32.const 288)) (i32.store (i32.const 40) (i32.const 45))
       (i32.const 16)"""
 C_LOOP = "(loop $forever (br $forever)) (i32.const 0)"
 C_TRAP = "unreachable"

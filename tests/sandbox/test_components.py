@@ -1,0 +1,230 @@
+"""Components exporting the `handler` world: hand-written WAT ones (fast) and a
+Python one built with componentize-py (real WASI preview 2 guest)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sandbox import LOG_LIMIT_BYTES
+from store import LocalStore, errors
+
+from .conftest import CACHE, deployment
+from .guests import wat_component, wat_module
+
+# -- hand-written components --------------------------------------------------------
+
+
+def test_component_returns_its_result(sandbox, deploy):
+    dep = deploy(wat_component("C_ECHO"))
+    assert dep.kind == "component"
+    result = sandbox.invoke(dep, b'{"a":1}', {})
+    assert result.error is None
+    assert (result.output, result.content_type) == (b'{"a":1}', "application/json")
+
+
+def test_component_gets_the_context(sandbox, deploy):
+    dep = deploy(wat_component("C_CONTEXT"), name="ctx-fn", memory_mb=32, timeout_sec=3)
+    before = time.time()
+    result = sandbox.invoke(dep, b"{}", {"invocation_id": "inv_9", "user": "ada"})
+    context = json.loads(result.output)
+    assert context["function_name"] == "ctx-fn"
+    assert context["version"] == 1
+    assert context["memory_limit_mb"] == 32
+    assert context["invocation_id"] == "inv_9"
+    assert context["user"] == "ada"
+    assert before + 2.99 <= context["deadline_ms"] / 1000 <= time.time() + 3.01
+
+
+def test_component_error_record_is_a_function_failure(sandbox, deploy):
+    result = sandbox.invoke(deploy(wat_component("C_ERROR")), b"{}", {})
+    assert result.error is not None
+    assert result.error.type == "ValueError"
+    assert result.error.message == "bad event"
+    assert result.error.stack == ["at handle (guest.wat:1)", "at main (guest.wat:2)"]
+
+
+def test_component_loop_times_out(sandbox, deploy):
+    dep = deploy(wat_component("C_LOOP"), timeout_sec=0.5)
+    started = time.monotonic()
+    with pytest.raises(errors.Timeout):
+        sandbox.invoke(dep, b"{}", {})
+    assert 0.45 <= time.monotonic() - started < 1.5
+    assert sandbox.stats()["stuck_threads"] == 0  # the epoch stopped it: nothing left behind
+    assert sandbox.invoke(deploy(wat_component("C_ECHO")), b"1", {}).output == b"1"
+
+
+def test_component_trap_is_a_function_failure(sandbox, deploy):
+    result = sandbox.invoke(deploy(wat_component("C_TRAP")), b"{}", {})
+    assert result.error is not None
+    assert result.error.type == "Unreachable"
+    assert result.error.message.startswith("wasm trap:")
+
+
+def test_component_deep_recursion_is_a_stack_overflow(sandbox, deploy):
+    result = sandbox.invoke(deploy(wat_component("C_RECURSION")), b"{}", {})
+    assert result.error is not None
+    assert result.error.type == "StackOverflow"
+
+
+def test_component_huge_result_is_result_too_large(sandbox, deploy):
+    with pytest.raises(errors.NimbusError) as caught:
+        sandbox.invoke(deploy(wat_component("C_HUGE"), memory_mb=16), b"{}", {})
+    assert caught.value.code == "result_too_large"
+
+
+def test_kind_mismatch_is_invalid(sandbox, deploy):
+    dep = deploy(wat_module("ECHO"), kind="component")
+    with pytest.raises(errors.Invalid):
+        sandbox.invoke(dep, b"{}", {})
+
+
+# -- a real Python component (componentize-py, WASI preview 2) ----------------------
+
+
+@pytest.fixture
+def py(python_component, make_sandbox):
+    """(sandbox, deploy) for the Python component, loading from the cached store."""
+    store_dir, key, sha = python_component
+    sandbox = make_sandbox(store=LocalStore(store_dir), cache_dir=CACHE / "worker-cache")
+
+    def deploy(**overrides):
+        overrides.setdefault("timeout_sec", 5.0)
+        overrides.setdefault("memory_mb", 64)
+        return deployment(key, sha, kind="component", name="py-fn", **overrides)
+
+    return sandbox, deploy
+
+
+def call(sandbox, dep, op: str, **fields):
+    return sandbox.invoke(dep, json.dumps({"op": op, **fields}).encode(), {})
+
+
+def test_python_component_echo_with_logs(py):
+    sandbox, deploy = py
+    dep = deploy()
+    first = call(sandbox, dep, "echo")
+    assert first.cold_start
+    body = json.loads(first.output)
+    assert body["event"] == {"op": "echo"}
+    assert body["context"]["function_name"] == "py-fn"
+    assert first.logs == b"stdout line for echo\nstderr line for echo\n"
+    second = call(sandbox, dep, "echo")
+    assert not second.cold_start
+    assert json.loads(second.output)["calls"] == 1  # a fresh instance: module state is new
+
+
+def test_python_component_reuses_its_instance_only_when_asked(py):
+    sandbox, deploy = py
+    dep = deploy(reuse_instance=True)
+    counts = [json.loads(call(sandbox, dep, "echo").output)["calls"] for _ in range(3)]
+    assert counts == [1, 2, 3]
+    other = deploy(reuse_instance=True)  # another function, same artifact: its own instance
+    assert json.loads(call(sandbox, other, "echo").output)["calls"] == 1
+    # A failure other than the function's own error record throws the instance away.
+    assert call(sandbox, dep, "raise").error is not None
+    assert json.loads(call(sandbox, dep, "echo").output)["calls"] == 1
+
+
+def test_python_component_error_and_exception(py):
+    sandbox, deploy = py
+    dep = deploy()
+    failed = call(sandbox, dep, "fail")
+    assert failed.error is not None
+    assert (failed.error.type, failed.error.message, failed.error.stack) == (
+        "ValueError",
+        "bad input",
+        ["a", "b"],
+    )
+    raised = call(sandbox, dep, "raise")
+    assert raised.error is not None
+    assert raised.error.type == "Unreachable"  # componentize-py traps on an uncaught exception
+    assert b"RuntimeError: boom" in raised.logs
+    assert call(sandbox, dep, "echo").error is None
+
+
+def test_python_component_sees_only_its_env_vars(py):
+    sandbox, deploy = py
+    result = call(sandbox, deploy(env_vars={"API_URL": "https://x"}), "env")
+    assert json.loads(result.output) == {"API_URL": "https://x"}
+
+
+def test_python_component_cannot_read_host_files(py):
+    sandbox, deploy = py
+    seen = json.loads(call(sandbox, deploy(), "files").output)
+    assert all(str(v).startswith("error:") for v in seen.values()), seen
+
+
+def test_python_component_sleeping_past_the_deadline(py):
+    """time.sleep blocks in a WASI host call the epoch cannot interrupt; the caller
+    still gets its timeout at the deadline and its slot back."""
+    sandbox, deploy = py
+    dep = deploy(timeout_sec=1.0)
+    started = time.monotonic()
+    with pytest.raises(errors.Timeout):
+        call(sandbox, dep, "sleep", sec=2.5)
+    assert 0.95 <= time.monotonic() - started < 1.6
+    stats = sandbox.stats()
+    assert stats["running"] == 0
+    assert stats["stuck_threads"] == 1
+    assert call(sandbox, dep, "echo").error is None  # the worker keeps serving
+    deadline = time.monotonic() + 6
+    while sandbox.stats()["stuck_threads"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sandbox.stats()["stuck_threads"] == 0  # the thread came back when the sleep ended
+
+
+def test_stuck_threads_are_bounded(python_component, make_sandbox, deploy):
+    store_dir, key, sha = python_component
+    sandbox = make_sandbox(
+        store=LocalStore(store_dir), cache_dir=CACHE / "worker-cache", max_stuck_threads=1
+    )
+    dep = deployment(key, sha, kind="component", timeout_sec=0.5)
+    with pytest.raises(errors.Timeout):
+        call(sandbox, dep, "sleep", sec=1.5)
+    with pytest.raises(errors.LimitExceeded) as caught:
+        call(sandbox, dep, "echo")
+    assert caught.value.retry_after >= 1
+    deadline = time.monotonic() + 5
+    while sandbox.stats()["stuck_threads"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert call(sandbox, dep, "echo").error is None
+
+
+def test_python_component_loop_times_out(py):
+    sandbox, deploy = py
+    with pytest.raises(errors.Timeout):
+        call(sandbox, deploy(timeout_sec=0.5), "loop")
+    assert sandbox.stats()["stuck_threads"] == 0
+    assert call(sandbox, deploy(), "echo").error is None
+
+
+def test_python_component_memory_bomb(py):
+    sandbox, deploy = py
+    with pytest.raises(errors.NimbusError) as caught:
+        call(sandbox, deploy(memory_mb=48), "memory")
+    assert caught.value.code == "memory_limit_exceeded"
+    assert call(sandbox, deploy(), "echo").error is None
+
+
+def test_python_component_huge_result(py):
+    sandbox, deploy = py
+    with pytest.raises(errors.NimbusError) as caught:
+        call(sandbox, deploy(), "big")
+    assert caught.value.code == "result_too_large"
+
+
+def test_python_component_log_flood_is_capped(py):
+    sandbox, deploy = py
+    result = call(sandbox, deploy(), "log_flood")
+    assert json.loads(result.output)["ok"] is True
+    assert result.logs.endswith(b"[nimbus: log truncated at 1 MB]\n")
+    assert len(result.logs) <= LOG_LIMIT_BYTES + 100
+
+
+def test_python_component_text_result(py):
+    sandbox, deploy = py
+    result = call(sandbox, deploy(), "text")
+    assert (result.output, result.content_type) == (b"plain words", "text/plain")
