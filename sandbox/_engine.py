@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import math
+import os
 import platform
 import threading
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from functools import cache
 
 import wasmtime
 from wasmtime import _ffi as ffi
+
+log = logging.getLogger("nimbus.sandbox")
 
 # Everything that changes generated code or what a precompiled artifact
 # expects of its engine; hashed into the precompiled key.
@@ -107,10 +111,28 @@ def fingerprint() -> Fingerprint:
     )
 
 
+# NOTE(sandbox): wasmtime compiles on a process-global rayon thread pool. A
+# child forked after that pool started inherits its state but not its threads,
+# and any compile in the child waits forever (the "fork() trap" of
+# FIELD-NOTES.md: it is the pool, not the Engine). A child forked from a
+# process that made an engine therefore compiles on its own thread. This does
+# not change generated code, so it is not part of the fingerprint.
+_process = {"made_engine": False, "forked_after_engine": False}
+
+
+def _after_fork_in_child() -> None:
+    if _process["made_engine"]:
+        _process["forked_after_engine"] = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def make_config() -> wasmtime.Config:
     config = wasmtime.Config()
     for name, value in ENGINE_SETTINGS.items():
         setattr(config, name, value)
+    config.parallel_compilation = not _process["forked_after_engine"]
     return config
 
 
@@ -118,8 +140,15 @@ class EngineHost:
     """One Engine, its epoch ticker thread and the linkers bound to it."""
 
     def __init__(self, tick_sec: float) -> None:
+        if _process["forked_after_engine"]:
+            log.warning(
+                "wasmtime was used before this process was forked: compiling on one thread, "
+                "and WASI preview 2 timers (a component's sleep) may never fire here; "
+                "make the Sandbox's engine after the fork"
+            )
         self.tick_sec = tick_sec
         self.engine = wasmtime.Engine(make_config())
+        _process["made_engine"] = True
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="nimbus-epoch", daemon=True)
         self._ticker.start()

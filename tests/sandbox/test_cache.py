@@ -1,0 +1,214 @@
+"""Precompiled artifacts: keyed by wasm + engine, verified before loading, rebuilt when bad."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import time
+
+import pytest
+import wasmtime
+
+from sandbox import Sandbox, SandboxConfig
+from store import LocalStore, errors
+
+from .conftest import deployment, put_wasm
+from .guests import wat_component, wat_module
+
+EVENT = b'{"x":1}'
+
+
+def _manifest(store, cwasm_key: str) -> dict:
+    return json.loads(store.get(cwasm_key.removesuffix(".cwasm") + ".json").data)
+
+
+def test_precompiled_key_names_wasm_engine_and_cpu(sandbox, store):
+    wasm = wat_module("ECHO")
+    key, sha = put_wasm(store, wasm)
+    cwasm_key = sandbox.precompile(key, sha)
+    version = importlib.metadata.version("wasmtime")
+    assert cwasm_key.startswith(f"precompiled/{sha}/wasmtime-{version}-")
+    _, _, tag = cwasm_key.removesuffix(".cwasm").rpartition("/")
+    config_hash, cpu_hash = tag.removeprefix(f"wasmtime-{version}-").split("-")
+    assert len(config_hash) == len(cpu_hash) == 16
+    manifest = _manifest(store, cwasm_key)
+    blob = store.get(cwasm_key).data
+    assert manifest["cwasm_sha256"] == hashlib.sha256(blob).hexdigest()
+    assert manifest["wasm_sha256"] == sha
+    assert manifest["kind"] == "module"
+    assert blob[:4] != b"\0asm"  # native code, not the wasm
+
+
+def test_precompile_is_idempotent(sandbox, store):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    cwasm_key = sandbox.precompile(key, sha)
+    etag = store.head(cwasm_key)
+    assert sandbox.precompile(key, sha) == cwasm_key
+    assert store.head(cwasm_key) == etag
+
+
+def test_precompile_checks_the_wasm_sha256(sandbox, store):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    store.put(key, wat_module("TRAP"))  # the bytes under the key changed
+    with pytest.raises(errors.Invalid, match="sha256"):
+        sandbox.precompile(key, sha)
+
+
+def test_user_bytes_are_never_deserialized(sandbox, store):
+    """A precompiled module uploaded as the function's 'wasm' is refused, not loaded."""
+    native = wasmtime.Module(wasmtime.Engine(), wat_module("ECHO")).serialize()
+    key, sha = put_wasm(store, bytes(native))
+    with pytest.raises(errors.Invalid):
+        sandbox.precompile(key, sha)
+    with pytest.raises(errors.Invalid):
+        sandbox.invoke(deployment(key, sha), EVENT, {})
+
+
+def test_kind_of(sandbox):
+    assert sandbox.kind_of(wat_module("ECHO")) == "module"
+    assert sandbox.kind_of(wat_component("C_ECHO")) == "component"
+    for garbage in (b"", b"hello world", b"\0asm\x02\0\0\0", b"\x7fELF\x02\x01\x01\0"):
+        with pytest.raises(errors.Invalid):
+            sandbox.kind_of(garbage)
+
+
+def test_cold_start_only_on_first_load_in_the_process(make_sandbox, store):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    make_sandbox().precompile(key, sha)  # the build pipeline, in another worker
+    worker = make_sandbox()
+    dep = deployment(key, sha)
+    first = worker.invoke(dep, EVENT, {})
+    assert first.cold_start and first.init_ms > 0
+    assert [worker.invoke(dep, EVENT, {}).cold_start for _ in range(3)] == [False] * 3
+    # Another function with the same artifact: already loaded, not cold.
+    assert not worker.invoke(deployment(key, sha), EVENT, {}).cold_start
+    # Another worker process loads it again.
+    assert make_sandbox().invoke(dep, EVENT, {}).cold_start
+
+
+def test_prepare_warms_so_the_first_invoke_is_not_cold(make_sandbox, store):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    worker = make_sandbox()
+    dep = deployment(key, sha)
+    worker.prepare(dep)
+    assert not worker.invoke(dep, EVENT, {}).cold_start
+
+
+def test_lru_evicts_and_reloads(make_sandbox, store):
+    worker = make_sandbox(memory_cache_entries=1)
+    a = deployment(*put_wasm(store, wat_module("ECHO")))
+    b = deployment(*put_wasm(store, wat_module("TEXT")))
+    assert worker.invoke(a, EVENT, {}).cold_start
+    assert worker.invoke(b, EVENT, {}).cold_start
+    assert worker.invoke(a, EVENT, {}).cold_start  # evicted by b, loaded from disk
+
+
+def test_missing_precompiled_artifact_is_built_on_first_invoke(make_sandbox, store):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    result = make_sandbox().invoke(deployment(key, sha), EVENT, {})
+    assert result.output == EVENT
+    assert any(k.endswith(".cwasm") for k in store.list(f"precompiled/{sha}/"))
+
+
+def test_tampered_cwasm_in_the_store_is_detected_and_rebuilt(make_sandbox, store, caplog):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    cwasm_key = make_sandbox().precompile(key, sha)
+    original = store.get(cwasm_key).data
+    tampered = bytearray(original)
+    tampered[len(tampered) // 2] ^= 0xFF
+    store.put(cwasm_key, bytes(tampered))
+
+    caplog.set_level(logging.WARNING, logger="nimbus.sandbox")
+    result = make_sandbox().invoke(deployment(key, sha), EVENT, {})
+    assert result.output == EVENT
+    assert "does not match its manifest" in caplog.text
+    # Rebuilt and stored again: the store's artifact matches its manifest once more.
+    rebuilt = store.get(cwasm_key).data
+    assert hashlib.sha256(rebuilt).hexdigest() == _manifest(store, cwasm_key)["cwasm_sha256"]
+
+
+def test_tampered_local_cache_file_is_detected(make_sandbox, store, tmp_path, caplog):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    cache = tmp_path / "shared-cache"
+    make_sandbox(cache_dir=cache).precompile(key, sha)
+    (cwasm,) = cache.rglob("*.cwasm")
+    data = bytearray(cwasm.read_bytes())
+    data[100] ^= 0xFF
+    cwasm.write_bytes(bytes(data))
+
+    caplog.set_level(logging.WARNING, logger="nimbus.sandbox")
+    result = make_sandbox(cache_dir=cache).invoke(deployment(key, sha), EVENT, {})
+    assert result.output == EVENT
+    assert "corrupt" in caplog.text
+
+
+def test_incompatible_artifact_is_rebuilt(make_sandbox, store, caplog):
+    """Bytes from an engine with another configuration, even with a matching manifest,
+    fail wasmtime's own check and are rebuilt from the wasm."""
+    wasm = wat_module("ECHO")
+    key, sha = put_wasm(store, wasm)
+    cwasm_key = make_sandbox().precompile(key, sha)
+    foreign = bytes(wasmtime.Module(wasmtime.Engine(), wasm).serialize())  # no epochs
+    manifest = _manifest(store, cwasm_key)
+    manifest.update(cwasm_sha256=hashlib.sha256(foreign).hexdigest(), size=len(foreign))
+    store.put(cwasm_key, foreign)
+    store.put(cwasm_key.removesuffix(".cwasm") + ".json", json.dumps(manifest).encode())
+
+    caplog.set_level(logging.WARNING, logger="nimbus.sandbox")
+    result = make_sandbox().invoke(deployment(key, sha), EVENT, {})
+    assert result.output == EVENT
+    assert "cannot load precompiled" in caplog.text
+
+
+def test_signed_artifacts(make_sandbox, store, caplog):
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    dep = deployment(key, sha)
+    make_sandbox(signing_key=b"k1").precompile(key, sha)
+    assert make_sandbox(signing_key=b"k1").invoke(dep, EVENT, {}).output == EVENT
+
+    caplog.set_level(logging.WARNING, logger="nimbus.sandbox")
+    # A worker with another key does not trust it and rebuilds (and re-signs) it.
+    assert make_sandbox(signing_key=b"k2").invoke(dep, EVENT, {}).output == EVENT
+    assert "signature" in caplog.text
+
+
+def test_engine_is_made_after_fork(make_sandbox, store):
+    """A Sandbox used before fork() makes a new engine in the child (FIELD-NOTES: an
+    inherited engine hangs when compiling)."""
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    worker = make_sandbox()
+    dep = deployment(key, sha)
+    assert worker.invoke(dep, EVENT, {}).output == EVENT
+    other = deployment(*put_wasm(store, wat_module("TEXT")))  # not compiled yet
+    pid = os.fork()
+    if pid == 0:  # child: compile + run, report by exit status
+        try:
+            ok = (
+                worker.invoke(dep, EVENT, {}).output == EVENT
+                and worker.invoke(other, b"{}", {}).output == b"hello, world"
+            )
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.02)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_config_is_explicit(tmp_path):
+    """No environment reads; constructing a Sandbox makes no engine."""
+    sb = Sandbox(LocalStore(tmp_path / "s"), SandboxConfig(cache_dir=str(tmp_path / "c")))
+    assert sb.stats() == {"running": 0, "stuck_threads": 0}
+    assert not (tmp_path / "c").exists()
+    sb.close()
