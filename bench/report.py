@@ -16,6 +16,7 @@ from .model import Comparison, Result
 from .servers import REPO
 
 PROFILE_COMMAND = "python -m bench --profile"
+PROFILED = {"http-invoke"}  # comparisons `--profile` explains (bench/profile.py)
 
 
 @dataclass
@@ -167,11 +168,12 @@ def markdown(report: dict) -> str:
         lines += ["## Targets missed", ""]
         for comp, r in missed:
             profile = report["profiles"].get(comp["key"])
-            where = (
-                f"profile: `{profile}`"
-                if profile
-                else f"profile: run `{PROFILE_COMMAND}` to see where the time goes"
-            )
+            if profile:
+                where = f"where the time goes: `{profile}`"
+            elif comp["key"] in PROFILED:
+                where = f"where the time goes: run `{PROFILE_COMMAND}`"
+            else:
+                where = "the breakdown is in its notes below"
             lines.append(f"- **{r['title']}** — {r['verdict']}; {where}")
         lines.append("")
     for comp in report["comparisons"]:
