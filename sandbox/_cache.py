@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -39,6 +39,8 @@ from ._engine import EngineHost, fingerprint
 from ._module import LoadedModule, check_command
 
 log = logging.getLogger("nimbus.sandbox")
+
+_IN_MEMORY_FETCH = 4 << 20  # precompiled artifacts up to this size are fetched in one read
 
 Loaded = LoadedModule | LoadedComponent
 
@@ -123,15 +125,17 @@ class ArtifactCache:
     def _temp_path(self, sha256: str) -> Path:
         folder = self._dir / sha256
         folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-        os.close(fd)
-        return Path(name)
+        # Unique per process and thread; loads of one artifact are single-flight.
+        return folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(4)}"
 
     def _write_disk(self, sha256: str, payload: bytes | bytearray) -> Path:
         tmp = self._temp_path(sha256)
-        tmp.write_bytes(payload)
-        final = tmp.with_name(f"{sha256_hex(payload)}.cwasm")
-        os.replace(tmp, final)
+        try:
+            tmp.write_bytes(payload)
+            final = tmp.with_name(f"{sha256_hex(payload)}.cwasm")
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
         return final
 
     def _deserialize(self, kind: str, path: Path) -> Loaded | None:
@@ -173,6 +177,20 @@ class ArtifactCache:
             log.warning("precompiled %s not trusted: %s; rebuilding", key, problem)
             return None
         _expect_kind(kind, manifest.kind)
+        try:
+            if manifest.size <= _IN_MEMORY_FETCH:
+                # PERF(sandbox): small artifacts: one read, hashed in memory.
+                payload = self._store.get(key).data
+                if len(payload) != manifest.size or sha256_hex(payload) != manifest.cwasm_sha256:
+                    log.warning("precompiled %s does not match its manifest; rebuilding", key)
+                    return None
+                return self._write_disk(sha256, payload)
+            return self._fetch_file(key, sha256, manifest)
+        except errors.NotFound:
+            return None
+
+    def _fetch_file(self, key: str, sha256: str, manifest: Manifest) -> Path | None:
+        """Large artifacts stream to disk, then are hashed there."""
         tmp = self._temp_path(sha256)
         try:
             self._store.get_file(key, tmp)
@@ -183,8 +201,6 @@ class ArtifactCache:
             final = tmp.with_name(f"{actual}.cwasm")
             os.replace(tmp, final)
             return final
-        except errors.NotFound:
-            return None
         finally:
             tmp.unlink(missing_ok=True)
 

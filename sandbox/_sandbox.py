@@ -137,8 +137,9 @@ class Sandbox:
             return worker
 
     def start(self) -> None:
-        """Make the engine now (e.g. in gunicorn's post_fork) instead of on first use."""
-        self._worker()
+        """Make the engine and the WASI linker now (e.g. in gunicorn's post_fork)
+        instead of on the first invoke."""
+        self._worker().host.module_linker()
 
     def close(self) -> None:
         worker, self._worker_state = self._worker_state, None
