@@ -67,6 +67,7 @@ class BenchContext:
         self._baseline: BaselineServer | None = None
         self._nimbus: NimbusServer | None = None
         self._deployed: set[str] = set()
+        self._starts = 0
 
     def scratch(self, name: str) -> Path:
         path = self.workdir / name
@@ -82,7 +83,8 @@ class BenchContext:
 
     def nimbus(self) -> NimbusServer:
         if self._nimbus is None:
-            server = NimbusServer(self.scratch("nimbus-data"), self.log_dir)
+            self._starts += 1  # a new data dir each time: nothing carries over
+            server = NimbusServer(self.scratch(f"nimbus-data-{self._starts}"), self.log_dir)
             self._stack.callback(server.stop)
             self._nimbus = server.start()
         return self._nimbus
