@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import threading
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -168,10 +169,17 @@ class EngineHost:
         self._component_linker = None
 
     def _tick(self) -> None:
+        # NOTE(sandbox): the epoch follows the wall clock: a ticker that wakes
+        # late (a busy machine, a GIL-heavy thread) catches up, so a deadline of
+        # N ticks is never much later than N * tick_sec.
         engine_ptr = self.engine.ptr()
         increment = ffi.wasmtime_engine_increment_epoch
+        started, ticks = time.monotonic(), 0
         while not self._stop.wait(self.tick_sec):
-            increment(engine_ptr)
+            due = int((time.monotonic() - started) / self.tick_sec)
+            while ticks < due:
+                increment(engine_ptr)
+                ticks += 1
 
     def deadline_ticks(self, seconds: float) -> int:
         """Epoch ticks from now until `seconds` have surely passed (one tick of slack)."""

@@ -11,7 +11,7 @@ import pytest
 from sandbox import LOG_LIMIT_BYTES
 from store import LocalStore, errors
 
-from .conftest import CACHE, deployment
+from .conftest import CACHE, deployment, put_wasm
 from .guests import wat_component, wat_module
 
 # -- hand-written components --------------------------------------------------------
@@ -51,7 +51,7 @@ def test_component_loop_times_out(sandbox, deploy):
     started = time.monotonic()
     with pytest.raises(errors.Timeout):
         sandbox.invoke(dep, b"{}", {})
-    assert 0.45 <= time.monotonic() - started < 1.5
+    assert 0.45 <= time.monotonic() - started < 2.0
     assert sandbox.stats()["stuck_threads"] == 0  # the epoch stopped it: nothing left behind
     assert sandbox.invoke(deploy(wat_component("C_ECHO")), b"1", {}).output == b"1"
 
@@ -164,32 +164,30 @@ def test_python_component_sleeping_past_the_deadline(py):
     dep = deploy(timeout_sec=1.0)
     started = time.monotonic()
     with pytest.raises(errors.Timeout):
-        call(sandbox, dep, "sleep", sec=2.5)
-    assert 0.95 <= time.monotonic() - started < 1.6
+        call(sandbox, dep, "sleep", sec=5)
+    assert 0.95 <= time.monotonic() - started < 2.5
     stats = sandbox.stats()
     assert stats["running"] == 0
-    assert stats["stuck_threads"] == 1
+    assert stats["stuck_threads"] == 1  # still asleep in the host; counted
     assert call(sandbox, dep, "echo").error is None  # the worker keeps serving
-    deadline = time.monotonic() + 6
-    while sandbox.stats()["stuck_threads"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sandbox.stats()["stuck_threads"] == 0  # the thread came back when the sleep ended
 
 
-def test_stuck_threads_are_bounded(python_component, make_sandbox, deploy):
+def test_stuck_threads_are_bounded(python_component, make_sandbox):
     store_dir, key, sha = python_component
-    sandbox = make_sandbox(
-        store=LocalStore(store_dir), cache_dir=CACHE / "worker-cache", max_stuck_threads=1
-    )
+    shared = LocalStore(store_dir)
+    sandbox = make_sandbox(store=shared, cache_dir=CACHE / "worker-cache", max_stuck_threads=1)
+    module_dep = deployment(*put_wasm(shared, wat_module("ECHO")))
     dep = deployment(key, sha, kind="component", timeout_sec=0.5)
     with pytest.raises(errors.Timeout):
         call(sandbox, dep, "sleep", sec=1.5)
     with pytest.raises(errors.LimitExceeded) as caught:
         call(sandbox, dep, "echo")
     assert caught.value.retry_after >= 1
+    assert sandbox.invoke(module_dep, b"1", {}).output == b"1"  # modules need no guarded thread
     deadline = time.monotonic() + 5
     while sandbox.stats()["stuck_threads"] and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert sandbox.stats()["stuck_threads"] == 0  # the thread came back when the sleep ended
     assert call(sandbox, dep, "echo").error is None
 
 

@@ -45,7 +45,7 @@ def test_three_times_max_concurrent_slow_calls(make_sandbox, store):
     assert len(refused) == 6 - len(ok)
     assert all(isinstance(e, errors.LimitExceeded) and e.retry_after >= 1 for e in refused)
     assert all(r.error is None for r in ok)
-    assert elapsed < 1.5
+    assert elapsed < 3.0  # ~0.3 s; no caller hangs
     assert sandbox.stats()["running"] == 0
     # The worker serves again right away.
     assert sandbox.invoke(dep, b'"again"', {}).output == b'"again"'
@@ -58,7 +58,7 @@ def test_queued_callers_run_when_a_slot_frees(make_sandbox, store):
     ok, refused, elapsed = _burst(sandbox, dep, 6)
     assert len(ok) == 6 and not refused
     assert sorted(r.output for r in ok) == sorted(f'"{i}"'.encode() for i in range(6))
-    assert 0.85 <= elapsed < 2.0  # three waves of 300 ms
+    assert 0.85 <= elapsed < 4.0  # three waves of 300 ms
 
 
 def test_a_timed_out_guest_frees_its_slot(make_sandbox, store):

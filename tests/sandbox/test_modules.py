@@ -124,7 +124,7 @@ def test_infinite_loop_times_out(sandbox, deploy, still_serves):
         sandbox.invoke(dep, b"{}", {})
     elapsed = time.monotonic() - started
     assert caught.value.code == "timeout"
-    assert 0.45 <= elapsed < 1.5
+    assert 0.45 <= elapsed < 2.0
     still_serves()
 
 
@@ -134,7 +134,7 @@ def test_sleeping_far_past_the_deadline_times_out_at_the_deadline(sandbox, deplo
     with pytest.raises(errors.Timeout):
         sandbox.invoke(dep, b"{}", {})
     elapsed = time.monotonic() - started
-    assert 0.45 <= elapsed < 1.0  # the guest asked for 60 s
+    assert 0.45 <= elapsed < 1.5  # the guest asked for 60 s
     assert sandbox.stats()["running"] == 0  # its slot is free again
     still_serves()
 
@@ -180,12 +180,12 @@ def test_trap_is_a_function_failure(sandbox, deploy, still_serves):
 
 
 def test_stdout_flood_is_result_too_large(sandbox, deploy, still_serves):
-    dep = deploy(wat_module("STDOUT_FLOOD"), timeout_sec=5)
+    dep = deploy(wat_module("STDOUT_FLOOD"), timeout_sec=10)
     started = time.monotonic()
     with pytest.raises(errors.NimbusError) as caught:
         sandbox.invoke(dep, b"{}", {})
     assert caught.value.code == "result_too_large"
-    assert time.monotonic() - started < 2  # stopped at the cap, not at the deadline
+    assert time.monotonic() - started < 5  # stopped at the cap, not at the deadline
     still_serves()
 
 
