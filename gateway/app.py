@@ -16,6 +16,7 @@ from .resources.functions import (
     FunctionResource,
     FunctionsResource,
 )
+from .resources.invoke import InvokeResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
 
 VERSION = "0.1.0"
@@ -43,4 +44,5 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}", FunctionResource(service, spool, wait))
     app.add_route(v1 + "/{ref}/code", FunctionCodeResource(service))
     app.add_route(v1 + "/{ref}/build", FunctionBuildResource(service))
+    app.add_route(v1 + "/{ref}/invoke", InvokeResource(platform.invocations))
     return app

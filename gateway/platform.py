@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sandbox import Sandbox, SandboxConfig
 from store import Store, open_store
 from store.functions import FunctionRepo
 
 from .builds import BuildQueue
+from .deployments import DeploymentCache
 from .functions import FunctionService
+from .invoke import InvokeService
 from .settings import Settings
 
 
@@ -17,8 +20,10 @@ class Platform:
     settings: Settings
     store: Store
     repo: FunctionRepo
+    sandbox: Sandbox
     builds: BuildQueue
     functions: FunctionService
+    invocations: InvokeService
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -28,6 +33,16 @@ class Platform:
             region=settings.aws_region,
         )
         repo = FunctionRepo(store)
+        # NOTE: the Sandbox makes its wasmtime Engine on first use, in the worker.
+        sandbox = Sandbox(
+            store,
+            SandboxConfig(
+                cache_dir=settings.data_dir / "cache" / "precompiled",
+                max_concurrent=settings.max_concurrent,
+                queue_size=settings.invoke_queue_size,
+                queue_timeout_sec=settings.invoke_queue_timeout_sec,
+            ),
+        )
         builds = BuildQueue(
             repo,
             workdir=settings.data_dir / "work" / "builds",
@@ -35,9 +50,13 @@ class Platform:
             lease_sec=settings.build_lease_sec,
             poll_sec=settings.build_poll_sec,
             max_attempts=settings.build_max_attempts,
+            precompile=sandbox.precompile,
         )
         functions = FunctionService(repo, settings, on_enqueue=builds.wake)
-        return cls(settings, store, repo, builds, functions)
+        invocations = InvokeService(
+            DeploymentCache(repo, max_age=settings.cache_max_age_sec), sandbox
+        )
+        return cls(settings, store, repo, sandbox, builds, functions, invocations)
 
     def start(self) -> None:
         """Start background work (build loop); call in the worker, after fork."""

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     workers: int = 2
     threads: int | None = None
     max_concurrent: int = 10
+    invoke_queue_size: int = 5  # callers waiting for a slot before 429
+    invoke_queue_timeout_sec: float = 2.0
+    cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
     log_level: str = "info"
 
     default_timeout_sec: float = 30
@@ -55,8 +58,9 @@ class Settings(BaseSettings):
             self.public_url = f"http://{self.host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
         if self.threads is None:
-            # room for MAX_CONCURRENT running calls plus a short queue of waiters
-            self.threads = self.max_concurrent + 4
+            # room for MAX_CONCURRENT running calls, the short queue of waiters,
+            # and a couple of threads for everything else (health, API)
+            self.threads = self.max_concurrent + self.invoke_queue_size + 2
         return self
 
     @property

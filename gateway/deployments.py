@@ -1,0 +1,74 @@
+"""Per-worker cache of what serves each function, revalidated cheaply.
+
+PERF(nimbus): the invoke path must not read records from the store on every
+call. A function record is reused for up to `max_age` seconds (the stated
+staleness, ≤ 1 s), then revalidated with a HEAD (etag compare) and re-read
+only if it changed. Ready versions never change, so they are cached for good.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from store import errors
+from store.functions import FunctionRepo, function_key
+from store.records import BuildStatus, Function, Version
+
+
+@dataclass
+class _Entry:
+    function: Function
+    etag: str
+    checked: float
+
+
+class DeploymentCache:
+    def __init__(self, repo: FunctionRepo, max_age: float = 1.0, max_versions: int = 4096):
+        self.repo = repo
+        self.max_age = max_age
+        self.max_versions = max_versions
+        self._functions: dict[str, _Entry] = {}
+        self._names: dict[str, str] = {}
+        self._versions: dict[tuple[str, int], Version] = {}
+        self._lock = threading.Lock()
+
+    def function(self, ref: str) -> Function:
+        function_id = ref if ref.startswith("fn_") else self._names.get(ref)
+        entry = self._functions.get(function_id) if function_id else None
+        now = time.monotonic()
+        if entry is not None and now - entry.checked < self.max_age:
+            return entry.function
+        if entry is not None:
+            etag = self.repo.store.head(function_key(entry.function.id))
+            if etag == entry.etag:
+                entry.checked = now
+                return entry.function
+        try:
+            fn, etag = self.repo.resolve(ref) if entry is None else self.repo.get(function_id)
+        except errors.NotFound:
+            with self._lock:
+                if function_id:
+                    self._functions.pop(function_id, None)
+                self._names.pop(ref, None)
+            if entry is not None and not ref.startswith("fn_"):
+                return self.function(ref)  # the name may belong to a new function now
+            raise
+        with self._lock:
+            self._functions[fn.id] = _Entry(fn, etag, now)
+            self._names[fn.name] = fn.id
+        return fn
+
+    def version(self, fn: Function, number: int) -> Version:
+        key = (fn.id, number)
+        cached = self._versions.get(key)
+        if cached is not None:
+            return cached
+        version, _ = self.repo.get_version(fn.id, number)
+        if version.build.status == BuildStatus.ready:
+            with self._lock:
+                if len(self._versions) >= self.max_versions:
+                    self._versions.pop(next(iter(self._versions)))
+                self._versions[key] = version
+        return version

@@ -1,0 +1,111 @@
+"""Synchronous invocation: resolve what serves, run it in the sandbox, shape the outcome."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from sandbox import Deployment, InvokeResult, Sandbox
+from store import errors
+from store.records import BuildStatus, Function, FunctionStatus, Version, new_id
+
+from .deployments import DeploymentCache
+
+EVENT_LIMIT = 6 * 1024 * 1024
+
+
+@dataclass
+class Invocation:
+    id: str
+    function: Function
+    version: int
+    result: InvokeResult
+
+
+def parse_event(body: bytes) -> bytes:
+    """The event exactly as sent; an empty body is `{}`; non-JSON is refused."""
+    if not body.strip():
+        return b"{}"
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.NimbusError(
+            f"the event is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    return body
+
+
+def parse_caller_context(header: str | None) -> dict:
+    if not header:
+        return {}
+    try:
+        value = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise errors.NimbusError("X-Nimbus-Context must be a JSON object", code="bad_request")
+    return value
+
+
+def _refuse_unservable(fn: Function) -> None:
+    status = fn.status
+    if status == FunctionStatus.offline:
+        raise errors.Conflict(f"function {fn.name} is offline", code="offline")
+    if status == FunctionStatus.failed:
+        error = fn.latest_build.error if fn.latest_build else None
+        raise errors.Conflict(
+            f"function {fn.name} has no version that built: {error}", code="build_failed"
+        )
+    if status == FunctionStatus.creating:
+        raise errors.Conflict(f"function {fn.name} is still building", code="not_ready")
+
+
+class InvokeService:
+    def __init__(self, cache: DeploymentCache, sandbox: Sandbox) -> None:
+        self.cache = cache
+        self.sandbox = sandbox
+
+    def resolve(self, ref: str, version: int | None) -> tuple[Function, Version]:
+        fn = self.cache.function(ref)
+        _refuse_unservable(fn)
+        number = version if version is not None else fn.active_version
+        record = self.cache.version(fn, number)
+        if record.build.status != BuildStatus.ready:
+            if record.build.status == BuildStatus.failed:
+                raise errors.Conflict(
+                    f"version {number} failed to build: {record.build.error}", code="build_failed"
+                )
+            raise errors.Conflict(f"version {number} is still building", code="not_ready")
+        return fn, record
+
+    def deployment(self, fn: Function, version: Version) -> Deployment:
+        return Deployment(
+            function_id=fn.id,
+            function_name=fn.name,
+            version=version.version,
+            artifact_key=version.build.artifact_key,
+            artifact_sha256=version.build.artifact_sha256,
+            kind=version.build.artifact_kind,
+            env_vars=version.env_vars,
+            memory_mb=version.memory_mb,
+            timeout_sec=version.timeout_sec,
+        )
+
+    def invoke(
+        self, ref: str, event: bytes, caller_context: dict, *, version: int | None = None
+    ) -> Invocation:
+        fn, record = self.resolve(ref, version)
+        invocation_id = new_id("inv_")
+        deadline = time.time() + record.timeout_sec
+        context = {
+            **caller_context,  # the caller's keys, never overriding the platform's
+            "function_name": fn.name,
+            "version": record.version,
+            "invocation_id": invocation_id,
+            "deadline_ms": int(deadline * 1000),
+            "memory_limit_mb": record.memory_mb,
+        }
+        result = self.sandbox.invoke(self.deployment(fn, record), event, context)
+        return Invocation(invocation_id, fn, record.version, result)
