@@ -59,9 +59,11 @@ class Platform:
         return cls(settings, store, repo, sandbox, builds, functions, invocations)
 
     def start(self) -> None:
-        """Start background work (build loop); call in the worker, after fork."""
+        """Make the engine and start background work; call in the worker, after fork."""
+        self.sandbox.start()
         self.builds.start()
 
     def stop(self) -> None:
         self.builds.stop()
+        self.sandbox.close()
         self.store.close()
