@@ -62,7 +62,7 @@ class _Worker:
         self._idle: OrderedDict[tuple, list[HandlerInstance]] = OrderedDict()
 
     def prepared(self, dep: Deployment) -> _Prepared:
-        key = (dep.function_id, dep.version, dep.artifact_sha256)
+        key = _deployment_key(dep)
         with self._lock:
             found = self._prepared.get(key)
             if found is not None:
@@ -78,13 +78,13 @@ class _Worker:
         return found
 
     def take_idle(self, dep: Deployment) -> HandlerInstance | None:
-        key = (dep.function_id, dep.version, dep.artifact_sha256)
+        key = _deployment_key(dep)
         with self._lock:
             idle = self._idle.get(key)
             return idle.pop() if idle else None
 
     def give_back(self, dep: Deployment, inst: HandlerInstance) -> None:
-        key = (dep.function_id, dep.version, dep.artifact_sha256)
+        key = _deployment_key(dep)
         evicted: list[HandlerInstance] = []
         with self._lock:
             idle = self._idle.setdefault(key, [])
@@ -230,8 +230,10 @@ class Sandbox:
         ticks = worker.host.deadline_ticks(dep.timeout_sec)
         reuse = worker.take_idle(dep) if dep.reuse_instance else None
 
+        in_use: list[HandlerInstance] = [reuse] if reuse is not None else []
+
         def make_instance() -> HandlerInstance:
-            return HandlerInstance(
+            inst = HandlerInstance(
                 worker.host.engine,
                 worker.host.component_linker(),
                 loaded,
@@ -240,6 +242,8 @@ class Sandbox:
                 dep.memory_mb * MiB,
                 ticks,
             )
+            in_use.append(inst)
+            return inst
 
         started = time.perf_counter()
         try:
@@ -248,14 +252,28 @@ class Sandbox:
                 dep.timeout_sec + _GRACE_SEC,
             )
         except Abandoned:
-            # Still blocked in a host call; its thread is counted as stuck.
-            return Outcome(TIMEOUT, duration_ms=(time.perf_counter() - started) * 1000)
+            # Still blocked in a host call; its thread is counted as stuck. What it
+            # logged so far can be read without disturbing it.
+            logs = in_use[0].logs.take() if in_use else b""
+            return Outcome(TIMEOUT, logs=logs, duration_ms=(time.perf_counter() - started) * 1000)
         if keep is not None:
             if dep.reuse_instance:
                 worker.give_back(dep, keep)
             else:
                 keep.close()
         return outcome
+
+
+def _deployment_key(dep: Deployment) -> tuple:
+    """Everything a prepared deployment or a reused instance was made from."""
+    return (
+        dep.function_id,
+        dep.version,
+        dep.artifact_sha256,
+        dep.function_name,
+        dep.memory_mb,
+        tuple(dep.env_vars.items()),
+    )
 
 
 def _check_deployment(dep: Deployment) -> None:

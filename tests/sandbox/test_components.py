@@ -163,9 +163,10 @@ def test_python_component_sleeping_past_the_deadline(py):
     sandbox, deploy = py
     dep = deploy(timeout_sec=1.0)
     started = time.monotonic()
-    with pytest.raises(errors.Timeout):
+    with pytest.raises(errors.Timeout) as caught:
         call(sandbox, dep, "sleep", sec=5)
     assert 0.95 <= time.monotonic() - started < 2.5
+    assert caught.value.logs == b"stdout line for sleep\nstderr line for sleep\n"
     stats = sandbox.stats()
     assert stats["running"] == 0
     assert stats["stuck_threads"] == 1  # still asleep in the host; counted

@@ -221,3 +221,10 @@ def test_pointers_outside_guest_memory_are_efault(sandbox, deploy, still_serves)
     assert result.error is None
     assert [int(c) for c in result.output.split()] == [21, 21, 21, 21, 8]
     still_serves()
+
+
+def test_changed_env_vars_are_never_served_stale(sandbox, deploy):
+    first = deploy(wat_module("ENVIRON"), env_vars={"A": "1"})
+    second = first.__class__(**{**first.__dict__, "env_vars": {"A": "2"}})
+    assert sandbox.invoke(first, b"{}", {}).output == b"A=1\0"
+    assert sandbox.invoke(second, b"{}", {}).output == b"A=2\0"
