@@ -109,6 +109,7 @@ class Result:
             "ratio": round(self.ratio, 4),
             "ratio_means": f"{self.a.label} / {self.b.label}",
             "paired_ratios": [round(r, 4) for r in ratios],
+            "paired_ratio_median": round(statistics.median(ratios), 4) if ratios else None,
             "target": None
             if self.target is None
             else {"op": self.target.op, "value": self.target.value, "on": self.target.on},

@@ -199,7 +199,10 @@ def markdown(report: dict) -> str:
             ratio_line = f"ratio {r['ratio']:.3g} ({r['ratio_means']}; {better} is better"
             if r["paired_ratios"]:
                 pr = r["paired_ratios"]
-                ratio_line += f"; per repetition {min(pr):.3g} to {max(pr):.3g}"
+                ratio_line += (
+                    f"; per repetition {min(pr):.3g} to {max(pr):.3g}, "
+                    f"median {r['paired_ratio_median']:.3g}"
+                )
             lines += ["", ratio_line + ")", ""]
             lines += [f"- {note}" for note in r["notes"]]
             if r["notes"]:
