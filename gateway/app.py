@@ -15,9 +15,11 @@ from .resources.functions import (
     FunctionCodeResource,
     FunctionResource,
     FunctionsResource,
+    WebhookRotateResource,
 )
 from .resources.invoke import InvokeResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
+from .resources.webhook import WebhookResource
 
 VERSION = "0.1.0"
 
@@ -45,4 +47,9 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/code", FunctionCodeResource(service))
     app.add_route(v1 + "/{ref}/build", FunctionBuildResource(service))
     app.add_route(v1 + "/{ref}/invoke", InvokeResource(platform.invocations))
+    app.add_route(v1 + "/{ref}/webhook/rotate", WebhookRotateResource(service))
+
+    webhook = WebhookResource(platform.webhooks, platform.invocations)
+    app.add_route("/webhook/{key}", webhook)
+    app.add_route("/webhook/{key}/{path:path}", webhook)
     return app

@@ -34,11 +34,12 @@ class DeploymentCache:
         self._versions: dict[tuple[str, int], Version] = {}
         self._lock = threading.Lock()
 
-    def function(self, ref: str) -> Function:
+    def function(self, ref: str, *, fresh: bool = False) -> Function:
+        """The function record, at most `max_age` old unless `fresh` asks for a revalidation."""
         function_id = ref if ref.startswith("fn_") else self._names.get(ref)
         entry = self._functions.get(function_id) if function_id else None
         now = time.monotonic()
-        if entry is not None and now - entry.checked < self.max_age:
+        if entry is not None and not fresh and now - entry.checked < self.max_age:
             return entry.function
         if entry is not None:
             etag = self.repo.store.head(function_key(entry.function.id))

@@ -337,6 +337,9 @@ class FunctionService:
             return (fn.active_version or 0) >= version
         return record.build.status == BuildStatus.failed
 
+    def rotate_webhook(self, ref: str) -> Function:
+        return self.repo.rotate_webhook(self.get(ref).id, new_webhook_key())
+
     # -- delete and bulk -----------------------------------------------------
 
     def delete(self, ref: str) -> None:

@@ -13,6 +13,7 @@ from .deployments import DeploymentCache
 from .functions import FunctionService
 from .invoke import InvokeService
 from .settings import Settings
+from .webhooks import WebhookDirectory
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Platform:
     builds: BuildQueue
     functions: FunctionService
     invocations: InvokeService
+    webhooks: WebhookDirectory
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -53,10 +55,10 @@ class Platform:
             precompile=sandbox.precompile,
         )
         functions = FunctionService(repo, settings, on_enqueue=builds.wake)
-        invocations = InvokeService(
-            DeploymentCache(repo, max_age=settings.cache_max_age_sec), sandbox
-        )
-        return cls(settings, store, repo, sandbox, builds, functions, invocations)
+        cache = DeploymentCache(repo, max_age=settings.cache_max_age_sec)
+        invocations = InvokeService(cache, sandbox)
+        webhooks = WebhookDirectory(repo, cache)
+        return cls(settings, store, repo, sandbox, builds, functions, invocations, webhooks)
 
     def start(self) -> None:
         """Make the engine and start background work; call in the worker, after fork."""

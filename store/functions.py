@@ -6,6 +6,7 @@ Key layout (all JSON unless noted):
     names/<name>.json                   NameClaim (create-only: names are unique)
     versions/<id>/<n:08d>.json          Version (with its Build state)
     queue/builds/<id>.<n:08d>           build queue marker (empty)
+    webhooks/<key>.json                 WebhookIndex: webhook key → function id
     blobs/sha256/<hex>                  sources and artifacts, content-addressed
     logs/builds/<id>/<n:08d>.log        build log (text)
 
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 
 from . import errors
 from ._base import Store
-from .records import BuildSummary, Function, NameClaim, Version, now
+from .records import BuildSummary, Function, NameClaim, Version, WebhookIndex, now
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,6 +50,10 @@ def version_key(function_id: str, version: int) -> str:
 
 def build_marker_key(function_id: str, version: int) -> str:
     return f"queue/builds/{function_id}.{version:08d}"
+
+
+def webhook_index_key(webhook_key: str) -> str:
+    return f"webhooks/{webhook_key}.json"
 
 
 def blob_key(sha256: str) -> str:
@@ -121,6 +126,8 @@ class FunctionRepo:
             self.write(name_key(fn.name), claim, create=True)
         except errors.Conflict:
             self._take_over_stale_claim(fn)
+        if fn.webhook_key:
+            self.write(webhook_index_key(fn.webhook_key), WebhookIndex(function_id=fn.id))
         self.write(function_key(fn.id), fn, create=True)
 
     def _take_over_stale_claim(self, fn: Function) -> None:
@@ -171,9 +178,35 @@ class FunctionRepo:
                 self.store.delete(name_key(fn.name), if_match=etag)
         except (errors.NotFound, errors.Conflict):
             pass
+        if fn.webhook_key:
+            self.store.delete(webhook_index_key(fn.webhook_key))
         for prefix in (f"versions/{fn.id}/", f"logs/builds/{fn.id}/", f"queue/builds/{fn.id}."):
             for key in list(self.store.list(prefix)):
                 self.store.delete(key)
+
+    def function_for_webhook(self, webhook_key: str) -> str:
+        """The id a webhook key was given to (check the function record still has it)."""
+        try:
+            return self.read(webhook_index_key(webhook_key), WebhookIndex)[0].function_id
+        except (errors.NotFound, errors.Invalid):
+            raise errors.NotFound("no webhook at this address") from None
+
+    def rotate_webhook(self, function_id: str, new_key: str) -> Function:
+        """Give the function a new webhook key; the old one stops working."""
+        old: list[str] = []
+
+        def apply(fn: Function) -> Function:
+            old[:] = [fn.webhook_key] if fn.webhook_key else []
+            fn.webhook_key = new_key
+            fn.updated_at = now()
+            return fn
+
+        # index first: a key in a record never lacks its index entry
+        self.write(webhook_index_key(new_key), WebhookIndex(function_id=function_id))
+        fn = self.update_function(function_id, apply)
+        for key in old:
+            self.store.delete(webhook_index_key(key))
+        return fn
 
     # -- versions ------------------------------------------------------------
 

@@ -146,6 +146,10 @@ class NameClaim(BaseModel):
     created_at: datetime = Field(default_factory=now)
 
 
+class WebhookIndex(BaseModel):
+    function_id: str
+
+
 class InvocationStatus(StrEnum):
     queued = "queued"
     running = "running"

@@ -138,3 +138,11 @@ class BulkUpdateResource:
 
     def on_post(self, req, resp) -> None:
         _send(resp, self.service.bulk_update(read_model(req, BulkUpdate, 1024 * 1024)))
+
+
+class WebhookRotateResource:
+    def __init__(self, service: FunctionService) -> None:
+        self.service = service
+
+    def on_post(self, req, resp, ref: str) -> None:
+        _send(resp, self.service.view(self.service.rotate_webhook(ref)))

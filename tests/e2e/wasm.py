@@ -122,3 +122,14 @@ TEXT_WAT = """(module
 
 def wat(source: str) -> bytes:
     return bytes(wasmtime.wat2wasm(source))
+
+
+def constant_wat(output: bytes) -> str:
+    """A command that prints `output` and exits."""
+    data = "".join(f"\\{b:02x}" for b in output)
+    return f"""(module {_WASI}
+  (data (i32.const 1024) "{data}")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const {len(output)}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""

@@ -1,0 +1,64 @@
+"""`ANY /webhook/{key}[/{path}]`: anonymous callers reach a function by its secret URL."""
+
+from __future__ import annotations
+
+import falcon
+import orjson
+
+from ..bodies import read_bytes
+from ..invoke import EVENT_LIMIT, InvokeService
+from ..webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _headers(req: falcon.Request) -> dict[str, str]:
+    # WSGI already joins repeated headers with commas, as Lambda does.
+    return {name.lower(): value for name, value in req.headers.items()}
+
+
+class WebhookResource:
+    def __init__(self, directory: WebhookDirectory, invoker: InvokeService) -> None:
+        self.directory = directory
+        self.invoker = invoker
+        for method in METHODS:
+            setattr(self, f"on_{method.lower()}", self._handle)
+
+    def _handle(self, req: falcon.Request, resp: falcon.Response, key: str, path: str = "") -> None:
+        fn = self.directory.find(key)
+        headers = _headers(req)
+        cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
+        event = lambda_event(
+            WebhookRequest(
+                method=req.method,
+                path="/" + path,
+                query_string=req.query_string,
+                headers=headers,
+                body=read_bytes(req, EVENT_LIMIT),
+                source_ip=req.remote_addr or "",
+                cookies=cookies,
+            ),
+            request_id=req.context.request_id,
+            domain=req.host,
+        )
+        inv = self.invoker.invoke(fn.id, orjson.dumps(event), {})
+        resp.set_header("X-Nimbus-Invocation-Id", inv.id)
+        if inv.result.error is not None:
+            # NOTE: anonymous callers never see a stack or a message of the function's.
+            resp.status = 502
+            resp.content_type = falcon.MEDIA_JSON
+            resp.data = orjson.dumps({"error": {
+                "code": "function_error",
+                "message": "the function failed; see its logs",
+                "invocation_id": inv.id,
+            }})  # fmt: skip
+            return
+        shaped = shape_response(inv.result.output, inv.result.content_type)
+        resp.status = shaped.status
+        for name, value in shaped.headers.items():
+            if name in ("content-length", "transfer-encoding", "connection"):
+                continue
+            resp.set_header(name, value)
+        for cookie in shaped.cookies:
+            resp.append_header("Set-Cookie", cookie)
+        resp.data = shaped.body

@@ -1,0 +1,144 @@
+"""Webhook URLs: AWS Lambda function-URL events in (payload format 2.0), shaped responses out.
+
+A function's webhook key (≥ 128 random bits) is indexed at
+`webhooks/<key>.json`; the function record stays the authority, so a rotated
+or disabled key stops working even where an index entry lingers.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+import orjson
+
+from store import errors
+from store.functions import FunctionRepo
+from store.records import Function
+
+from .deployments import DeploymentCache
+
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
+               "application/x-www-form-urlencoded", "application/graphql")  # fmt: skip
+
+
+@dataclass
+class WebhookRequest:
+    method: str
+    path: str  # the part after /webhook/<key>, always starting with "/"
+    query_string: str
+    headers: dict[str, str]  # lower-case names, repeated values comma-joined
+    body: bytes
+    source_ip: str
+    cookies: list[str] = field(default_factory=list)
+
+
+def lambda_event(req: WebhookRequest, request_id: str, domain: str) -> dict:
+    content_type = req.headers.get("content-type", "")
+    is_text = not req.body or content_type.startswith(_TEXT_TYPES)
+    if is_text:
+        try:
+            body = req.body.decode()
+        except UnicodeDecodeError:
+            is_text = False
+    if not is_text:
+        body = base64.b64encode(req.body).decode()
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(req.query_string, keep_blank_values=True):
+        params[name] = f"{params[name]},{value}" if name in params else value
+    stamp = datetime.now(UTC)
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": req.path,
+        "rawQueryString": req.query_string,
+        "headers": req.headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "nimbus",
+            "domainName": domain,
+            "domainPrefix": domain.split(".")[0],
+            "http": {
+                "method": req.method,
+                "path": req.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": req.source_ip,
+                "userAgent": req.headers.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": stamp.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": body,
+        "isBase64Encoded": not is_text,
+    }
+    if params:
+        event["queryStringParameters"] = params
+    if req.cookies:
+        event["cookies"] = req.cookies
+    return event
+
+
+@dataclass
+class ShapedResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    cookies: list[str] = field(default_factory=list)
+
+
+def shape_response(output: bytes, content_type: str) -> ShapedResponse:
+    """Lambda's rules: a `{statusCode, …}` object shapes the reply; anything else is JSON."""
+    if content_type != "application/json":
+        return ShapedResponse(200, {"content-type": content_type}, output)
+    result = orjson.loads(output)
+    if not (isinstance(result, dict) and isinstance(result.get("statusCode"), int)):
+        return ShapedResponse(200, {"content-type": "application/json"}, output)
+    headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+    body = result.get("body")
+    if body is None:
+        data = b""
+    elif isinstance(body, str):
+        data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    else:
+        data = orjson.dumps(body)
+        headers.setdefault("content-type", "application/json")
+    status = result["statusCode"]
+    if not 100 <= status <= 599:
+        status = 502
+    cookies = [str(c) for c in result.get("cookies") or []]
+    return ShapedResponse(status, headers, data, cookies)
+
+
+class WebhookDirectory:
+    """Finds the function behind a webhook key, through the per-worker record cache."""
+
+    def __init__(self, repo: FunctionRepo, cache: DeploymentCache) -> None:
+        self.repo = repo
+        self.cache = cache
+        self._ids: dict[str, str] = {}  # key → function id; the record has the final say
+
+    def find(self, key: str) -> Function:
+        function_id = self._ids.get(key) or self.repo.function_for_webhook(key)
+        try:
+            fn = self.cache.function(function_id)
+            if fn.webhook_key != key:  # a key just rotated in: the cached record is older
+                fn = self.cache.function(function_id, fresh=True)
+        except errors.NotFound:
+            self._ids.pop(key, None)
+            raise errors.NotFound("no webhook at this address") from None
+        if fn.webhook_key != key or not fn.webhook_enabled:
+            self._ids.pop(key, None)
+            raise errors.NotFound("no webhook at this address")
+        self._ids[key] = function_id
+        return fn
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,116 @@
+"""Webhooks: Lambda function-URL events in, shaped responses out, no API key, no stacks."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import httpx
+import orjson
+import pytest
+
+from tests.e2e import wasm as w
+
+LAMBDA_REPLY = {
+    "statusCode": 201,
+    "headers": {"X-Custom": "yes", "Content-Type": "text/html"},
+    "body": "<b>created</b>",
+    "cookies": ["a=1; Path=/", "b=2"],
+}
+
+
+@pytest.fixture(scope="module")
+def hooks(server):
+    out = {}
+    with server.client() as api:
+        for name, wat in {
+            "echo": w.ECHO_WAT,
+            "lambda": w.constant_wat(orjson.dumps(LAMBDA_REPLY)),
+            "jsonbody": w.constant_wat(b'{"statusCode": 200, "body": {"n": 1}}'),
+            "binary": w.constant_wat(orjson.dumps({"statusCode": 200, "isBase64Encoded": True,
+                "body": base64.b64encode(b"\x00\xffPNG").decode(),
+                "headers": {"content-type": "image/png"}})),
+            "fail": w.FAIL_WAT,
+        }.items():  # fmt: skip
+            body = {"name": f"hook-{name}", "runtime": "wasm", "artifact_base64": w.b64(w.wat(wat))}
+            fn = api.post("/api/v1/functions?wait=true", json=body).json()
+            assert fn["status"] == "active", fn
+            out[name] = fn["webhook_url"]
+    return out
+
+
+def test_event_is_lambda_function_url_shaped(hooks):
+    resp = httpx.post(
+        hooks["echo"] + "/orders/42?x=1&x=2&y=",
+        content=b'{"item": "tea"}',
+        headers={"Content-Type": "application/json", "X-Thing": "t", "Cookie": "s=1; t=2"},
+    )
+    assert resp.status_code == 200, resp.text
+    event = resp.json()
+    assert event["version"] == "2.0"
+    assert event["rawPath"] == "/orders/42"
+    assert event["rawQueryString"] == "x=1&x=2&y="
+    assert event["queryStringParameters"] == {"x": "1,2", "y": ""}
+    assert event["headers"]["x-thing"] == "t"
+    assert event["cookies"] == ["s=1", "t=2"]
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert event["requestContext"]["http"]["path"] == "/orders/42"
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert event["body"] == '{"item": "tea"}' and event["isBase64Encoded"] is False
+    assert resp.headers["X-Nimbus-Invocation-Id"].startswith("inv_")
+
+
+def test_binary_body_arrives_base64(hooks):
+    payload = bytes(range(256))
+    resp = httpx.put(hooks["echo"], content=payload,
+                     headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    event = resp.json()
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == payload
+    assert event["rawPath"] == "/"
+    assert event["requestContext"]["http"]["method"] == "PUT"
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH", "OPTIONS"])
+def test_every_method_reaches_the_function(hooks, method):
+    resp = httpx.request(method, hooks["echo"] + "/p")
+    assert resp.status_code == 200
+    assert resp.json()["requestContext"]["http"]["method"] == method
+
+
+def test_result_shapes_the_response(hooks):
+    resp = httpx.get(hooks["lambda"])
+    assert resp.status_code == 201
+    assert resp.headers["x-custom"] == "yes"
+    assert resp.headers["content-type"] == "text/html"
+    assert resp.text == "<b>created</b>"
+    assert resp.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2"]
+    resp = httpx.get(hooks["jsonbody"])
+    assert resp.json() == {"n": 1} and resp.headers["content-type"] == "application/json"
+    resp = httpx.get(hooks["binary"])
+    assert resp.content == b"\x00\xffPNG" and resp.headers["content-type"] == "image/png"
+
+
+def test_function_error_gives_anonymous_callers_a_bare_502(hooks):
+    resp = httpx.post(hooks["fail"], json={})
+    assert resp.status_code == 502
+    error = resp.json()["error"]
+    assert error["code"] == "function_error"
+    assert error["invocation_id"] == resp.headers["X-Nimbus-Invocation-Id"]
+    assert "stack" not in error and "something broke" not in resp.text
+    assert "exit" not in resp.text
+
+
+def test_rotate_and_disable(server, hooks):
+    old = hooks["lambda"]
+    with server.client() as api:
+        fn = api.post("/api/v1/functions/hook-lambda/webhook/rotate").json()
+        assert fn["webhook_url"] != old
+        assert httpx.get(fn["webhook_url"]).status_code == 201  # at once
+        time.sleep(1.1)  # the old key may serve for the stated staleness, no longer
+        assert httpx.get(old).status_code == 404
+        api.put("/api/v1/functions/hook-lambda", json={"webhook": False})
+        assert httpx.get(fn["webhook_url"]).status_code in (201, 404)  # ≤ 1 s staleness
+        time.sleep(1.1)
+        assert httpx.get(fn["webhook_url"]).status_code == 404
+    assert httpx.get(server.url + "/webhook/" + "x" * 32).status_code == 404
