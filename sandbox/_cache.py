@@ -1,7 +1,7 @@
 """Precompiled artifacts at three levels: the store, the local disk, this process.
 
     store       precompiled/<wasm sha>/<engine tag>.cwasm + .json manifest (shared)
-    local disk  <cache_dir>/<engine tag>/<wasm sha>/<cwasm sha>.cwasm (per machine)
+    local disk  <cache_dir>/<engine tag>/<wasm sha>/<cwasm sha>.<kind>.cwasm (per machine)
     memory      an LRU of deserialized modules/components, linked and ready (per process)
 
 Loading walks down the levels and verifies at each step: a disk file must
@@ -92,8 +92,8 @@ class ArtifactCache:
             return loaded, True
 
     def _load_cold(self, artifact_key: str, sha256: str, kind: str) -> Loaded:
-        for path in self._disk_files(sha256):
-            if file_sha256(path) != path.stem:
+        for path in self._disk_files(sha256, kind):
+            if file_sha256(path) != path.name.split(".")[0]:
                 log.warning("precompiled %s on disk is corrupt; removing it", path)
                 path.unlink(missing_ok=True)
                 continue
@@ -111,11 +111,12 @@ class ArtifactCache:
 
     # -- local disk -----------------------------------------------------------
 
-    def _disk_files(self, sha256: str) -> list[Path]:
+    def _disk_files(self, sha256: str, kind: str) -> list[Path]:
+        """Files named <cwasm sha256>.<kind>.cwasm, newest first."""
         folder = self._dir / sha256
         try:
             return sorted(
-                (p for p in folder.iterdir() if p.suffix == ".cwasm"),
+                (p for p in folder.iterdir() if p.name.endswith(f".{kind}.cwasm")),
                 key=lambda p: p.stat().st_mtime,
                 reverse=True,
             )
@@ -128,11 +129,11 @@ class ArtifactCache:
         # Unique per process and thread; loads of one artifact are single-flight.
         return folder / f".tmp-{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(4)}"
 
-    def _write_disk(self, sha256: str, payload: bytes | bytearray) -> Path:
+    def _write_disk(self, sha256: str, kind: str, payload: bytes | bytearray) -> Path:
         tmp = self._temp_path(sha256)
         try:
             tmp.write_bytes(payload)
-            final = tmp.with_name(f"{sha256_hex(payload)}.cwasm")
+            final = tmp.with_name(f"{sha256_hex(payload)}.{kind}.cwasm")
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -184,7 +185,7 @@ class ArtifactCache:
                 if len(payload) != manifest.size or sha256_hex(payload) != manifest.cwasm_sha256:
                     log.warning("precompiled %s does not match its manifest; rebuilding", key)
                     return None
-                return self._write_disk(sha256, payload)
+                return self._write_disk(sha256, manifest.kind, payload)
             return self._fetch_file(key, sha256, manifest)
         except errors.NotFound:
             return None
@@ -198,7 +199,7 @@ class ArtifactCache:
             if actual != manifest.cwasm_sha256 or tmp.stat().st_size != manifest.size:
                 log.warning("precompiled %s does not match its manifest; rebuilding", key)
                 return None
-            final = tmp.with_name(f"{actual}.cwasm")
+            final = tmp.with_name(f"{actual}.{manifest.kind}.cwasm")
             os.replace(tmp, final)
             return final
         finally:
@@ -224,7 +225,7 @@ class ArtifactCache:
             raise errors.Invalid(str(exc)) from None
         payload = compiled.serialize()
         manifest = make_manifest(kind, sha256, payload, self._fp, self._signing_key)
-        path = self._write_disk(sha256, payload)
+        path = self._write_disk(sha256, kind, payload)
         key, manifest_key = precompiled_keys(sha256, self._fp)
         # The manifest goes last: its presence says the artifact is complete.
         self._store.put_file(key, path)

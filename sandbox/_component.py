@@ -64,7 +64,6 @@ class HandlerInstance:
         memory_bytes: int,
         deadline_ticks: int,
     ) -> None:
-        self.memory_bytes = memory_bytes
         self.store = wasmtime.Store(engine)
         self.store.set_limits(
             memory_size=memory_bytes,
@@ -80,8 +79,6 @@ class HandlerInstance:
         wasi.env = list(env.items())
         self.logs.attach(wasi)
         self.store.set_wasi(wasi)
-        self.calls = 0
-        self.usable = True
         instance = linker.instantiate(self.store, loaded.component)
         func = instance.get_func(self.store, EXPORT)
         if func is None:
@@ -89,14 +86,12 @@ class HandlerInstance:
         self.func = func
 
     def call(self, event: str, context: str, deadline_ticks: int) -> object:
-        self.calls += 1
         self.store.set_epoch_deadline(deadline_ticks)
         result = self.func(self.store, event, context)
         self.func.post_return(self.store)
         return result
 
     def close(self) -> None:
-        self.usable = False
         self.logs.close()
 
 

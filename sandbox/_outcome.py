@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 import wasmtime
 
-from ._types import LOG_LIMIT_BYTES, FunctionFailure
+from store import errors
+
+from ._types import (
+    LOG_LIMIT_BYTES,
+    RESULT_LIMIT_BYTES,
+    Deployment,
+    FunctionFailure,
+    InvokeResult,
+    MiB,
+)
 
 # How a run ended. "failed" is the function's own failure (InvokeResult.error);
 # the others become the errors the gateway maps to 504, 500 and 502.
@@ -88,3 +98,44 @@ def memory_near_limit(used: int, limit: int) -> bool:
     allocation step (1/16 of the cap, at least 1 MiB) of the limit.
     """
     return used >= limit - max(1 << 20, limit // 16)
+
+
+def _content_type(output: bytes) -> str:
+    if output:
+        try:
+            orjson.loads(output)
+            return "application/json"
+        except orjson.JSONDecodeError:
+            pass
+    return "text/plain"
+
+
+def to_result(dep: Deployment, outcome: Outcome, cold: bool, init_ms: float) -> InvokeResult:
+    if outcome.status in (OK, FAILED):
+        return InvokeResult(
+            output=outcome.output,
+            content_type=_content_type(outcome.output),
+            logs=outcome.logs,
+            cold_start=cold,
+            duration_ms=outcome.duration_ms,
+            error=outcome.failure if outcome.status == FAILED else None,
+            init_ms=init_ms,
+        )
+    if outcome.status == TIMEOUT:
+        exc: errors.NimbusError = errors.Timeout(f"function timed out after {dep.timeout_sec:g} s")
+    elif outcome.status == MEMORY:
+        exc = errors.NimbusError(
+            f"function exceeded its memory limit of {dep.memory_mb} MB",
+            code="memory_limit_exceeded",
+        )
+    elif outcome.status == TOO_LARGE:
+        exc = errors.NimbusError(
+            f"function result is larger than {RESULT_LIMIT_BYTES // MiB} MB",
+            code="result_too_large",
+        )
+    else:  # pragma: no cover - every status is handled above
+        raise AssertionError(outcome.status)
+    exc.logs = outcome.logs
+    exc.duration_ms = outcome.duration_ms
+    exc.cold_start = cold
+    raise exc

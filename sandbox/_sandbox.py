@@ -5,106 +5,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import orjson
 
 from store import Store, errors
 
 from . import _artifact
-from ._cache import ArtifactCache
 from ._component import HandlerInstance, LoadedComponent, run_handler
-from ._engine import EngineHost
-from ._limits import ConcurrencyGate
-from ._module import LoadedModule, WasiArgs, run_module
-from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome
-from ._threads import Abandoned, GuestThreads
-from ._types import (
-    KINDS,
-    RESULT_LIMIT_BYTES,
-    Deployment,
-    InvokeResult,
-    MiB,
-    SandboxConfig,
-)
+from ._module import LoadedModule, run_module
+from ._outcome import TIMEOUT, Outcome, to_result
+from ._threads import Abandoned
+from ._types import KINDS, Deployment, InvokeResult, MiB, SandboxConfig
+from ._worker import Prepared, Worker
 
 # How long past the deadline a caller waits for the epoch trap to land
 # before leaving a guarded thread behind.
-_GRACE_SEC = 0.1
-_IDLE_PER_DEPLOYMENT = 2
-
-
-@dataclass
-class _Prepared:
-    """Per deployment: what is encoded once and reused by every call."""
-
-    argv: list[str]
-    wasi_args: WasiArgs | None
-
-
-class _Worker:
-    """What one process owns: the engine, the caches, admission, guarded threads."""
-
-    def __init__(self, store: Store, config: SandboxConfig) -> None:
-        self.pid = os.getpid()
-        self.host = EngineHost(config.epoch_tick_sec)
-        self.artifacts = ArtifactCache(
-            store, self.host, config.cache_dir, config.memory_cache_entries, config.signing_key
-        )
-        self.gate = ConcurrencyGate(
-            config.max_concurrent, config.queue_size, config.queue_timeout_sec
-        )
-        self.threads = GuestThreads(config.stuck_thread_limit)
-        self._lock = threading.Lock()
-        self._limit = config.memory_cache_entries * 4
-        self._prepared: OrderedDict[tuple, _Prepared] = OrderedDict()
-        self._idle: OrderedDict[tuple, list[HandlerInstance]] = OrderedDict()
-
-    def prepared(self, dep: Deployment) -> _Prepared:
-        key = _deployment_key(dep)
-        with self._lock:
-            found = self._prepared.get(key)
-            if found is not None:
-                self._prepared.move_to_end(key)
-                return found
-        argv = [dep.function_name]
-        wasi_args = WasiArgs(argv, dep.env_vars) if dep.kind == "module" else None
-        found = _Prepared(argv, wasi_args)
-        with self._lock:
-            self._prepared[key] = found
-            while len(self._prepared) > self._limit:
-                self._prepared.popitem(last=False)
-        return found
-
-    def take_idle(self, dep: Deployment) -> HandlerInstance | None:
-        key = _deployment_key(dep)
-        with self._lock:
-            idle = self._idle.get(key)
-            return idle.pop() if idle else None
-
-    def give_back(self, dep: Deployment, inst: HandlerInstance) -> None:
-        key = _deployment_key(dep)
-        evicted: list[HandlerInstance] = []
-        with self._lock:
-            idle = self._idle.setdefault(key, [])
-            self._idle.move_to_end(key)
-            if len(idle) < _IDLE_PER_DEPLOYMENT:
-                idle.append(inst)
-            else:
-                evicted.append(inst)
-            while len(self._idle) > self._limit:
-                evicted.extend(self._idle.popitem(last=False)[1])
-        for old in evicted:
-            old.close()
-
-    def close(self) -> None:
-        self.host.close()
-        with self._lock:
-            idle = [inst for insts in self._idle.values() for inst in insts]
-            self._idle.clear()
-        for inst in idle:
-            inst.close()
+_GRACE_SEC = 0.25
 
 
 class Sandbox:
@@ -123,9 +39,9 @@ class Sandbox:
         self._store = store
         self._config = config
         self._lock = threading.Lock()
-        self._worker_state: _Worker | None = None
+        self._worker_state: Worker | None = None
 
-    def _worker(self) -> _Worker:
+    def _worker(self) -> Worker:
         worker = self._worker_state
         if worker is not None and worker.pid == os.getpid():
             return worker
@@ -133,7 +49,7 @@ class Sandbox:
             worker = self._worker_state
             if worker is None or worker.pid != os.getpid():
                 # A forked child must not touch its parent's engine, threads or locks.
-                worker = self._worker_state = _Worker(self._store, self._config)
+                worker = self._worker_state = Worker(self._store, self._config)
             return worker
 
     def start(self) -> None:
@@ -203,14 +119,14 @@ class Sandbox:
                 outcome = self._call_component(worker, dep, loaded, prepared, event, context)
         finally:
             worker.gate.release()
-        return _finish(dep, outcome, cold, init_ms)
+        return to_result(dep, outcome, cold, init_ms)
 
     def _call_component(
         self,
-        worker: _Worker,
+        worker: Worker,
         dep: Deployment,
         loaded: LoadedComponent,
-        prepared: _Prepared,
+        prepared: Prepared,
         event: bytes,
         context: dict,
     ) -> Outcome:
@@ -264,61 +180,8 @@ class Sandbox:
         return outcome
 
 
-def _deployment_key(dep: Deployment) -> tuple:
-    """Everything a prepared deployment or a reused instance was made from."""
-    return (
-        dep.function_id,
-        dep.version,
-        dep.artifact_sha256,
-        dep.function_name,
-        dep.memory_mb,
-        tuple(dep.env_vars.items()),
-    )
-
-
 def _check_deployment(dep: Deployment) -> None:
     if dep.kind not in KINDS:
         raise errors.Invalid(f"unknown artifact kind {dep.kind!r} (expected one of {KINDS})")
     if dep.memory_mb <= 0 or dep.timeout_sec <= 0:
         raise errors.Invalid("memory_mb and timeout_sec must be positive")
-
-
-def _content_type(output: bytes) -> str:
-    if output:
-        try:
-            orjson.loads(output)
-            return "application/json"
-        except orjson.JSONDecodeError:
-            pass
-    return "text/plain"
-
-
-def _finish(dep: Deployment, outcome: Outcome, cold: bool, init_ms: float) -> InvokeResult:
-    if outcome.status in (OK, FAILED):
-        return InvokeResult(
-            output=outcome.output,
-            content_type=_content_type(outcome.output),
-            logs=outcome.logs,
-            cold_start=cold,
-            duration_ms=outcome.duration_ms,
-            error=outcome.failure if outcome.status == FAILED else None,
-            init_ms=init_ms,
-        )
-    if outcome.status == TIMEOUT:
-        exc: errors.NimbusError = errors.Timeout(f"function timed out after {dep.timeout_sec:g} s")
-    elif outcome.status == MEMORY:
-        exc = errors.NimbusError(
-            f"function exceeded its memory limit of {dep.memory_mb} MB",
-            code="memory_limit_exceeded",
-        )
-    elif outcome.status == TOO_LARGE:
-        exc = errors.NimbusError(
-            f"function result is larger than {RESULT_LIMIT_BYTES // MiB} MB",
-            code="result_too_large",
-        )
-    else:  # pragma: no cover - every status is handled above
-        raise AssertionError(outcome.status)
-    exc.logs = outcome.logs
-    exc.duration_ms = outcome.duration_ms
-    exc.cold_start = cold
-    raise exc

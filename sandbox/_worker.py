@@ -1,0 +1,108 @@
+"""What one worker process owns: the engine, caches, admission and guarded threads.
+
+`Sandbox` makes one per process, after the fork; a forked child makes its
+own and never touches its parent's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from store import Store
+
+from ._cache import ArtifactCache
+from ._component import HandlerInstance
+from ._engine import EngineHost
+from ._limits import ConcurrencyGate
+from ._module import WasiArgs
+from ._threads import GuestThreads
+from ._types import Deployment, SandboxConfig
+
+_IDLE_PER_DEPLOYMENT = 2
+
+
+@dataclass
+class Prepared:
+    """Per deployment: what is encoded once and reused by every call."""
+
+    argv: list[str]
+    wasi_args: WasiArgs | None
+
+
+class Worker:
+    """What one process owns: the engine, the caches, admission, guarded threads."""
+
+    def __init__(self, store: Store, config: SandboxConfig) -> None:
+        self.pid = os.getpid()
+        self.host = EngineHost(config.epoch_tick_sec)
+        self.artifacts = ArtifactCache(
+            store, self.host, config.cache_dir, config.memory_cache_entries, config.signing_key
+        )
+        self.gate = ConcurrencyGate(
+            config.max_concurrent, config.queue_size, config.queue_timeout_sec
+        )
+        self.threads = GuestThreads(config.stuck_thread_limit)
+        self._lock = threading.Lock()
+        self._limit = config.memory_cache_entries * 4
+        self._prepared: OrderedDict[tuple, Prepared] = OrderedDict()
+        self._idle: OrderedDict[tuple, list[HandlerInstance]] = OrderedDict()
+
+    def prepared(self, dep: Deployment) -> Prepared:
+        key = deployment_key(dep)
+        with self._lock:
+            found = self._prepared.get(key)
+            if found is not None:
+                self._prepared.move_to_end(key)
+                return found
+        argv = [dep.function_name]
+        wasi_args = WasiArgs(argv, dep.env_vars) if dep.kind == "module" else None
+        found = Prepared(argv, wasi_args)
+        with self._lock:
+            self._prepared[key] = found
+            while len(self._prepared) > self._limit:
+                self._prepared.popitem(last=False)
+        return found
+
+    def take_idle(self, dep: Deployment) -> HandlerInstance | None:
+        key = deployment_key(dep)
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def give_back(self, dep: Deployment, inst: HandlerInstance) -> None:
+        key = deployment_key(dep)
+        evicted: list[HandlerInstance] = []
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            self._idle.move_to_end(key)
+            if len(idle) < _IDLE_PER_DEPLOYMENT:
+                idle.append(inst)
+            else:
+                evicted.append(inst)
+            while len(self._idle) > self._limit:
+                evicted.extend(self._idle.popitem(last=False)[1])
+        for old in evicted:
+            old.close()
+
+    def close(self) -> None:
+        self.host.close()
+        with self._lock:
+            idle = [inst for insts in self._idle.values() for inst in insts]
+            self._idle.clear()
+        for inst in idle:
+            inst.close()
+
+
+def deployment_key(dep: Deployment) -> tuple:
+    """Everything a prepared deployment or a reused instance was made from."""
+    return (
+        dep.function_id,
+        dep.version,
+        dep.artifact_sha256,
+        dep.function_name,
+        dep.memory_mb,
+        tuple(dep.env_vars.items()),
+    )
