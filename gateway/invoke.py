@@ -12,6 +12,7 @@ from store import errors
 from store.records import BuildStatus, Function, FunctionStatus, Version, new_id
 
 from .deployments import DeploymentCache
+from .recorder import InvocationOutcome, InvocationRecorder
 
 EVENT_LIMIT = 6 * 1024 * 1024
 
@@ -63,9 +64,12 @@ def _refuse_unservable(fn: Function) -> None:
 
 
 class InvokeService:
-    def __init__(self, cache: DeploymentCache, sandbox: Sandbox) -> None:
+    def __init__(
+        self, cache: DeploymentCache, sandbox: Sandbox, recorder: InvocationRecorder
+    ) -> None:
         self.cache = cache
         self.sandbox = sandbox
+        self.recorder = recorder
 
     def resolve(self, ref: str, version: int | None) -> tuple[Function, Version]:
         fn = self.cache.function(ref)
@@ -94,10 +98,17 @@ class InvokeService:
         )
 
     def invoke(
-        self, ref: str, event: bytes, caller_context: dict, *, version: int | None = None
+        self,
+        ref: str,
+        event: bytes,
+        caller_context: dict,
+        *,
+        version: int | None = None,
+        trigger: str = "sync",
+        invocation_id: str | None = None,
     ) -> Invocation:
         fn, record = self.resolve(ref, version)
-        invocation_id = new_id("inv_")
+        invocation_id = invocation_id or new_id("inv_")
         deadline = time.time() + record.timeout_sec
         context = {
             **caller_context,  # the caller's keys, never overriding the platform's
@@ -107,5 +118,33 @@ class InvokeService:
             "deadline_ms": int(deadline * 1000),
             "memory_limit_mb": record.memory_mb,
         }
-        result = self.sandbox.invoke(self.deployment(fn, record), event, context)
+        outcome = InvocationOutcome(
+            invocation_id=invocation_id,
+            function_id=fn.id,
+            function_name=fn.name,
+            runtime=fn.runtime,
+            version=record.version,
+            trigger=trigger,
+            status="succeeded",
+        )
+        started = time.perf_counter()
+        try:
+            result = self.sandbox.invoke(self.deployment(fn, record), event, context)
+        except errors.LimitExceeded:
+            raise  # refused before it ran: nothing to record but the metric
+        except errors.NimbusError as exc:
+            outcome.status = "timed_out" if isinstance(exc, errors.Timeout) else "failed"
+            outcome.error_code = exc.code
+            outcome.duration_ms = (time.perf_counter() - started) * 1000
+            self.recorder.record(outcome)
+            raise
+        outcome.duration_ms = result.duration_ms
+        outcome.cold_start = result.cold_start
+        outcome.output = result.output
+        outcome.logs = result.logs
+        if result.error is not None:
+            outcome.status = "failed"
+            outcome.error_code = "function_error"
+            outcome.error_type = result.error.type
+        self.recorder.record(outcome)
         return Invocation(invocation_id, fn, record.version, result)

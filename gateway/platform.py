@@ -12,6 +12,7 @@ from .builds import BuildQueue
 from .deployments import DeploymentCache
 from .functions import FunctionService
 from .invoke import InvokeService
+from .recorder import InvocationRecorder
 from .settings import Settings
 from .webhooks import WebhookDirectory
 
@@ -56,7 +57,8 @@ class Platform:
         )
         functions = FunctionService(repo, settings, on_enqueue=builds.wake)
         cache = DeploymentCache(repo, max_age=settings.cache_max_age_sec)
-        invocations = InvokeService(cache, sandbox)
+        recorder = InvocationRecorder()
+        invocations = InvokeService(cache, sandbox, recorder)
         webhooks = WebhookDirectory(repo, cache)
         return cls(settings, store, repo, sandbox, builds, functions, invocations, webhooks)
 

@@ -41,7 +41,7 @@ class WebhookResource:
             request_id=req.context.request_id,
             domain=req.host,
         )
-        inv = self.invoker.invoke(fn.id, orjson.dumps(event), {})
+        inv = self.invoker.invoke(fn.id, orjson.dumps(event), {}, trigger="webhook")
         resp.set_header("X-Nimbus-Invocation-Id", inv.id)
         if inv.result.error is not None:
             # NOTE: anonymous callers never see a stack or a message of the function's.
