@@ -9,6 +9,14 @@ Key layout (all JSON unless noted):
     webhooks/<key>.json                 WebhookIndex: webhook key → function id
     blobs/sha256/<hex>                  sources and artifacts, content-addressed
     logs/builds/<id>/<n:08d>.log        build log (text)
+    logs/invocations/<id>/<age>-<writer>-<seq:08d>.jsonl
+                                        a batch of invocation log entries, one JSON
+                                        object a line; <age> = 9999999999999 minus the
+                                        newest entry's Unix ms (13 digits), so a listing
+                                        is newest first and retention needs no reads
+    logs/sweep.json                     lease: which worker sweeps expired logs, until when
+    stats/workers/<writer>.json         one worker's running invocation totals (its own)
+    stats/total.json                    totals folded in from workers that stopped
 
 Version numbers are claimed with create-only writes, each new version derived
 from the one before it, so concurrent updates get contiguous numbers and none
@@ -62,6 +70,31 @@ def blob_key(sha256: str) -> str:
 
 def build_log_key(function_id: str, version: int) -> str:
     return f"logs/builds/{function_id}/{version:08d}.log"
+
+
+_AGE_BASE = 10**13 - 1  # Unix ms up to the year 2286
+
+
+def invocation_log_key(function_id: str, newest_ms: int, writer: str, seq: int) -> str:
+    return f"logs/invocations/{function_id}/{_AGE_BASE - newest_ms:013d}-{writer}-{seq:08d}.jsonl"
+
+
+def invocation_log_prefix(function_id: str | None = None) -> str:
+    return f"logs/invocations/{function_id}/" if function_id else "logs/invocations/"
+
+
+def parse_invocation_log_key(key: str) -> tuple[str, int]:
+    """(function id, newest entry's Unix ms) from a batch key, without reading it."""
+    _, _, function_id, name = key.split("/", 3)
+    return function_id, _AGE_BASE - int(name[:13])
+
+
+def stats_worker_key(writer: str) -> str:
+    return f"stats/workers/{writer}.json"
+
+
+STATS_TOTAL_KEY = "stats/total.json"
+LOG_SWEEP_LEASE_KEY = "logs/sweep.json"
 
 
 def _backoff(attempt: int) -> None:
@@ -169,6 +202,10 @@ class FunctionRepo:
             except errors.NotFound:
                 continue  # deleted while we listed
 
+    def count_functions(self) -> int:
+        """How many functions exist: one listing, no reads."""
+        return sum(1 for _ in self.store.list("functions/"))
+
     def delete_function(self, fn: Function) -> None:
         """Remove the record first (it stops serving), then its name and versions."""
         self.store.delete(function_key(fn.id))
@@ -180,7 +217,12 @@ class FunctionRepo:
             pass
         if fn.webhook_key:
             self.store.delete(webhook_index_key(fn.webhook_key))
-        for prefix in (f"versions/{fn.id}/", f"logs/builds/{fn.id}/", f"queue/builds/{fn.id}."):
+        for prefix in (
+            f"versions/{fn.id}/",
+            f"logs/builds/{fn.id}/",
+            f"queue/builds/{fn.id}.",
+            invocation_log_prefix(fn.id),
+        ):
             for key in list(self.store.list(prefix)):
                 self.store.delete(key)
 
