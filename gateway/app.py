@@ -8,6 +8,7 @@ from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
 from .openapi import document
 from .platform import Platform
+from .resources.asyncinv import AsyncInvokeResource, InvocationResource
 from .resources.functions import (
     BulkDeleteResource,
     BulkUpdateResource,
@@ -48,8 +49,12 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/build", FunctionBuildResource(service))
     app.add_route(v1 + "/{ref}/invoke", InvokeResource(platform.invocations))
     app.add_route(v1 + "/{ref}/webhook/rotate", WebhookRotateResource(service))
+    app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
+    app.add_route(
+        "/api/v1/invocations/{invocation_id}", InvocationResource(platform.async_invocations)
+    )
 
-    webhook = WebhookResource(platform.webhooks, platform.invocations)
+    webhook = WebhookResource(platform.webhooks, platform.invocations, platform.async_invocations)
     app.add_route("/webhook/{key}", webhook)
     app.add_route("/webhook/{key}/{path:path}", webhook)
     return app

@@ -18,8 +18,16 @@ from store import errors
 M = TypeVar("M", bound=BaseModel)
 
 
+# Bodies up to this size are read and dropped before a 413, so the client,
+# still sending, gets the answer instead of a reset connection.
+_DRAIN_LIMIT = 16 * 1024 * 1024
+
+
 def _check_length(req: falcon.Request, limit: int) -> None:
     if req.content_length is not None and req.content_length > limit:
+        if req.content_length <= _DRAIN_LIMIT:
+            while req.bounded_stream.read(1 << 16):
+                pass
         raise errors.TooLarge(
             f"the request body is {req.content_length} bytes; the limit is {limit}"
         )

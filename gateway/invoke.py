@@ -84,6 +84,10 @@ class InvokeService:
             raise errors.Conflict(f"version {number} is still building", code="not_ready")
         return fn, record
 
+    @staticmethod
+    def new_invocation_id() -> str:
+        return new_id("inv_")
+
     def deployment(self, fn: Function, version: Version) -> Deployment:
         return Deployment(
             function_id=fn.id,
@@ -108,7 +112,7 @@ class InvokeService:
         invocation_id: str | None = None,
     ) -> Invocation:
         fn, record = self.resolve(ref, version)
-        invocation_id = invocation_id or new_id("inv_")
+        invocation_id = invocation_id or self.new_invocation_id()
         deadline = time.time() + record.timeout_sec
         context = {
             **caller_context,  # the caller's keys, never overriding the platform's

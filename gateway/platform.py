@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from sandbox import Sandbox, SandboxConfig
 from store import Store, open_store
 from store.functions import FunctionRepo
+from store.invocations import InvocationRepo
 
+from .asyncq import AsyncInvocations
 from .builds import BuildQueue
 from .deployments import DeploymentCache
 from .functions import FunctionService
@@ -27,6 +29,7 @@ class Platform:
     functions: FunctionService
     invocations: InvokeService
     webhooks: WebhookDirectory
+    async_invocations: AsyncInvocations
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -60,14 +63,29 @@ class Platform:
         recorder = InvocationRecorder()
         invocations = InvokeService(cache, sandbox, recorder)
         webhooks = WebhookDirectory(repo, cache)
-        return cls(settings, store, repo, sandbox, builds, functions, invocations, webhooks)
+        async_invocations = AsyncInvocations(
+            InvocationRepo(store),
+            invocations,
+            concurrency=settings.async_concurrency,
+            max_queue_depth=settings.async_max_queue_depth,
+            lease_margin_sec=settings.async_lease_margin_sec,
+            poll_sec=settings.async_poll_sec,
+            max_attempts=settings.async_max_attempts,
+            retry_base_sec=settings.async_retry_base_sec,
+        )
+        return cls(
+            settings, store, repo, sandbox, builds, functions, invocations, webhooks,
+            async_invocations,
+        )  # fmt: skip
 
     def start(self) -> None:
         """Make the engine and start background work; call in the worker, after fork."""
         self.sandbox.start()
         self.builds.start()
+        self.async_invocations.start()
 
     def stop(self) -> None:
+        self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)
         self.builds.stop()
         self.sandbox.close()
         self.store.close()

@@ -169,3 +169,38 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class InvocationFunction(BaseModel):
+    id: str
+    name: str
+
+
+class InvocationView(BaseModel):
+    id: str
+    function: InvocationFunction
+    version: int
+    status: str
+    attempts: int
+    result: object | None = None
+    error: dict | None = None
+    duration_ms: float | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def of(cls, record) -> InvocationView:
+        return cls(
+            id=record.id,
+            function=InvocationFunction(id=record.function_id, name=record.function_name),
+            version=record.version,
+            status=record.status,
+            attempts=record.attempts,
+            result=record.result,
+            error=record.error,
+            duration_ms=record.duration_ms,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+        )

@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     min_memory_mb: int = 16
     max_memory_mb: int = 4096
 
+    async_concurrency: int = 4  # async invocations running at once per worker
+    async_max_queue_depth: int = 10000  # beyond it, async accepts answer 429
+    async_lease_margin_sec: float = 30  # lease = the function's timeout + this
+    async_poll_sec: float = 0.5
+    async_max_attempts: int = 3
+    async_retry_base_sec: float = 1.0
+
     build_concurrency: int = Field(1, description="build workers per gunicorn worker")
     build_lease_sec: float = 30
     build_timeout_sec: float = 600

@@ -163,14 +163,24 @@ class Invocation(BaseModel):
 
     id: str
     function_id: str
+    function_name: str
     version: int
     status: InvocationStatus = InvocationStatus.queued
     attempts: int = 0
-    event_key: str
+    not_before: float = 0.0  # Unix seconds: a retry waits out its backoff
     result: object | None = None
     error: dict | None = None
     duration_ms: float | None = None
     lease_owner: str | None = None
     lease_until: float | None = None
     created_at: datetime = Field(default_factory=now)
+    started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in (
+            InvocationStatus.succeeded,
+            InvocationStatus.failed,
+            InvocationStatus.timed_out,
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 import orjson
 
+from ..asyncq import AsyncInvocations
 from ..bodies import read_bytes
 from ..invoke import EVENT_LIMIT, InvokeService
 from ..webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
@@ -18,9 +19,12 @@ def _headers(req: falcon.Request) -> dict[str, str]:
 
 
 class WebhookResource:
-    def __init__(self, directory: WebhookDirectory, invoker: InvokeService) -> None:
+    def __init__(
+        self, directory: WebhookDirectory, invoker: InvokeService, queue: AsyncInvocations
+    ) -> None:
         self.directory = directory
         self.invoker = invoker
+        self.queue = queue
         for method in METHODS:
             setattr(self, f"on_{method.lower()}", self._handle)
 
@@ -41,6 +45,12 @@ class WebhookResource:
             request_id=req.context.request_id,
             domain=req.host,
         )
+        if (req.get_header("X-Nimbus-Invocation-Type") or "").lower() == "event":
+            accepted = self.queue.accept(fn.id, orjson.dumps(event))
+            resp.status = 202
+            resp.set_header("X-Nimbus-Invocation-Id", accepted.id)
+            resp.media = {"invocation_id": accepted.id, "status": accepted.status}
+            return
         inv = self.invoker.invoke(fn.id, orjson.dumps(event), {}, trigger="webhook")
         resp.set_header("X-Nimbus-Invocation-Id", inv.id)
         if inv.result.error is not None:

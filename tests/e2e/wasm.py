@@ -80,6 +80,25 @@ FAIL_WAT = f"""(module {_WASI}
 SPIN_WAT = f"""(module {_WASI}
   (func (export "_start") (loop $forever (br $forever))))"""
 
+
+def sleep_wat(seconds: float, output: bytes = b'{"slept": true}') -> str:
+    """Sleeps in one host call (poll_oneoff on a relative clock), then prints `output`."""
+    data = "".join(f"\\{b:02x}" for b in output)
+    return f"""(module {_WASI}
+  (data (i32.const 1024) "{data}")
+  (func (export "_start")
+    (i64.store (i32.const 0) (i64.const 1))
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const {int(seconds * 1e9)}))
+    (i64.store (i32.const 32) (i64.const 0))
+    (i32.store16 (i32.const 40) (i32.const 0))
+    (drop (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const {len(output)}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
+
+
 # sleeps 20 s in one host call (poll_oneoff on a relative clock)
 SLEEP_WAT = f"""(module {_WASI}
   (func (export "_start")

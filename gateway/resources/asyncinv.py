@@ -1,0 +1,35 @@
+"""`POST …/{ref}/async` (202 once durable) and `GET /api/v1/invocations/{id}`."""
+
+from __future__ import annotations
+
+import falcon
+
+from ..asyncq import ASYNC_EVENT_LIMIT, AsyncInvocations
+from ..bodies import read_bytes, require_json
+from ..invoke import parse_event
+from ..schemas import InvocationView
+
+
+class AsyncInvokeResource:
+    def __init__(self, service: AsyncInvocations) -> None:
+        self.service = service
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str) -> None:
+        require_json(req)
+        event = parse_event(read_bytes(req, ASYNC_EVENT_LIMIT))
+        version = req.get_param_as_int("version", min_value=1)
+        invocation = self.service.accept(ref, event, version=version)
+        resp.status = 202
+        resp.location = f"/api/v1/invocations/{invocation.id}"
+        resp.set_header("X-Nimbus-Invocation-Id", invocation.id)
+        resp.set_header("X-Nimbus-Version", str(invocation.version))
+        resp.media = {"invocation_id": invocation.id, "status": invocation.status}
+
+
+class InvocationResource:
+    def __init__(self, service: AsyncInvocations) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, invocation_id: str) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = InvocationView.of(self.service.get(invocation_id)).model_dump_json().encode()

@@ -1,0 +1,153 @@
+"""Async invocations: durable accept, polling, final states, and crashes that lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.e2e import wasm as w
+
+
+def deploy(api: httpx.Client, name: str, wat: str, **extra) -> dict:
+    body = {"name": name, "runtime": "wasm", "artifact_base64": w.b64(w.wat(wat)), **extra}
+    fn = api.post("/api/v1/functions?wait=true", json=body).json()
+    assert fn["status"] == "active", fn
+    return fn
+
+
+def submit(api: httpx.Client, name: str, event=None) -> str:
+    resp = api.post(f"/api/v1/functions/{name}/async", json=event or {})
+    assert resp.status_code == 202, resp.text
+    assert resp.headers["Location"] == f"/api/v1/invocations/{resp.json()['invocation_id']}"
+    return resp.json()["invocation_id"]
+
+
+def wait_final(api: httpx.Client, invocation_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = api.get(f"/api/v1/invocations/{invocation_id}").json()
+        if record["status"] in ("succeeded", "failed", "timed_out"):
+            return record
+        assert time.monotonic() < deadline, f"never finished: {record}"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def fns(server):
+    with server.client() as api:
+        deploy(api, "async-echo", w.ECHO_WAT)
+        deploy(api, "async-fail", w.FAIL_WAT)
+        deploy(api, "async-spin", w.SPIN_WAT, timeout_sec=1)
+    return server
+
+
+def test_async_invoke_succeeds_with_the_result(api, fns):
+    invocation_id = submit(api, "async-echo", {"n": 7})
+    record = wait_final(api, invocation_id)
+    assert record["status"] == "succeeded"
+    assert record["result"] == {"n": 7}
+    assert record["function"]["name"] == "async-echo" and record["version"] == 1
+    assert record["attempts"] == 1 and record["duration_ms"] > 0
+    assert record["finished_at"] >= record["created_at"]
+
+
+def test_failing_function_ends_failed_with_the_error_and_no_retry(api, fns):
+    record = wait_final(api, submit(api, "async-fail"))
+    assert record["status"] == "failed"
+    assert record["error"]["code"] == "function_error"
+    assert record["error"]["exit_code"] == 3
+    assert record["attempts"] == 1
+
+
+def test_timeout_ends_timed_out(api, fns):
+    record = wait_final(api, submit(api, "async-spin"))
+    assert record["status"] == "timed_out"
+    assert record["error"]["code"] == "timeout"
+
+
+def test_version_is_fixed_at_accept(api, fns, name):
+    deploy(api, name, w.constant_wat(b'{"v": 1}'))
+    invocation_id = submit(api, name)
+    api.put(f"/api/v1/functions/{name}?wait=true",
+            json={"artifact_base64": w.b64(w.wat(w.constant_wat(b'{"v": 2}')))})  # fmt: skip
+    record = wait_final(api, invocation_id)
+    assert record["version"] == 1 and record["result"] == {"v": 1}
+
+
+def test_webhook_event_invocation_type_is_async(api, fns):
+    url = api.get("/api/v1/functions/async-echo").json()["webhook_url"]
+    resp = httpx.post(url + "/x", json={"a": 1}, headers={"X-Nimbus-Invocation-Type": "Event"})
+    assert resp.status_code == 202
+    record = wait_final(api, resp.json()["invocation_id"])
+    assert record["status"] == "succeeded"
+    assert record["result"]["rawPath"] == "/x"
+
+
+def test_async_errors(api, fns):
+    big = {"x": "a" * (256 * 1024)}
+    assert api.post("/api/v1/functions/async-echo/async", json=big).status_code == 413
+    assert api.post("/api/v1/functions/nope-nope/async", json={}).status_code == 404
+    assert api.get("/api/v1/invocations/inv_nothing").status_code == 404
+    resp = api.post("/api/v1/functions/async-echo/async", content=b"{bad",
+                    headers={"Content-Type": "application/json"})  # fmt: skip
+    assert resp.status_code == 400
+
+
+# -- crashes ------------------------------------------------------------------
+
+CRASH_ENV = {"ASYNC_LEASE_MARGIN_SEC": "1", "ASYNC_POLL_SEC": "0.1", "ASYNC_RETRY_BASE_SEC": "0.2"}
+
+
+def _submit_batch(server, count: int) -> list[str]:
+    with server.client() as api:
+        deploy(api, "nap", w.sleep_wat(1.0), timeout_sec=3)
+        return [submit(api, "nap", {"i": i}) for i in range(count)]
+
+
+def _all_final_once(server, ids: list[str]) -> list[dict]:
+    with server.client() as api:
+        records = [wait_final(api, i, timeout=120) for i in ids]
+        time.sleep(1.0)  # a final state never changes afterwards
+        assert [api.get(f"/api/v1/invocations/{i}").json() for i in ids] == records
+    return records
+
+
+def test_killing_a_worker_loses_no_accepted_invocation(make_server):
+    server = make_server(CRASH_ENV).start()
+    ids = _submit_batch(server, 16)
+    with server.client() as api:
+        deadline = time.monotonic() + 30
+        while not any(api.get(f"/api/v1/invocations/{i}").json()["status"] == "running"
+                      for i in ids):  # fmt: skip
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    victim = server.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)  # gunicorn starts a new worker in its place
+    records = _all_final_once(server, ids)
+    assert all(r["status"] == "succeeded" for r in records), records
+    assert all(r["result"] == {"slept": True} for r in records)
+    assert max(r["attempts"] for r in records) >= 2  # some were taken over after the kill
+
+
+def test_killing_the_whole_server_loses_no_accepted_invocation(make_server):
+    server = make_server(CRASH_ENV).start()
+    ids = _submit_batch(server, 16)
+    time.sleep(0.5)
+    server.kill()  # kill -9 master and workers with invocations queued and running
+    again = make_server(CRASH_ENV, data_dir=server.data_dir).start()
+    records = _all_final_once(again, ids)
+    assert all(r["status"] == "succeeded" for r in records), records
+
+
+def test_sigterm_loses_no_accepted_invocation(make_server):
+    server = make_server(CRASH_ENV).start()
+    ids = _submit_batch(server, 12)
+    time.sleep(0.5)
+    assert server.stop() == 0
+    again = make_server(CRASH_ENV, data_dir=server.data_dir).start()
+    records = _all_final_once(again, ids)
+    assert all(r["status"] == "succeeded" for r in records), records
