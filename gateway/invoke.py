@@ -9,7 +9,7 @@ import orjson
 
 from sandbox import Deployment, InvokeResult, Sandbox
 from store import errors
-from store.records import BuildStatus, Function, FunctionStatus, Version, new_id
+from store.records import BuildStatus, Function, FunctionStatus, Version, sequential_id
 
 from .deployments import DeploymentCache
 from .recorder import InvocationOutcome, InvocationRecorder
@@ -86,7 +86,7 @@ class InvokeService:
 
     @staticmethod
     def new_invocation_id() -> str:
-        return new_id("inv_")
+        return sequential_id("inv_")
 
     def deployment(self, fn: Function, version: Version) -> Deployment:
         return Deployment(

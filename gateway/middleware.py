@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-import uuid
 
 import falcon
+
+from store.records import sequential_id
 
 access_log = logging.getLogger("nimbus.access")
 
@@ -15,7 +16,10 @@ access_log = logging.getLogger("nimbus.access")
 class RequestId:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         incoming = req.get_header("X-Request-Id")
-        req.context.request_id = incoming if incoming and len(incoming) <= 128 else uuid.uuid4().hex
+        if incoming and len(incoming) <= 128:
+            req.context.request_id = incoming
+        else:
+            req.context.request_id = sequential_id("req_")
         req.context.started = time.perf_counter()
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
