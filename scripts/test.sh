@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 declare -a phases=()
 phase() {
     local name=$1; shift
-    local start=$SECONDS
+    local start=$SECONDS status=0
     echo "==> $name"
-    "$@"
-    phases+=("$(printf '%-10s %5ds' "$name" $((SECONDS - start)))")
+    "$@" || status=$?
+    phases+=("$(printf '%-10s %5ds%s' "$name" $((SECONDS - start)) "$( ((status)) && echo "  FAILED ($status)")")")
+    return "$status"
 }
 report() {
     echo "==> phase timings"
@@ -20,4 +21,4 @@ trap report EXIT
 phase install scripts/install.sh
 phase lint bash -c '.venv/bin/ruff check . && .venv/bin/ruff format --check .'
 # pytest exits 5 when it collects no tests: that fails this script too.
-phase pytest .venv/bin/pytest -p no:cacheprovider "$@"
+phase pytest .venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
