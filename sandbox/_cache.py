@@ -63,6 +63,13 @@ class ArtifactCache:
         self._lru: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        # Loads answered from this process's memory vs. loaded from disk, store or wasm.
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def entries(self) -> int:
+        return len(self._lru)
 
     # -- memory ---------------------------------------------------------------
 
@@ -77,15 +84,20 @@ class ArtifactCache:
         """The linked artifact and whether this process had to load it (a cold start)."""
         loaded = self.cached(sha256)
         if loaded is not None:
+            with self._lock:
+                self.hits += 1
             return loaded, False
         with self._lock:
             gate = self._loading.setdefault(sha256, threading.Lock())
         with gate:  # one load per artifact; concurrent callers wait for it
             loaded = self.cached(sha256)
             if loaded is not None:
+                with self._lock:
+                    self.hits += 1
                 return loaded, False
             loaded = self._load_cold(artifact_key, sha256, kind)
             with self._lock:
+                self.misses += 1
                 self._lru[sha256] = loaded
                 while len(self._lru) > self._entries:
                     self._lru.popitem(last=False)

@@ -22,6 +22,9 @@ from ._worker import Prepared, Worker
 # before leaving a guarded thread behind.
 _GRACE_SEC = 0.25
 
+_STATS = ("running", "stuck_threads", "idle_instances", "cached_artifacts", "cache_hits",
+          "cache_misses")  # fmt: skip
+
 
 class Sandbox:
     """Runs untrusted WASM for one worker process, fast and within hard limits.
@@ -63,10 +66,21 @@ class Sandbox:
             worker.close()
 
     def stats(self) -> dict[str, int]:
+        """This process's numbers: guests running now, threads stuck past their
+        deadline, idle reusable instances, artifacts in the memory cache, and
+        the cache's hits and misses (loads that had to go to disk, store or wasm)
+        since the engine was made."""
         worker = self._worker_state
-        if worker is None:
-            return {"running": 0, "stuck_threads": 0}
-        return {"running": worker.gate.active, "stuck_threads": worker.threads.stuck}
+        if worker is None or worker.pid != os.getpid():
+            return dict.fromkeys(_STATS, 0)
+        return {
+            "running": worker.gate.active,
+            "stuck_threads": worker.threads.stuck,
+            "idle_instances": worker.idle_instances(),
+            "cached_artifacts": worker.artifacts.entries,
+            "cache_hits": worker.artifacts.hits,
+            "cache_misses": worker.artifacts.misses,
+        }
 
     # -- artifacts ------------------------------------------------------------
 

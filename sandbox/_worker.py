@@ -66,6 +66,10 @@ class Worker:
                 self._prepared.popitem(last=False)
         return found
 
+    def idle_instances(self) -> int:
+        with self._lock:
+            return sum(len(insts) for insts in self._idle.values())
+
     def take_idle(self, dep: Deployment) -> HandlerInstance | None:
         key = deployment_key(dep)
         with self._lock:

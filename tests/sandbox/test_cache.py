@@ -85,6 +85,8 @@ def test_cold_start_only_on_first_load_in_the_process(make_sandbox, store):
     assert [worker.invoke(dep, EVENT, {}).cold_start for _ in range(3)] == [False] * 3
     # Another function with the same artifact: already loaded, not cold.
     assert not worker.invoke(deployment(key, sha), EVENT, {}).cold_start
+    stats = worker.stats()
+    assert (stats["cache_misses"], stats["cache_hits"], stats["cached_artifacts"]) == (1, 4, 1)
     # Another worker process loads it again.
     assert make_sandbox().invoke(dep, EVENT, {}).cold_start
 
@@ -209,6 +211,6 @@ def test_engine_is_made_after_fork(make_sandbox, store):
 def test_config_is_explicit(tmp_path):
     """No environment reads; constructing a Sandbox makes no engine."""
     sb = Sandbox(LocalStore(tmp_path / "s"), SandboxConfig(cache_dir=str(tmp_path / "c")))
-    assert sb.stats() == {"running": 0, "stuck_threads": 0}
+    assert set(sb.stats().values()) == {0}
     assert not (tmp_path / "c").exists()
     sb.close()
