@@ -108,9 +108,13 @@ def _wasmtime_version() -> str:
     # PERF(sandbox): importlib.metadata scans every distribution (~5 ms, on the
     # first invoke); the dist-info folder beside the package says the same.
     site = Path(wasmtime.__file__).resolve().parent.parent
-    found = list(site.glob("wasmtime-*.dist-info"))
+    found = [
+        name
+        for name in os.listdir(site)
+        if name.startswith("wasmtime-") and name.endswith(".dist-info")
+    ]
     if len(found) == 1:
-        return found[0].name.removeprefix("wasmtime-").removesuffix(".dist-info")
+        return found[0].removeprefix("wasmtime-").removesuffix(".dist-info")
     return importlib.metadata.version("wasmtime")
 
 
