@@ -204,3 +204,99 @@ class InvocationView(BaseModel):
             started_at=record.started_at,
             finished_at=record.finished_at,
         )
+
+
+# -- logs, stats, quota ----------------------------------------------------------
+
+
+class LogEntry(BaseModel):
+    invocation_id: str
+    ts: str = Field(description="RFC 3339 UTC, microseconds")
+    stream: Literal["stdout", "stderr", "platform"]
+    line: str
+
+
+class LogList(BaseModel):
+    entries: list[LogEntry] = Field(description="newest first")
+
+
+class DurationSummary(BaseModel):
+    min: float | None
+    avg: float | None
+    max: float | None
+
+
+class InvocationSummary(BaseModel):
+    total_invocations: int
+    succeeded: int
+    failed: int
+    timed_out: int
+    success_rate: float | None = Field(description="succeeded / total, 0–1; null before any")
+    cold_starts: int
+    duration_ms: DurationSummary = Field(description="the guest's run time")
+
+
+class FunctionCounts(BaseModel):
+    total: int
+    by_status: dict[str, int]
+    by_runtime: dict[str, int]
+
+
+class StatsView(InvocationSummary):
+    by_runtime: dict[str, InvocationSummary]
+    by_error_type: dict[str, int] = Field(
+        description="platform error code: function_error, timeout, memory_limit_exceeded, …"
+    )
+    by_function_error_type: dict[str, int] = Field(
+        description="a function error's own type: ExitError, ValueError, …"
+    )
+    by_trigger: dict[str, int] = Field(description="sync, webhook, async")
+    functions: FunctionCounts
+    generated_at: datetime
+
+
+class MemoryLimits(BaseModel):
+    min: int
+    max: int
+    default: int
+    min_by_runtime: dict[str, int]
+
+
+class TimeoutLimits(BaseModel):
+    default: float
+    max: float
+
+
+class CodeSizeLimits(BaseModel):
+    source: int
+    binary: int
+
+
+class QuotaLimits(BaseModel):
+    max_functions: int = Field(description="creates beyond it: 409 quota_exceeded")
+    memory_mb: MemoryLimits
+    timeout_sec: TimeoutLimits
+    code_size_bytes: CodeSizeLimits
+    event_size_bytes: int
+    max_concurrent_per_worker: int
+    invoke_queue_per_worker: int
+    workers: int
+    max_concurrent: int = Field(description="per worker × workers, on this server")
+    log_retention_hours: float
+
+
+class ConcurrencyUsage(BaseModel):
+    worker: int = Field(description="running in the worker that answered")
+    server: int = Field(description="running in all workers of this server (≤ 0.5 s old)")
+
+
+class QuotaUsage(BaseModel):
+    functions: int
+    functions_remaining: int
+    stored_bytes: int = Field(description="code of each function's latest version (estimate)")
+    concurrent_invocations: ConcurrencyUsage
+
+
+class QuotaView(BaseModel):
+    limits: QuotaLimits
+    usage: QuotaUsage

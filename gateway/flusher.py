@@ -1,0 +1,186 @@
+"""The worker's invocation recorder: outcomes buffered in memory, flushed off the request path.
+
+`record()` only appends to a deque (the request path pays for nothing
+else). A background thread flushes every `interval_sec`, or sooner when
+`batch_max` outcomes are waiting: it turns outcomes into metrics, stats and
+one log batch per function, writes the batches and this worker's stats
+object, and refreshes the gauges (sandbox, async queue). A second thread does the rare
+upkeep: the log sweep (under a store lease) and folding the stats of
+workers that were killed. Readers call `flush()` first, so a worker's own
+outcomes are visible at once and other workers' within one interval.
+
+If the store refuses a log batch it is retried at the next flush; past
+`retry_max_entries` waiting entries the oldest are dropped (and counted in
+`nimbus_log_entries_dropped_total`). Stats stay in memory until written.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from store import errors
+
+from .logs import InvocationLogs, entries_for
+from .metrics import Metrics
+from .recorder import InvocationOutcome, InvocationRecorder
+from .stats import StatsBook
+
+log = logging.getLogger("nimbus.recorder")
+
+
+def writer_id() -> str:
+    """Unique per worker process and safe in a store key: host-pid-random."""
+    host = "".join(c if c.isalnum() or c in ".-" else "-" for c in socket.gethostname())
+    return f"{host[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Batch:
+    function_id: str
+    entries: list[dict] = field(default_factory=list)
+    newest_us: int = 0
+
+
+class OutcomeFlusher(InvocationRecorder):
+    def __init__(
+        self,
+        logs: InvocationLogs,
+        stats: StatsBook,
+        metrics: Metrics,
+        refresh_gauges: Callable[[], None],
+        *,
+        writer: str,
+        interval_sec: float = 0.5,
+        batch_max: int = 500,
+        max_log_bytes: int = 64 * 1024,
+        upkeep_sec: float = 60.0,
+        retry_max_entries: int = 100_000,
+    ) -> None:
+        self.logs = logs
+        self.stats = stats
+        self.metrics = metrics
+        self.refresh_gauges = refresh_gauges
+        self.writer = writer
+        self.interval_sec = interval_sec
+        self.batch_max = batch_max
+        self.max_log_bytes = max_log_bytes
+        self.upkeep_sec = upkeep_sec
+        self.retry_max_entries = retry_max_entries
+        self._pending: collections.deque[InvocationOutcome] = collections.deque()
+        self._retry: list[_Batch] = []
+        self._seq = 0
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.flushes = 0  # flushes that wrote something, and what they wrote
+        self.outcomes_flushed = 0
+        self.batches_written = 0
+
+    # -- the request path ------------------------------------------------------
+
+    def record(self, outcome: InvocationOutcome) -> None:
+        # PERF: one deque append (atomic under the GIL); all else is the flusher's.
+        self._pending.append(outcome)
+        if len(self._pending) >= self.batch_max:
+            self._wake.set()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        for target, name in (
+            (self._flush_loop, "recorder-flush"),
+            (self._upkeep_loop, "recorder-upkeep"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        try:
+            self.flush()
+            self.stats.retire()
+        except errors.NimbusError as exc:
+            # What was not folded is folded by a surviving worker later.
+            log.warning("could not write the last invocation records: %s", exc.message)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_sec)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("flushing invocation records failed")
+
+    def _upkeep_loop(self) -> None:
+        # Jittered so that workers started together do not all look at once.
+        while not self._stop.wait(self.upkeep_sec * random.uniform(0.5, 1.0)):
+            try:
+                deleted = self.logs.maybe_sweep()
+                if deleted:
+                    log.info("deleted %d expired invocation log batches", deleted)
+                self.stats.fold_stale()
+            except Exception:
+                log.exception("log sweep or stats fold failed")
+
+    # -- flushing -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write everything recorded so far (called by the flusher and by readers)."""
+        with self._flush_lock:
+            outcomes = []
+            while self._pending:
+                outcomes.append(self._pending.popleft())
+            batches: dict[str, _Batch] = {}
+            for o in outcomes:
+                self.metrics.observe_invocation(o)
+                self.stats.add(o)
+                entries, newest_us = entries_for(o, self.max_log_bytes)
+                batch = batches.setdefault(o.function_id, _Batch(o.function_id))
+                batch.entries.extend(entries)
+                batch.newest_us = max(batch.newest_us, newest_us)
+            todo, self._retry = [*self._retry, *batches.values()], []
+            written = 0
+            for batch in todo:
+                try:
+                    self._seq += 1
+                    self.logs.write(
+                        batch.function_id, batch.entries, batch.newest_us, self.writer, self._seq
+                    )
+                except errors.NimbusError as exc:
+                    log.warning("log batch for %s not written: %s", batch.function_id, exc.message)
+                    self._retry.append(batch)
+                    continue
+                written += 1
+                self.metrics.log_batches.inc()
+                self.metrics.log_entries.inc(len(batch.entries))
+            self._trim_retry()
+            try:
+                self.stats.save()
+            except errors.NimbusError as exc:  # kept in memory; written next time
+                log.warning("stats of %s not written: %s", self.stats.writer, exc.message)
+            self.refresh_gauges()
+            if outcomes:
+                self.flushes += 1
+                self.outcomes_flushed += len(outcomes)
+                self.batches_written += written
+
+    def _trim_retry(self) -> None:
+        waiting = sum(len(b.entries) for b in self._retry)
+        while self._retry and waiting > self.retry_max_entries:
+            dropped = self._retry.pop(0)
+            waiting -= len(dropped.entries)
+            self.metrics.log_entries_dropped.inc(len(dropped.entries))

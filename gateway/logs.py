@@ -1,0 +1,278 @@
+"""Invocation logs: entries made from outcomes, kept in the store in batches, read newest first.
+
+An entry is `{invocation_id, ts, stream, line}`; `stream` is `stderr` (the
+function's log), `stdout` (a program's output) or `platform`. Each
+invocation keeps at most `max_bytes` of its output (stderr first, then
+stdout; a `platform` line says what was dropped) and ends with one
+`platform` line: `END duration=3.21ms status=failed error=timeout …`.
+
+The recorder writes one batch object per function per flush
+(`logs/invocations/<id>/…`, store/functions.py). Batch keys sort newest
+first and carry their newest entry's time, so a query stops listing at
+`since` or once it has `limit` newer entries, and retention deletes expired
+batches from the key alone. All lines of one invocation are in one batch.
+
+Retention: one worker at a time (a lease in the store, taken at most once
+per `sweep_every_sec` across all workers) deletes batches whose newest entry
+is older than the retention, and batches of functions that no longer exist
+(a batch flushed just after its function was deleted).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from store import Store, errors
+from store.functions import (
+    LOG_SWEEP_LEASE_KEY,
+    FunctionRepo,
+    function_key,
+    invocation_log_key,
+    invocation_log_prefix,
+    parse_invocation_log_key,
+)
+
+from .recorder import InvocationOutcome
+from .schemas import LogEntry, LogList
+
+log = logging.getLogger("nimbus.logs")
+
+LINE_MAX_CHARS = 8192
+LIMIT_DEFAULT = 100
+LIMIT_MAX = 1000
+
+
+def format_ts(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds (they order entries)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _micros_of(ts: str) -> int:
+    return _micros(datetime.fromisoformat(ts))
+
+
+def _invalid(field: str, message: str) -> errors.Invalid:
+    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+# -- entries from an outcome ---------------------------------------------------
+
+
+def end_line(o: InvocationOutcome) -> str:
+    parts = [f"END duration={o.duration_ms:.2f}ms status={o.status}"]
+    if o.error_code:
+        parts.append(f"error={o.error_code}")
+    if o.error_type:
+        parts.append(f"type={o.error_type}")
+    parts.append(f"version={o.version} trigger={o.trigger}")
+    if o.cold_start:
+        parts.append("cold_start=true")
+    return " ".join(parts)
+
+
+def entries_for(o: InvocationOutcome, max_bytes: int) -> tuple[list[dict], int]:
+    """The log entries of one outcome, and the Unix µs of its newest (the END line)."""
+    started = o.started_at
+    ended = started + timedelta(milliseconds=o.duration_ms)
+    ts, end_ts = format_ts(started), format_ts(ended)
+    entries: list[dict] = []
+    budget = max_bytes
+    dropped: list[str] = []
+    for stream, data in (("stderr", o.logs), ("stdout", o.output)):
+        if not data:
+            continue
+        kept = data[: max(budget, 0)]
+        budget -= len(kept)
+        if len(kept) < len(data):
+            dropped.append(f"{stream}={len(data) - len(kept)}")
+        lines = kept.decode("utf-8", "replace").split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        for line in lines:
+            line = line.removesuffix("\r")
+            if len(line) > LINE_MAX_CHARS:
+                line = line[:LINE_MAX_CHARS] + " …[line truncated]"
+            entries.append(
+                {"invocation_id": o.invocation_id, "ts": ts, "stream": stream, "line": line}
+            )
+    if dropped:
+        note = f"log truncated: kept {max_bytes} bytes; dropped bytes: {' '.join(dropped)}"
+        entries.append(
+            {"invocation_id": o.invocation_id, "ts": end_ts, "stream": "platform", "line": note}
+        )
+    entries.append(
+        {"invocation_id": o.invocation_id, "ts": end_ts, "stream": "platform", "line": end_line(o)}
+    )
+    return entries, _micros(ended)
+
+
+def encode_batch(entries: Iterable[dict]) -> bytes:
+    return b"".join(orjson.dumps(e) + b"\n" for e in entries)
+
+
+# -- query parameters ----------------------------------------------------------
+
+
+def parse_since(raw: str | None) -> int | None:
+    """`since` as Unix µs: RFC 3339 (no offset means UTC) or Unix seconds."""
+    if raw is None or raw == "":
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(seconds) or seconds < 0:
+            raise _invalid("since", "must be RFC 3339 or non-negative Unix seconds")
+        return int(seconds * 1_000_000)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _invalid("since", "must be RFC 3339 or Unix seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return _micros(moment)
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return LIMIT_DEFAULT
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise _invalid("limit", "must be an integer") from None
+    if not 1 <= limit <= LIMIT_MAX:
+        raise _invalid("limit", f"must be between 1 and {LIMIT_MAX}")
+    return limit
+
+
+# -- the store side ------------------------------------------------------------
+
+
+class InvocationLogs:
+    """Batches of log entries in the store: write, query, sweep."""
+
+    def __init__(
+        self, store: Store, *, retention_sec: float, sweep_every_sec: float, owner: str
+    ) -> None:
+        self.store = store
+        self.retention_sec = retention_sec
+        self.sweep_every_sec = sweep_every_sec
+        self.owner = owner
+
+    def write(
+        self, function_id: str, entries: list[dict], newest_us: int, writer: str, seq: int
+    ) -> str:
+        # Round up: every entry of the batch is at or before the time in its key.
+        newest_ms = -(-newest_us // 1000)
+        key = invocation_log_key(function_id, newest_ms, writer, seq)
+        self.store.put(key, encode_batch(entries))
+        return key
+
+    def query(
+        self,
+        function_id: str,
+        *,
+        since_us: int | None,
+        limit: int,
+        invocation_id: str | None = None,
+    ) -> list[dict]:
+        """Entries newest first; reads batches only until no older one can matter."""
+        found: list[tuple[int, int, dict]] = []  # (ts µs, position, entry)
+        position = 0
+        for key in self.store.list(invocation_log_prefix(function_id)):
+            _, newest_ms = parse_invocation_log_key(key)
+            newest_us = newest_ms * 1000
+            if since_us is not None and newest_us < since_us:
+                break  # this batch and every later one is older than `since`
+            if len(found) >= limit and newest_us < found[limit - 1][0]:
+                break  # nothing in this or any later batch is among the newest `limit`
+            try:
+                data = self.store.get(key).data
+            except errors.NotFound:
+                continue  # swept while we listed
+            matched = False
+            for line in data.splitlines():
+                entry = orjson.loads(line)
+                if invocation_id is not None and entry["invocation_id"] != invocation_id:
+                    continue
+                ts_us = _micros_of(entry["ts"])
+                if since_us is not None and ts_us < since_us:
+                    continue
+                position += 1
+                found.append((ts_us, position, entry))
+                matched = True
+            found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+            del found[limit:]
+            if matched and invocation_id is not None:
+                break  # an invocation's lines are all in one batch
+        return [entry for _, _, entry in found]
+
+    # -- retention -----------------------------------------------------------
+
+    def maybe_sweep(self) -> int | None:
+        """Sweep if no worker has within `sweep_every_sec`; the number deleted, or None."""
+        now = time.time()
+        try:
+            blob = self.store.get(LOG_SWEEP_LEASE_KEY)
+            lease, etag = orjson.loads(blob.data), blob.etag
+        except errors.NotFound:
+            lease, etag = None, None
+        if lease is not None and lease.get("until", 0) > now:
+            return None
+        mine = orjson.dumps({"owner": self.owner, "until": now + self.sweep_every_sec})
+        try:
+            self.store.put(LOG_SWEEP_LEASE_KEY, mine, create=etag is None, if_match=etag)
+        except errors.Conflict:
+            return None  # another worker took this round
+        return self.sweep(now)
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete expired batches and batches of deleted functions, from their keys alone."""
+        cutoff_ms = ((now or time.time()) - self.retention_sec) * 1000
+        exists: dict[str, bool] = {}
+        deleted = 0
+        for key in self.store.list(invocation_log_prefix()):
+            try:
+                function_id, newest_ms = parse_invocation_log_key(key)
+            except ValueError:
+                continue
+            if function_id not in exists:
+                exists[function_id] = self.store.exists(function_key(function_id))
+            if newest_ms < cutoff_ms or not exists[function_id]:
+                self.store.delete(key)
+                deleted += 1
+        return deleted
+
+
+class LogReader:
+    """`GET …/logs`: validates the query, flushes this worker's pending batch, reads."""
+
+    def __init__(self, repo: FunctionRepo, logs: InvocationLogs, flush: Callable[[], None]) -> None:
+        self.repo = repo
+        self.logs = logs
+        self.flush = flush
+
+    def entries(
+        self, ref: str, *, since: str | None, limit: str | None, invocation_id: str | None
+    ) -> LogList:
+        since_us = parse_since(since)
+        count = parse_limit(limit)
+        fn, _ = self.repo.resolve(ref)
+        # NOTE: this worker's own pending outcomes are written first; other
+        # workers' reach the store within one flush interval (≤ 0.5 s by default).
+        self.flush()
+        found = self.logs.query(
+            fn.id, since_us=since_us, limit=count, invocation_id=invocation_id or None
+        )
+        return LogList(entries=[LogEntry(**e) for e in found])

@@ -1,0 +1,182 @@
+"""Prometheus metrics, right across gunicorn workers (prometheus-client's multiprocess mode).
+
+`nimbus serve` empties a folder and points `PROMETHEUS_MULTIPROC_DIR` at it
+in the gunicorn master, before any worker forks or imports prometheus_client
+(gateway/serve.py `prepare_metrics_dir`); every worker then writes its samples to its
+own files there, `/metrics` sums them with a `MultiProcessCollector`, and
+the master removes a dead worker's live gauges (`mark_worker_dead`).
+Without that folder (in-process tests) a `Metrics` keeps a private registry.
+
+Gauges that describe one worker (running guests, cached artifacts) are
+summed over live workers (`livesum`); the async queue depth is one
+platform-wide number that any worker may measure (`livemostrecent`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from .recorder import InvocationOutcome
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+DURATION_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+)
+BUILD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+_SANDBOX_GAUGES = {
+    "running": ("nimbus_sandbox_running", "guests running now"),
+    "stuck_threads": ("nimbus_sandbox_stuck_threads", "guest threads blocked past their deadline"),
+    "idle_instances": ("nimbus_sandbox_idle_instances", "warm instances kept for reuse"),
+    "cached_artifacts": ("nimbus_sandbox_cached_artifacts", "artifacts loaded in memory"),
+}
+
+
+def mark_worker_dead(path: Path, pid: int) -> None:
+    """In the master when a worker exits (even killed): drop its live gauges."""
+    mark_process_dead(pid, str(path))
+
+
+class Metrics:
+    """The platform's metrics for one worker process."""
+
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is not None:
+            if values.ValueClass is values.MutexValue:
+                raise RuntimeError(f"{ENV} must be set before prometheus_client is imported")
+            own = None  # samples go to files; the collector reads every worker's
+            self._registry = CollectorRegistry()
+            MultiProcessCollector(self._registry, path=str(multiprocess_dir))
+        else:
+            own = self._registry = CollectorRegistry()
+        self.invocations = Counter(
+            "nimbus_invocations",
+            "finished invocations",
+            ["function", "runtime", "trigger", "status", "error_code"],
+            registry=own,
+        )
+        self.duration = Histogram(
+            "nimbus_invocation_duration_seconds",
+            "guest run time of an invocation",
+            ["function", "runtime"],
+            buckets=DURATION_BUCKETS,
+            registry=own,
+        )
+        self.cold_starts = Counter(
+            "nimbus_cold_starts",
+            "invocations that loaded their artifact in the worker",
+            ["function", "runtime"],
+            registry=own,
+        )
+        self.builds = Histogram(
+            "nimbus_build_duration_seconds",
+            "build time, claim to outcome",
+            ["runtime", "outcome"],
+            buckets=BUILD_BUCKETS,
+            registry=own,
+        )
+        self.cache_hits = Counter(
+            "nimbus_artifact_cache_hits",
+            "artifact loads answered from worker memory",
+            registry=own,
+        )
+        self.cache_misses = Counter(
+            "nimbus_artifact_cache_misses",
+            "artifact loads from disk, store or wasm",
+            registry=own,
+        )
+        self.sandbox = {
+            key: Gauge(name, doc, multiprocess_mode="livesum", registry=own)
+            for key, (name, doc) in _SANDBOX_GAUGES.items()
+        }
+        self.async_queue_depth = Gauge(
+            "nimbus_async_queue_depth",
+            "queued async invocations, platform-wide",
+            multiprocess_mode="livemostrecent",
+            registry=own,
+        )
+        self.log_entries = Counter(
+            "nimbus_log_entries_written",
+            "invocation log entries written to the store",
+            registry=own,
+        )
+        self.log_entries_dropped = Counter(
+            "nimbus_log_entries_dropped",
+            "log entries given up after the store refused them",
+            registry=own,
+        )
+        self.log_batches = Counter(
+            "nimbus_log_batches_written", "log batch objects written", registry=own
+        )
+        self._seen_hits = 0
+        self._seen_misses = 0
+
+    # -- what the platform reports ------------------------------------------
+
+    def observe_invocation(self, o: InvocationOutcome) -> None:
+        self.invocations.labels(
+            o.function_name, o.runtime, o.trigger, o.status, o.error_code or ""
+        ).inc()
+        self.duration.labels(o.function_name, o.runtime).observe(o.duration_ms / 1000)
+        if o.cold_start:
+            self.cold_starts.labels(o.function_name, o.runtime).inc()
+
+    def observe_build(self, runtime: str, outcome: str, seconds: float) -> None:
+        self.builds.labels(runtime, outcome).observe(seconds)
+
+    def set_async_queue_depth(self, depth: int) -> None:
+        """The number of queued async invocations, as last measured by any worker."""
+        self.async_queue_depth.set(depth)
+
+    def sample_sandbox(self, stats: dict[str, int]) -> None:
+        """Copy this worker's `Sandbox.stats()` into the gauges and cache counters."""
+        for key, gauge in self.sandbox.items():
+            gauge.set(stats.get(key, 0))
+        hits, misses = stats.get("cache_hits", 0), stats.get("cache_misses", 0)
+        if hits > self._seen_hits:
+            self.cache_hits.inc(hits - self._seen_hits)
+        if misses > self._seen_misses:
+            self.cache_misses.inc(misses - self._seen_misses)
+        self._seen_hits, self._seen_misses = hits, misses
+
+    # -- reading -------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """The Prometheus text of every worker, and its content type."""
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST
+
+    def value(self, name: str) -> float:
+        """One unlabelled sample summed over every worker (e.g. guests running now)."""
+        for family in self._registry.collect():
+            for sample in family.samples:
+                if sample.name == name and not sample.labels:
+                    return sample.value
+        return 0.0

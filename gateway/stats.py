@@ -1,0 +1,287 @@
+"""Invocation statistics that are right across workers and restarts.
+
+Each worker keeps its running totals in memory and writes them to its own
+object, `stats/workers/<writer>.json`, at every flush that changed them (and
+at least every `heartbeat_sec`); only that worker writes it (compare-and-swap
+on its own etag). `GET /api/v1/stats` sums `stats/total.json` and the worker
+objects. So that worker objects do not pile up, a worker's totals are folded
+into `stats/total.json` when it stops gracefully, and by any other worker
+once its object has not been written for `fold_after_sec` (it was killed).
+
+A fold takes three steps, each safe to crash after: (1) mark the worker
+object `folding` with a write conditional on the etag it was read with — if
+the worker wrote meanwhile it is alive and the fold is off, and a worker
+whose object was marked notices on its next write (its etag no longer
+matches) and carries on under a new writer id; (2) add it to the total with
+compare-and-swap, naming the writer in `folded`; (3) delete the object. A
+marked object is folded by the next worker that sees it; a writer named in
+`folded` is never added twice, and readers skip its object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from store import Store, errors
+from store.functions import STATS_TOTAL_KEY, stats_worker_key
+from store.records import now
+
+from .recorder import InvocationOutcome
+
+log = logging.getLogger("nimbus.stats")
+
+_CAS_ATTEMPTS = 50
+
+
+class Tally(BaseModel):
+    """Counts and durations of a set of invocations; tallies merge by addition."""
+
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    cold_starts: int = 0
+    duration_sum_ms: float = 0.0
+    duration_min_ms: float | None = None
+    duration_max_ms: float | None = None
+
+    def add(self, o: InvocationOutcome) -> None:
+        self.total += 1
+        if o.status == "succeeded":
+            self.succeeded += 1
+        elif o.status == "timed_out":
+            self.timed_out += 1
+        else:
+            self.failed += 1
+        self.cold_starts += int(o.cold_start)
+        self._durations(o.duration_ms, o.duration_ms, o.duration_ms)
+
+    def merge(self, other: Tally) -> None:
+        self.total += other.total
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.timed_out += other.timed_out
+        self.cold_starts += other.cold_starts
+        if other.total:
+            self._durations(other.duration_sum_ms, other.duration_min_ms, other.duration_max_ms)
+
+    def _durations(self, total: float, low: float | None, high: float | None) -> None:
+        self.duration_sum_ms += total
+        if low is not None:
+            self.duration_min_ms = (
+                low if self.duration_min_ms is None else min(self.duration_min_ms, low)
+            )
+        if high is not None:
+            self.duration_max_ms = (
+                high if self.duration_max_ms is None else max(self.duration_max_ms, high)
+            )
+
+
+class InvocationTotals(BaseModel):
+    all: Tally = Field(default_factory=Tally)
+    by_runtime: dict[str, Tally] = Field(default_factory=dict)
+    by_error_type: dict[str, int] = Field(default_factory=dict)  # platform error code
+    by_function_error_type: dict[str, int] = Field(default_factory=dict)  # the guest's own
+    by_trigger: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return self.all.total == 0
+
+    def add(self, o: InvocationOutcome) -> None:
+        self.all.add(o)
+        self.by_runtime.setdefault(o.runtime, Tally()).add(o)
+        if o.error_code:
+            self.by_error_type[o.error_code] = self.by_error_type.get(o.error_code, 0) + 1
+        if o.error_type:
+            counts = self.by_function_error_type
+            counts[o.error_type] = counts.get(o.error_type, 0) + 1
+        self.by_trigger[o.trigger] = self.by_trigger.get(o.trigger, 0) + 1
+
+    def merge(self, other: InvocationTotals) -> None:
+        self.all.merge(other.all)
+        for runtime, tally in other.by_runtime.items():
+            self.by_runtime.setdefault(runtime, Tally()).merge(tally)
+        for mine, theirs in (
+            (self.by_error_type, other.by_error_type),
+            (self.by_function_error_type, other.by_function_error_type),
+            (self.by_trigger, other.by_trigger),
+        ):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+
+    def copy_deep(self) -> InvocationTotals:
+        return self.model_copy(deep=True)
+
+
+class WorkerStats(BaseModel):
+    """`stats/workers/<writer>.json`: one worker's totals since it started."""
+
+    writer: str
+    updated_at: datetime = Field(default_factory=now)
+    totals: InvocationTotals = Field(default_factory=InvocationTotals)
+    folding: bool = False  # being folded into the total; its writer no longer owns it
+
+
+class FoldedStats(BaseModel):
+    """`stats/total.json`: totals of workers that stopped, and which ones they were."""
+
+    totals: InvocationTotals = Field(default_factory=InvocationTotals)
+    folded: dict[str, datetime] = Field(default_factory=dict)  # writer → when folded
+    updated_at: datetime = Field(default_factory=now)
+
+
+class StatsBook:
+    """This worker's totals (in memory and in its own object) and the sum over all workers."""
+
+    def __init__(
+        self, store: Store, writer: str, *, heartbeat_sec: float, fold_after_sec: float
+    ) -> None:
+        self.store = store
+        self._base = writer
+        self._generation = 0
+        self.writer = writer
+        self.heartbeat_sec = heartbeat_sec
+        self.fold_after_sec = fold_after_sec
+        self._lock = threading.Lock()
+        self._pending = InvocationTotals()  # not yet in the store
+        self._written = InvocationTotals()  # what our object holds
+        self._etag: str | None = None
+        self._saved_at = 0.0
+
+    def add(self, outcome: InvocationOutcome) -> None:
+        with self._lock:
+            self._pending.add(outcome)
+
+    def save(self, *, force: bool = False) -> bool:
+        """Write our object if anything changed or a heartbeat is due; True if written."""
+        with self._lock:
+            due = time.monotonic() - self._saved_at >= self.heartbeat_sec
+            if self._pending.empty and not (force or due):
+                return False
+            merged = self._written.copy_deep()
+            merged.merge(self._pending)
+            record = WorkerStats(writer=self.writer, totals=merged)
+            try:
+                self._etag = self.store.put(
+                    stats_worker_key(self.writer),
+                    record.model_dump_json().encode(),
+                    create=self._etag is None,
+                    if_match=self._etag,
+                )
+            except errors.Conflict:
+                # Our object is being folded into the total (we were stalled longer
+                # than fold_after_sec): what it held is counted there; carry on with
+                # the rest under a new writer id.
+                log.warning("stats of %s were folded while it ran; new writer id", self.writer)
+                self._generation += 1
+                self.writer = f"{self._base}.{self._generation}"
+                merged = self._pending
+                record = WorkerStats(writer=self.writer, totals=merged)
+                self._etag = self.store.put(
+                    stats_worker_key(self.writer), record.model_dump_json().encode(), create=True
+                )
+            self._written = merged
+            self._pending = InvocationTotals()
+            self._saved_at = time.monotonic()
+            return True
+
+    def retire(self) -> None:
+        """On a graceful stop: write what is pending, then fold our object into the total."""
+        self.save(force=True)
+        with self._lock:
+            key, etag = stats_worker_key(self.writer), self._etag
+        if etag is not None:
+            record = WorkerStats.model_validate_json(self.store.get(key).data)
+            self._fold(key, record, etag)
+
+    def fold_stale(self) -> int:
+        """Fold the objects of workers that stopped writing (killed) or whose fold
+        was interrupted; how many were folded."""
+        cutoff = now() - timedelta(seconds=self.fold_after_sec)
+        own = stats_worker_key(self.writer)
+        folded = 0
+        for key in list(self.store.list("stats/workers/")):
+            if key == own:
+                continue
+            try:
+                blob = self.store.get(key)
+            except errors.NotFound:
+                continue
+            record = WorkerStats.model_validate_json(blob.data)
+            if record.folding or record.updated_at < cutoff:
+                folded += self._fold(key, record, blob.etag)
+        return folded
+
+    def _fold(self, key: str, record: WorkerStats, etag: str) -> bool:
+        if not record.folding:
+            record.folding = True
+            try:  # (1) take the object from its writer, unless it wrote meanwhile
+                etag = self.store.put(key, record.model_dump_json().encode(), if_match=etag)
+            except (errors.Conflict, errors.NotFound):
+                return False  # it is alive, or someone else is folding it
+        gone = self._forgettable()
+        for _ in range(_CAS_ATTEMPTS):  # (2) add it to the total, once
+            try:
+                blob = self.store.get(STATS_TOTAL_KEY)
+                total, total_etag = FoldedStats.model_validate_json(blob.data), blob.etag
+            except errors.NotFound:
+                total, total_etag = FoldedStats(), None
+            if record.writer in total.folded:
+                break
+            total.totals.merge(record.totals)
+            total.folded = {w: t for w, t in total.folded.items() if w not in gone}
+            total.folded[record.writer] = now()
+            total.updated_at = now()
+            try:
+                self.store.put(
+                    STATS_TOTAL_KEY,
+                    total.model_dump_json().encode(),
+                    create=total_etag is None,
+                    if_match=total_etag,
+                )
+                break
+            except errors.Conflict:
+                time.sleep(0.01)
+        else:
+            raise errors.Unavailable("too much contention folding stats")
+        self.store.delete(key)  # (3) nobody writes a marked object again
+        return True
+
+    def _forgettable(self) -> set[str]:
+        """Folded writers whose objects are gone for good: the total need not name them."""
+        try:
+            total = FoldedStats.model_validate_json(self.store.get(STATS_TOTAL_KEY).data)
+        except errors.NotFound:
+            return set()
+        old = now() - timedelta(seconds=self.fold_after_sec)
+        return {
+            writer
+            for writer, when in total.folded.items()
+            if when < old and not self.store.exists(stats_worker_key(writer))
+        }
+
+    def totals(self) -> InvocationTotals:
+        """The sum over every worker, live or gone (this worker's as of its last save)."""
+        # Worker objects first, then the total: a fold between the two reads
+        # is then seen in the total and its object skipped, never missed.
+        records = []
+        for key in list(self.store.list("stats/workers/")):
+            try:
+                records.append(WorkerStats.model_validate_json(self.store.get(key).data))
+            except errors.NotFound:
+                continue
+        try:
+            total = FoldedStats.model_validate_json(self.store.get(STATS_TOTAL_KEY).data)
+        except errors.NotFound:
+            total = FoldedStats()
+        out = total.totals.copy_deep()
+        for record in records:
+            if record.writer not in total.folded:
+                out.merge(record.totals)
+        return out
