@@ -19,7 +19,9 @@ from .resources.functions import (
     WebhookRotateResource,
 )
 from .resources.invoke import InvokeResource
+from .resources.logs import LogsResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
+from .resources.usage import MetricsResource, QuotaResource, StatsResource
 from .resources.webhook import WebhookResource
 
 VERSION = "0.1.0"
@@ -39,6 +41,11 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/health", health)
     app.add_route("/ready", ReadyResource(platform.store))
     app.add_route("/openapi.json", OpenApiResource(document(VERSION)))
+    metrics = MetricsResource(platform.metrics)
+    app.add_route("/metrics", metrics)
+    app.add_route("/api/metrics", metrics)
+    app.add_route("/api/v1/stats", StatsResource(platform.stats))
+    app.add_route("/api/v1/quota", QuotaResource(platform.quota))
 
     v1 = "/api/v1/functions"
     app.add_route(v1, FunctionsResource(service, spool, wait))
@@ -49,6 +56,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/build", FunctionBuildResource(service))
     app.add_route(v1 + "/{ref}/invoke", InvokeResource(platform.invocations))
     app.add_route(v1 + "/{ref}/webhook/rotate", WebhookRotateResource(service))
+    app.add_route(v1 + "/{ref}/logs", LogsResource(platform.logs))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
     app.add_route(
         "/api/v1/invocations/{invocation_id}", InvocationResource(platform.async_invocations)

@@ -33,6 +33,8 @@ log = logging.getLogger("nimbus.builds")
 
 # (artifact_key, sha256) → precompiled key: the sandbox's step after a build.
 Precompile = Callable[[str, str], str]
+# (runtime, "ready" | "failed", seconds from claim to outcome): e.g. a metric.
+BuildObserver = Callable[[str, str, float], None]
 
 
 class LeaseLost(Exception):
@@ -50,6 +52,7 @@ class BuildQueue:
         poll_sec: float,
         max_attempts: int,
         precompile: Precompile | None = None,
+        on_finished: BuildObserver | None = None,
     ) -> None:
         self.repo = repo
         self.workdir = workdir
@@ -58,6 +61,7 @@ class BuildQueue:
         self.poll_sec = poll_sec
         self.max_attempts = max_attempts
         self.precompile = precompile
+        self.on_finished = on_finished
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -253,6 +257,9 @@ class BuildQueue:
         build.finished_at = now()
         build.log_key = log_key
         lease.write_final(version)
+        if self.on_finished is not None and build.started_at is not None:
+            seconds = (build.finished_at - build.started_at).total_seconds()
+            self.on_finished(version.runtime, str(build.status), seconds)
         self._publish(version)
         self.repo.drop_build_marker(version.function_id, version.version)
 

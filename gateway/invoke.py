@@ -140,6 +140,9 @@ class InvokeService:
             outcome.status = "timed_out" if isinstance(exc, errors.Timeout) else "failed"
             outcome.error_code = exc.code
             outcome.duration_ms = (time.perf_counter() - started) * 1000
+            # The sandbox's errors carry what the guest logged before it was stopped.
+            outcome.logs = getattr(exc, "logs", b"") or b""
+            outcome.cold_start = bool(getattr(exc, "cold_start", False))
             self.recorder.record(outcome)
             raise
         outcome.duration_ms = result.duration_ms

@@ -51,11 +51,18 @@ _REF = {"name": "ref", "in": "path", "required": True, "schema": {"type": "strin
         "description": "function id or name"}  # fmt: skip
 
 
+_METRICS = {"get": {"summary": "Prometheus metrics of every worker", "security": [],
+                    "responses": {"200": {"description": "Prometheus text format",
+                                          "content": {"text/plain": {"schema": {
+                                              "type": "string"}}}}}}}  # fmt: skip
+
+
 def document(version: str) -> dict:
     models = [
         schemas.FunctionCreate, schemas.FunctionUpdate, schemas.FunctionView,
         schemas.FunctionList, schemas.BulkDelete, schemas.BulkUpdate, schemas.BulkResult,
         schemas.BuildView, schemas.ErrorResponse,
+        schemas.LogList, schemas.StatsView, schemas.QuotaView,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in ("FunctionCreate", "FunctionUpdate", "BulkDelete",
@@ -93,6 +100,19 @@ def document(version: str) -> dict:
             fn + "/build": {"parameters": [_REF], "get": _op(
                 "build status and log", ("200", "BuildView"),
                 params=[_query("version", "integer")])},
+            fn + "/logs": {"parameters": [_REF], "get": _op(
+                "invocation logs, newest first (this worker's flushed first; others ≤ 0.5 s)",
+                ("200", "LogList"), params=[
+                    {**_query("since"), "description": "RFC 3339 or Unix seconds"},
+                    {**_query("limit", "integer"), "description": "1–1000, default 100"},
+                    _query("invocation_id")])},
+            "/api/v1/stats": {"get": _op(
+                "invocation totals over every worker: success rate, durations, by runtime "
+                "and error type; function counts", ("200", "StatsView"))},
+            "/api/v1/quota": {"get": _op(
+                "configured limits and current usage", ("200", "QuotaView"))},
+            "/metrics": _METRICS,
+            "/api/metrics": _METRICS,
             "/api/v1/functions/bulk-delete": {
                 "post": _op("delete many functions", ("200", "BulkResult"), body="BulkDelete")},
             "/api/v1/functions/bulk-update": {

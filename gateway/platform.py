@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbox import Sandbox, SandboxConfig
 from store import Store, open_store
@@ -12,10 +13,14 @@ from store.invocations import InvocationRepo
 from .asyncq import AsyncInvocations
 from .builds import BuildQueue
 from .deployments import DeploymentCache
+from .flusher import OutcomeFlusher, writer_id
 from .functions import FunctionService
 from .invoke import InvokeService
-from .recorder import InvocationRecorder
+from .logs import InvocationLogs, LogReader
+from .metrics import Metrics
 from .settings import Settings
+from .stats import StatsBook
+from .usage import QuotaService, StatsService
 from .webhooks import WebhookDirectory
 
 
@@ -30,15 +35,22 @@ class Platform:
     invocations: InvokeService
     webhooks: WebhookDirectory
     async_invocations: AsyncInvocations
+    metrics: Metrics
+    recorder: OutcomeFlusher
+    logs: LogReader
+    stats: StatsService
+    quota: QuotaService
 
     @classmethod
-    def open(cls, settings: Settings) -> Platform:
+    def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
+        """`metrics_dir`: prometheus-client's multiprocess folder, when under gunicorn."""
         store = open_store(
             settings.nimbus_store,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.aws_region,
         )
         repo = FunctionRepo(store)
+        metrics = Metrics(metrics_dir)
         # NOTE: the Sandbox makes its wasmtime Engine on first use, in the worker.
         sandbox = Sandbox(
             store,
@@ -57,10 +69,39 @@ class Platform:
             poll_sec=settings.build_poll_sec,
             max_attempts=settings.build_max_attempts,
             precompile=sandbox.precompile,
+            on_finished=metrics.observe_build,
         )
         functions = FunctionService(repo, settings, on_enqueue=builds.wake)
         cache = DeploymentCache(repo, max_age=settings.cache_max_age_sec)
-        recorder = InvocationRecorder()
+        writer = writer_id()
+        logs = InvocationLogs(
+            store,
+            retention_sec=settings.log_retention_hours * 3600,
+            sweep_every_sec=settings.log_sweep_interval_sec,
+            owner=writer,
+        )
+        book = StatsBook(
+            store,
+            writer,
+            heartbeat_sec=settings.stats_fold_after_sec / 4,
+            fold_after_sec=settings.stats_fold_after_sec,
+        )
+
+        def refresh_gauges() -> None:
+            metrics.sample_sandbox(sandbox.stats())
+            metrics.set_async_queue_depth(async_invocations.depth)
+
+        recorder = OutcomeFlusher(
+            logs,
+            book,
+            metrics,
+            refresh_gauges,
+            writer=writer,
+            interval_sec=settings.log_flush_sec,
+            batch_max=settings.log_batch_max,
+            max_log_bytes=settings.log_max_bytes_per_invocation,
+            upkeep_sec=settings.upkeep_interval_sec,
+        )
         invocations = InvokeService(cache, sandbox, recorder)
         webhooks = WebhookDirectory(repo, cache)
         async_invocations = AsyncInvocations(
@@ -76,16 +117,28 @@ class Platform:
         return cls(
             settings, store, repo, sandbox, builds, functions, invocations, webhooks,
             async_invocations,
+            metrics=metrics,
+            recorder=recorder,
+            logs=LogReader(repo, logs, recorder.flush),
+            stats=StatsService(repo, book, recorder.flush),
+            quota=QuotaService(
+                repo,
+                settings,
+                running_here=lambda: sandbox.stats()["running"],
+                running_on_server=lambda: int(metrics.value("nimbus_sandbox_running")),
+            ),
         )  # fmt: skip
 
     def start(self) -> None:
         """Make the engine and start background work; call in the worker, after fork."""
         self.sandbox.start()
+        self.recorder.start()
         self.builds.start()
         self.async_invocations.start()
 
     def stop(self) -> None:
         self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)
         self.builds.stop()
+        self.recorder.stop()  # after the last invocations: flush, fold this worker's stats
         self.sandbox.close()
         self.store.close()

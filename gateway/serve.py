@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
@@ -12,8 +15,9 @@ from .settings import Settings
 
 
 class NimbusServer(BaseApplication):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics_dir: Path) -> None:
         self.settings = settings
+        self.metrics_dir = metrics_dir
         self.platform = None
         super().__init__()
 
@@ -31,6 +35,7 @@ class NimbusServer(BaseApplication):
             "proc_name": "nimbus",
             "control_socket_disable": True,  # one per machine by default; we need none
             "worker_exit": self._worker_exit,
+            "child_exit": self._child_exit,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
@@ -41,13 +46,19 @@ class NimbusServer(BaseApplication):
         from .app import create_app
         from .platform import Platform
 
-        self.platform = Platform.open(self.settings)
+        self.platform = Platform.open(self.settings, metrics_dir=self.metrics_dir)
         self.platform.start()
         return create_app(self.platform, read_api_key(self.settings))
 
     def _worker_exit(self, server, worker) -> None:
         if self.platform is not None:
             self.platform.stop()
+
+    def _child_exit(self, server, worker) -> None:
+        # In the master, for every worker that exits, even one killed with -9.
+        from .metrics import mark_worker_dead
+
+        mark_worker_dead(self.metrics_dir, worker.pid)
 
 
 def serve(settings: Settings | None = None) -> None:
@@ -64,4 +75,17 @@ def serve(settings: Settings | None = None) -> None:
             file=sys.stderr,
             flush=True,
         )
-    NimbusServer(settings).run()
+    NimbusServer(settings, prepare_metrics_dir(settings.metrics_dir)).run()
+
+
+def prepare_metrics_dir(path: Path) -> Path:
+    """An empty folder for prometheus-client's multiprocess files, named in the environment.
+
+    NOTE: in the master, before workers fork: prometheus_client picks its value
+    class from this variable when it is first imported, which must therefore
+    happen after this (so this module does not import it).
+    """
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path

@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     async_max_attempts: int = 3
     async_retry_base_sec: float = 1.0
 
+    max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
+
+    # Invocation logs, stats and metrics (gateway/flusher.py, logs.py, stats.py)
+    log_retention_hours: float = 168  # invocation log batches older than this are deleted
+    log_flush_sec: float = 0.5  # how often a worker writes the outcomes it recorded
+    log_batch_max: int = 500  # outcomes waiting that make a worker flush early
+    log_max_bytes_per_invocation: int = 64 * 1024  # stderr first, then stdout
+    log_sweep_interval_sec: float = 3600  # one retention sweep per interval, cluster-wide
+    upkeep_interval_sec: float = 60  # how often a worker looks for a sweep or fold to do
+    stats_fold_after_sec: float = 600  # a worker's stats unwritten this long are folded
+    metrics_dir: Path | None = None  # prometheus multiprocess files; default DATA_DIR/metrics
+
     build_concurrency: int = Field(1, description="build workers per gunicorn worker")
     build_lease_sec: float = 30
     build_timeout_sec: float = 600
@@ -59,6 +71,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         self.data_dir = self.data_dir.resolve()
+        if self.metrics_dir is None:
+            self.metrics_dir = self.data_dir / "metrics"
         if self.nimbus_store is None:
             self.nimbus_store = f"file://{self.data_dir}"
         if self.public_url is None:
