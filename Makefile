@@ -8,8 +8,12 @@ BIN := $(VENV)/bin
 install:
 	@scripts/install.sh
 
+# Native functions use the engine `make engine` started, when there is one.
+LOCAL_ENGINE := $(CURDIR)/.cache/docker/docker.sock
+
 run: install
-	$(BIN)/nimbus serve
+	$(if $(wildcard $(LOCAL_ENGINE)),DOCKER_HOST=$${DOCKER_HOST:-unix://$(LOCAL_ENGINE)}) \
+	    $(BIN)/nimbus serve
 
 test:
 	@scripts/test.sh
@@ -23,3 +27,8 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m bench --quick
+
+# A local Docker engine for native functions (own network namespace, no registry)
+# and the runtime image; prints DOCKER_HOST=…  `scripts/engine.sh stop` stops it.
+engine: install
+	@scripts/engine.sh start

@@ -19,10 +19,19 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
     echo "$want" > "$STAMP"
 fi
 
-# Debian packages: wrk (benchmark load generator).
+# Debian packages: wrk (benchmark load generator); docker.io, busybox-static, gcc,
+# libc6-dev, iproute2 (native functions: the local engine of `make engine`, its
+# runtime image, the static test binaries).
+installed() {
+    if command -v dpkg-query >/dev/null; then
+        dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q "ok installed"
+    else
+        command -v "$1" >/dev/null 2>&1
+    fi
+}
 missing=()
-for pkg in wrk; do
-    command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+for pkg in wrk docker.io busybox-static gcc libc6-dev iproute2; do
+    installed "$pkg" || missing+=("$pkg")
 done
 if (( ${#missing[@]} )); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
