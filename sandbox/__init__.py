@@ -4,7 +4,8 @@ Public surface:
 
 - `Sandbox(store, config)` — `kind_of`, `precompile`, `prepare`, `invoke`,
   `start` (make the engine now, e.g. after gunicorn's fork), `close`, `stats`.
-- `SandboxConfig`, `Deployment` — what the gateway passes in.
+- `SandboxConfig`, `Deployment` — what the gateway passes in; `NativeConfig`
+  (in `SandboxConfig.native`) for native binaries run in Docker containers.
 - `InvokeResult`, `FunctionFailure` — what it gets back.
 - `RESULT_LIMIT_BYTES`, `LOG_LIMIT_BYTES` — the output caps.
 
@@ -12,11 +13,13 @@ Everything else is private: `_engine` (the Engine and its epoch ticker),
 `_artifact` and `_cache` (precompiled artifacts: store, disk, memory),
 `_wasi` and `_module` (WASI commands), `_component` and `_logs` (handler
 components), `_limits` and `_threads` (admission and guarded threads),
-`_outcome` (how a run ended).
+`_outcome` (how a run ended), `_docker*` (native binaries: warm containers
+with an agent inside, `agent/agent.c`).
 """
 
 from __future__ import annotations
 
+from ._docker_config import NativeConfig
 from ._sandbox import Sandbox
 from ._types import (
     LOG_LIMIT_BYTES,
@@ -33,6 +36,7 @@ __all__ = [
     "Deployment",
     "FunctionFailure",
     "InvokeResult",
+    "NativeConfig",
     "Sandbox",
     "SandboxConfig",
 ]

@@ -12,6 +12,7 @@ from store import Store, errors
 
 from . import _artifact
 from ._component import HandlerInstance, LoadedComponent, run_handler
+from ._docker import NativeExecutors
 from ._module import LoadedModule, run_module
 from ._outcome import TIMEOUT, Outcome, to_result
 from ._threads import Abandoned
@@ -43,6 +44,7 @@ class Sandbox:
         self._config = config
         self._lock = threading.Lock()
         self._worker_state: Worker | None = None
+        self._native = NativeExecutors(store, config.native)  # kind "native": containers
 
     def _worker(self) -> Worker:
         worker = self._worker_state
@@ -61,6 +63,7 @@ class Sandbox:
         self._worker().host.module_linker()
 
     def close(self) -> None:
+        self._native.close()
         worker, self._worker_state = self._worker_state, None
         if worker is not None and worker.pid == os.getpid():
             worker.close()
@@ -100,6 +103,8 @@ class Sandbox:
     def prepare(self, dep: Deployment) -> None:
         """Warm a deployment: artifact loaded and linked, per-call pieces encoded."""
         _check_deployment(dep)
+        if dep.kind == "native":
+            return self._native.prepare(dep)
         worker = self._worker()
         worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, dep.kind)
         worker.prepared(dep)
@@ -111,6 +116,8 @@ class Sandbox:
     def invoke(self, dep: Deployment, event: bytes, context: dict) -> InvokeResult:
         _check_deployment(dep)
         worker = self._worker()
+        if dep.kind == "native":
+            return self._native.invoke(dep, event, worker.gate)
         began = time.perf_counter()
         loaded, cold = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, dep.kind)
         init_ms = (time.perf_counter() - began) * 1000 if cold else 0.0

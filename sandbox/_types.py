@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._docker_config import NativeConfig
+
 MiB = 1 << 20
 
 # DESIGN.md, handler conventions: the result (program stdout or a component's
@@ -12,7 +14,7 @@ MiB = 1 << 20
 RESULT_LIMIT_BYTES = 6 * MiB
 LOG_LIMIT_BYTES = 1 * MiB
 
-KINDS = ("module", "component")
+KINDS = ("module", "component", "native")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class SandboxConfig:
     # store must carry a matching signature or it is rebuilt from the wasm.
     signing_key: bytes | None = None
     epoch_tick_sec: float = 0.01  # deadline resolution
+    # Native functions (Linux binaries in containers); None: they answer engine_unavailable.
+    native: NativeConfig | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
@@ -53,6 +57,7 @@ class Deployment:
     artifact_key: str  # store key of the validated .wasm ("blobs/sha256/<hex>")
     artifact_sha256: str
     kind: str  # "module" (WASI command, program form) | "component" (the `handler` world)
+    #          | "native" (a Linux x86-64 executable, program form, run in a container)
     env_vars: dict[str, str] = field(default_factory=dict)
     memory_mb: int = 128
     timeout_sec: float = 30.0
