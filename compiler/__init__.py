@@ -7,9 +7,10 @@ line in `_BUILDERS`.
 from __future__ import annotations
 
 from ._base import Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
+from .runtimes.native import NativeBuilder
 from .runtimes.wasm import WasmBuilder
 
-_BUILDERS: dict[str, Builder] = {b.runtime: b for b in (WasmBuilder(),)}
+_BUILDERS: dict[str, Builder] = {b.runtime: b for b in (WasmBuilder(), NativeBuilder())}
 
 
 def builder_for(runtime: str) -> Builder:
