@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import Sandbox, SandboxConfig
+from sandbox import NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
 from store.functions import FunctionRepo
 from store.invocations import InvocationRepo
@@ -59,6 +59,7 @@ class Platform:
                 max_concurrent=settings.max_concurrent,
                 queue_size=settings.invoke_queue_size,
                 queue_timeout_sec=settings.invoke_queue_timeout_sec,
+                native=native_config(settings),
             ),
         )
         builds = BuildQueue(
@@ -142,3 +143,17 @@ class Platform:
         self.recorder.stop()  # after the last invocations: flush, fold this worker's stats
         self.sandbox.close()
         self.store.close()
+
+
+def native_config(settings: Settings) -> NativeConfig:
+    extra = {"image": settings.native_image} if settings.native_image else {}
+    return NativeConfig(
+        work_dir=settings.native_dir,
+        docker_host=settings.docker_host,
+        idle_sec=settings.native_idle_sec,
+        max_idle_per_function=settings.native_max_idle_per_function,
+        pids_limit=settings.native_pids_limit,
+        tmpfs_mb=settings.native_tmpfs_mb,
+        cpus=settings.native_cpus,
+        **extra,
+    )

@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     stats_fold_after_sec: float = 600  # a worker's stats unwritten this long are folded
     metrics_dir: Path | None = None  # prometheus multiprocess files; default DATA_DIR/metrics
 
+    # Native functions: Linux binaries in Docker containers (sandbox/_docker.py).
+    # `make engine` starts a local engine and prints its DOCKER_HOST.
+    docker_host: str | None = None  # None: the engine's default, unix:///var/run/docker.sock
+    native_image: str | None = None  # None: the image scripts/runtime-image.sh builds
+    native_dir: Path | None = None  # binaries and agent sockets; default DATA_DIR/native
+    native_idle_sec: float = 300  # a warm container unused this long is removed
+    native_max_idle_per_function: int = 4  # warm containers per function version per worker
+    native_pids_limit: int = 64
+    native_tmpfs_mb: int = 16  # the function's writable /tmp
+    native_cpus: float | None = None  # CPU quota per container
+
     build_concurrency: int = Field(1, description="build workers per gunicorn worker")
     build_lease_sec: float = 30
     build_timeout_sec: float = 600
@@ -73,6 +84,9 @@ class Settings(BaseSettings):
         self.data_dir = self.data_dir.resolve()
         if self.metrics_dir is None:
             self.metrics_dir = self.data_dir / "metrics"
+        if self.native_dir is None:
+            self.native_dir = self.data_dir / "native"
+        self.native_dir = self.native_dir.resolve()
         if self.nimbus_store is None:
             self.nimbus_store = f"file://{self.data_dir}"
         if self.public_url is None:

@@ -16,9 +16,20 @@ report() {
     echo "==> phase timings"
     printf '    %s\n' "${phases[@]}"
 }
-trap report EXIT
+# The local Docker engine native functions run in: started before pytest (a
+# missing engine fails the run, never skips tests) and stopped at exit when
+# this script started it.
+engine_started=0
+cleanup() {
+    report
+    if ((engine_started)); then scripts/engine.sh stop; fi
+}
+trap cleanup EXIT
 
 phase install scripts/install.sh
+scripts/engine.sh status || engine_started=1
+phase engine scripts/engine.sh start
+export "$(scripts/engine.sh env)"
 phase lint bash -c '.venv/bin/ruff check . && .venv/bin/ruff format --check .'
 # pytest exits 5 when it collects no tests: that fails this script too.
 phase pytest .venv/bin/pytest -p no:cacheprovider --durations=15 "$@"
