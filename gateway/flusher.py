@@ -145,9 +145,9 @@ class OutcomeFlusher(InvocationRecorder):
             while self._pending:
                 outcomes.append(self._pending.popleft())
             batches: dict[str, _Batch] = {}
+            self.metrics.observe_invocations(outcomes)
+            self.stats.add_all(outcomes)
             for o in outcomes:
-                self.metrics.observe_invocation(o)
-                self.stats.add(o)
                 entries, newest_us = entries_for(o, self.max_log_bytes)
                 batch = batches.setdefault(o.function_id, _Batch(o.function_id))
                 batch.entries.extend(entries)

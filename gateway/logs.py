@@ -50,7 +50,10 @@ LIMIT_MAX = 1000
 
 def format_ts(moment: datetime) -> str:
     """RFC 3339 UTC with microseconds (they order entries)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    # PERF: isoformat is several times faster than strftime.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _micros(moment: datetime) -> int:

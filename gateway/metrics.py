@@ -30,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from .recorder import InvocationOutcome
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+_CHILD_CACHE = 10_000  # labelled series kept at hand
 DURATION_BUCKETS = (
     0.0005,
     0.001,
@@ -136,18 +137,36 @@ class Metrics:
         self.log_batches = Counter(
             "nimbus_log_batches_written", "log batch objects written", registry=own
         )
+        self._children: dict[tuple, object] = {}
         self._seen_hits = 0
         self._seen_misses = 0
 
     # -- what the platform reports ------------------------------------------
 
-    def observe_invocation(self, o: InvocationOutcome) -> None:
-        self.invocations.labels(
-            o.function_name, o.runtime, o.trigger, o.status, o.error_code or ""
-        ).inc()
-        self.duration.labels(o.function_name, o.runtime).observe(o.duration_ms / 1000)
-        if o.cold_start:
-            self.cold_starts.labels(o.function_name, o.runtime).inc()
+    def observe_invocations(self, outcomes: list[InvocationOutcome]) -> None:
+        """Count a flush's worth of outcomes (each counter series once per flush)."""
+        # PERF: counts are summed per series first; labelled children are cached.
+        counts: dict[tuple, int] = {}
+        colds: dict[tuple, int] = {}
+        for o in outcomes:
+            key = (o.function_name, o.runtime, o.trigger, o.status, o.error_code or "")
+            counts[key] = counts.get(key, 0) + 1
+            fn = (o.function_name, o.runtime)
+            self._child(self.duration, fn).observe(o.duration_ms / 1000)
+            if o.cold_start:
+                colds[fn] = colds.get(fn, 0) + 1
+        for key, n in counts.items():
+            self._child(self.invocations, key).inc(n)
+        for fn, n in colds.items():
+            self._child(self.cold_starts, fn).inc(n)
+
+    def _child(self, metric, labels: tuple):
+        child = self._children.get((metric, labels))
+        if child is None:
+            if len(self._children) > _CHILD_CACHE:
+                self._children.clear()
+            child = self._children[(metric, labels)] = metric.labels(*labels)
+        return child
 
     def observe_build(self, runtime: str, outcome: str, seconds: float) -> None:
         self.builds.labels(runtime, outcome).observe(seconds)

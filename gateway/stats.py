@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
@@ -38,7 +39,13 @@ log = logging.getLogger("nimbus.stats")
 _CAS_ATTEMPTS = 50
 
 
-class Tally(BaseModel):
+# PERF: the in-memory totals are plain dataclasses (added to for every
+# invocation, off the request path but under the GIL); pydantic validates and
+# serializes them only inside the stored records below.
+
+
+@dataclass(slots=True)
+class Tally:
     """Counts and durations of a set of invocations; tallies merge by addition."""
 
     total: int = 0
@@ -58,8 +65,14 @@ class Tally(BaseModel):
             self.timed_out += 1
         else:
             self.failed += 1
-        self.cold_starts += int(o.cold_start)
-        self._durations(o.duration_ms, o.duration_ms, o.duration_ms)
+        if o.cold_start:
+            self.cold_starts += 1
+        ms = o.duration_ms
+        self.duration_sum_ms += ms
+        if self.duration_min_ms is None or ms < self.duration_min_ms:
+            self.duration_min_ms = ms
+        if self.duration_max_ms is None or ms > self.duration_max_ms:
+            self.duration_max_ms = ms
 
     def merge(self, other: Tally) -> None:
         self.total += other.total
@@ -82,12 +95,13 @@ class Tally(BaseModel):
             )
 
 
-class InvocationTotals(BaseModel):
-    all: Tally = Field(default_factory=Tally)
-    by_runtime: dict[str, Tally] = Field(default_factory=dict)
-    by_error_type: dict[str, int] = Field(default_factory=dict)  # platform error code
-    by_function_error_type: dict[str, int] = Field(default_factory=dict)  # the guest's own
-    by_trigger: dict[str, int] = Field(default_factory=dict)
+@dataclass(slots=True)
+class InvocationTotals:
+    all: Tally = field(default_factory=Tally)
+    by_runtime: dict[str, Tally] = field(default_factory=dict)
+    by_error_type: dict[str, int] = field(default_factory=dict)  # platform error code
+    by_function_error_type: dict[str, int] = field(default_factory=dict)  # the guest's own
+    by_trigger: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -115,8 +129,11 @@ class InvocationTotals(BaseModel):
             for key, count in theirs.items():
                 mine[key] = mine.get(key, 0) + count
 
-    def copy_deep(self) -> InvocationTotals:
-        return self.model_copy(deep=True)
+    def plus(self, other: InvocationTotals) -> InvocationTotals:
+        out = InvocationTotals()
+        out.merge(self)
+        out.merge(other)
+        return out
 
 
 class WorkerStats(BaseModel):
@@ -154,9 +171,10 @@ class StatsBook:
         self._etag: str | None = None
         self._saved_at = 0.0
 
-    def add(self, outcome: InvocationOutcome) -> None:
+    def add_all(self, outcomes: list[InvocationOutcome]) -> None:
         with self._lock:
-            self._pending.add(outcome)
+            for o in outcomes:
+                self._pending.add(o)
 
     def save(self, *, force: bool = False) -> bool:
         """Write our object if anything changed or a heartbeat is due; True if written."""
@@ -164,8 +182,7 @@ class StatsBook:
             due = time.monotonic() - self._saved_at >= self.heartbeat_sec
             if self._pending.empty and not (force or due):
                 return False
-            merged = self._written.copy_deep()
-            merged.merge(self._pending)
+            merged = self._written.plus(self._pending)
             record = WorkerStats(writer=self.writer, totals=merged)
             try:
                 self._etag = self.store.put(
@@ -280,7 +297,7 @@ class StatsBook:
             total = FoldedStats.model_validate_json(self.store.get(STATS_TOTAL_KEY).data)
         except errors.NotFound:
             total = FoldedStats()
-        out = total.totals.copy_deep()
+        out = total.totals  # parsed just now: ours to add to
         for record in records:
             if record.writer not in total.folded:
                 out.merge(record.totals)
