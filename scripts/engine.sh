@@ -16,6 +16,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [[ -z ${NIMBUS_ENGINE_DIR:-} ]]; then
+    # NOTE(engine): unix socket paths (dockerd's, containerd's under the exec
+    # root) must stay under 108 bytes; a clone in a deep folder keeps its
+    # engine under /tmp, reached through the .cache/docker symlink.
+    if [[ ! -e .cache/docker && $(realpath -m .cache/docker | wc -c) -gt 48 ]]; then
+        short=/tmp/nimbus-engine-$(realpath -m . | sha256sum | cut -c1-8)
+        mkdir -p .cache "$short"
+        ln -sfn "$short" .cache/docker
+    elif [[ -L .cache/docker && ! -e .cache/docker ]]; then
+        mkdir -p "$(readlink .cache/docker)"  # its /tmp folder went with a reboot
+    fi
+fi
 ENGINE_DIR=$(realpath -m "${NIMBUS_ENGINE_DIR:-.cache/docker}")
 SOCK=$ENGINE_DIR/docker.sock
 PIDFILE=$ENGINE_DIR/dockerd.pid
