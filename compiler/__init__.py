@@ -1,26 +1,58 @@
 """Turning source into artifacts: one builder per runtime behind one protocol.
 
 Adding a language is adding one module under `compiler/runtimes/` and one
-line in `_BUILDERS`.
+line in `_BUILDERS` (a builder is made from the server's `BuildConfig`).
+
+Public surface: `builder_for`, the protocol's types (`Builder`,
+`BuildRequest`, `BuildResult`, `BuildLog`, `BuildFailed`, `BuildConfig`),
+`BuildCache` (finished builds by what they were made from) and
+`runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs).
 """
 
 from __future__ import annotations
 
-from ._base import Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
+from collections.abc import Callable
+
+from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
+from ._buildcache import BuildCache, CachedBuild
+from .runtimes.c import CBuilder
+from .runtimes.go import GoBuilder
 from .runtimes.native import NativeBuilder
 from .runtimes.wasm import WasmBuilder
 
-_BUILDERS: dict[str, Builder] = {b.runtime: b for b in (WasmBuilder(), NativeBuilder())}
+_BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
+    "wasm": lambda config: WasmBuilder(),
+    "native": lambda config: NativeBuilder(),
+    "c": CBuilder,
+    "go": GoBuilder,
+}
 
 
-def builder_for(runtime: str) -> Builder:
+def builder_for(runtime: str, config: BuildConfig | None = None) -> Builder:
     try:
-        return _BUILDERS[runtime]
+        make = _BUILDERS[runtime]
     except KeyError:
         raise BuildFailed(
             f"the {runtime} runtime has no builder on this server yet; "
             "upload a ready WebAssembly artifact with runtime 'wasm' instead"
         ) from None
+    return make(config or BuildConfig())
 
 
-__all__ = ["BuildFailed", "BuildLog", "BuildRequest", "BuildResult", "Builder", "builder_for"]
+def runtimes_with_toolchains() -> list[str]:
+    """The runtimes whose builder installs a toolchain (has `prepare`)."""
+    return [runtime for runtime, make in _BUILDERS.items() if hasattr(make, "prepare")]
+
+
+__all__ = [
+    "BuildCache",
+    "BuildConfig",
+    "BuildFailed",
+    "BuildLog",
+    "BuildRequest",
+    "BuildResult",
+    "Builder",
+    "CachedBuild",
+    "builder_for",
+    "runtimes_with_toolchains",
+]

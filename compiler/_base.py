@@ -17,6 +17,19 @@ class BuildFailed(NimbusError):
 
 
 @dataclass(frozen=True)
+class BuildConfig:
+    """What builders need from the server's settings, passed in explicitly."""
+
+    toolchains_dir: Path = Path(".cache/toolchains")  # TOOLCHAINS_DIR
+    timeout_sec: float = 600  # one compile, in its jail (BUILD_TIMEOUT_SEC)
+    memory_mb: int = 2048  # per compiler process, in its jail (BUILD_MEMORY_MB)
+    install_toolchains: bool = True  # install a missing toolchain on its first build
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "toolchains_dir", Path(self.toolchains_dir).resolve())
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     function_id: str
     version: int
@@ -58,6 +71,14 @@ class BuildLog:
 
 
 class Builder(Protocol):
+    """One runtime's builder, made by `builder_for(runtime, config)`.
+
+    Optional, looked up with getattr (the `wasm` builder has neither):
+    `cache_key(request) -> str | None` — what the build cache keys this build
+    by (see `_buildcache.cache_key`); `prepare(log)` — install and warm the
+    toolchain now (`python -m compiler install-toolchains`).
+    """
+
     runtime: str
 
     def build(self, request: BuildRequest, workdir: Path, log: BuildLog) -> BuildResult: ...

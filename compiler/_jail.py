@@ -1,0 +1,197 @@
+"""Sandboxed builds: a compiler runs under bubblewrap, seeing only what it needs.
+
+Compilers read files and expand macros (Rust's run code), so a build is
+untrusted work. `run_jailed` runs one command with:
+
+- no network (its own empty network namespace), no IPC, its own PID and UTS
+  namespaces; a user namespace with uid 1000 and no capabilities, and no
+  further user namespaces (`--disable-userns`);
+- an empty environment except the `env` it is given;
+- visible file system: read-only `/usr` (with the merged-/usr links `/bin`,
+  `/lib`, `/lib64`, `/sbin`), the `ro_binds` read-only at their own paths
+  (toolchains), `workdir` read-write at its own path, a fresh `/proc` and a
+  minimal `/dev` (null, zero, random, urandom, tty), `/tmp` as a small
+  tmpfs. Nothing else: no `/etc`, no `/home`, no `/root`, not the repository,
+  not the data folder;
+- a timeout: the whole process group is killed (`--die-with-parent` and the
+  PID namespace take everything inside down with bubblewrap) and the build
+  fails with "build timed out";
+- a memory limit: RLIMIT_DATA of `memory_mb` per process (set by `prlimit`
+  before bubblewrap starts). NOTE(jail): not RLIMIT_AS, which counts address
+  space a process only reserves: Go's runtime reserves ~600 MB before it
+  allocates anything, so `go build` dies at start under an AS limit below that,
+  while RLIMIT_DATA (Linux ≥ 4.7) counts private writable memory actually
+  mapped, which is what a hungry compiler grows. It is per process, so a build
+  running N compiler processes may use N times the limit; a cgroup would
+  bound the total but needs a delegated cgroup tree the platform may not have;
+- output (stdout and stderr merged) streamed line by line into the build log,
+  bounded (`LOG_LINES` lines, `LOG_LINE_CHARS` characters a line), and the
+  last `TAIL_LINES` lines handed back in `output` for the build's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections import deque
+from pathlib import Path
+
+from ._base import BuildFailed, BuildLog
+
+LOG_LINES = 2000
+LOG_LINE_CHARS = 2000
+TAIL_LINES = 200
+TMP_MB = 256  # the jail's /tmp (RAM-backed, so small)
+FILE_SIZE_MB = 1024  # largest file a build may write
+JAIL_UID = 1000
+
+_CANDIDATES = {
+    "bwrap": ("/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"),
+    "prlimit": ("/usr/bin/prlimit", "/bin/prlimit", "/usr/local/bin/prlimit"),
+}
+_SYSTEM_LINKS = ("/bin", "/lib", "/lib64", "/sbin")
+_MISSING = {
+    "bwrap": "bubblewrap, which runs builds without network or host files",
+    "prlimit": "prlimit (util-linux), which sets a build's memory limit",
+}
+
+
+def _tool(name: str) -> str:
+    for path in _CANDIDATES[name]:
+        if os.access(path, os.X_OK):
+            return path
+    raise BuildFailed(
+        f"this server cannot run builds: {_MISSING[name]} is not installed "
+        f"(`apt-get install bubblewrap util-linux`, or `make install`)"
+    )
+
+
+def _system_mounts() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for path in _SYSTEM_LINKS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def jail_command(
+    cmd: list[str], *, workdir: Path, ro_binds: list[Path], env: dict[str, str], memory_mb: int
+) -> list[str]:
+    """The full command line: prlimit, then bubblewrap, then `cmd`."""
+    workdir = Path(workdir).resolve()
+    limits = [
+        _tool("prlimit"),
+        f"--data={memory_mb << 20}",
+        f"--fsize={FILE_SIZE_MB << 20}",
+        "--core=0",
+        "--",
+    ]
+    jail = [
+        _tool("bwrap"),
+        "--unshare-all",
+        "--unshare-user",
+        "--uid", str(JAIL_UID), "--gid", str(JAIL_UID),
+        "--disable-userns",
+        "--cap-drop", "ALL",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname", "nimbus-build",
+        *_system_mounts(),
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--size", str(TMP_MB << 20), "--tmpfs", "/tmp",
+    ]  # fmt: skip
+    for path in ro_binds:
+        real = Path(path).resolve()
+        jail += ["--ro-bind", str(real), str(real)]
+    jail += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir), "--clearenv"]
+    for name, value in env.items():
+        jail += ["--setenv", name, value]
+    return [*limits, *jail, "--", *cmd]
+
+
+class _Output:
+    """Reads the jail's merged output into the build log, bounded."""
+
+    def __init__(self, stream, log: BuildLog, tail: deque[str]) -> None:
+        self.stream = stream
+        self.log = log
+        self.tail = tail
+        self.logged = 0
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._run, name="build-output", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for raw in self.stream:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            if len(line) > LOG_LINE_CHARS:
+                line = line[:LOG_LINE_CHARS] + " [line cut]"
+            self.tail.append(line)
+            if self.logged < LOG_LINES:
+                self.log.write(line)
+                self.logged += 1
+            else:
+                self.dropped += 1
+
+    def finish(self) -> None:
+        self.thread.join(timeout=5)
+        if self.dropped:
+            self.log.write(f"[{self.dropped} more lines of build output not shown]")
+
+
+def run_jailed(
+    cmd: list[str],
+    *,
+    workdir: Path,
+    ro_binds: list[Path],
+    env: dict[str, str],
+    timeout: float,
+    memory_mb: int,
+    log: BuildLog,
+    output: list[str] | None = None,
+) -> int:
+    """Run `cmd` in the build jail; returns its exit code.
+
+    `output`, when given, receives the last `TAIL_LINES` lines of output (for
+    the message of a failed build). Raises `BuildFailed("build timed out …")`
+    at the timeout, after the whole jail was killed.
+    """
+    argv = jail_command(cmd, workdir=workdir, ro_binds=ro_binds, env=env, memory_mb=memory_mb)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={},
+        start_new_session=True,  # its own process group, killed as one
+    )
+    reader = _Output(proc.stdout, log, tail)
+    try:
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            reader.finish()
+            raise BuildFailed(f"build timed out after {timeout:g} s") from None
+        reader.finish()
+    finally:
+        if proc.poll() is None:  # an exception (e.g. the server stopping): leave nothing behind
+            _kill(proc)
+        proc.stdout.close()
+        if output is not None:
+            output[:] = list(tail)
+    return code
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)

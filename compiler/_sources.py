@@ -1,0 +1,86 @@
+"""A function's source files on disk, and what their text says (form, handler name)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+from ._base import BuildFailed
+
+MAX_FILES = 200
+RESERVED = ".nimbus"  # the platform's folder inside a build: glue, caches, output
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FORMS = ("handler", "program")
+
+
+def write_sources(files: dict[str, str] | None, dest: Path) -> list[str]:
+    """Write the user's files under `dest`; returns their relative paths, sorted."""
+    if not files:
+        raise BuildFailed("the function has no source files")
+    if len(files) > MAX_FILES:
+        raise BuildFailed(f"a function may have at most {MAX_FILES} files, not {len(files)}")
+    written = []
+    for name, text in sorted(files.items()):
+        path = PurePosixPath(name)
+        if (
+            not name
+            or "\0" in name
+            or "\\" in name
+            or path.is_absolute()
+            or any(part in ("", ".", "..") for part in name.split("/"))
+            or path.parts[0] == RESERVED
+        ):
+            raise BuildFailed(
+                f"invalid file name {name!r}: use relative paths inside the function, "
+                f"without '..' and not under {RESERVED}/"
+            )
+        target = dest.joinpath(*path.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(str(path))
+    return written
+
+
+def choose_form(forced: str | None, detected_program: bool) -> str:
+    """ "handler" or "program": `form` when given, else what the source says."""
+    if forced is not None:
+        if forced not in FORMS:
+            raise BuildFailed(f"form must be 'handler' or 'program', not {forced!r}")
+        return forced
+    return "program" if detected_program else "handler"
+
+
+def handler_name(handler: str | None, default: str = "handler") -> str:
+    """The handler function's name: `handler`, or the last part of e.g. "handler.Handle"."""
+    name = (handler or default).rsplit(".", 1)[-1]
+    if not _IDENTIFIER.match(name):
+        raise BuildFailed(f"handler must name a function (an identifier), not {handler!r}")
+    return name
+
+
+def compiler_message(lines: list[str], *, limit_lines: int = 40, limit_chars: int = 6000) -> str:
+    """The compiler's own words for a failed build, trimmed to a readable size."""
+    kept = [line for line in lines if line.strip()][:limit_lines]
+    text = "\n".join(kept)
+    if len(text) > limit_chars:
+        text = text[:limit_chars] + "\n[…]"
+    return text or "the compiler failed without a message"
+
+
+def failure(lines: list[str], code: int, memory_mb: int, what: str) -> BuildFailed:
+    """A failed compile as the user should read it."""
+    joined = "\n".join(lines).lower()
+    if any(
+        sign in joined
+        for sign in ("out of memory", "cannot allocate memory", "bad_alloc", "memory exhausted")
+    ):
+        return BuildFailed(
+            f"the build ran out of memory (limit: {memory_mb} MB per compiler process)\n"
+            + compiler_message(lines)
+        )
+    if code < 0 or code in (128 + 9, 128 + 6, 128 + 11):
+        return BuildFailed(
+            f"the compiler was killed (exit status {code}; memory limit {memory_mb} MB)\n"
+            + compiler_message(lines)
+        )
+    return BuildFailed(f"{what}:\n{compiler_message(lines)}")

@@ -1,0 +1,144 @@
+// Nimbus Go handler glue: the WASI command around a handler-form function.
+//
+// Reads the event JSON from stdin and the context JSON from NIMBUS_CONTEXT
+// (set by the sandbox on every call), calls the user's handler (bound in the
+// generated nimbus_handler.go as nimbusUserHandler), writes its result as
+// JSON to stdout. A returned error or a panic is a function error: reported
+// on stderr as the sandbox's error record — a last line of an ASCII record
+// separator (0x1e) and a JSON object {type, message, stack} — and exit 1.
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// nimbusHandlerFunc is every handler signature the glue accepts.
+type nimbusHandlerFunc interface {
+	func(interface{}, map[string]string) interface{} |
+		func(interface{}, map[string]string) (interface{}, error) |
+		func(interface{}) interface{} |
+		func(interface{}) (interface{}, error)
+}
+
+type nimbusHandler func(interface{}, map[string]string) (interface{}, error)
+
+func nimbusAdapt[F nimbusHandlerFunc](f F) nimbusHandler {
+	switch h := any(f).(type) {
+	case func(interface{}, map[string]string) interface{}:
+		return func(e interface{}, c map[string]string) (interface{}, error) { return h(e, c), nil }
+	case func(interface{}, map[string]string) (interface{}, error):
+		return h
+	case func(interface{}) interface{}:
+		return func(e interface{}, _ map[string]string) (interface{}, error) { return h(e), nil }
+	case func(interface{}) (interface{}, error):
+		return func(e interface{}, _ map[string]string) (interface{}, error) { return h(e) }
+	}
+	panic("nimbus: unreachable handler signature")
+}
+
+const nimbusMaxFrames = 32
+
+type nimbusErrorRecord struct {
+	Type    string   `json:"type"`
+	Message string   `json:"message"`
+	Stack   []string `json:"stack"`
+}
+
+func nimbusFail(kind, message string, stack []string) {
+	if stack == nil {
+		stack = []string{}
+	}
+	record, _ := json.Marshal(nimbusErrorRecord{kind, message, stack})
+	os.Stderr.Write(append(append([]byte("\n\x1e"), record...), '\n'))
+	os.Exit(1)
+}
+
+// nimbusErrorType names an error's dynamic type as the user wrote it:
+// "errorString" for errors.New, "ValidationError" for *ValidationError.
+func nimbusErrorType(err error) string {
+	t := reflect.TypeOf(err)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Name() != "" {
+		return t.Name()
+	}
+	return t.String()
+}
+
+// nimbusStack is the panicking goroutine's frames in the user's code.
+func nimbusStack() []string {
+	pcs := make([]uintptr, 64)
+	n := runtime.Callers(3, pcs)
+	frames := runtime.CallersFrames(pcs[:n])
+	var stack []string
+	for {
+		frame, more := frames.Next()
+		name := frame.Function
+		if !strings.HasPrefix(name, "runtime.") && !strings.HasPrefix(name, "main.nimbus") &&
+			name != "main.main" && len(stack) < nimbusMaxFrames {
+			stack = append(stack, fmt.Sprintf("at %s (%s:%d)", name, path.Base(frame.File), frame.Line))
+		}
+		if !more {
+			break
+		}
+	}
+	return stack
+}
+
+func nimbusContext() map[string]string {
+	context := map[string]string{}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(os.Getenv("NIMBUS_CONTEXT")), &raw); err != nil {
+		return context
+	}
+	for key, value := range raw {
+		var text string
+		if json.Unmarshal(value, &text) == nil {
+			context[key] = text
+		} else if n, err := strconv.ParseFloat(string(value), 64); err == nil && n == float64(int64(n)) {
+			context[key] = strconv.FormatInt(int64(n), 10)
+		} else {
+			context[key] = string(value)
+		}
+	}
+	return context
+}
+
+func main() {
+	data, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		nimbusFail("EventError", "reading the event: "+err.Error(), nil)
+	}
+	var event interface{} = map[string]interface{}{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &event); err != nil {
+			nimbusFail("EventError", "the event is not JSON: "+err.Error(), nil)
+		}
+	}
+	context := nimbusContext()
+	defer func() {
+		if value := recover(); value != nil {
+			nimbusFail("Panic", fmt.Sprint(value), nimbusStack())
+		}
+	}()
+	result, err := nimbusUserHandler(event, context)
+	if err != nil {
+		nimbusFail(nimbusErrorType(err), err.Error(), nil)
+	}
+	out, err := json.Marshal(result)
+	if err != nil {
+		nimbusFail("ResultError", "the handler's result is not JSON-encodable: "+err.Error(), nil)
+	}
+	os.Stdout.Write(out)
+}

@@ -1,0 +1,151 @@
+"""`c`: C source to a WASI command module with zig's clang and wasi-libc.
+
+Handler form (DESIGN.md): `char *handler(const char *event_json, const char
+*context_json)` returning a malloc'd JSON string, or NULL after
+`nimbus_set_error("…")`. The glue (`compiler/glue/c/`, a real C program) is
+compiled beside the user's files, which are compiled untouched: every
+compiler message names the user's own file and line. `nimbus.h` is included
+in every file (`-include`), so the handler's prototype is checked and
+`nimbus_set_error` and the JSON helpers need no #include.
+
+Program form: a file with `int main`; `nimbus.h`'s helpers are available.
+
+Layout of a build folder: the user's files at its root (so messages say
+"handler.c:3:5"), the platform's under `.nimbus/` (glue, zig's cache, the
+artifact).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from .._base import BuildConfig, BuildFailed, BuildLog, BuildRequest, BuildResult
+from .._buildcache import cache_key, files_version
+from .._jail import run_jailed
+from .._sources import RESERVED, choose_form, failure, handler_name, write_sources
+from .._toolchains import Toolchain, Toolchains, copy_tree
+from .._wasmfile import strip_debug_sections
+
+ZIG = Toolchain(name="zig", language="c")
+GLUE_DIR = Path(__file__).resolve().parent.parent / "glue" / "c"
+GLUE_FILES = ("nimbus.h", "nimbus.c", "nimbus_main.c")
+FLAGS = ("-target", "wasm32-wasi", "-O2", "-Wall")
+_MAIN = re.compile(r"\bint\s+main\s*\(")
+
+_SAMPLE = """\
+char *handler(const char *event_json, const char *context_json) {
+    nimbus_json *event = nimbus_json_parse(event_json);
+    nimbus_buf out = {0};
+    nimbus_buf_json(&out, nimbus_json_get(event, "name"));
+    nimbus_json_free(event);
+    (void)context_json;
+    return nimbus_buf_finish(&out);
+}
+"""
+
+
+def glue_version() -> str:
+    return files_version(GLUE_DIR / name for name in GLUE_FILES)
+
+
+class CBuilder:
+    runtime = "c"
+
+    def __init__(self, config: BuildConfig) -> None:
+        self.config = config
+        self.toolchains = Toolchains(config)
+
+    # -- what a build is made from ---------------------------------------------
+
+    def _plan(self, request: BuildRequest) -> tuple[str, str | None]:
+        files = request.files or {}
+        sources = {name: text for name, text in files.items() if name.endswith(".c")}
+        if not sources:
+            raise BuildFailed("a C function needs at least one .c file")
+        form = choose_form(request.form, any(_MAIN.search(t) for t in sources.values()))
+        return form, handler_name(request.handler) if form == "handler" else None
+
+    def cache_key(self, request: BuildRequest) -> str:
+        form, handler = self._plan(request)
+        return cache_key(
+            request,
+            handler=handler,
+            form=form,
+            toolchain=ZIG.fingerprint,
+            glue=glue_version(),
+            flags=FLAGS,
+        )
+
+    # -- toolchain -------------------------------------------------------------
+
+    def prepare(self, log: BuildLog) -> Path:
+        """Install zig if needed and fill its warm cache; returns the cache."""
+        home = self.toolchains.ensure(ZIG, log)
+        return self.toolchains.warm_cache(
+            ZIG, glue_version(), lambda work: self._fill_cache(home, work, log), log
+        )
+
+    def _fill_cache(self, home: Path, work: Path, log: BuildLog) -> None:
+        (work / "handler.c").write_text(_SAMPLE)
+        self._compile(home, work, ["handler.c"], "handler", work / "cache", log)
+
+    # -- build -----------------------------------------------------------------
+
+    def build(self, request: BuildRequest, workdir: Path, log: BuildLog) -> BuildResult:
+        form, handler = self._plan(request)
+        names = write_sources(request.files, workdir)
+        warm = self.prepare(log)
+        home = self.toolchains.home(ZIG)
+        cache = workdir / RESERVED / "cache"
+        copy_tree(warm, cache)
+        sources = [name for name in names if name.endswith(".c")]
+        log.write(f"compiling {', '.join(sources)} ({form} form) with {ZIG.label}")
+        artifact = self._compile(home, workdir, sources, handler, cache, log)
+        before, after = strip_debug_sections(artifact)
+        log.write(f"module {after} bytes (debug info dropped: {before - after} bytes)")
+        return BuildResult(
+            artifact=artifact, kind="module", runtime_version=f"c (zig {ZIG.version}, wasm32-wasi)"
+        )
+
+    def _compile(
+        self,
+        home: Path,
+        workdir: Path,
+        sources: list[str],
+        handler: str | None,
+        cache: Path,
+        log: BuildLog,
+    ) -> Path:
+        glue = workdir / RESERVED / "glue"
+        glue.mkdir(parents=True, exist_ok=True)
+        for name in GLUE_FILES:
+            shutil.copyfile(GLUE_DIR / name, glue / name)
+        artifact = workdir / RESERVED / "artifact.wasm"
+        cmd = [str(home / "ziglang" / "zig"), "cc", *FLAGS, "-I", str(glue)]
+        if handler is not None:
+            cmd += ["-include", str(glue / "nimbus.h"), f"-DNIMBUS_HANDLER={handler}"]
+        cmd += [*sources, str(glue / "nimbus.c")]
+        if handler is not None:
+            cmd.append(str(glue / "nimbus_main.c"))
+        cmd += ["-o", str(artifact)]
+        lines: list[str] = []
+        code = run_jailed(
+            cmd,
+            workdir=workdir,
+            ro_binds=[home],
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(workdir),
+                "ZIG_GLOBAL_CACHE_DIR": str(cache),
+                "ZIG_LOCAL_CACHE_DIR": str(cache),
+            },
+            timeout=self.config.timeout_sec,
+            memory_mb=self.config.memory_mb,
+            log=log,
+            output=lines,
+        )
+        if code != 0 or not artifact.exists():
+            raise failure(lines, code, self.config.memory_mb, "compile error")
+        return artifact
