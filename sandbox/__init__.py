@@ -4,7 +4,7 @@ Public surface:
 
 - `Sandbox(store, config)` — `kind_of`, `precompile`, `prepare`, `invoke`,
   `start` (make the engine now, e.g. after gunicorn's fork), `close`, `stats`.
-- `SandboxConfig`, `Deployment` — what the gateway passes in; `NativeConfig`
+- `SandboxConfig`, `Deployment`, `Mount` — what the gateway passes in; `NativeConfig`
   (in `SandboxConfig.native`) for native binaries run in Docker containers.
 - `InvokeResult`, `FunctionFailure` — what it gets back.
 - `RESULT_LIMIT_BYTES`, `LOG_LIMIT_BYTES` — the output caps.
@@ -13,7 +13,8 @@ Everything else is private: `_engine` (the Engine and its epoch ticker),
 `_artifact` and `_cache` (precompiled artifacts: store, disk, memory),
 `_wasi` and `_module` (WASI commands), `_component` and `_logs` (handler
 components), `_limits` and `_threads` (admission and guarded threads),
-`_outcome` (how a run ended), `_docker*` (native binaries: warm containers
+`_runtime_world` (shared language runtimes given the user's source, read-only
+mounts), `_outcome` (how a run ended), `_docker*` (native binaries: warm containers
 with an agent inside, `agent/agent.c`).
 """
 
@@ -27,6 +28,7 @@ from ._types import (
     Deployment,
     FunctionFailure,
     InvokeResult,
+    Mount,
     SandboxConfig,
 )
 
@@ -36,6 +38,7 @@ __all__ = [
     "Deployment",
     "FunctionFailure",
     "InvokeResult",
+    "Mount",
     "NativeConfig",
     "Sandbox",
     "SandboxConfig",

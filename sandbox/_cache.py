@@ -53,11 +53,13 @@ class ArtifactCache:
         cache_dir: Path,
         entries: int,
         signing_key: bytes | None,
+        seed_dirs: tuple[Path, ...] = (),
     ) -> None:
         self._store = store
         self._host = host
         self._fp = fingerprint()
         self._dir = Path(cache_dir) / self._fp.tag
+        self._seeds = [Path(d) / self._fp.tag for d in seed_dirs]
         self._entries = entries
         self._signing_key = signing_key
         self._lru: OrderedDict[str, Loaded] = OrderedDict()
@@ -124,16 +126,17 @@ class ArtifactCache:
     # -- local disk -----------------------------------------------------------
 
     def _disk_files(self, sha256: str, kind: str) -> list[Path]:
-        """Files named <cwasm sha256>.<kind>.cwasm, newest first."""
-        folder = self._dir / sha256
-        try:
-            return sorted(
-                (p for p in folder.iterdir() if p.name.endswith(f".{kind}.cwasm")),
-                key=lambda p: p.stat().st_mtime,
-                reverse=True,
-            )
-        except FileNotFoundError:
-            return []
+        """Files named <cwasm sha256>.<kind>.cwasm, newest first; then the seed folders'."""
+        found: list[Path] = []
+        for base in (self._dir, *self._seeds):
+            folder = base / sha256
+            if folder.is_dir():
+                found += sorted(
+                    (p for p in folder.iterdir() if p.name.endswith(f".{kind}.cwasm")),
+                    key=lambda p: p.stat().st_mtime,
+                    reverse=True,
+                )
+        return found
 
     def _temp_path(self, sha256: str) -> Path:
         folder = self._dir / sha256
@@ -224,6 +227,15 @@ class ArtifactCache:
             raise errors.Invalid(f"{artifact_key} does not match its sha256 {sha256}")
         kind = kind_of(wasm)
         engine = self._host.engine
+        # PERF(sandbox): a big component (a shared runtime) takes 10-30 s to
+        # compile; one this machine already compiled (or the install script did,
+        # into a seed folder) is verified and stored instead.
+        for path in self._disk_files(sha256, kind):
+            if file_sha256(path) == path.name.split(".")[0]:
+                loaded = self._deserialize(kind, path)
+                if loaded is not None:
+                    compiled = loaded.module if kind == "module" else loaded.component
+                    return self._store_precompiled(kind, sha256, path.read_bytes(), compiled)
         try:
             if kind == "module":
                 compiled = wasmtime.Module(engine, wasm)
@@ -235,7 +247,9 @@ class ArtifactCache:
             raise errors.Invalid(f"invalid {kind}: {str(exc).splitlines()[0]}") from None
         except ValueError as exc:
             raise errors.Invalid(str(exc)) from None
-        payload = compiled.serialize()
+        return self._store_precompiled(kind, sha256, compiled.serialize(), compiled)
+
+    def _store_precompiled(self, kind: str, sha256: str, payload: bytes, compiled):
         manifest = make_manifest(kind, sha256, payload, self._fp, self._signing_key)
         path = self._write_disk(sha256, kind, payload)
         key, manifest_key = precompiled_keys(sha256, self._fp)

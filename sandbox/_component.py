@@ -32,23 +32,27 @@ _MAX_STACK_LINES = 64
 _OOM_HINTS = ("out of memory", "memory allocation of", "memoryerror", "cannot allocate memory")
 
 
-def check_handler(comp: component.Component, engine: wasmtime.Engine) -> None:
+def check_handler(comp: component.Component, engine: wasmtime.Engine) -> str:
+    """The world the component exports: "handler" (`handle`) or "runtime" (`run`, `check`)."""
     exports = comp.type.exports(engine)
-    if EXPORT not in exports:
-        raise ValueError(
-            "component does not export `handle` (the nimbus:function/handler world in wit/)"
-        )
+    if EXPORT in exports:
+        return "handler"
+    if "run" in exports and "check" in exports:
+        return "runtime"
+    raise ValueError(
+        "component does not export `handle` (the nimbus:function/handler world in wit/)"
+    )
 
 
 @dataclass(frozen=True)
 class LoadedComponent:
     kind = "component"
     component: component.Component
+    world: str = "handler"  # or "runtime": a shared language runtime
 
     @classmethod
     def link(cls, comp: component.Component, engine: wasmtime.Engine) -> LoadedComponent:
-        check_handler(comp, engine)
-        return cls(comp)
+        return cls(comp, check_handler(comp, engine))
 
 
 class HandlerInstance:
@@ -63,6 +67,10 @@ class HandlerInstance:
         env: Mapping[str, str],
         memory_bytes: int,
         deadline_ticks: int,
+        *,
+        export: str = EXPORT,
+        leading: tuple = (),
+        mounts: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.store = wasmtime.Store(engine)
         self.store.set_limits(
@@ -78,16 +86,19 @@ class HandlerInstance:
         wasi.argv = argv
         wasi.env = list(env.items())
         self.logs.attach(wasi)
+        for host, guest in mounts:  # platform-owned folders, never writable
+            wasi.preopen_dir(host, guest, False)
         self.store.set_wasi(wasi)
         instance = linker.instantiate(self.store, loaded.component)
-        func = instance.get_func(self.store, EXPORT)
+        func = instance.get_func(self.store, export)
         if func is None:
-            raise ValueError("component does not export `handle`")
+            raise ValueError(f"component does not export `{export}`")
         self.func = func
+        self.leading = leading  # arguments before (event, context): a runtime's source
 
     def call(self, event: str, context: str, deadline_ticks: int) -> object:
         self.store.set_epoch_deadline(deadline_ticks)
-        result = self.func(self.store, event, context)
+        result = self.func(self.store, *self.leading, event, context)
         self.func.post_return(self.store)
         return result
 

@@ -15,6 +15,7 @@ from ._component import HandlerInstance, LoadedComponent, run_handler
 from ._docker import NativeExecutors
 from ._module import LoadedModule, run_module
 from ._outcome import TIMEOUT, Outcome, to_result
+from ._runtime_world import RUN, check_source, runtime_call
 from ._threads import Abandoned
 from ._types import KINDS, Deployment, InvokeResult, MiB, SandboxConfig
 from ._worker import Prepared, Worker
@@ -106,10 +107,21 @@ class Sandbox:
         if dep.kind == "native":
             return self._native.prepare(dep)
         worker = self._worker()
-        worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, dep.kind)
+        worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, _file_kind(dep))
         worker.prepared(dep)
-        if dep.kind == "component":
+        if dep.kind in ("component", "runtime"):
             worker.host.component_linker()
+
+    def check(self, dep: Deployment) -> str:
+        """A runtime deployment's `check`: validate the user's source in the runtime's
+        own interpreter, running none of it. Returns the runtime's facts (JSON text);
+        `errors.Invalid` with the user-facing message (and stack lines) otherwise."""
+        _check_deployment(dep)
+        if dep.kind != "runtime":
+            raise errors.Invalid("only runtime deployments have a source to check")
+        worker = self._worker()
+        loaded, _ = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, "component")
+        return check_source(worker, dep, loaded, worker.prepared(dep))
 
     # -- invoke ---------------------------------------------------------------
 
@@ -119,10 +131,10 @@ class Sandbox:
         if dep.kind == "native":
             return self._native.invoke(dep, event, worker.gate)
         began = time.perf_counter()
-        loaded, cold = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, dep.kind)
+        loaded, cold = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, _file_kind(dep))
         init_ms = (time.perf_counter() - began) * 1000 if cold else 0.0
         prepared = worker.prepared(dep)
-        if dep.kind == "component":
+        if dep.kind in ("component", "runtime"):
             worker.threads.check_capacity()
         worker.gate.acquire()
         try:
@@ -169,6 +181,8 @@ class Sandbox:
 
         in_use: list[HandlerInstance] = [reuse] if reuse is not None else []
 
+        code = prepared.code
+
         def make_instance() -> HandlerInstance:
             inst = HandlerInstance(
                 worker.host.engine,
@@ -178,6 +192,7 @@ class Sandbox:
                 dep.env_vars,
                 dep.memory_mb * MiB,
                 ticks,
+                **runtime_call(RUN, code),
             )
             in_use.append(inst)
             return inst
@@ -199,6 +214,11 @@ class Sandbox:
             else:
                 keep.close()
         return outcome
+
+
+def _file_kind(dep: Deployment) -> str:
+    """What the artifact is: a runtime deployment's is the shared runtime component."""
+    return "component" if dep.kind == "runtime" else dep.kind
 
 
 def _check_deployment(dep: Deployment) -> None:

@@ -14,7 +14,7 @@ MiB = 1 << 20
 RESULT_LIMIT_BYTES = 6 * MiB
 LOG_LIMIT_BYTES = 1 * MiB
 
-KINDS = ("module", "component", "native")
+KINDS = ("module", "component", "runtime", "native")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class SandboxConfig:
     # store must carry a matching signature or it is rebuilt from the wasm.
     signing_key: bytes | None = None
     epoch_tick_sec: float = 0.01  # deadline resolution
+    # Read-only cache folders the platform filled at install time (precompiled
+    # shared runtimes, their unpacked mounts); looked in before compiling or
+    # unpacking anything. See scripts/runtimes/.
+    seed_cache_dirs: tuple[Path, ...] = ()
     # Native functions (Linux binaries in containers); None: they answer engine_unavailable.
     native: NativeConfig | None = None
 
@@ -48,6 +52,16 @@ class SandboxConfig:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A platform-made tar archive in the store, unpacked once per machine and
+    mounted read-only at `guest_path` (e.g. a runtime's stdlib at /python)."""
+
+    guest_path: str
+    archive_key: str
+    archive_sha256: str
+
+
+@dataclass(frozen=True)
 class Deployment:
     """One function version as the gateway knows it."""
 
@@ -57,6 +71,7 @@ class Deployment:
     artifact_key: str  # store key of the validated .wasm ("blobs/sha256/<hex>")
     artifact_sha256: str
     kind: str  # "module" (WASI command, program form) | "component" (the `handler` world)
+    #          | "runtime" (a shared runtime component given the user's source, below)
     #          | "native" (a Linux x86-64 executable, program form, run in a container)
     env_vars: dict[str, str] = field(default_factory=dict)
     memory_mb: int = 128
@@ -64,6 +79,13 @@ class Deployment:
     # Components only: keep the instance between calls of this version in this
     # worker (never across functions). Command modules always get a fresh one.
     reuse_instance: bool = False
+    # Kind "runtime" (a shared language runtime exporting the `runtime` world:
+    # the artifact is that component): the user's source bundle, the entry
+    # point, and read-only mounts.
+    handler: str = ""
+    source_key: str | None = None
+    source_sha256: str | None = None
+    mounts: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ._component import HandlerInstance
 from ._engine import EngineHost
 from ._limits import ConcurrencyGate
 from ._module import WasiArgs
+from ._runtime_world import MountCache, RuntimeCode, runtime_code
 from ._threads import GuestThreads
 from ._types import Deployment, SandboxConfig
 
@@ -30,6 +31,7 @@ class Prepared:
 
     argv: list[str]
     wasi_args: WasiArgs | None
+    code: RuntimeCode | None = None  # kind "runtime": source, handler, mounts
 
 
 class Worker:
@@ -39,8 +41,15 @@ class Worker:
         self.pid = os.getpid()
         self.host = EngineHost(config.epoch_tick_sec)
         self.artifacts = ArtifactCache(
-            store, self.host, config.cache_dir, config.memory_cache_entries, config.signing_key
+            store,
+            self.host,
+            config.cache_dir,
+            config.memory_cache_entries,
+            config.signing_key,
+            config.seed_cache_dirs,
         )
+        self.store = store
+        self.mounts = MountCache(store, config.cache_dir, config.seed_cache_dirs)
         self.gate = ConcurrencyGate(
             config.max_concurrent, config.queue_size, config.queue_timeout_sec
         )
@@ -59,7 +68,8 @@ class Worker:
                 return found
         argv = [dep.function_name]
         wasi_args = WasiArgs(argv, dep.env_vars) if dep.kind == "module" else None
-        found = Prepared(argv, wasi_args)
+        code = runtime_code(self.store, self.mounts, dep) if dep.kind == "runtime" else None
+        found = Prepared(argv, wasi_args, code)
         with self._lock:
             self._prepared[key] = found
             while len(self._prepared) > self._limit:
@@ -109,4 +119,7 @@ def deployment_key(dep: Deployment) -> tuple:
         dep.function_name,
         dep.memory_mb,
         tuple(dep.env_vars.items()),
+        dep.source_sha256,
+        dep.handler,
+        dep.mounts,
     )

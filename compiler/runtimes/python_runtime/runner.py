@@ -1,0 +1,334 @@
+"""Nimbus's shared Python runtime: this module runs INSIDE WebAssembly (CPython 3.14).
+
+componentize-py turns it into one component exporting the `runtime` world of
+wit/handler.wit, shared by every Python function. The host never imports it.
+
+- `check(source, handler)` — the build's validation: every file compiles with
+  this interpreter (syntax errors name the user's file and line) and the
+  handler module binds the handler name. Runs no user code.
+- `run(source, handler, event, context)` — loads the user's files into fresh
+  modules, calls the handler, returns its result as JSON.
+
+`source` is a JSON object of path → text (the function's `files`). The files
+are served to `import` from memory by `_BundleFinder`, compiled under their
+own names and put in `linecache`, so tracebacks show the user's lines.
+
+What runs at build time (module level here) is in the snapshot every
+invocation starts from; the stdlib is also mounted read-only at `/python`, so
+modules not imported here still import at run time. A function's bundled
+requirements, if any, are mounted read-only at `/deps`.
+"""
+
+import ast
+import asyncio
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import inspect
+import json
+import linecache
+import os
+import random
+import selectors
+import sys
+import time
+import traceback
+
+import wit_world
+from componentize_py_types import Err
+
+REVISION = 1  # bump when this file changes what functions see: a new runtime_version
+DEPS_DIR = "/deps"
+_STACK_LINES = 60
+
+# Imported at build time so that they are in the snapshot: common in handlers
+# and free at run time (anything else is read from /python when imported).
+# PERF(runtime): statistics and decimal (pure Python in WASI) cost ~30 ms to
+# import at run time.
+_SNAPSHOT_MODULES = (
+    "base64", "collections", "copy", "dataclasses", "datetime", "decimal", "enum",
+    "functools", "hashlib", "itertools", "logging", "math", "operator", "re",
+    "statistics", "string", "struct", "textwrap", "typing", "urllib.parse", "uuid",
+)  # fmt: skip
+for _name in _SNAPSHOT_MODULES:
+    importlib.import_module(_name)
+
+# -- bounded sleep --------------------------------------------------------------
+
+# NOTE(runtime): wasmtime's epoch deadline cannot interrupt a WASI host call,
+# so `time.sleep(60)` would hold its worker thread for 60 s after the caller got
+# its timeout. Sleeps are bounded here instead: one that would end past the
+# invocation's deadline sleeps until just after it and then spins, and the
+# epoch deadline (already passed) stops the spin at once. The host's guarded
+# threads remain the backstop for any other blocking call.
+_real_sleep = time.sleep
+_deadline = [float("inf")]  # wall-clock seconds; set by each `run`
+
+
+def _bounded_sleep(seconds):
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        return _real_sleep(seconds)  # its own TypeError / ValueError
+    left = _deadline[0] - time.time()
+    if seconds < left:
+        return _real_sleep(seconds)
+    _real_sleep(max(left, 0.0) + 0.02)
+    while True:  # the epoch deadline has passed: wasmtime stops this loop
+        pass
+
+
+time.sleep = _bounded_sleep
+
+
+# -- the user's files as modules ------------------------------------------------
+
+
+class _BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves the function's own files to `import`, ahead of the stdlib (as Lambda's
+    task root is first on sys.path). `pkg/mod.py` is `pkg.mod`; a folder without
+    `__init__.py` is a namespace package."""
+
+    def __init__(self, files: dict) -> None:
+        self.files = files
+        self.folders = set()
+        for path in files:
+            parts = path.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                self.folders.add("/".join(parts[:i]))
+
+    def find_spec(self, fullname, path=None, target=None):
+        base = fullname.replace(".", "/")
+        init = base + "/__init__.py"
+        if init in self.files:
+            return importlib.util.spec_from_loader(fullname, self, origin=init, is_package=True)
+        if base + ".py" in self.files:
+            return importlib.util.spec_from_loader(fullname, self, origin=base + ".py")
+        if base in self.folders:
+            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = []
+            return spec
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        origin = module.__spec__.origin
+        module.__file__ = origin
+        code = compile(self.files[origin], origin, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+
+    def get_source(self, fullname):
+        spec = self.find_spec(fullname)
+        return self.files.get(spec.origin) if spec is not None else None
+
+
+def _load_files(source: str) -> dict:
+    files = json.loads(source)
+    if not isinstance(files, dict):
+        raise ValueError("the source bundle must be a JSON object of path -> text")
+    for path, text in files.items():
+        if path.endswith(".py"):
+            linecache.cache[path] = (len(text), None, text.splitlines(True), path)
+    return files
+
+
+def _split_handler(handler: str) -> tuple:
+    module, _, name = handler.rpartition(".")
+    if not module or not name:
+        raise ValueError(f"handler {handler!r} must look like 'module.function'")
+    return module, name
+
+
+def _module_file(files: dict, module: str) -> str:
+    base = module.replace(".", "/")
+    for path in (base + ".py", base + "/__init__.py"):
+        if path in files:
+            return path
+    raise ModuleNotFoundError(f"no {base}.py among the function's files for handler module")
+
+
+# -- context --------------------------------------------------------------------
+
+
+class Context(dict):
+    """The invocation context: a dict (DESIGN.md) that also reads like Lambda's
+    context object (`context.function_name`, `get_remaining_time_in_millis()`)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self.get("deadline_ms", 0) - time.time() * 1000))
+
+
+class _SleepSelector(selectors.BaseSelector):
+    """No file descriptors can be waited on in WASI here: waiting is sleeping."""
+
+    def register(self, fileobj, events, data=None):
+        raise OSError("waiting on file descriptors is not supported in functions")
+
+    def unregister(self, fileobj):
+        raise KeyError(fileobj)
+
+    def select(self, timeout=None):
+        time.sleep(1e9 if timeout is None else max(0.0, timeout))  # bounded: see above
+        return []
+
+    def get_map(self):
+        return {}
+
+
+class _EventLoop(asyncio.BaseEventLoop):
+    """asyncio's own loop on a selector that only sleeps: timers, tasks and
+    `asyncio.sleep` work; the stock loop needs a socketpair WASI does not have."""
+
+    def __init__(self):
+        super().__init__()
+        self._selector = _SleepSelector()
+
+    def _process_events(self, event_list):
+        pass
+
+    def _write_to_self(self):
+        pass
+
+
+# Whatever the user calls (`asyncio.run`, `new_event_loop`) gets this loop.
+asyncio.new_event_loop = asyncio.events.new_event_loop = _EventLoop
+
+
+def _call(fn, event, context):
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        params = None
+    takes_context = params is None or (
+        sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
+        or any(p.kind == p.VAR_POSITIONAL for p in params)
+    )
+    result = fn(event, context) if takes_context else fn(event)
+    if inspect.isawaitable(result):
+        result = asyncio.run(_awaited(result), loop_factory=_EventLoop)
+    return result
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
+# -- errors ---------------------------------------------------------------------
+
+
+def _user_frames(exc: BaseException, user_files) -> list:
+    """The traceback without this runtime's own frames."""
+    tb = exc.__traceback__
+    frames = traceback.extract_tb(tb)
+    mine = __file__
+    kept = [f for f in frames if f.filename != mine and "importlib._bootstrap" not in f.filename]
+    user = [f for f in kept if f.filename in user_files]
+    return kept if user else kept[-5:]
+
+
+def _error_info(exc: BaseException, user_files=()) -> "wit_world.ErrorInfo":
+    if isinstance(exc, MemoryError):
+        # Free what the failed frames hold before formatting anything.
+        traceback.clear_frames(exc.__traceback__)
+        return wit_world.ErrorInfo(type="MemoryError", message="out of memory", stack="")
+    lines = ["Traceback (most recent call last):"]
+    for line in traceback.format_list(_user_frames(exc, user_files)):
+        lines.extend(line.rstrip("\n").split("\n"))
+    lines.extend("".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n").split("\n"))
+    if len(lines) > _STACK_LINES:
+        lines = [*lines[:10], f"... {len(lines) - _STACK_LINES + 10} lines ...", *lines[-50:]]
+    return wit_world.ErrorInfo(type=type(exc).__name__, message=str(exc), stack="\n".join(lines))
+
+
+def _syntax_error_info(exc: SyntaxError) -> "wit_world.ErrorInfo":
+    where = f"{exc.filename}, line {exc.lineno}"
+    text = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+    return wit_world.ErrorInfo(type=type(exc).__name__, message=f"{where}: {exc.msg}", stack=text)
+
+
+# -- the exports ----------------------------------------------------------------
+
+
+def _binds(tree: ast.Module, name: str) -> bool | None:
+    """Whether the module's top level binds `name` (None: cannot tell, star import)."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name == name:
+                return True
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                if (alias.asname or alias.name.split(".")[0]) == name:
+                    return True
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(target)):
+                    return True
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            return None  # conditional definitions: trust the user
+    return False
+
+
+def check(source: str, handler: str) -> str:
+    files = _load_files(source)
+    trees = {}
+    for path, text in sorted(files.items()):
+        if path.endswith(".py"):
+            trees[path] = compile(text, path, "exec", ast.PyCF_ONLY_AST | ast.PyCF_OPTIMIZED_AST)
+            compile(trees[path], path, "exec", dont_inherit=True)  # the compiler's own checks
+    module, name = _split_handler(handler)
+    path = _module_file(files, module)
+    if _binds(trees[path], name) is False:
+        raise NameError(f"{path} defines no `{name}` (the handler is {handler!r})")
+    return json.dumps({"python": sys.version.split()[0], "files": len(trees)})
+
+
+def run(source: str, handler: str, event: str, context: str) -> str:
+    ctx = Context(json.loads(context))
+    _deadline[0] = ctx.get("deadline_ms", float("inf")) / 1000
+    # NOTE(runtime): every instance starts from the same snapshot, so the
+    # generators seeded at build time would repeat: reseed from the host's
+    # entropy (WASI random) on every invocation.
+    random.seed()
+    files = _load_files(source)
+    sys.meta_path.insert(0, _BundleFinder(files))
+    if os.path.isdir(DEPS_DIR) and DEPS_DIR not in sys.path:
+        sys.path.append(DEPS_DIR)
+    module, name = _split_handler(handler)
+    fn = getattr(importlib.import_module(module), name)
+    result = _call(fn, json.loads(event), ctx)
+    return json.dumps(result, ensure_ascii=False, allow_nan=False)
+
+
+class WitWorld(wit_world.WitWorld):
+    # NOTE(runtime): anything but `Err` escaping an export makes componentize-py
+    # trap, so every exception becomes an error-info here.
+
+    def check(self, source: str, handler: str) -> str:
+        try:
+            return check(source, handler)
+        except SyntaxError as exc:
+            raise Err(_syntax_error_info(exc)) from None
+        except BaseException as exc:
+            info = wit_world.ErrorInfo(type=type(exc).__name__, message=str(exc), stack="")
+            raise Err(info) from None
+
+    def run(self, source: str, handler: str, event: str, context: str) -> str:
+        try:
+            return run(source, handler, event, context)
+        except BaseException as exc:
+            try:
+                files = json.loads(source)
+            except Exception:
+                files = {}
+            if isinstance(exc, SyntaxError) and exc.filename in files:
+                raise Err(_syntax_error_info(exc)) from None
+            raise Err(_error_info(exc, files)) from None

@@ -1,0 +1,359 @@
+"""The shared Python runtime in the sandbox: real component, real stdlib mount, no mocks.
+
+The runtime is built once per machine by scripts/runtimes/python.sh (make
+install); these tests build it if it is missing (~2 min, once).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+import textwrap
+import time
+
+import pytest
+
+from compiler.runtimes import python_runtime as rt
+from sandbox import Deployment, Mount, Sandbox, SandboxConfig
+from store import LocalStore, errors
+
+from .conftest import REPO, put_wasm
+
+_n = iter(range(1, 1_000_000))
+# Building the runtime when it is missing takes minutes (make install does it first).
+pytestmark = pytest.mark.timeout(600)
+
+
+def ensure_runtime() -> rt.PythonRuntime:
+    found = rt.installed()
+    if found is None:
+        subprocess.run([str(REPO / "scripts" / "runtimes" / "python.sh")], check=True)
+        found = rt.installed()
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    """(sandbox, store, runtime key/sha, stdlib mount) in a fresh store, with the seed cache."""
+    built = ensure_runtime()
+    store = LocalStore(tmp_path_factory.mktemp("pyrt-store"))
+    key, sha = put_wasm(store, built.wasm.read_bytes())
+    stdlib = Mount(rt.STDLIB_MOUNT, *put_wasm(store, built.stdlib.read_bytes()))
+    sandbox = Sandbox(
+        store,
+        SandboxConfig(
+            cache_dir=tmp_path_factory.mktemp("pyrt-cache"), seed_cache_dirs=(rt.SEED_CACHE_DIR,)
+        ),
+    )
+    sandbox.precompile(key, sha)  # from the seed: no 30 s compile
+    yield sandbox, store, (key, sha), stdlib
+    sandbox.close()
+
+
+@pytest.fixture
+def deploy(runtime):
+    _, store, (key, sha), stdlib = runtime
+
+    def deploy_(files: dict | str, handler: str = "handler.main", deps=None, **kw) -> Deployment:
+        if isinstance(files, str):
+            files = {"handler.py": textwrap.dedent(files)}
+        source_key, source_sha = put_wasm(store, json.dumps(files).encode())
+        mounts = (stdlib,) if deps is None else (stdlib, Mount(rt.DEPS_MOUNT, *deps))
+        fields = dict(function_id=f"fn_py{next(_n)}", function_name="py-fn", version=1,
+                      memory_mb=64, timeout_sec=5.0)  # fmt: skip
+        fields.update(kw)
+        return Deployment(
+            artifact_key=key,
+            artifact_sha256=sha,
+            kind="runtime",
+            handler=handler,
+            source_key=source_key,
+            source_sha256=source_sha,
+            mounts=mounts,
+            **fields,
+        )
+
+    return deploy_
+
+
+def invoke(sandbox: Sandbox, dep: Deployment, event: object = None, **context):
+    return sandbox.invoke(dep, json.dumps(event if event is not None else {}).encode(), context)
+
+
+def ok(sandbox: Sandbox, dep: Deployment, event: object = None, **context):
+    result = invoke(sandbox, dep, event, **context)
+    assert result.error is None, result.error
+    return json.loads(result.output)
+
+
+def test_handler_gets_event_and_context(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        def main(event, context):
+            return {"got": event, "name": context["function_name"],
+                    "attr": context.invocation_id,
+                    "left": 0 < context.get_remaining_time_in_millis() <= 5000}
+        """,
+        function_name="ctx-fn",
+    )
+    out = ok(sandbox, dep, {"a": [1, 2]}, invocation_id="inv_1")
+    assert out == {"got": {"a": [1, 2]}, "name": "ctx-fn", "attr": "inv_1", "left": True}
+
+
+def test_one_argument_handler_and_logs(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import sys
+        def main(event):
+            print("to stdout")
+            print("to stderr", file=sys.stderr)
+            return event["n"] * 2
+        """
+    )
+    result = invoke(sandbox, dep, {"n": 21})
+    assert result.output == b"42"
+    assert b"to stdout" in result.logs and b"to stderr" in result.logs
+
+
+def test_two_modules_and_a_package(runtime, deploy):
+    sandbox = runtime[0]
+    files = {
+        "handler.py": "import helpers\nfrom lib.text import shout\n"
+        "def main(event):\n    return shout(helpers.greet(event['name']))\n",
+        "helpers.py": "def greet(name):\n    return f'hello {name}'\n",
+        "lib/text.py": "def shout(s):\n    return s.upper() + '!'\n",
+    }
+    assert ok(sandbox, deploy(files), {"name": "ada"}) == "HELLO ADA!"
+
+
+def test_exception_has_type_message_and_the_users_lines(runtime, deploy):
+    sandbox = runtime[0]
+    files = {
+        "handler.py": "import helpers\n\ndef main(event):\n    return helpers.check(event)\n",
+        "helpers.py": "def check(event):\n    raise ValueError(f'bad event {event}')\n",
+    }
+    result = invoke(sandbox, deploy(files), {"x": 1})
+    assert result.error is not None
+    assert result.error.type == "ValueError"
+    assert result.error.message == "bad event {'x': 1}"
+    stack = "\n".join(result.error.stack)
+    assert 'File "handler.py", line 4, in main' in stack
+    assert 'File "helpers.py", line 2, in check' in stack
+    assert "raise ValueError(f'bad event {event}')" in stack
+    assert "runner.py" not in stack
+
+
+def test_stdlib_modules_import_at_run_time(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        def main(event):
+            import collections, decimal, difflib, email.utils, heapq, statistics, uuid
+            import sys
+            return {
+                "common": collections.Counter("abracadabra").most_common(1),
+                "mean": statistics.mean([1, 2, 3, 4]),
+                "dec": str(decimal.Decimal("1.10") + decimal.Decimal("2.20")),
+                "uuid": len(str(uuid.uuid4())),
+                "ratio": difflib.SequenceMatcher(None, "abcd", "abce").ratio(),
+                "date": email.utils.format_datetime(email.utils.parsedate_to_datetime(
+                    "Tue, 01 Jul 2025 10:00:00 +0000")),
+                "heap": heapq.nsmallest(2, [5, 1, 4]),
+                "version": sys.version_info[:2],
+            }
+        """
+    )
+    out = ok(sandbox, dep)
+    assert out == {
+        "common": [["a", 5]],
+        "mean": 2.5,
+        "dec": "3.30",
+        "uuid": 36,
+        "ratio": 0.75,
+        "date": "Tue, 01 Jul 2025 10:00:00 +0000",
+        "heap": [1, 4],
+        "version": [3, 14],
+    }
+
+
+def test_each_invocation_gets_new_random_numbers(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import random, uuid
+        def main(event):
+            return [random.random(), random.randint(0, 10**9), str(uuid.uuid4())]
+        """
+    )
+    first, second = ok(sandbox, dep), ok(sandbox, dep)
+    assert all(a != b for a, b in zip(first, second, strict=True))
+
+
+def test_env_vars_visible_host_env_not(runtime, deploy):
+    sandbox = runtime[0]
+    os.environ.setdefault("NIMBUS_HOST_SECRET", "x")
+    dep = deploy("import os\ndef main(e):\n    return dict(os.environ)\n", env_vars={"A": "1"})
+    assert ok(sandbox, dep) == {"A": "1"}
+
+
+def test_async_handler_and_asyncio_sleep(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import asyncio
+        async def twice(x):
+            await asyncio.sleep(0.01)
+            return x * 2
+        async def main(event):
+            return sum(await asyncio.gather(twice(1), twice(2)))
+        """
+    )
+    assert ok(sandbox, dep) == 6
+
+
+def _wait_unstuck(sandbox: Sandbox) -> None:
+    deadline = time.monotonic() + 3
+    while sandbox.stats()["stuck_threads"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "while True:\n        pass",
+        "import time\n    time.sleep(60)",
+        "from time import sleep\n    sleep(60)",
+        "import asyncio\n    asyncio.run(asyncio.sleep(60))",
+    ],
+    ids=["loop", "sleep", "from-import-sleep", "asyncio-sleep"],
+)
+def test_loops_and_sleeps_stop_at_the_deadline(runtime, deploy, body):
+    sandbox = runtime[0]
+    dep = deploy(f"def main(event):\n    {body}\n", timeout_sec=1.0)
+    started = time.monotonic()
+    with pytest.raises(errors.Timeout):
+        invoke(sandbox, dep)
+    assert 0.95 <= time.monotonic() - started < 2.0
+    # NOTE: the runtime bounds sleeps itself, so no guarded thread is left behind.
+    _wait_unstuck(sandbox)
+    assert sandbox.stats()["stuck_threads"] == 0
+
+
+def test_memory_hog_is_memory_limit_exceeded(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        def main(event):
+            hoard = []
+            while True:
+                hoard.append(bytearray(1 << 20))
+        """,
+        memory_mb=48,
+    )
+    with pytest.raises(errors.NimbusError) as caught:
+        invoke(sandbox, dep)
+    assert caught.value.code == "memory_limit_exceeded"
+    assert ok(sandbox, deploy("def main(e):\n    return 1\n")) == 1  # the worker is fine
+
+
+def test_functions_share_nothing(runtime, deploy):
+    sandbox = runtime[0]
+    meddler = deploy(
+        """
+        import json, sys
+        json.dumps = lambda *a, **k: '"hijacked"'
+        sys.modules["secret_of_a"] = 42
+        def main(event):
+            global COUNT
+            COUNT = globals().get("COUNT", 0) + 1
+            return COUNT
+        """
+    )
+    other = deploy("import sys\ndef main(e):\n    return 'secret_of_a' in sys.modules\n")
+    assert invoke(sandbox, meddler).output == b'"hijacked"'
+    assert ok(sandbox, other) is False
+    assert invoke(sandbox, meddler).output == b'"hijacked"'  # a fresh instance each time
+
+
+def test_no_host_files_and_the_stdlib_is_read_only(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import os
+        def attempt(fn):
+            try:
+                fn()
+                return "allowed"
+            except OSError as exc:
+                return type(exc).__name__
+        def main(event):
+            return {
+                "passwd": attempt(lambda: open("/etc/passwd").read()),
+                "escape": attempt(lambda: open("/python/../../etc/passwd").read()),
+                "write": attempt(lambda: open("/python/evil.py", "w").write("x")),
+                "root": attempt(lambda: os.listdir("/")),
+            }
+        """
+    )
+    out = ok(sandbox, dep)
+    assert out["passwd"] != "allowed" and out["escape"] != "allowed"
+    assert out["write"] != "allowed"
+
+
+def _deps_archive(store: LocalStore) -> tuple[str, str]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, text in {
+            "tinypkg/__init__.py": "from .core import answer\n__version__ = '1.2.3'\n",
+            "tinypkg/core.py": "def answer():\n    return 42\n",
+        }.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return put_wasm(store, buf.getvalue())
+
+
+def test_bundled_dependencies_are_importable(runtime, deploy):
+    sandbox, store = runtime[0], runtime[1]
+    dep = deploy(
+        "import tinypkg\ndef main(e):\n    return [tinypkg.answer(), tinypkg.__version__]\n",
+        deps=_deps_archive(store),
+    )
+    assert ok(sandbox, dep) == [42, "1.2.3"]
+
+
+def test_check_reports_the_python_version(runtime, deploy):
+    facts = json.loads(runtime[0].check(deploy("def main(event):\n    return 1\n")))
+    assert facts["python"].startswith("3.14")
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"handler.py": "def main(event):\n    return 1 +\n"}, "handler.py, line 2"),
+        (
+            {"handler.py": "import util\ndef main(e):\n    pass\n", "util.py": "x = (\n"},
+            "util.py, line 1",
+        ),
+        ({"handler.py": "def other(event):\n    pass\n"}, "defines no `main`"),
+        ({"main.py": "def main(event):\n    pass\n"}, "no handler.py"),
+    ],
+    ids=["syntax", "syntax-in-module", "no-function", "no-module"],
+)
+def test_check_refuses_bad_source(runtime, deploy, files, expected):
+    with pytest.raises(errors.Invalid) as caught:
+        runtime[0].check(deploy(files))
+    assert expected in caught.value.message
+
+
+def test_check_accepts_new_syntax(runtime, deploy):
+    """The guest's own 3.14 compiler decides, not the host's."""
+    source = "type Pair = tuple[int, int]\ndef main[T](event: T) -> T:\n    return event\n"
+    runtime[0].check(deploy({"handler.py": source}))
