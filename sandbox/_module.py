@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
 import wasmtime
 from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
@@ -35,15 +36,21 @@ from ._outcome import (
     exit_failure,
     is_interrupt,
     memory_near_limit,
+    reported_failure,
     trap_failure,
     truncation_note,
 )
+from ._types import Deployment
 
 _START = b"_start"
 _MEMORY = b"memory"
 _EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
 _EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+# The invocation's context JSON, in every command's environment (a reserved
+# name: it wins over a function env var of the same name). Handler-form glue
+# of compiled languages reads it; a program may.
+CONTEXT_ENV = "NIMBUS_CONTEXT"
 # A table element costs 8 bytes of host memory; tables are not under memory_mb.
 TABLE_ELEMENTS_LIMIT = 1_000_000
 TABLES_LIMIT = 8
@@ -90,14 +97,34 @@ class LoadedModule:
 
 
 class WasiArgs:
-    """argv and environment as C arrays, encoded once per deployment."""
+    """argv and environment as C arrays, encoded once per deployment; the
+    context variable's value is added per call (`values_with`)."""
 
     def __init__(self, argv: list[str], env: Mapping[str, str]) -> None:
+        env = {name: value for name, value in env.items() if name != CONTEXT_ENV}
         self.argc = len(argv)
         self.argv = to_char_array(argv)
-        self.envc = len(env)
-        self.names = to_char_array(list(env))
-        self.values = to_char_array(list(env.values()))
+        self.envc = len(env) + 1
+        self.names = to_char_array([*env, CONTEXT_ENV])
+        self._values = [value.encode() for value in env.values()]
+        self._array = ctypes.c_char_p * self.envc
+
+    def values_with(self, context: bytes):
+        values = self._array(*self._values, context)
+        return ctypes.cast(values, ctypes.POINTER(ctypes.POINTER(ctypes.c_char))), values
+
+
+def context_json(dep: Deployment, context: Mapping) -> bytes:
+    """The context a guest sees: the caller's, with the platform's keys over it."""
+    full = {
+        "function_name": dep.function_name,
+        "version": dep.version,
+        "memory_limit_mb": dep.memory_mb,
+        **context,
+        # The sandbox enforces the deadline, so it states it.
+        "deadline_ms": int((time.time() + dep.timeout_sec) * 1000),
+    }
+    return orjson.dumps(full, default=str)
 
 
 def run_module(
@@ -109,6 +136,7 @@ def run_module(
     memory_bytes: int,
     timeout_sec: float,
     deadline_ticks: int,
+    guest_context: bytes = b"{}",
 ) -> Outcome:
     io = _wasi.GuestIO(event, timeout_sec)
     _wasi.bind(io)
@@ -119,8 +147,9 @@ def run_module(
         _store_limiter(store, memory_bytes, TABLE_ELEMENTS_LIMIT, 1, TABLES_LIMIT, 1)
         _set_epoch_deadline(context, deadline_ticks)
         config = _wasi_config_new()
+        values, _keep = args.values_with(guest_context)
         if not _wasi_set_argv(config, args.argc, args.argv) or not _wasi_set_env(
-            config, args.envc, args.names, args.values
+            config, args.envc, args.names, values
         ):
             raw._wasi_config_delete(config)
             raise ValueError("invalid argv or environment for WASI")
@@ -182,7 +211,12 @@ def _classify(io: _wasi.GuestIO, error, trap, memory_used, memory_bytes: int) ->
     if isinstance(exc, wasmtime.ExitTrap):
         if exc.code == 0:
             return Outcome(OK, output=b"".join(io.stdout))
-        failure = exit_failure(exc.code)
+        reported = reported_failure(b"".join(io.stderr))
+        if reported is not None:
+            failure, logs = reported
+            io.stderr = [logs]
+        else:
+            failure = exit_failure(exc.code)
     elif trap_obj is not None:
         failure = trap_failure(trap_obj)
     else:

@@ -79,6 +79,38 @@ def error_failure(error: Exception) -> FunctionFailure:
     return FunctionFailure(type="Trap", message=lines[0], stack=stack)
 
 
+# A command reports its own error as the last line of its stderr: an ASCII
+# record separator and a JSON object {"type", "message", "stack": [...]}, then a
+# non-zero exit. The compiled languages' handler glue does (compiler/glue/).
+RECORD_SEPARATOR = b"\x1e"
+_MAX_MESSAGE = 64 * 1024
+_MAX_FRAME_CHARS = 1000
+
+
+def reported_failure(stderr: bytes) -> tuple[FunctionFailure, bytes] | None:
+    """The guest's error record and the log before it, or None without one."""
+    at = stderr.rfind(RECORD_SEPARATOR)
+    if at < 0:
+        return None
+    try:
+        record = orjson.loads(stderr[at + 1 :])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    kind, message, stack = record.get("type"), record.get("message"), record.get("stack", [])
+    if not isinstance(kind, str) or not isinstance(message, str) or not isinstance(stack, list):
+        return None
+    frames = [str(frame)[:_MAX_FRAME_CHARS] for frame in stack[:_MAX_FRAMES]]
+    logs = stderr[:at]
+    if logs.endswith(b"\n"):  # the record's own line break
+        logs = logs[:-1]
+    failure = FunctionFailure(
+        type=kind[:200] or "Error", message=message[:_MAX_MESSAGE], stack=frames
+    )
+    return failure, logs
+
+
 def exit_failure(code: int) -> FunctionFailure:
     return FunctionFailure(
         type="ExitError", message=f"function exited with status {code}", exit_code=code

@@ -13,7 +13,7 @@ from store import Store, errors
 from . import _artifact
 from ._component import HandlerInstance, LoadedComponent, run_handler
 from ._docker import NativeExecutors
-from ._module import LoadedModule, run_module
+from ._module import LoadedModule, context_json, run_module
 from ._outcome import TIMEOUT, Outcome, to_result
 from ._runtime_world import RUN, check_source, runtime_call
 from ._threads import Abandoned
@@ -147,6 +147,7 @@ class Sandbox:
                     memory_bytes=dep.memory_mb * MiB,
                     timeout_sec=dep.timeout_sec,
                     deadline_ticks=worker.host.deadline_ticks(dep.timeout_sec),
+                    guest_context=context_json(dep, context),
                 )
             else:
                 outcome = self._call_component(worker, dep, loaded, prepared, event, context)

@@ -75,16 +75,37 @@ def test_argv0_is_the_function_name(sandbox, deploy):
     assert result.output == b"my-func\0"
 
 
+def _environ(output: bytes) -> tuple[list[bytes], dict]:
+    """The guest's variables but the context, and the context (NIMBUS_CONTEXT)."""
+    pairs = [p for p in output.split(b"\0") if p]
+    contexts = [p for p in pairs if p.startswith(b"NIMBUS_CONTEXT=")]
+    assert len(contexts) == 1, pairs
+    return [p for p in pairs if p not in contexts], json.loads(contexts[0].split(b"=", 1)[1])
+
+
 def test_environment_is_only_the_functions_env_vars(sandbox, deploy):
     env = {"GREETING": "hi there", "EMPTY": ""}
     result = sandbox.invoke(deploy(wat_module("ENVIRON"), env_vars=env), b"{}", {})
-    pairs = [p for p in result.output.split(b"\0") if p]
+    pairs, _ = _environ(result.output)
     assert sorted(pairs) == sorted(f"{k}={v}".encode() for k, v in env.items())
 
 
 def test_no_host_environment_without_env_vars(sandbox, deploy):
     result = sandbox.invoke(deploy(wat_module("ENVIRON")), b"{}", {})
-    assert result.output == b""
+    assert _environ(result.output)[0] == []
+
+
+def test_context_is_in_NIMBUS_CONTEXT(sandbox, deploy):
+    # The one reserved variable: it wins over a function env var of the same name.
+    dep = deploy(wat_module("ENVIRON"), name="ctx-fn", env_vars={"NIMBUS_CONTEXT": "mine"})
+    before = time.time() * 1000
+    result = sandbox.invoke(dep, b"{}", {"invocation_id": "inv_1", "tenant": "acme"})
+    pairs, context = _environ(result.output)
+    assert pairs == []
+    assert context["function_name"] == "ctx-fn"
+    assert context["invocation_id"] == "inv_1" and context["tenant"] == "acme"
+    assert context["memory_limit_mb"] == dep.memory_mb and context["version"] == dep.version
+    assert before + dep.timeout_sec * 1000 - 1000 <= context["deadline_ms"]
 
 
 def test_fresh_instance_every_call(sandbox, deploy):
@@ -226,5 +247,5 @@ def test_pointers_outside_guest_memory_are_efault(sandbox, deploy, still_serves)
 def test_changed_env_vars_are_never_served_stale(sandbox, deploy):
     first = deploy(wat_module("ENVIRON"), env_vars={"A": "1"})
     second = first.__class__(**{**first.__dict__, "env_vars": {"A": "2"}})
-    assert sandbox.invoke(first, b"{}", {}).output == b"A=1\0"
-    assert sandbox.invoke(second, b"{}", {}).output == b"A=2\0"
+    assert _environ(sandbox.invoke(first, b"{}", {}).output)[0] == [b"A=1"]
+    assert _environ(sandbox.invoke(second, b"{}", {}).output)[0] == [b"A=2"]
