@@ -5,19 +5,23 @@ line in `_BUILDERS` (a builder is made from the server's `BuildConfig`).
 
 Public surface: `builder_for`, the protocol's types (`Builder`,
 `BuildRequest`, `BuildResult`, `BuildLog`, `BuildFailed`, `BuildConfig`),
-`BuildCache` (finished builds by what they were made from) and
+`BuildCache` (finished builds by what they were made from),
+`runtime_cache_dirs` (the shared runtimes' seed cache folders) and
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache, CachedBuild
 from .runtimes.c import CBuilder
 from .runtimes.go import GoBuilder
 from .runtimes.native import NativeBuilder
+from .runtimes.python import PythonBuilder
+from .runtimes.python_runtime import SEED_CACHE_DIR
 from .runtimes.wasm import WasmBuilder
 
 _BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
@@ -25,6 +29,7 @@ _BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
     "native": lambda config: NativeBuilder(),
     "c": CBuilder,
     "go": GoBuilder,
+    "python": PythonBuilder,
 }
 
 
@@ -37,6 +42,12 @@ def builder_for(runtime: str, config: BuildConfig | None = None) -> Builder:
             "upload a ready WebAssembly artifact with runtime 'wasm' instead"
         ) from None
     return make(config or BuildConfig())
+
+
+def runtime_cache_dirs() -> tuple[Path, ...]:
+    """Sandbox cache folders the install scripts filled for the shared language runtimes
+    (precompiled components, unpacked stdlib): servers read them as seeds."""
+    return (SEED_CACHE_DIR,)
 
 
 def runtimes_with_toolchains() -> list[str]:
@@ -54,5 +65,6 @@ __all__ = [
     "Builder",
     "CachedBuild",
     "builder_for",
+    "runtime_cache_dirs",
     "runtimes_with_toolchains",
 ]

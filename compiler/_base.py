@@ -45,8 +45,13 @@ class BuildRequest:
 @dataclass(frozen=True)
 class BuildResult:
     artifact: Path
-    kind: str  # "module" | "component" | "native"
+    kind: str  # "module" | "component" | "native" | "runtime"
     runtime_version: str
+    # Kind "runtime": `artifact` is the shared runtime component (the same file
+    # for every function of the language), `bundle` the function's own code as
+    # the runtime takes it, `mounts` guest path → tar archive to mount read-only.
+    bundle: Path | None = None
+    mounts: dict[str, Path] = field(default_factory=dict)
 
 
 class BuildLog:

@@ -25,14 +25,18 @@ from pathlib import Path
 import orjson
 
 import compiler
+from sandbox import Deployment, Mount
 from store import errors
 from store.functions import FunctionRepo, build_log_key, function_key, version_key
-from store.records import BuildStatus, BuildSummary, Function, Version, now
+from store.records import BuildMount, BuildStatus, BuildSummary, Function, Version, now
 
 log = logging.getLogger("nimbus.builds")
 
 # (artifact_key, sha256) → precompiled key: the sandbox's step after a build.
 Precompile = Callable[[str, str], str]
+# A shared-runtime deployment → the runtime's facts; raises errors.Invalid for
+# source its interpreter refuses (the sandbox's `check`).
+CheckSource = Callable[[Deployment], str]
 # (runtime, "ready" | "failed", seconds from claim to outcome): e.g. a metric.
 BuildObserver = Callable[[str, str, float], None]
 
@@ -52,6 +56,7 @@ class BuildQueue:
         poll_sec: float,
         max_attempts: int,
         precompile: Precompile | None = None,
+        check_source: CheckSource | None = None,
         on_finished: BuildObserver | None = None,
     ) -> None:
         self.repo = repo
@@ -61,6 +66,7 @@ class BuildQueue:
         self.poll_sec = poll_sec
         self.max_attempts = max_attempts
         self.precompile = precompile
+        self.check_source = check_source
         self.on_finished = on_finished
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Event()
@@ -226,20 +232,61 @@ class BuildQueue:
         key, sha = self.repo.put_blob_file(result.artifact)
         build_log.write(f"artifact {key} ({result.artifact.stat().st_size} bytes)")
         precompiled = None
-        if self.precompile is not None and result.kind in ("module", "component"):
+        if self.precompile is not None and result.kind in ("module", "component", "runtime"):
             started = time.monotonic()
             try:
                 precompiled = self.precompile(key, sha)
             except errors.NimbusError as exc:
                 raise compiler.BuildFailed(f"the artifact does not load: {exc.message}") from None
             build_log.write(f"precompiled in {time.monotonic() - started:.2f}s")
+        parts = self._runtime_parts(version, result, (key, sha), build_log)
         return {
             "artifact_key": key,
             "artifact_sha256": sha,
             "artifact_kind": result.kind,
             "precompiled_key": precompiled,
             "runtime_version": result.runtime_version,
+            **parts,
         }
+
+    def _runtime_parts(
+        self, version: Version, result, runtime: tuple[str, str], build_log: compiler.BuildLog
+    ) -> dict:
+        """A shared-runtime build: store the function's bundle and mounts (content-addressed,
+        so the runtime's stdlib is stored once), then have the runtime check the source."""
+        if result.kind != "runtime":
+            return {}
+        bundle_key, bundle_sha = self.repo.put_blob_file(result.bundle)
+        mounts = [
+            BuildMount(guest_path=guest, key=key, sha256=sha)
+            for guest, (key, sha) in (
+                (guest, self.repo.put_blob_file(path)) for guest, path in result.mounts.items()
+            )
+        ]
+        if self.check_source is not None:
+            dep = Deployment(
+                function_id=version.function_id,
+                function_name=version.function_id,
+                version=version.version,
+                artifact_key=runtime[0],
+                artifact_sha256=runtime[1],
+                kind="runtime",
+                memory_mb=version.memory_mb,
+                timeout_sec=30,
+                handler=version.handler or "",
+                source_key=bundle_key,
+                source_sha256=bundle_sha,
+                mounts=tuple(Mount(m.guest_path, m.key, m.sha256) for m in mounts),
+            )
+            started = time.monotonic()
+            try:
+                facts = self.check_source(dep)
+            except errors.NimbusError as exc:
+                stack = getattr(exc, "stack", None) or []
+                raise compiler.BuildFailed("\n".join([exc.message, *stack])) from None
+            build_log.write(f"source checked by the runtime in {time.monotonic() - started:.2f}s: "
+                            f"{facts}")  # fmt: skip
+        return {"bundle_key": bundle_key, "bundle_sha256": bundle_sha, "mounts": mounts}
 
     def _finish(self, lease: _Lease, outcome: dict, build_log: compiler.BuildLog) -> None:
         version = lease.version
@@ -249,7 +296,8 @@ class BuildQueue:
         build.status = BuildStatus.failed if "error" in outcome else BuildStatus.ready
         build.error = outcome.get("error")
         for field in ("artifact_key", "artifact_sha256", "artifact_kind",
-                      "precompiled_key", "runtime_version"):  # fmt: skip
+                      "precompiled_key", "runtime_version", "bundle_key", "bundle_sha256",
+                      "mounts"):  # fmt: skip
             if field in outcome:
                 setattr(build, field, outcome[field])
         build.lease_owner = None

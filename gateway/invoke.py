@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from sandbox import Deployment, InvokeResult, Sandbox
+from sandbox import Deployment, InvokeResult, Mount, Sandbox
 from store import errors
 from store.records import BuildStatus, Function, FunctionStatus, Version, sequential_id
 
@@ -48,6 +48,19 @@ def parse_caller_context(header: str | None) -> dict:
     if not isinstance(value, dict):
         raise errors.NimbusError("X-Nimbus-Context must be a JSON object", code="bad_request")
     return value
+
+
+def runtime_fields(version: Version) -> dict:
+    """A shared-runtime deployment's extra fields (kind "runtime"): handler, code, mounts."""
+    build = version.build
+    if build.artifact_kind != "runtime":
+        return {}
+    return {
+        "handler": version.handler or "",
+        "source_key": build.bundle_key,
+        "source_sha256": build.bundle_sha256,
+        "mounts": tuple(Mount(m.guest_path, m.key, m.sha256) for m in build.mounts),
+    }
 
 
 def _refuse_unservable(fn: Function) -> None:
@@ -99,6 +112,7 @@ class InvokeService:
             env_vars=version.env_vars,
             memory_mb=version.memory_mb,
             timeout_sec=version.timeout_sec,
+            **runtime_fields(version),
         )
 
     def invoke(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import compiler
 from sandbox import NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
 from store.functions import FunctionRepo
@@ -56,6 +57,8 @@ class Platform:
             store,
             SandboxConfig(
                 cache_dir=settings.data_dir / "cache" / "precompiled",
+                # Shared runtimes precompiled and unpacked at install time.
+                seed_cache_dirs=compiler.runtime_cache_dirs(),
                 max_concurrent=settings.max_concurrent,
                 queue_size=settings.invoke_queue_size,
                 queue_timeout_sec=settings.invoke_queue_timeout_sec,
@@ -70,6 +73,7 @@ class Platform:
             poll_sec=settings.build_poll_sec,
             max_attempts=settings.build_max_attempts,
             precompile=sandbox.precompile,
+            check_source=sandbox.check,
             on_finished=metrics.observe_build,
         )
         functions = FunctionService(repo, settings, on_enqueue=builds.wake)

@@ -42,3 +42,7 @@ if (( ${#missing[@]} )); then
         echo "warning: missing ${missing[*]}; install them with your package manager" >&2
     fi
 fi
+
+# Python functions: the shared runtime component and its stdlib, built and
+# precompiled once per machine under .cache/runtimes (~2-3 min the first time).
+scripts/runtimes/python.sh

@@ -88,6 +88,14 @@ class FunctionStatus(StrEnum):
     offline = "offline"
 
 
+class BuildMount(BaseModel):
+    """A platform-made archive mounted read-only into a runtime deployment's guest."""
+
+    guest_path: str  # e.g. "/python" (a runtime's stdlib), "/deps" (bundled requirements)
+    key: str
+    sha256: str
+
+
 class Build(BaseModel):
     status: BuildStatus = BuildStatus.queued
     error: str | None = None
@@ -103,6 +111,11 @@ class Build(BaseModel):
     precompiled_key: str | None = None
     runtime_version: str | None = None
     log_key: str | None = None
+    # artifact_kind "runtime": the artifact is a shared language runtime; these
+    # are the function's own code as it takes it, and what it mounts read-only.
+    bundle_key: str | None = None
+    bundle_sha256: str | None = None
+    mounts: list[BuildMount] = Field(default_factory=list)
 
 
 class Version(BaseModel):
