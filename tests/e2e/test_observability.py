@@ -281,7 +281,7 @@ def test_stats_are_exact_and_survive_restarts(make_server, backend_env, monkeypa
 def test_quota_shows_limits_and_usage_and_refuses_past_max_functions(make_server):
     server = make_server({"MAX_FUNCTIONS": "2", "MAX_CONCURRENT": "3"}).start()
     echo = deploy(server, "echo", w.ECHO_WAT)
-    slow = deploy(server, "slow", w.sleep_wat(2.0))
+    slow = deploy(server, "slow", w.sleep_wat(4.0))
     quota = once(server, "GET", "/api/v1/quota").json()
     limits, usage = quota["limits"], quota["usage"]
     assert limits["max_functions"] == 2
@@ -314,7 +314,7 @@ def test_quota_shows_limits_and_usage_and_refuses_past_max_functions(make_server
                 ]
                 == 1
             ),
-            timeout=1.5,
+            timeout=3.5,
         )
         assert running
     finally:
