@@ -357,3 +357,12 @@ def test_check_accepts_new_syntax(runtime, deploy):
     """The guest's own 3.14 compiler decides, not the host's."""
     source = "type Pair = tuple[int, int]\ndef main[T](event: T) -> T:\n    return event\n"
     runtime[0].check(deploy({"handler.py": source}))
+
+
+def test_the_minimum_memory_is_enough(runtime, deploy):
+    """gateway/functions.py lets a python function have 32 MB: the runtime fits in it."""
+    dep = deploy(
+        "import email.utils, difflib, json\ndef main(e):\n    return len(json.dumps([1] * 1000))\n",
+        memory_mb=32,
+    )
+    assert ok(runtime[0], dep) == 3000
