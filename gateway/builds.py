@@ -56,6 +56,7 @@ class BuildQueue:
         poll_sec: float,
         max_attempts: int,
         precompile: Precompile | None = None,
+        build_config: compiler.BuildConfig | None = None,
         check_source: CheckSource | None = None,
         on_finished: BuildObserver | None = None,
     ) -> None:
@@ -66,6 +67,7 @@ class BuildQueue:
         self.poll_sec = poll_sec
         self.max_attempts = max_attempts
         self.precompile = precompile
+        self.build_config = build_config or compiler.BuildConfig()
         self.check_source = check_source
         self._shared_files: dict[tuple, tuple[str, str]] = {}
         self.on_finished = on_finished
@@ -209,7 +211,7 @@ class BuildQueue:
         return self.workdir
 
     def _build(self, version: Version, folder: Path, build_log: compiler.BuildLog) -> dict:
-        builder = compiler.builder_for(version.runtime)
+        builder = compiler.builder_for(version.runtime, self.build_config)
         files, binary = None, None
         if version.source_kind == "files":
             files = orjson.loads(self.repo.store.get(version.source_key).data)
@@ -229,12 +231,7 @@ class BuildQueue:
         )
         out = folder / "out"
         out.mkdir()
-        result = builder.build(request, out, build_log)
-        if result.kind == "runtime":
-            key, sha = self._put_shared(result.artifact)
-        else:
-            key, sha = self.repo.put_blob_file(result.artifact)
-        build_log.write(f"artifact {key} ({result.artifact.stat().st_size} bytes)")
+        result, key, sha = self._build_or_reuse(builder, request, out, build_log)
         precompiled = None
         if self.precompile is not None and result.kind in ("module", "component", "runtime"):
             started = time.monotonic()
@@ -308,6 +305,46 @@ class BuildQueue:
                 self._shared_files.clear()
             self._shared_files[memo] = found
         return found
+
+    def _build_or_reuse(
+        self,
+        builder: compiler.Builder,
+        request: compiler.BuildRequest,
+        out: Path,
+        build_log: compiler.BuildLog,
+    ) -> tuple[compiler.BuildResult, str, str]:
+        """Build and store the artifact, or reuse the one an identical build made."""
+        cache = compiler.BuildCache(self.repo.store)
+        cache_key = cache.key_for(builder, request)
+        hit = cache.get(cache_key) if cache_key else None
+        if hit is not None:
+            build_log.write(
+                f"unchanged since the build of {hit.function_id} v{hit.version}: reusing its "
+                f"artifact {hit.artifact_key} ({hit.size} bytes; build cache {cache_key[:16]})"
+            )
+            result = compiler.BuildResult(out, hit.artifact_kind, hit.runtime_version)
+            return result, hit.artifact_key, hit.artifact_sha256
+        result = builder.build(request, out, build_log)
+        if result.kind == "runtime":
+            key, sha = self._put_shared(result.artifact)
+        else:
+            key, sha = self.repo.put_blob_file(result.artifact)
+        size = result.artifact.stat().st_size
+        build_log.write(f"artifact {key} ({size} bytes)")
+        if cache_key:
+            cache.put(
+                cache_key,
+                compiler.CachedBuild(
+                    artifact_key=key,
+                    artifact_sha256=sha,
+                    artifact_kind=result.kind,
+                    runtime_version=result.runtime_version,
+                    size=size,
+                    function_id=request.function_id,
+                    version=request.version,
+                ),
+            )
+        return result, key, sha
 
     def _finish(self, lease: _Lease, outcome: dict, build_log: compiler.BuildLog) -> None:
         version = lease.version

@@ -73,6 +73,12 @@ class Platform:
             poll_sec=settings.build_poll_sec,
             max_attempts=settings.build_max_attempts,
             precompile=sandbox.precompile,
+            build_config=compiler.BuildConfig(
+                toolchains_dir=settings.toolchains_dir,
+                timeout_sec=settings.build_timeout_sec,
+                memory_mb=settings.build_memory_mb,
+                install_toolchains=settings.toolchains_auto_install,
+            ),
             check_source=sandbox.check,
             on_finished=metrics.observe_build,
         )

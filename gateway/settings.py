@@ -73,7 +73,10 @@ class Settings(BaseSettings):
 
     build_concurrency: int = Field(1, description="build workers per gunicorn worker")
     build_lease_sec: float = 30
-    build_timeout_sec: float = 600
+    build_timeout_sec: float = 600  # one compile, killed at this age
+    build_memory_mb: int = 2048  # per compiler process (RLIMIT_DATA in the build jail)
+    toolchains_dir: Path = Path("./.cache/toolchains")  # compilers, installed by scripts/toolchains
+    toolchains_auto_install: bool = True  # install a missing toolchain on a language's first build
     build_wait_sec: float = 300  # how long ?wait=true holds a request
     build_max_attempts: int = 3
     build_poll_sec: float = 1.0
@@ -82,6 +85,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         self.data_dir = self.data_dir.resolve()
+        self.toolchains_dir = self.toolchains_dir.resolve()
         if self.metrics_dir is None:
             self.metrics_dir = self.data_dir / "metrics"
         if self.native_dir is None:

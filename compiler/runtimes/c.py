@@ -17,6 +17,7 @@ artifact).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -83,8 +84,11 @@ class CBuilder:
     def prepare(self, log: BuildLog) -> Path:
         """Install zig if needed and fill its warm cache; returns the cache."""
         home = self.toolchains.ensure(ZIG, log)
+        # NOTE(compiler): keyed by the flags only: what the cache keeps (wasi-libc,
+        # compiler_rt) depends on them, not on the glue, compiled in every build.
+        key = hashlib.sha256("\0".join(FLAGS).encode()).hexdigest()[:16]
         return self.toolchains.warm_cache(
-            ZIG, glue_version(), lambda work: self._fill_cache(home, work, log), log
+            ZIG, key, lambda work: self._fill_cache(home, work, log), log
         )
 
     def _fill_cache(self, home: Path, work: Path, log: BuildLog) -> None:

@@ -19,6 +19,7 @@ pipeline, never on an invoke.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -117,7 +118,8 @@ class GoBuilder:
     def prepare(self, log: BuildLog) -> Path:
         """Install Go if needed and fill its warm GOCACHE; returns the cache."""
         home = self.toolchains.ensure(GO, log)
-        key = files_version([GLUE_DIR / GLUE_MAIN]) + "-" + str(len(_WARM_PACKAGES))
+        # Keyed by what it holds: the standard packages compiled with these flags.
+        key = hashlib.sha256("\0".join(FLAGS + _WARM_PACKAGES).encode()).hexdigest()[:16]
         return self.toolchains.warm_cache(
             GO, key, lambda work: self._fill_cache(home, work, log), log
         )

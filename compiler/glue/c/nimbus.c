@@ -124,7 +124,13 @@ void nimbus_buf_json_number(nimbus_buf *buf, double value) {
     } else if (value == (double)(long long)value && fabs(value) < 1e15) {
         nimbus_buf_printf(buf, "%lld", (long long)value);
     } else {
-        nimbus_buf_printf(buf, "%.17g", value);
+        /* the shortest text that reads back as the same double: 16.65, not 16.649999999999999 */
+        char text[32];
+        for (int digits = 15; digits <= 17; digits++) {
+            snprintf(text, sizeof text, "%.*g", digits, value);
+            if (strtod(text, NULL) == value) break;
+        }
+        nimbus_buf_puts(buf, text);
     }
 }
 
