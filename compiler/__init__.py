@@ -17,11 +17,11 @@ from pathlib import Path
 
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache, CachedBuild
+from .runtimes import python_runtime
 from .runtimes.c import CBuilder
 from .runtimes.go import GoBuilder
 from .runtimes.native import NativeBuilder
 from .runtimes.python import PythonBuilder
-from .runtimes.python_runtime import SEED_CACHE_DIR
 from .runtimes.wasm import WasmBuilder
 
 _BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
@@ -47,7 +47,13 @@ def builder_for(runtime: str, config: BuildConfig | None = None) -> Builder:
 def runtime_cache_dirs() -> tuple[Path, ...]:
     """Sandbox cache folders the install scripts filled for the shared language runtimes
     (precompiled components, unpacked stdlib): servers read them as seeds."""
-    return (SEED_CACHE_DIR,)
+    return (python_runtime.SEED_CACHE_DIR,)
+
+
+def runtime_components() -> list[str]:
+    """sha256 of each installed shared runtime component (workers preload them)."""
+    found = python_runtime.installed()
+    return [found.wasm_sha256] if found is not None and found.wasm_sha256 else []
 
 
 def runtimes_with_toolchains() -> list[str]:
@@ -66,5 +72,6 @@ __all__ = [
     "CachedBuild",
     "builder_for",
     "runtime_cache_dirs",
+    "runtime_components",
     "runtimes_with_toolchains",
 ]

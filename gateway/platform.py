@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import compiler
-from sandbox import NativeConfig, Sandbox, SandboxConfig
+from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
-from store.functions import FunctionRepo
+from store.functions import FunctionRepo, blob_key
 from store.invocations import InvocationRepo
 
 from .asyncq import AsyncInvocations
@@ -143,9 +145,22 @@ class Platform:
     def start(self) -> None:
         """Make the engine and start background work; call in the worker, after fork."""
         self.sandbox.start()
+        threading.Thread(target=self._preload_runtimes, name="runtime-preload", daemon=True).start()
         self.recorder.start()
         self.builds.start()
         self.async_invocations.start()
+
+    def _preload_runtimes(self) -> None:
+        """PERF(nimbus): load the shared language runtimes (a ~38 MB precompiled component
+        for Python) at worker start, not on the worker's first invoke (~0.2 s)."""
+        for sha in compiler.runtime_components():
+            preload = Deployment(function_id="_runtime", function_name="runtime", version=0,
+                                 artifact_key=blob_key(sha), artifact_sha256=sha,
+                                 kind="component")  # fmt: skip
+            try:
+                self.sandbox.prepare(preload)
+            except Exception as exc:  # only a missed warm-up: the first invoke loads it
+                logging.getLogger("nimbus").info("runtime %s not preloaded: %s", sha[:12], exc)
 
     def stop(self) -> None:
         self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)

@@ -63,6 +63,7 @@ class PythonRuntime:
     folder: Path
     runtime_version: str  # e.g. "CPython 3.14.0 (componentize-py 0.25.1, nimbus-runtime 1)"
     python_version: str
+    wasm_sha256: str = ""
 
     @property
     def wasm(self) -> Path:
@@ -84,7 +85,12 @@ def installed(root: Path = RUNTIMES_DIR) -> PythonRuntime | None:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    return PythonRuntime(folder, manifest["runtime_version"], manifest["python_version"])
+    return PythonRuntime(
+        folder,
+        manifest["runtime_version"],
+        manifest["python_version"],
+        manifest.get("wasm_sha256", ""),
+    )
 
 
 def write_manifest(folder: Path, python_version: str, extra: dict) -> PythonRuntime:
