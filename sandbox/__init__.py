@@ -2,7 +2,7 @@
 
 Public surface:
 
-- `Sandbox(store, config)` — `kind_of`, `precompile`, `prepare`, `invoke`,
+- `Sandbox(store, config)` — `kind_of`, `precompile`, `prepare`, `invoke`, `check`,
   `start` (make the engine now, e.g. after gunicorn's fork), `close`, `stats`.
 - `SandboxConfig`, `Deployment`, `Mount` — what the gateway passes in; `NativeConfig`
   (in `SandboxConfig.native`) for native binaries run in Docker containers.

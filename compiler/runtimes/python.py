@@ -5,7 +5,7 @@ pure-Python wheels for the guest's CPython and bundles them, and names the
 shared runtime component (built once per machine by
 scripts/runtimes/python.sh) as the artifact. The build pipeline then asks the
 sandbox to `check` the source with the guest's own compiler, so syntax errors
-name the user's file and line (docs/decisions/0002-shared-python-runtime.md).
+name the user's file and line (docs/decisions/0004-shared-python-runtime.md).
 """
 
 from __future__ import annotations
