@@ -101,12 +101,12 @@ class S3Store(Store):
                 if conditional:
                     raise errors.Conflict(f"{key} does not exist") from exc
                 raise errors.NotFound(f"{key} not found") from exc
-            if status == 403 or status >= 500 or code in ("SlowDown", "ServiceUnavailable"):
-                raise errors.Unavailable(f"S3 refused {where}: {code} {status}") from exc
-            raise exc
+            # Anything else (403, 5xx, SlowDown, a server's own quirk) means the
+            # store cannot serve us right now: callers see 503, not a 500.
+            raise errors.Unavailable(f"S3 refused {where}: {code} {status}") from exc
         if isinstance(exc, BotoConnectionError | HTTPClientError | NoCredentialsError):
             raise errors.Unavailable(f"S3 unreachable for {where}: {exc}") from exc
-        raise exc
+        raise errors.Unavailable(f"S3 failed for {where}: {exc}") from exc
 
     @contextlib.contextmanager
     def _translated(self, key: str, *, conditional: bool = False) -> Iterator[None]:
