@@ -22,6 +22,7 @@ from .runtimes.c import CBuilder
 from .runtimes.go import GoBuilder
 from .runtimes.native import NativeBuilder
 from .runtimes.python import PythonBuilder
+from .runtimes.rust import RustBuilder
 from .runtimes.wasm import WasmBuilder
 
 _BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
@@ -30,6 +31,7 @@ _BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
     "c": CBuilder,
     "go": GoBuilder,
     "python": PythonBuilder,
+    "rust": RustBuilder,
 }
 
 

@@ -1,0 +1,168 @@
+//! Nimbus handler glue (generated crate, not user code): reads the event from
+//! stdin, calls the user's handler, writes its result to stdout, and turns an
+//! `Err` or a panic into a function error the sandbox reports as
+//! `{type, message, stack}`.
+#![allow(dead_code)]
+
+use std::fmt::Display;
+use std::io::{Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// What the handler's module sees without importing anything.
+pub mod prelude {
+    pub use super::Context;
+}
+
+/// The invocation's context: who is running and until when.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub function_name: String,
+    pub version: u64,
+    pub invocation_id: String,
+    /// The deadline as Unix epoch milliseconds.
+    pub deadline_ms: u64,
+    pub memory_limit_mb: u64,
+    /// Everything else: the caller's `X-Nimbus-Context` object.
+    pub caller: Map<String, Value>,
+}
+
+impl Context {
+    /// Milliseconds left before the platform stops this invocation.
+    pub fn remaining_ms(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.deadline_ms.saturating_sub(now)
+    }
+
+    /// A value the caller passed in `X-Nimbus-Context`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.caller.get(key)
+    }
+
+    fn from_json(value: Value, fallback_name: String) -> Context {
+        let mut map = match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let text = |map: &mut Map<String, Value>, key: &str| match map.remove(key) {
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+            None => None,
+        };
+        let number = |map: &mut Map<String, Value>, key: &str| {
+            map.remove(key).and_then(|v| v.as_u64()).unwrap_or(0)
+        };
+        Context {
+            function_name: text(&mut map, "function_name").unwrap_or(fallback_name),
+            invocation_id: text(&mut map, "invocation_id").unwrap_or_default(),
+            version: number(&mut map, "version"),
+            deadline_ms: number(&mut map, "deadline_ms"),
+            memory_limit_mb: number(&mut map, "memory_limit_mb"),
+            caller: map,
+        }
+    }
+}
+
+fn read_context() -> Context {
+    let name = std::env::args().next().unwrap_or_default();
+    let value = std::env::var(CONTEXT_VAR)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    Context::from_json(value, name)
+}
+
+// NOTE(glue): how this glue talks to the sandbox (shared with the C and Go
+// glue): the context JSON comes in this environment variable; a function
+// error is a last line on stderr, an ASCII record separator (0x1e) and a JSON
+// object {type, message, stack}, and exit status 1.
+const CONTEXT_VAR: &str = "NIMBUS_CONTEXT";
+const ERROR_EXIT: i32 = 1;
+
+/// Report a function error and end the program.
+fn fail(kind: &str, message: &str, stack: Vec<String>) -> ! {
+    let record = serde_json::json!({"type": kind, "message": message, "stack": stack});
+    let _ = std::io::stdout().flush();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "\n\x1e{record}");
+    let _ = err.flush();
+    std::process::exit(ERROR_EXIT)
+}
+
+fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {
+    if let Some(s) = info.payload().downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = info.payload().downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// "Error" for a plain message (`String`, `&str`, a boxed error), else the
+/// error type's own name (`ValidationError`).
+fn error_type<Er>() -> String {
+    let full = std::any::type_name::<Er>();
+    let plain = full.split('<').next().unwrap_or(full);
+    let last = plain.rsplit("::").next().unwrap_or(plain).trim_start_matches('&');
+    match last {
+        "" | "String" | "str" | "Box" | "Cow" | "Rc" | "Arc" => "Error".to_string(),
+        name => name.to_string(),
+    }
+}
+
+/// Run the handler once: the whole life of this program.
+/// `name` and `file` are the handler's, for the error's stack.
+pub fn run<E, T, Er>(
+    handler: fn(E, &Context) -> Result<T, Er>,
+    name: &'static str,
+    file: &'static str,
+) -> !
+where
+    E: DeserializeOwned,
+    T: Serialize,
+    Er: Display,
+{
+    std::panic::set_hook(Box::new(move |info| {
+        // NOTE(glue): no unwinding on wasm32-wasip1 (panic = abort), so no
+        // backtrace: the panic's own location is the frame that matters.
+        let mut stack = Vec::new();
+        if let Some(loc) = info.location() {
+            stack.push(format!("at {}:{}:{}", loc.file(), loc.line(), loc.column()));
+        }
+        stack.push(format!("in {name} ({file})"));
+        fail("Panic", &panic_message(info), stack)
+    }));
+
+    let mut input = Vec::new();
+    if let Err(err) = std::io::stdin().read_to_end(&mut input) {
+        fail("EventError", &format!("cannot read the event: {err}"), vec![]);
+    }
+    let event: E = if input.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_value(Value::Object(Map::new()))
+    } else {
+        serde_json::from_slice(&input)
+    }
+    .unwrap_or_else(|err| {
+        fail("EventError", &format!("the event does not fit the handler's event type: {err}"), vec![])
+    });
+
+    let context = read_context();
+    match handler(event, &context) {
+        Ok(result) => {
+            let mut out = std::io::stdout().lock();
+            if let Err(err) = serde_json::to_writer(&mut out, &result).and_then(|_| {
+                out.flush().map_err(serde_json::Error::io)
+            }) {
+                fail("ResultError", &format!("the result cannot be written as JSON: {err}"), vec![]);
+            }
+            std::process::exit(0)
+        }
+        Err(err) => fail(&error_type::<Er>(), &err.to_string(), vec![format!("at {name} ({file})")]),
+    }
+}
