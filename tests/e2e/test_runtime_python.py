@@ -111,9 +111,10 @@ def test_syntax_error_fails_the_build_naming_the_line(api):
 
 def test_bad_requirement_fails_the_build(api):
     resp = create(api, "py-badreq", "def main(e):\n    pass\n", requirements=["--index-url=x"])
-    assert resp.status_code in (201, 422), resp.text
-    if resp.status_code == 201:
-        assert resp.json()["status"] == "failed"
+    assert resp.status_code == 201, resp.text
+    fn = resp.json()
+    assert fn["status"] == "failed"
+    assert "is not PEP 508" in fn["latest_build"]["error"]
 
 
 def test_exception_is_a_function_error_with_the_users_traceback(api):
