@@ -161,7 +161,29 @@ def main() -> int:
     started = time.monotonic()
     built = build(rt.RUNTIMES_DIR)
     print(f"==> {built.runtime_version} in {time.monotonic() - started:.0f}s: {built.folder}")
+    prune(built.folder)
     return 0
+
+
+def prune(keep: Path) -> None:
+    """Remove earlier Python runtimes and what only they left in the seed cache."""
+
+    def shas(folder: Path) -> set[str]:
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return set()
+        return {manifest.get("wasm_sha256"), manifest.get("stdlib_sha256")} - {None}
+
+    kept = shas(keep)
+    for old in rt.RUNTIMES_DIR.glob("python-*"):
+        if old == keep or not old.is_dir():
+            continue
+        for sha in shas(old) - kept:
+            for leftover in rt.SEED_CACHE_DIR.glob(f"*/{sha}"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        print(f"    removed the earlier runtime {old.name}")
 
 
 if __name__ == "__main__":
