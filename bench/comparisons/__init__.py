@@ -10,10 +10,11 @@ folders and the shared servers (`ctx.baseline()`, `ctx.nimbus()`,
 from __future__ import annotations
 
 from ..model import Comparison
-from . import cold_start, http_invoke, native, sandbox_overhead
+from . import async_invoke, cold_start, http_invoke, native, sandbox_overhead
 
 COMPARISONS: list[Comparison] = [
     http_invoke.COMPARISON,
+    async_invoke.COMPARISON,
     sandbox_overhead.COMPARISON,
     cold_start.COMPARISON,
     native.COMPARISON,
