@@ -159,7 +159,8 @@ class Toolchains:
         self, toolchain: Toolchain, key: str, fill: Callable[[Path], None], log: BuildLog
     ) -> Path:
         """A compiler cache filled once by `fill(workdir)` (which leaves it in
-        `workdir/cache`), keyed by the toolchain and `key` (glue and flags)."""
+        `workdir/cache`), keyed by the toolchain and `key` (glue and flags).
+        Earlier caches of the toolchain stay (a build may be copying one)."""
         path = self.root / "caches" / toolchain.label.replace(" ", "-") / key
         if (path / _WARM_DONE).exists():
             return path
@@ -174,6 +175,16 @@ class Toolchains:
             path.parent.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=f".{key}.partial-", dir=path.parent))
             try:
+                # PERF(toolchains): start from the newest earlier cache of this
+                # toolchain (other flags or glue), so only what changed is compiled.
+                earlier = sorted(
+                    (p for p in path.parent.glob("*/" + _WARM_DONE)),
+                    key=lambda p: p.stat().st_mtime,
+                )
+                if earlier:
+                    log.write(f"starting from the cache {earlier[-1].parent.name}")
+                    copy_tree(earlier[-1].parent, work / "cache")
+                    (work / "cache" / _WARM_DONE).unlink()
                 fill(work)
                 (work / "cache" / _WARM_DONE).write_text(toolchain.fingerprint + "\n")
                 if path.exists():  # an unfinished earlier attempt

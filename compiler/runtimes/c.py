@@ -47,6 +47,22 @@ char *handler(const char *event_json, const char *context_json) {
 """
 
 
+def _prune(cache: Path) -> None:
+    """Keep what a build with a warm cache reads: the manifests (h/), the
+    finished libraries (libc.a, compiler_rt, crt1) and the glue's objects.
+    PERF(compiler): 67 → 8 MB, so the per-build copy takes ~0.05 s, not ~0.5 s."""
+    for name in ("z", "tmp"):
+        for entry in (cache / name).glob("*"):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for entry in (cache / "o").glob("*"):
+        if not any(_kept(f.name) for f in entry.iterdir()):
+            shutil.rmtree(entry)
+
+
+def _kept(name: str) -> bool:
+    return name.endswith(".a") or name.startswith(("crt1", "nimbus"))
+
+
 def glue_version() -> str:
     return files_version(GLUE_DIR / name for name in GLUE_FILES)
 
@@ -84,16 +100,16 @@ class CBuilder:
     def prepare(self, log: BuildLog) -> Path:
         """Install zig if needed and fill its warm cache; returns the cache."""
         home = self.toolchains.ensure(ZIG, log)
-        # NOTE(compiler): keyed by the flags only: what the cache keeps (wasi-libc,
-        # compiler_rt) depends on them, not on the glue, compiled in every build.
-        key = hashlib.sha256("\0".join(FLAGS).encode()).hexdigest()[:16]
+        key = hashlib.sha256("\0".join(FLAGS).encode()).hexdigest()[:8] + "-" + glue_version()
         return self.toolchains.warm_cache(
             ZIG, key, lambda work: self._fill_cache(home, work, log), log
         )
 
     def _fill_cache(self, home: Path, work: Path, log: BuildLog) -> None:
         (work / "handler.c").write_text(_SAMPLE)
-        self._compile(home, work, ["handler.c"], "handler", work / "cache", log)
+        cache = work / "cache"
+        self._compile(home, work, ["handler.c"], "handler", cache, log)
+        _prune(cache)
 
     # -- build -----------------------------------------------------------------
 
@@ -122,11 +138,11 @@ class CBuilder:
         cache: Path,
         log: BuildLog,
     ) -> Path:
-        glue = workdir / RESERVED / "glue"
-        glue.mkdir(parents=True, exist_ok=True)
-        for name in GLUE_FILES:
-            shutil.copyfile(GLUE_DIR / name, glue / name)
+        # NOTE(compiler): the glue is compiled from its read-only place in the
+        # repository, the same path in every build, so zig's cache has its objects.
+        glue = GLUE_DIR
         artifact = workdir / RESERVED / "artifact.wasm"
+        artifact.parent.mkdir(parents=True, exist_ok=True)
         cmd = [str(home / "ziglang" / "zig"), "cc", *FLAGS, "-I", str(glue)]
         if handler is not None:
             cmd += ["-include", str(glue / "nimbus.h"), f"-DNIMBUS_HANDLER={handler}"]
@@ -138,7 +154,7 @@ class CBuilder:
         code = run_jailed(
             cmd,
             workdir=workdir,
-            ro_binds=[home],
+            ro_binds=[home, GLUE_DIR],
             env={
                 "PATH": "/usr/bin:/bin",
                 "HOME": str(workdir),

@@ -74,7 +74,7 @@ def as_main_package(name: str, text: str) -> str:
     """The file's text in package main, with its line numbers unchanged."""
     clause = package_clause(text)
     if clause is None:
-        return f"package main\n//line {name}:1\n{text}"
+        return f"package main\n//line {name}:1:1\n{text}"
     if clause.group(1) == "main":
         return text
     return text[: clause.start(1)] + "main" + text[clause.end(1) :]
