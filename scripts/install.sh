@@ -19,7 +19,7 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
     echo "$want" > "$STAMP"
 fi
 
-# Debian packages: wrk (benchmark load generator); docker.io, busybox-static, gcc,
+# Debian packages: wrk (benchmark load generator); bubblewrap (the build jail); docker.io, busybox-static, gcc,
 # libc6-dev, iproute2 (native functions: the local engine of `make engine`, its
 # runtime image, the static test binaries).
 installed() {
@@ -30,7 +30,7 @@ installed() {
     fi
 }
 missing=()
-for pkg in wrk docker.io busybox-static gcc libc6-dev iproute2; do
+for pkg in wrk bubblewrap docker.io busybox-static gcc libc6-dev iproute2; do
     installed "$pkg" || missing+=("$pkg")
 done
 if (( ${#missing[@]} )); then
@@ -42,6 +42,11 @@ if (( ${#missing[@]} )); then
         echo "warning: missing ${missing[*]}; install them with your package manager" >&2
     fi
 fi
+
+# Compiled languages (C, Go, Rust): each toolchain installed by its
+# scripts/toolchains/<language>.sh under .cache/toolchains, and its compiler
+# cache warmed (~3-5 min the first time; a second run takes a second).
+"$VENV/bin/python" -m compiler install-toolchains
 
 # Python functions: the shared runtime component and its stdlib, built and
 # precompiled once per machine under .cache/runtimes (~2-3 min the first time).
