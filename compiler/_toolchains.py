@@ -46,10 +46,11 @@ class Toolchain:
 
     name: str  # "zig"
     language: str  # "c": scripts/toolchains/c.sh installs it
+    scripts_dir: Path = SCRIPTS_DIR
 
     @property
     def script(self) -> Path:
-        return SCRIPTS_DIR / f"{self.language}.sh"
+        return self.scripts_dir / f"{self.language}.sh"
 
     @property
     def version(self) -> str:
@@ -66,7 +67,7 @@ class Toolchain:
     def fingerprint(self) -> str:
         """Changes whenever the installer (and so possibly the toolchain) changes."""
         digest = hashlib.sha256()
-        for path in [*sorted(SCRIPTS_DIR.glob("_*.sh")), self.script]:
+        for path in [*sorted(self.scripts_dir.glob("_*.sh")), self.script]:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
         return f"{self.label} ({digest.hexdigest()[:16]})"
 

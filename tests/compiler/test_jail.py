@@ -1,0 +1,190 @@
+"""The build jail: what a compiler can see, reach and use (real bubblewrap)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from compiler import BuildFailed, BuildLog
+from compiler._jail import LOG_LINES, TAIL_LINES, run_jailed
+
+PYTHON = "/usr/bin/python3"  # the system's, under the read-only /usr
+
+
+@pytest.fixture
+def jail(tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    log = BuildLog(tmp_path / "build.log")
+
+    def run(script: str, *, ro_binds=(), env=None, timeout=30, memory_mb=512):
+        output: list[str] = []
+        code = run_jailed(
+            [PYTHON, "-c", script],
+            workdir=workdir,
+            ro_binds=list(ro_binds),
+            env={"PATH": "/usr/bin:/bin", **(env or {})},
+            timeout=timeout,
+            memory_mb=memory_mb,
+            log=log,
+            output=output,
+        )
+        return code, output
+
+    run.workdir = workdir
+    run.log = log
+    yield run
+    log.close()
+
+
+def test_only_the_build_folder_is_writable_and_binds_are_read_only(jail, tmp_path):
+    toolchain = tmp_path / "toolchain"
+    toolchain.mkdir()
+    (toolchain / "cc").write_text("compiler")
+    script = f"""
+import os
+open("out.txt", "w").write("built")
+print(open({str(toolchain / "cc")!r}).read())
+try:
+    open({str(toolchain / "cc")!r}, "w")
+except OSError as e:
+    print("toolchain:", e.strerror)
+print("cwd:", os.getcwd())
+"""
+    code, output = jail(script, ro_binds=[toolchain])
+    assert code == 0, output
+    assert (jail.workdir / "out.txt").read_text() == "built"
+    assert output == ["compiler", "toolchain: Read-only file system", f"cwd: {jail.workdir}"]
+
+
+def test_host_files_outside_the_binds_are_not_there(jail, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    repo_file = Path(__file__).resolve()
+    script = f"""
+import os
+for path in [{str(secret)!r}, {str(repo_file)!r}, "/etc/passwd", "/etc/hostname", "/root"]:
+    print(path, os.path.exists(path))
+print(sorted(os.listdir("/")))
+"""
+    code, output = jail(script)
+    assert code == 0, output
+    assert all(line.endswith(" False") for line in output[:5]), output
+    assert output[5] == str(sorted(["bin", "dev", "lib", "lib64", "proc", "sbin", "tmp", "usr"]))
+
+
+def test_no_network(jail):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        accepted = []
+        thread = threading.Thread(target=lambda: accepted.append(_accept(server)))
+        thread.start()
+        script = f"""
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3)
+    print("connected")
+except OSError as e:
+    print("refused:", type(e).__name__)
+try:
+    socket.getaddrinfo("pypi.org", 443)
+    print("resolved")
+except OSError as e:
+    print("no dns:", type(e).__name__)
+"""
+        code, output = jail(script)
+        thread.join()
+    assert code == 0
+    assert output[0].startswith("refused:") and output[1].startswith("no dns:")
+    assert accepted == [None]
+
+
+def _accept(server: socket.socket):
+    try:
+        conn, _ = server.accept()
+        conn.close()
+        return "accepted"
+    except TimeoutError:
+        return None
+
+
+def test_environment_is_only_what_the_build_gives(jail, monkeypatch):
+    monkeypatch.setenv("NIMBUS_API_KEY", "host-secret")
+    code, output = jail("import os; print(sorted(os.environ))", env={"GOOS": "wasip1"})
+    assert code == 0
+    # PWD comes from --chdir, LC_CTYPE from Python's own C-locale coercion.
+    assert set(ast.literal_eval(output[0])) - {"PWD", "LC_CTYPE"} == {"GOOS", "PATH"}
+
+
+def test_no_capabilities_and_no_new_user_namespaces(jail):
+    script = """
+import os
+status = open("/proc/self/status").read()
+print([l for l in status.splitlines() if l.startswith("CapEff")][0].split()[1])
+print(os.getuid())
+import subprocess
+done = subprocess.run(["unshare", "--user", "true"], stderr=subprocess.DEVNULL)
+print("unshare:", done.returncode)
+"""
+    code, output = jail(script)
+    assert code == 0, output
+    assert output[0] == "0000000000000000" and output[1] == "1000"
+    assert output[2] != "unshare: 0"
+
+
+def test_timeout_kills_the_whole_jail(jail):
+    marker = "12345.678"
+    script = f"""
+import subprocess, time
+subprocess.Popen(["sleep", "{marker}"])
+time.sleep(600)
+"""
+    started = time.monotonic()
+    with pytest.raises(BuildFailed, match="build timed out after 2 s"):
+        jail(script, timeout=2)
+    assert time.monotonic() - started < 10
+    time.sleep(0.5)
+    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and marker in _cmdline(pid)]
+    assert leftovers == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_memory_limit_stops_a_hungry_process(jail):
+    script = """
+try:
+    hog = bytearray(600 * 1024 * 1024)
+    print("allocated")
+except MemoryError:
+    print("MemoryError")
+"""
+    assert jail(script, memory_mb=256)[1] == ["MemoryError"]
+    assert jail(script, memory_mb=1024)[1] == ["allocated"]
+
+
+def test_output_is_streamed_to_the_log_and_bounded(jail):
+    code, output = jail(f"for i in range({LOG_LINES + 500}): print('line', i)")
+    assert code == 0
+    text = jail.log.text()
+    assert "] line 0\n" in text and f"] line {LOG_LINES - 1}\n" in text
+    assert f"] line {LOG_LINES}\n" not in text
+    assert "500 more lines of build output not shown" in text
+    assert len(output) == TAIL_LINES and output[-1] == f"line {LOG_LINES + 499}"
+
+
+def test_exit_code_is_returned(jail):
+    assert jail("raise SystemExit(7)")[0] == 7

@@ -1,0 +1,66 @@
+"""Run a built WASI command the way the sandbox does: event on stdin, context in
+NIMBUS_CONTEXT, argv[0] the function's name (plain wasmtime, for builder tests)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def record(self) -> dict:
+        """The glue's error record: the last stderr line after the record separator."""
+        assert self.code != 0
+        return json.loads(self.stderr.rsplit("\x1e", 1)[1])
+
+
+def run(artifact: Path, event: object, tmp_path: Path, context: dict | None = None) -> Run:
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    config = wasmtime.WasiConfig()
+    (tmp_path / "stdin").write_text(json.dumps(event))
+    config.stdin_file = str(tmp_path / "stdin")
+    config.stdout_file = str(tmp_path / "stdout")
+    config.stderr_file = str(tmp_path / "stderr")
+    config.argv = ["fn-name"]
+    context = {"function_name": "fn-name", "deadline_ms": 1, **(context or {})}
+    config.env = [("NIMBUS_CONTEXT", json.dumps(context))]
+    store.set_wasi(config)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    instance = linker.instantiate(store, wasmtime.Module.from_file(engine, str(artifact)))
+    code = 0
+    try:
+        instance.exports(store)["_start"](store)
+    except wasmtime.ExitTrap as exc:
+        code = exc.code
+    return Run(code, (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text())
+
+
+def custom_sections(artifact: Path) -> list[str]:
+    data, names, pos = artifact.read_bytes(), [], 8
+    while pos < len(data):
+        section, pos = data[pos], pos + 1
+        size, shift = 0, 0
+        while True:
+            byte, pos = data[pos], pos + 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if section == 0:
+            name_len = data[pos]  # names here are short (one LEB byte)
+            names.append(data[pos + 1 : pos + 1 + name_len].decode())
+        pos += size
+    return names
