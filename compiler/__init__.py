@@ -20,6 +20,7 @@ from ._buildcache import BuildCache, CachedBuild
 from .runtimes import python_runtime
 from .runtimes.c import CBuilder
 from .runtimes.go import GoBuilder
+from .runtimes.javascript import JavaScriptBuilder
 from .runtimes.native import NativeBuilder
 from .runtimes.python import PythonBuilder
 from .runtimes.rust import RustBuilder
@@ -31,6 +32,7 @@ _BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
     "c": CBuilder,
     "go": GoBuilder,
     "python": PythonBuilder,
+    "javascript": JavaScriptBuilder,
     "rust": RustBuilder,
 }
 

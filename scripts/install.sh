@@ -51,3 +51,6 @@ fi
 # Python functions: the shared runtime component and its stdlib, built and
 # precompiled once per machine under .cache/runtimes (~2-3 min the first time).
 scripts/runtimes/python.sh
+# JavaScript functions: componentize-js and esbuild from npm, and the shared
+# SpiderMonkey runtime component built and precompiled once (~2-4 min the first time).
+scripts/runtimes/javascript.sh

@@ -1,0 +1,384 @@
+"""`javascript`: source on the shared JavaScript runtime — bundled and checked, never componentized.
+
+A build (well under a second without dependencies) writes the function's
+files, installs the npm dependencies of a `package.json` among them (registry
+packages only, `--ignore-scripts`), bundles everything from the handler's file
+into one CommonJS script with esbuild (ES modules become CommonJS; an inline
+source map keeps stack lines the user's), and names the shared runtime
+component (SpiderMonkey, built once per machine by
+scripts/runtimes/javascript.sh) as the artifact. The build pipeline then asks
+the sandbox to `check` the bundle with the engine's own parser.
+See docs/decisions/0003-javascript-engine.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .._base import BuildConfig, BuildFailed, BuildLog, BuildRequest, BuildResult
+from .._jail import run_jailed
+from .._sources import RESERVED, write_sources
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCES = REPO / "runtimes" / "javascript"  # runtime.js, the build world, package.json
+WIT_DIR = REPO / "wit"
+RUNTIMES_DIR = REPO / ".cache" / "runtimes"  # built runtimes, shared with the Python runtime
+NODE_MODULES = SOURCES / "node_modules"  # componentize-js and esbuild (npm ci, not in git)
+
+ENTRY_EXTENSIONS = (".js", ".mjs", ".cjs", ".ts", ".mts", ".cts")
+BUNDLE_NAME = "bundle.js"
+_NPM_TIMEOUT_SEC = 300
+_ESBUILD_TIMEOUT_SEC = 60
+_DEPS_LIMIT = 100 << 20  # bytes of installed node_modules
+_BUNDLE_WARN = 1 << 20  # every invocation parses the whole bundle
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+# npm specs that name a registry package: versions, ranges, dist-tags, npm: aliases.
+# NOTE(build): file:, link:, git and URL specs would copy host folders or fetch
+# from anywhere, so they are refused before npm sees the package.json.
+_REGISTRY_SPEC = re.compile(r"^(npm:(@[a-z0-9._~-]+/)?[a-z0-9._~-]+@)?[A-Za-z0-9 .^~<>=|*+_-]*$")
+_PACKAGE_NAME = re.compile(r"^(@[a-z0-9._~-]+/)?[a-z0-9._~-]+$")
+_DEPENDENCY_FIELDS = ("dependencies", "optionalDependencies")
+
+
+# -- the shared runtime (built by scripts/runtimes/javascript.sh) ------------------------
+
+
+def runtime_revision() -> int:
+    text = (SOURCES / "src" / "runtime.js").read_text()
+    found = re.search(r"^const REVISION = (\d+);", text, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def runtime_inputs() -> list[Path]:
+    """Everything the runtime component is made from (its id hashes them)."""
+    return [
+        SOURCES / "src" / "runtime.js",
+        SOURCES / "wit" / "world.wit",
+        SOURCES / "package-lock.json",
+        WIT_DIR / "handler.wit",
+    ]
+
+
+def runtime_id() -> str:
+    digest = hashlib.sha256()
+    for path in runtime_inputs():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class JavaScriptRuntime:
+    folder: Path
+    # e.g. "SpiderMonkey (StarlingMonkey, componentize-js 0.23.0, nimbus-runtime 1)"
+    runtime_version: str
+
+    @property
+    def wasm(self) -> Path:
+        return self.folder / "runtime.wasm"
+
+
+def runtime_folder(root: Path = RUNTIMES_DIR) -> Path:
+    return root / f"javascript-{runtime_id()}"
+
+
+def installed(root: Path = RUNTIMES_DIR) -> JavaScriptRuntime | None:
+    """The runtime built from this checkout's sources, or None if not built yet."""
+    folder = runtime_folder(root)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return JavaScriptRuntime(folder, manifest["runtime_version"])
+
+
+def esbuild_binary() -> Path:
+    """esbuild's native binary from its platform package (no Node start-up per build)."""
+    found = sorted(NODE_MODULES.glob("@esbuild/*/bin/esbuild"))
+    if not found:
+        raise BuildFailed(
+            "esbuild is not installed on this server (scripts/runtimes/javascript.sh, "
+            "run by `make install`, installs it)"
+        )
+    return found[0]
+
+
+# -- the builder -------------------------------------------------------------------------
+
+
+class JavaScriptBuilder:
+    runtime = "javascript"
+
+    def __init__(self, config: BuildConfig | None = None, runtimes_dir: Path | None = None):
+        self._config = config or BuildConfig()
+        self._runtimes_dir = runtimes_dir or RUNTIMES_DIR
+
+    def build(self, request: BuildRequest, workdir: Path, log: BuildLog) -> BuildResult:
+        runtime = installed(self._runtimes_dir)
+        if runtime is None:
+            raise BuildFailed(
+                "the shared JavaScript runtime is not installed on this server "
+                "(scripts/runtimes/javascript.sh, run by `make install`, builds it)"
+            )
+        log.write(f"runtime: {runtime.runtime_version}")
+        src = workdir / "src"
+        files = write_sources(request.files, src)
+        entry, export = entry_point(request.handler, files)
+        log.write(f"source: {len(files)} file(s); entry {entry}, export {export!r}")
+        if "package.json" in files:
+            self._install_dependencies(src, workdir / RESERVED / "npm", log)
+        bundle = self._bundle(src, entry, log)
+        check_export(bundle.parent / "meta.json", src / entry, entry, export)
+        size = bundle.stat().st_size
+        log.write(f"bundled: {size} bytes")
+        if size > _BUNDLE_WARN:
+            log.write(f"note: every invocation parses the whole bundle ({size >> 10} KB)")
+        return BuildResult(
+            artifact=runtime.wasm,
+            kind="runtime",
+            runtime_version=runtime.runtime_version,
+            bundle=bundle,
+        )
+
+    # -- npm ---------------------------------------------------------------------------
+
+    def _install_dependencies(self, src: Path, folder: Path, log: BuildLog) -> None:
+        """`npm install --ignore-scripts` of the registry dependencies, in a folder of
+        its own (no user .npmrc, no workspaces), then moved to `src/node_modules`."""
+        wanted = registry_dependencies(src / "package.json")
+        if not any(wanted.values()):
+            log.write("package.json has no dependencies to install")
+            return
+        if (src / "node_modules").exists():
+            raise BuildFailed("give either package.json dependencies or a node_modules folder")
+        folder.mkdir(parents=True)
+        (folder / "package.json").write_text(json.dumps({"private": True, **wanted}, indent=1))
+        lock = src / "package-lock.json"
+        if lock.exists():
+            check_lockfile(lock)
+            shutil.copyfile(lock, folder / "package-lock.json")
+        names = sorted(set().union(*(d.keys() for d in wanted.values())))
+        log.write(f"installing {len(names)} npm package(s): {', '.join(names)}")
+        # NOTE(build): npm needs the registry, which the build jail's empty network
+        # namespace cannot reach. npm runs no package code here (--ignore-scripts),
+        # reads only the package.json written above, and gets an empty environment
+        # apart from its cache; bundling (which reads the installed files) is jailed.
+        cache = self._config.toolchains_dir / "npm-cache"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(folder),
+            "npm_config_cache": str(cache),
+            "npm_config_update_notifier": "false",
+        }
+        command = ["npm", "install", "--ignore-scripts", "--no-audit", "--no-fund",
+                   "--omit=dev", "--omit=peer", "--no-bin-links", "--install-links=false",
+                   "--loglevel=warn"]  # fmt: skip
+        try:
+            done = subprocess.run(
+                command,
+                cwd=folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=_NPM_TIMEOUT_SEC,
+            )
+        except FileNotFoundError:
+            raise BuildFailed("npm is not installed on this server") from None
+        except subprocess.TimeoutExpired:
+            raise BuildFailed(f"npm install took over {_NPM_TIMEOUT_SEC} s") from None
+        output = (done.stdout + done.stderr).strip()
+        if output:
+            log.write(output[-4000:])
+        if done.returncode != 0:
+            errors = [line for line in output.splitlines() if "ERR" in line] or [output]
+            raise BuildFailed("npm install failed: " + " ".join(errors)[:1000])
+        installed_dir = folder / "node_modules"
+        for name, version in resolved_packages(folder / "package-lock.json"):
+            log.write(f"  resolved {name}@{version}")
+        size = sum(p.stat().st_size for p in installed_dir.rglob("*") if p.is_file())
+        if size > _DEPS_LIMIT:
+            raise BuildFailed(f"the dependencies take {size >> 20} MB; the limit is 100 MB")
+        installed_dir.rename(src / "node_modules")
+
+    # -- esbuild -----------------------------------------------------------------------
+
+    def _bundle(self, src: Path, entry: str, log: BuildLog) -> Path:
+        """One CommonJS script from the entry file, with an inline source map."""
+        out = src / RESERVED
+        out.mkdir(exist_ok=True)
+        binary = esbuild_binary()
+        command = [
+            str(binary), entry, "--bundle", "--format=cjs", "--platform=node",
+            "--sourcemap=inline", "--sources-content=false", "--charset=utf8",
+            f"--outfile={RESERVED}/{BUNDLE_NAME}", f"--metafile={RESERVED}/meta.json",
+            "--log-level=warning", "--color=false",
+        ]  # fmt: skip
+        output: list[str] = []
+        # esbuild reads only the function's folder: a `require("/etc/…")` or a
+        # symlink out of it finds nothing (the jail has no other files).
+        code = run_jailed(
+            command,
+            workdir=src,
+            ro_binds=[binary.parent],
+            env={},
+            timeout=_ESBUILD_TIMEOUT_SEC,
+            memory_mb=self._config.memory_mb,
+            log=log,
+            output=output,
+        )
+        if code != 0:
+            raise BuildFailed(esbuild_errors(output, src))
+        bundle = out / BUNDLE_NAME
+        relative_map_sources(bundle)
+        return bundle
+
+
+_MAP_PREFIX = "//# sourceMappingURL=data:application/json;base64,"
+
+
+def relative_map_sources(bundle: Path) -> None:
+    """Name the source map's files from the function's folder ("handler.js", not
+    "../handler.js": the bundle was written one folder down)."""
+    text = bundle.read_text(encoding="utf-8")
+    at = text.rfind(_MAP_PREFIX)
+    if at < 0:
+        return
+    source_map = json.loads(base64.b64decode(text[at + len(_MAP_PREFIX) :].strip()))
+    source_map["sources"] = [s.removeprefix("../") for s in source_map.get("sources", [])]
+    encoded = base64.b64encode(json.dumps(source_map, separators=(",", ":")).encode()).decode()
+    bundle.write_text(text[:at] + _MAP_PREFIX + encoded + "\n", encoding="utf-8")
+
+
+def entry_point(handler: str | None, files: list[str]) -> tuple[str, str]:
+    """("handler.js", "main") from "handler.main": the entry file and its export."""
+    text = handler or "handler.main"
+    module, _, export = text.rpartition(".")
+    if not module or not _IDENTIFIER.match(export):
+        raise BuildFailed(
+            f"handler must look like 'file.export' (e.g. 'handler.main'), not {text!r}"
+        )
+    candidates = [module] if module.endswith(ENTRY_EXTENSIONS) else []
+    candidates += [module + ext for ext in ENTRY_EXTENSIONS]
+    for name in candidates:
+        if name in files:
+            return name, export
+    raise BuildFailed(
+        f"handler {text!r}: no {module}.js among the function's files ({', '.join(files)})"
+    )
+
+
+def registry_dependencies(package_json: Path) -> dict[str, dict[str, str]]:
+    """The dependency maps of a user's package.json, every spec a registry package."""
+    try:
+        manifest = json.loads(package_json.read_text())
+    except ValueError as exc:
+        raise BuildFailed(f"package.json is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BuildFailed("package.json must be a JSON object")
+    if manifest.get("workspaces") or manifest.get("bundleDependencies"):
+        raise BuildFailed("package.json: workspaces and bundleDependencies are not supported")
+    wanted: dict[str, dict[str, str]] = {}
+    for field in _DEPENDENCY_FIELDS:
+        deps = manifest.get(field) or {}
+        if not isinstance(deps, dict):
+            raise BuildFailed(f"package.json: {field} must be an object of name → version")
+        for name, spec in deps.items():
+            if not isinstance(spec, str) or not _PACKAGE_NAME.match(name):
+                raise BuildFailed(f"package.json {field}: {name!r} is not a package name")
+            if not _REGISTRY_SPEC.match(spec.strip()):
+                raise BuildFailed(
+                    f"package.json {field}: {name} {spec!r}: only versions and ranges of "
+                    "registry packages are supported (no file:, link:, git or URL specs)"
+                )
+        if deps:
+            wanted[field] = {str(k): str(v).strip() for k, v in deps.items()}
+    return wanted
+
+
+def check_lockfile(lock: Path) -> None:
+    """A user's package-lock.json may only point at the npm registry."""
+    try:
+        data = json.loads(lock.read_text())
+        packages = data.get("packages", {})
+    except (ValueError, AttributeError):
+        raise BuildFailed("package-lock.json is not a valid npm lockfile") from None
+    for path, entry in packages.items():
+        if not path or not isinstance(entry, dict):
+            continue
+        resolved = entry.get("resolved", "")
+        if entry.get("link") or (
+            resolved and not resolved.startswith("https://registry.npmjs.org/")
+        ):
+            raise BuildFailed(
+                f"package-lock.json: {path} does not come from the npm registry "
+                f"({resolved or 'a link'})"
+            )
+
+
+def resolved_packages(lock: Path) -> list[tuple[str, str]]:
+    try:
+        packages = json.loads(lock.read_text()).get("packages", {})
+    except (OSError, ValueError):
+        return []
+    found = []
+    for path, entry in sorted(packages.items()):
+        if path.startswith("node_modules/") and isinstance(entry, dict):
+            found.append((path.removeprefix("node_modules/"), str(entry.get("version", "?"))))
+    return found
+
+
+def esbuild_errors(output: list[str], src: Path) -> str:
+    """esbuild's messages, e.g. "handler.js:3:12: ERROR: Unexpected "*"", kept short."""
+    text = "\n".join(output).replace(str(src) + "/", "")
+    errors = re.findall(r"^\s*(\S+:\d+:\d+): (ERROR: .*)$", text, re.MULTILINE)
+    if errors:
+        return "; ".join(f"{where}: {message}" for where, message in errors[:5])
+    boxed = re.findall(r"✘ \[ERROR\] (.*)\n\n\s+(\S+:\d+:\d+):", text)
+    if boxed:
+        return "; ".join(f"{where}: {message}" for message, where in boxed[:5])
+    return "bundling failed: " + (text.strip()[-1000:] or "esbuild gave no message")
+
+
+_CJS_EXPORT = (
+    r"(?:\bexports\s*\.\s*{name}\s*="  # exports.main =
+    r"|\bexports\s*\[\s*['\"]{name}['\"]\s*\]\s*="  # exports["main"] =
+    r"|\bmodule\s*\.\s*exports\s*=)"  # module.exports = (checked at run time)
+)
+
+
+def check_export(meta: Path, entry_path: Path, entry: str, export: str) -> None:
+    """The entry exports `export`: ES modules from esbuild's metafile, CommonJS by pattern."""
+    try:
+        inputs = json.loads(meta.read_text())["inputs"]
+    except (OSError, ValueError, KeyError):
+        return
+    info = inputs.get(entry) or inputs.get(str(PurePosixPath(entry))) or {}
+    source = entry_path.read_text(encoding="utf-8", errors="replace")
+    if info.get("format") == "esm":
+        # `export function main`, `export const main`, `export { x as main }`, `export default`
+        patterns = [
+            rf"\bexport\s+(?:async\s+)?(?:function\s*\*?|const|let|var|class)\s+{re.escape(export)}\b",
+            rf"\bexport\s*\{{[^}}]*\b{re.escape(export)}\b[^}}]*\}}",
+            r"\bexport\s*\*\s*from\b",
+        ]
+        if export == "default":
+            patterns.append(r"\bexport\s+default\b")
+        if any(re.search(p, source) for p in patterns):
+            return
+        raise BuildFailed(
+            f"{entry} does not export {export!r} (expected `export [async] function {export}`)"
+        )
+    if re.search(_CJS_EXPORT.format(name=re.escape(export)), source):
+        return
+    raise BuildFailed(
+        f"{entry} does not export {export!r} (expected `exports.{export} = …`, "
+        f"`module.exports = {{ {export} }}` or `export [async] function {export}`)"
+    )

@@ -1,0 +1,451 @@
+// Nimbus's shared JavaScript runtime. This file runs INSIDE WebAssembly
+// (SpiderMonkey, embedded by StarlingMonkey through componentize-js); the host
+// never runs it. scripts/runtimes/javascript.sh turns it into one component
+// exporting the `runtime` world of wit/handler.wit, shared by every JavaScript
+// function (docs/decisions/0003-javascript-engine.md says why SpiderMonkey).
+//
+// - check(source, handler): the build's validation. Parses the bundle with this
+//   engine's own parser (a syntax error names the user's file and line) and runs
+//   none of it.
+// - run(source, handler, event, context): evaluates the bundle in a CommonJS
+//   wrapper, calls the handler (sync or async), returns its result as JSON.
+//
+// `source` is what the build stored: the function bundled by esbuild as one
+// CommonJS script, ending in an inline source map (`//# sourceMappingURL=data:`)
+// that maps stack lines back to the user's files. `handler` is "file.export"
+// ("handler.main"); the build already bundled from that file.
+//
+// What runs at module level here is in the snapshot every instance starts
+// from: keep it free of anything that must differ per invocation (randomness,
+// time, the environment).
+
+import { getEnvironment } from "wasi:cli/environment@0.2.12";
+
+const REVISION = 1; // bump when this file changes what functions see: a new runtime_version
+const BUNDLE_URL = "nimbus-bundle.js"; // the name the engine gives the bundle's frames
+// The bundle is evaluated inside this wrapper. It shares the bundle's first line,
+// so line N of the bundle is line N for the engine (only line 1's columns shift).
+const WRAPPER = "(function (exports, require, module, __filename, __dirname) {";
+const MAX_STACK_LINES = 60;
+// NOTE(runtime): wasmtime's epoch deadline cannot interrupt a WASI host call,
+// and the engine's event loop waits for timers in one (wasi:io/poll), so a
+// `setTimeout(f, 3600e3)` would hold the host's thread for an hour after the
+// caller got its 504. A timer due after the invocation's deadline fires just
+// after the deadline instead and spins; the epoch deadline (already passed)
+// stops the spin at once.
+const PAST_DEADLINE_MS = 20;
+
+// Taken before the function's code runs: it may replace the globals it sees.
+const jsonStringify = JSON.stringify;
+const jsonParse = JSON.parse;
+const realSetTimeout = globalThis.setTimeout;
+const realSetInterval = globalThis.setInterval;
+const realClearTimeout = globalThis.clearTimeout;
+const realClearInterval = globalThis.clearInterval;
+
+// -- per-invocation state ------------------------------------------------------
+
+const state = {
+  source: "", // the bundle being run (its source map names errors' lines)
+  file: "handler.js",
+  deadline: Infinity,
+  timers: new Set(),
+  intervals: new Set(),
+  onIdle: null, // the stuck-promise check, run once no timer is left
+  watchdogs: new Set(),
+};
+
+// No timer or interval pending: only microtasks could still settle the handler's
+// promise, and they have all run by the time a 0 ms timer fires.
+function idleSoon() {
+  if (state.onIdle && state.timers.size === 0 && state.intervals.size === 0) {
+    const check = state.onIdle;
+    state.onIdle = null;
+    const id = realSetTimeout(() => {
+      state.watchdogs.delete(id);
+      check();
+    }, 0);
+    state.watchdogs.add(id);
+  }
+}
+
+function spinUntilStopped() {
+  for (;;) {
+    // the epoch deadline has passed: wasmtime stops this loop
+  }
+}
+
+function boundedDelay(delay) {
+  const ms = Number(delay) || 0;
+  const left = state.deadline - Date.now();
+  return ms < left ? { ms, late: false } : { ms: Math.max(left, 0) + PAST_DEADLINE_MS, late: true };
+}
+
+function setTimeout(callback, delay, ...args) {
+  const { ms, late } = boundedDelay(delay);
+  const id = realSetTimeout(
+    (...a) => {
+      state.timers.delete(id);
+      if (late) spinUntilStopped();
+      try {
+        if (typeof callback === "function") callback(...a);
+      } finally {
+        idleSoon();
+      }
+    },
+    ms,
+    ...args,
+  );
+  state.timers.add(id);
+  return id;
+}
+
+function setInterval(callback, delay, ...args) {
+  const { ms, late } = boundedDelay(delay);
+  const id = realSetInterval(
+    (...a) => {
+      if (late || Date.now() > state.deadline) spinUntilStopped();
+      return typeof callback === "function" ? callback(...a) : undefined;
+    },
+    ms,
+    ...args,
+  );
+  state.intervals.add(id);
+  return id;
+}
+
+function clearTimeout(id) {
+  state.timers.delete(id);
+  realClearTimeout(id);
+  idleSoon();
+}
+
+function clearInterval(id) {
+  state.intervals.delete(id);
+  realClearInterval(id);
+  idleSoon();
+}
+
+function clearAllTimers() {
+  // The result is in: like Lambda, nothing left pending runs after it.
+  for (const id of state.timers) realClearTimeout(id);
+  for (const id of state.intervals) realClearInterval(id);
+  for (const id of state.watchdogs) realClearTimeout(id);
+  state.timers.clear();
+  state.intervals.clear();
+  state.watchdogs.clear();
+  state.onIdle = null;
+}
+
+// Rejects if `promise` is still pending once nothing is left that could settle
+// it (no timers, no microtasks). NOTE(runtime): without this the engine's event
+// loop runs dry and aborts the whole instance with a trap.
+function stuck(promise) {
+  return new Promise((_, reject) => {
+    let settled = false;
+    const done = () => {
+      settled = true;
+    };
+    promise.then(done, done);
+    state.onIdle = () => {
+      if (settled) return;
+      if (state.timers.size || state.intervals.size) {
+        state.onIdle = stuckCheck; // look again when the last timer is gone
+        return;
+      }
+      reject(new Error("the handler's promise never settled, and nothing (no timer) is left that could settle it"));
+    };
+    const stuckCheck = state.onIdle;
+    idleSoon();
+  });
+}
+
+// NOTE(runtime): the component imports no wasi:http (DESIGN.md: no network), so the
+// engine's own fetch would abort the instance; it rejects like a refused connection.
+async function fetch() {
+  throw new TypeError("fetch failed: functions have no network access");
+}
+
+Object.assign(globalThis, { setTimeout, setInterval, clearTimeout, clearInterval, fetch });
+
+// -- Node-flavoured globals ----------------------------------------------------
+
+function makeProcess(context) {
+  const env = {};
+  for (const [key, value] of getEnvironment()) env[key] = value;
+  return {
+    env,
+    argv: ["nimbus", context.function_name || "function"],
+    platform: "wasi",
+    arch: "wasm32",
+    pid: 1,
+    exitCode: undefined,
+    cwd: () => "/",
+    nextTick: (fn, ...args) => queueMicrotask(() => fn(...args)),
+    hrtime: Object.assign(
+      (prev) => {
+        const ns = BigInt(Math.round(performance.now() * 1e6));
+        const s = Number(ns / 1000000000n);
+        const n = Number(ns % 1000000000n);
+        if (!prev) return [s, n];
+        let ds = s - prev[0];
+        let dn = n - prev[1];
+        if (dn < 0) { ds -= 1; dn += 1e9; }
+        return [ds, dn];
+      },
+      { bigint: () => BigInt(Math.round(performance.now() * 1e6)) },
+    ),
+    memoryUsage: () => ({ rss: 0, heapTotal: 0, heapUsed: 0, external: 0 }),
+    exit(code) {
+      throw new Error(`process.exit(${code ?? ""}) is not supported in functions: return or throw`);
+    },
+  };
+}
+
+function requireUnavailable(name) {
+  const error = new Error(
+    `Cannot find module '${name}': Node's built-in modules are not available in Nimbus ` +
+      "functions (npm packages from package.json are bundled at deploy time)",
+  );
+  error.code = "MODULE_NOT_FOUND";
+  throw error;
+}
+
+// -- source maps ---------------------------------------------------------------
+
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_VALUES = new Map([...B64].map((ch, i) => [ch, i]));
+const MAP_PREFIX = "//# sourceMappingURL=data:application/json;base64,";
+
+// Decoded lazily, only when an error has to be reported.
+function sourceMap(source) {
+  const at = source.lastIndexOf(MAP_PREFIX);
+  if (at < 0) return null;
+  try {
+    const encoded = source.slice(at + MAP_PREFIX.length).trim();
+    const map = jsonParse(new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0))));
+    return {
+      sources: map.sources || [],
+      names: new Set(map.names || []),
+      lines: decodeMappings(map.mappings || ""),
+    };
+  } catch {
+    return null;
+  }
+}
+
+// One array per generated line of [generated column, source, line, column] (0-based).
+function decodeMappings(mappings) {
+  const lines = [];
+  let source = 0;
+  let line = 0;
+  let column = 0;
+  for (const text of mappings.split(";")) {
+    const segments = [];
+    let genColumn = 0;
+    for (const segment of text.split(",")) {
+      if (!segment) continue;
+      const values = decodeVlq(segment);
+      genColumn += values[0];
+      if (values.length >= 4) {
+        source += values[1];
+        line += values[2];
+        column += values[3];
+        segments.push([genColumn, source, line, column]);
+      }
+    }
+    lines.push(segments);
+  }
+  return lines;
+}
+
+function decodeVlq(segment) {
+  const values = [];
+  let value = 0;
+  let shift = 0;
+  for (const ch of segment) {
+    const digit = B64_VALUES.get(ch);
+    value += (digit & 31) << shift;
+    if (digit & 32) {
+      shift += 5;
+    } else {
+      values.push(value & 1 ? -(value >>> 1) : value >>> 1);
+      value = 0;
+      shift = 0;
+    }
+  }
+  return values;
+}
+
+// (engine line, engine column), both 1-based, in the wrapped bundle → the user's
+// { file, line, column } (1-based), or null for code only the bundler wrote.
+function originalPosition(map, line, column) {
+  if (line === 1) column -= WRAPPER.length;
+  if (!map) return { file: null, line, column };
+  const segments = map.lines[line - 1];
+  if (!segments || segments.length === 0) return null;
+  let found = null;
+  for (const segment of segments) {
+    if (segment[0] > column - 1) break;
+    found = segment;
+  }
+  found = found || segments[0];
+  return { file: map.sources[found[1]], line: found[2] + 1, column: found[3] + 1 };
+}
+
+// esbuild renames clashing names in the bundle (`lineTotal` → `lineTotal2`) and
+// lists the original names in the map: show the user's name.
+function originalName(map, name) {
+  const renamed = /^(.*[^\d])\d+$/.exec(name);
+  return renamed && map && !map.names.has(name) && map.names.has(renamed[1]) ? renamed[1] : name;
+}
+
+// -- errors --------------------------------------------------------------------
+
+const FRAME = /^(async\*)?(.*)@(.*):(\d+):(\d+)$/;
+
+// SpiderMonkey's "fn@file:line:col" frames → Node's "    at fn (file:line:col)",
+// keeping only the function's own frames (the bundle's), mapped to the user's files.
+function userStack(error, source, fallbackFile) {
+  const raw = typeof error?.stack === "string" ? error.stack : "";
+  let map;
+  const frames = [];
+  for (const text of raw.split("\n")) {
+    const match = FRAME.exec(text);
+    if (!match || match[3] !== BUNDLE_URL) continue;
+    if (map === undefined) map = sourceMap(source);
+    const where = originalPosition(map, Number(match[4]), Number(match[5]));
+    if (!where) continue;
+    const file = where.file || fallbackFile;
+    const name = match[2] ? `${match[1] ? "async " : ""}${originalName(map, match[2])}` : "";
+    const place = `${file}:${where.line}:${where.column}`;
+    frames.push(name ? `    at ${name} (${place})` : `    at ${place}`);
+    if (frames.length >= MAX_STACK_LINES) break;
+  }
+  return frames;
+}
+
+function errorInfo(error, source, fallbackFile) {
+  if (error instanceof Error || (error && typeof error === "object" && "message" in error)) {
+    const type = String(error.name || error.constructor?.name || "Error");
+    const message = String(error.message ?? "");
+    const frames = userStack(error, source, fallbackFile);
+    return { type, message, stack: [`${type}: ${message}`, ...frames].join("\n") };
+  }
+  // `throw "text"` and other non-errors: the value is the message.
+  let message;
+  try {
+    message = typeof error === "string" ? error : jsonStringify(error) ?? String(error);
+  } catch {
+    message = String(error);
+  }
+  return { type: "Error", message, stack: "" };
+}
+
+// A syntax error found while parsing the bundle, at the user's line.
+function syntaxErrorInfo(error, source, fallbackFile) {
+  const line = Number(error.lineNumber);
+  const column = Number(error.columnNumber);
+  // Only the bundle is parsed here, so the position is the bundle's whatever file the
+  // engine names (the caller's: the bundle's sourceURL comment comes last).
+  const where = line > 0 ? originalPosition(sourceMap(source), line, column + 1) : null;
+  const place = where ? `${where.file || fallbackFile}:${where.line}:${where.column}` : fallbackFile;
+  return { type: "SyntaxError", message: `${place}: ${error.message}`, stack: "" };
+}
+
+// console.log(error) prints the error with the user's lines, as Node does.
+for (const level of ["log", "info", "warn", "error", "debug", "trace"]) {
+  const write = typeof console[level] === "function" ? console[level].bind(console) : null;
+  if (write) {
+    console[level] = (...args) =>
+      write(...args.map((arg) => (arg instanceof Error ? errorInfo(arg, state.source, state.file).stack : arg)));
+  }
+}
+
+// -- loading -------------------------------------------------------------------
+
+function splitHandler(handler) {
+  const dot = handler.lastIndexOf(".");
+  if (dot <= 0 || dot === handler.length - 1) {
+    throw new TypeError(`handler ${jsonStringify(handler)} must look like 'file.export'`);
+  }
+  const module = handler.slice(0, dot);
+  return { file: /\.[cm]?js$/.test(module) ? module : `${module}.js`, name: handler.slice(dot + 1) };
+}
+
+// Parses the bundle into a function of the CommonJS module variables; runs none of it.
+function compile(source, file) {
+  try {
+    return (0, eval)(`${WRAPPER}${source}\n})\n//# sourceURL=${BUNDLE_URL}`);
+  } catch (error) {
+    if (error instanceof SyntaxError) throw { info: syntaxErrorInfo(error, source, file) };
+    throw error;
+  }
+}
+
+function load(source, file) {
+  const factory = compile(source, file);
+  const module = { exports: {}, id: file, filename: `/${file}`, loaded: false };
+  factory.call(module.exports, module.exports, requireUnavailable, module, `/${file}`, "/");
+  module.loaded = true;
+  return module.exports;
+}
+
+// -- the exports ---------------------------------------------------------------
+
+function fail(error, source, file) {
+  // componentize-js turns a thrown value into the result's `err` case.
+  throw error && error.info ? error.info : errorInfo(error, source, file);
+}
+
+export function check(source, handler) {
+  let file;
+  try {
+    ({ file } = splitHandler(handler));
+    compile(source, file);
+  } catch (error) {
+    fail(error, source, file || "handler.js");
+  }
+  return jsonStringify({ engine: "SpiderMonkey (StarlingMonkey)", runtime_revision: REVISION });
+}
+
+function encodeResult(value) {
+  const text = jsonStringify(value === undefined ? null : value);
+  if (text === undefined) return "null"; // a function or a symbol
+  return text;
+}
+
+// `main(event, context)`, sync or async, or Lambda's `main(event, context, callback)`.
+function call(fn, event, ctx) {
+  if (fn.length < 3) return Promise.resolve(fn(event, ctx));
+  return new Promise((resolve, reject) => {
+    const done = (error, value) => (error ? reject(error) : resolve(value));
+    const returned = fn(event, ctx, done);
+    if (returned && typeof returned.then === "function") returned.then(resolve, reject);
+  });
+}
+
+export async function run(source, handler, event, context) {
+  let file = "handler.js";
+  try {
+    const ctx = jsonParse(context);
+    state.deadline = Number(ctx.deadline_ms) || Infinity;
+    ctx.getRemainingTimeInMillis = () => Math.max(0, state.deadline - Date.now());
+    globalThis.process = makeProcess(ctx);
+    const parts = splitHandler(handler);
+    file = parts.file;
+    state.source = source;
+    state.file = file;
+    const exported = load(source, file);
+    const fn = exported?.[parts.name] ?? (parts.name === "default" ? exported : undefined);
+    if (typeof fn !== "function") {
+      throw new TypeError(`${file} does not export a function named '${parts.name}' (the handler is '${handler}')`);
+    }
+    const pending = call(fn, jsonParse(event), ctx);
+    return encodeResult(await Promise.race([pending, stuck(pending)]));
+  } catch (error) {
+    fail(error, source, file);
+  } finally {
+    clearAllTimers();
+  }
+}

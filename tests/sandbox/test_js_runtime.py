@@ -1,0 +1,394 @@
+"""The shared JavaScript runtime in the sandbox: real component, real esbuild bundles, no mocks.
+
+The runtime is built once per machine by scripts/runtimes/javascript.sh (make
+install); these tests build it if it is missing (a few minutes, once).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from compiler import BuildFailed, BuildLog, BuildRequest
+from compiler.runtimes import javascript as js
+from sandbox import Deployment, Sandbox, SandboxConfig
+from store import LocalStore, errors
+
+from .conftest import REPO, put_wasm
+
+_n = iter(range(1, 1_000_000))
+SEED_CACHE_DIR = js.RUNTIMES_DIR / "cache"
+# Building the runtime when it is missing takes minutes (make install does it first).
+pytestmark = pytest.mark.timeout(900)
+
+
+def ensure_runtime() -> js.JavaScriptRuntime:
+    found = js.installed()
+    if found is None:
+        subprocess.run([str(REPO / "scripts" / "runtimes" / "javascript.sh")], check=True)
+        found = js.installed()
+    assert found is not None
+    return found
+
+
+def bundle(files: dict[str, str] | str, handler: str = "handler.main", tmp=None) -> bytes:
+    """The function's bundle exactly as a build makes it (esbuild, jailed)."""
+    if isinstance(files, str):
+        files = {"handler.js": textwrap.dedent(files)}
+    workdir = tmp / f"build{next(_n)}"
+    workdir.mkdir()
+    log = BuildLog(workdir / "build.log")
+    try:
+        request = BuildRequest(function_id="fn_x", version=1, runtime="javascript",
+                               handler=handler, form=None, target=None, files=files)  # fmt: skip
+        result = js.JavaScriptBuilder().build(request, workdir, log)
+    finally:
+        log.close()
+    return result.bundle.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    """(sandbox, store, runtime key/sha) in a fresh store, with the seed cache."""
+    built = ensure_runtime()
+    store = LocalStore(tmp_path_factory.mktemp("jsrt-store"))
+    key, sha = put_wasm(store, built.wasm.read_bytes())
+    sandbox = Sandbox(
+        store,
+        SandboxConfig(
+            cache_dir=tmp_path_factory.mktemp("jsrt-cache"), seed_cache_dirs=(SEED_CACHE_DIR,)
+        ),
+    )
+    sandbox.precompile(key, sha)  # from the seed: no minute-long compile
+    yield sandbox, store, (key, sha)
+    sandbox.close()
+
+
+@pytest.fixture
+def deploy(runtime, tmp_path):
+    _, store, (key, sha) = runtime
+
+    def deploy_(files: dict | str, handler: str = "handler.main", **kw) -> Deployment:
+        source_key, source_sha = put_wasm(store, bundle(files, handler, tmp_path))
+        fields = dict(function_id=f"fn_js{next(_n)}", function_name="js-fn", version=1,
+                      memory_mb=64, timeout_sec=5.0)  # fmt: skip
+        fields.update(kw)
+        return Deployment(
+            artifact_key=key,
+            artifact_sha256=sha,
+            kind="runtime",
+            handler=handler,
+            source_key=source_key,
+            source_sha256=source_sha,
+            **fields,
+        )
+
+    return deploy_
+
+
+def invoke(sandbox: Sandbox, dep: Deployment, event: object = None, **context):
+    return sandbox.invoke(dep, json.dumps(event if event is not None else {}).encode(), context)
+
+
+def ok(sandbox: Sandbox, dep: Deployment, event: object = None, **context):
+    result = invoke(sandbox, dep, event, **context)
+    assert result.error is None, result.error
+    return json.loads(result.output)
+
+
+# -- handler forms ---------------------------------------------------------------------
+
+
+def test_esm_handler_gets_event_and_context(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        export function main(event, context) {
+          const left = context.getRemainingTimeInMillis() > 0 && context.deadline_ms > Date.now();
+          return { got: event, name: context.function_name, id: context.invocation_id, left };
+        }
+        """,
+        function_name="ctx-fn",
+    )
+    out = ok(sandbox, dep, {"a": [1, 2]}, invocation_id="inv_1")
+    assert out == {"got": {"a": [1, 2]}, "name": "ctx-fn", "id": "inv_1", "left": True}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "exports.main = (event) => event.n * 2;",
+        "module.exports = { main: async (event) => event.n * 2 };",
+        "module.exports.main = function (event) { return event.n * 2; };",
+        "export default async function main(event) { return event.n * 2; }\nexport { main };",
+        "const main = async (e) => e.n * 2;\nexport { main };",
+    ],
+)
+def test_commonjs_and_esm_forms(runtime, deploy, source):
+    assert ok(runtime[0], deploy(source), {"n": 21}) == 42
+
+
+def test_several_files_and_a_nested_handler(runtime, deploy):
+    files = {
+        "src/app.mjs": "import { double } from './lib/math.js';\n"
+        "export async function handle(e) { return double(e.n); }\n",
+        "src/lib/math.js": "exports.double = (n) => n * 2;\n",
+    }
+    assert ok(runtime[0], deploy(files, handler="src/app.handle"), {"n": 4}) == 8
+
+
+def test_lambda_callback_style(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        exports.main = function (event, context, callback) {
+          setTimeout(() => event.fail ? callback(new Error("nope")) : callback(null, { ok: 1 }), 1);
+        };
+        """
+    )
+    assert ok(sandbox, dep) == {"ok": 1}
+    assert invoke(sandbox, dep, {"fail": True}).error.message == "nope"
+
+
+def test_results_are_json(runtime, deploy):
+    sandbox = runtime[0]
+    assert invoke(sandbox, deploy("exports.main = () => {};")).output == b"null"
+    assert invoke(sandbox, deploy("exports.main = () => 'hé';")).output == '"hé"'.encode()
+    failed = invoke(sandbox, deploy("exports.main = () => ({ big: 10n });")).error
+    assert failed is not None and failed.type == "TypeError"
+
+
+# -- async, timers, logs, env ----------------------------------------------------------
+
+
+def test_async_handler_with_timers(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+        export async function main(event) {
+          const began = Date.now();
+          const order = [];
+          setTimeout(() => order.push("timeout"), 20);
+          queueMicrotask(() => order.push("microtask"));
+          process.nextTick(() => order.push("tick"));
+          await sleep(50);
+          let ticks = 0;
+          await new Promise((resolve) => {
+            const id = setInterval(() => {
+              if (++ticks === 3) { clearInterval(id); resolve(); }
+            }, 5);
+          });
+          return { order, ticks, waited: Date.now() - began >= 50 };
+        }
+        """
+    )
+    out = ok(sandbox, dep)
+    assert out == {"order": ["microtask", "tick", "timeout"], "ticks": 3, "waited": True}
+
+
+def test_console_goes_to_the_log(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        exports.main = async () => {
+          console.log("hello", { a: 1 }, [2]);
+          console.error("to stderr");
+          console.warn("warned");
+          console.log(new TypeError("shown"));
+          return "done";
+        };
+        """
+    )
+    result = invoke(sandbox, dep)
+    assert result.output == b'"done"'
+    log = result.logs.decode()
+    assert "hello" in log and "to stderr" in log and "warned" in log
+    assert re.search(r"TypeError: shown\n    at (exports\.)?main \(handler\.js:6:\d+\)", log)
+
+
+def test_process_env_is_the_functions_env_vars(runtime, deploy):
+    dep = deploy(
+        "exports.main = () => ({ env: process.env, argv: process.argv.length });",
+        env_vars={"GREETING": "hi", "EMPTY": ""},
+    )
+    out = ok(runtime[0], dep)
+    assert out["env"] == {"GREETING": "hi", "EMPTY": ""}
+
+
+def test_pending_timers_do_not_outlive_the_result(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        exports.main = async () => {
+          setTimeout(() => console.log("too late"), 300);
+          return "early";
+        };
+        """
+    )
+    began = time.monotonic()
+    result = invoke(sandbox, dep)
+    assert result.output == b'"early"'
+    assert time.monotonic() - began < 0.25
+    assert b"too late" not in result.logs
+
+
+def test_a_promise_nothing_can_settle_is_a_function_error(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy("export async function main() { await new Promise(() => {}); }")
+    result = invoke(sandbox, dep)
+    assert result.error is not None
+    assert "never settled" in result.error.message
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+def test_a_throw_gives_type_message_and_the_users_lines(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        {
+            "handler.js": "import { check } from './lib.js';\n"
+            "\n"
+            "export async function main(event) {\n"
+            "  await null;\n"
+            "  return check(event.n);\n"
+            "}\n",
+            "lib.js": "export function check(n) {\n"
+            "  if (n < 0) {\n"
+            "    throw new RangeError(`negative: ${n}`);\n"
+            "  }\n"
+            "  return n;\n"
+            "}\n",
+        }
+    )
+    error = invoke(sandbox, dep, {"n": -1}).error
+    assert error is not None
+    assert (error.type, error.message) == ("RangeError", "negative: -1")
+    assert error.stack[0] == "RangeError: negative: -1"
+    assert error.stack[1] == "    at check (lib.js:3:11)"
+    assert "handler.js:5:" in error.stack[2]
+    assert not any("runtime.js" in line or "nimbus-bundle" in line for line in error.stack)
+
+
+def test_throwing_a_non_error(runtime, deploy):
+    error = invoke(runtime[0], deploy("exports.main = () => { throw 'plain'; };")).error
+    assert error is not None and (error.type, error.message) == ("Error", "plain")
+
+
+def test_missing_export_and_node_builtins(runtime, deploy):
+    sandbox = runtime[0]
+    error = invoke(sandbox, deploy("exports.main = 1;")).error
+    assert error is not None and "does not export a function named 'main'" in error.message
+    error = invoke(sandbox, deploy("const fs = require('fs');\nexports.main = () => 1;")).error
+    assert error is not None and "Cannot find module 'fs'" in error.message
+    assert any("handler.js:1:" in line for line in error.stack)
+
+
+def test_check_parses_with_the_engine_and_names_the_line(runtime, deploy):
+    sandbox = runtime[0]
+    assert "SpiderMonkey" in json.loads(sandbox.check(deploy("exports.main = () => 1;")))["engine"]
+    # esbuild accepts \\p{…} in a regex literal; this engine (no ICU) does not: the
+    # engine's own parser, not esbuild's, decides.
+    dep = deploy("const x = 1;\n\nexports.main = () => /\\p{L}+/u.test('é');\n")
+    with pytest.raises(errors.Invalid) as raised:
+        sandbox.check(dep)
+    assert "handler.js:3:" in raised.value.message
+
+
+def test_a_syntax_error_fails_the_bundle_with_the_line(tmp_path):
+    ensure_runtime()
+    with pytest.raises(BuildFailed) as raised:
+        bundle("exports.main = (e) => {\n  let x = 1;\n  return x +* 2;\n};\n", tmp=tmp_path)
+    assert "handler.js:3:" in raised.value.message
+
+
+# -- isolation and limits --------------------------------------------------------------
+
+
+def test_math_random_differs_between_invocations(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        "exports.main = () =>\n"
+        "  [Math.random(), Math.random(), crypto.getRandomValues(new Uint32Array(2))[0]];"
+    )
+    first, second = ok(sandbox, dep), ok(sandbox, dep)
+    assert first != second
+    assert len(set(first + second)) == 6
+
+
+def test_globals_do_not_leak_between_invocations_or_functions(runtime, deploy):
+    sandbox = runtime[0]
+    writer = deploy(
+        """
+        exports.main = () => {
+          const seen = globalThis.secret;
+          globalThis.secret = "mine";
+          JSON.stringify = () => "hijacked";
+          return seen ?? "none";
+        };
+        """
+    )
+    reader = deploy("exports.main = () => [globalThis.secret ?? 'none', JSON.stringify({ a: 1 })];")
+    assert ok(sandbox, writer) == "none"
+    assert ok(sandbox, writer) == "none"
+    assert ok(sandbox, reader) == ["none", '{"a":1}']
+
+
+def test_busy_loop_is_stopped_at_the_deadline(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy("exports.main = () => { for (;;) {} };", timeout_sec=1.0)
+    began = time.monotonic()
+    with pytest.raises(errors.Timeout):
+        invoke(sandbox, dep)
+    assert time.monotonic() - began < 2.5
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "export async function main() { await new Promise((r) => setTimeout(r, 3600e3)); }",
+        "export async function main() {\n  setInterval(() => {}, 1000);\n"
+        "  await new Promise(() => {});\n}",
+    ],
+)
+def test_long_timers_end_at_the_deadline_and_free_the_thread(runtime, deploy, source):
+    sandbox = runtime[0]
+    dep = deploy(source, timeout_sec=1.0)
+    began = time.monotonic()
+    with pytest.raises(errors.Timeout):
+        invoke(sandbox, dep)
+    assert time.monotonic() - began < 2.5
+    time.sleep(0.3)
+    assert sandbox.stats()["stuck_threads"] == 0  # the guest ended; no thread left blocked
+
+
+def test_memory_hog_is_memory_limit_exceeded(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        "exports.main = () => { const a = []; for (;;) a.push(new Array(1e5).fill(1)); };",
+        memory_mb=48,
+        timeout_sec=20.0,
+    )
+    with pytest.raises(errors.NimbusError) as raised:
+        invoke(sandbox, dep)
+    assert raised.value.code == "memory_limit_exceeded"
+    # The next invocation gets a fresh instance and works.
+    assert ok(sandbox, deploy("exports.main = () => 'fine';", memory_mb=48)) == "fine"
+
+
+def test_no_network(runtime, deploy):
+    dep = deploy(
+        """
+        export async function main() {
+          try { await fetch("http://127.0.0.1:9/"); return "reached"; }
+          catch (e) { return "refused"; }
+        }
+        """
+    )
+    assert ok(runtime[0], dep) == "refused"
