@@ -8,7 +8,7 @@ source map keeps stack lines the user's), and names the shared runtime
 component (SpiderMonkey, built once per machine by
 scripts/runtimes/javascript.sh) as the artifact. The build pipeline then asks
 the sandbox to `check` the bundle with the engine's own parser.
-See docs/decisions/0003-javascript-engine.md.
+See docs/decisions/0005-javascript-engine.md.
 """
 
 from __future__ import annotations

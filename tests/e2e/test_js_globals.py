@@ -3,7 +3,7 @@
 Each entry is an expression a function evaluates; a supported one must be
 true, an unsupported one documents what is missing (and must stay missing or
 be moved to the supported list). The runtime is SpiderMonkey without ICU,
-embedded by StarlingMonkey (docs/decisions/0003-javascript-engine.md).
+embedded by StarlingMonkey (docs/decisions/0005-javascript-engine.md).
 """
 
 # ruff: noqa: E501 - a table of JavaScript expressions reads best one per line

@@ -2,7 +2,7 @@
 // (SpiderMonkey, embedded by StarlingMonkey through componentize-js); the host
 // never runs it. scripts/runtimes/javascript.sh turns it into one component
 // exporting the `runtime` world of wit/handler.wit, shared by every JavaScript
-// function (docs/decisions/0003-javascript-engine.md says why SpiderMonkey).
+// function (docs/decisions/0005-javascript-engine.md says why SpiderMonkey).
 //
 // - check(source, handler): the build's validation. Parses the bundle with this
 //   engine's own parser (a syntax error names the user's file and line) and runs
