@@ -275,6 +275,28 @@ def test_hostile_sources_cannot_read_the_host(build):
     assert "environment variable `HOME` not defined at compile time" in failed.value.message
 
 
+def test_a_compile_that_never_ends_or_eats_memory_is_stopped(builder, tmp_path):
+    builder.prepare(BuildLog(tmp_path / "prepare.log"))  # the warm build, under normal limits
+    tight = rust.RustBuilder(
+        BuildConfig(toolchains_dir=builder.config.toolchains_dir, timeout_sec=10, memory_mb=512)
+    )
+    endless = (
+        "#![allow(long_running_const_eval)]\n"
+        "const SPIN: u64 = { let mut i = 1u64; loop { i = i.wrapping_add(1);"
+        " if i == 0 { break i; } } };\n" + HANDLER
+    )
+    hungry = "const BIG: [u8; 1 << 30] = [7; 1 << 30];\n" + HANDLER
+    for name, source, expected in (
+        ("endless", endless, "build timed out after 10 s"),
+        ("hungry", hungry, "tried to allocate more memory than available to compiler"),
+    ):
+        out = tmp_path / name
+        out.mkdir()
+        request = BuildRequest("fn_h", 1, "rust", None, None, None, files={"handler.rs": source})
+        with pytest.raises(BuildFailed, match=expected):
+            tight.build(request, out, BuildLog(out / "build.log"))
+
+
 def test_cache_key_follows_what_the_artifact_is_made_from(builder):
     def key(files, **kw):
         fields = {"handler": None, "form": None, **kw}
