@@ -1,0 +1,162 @@
+"""The `c` builder with the real zig toolchain: forms, glue, messages, hostile sources."""
+
+from __future__ import annotations
+
+import pytest
+
+import compiler
+from compiler import BuildConfig, BuildFailed, BuildLog, BuildRequest
+from tests.compiler.wasi import custom_sections, run
+from tests.e2e.server import REPO
+
+EXAMPLES = REPO / "examples" / "c"
+
+
+def build(tmp_path, files, *, form=None, handler=None, config=None):
+    if isinstance(files, str):
+        files = {"handler.c": files}
+    out = tmp_path / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    log = BuildLog(tmp_path / "build.log")
+    request = BuildRequest("fn_c", 1, "c", handler, form, None, files=files)
+    try:
+        builder = compiler.builder_for("c", config or BuildConfig())
+        return builder.build(request, out, log), log.text()
+    finally:
+        log.close()
+
+
+def test_handler_form_with_the_glue(tmp_path):
+    result, log = build(tmp_path, (EXAMPLES / "hello.c").read_text())
+    assert result.kind == "module" and result.runtime_version.startswith("c (zig 0.")
+    assert "(handler form)" in log
+    done = run(result.artifact, {"name": "Ada"}, tmp_path, {"function_name": "greeter"})
+    assert done.code == 0, done.stderr
+    assert done.json() == {"message": "Hello, Ada!", "function": "greeter"}
+    assert done.stderr == "greeting Ada\n"
+
+
+def test_names_are_kept_and_debug_info_dropped(tmp_path):
+    result, _ = build(tmp_path, (EXAMPLES / "hello.c").read_text())
+    sections = custom_sections(result.artifact)
+    assert "name" in sections
+    assert not [s for s in sections if s.startswith(".debug")]
+    assert result.artifact.stat().st_size < 200_000
+
+
+def test_error_record_from_nimbus_set_error(tmp_path):
+    source = (
+        "char *handler(const char *event_json, const char *context_json) {\n"
+        '    nimbus_set_error_type("QuotaError", "used %d of %d", 11, 10);\n'
+        "    return NULL;\n"
+        "}\n"
+    )
+    result, _ = build(tmp_path, source)
+    done = run(result.artifact, {}, tmp_path)
+    assert done.code == 1 and done.stdout == ""
+    assert done.record() == {
+        "type": "QuotaError",
+        "message": "used 11 of 10",
+        "stack": ["at handler (handler.c:2)"],
+    }
+
+
+def test_null_without_an_error_is_still_an_error(tmp_path):
+    result, _ = build(tmp_path, "char *handler(const char *e, const char *c) { return 0; }\n")
+    record = run(result.artifact, {}, tmp_path).record()
+    assert record["message"] == "handler returned NULL without calling nimbus_set_error"
+
+
+def test_program_form_is_detected_and_can_be_forced(tmp_path):
+    program = '#include <stdio.h>\nint main(void) { printf("{\\"ok\\":true}"); return 3; }\n'
+    result, log = build(tmp_path, {"main.c": program})
+    assert "(program form)" in log
+    done = run(result.artifact, {}, tmp_path)
+    assert (done.code, done.json()) == (3, {"ok": True})
+    with pytest.raises(BuildFailed, match=r"redefinition of 'main'|duplicate symbol: main"):
+        build(tmp_path / "forced", {"main.c": program}, form="handler")
+
+
+def test_several_files_and_a_named_handler(tmp_path):
+    files = {
+        "util.h": "int twice(int x);\n",
+        "util.c": '#include "util.h"\nint twice(int x) { return 2 * x; }\n',
+        "handler.c": (
+            '#include <stdio.h>\n#include <stdlib.h>\n#include "util.h"\n'
+            "char *Handle(const char *e, const char *c) {\n"
+            "    char *out = malloc(16);\n"
+            '    snprintf(out, 16, "%d", twice(21));\n'
+            "    return out;\n}\n"
+        ),
+    }
+    result, _ = build(tmp_path, files, handler="handler.Handle")
+    assert run(result.artifact, {}, tmp_path).json() == 42
+
+
+def test_compile_errors_name_the_users_file_and_line(tmp_path):
+    source = "char *handler(const char *e, const char *c) {\n    return undefined_thing;\n}\n"
+    with pytest.raises(BuildFailed) as failed:
+        build(tmp_path, source)
+    assert failed.value.message.startswith("compile error:\n")
+    assert "handler.c:2:12: error: use of undeclared identifier 'undefined_thing'" in (
+        failed.value.message
+    )
+
+
+def test_a_wrong_handler_signature_is_a_compile_error_at_its_line(tmp_path):
+    with pytest.raises(BuildFailed, match=r"handler.c:1:7: error: conflicting types for 'handler'"):
+        build(tmp_path, "char *handler(int x) { return 0; }\n")
+
+
+def test_include_of_a_host_file_finds_nothing(tmp_path):
+    source = '#include "/etc/passwd"\nchar *handler(const char *e, const char *c) { return 0; }\n'
+    with pytest.raises(BuildFailed) as failed:
+        build(tmp_path, source)
+    assert "'/etc/passwd' file not found" in failed.value.message
+    assert "root:" not in failed.value.message
+
+
+_BOMB = "".join(f"#define A{i + 1} A{i} A{i}\n" for i in range(30))
+BOMB = f"#define A0 x+x\n{_BOMB}int x;\nint y = A30;\n" + (
+    "char *handler(const char *e, const char *c) { return 0; }\n"
+)
+
+
+def test_a_compile_that_eats_memory_is_stopped(tmp_path):
+    with pytest.raises(BuildFailed, match=r"ran out of memory|was killed|timed out"):
+        build(tmp_path, BOMB, config=BuildConfig(memory_mb=256, timeout_sec=60))
+
+
+def test_a_compile_that_never_ends_times_out(tmp_path):
+    with pytest.raises(BuildFailed, match="build timed out after 3 s"):
+        build(tmp_path, BOMB, config=BuildConfig(memory_mb=8192, timeout_sec=3))
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"notes.txt": "hi"}, "at least one .c file"),
+        ({"../escape.c": "int x;"}, "invalid file name"),
+        ({"/abs.c": "int x;"}, "invalid file name"),
+        ({".nimbus/x.c": "int x;"}, "invalid file name"),
+    ],
+)
+def test_bad_file_sets(tmp_path, files, message):
+    with pytest.raises(BuildFailed, match=message):
+        build(tmp_path, files)
+
+
+def test_cache_key_follows_what_the_artifact_is_made_from():
+    builder = compiler.builder_for("c")
+    source = "char *handler(const char *e, const char *c) { return 0; }"
+
+    def key(function_id="fn", **changes):
+        fields = dict(handler=None, form=None, target=None, files={"handler.c": source})
+        fields.update(changes)
+        return builder.cache_key(BuildRequest(function_id, 1, "c", **fields))
+
+    assert key() == key() == key(function_id="fn_other")
+    assert key(files={"handler.c": "int main(void) { return 0; }"}) != key()
+    assert key(files={"handler.c": source, "extra.h": ""}) != key()
+    assert key(handler="other") != key()
+    assert key(form="program") != key()

@@ -1,0 +1,132 @@
+"""The `go` builder with the real Go toolchain: forms, glue, //line, messages."""
+
+from __future__ import annotations
+
+import pytest
+
+import compiler
+from compiler import BuildConfig, BuildFailed, BuildLog, BuildRequest
+from compiler.runtimes.go import as_main_package
+from tests.compiler.wasi import custom_sections, run
+from tests.e2e.server import REPO
+
+EXAMPLES = REPO / "examples" / "go"
+
+
+def build(tmp_path, files, *, form=None, handler=None):
+    if isinstance(files, str):
+        files = {"handler.go": files}
+    out = tmp_path / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    log = BuildLog(tmp_path / "build.log")
+    request = BuildRequest("fn_go", 1, "go", handler, form, None, files=files)
+    try:
+        return compiler.builder_for("go", BuildConfig()).build(request, out, log), log.text()
+    finally:
+        log.close()
+
+
+ERRORS = """\
+import (
+	"errors"
+	"fmt"
+)
+
+type QuotaError struct{ Used int }
+
+func (e *QuotaError) Error() string { return fmt.Sprintf("used %d", e.Used) }
+
+func handler(event interface{}, context map[string]string) (interface{}, error) {
+	switch event.(map[string]interface{})["do"] {
+	case "plain":
+		return nil, errors.New("plain failure")
+	case "typed":
+		return nil, &QuotaError{11}
+	case "panic":
+		panic("gave up")
+	}
+	return context, nil
+}
+"""
+
+
+def test_handler_form_without_package_clause(tmp_path):
+    result, log = build(tmp_path, (EXAMPLES / "hello.go").read_text())
+    assert result.kind == "module" and result.runtime_version.startswith("go 1.")
+    assert "compiling handler form" in log
+    done = run(result.artifact, {"name": "Ada"}, tmp_path, {"function_name": "greeter"})
+    assert done.code == 0, done.stderr
+    assert done.json() == {"message": "Hello, Ada!", "function": "greeter"}
+    assert done.stderr == "greeting Ada\n"
+    assert "name" in custom_sections(result.artifact)
+
+
+def test_errors_and_panics_become_error_records(tmp_path):
+    result, _ = build(tmp_path, ERRORS)
+    ok = run(result.artifact, {"do": "nothing"}, tmp_path, {"version": 3, "tenant": "acme"})
+    assert ok.json() == {"function_name": "fn-name", "deadline_ms": "1", "version": "3",
+                         "tenant": "acme"}  # fmt: skip
+    assert run(result.artifact, {"do": "plain"}, tmp_path).record() == {
+        "type": "errorString", "message": "plain failure", "stack": []}  # fmt: skip
+    typed = run(result.artifact, {"do": "typed"}, tmp_path).record()
+    assert (typed["type"], typed["message"]) == ("QuotaError", "used 11")
+    panicked = run(result.artifact, {"do": "panic"}, tmp_path).record()
+    assert (panicked["type"], panicked["message"]) == ("Panic", "gave up")
+    assert panicked["stack"] == ["at main.handler (handler.go:17)"]
+
+
+def test_any_json_value_is_an_event(tmp_path):
+    result, _ = build(tmp_path, (EXAMPLES / "hello.go").read_text())
+    done = run(result.artifact, "a string", tmp_path)
+    assert done.json() == {"message": "Hello, world!", "function": "fn-name"}
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "func handler(event interface{}, context map[string]string) interface{} { return 1 }",
+        "func handler(event any, context map[string]string) (any, error) { return 1, nil }",
+        "func handler(event interface{}) interface{} { return 1 }",
+        "func handler(event interface{}) (interface{}, error) { return 1, nil }",
+    ],
+)
+def test_every_handler_signature_builds(tmp_path, signature):
+    result, _ = build(tmp_path, signature + "\n")
+    if "(event interface{}) interface{}" in signature:  # PERF(tests): Go modules load slowly
+        assert run(result.artifact, {}, tmp_path).json() == 1
+
+
+def test_a_wrong_signature_and_a_missing_handler_are_explained(tmp_path):
+    with pytest.raises(BuildFailed, match="handler has the wrong signature for a handler"):
+        build(tmp_path, "func handler(event string) string { return event }\n")
+    with pytest.raises(BuildFailed, match="no function Handle in the Go source"):
+        build(tmp_path / "named", "func handler(event any) any { return 1 }\n", handler="Handle")
+
+
+def test_program_form_and_other_package_names(tmp_path):
+    program = 'package tool\n\nimport "fmt"\n\nfunc main() { fmt.Print(`{"ok":true}`) }\n'
+    result, log = build(tmp_path, {"main.go": program})
+    assert "compiling program form" in log
+    assert run(result.artifact, {}, tmp_path).json() == {"ok": True}
+
+
+def test_compile_errors_keep_the_users_lines(tmp_path):
+    source = "// a comment\n\nfunc handler(event any) any {\n\treturn undefinedThing\n}\n"
+    with pytest.raises(BuildFailed) as failed:
+        build(tmp_path, source)
+    assert "./handler.go:4:9: undefined: undefinedThing" in failed.value.message
+    assert not failed.value.message.splitlines()[1].startswith("#")
+
+
+def test_no_module_downloads(tmp_path):
+    source = 'import "github.com/example/lib"\n\nfunc handler(e any) any { return lib.X }\n'
+    with pytest.raises(BuildFailed, match=r"github\.com/example/lib"):
+        build(tmp_path, source)
+
+
+def test_as_main_package_keeps_line_numbers():
+    wrapped = "package main\n//line a.go:1:1\nfunc f() {}\n"
+    assert as_main_package("a.go", "func f() {}\n") == wrapped
+    text = "// Doc.\n/* block */\npackage handlers // trailing\n\nfunc f() {}\n"
+    assert as_main_package("a.go", text) == text.replace("package handlers", "package main")
+    assert as_main_package("a.go", "package main\n") == "package main\n"
