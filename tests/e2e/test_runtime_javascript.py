@@ -40,9 +40,9 @@ def api(server) -> Iterator[httpx.Client]:
 
 
 def create(api: httpx.Client, name: str, files, **extra) -> httpx.Response:
-    if isinstance(files, str):
-        files = {"handler.js": files}
-    body = {"name": name, "runtime": "javascript", "files": files, **extra}
+    """`files`: a map of path → text, or one source text sent as `code` (handler.js)."""
+    source = {"code": files} if isinstance(files, str) else {"files": files}
+    body = {"name": name, "runtime": "javascript", **source, **extra}
     return api.post("/api/v1/functions?wait=true", json=body)
 
 
@@ -285,3 +285,10 @@ def test_cold_and_warm_invoke_latency(api):
         f"{statistics.median(warm):.2f} ms in the sandbox (fresh instance each)"
     )
     assert statistics.median(warm) < 50
+
+
+def test_runtime_aliases_build_on_the_same_runtime(api):
+    fn = deployed(api, "js-alias", "exports.main = () => process.argv.length;", runtime="node20")
+    assert fn["runtime"] == "javascript"
+    assert fn["runtime_version"].startswith("SpiderMonkey"), fn
+    assert invoke(api, "js-alias").json() == 2
