@@ -6,6 +6,7 @@ line in `_BUILDERS` (a builder is made from the server's `BuildConfig`).
 Public surface: `builder_for`, the protocol's types (`Builder`,
 `BuildRequest`, `BuildResult`, `BuildLog`, `BuildFailed`, `BuildConfig`),
 `BuildCache` (finished builds by what they were made from),
+`ArtifactCollector` (deletes compiled artifacts no version uses),
 `runtime_cache_dirs` (the shared runtimes' seed cache folders) and
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache, CachedBuild
+from ._collect import ArtifactCollector
 from .runtimes import python_runtime
 from .runtimes.c import CBuilder
 from .runtimes.go import GoBuilder
@@ -66,6 +68,7 @@ def runtimes_with_toolchains() -> list[str]:
 
 
 __all__ = [
+    "ArtifactCollector",
     "BuildCache",
     "BuildConfig",
     "BuildFailed",

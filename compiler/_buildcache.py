@@ -12,6 +12,7 @@ share bytes.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +68,7 @@ class CachedBuild(BaseModel):
     function_id: str  # the build that made it (for the log)
     version: int
     created_at: datetime = Field(default_factory=now)
+    used_at: float = Field(default_factory=time.time)  # Unix seconds: made or last reused
 
 
 class BuildCache:
@@ -80,15 +82,26 @@ class BuildCache:
         return method(request) if method is not None else None
 
     def get(self, key: str) -> CachedBuild | None:
-        """The earlier build under `key` whose artifact is still stored."""
+        """The earlier build under `key` whose artifact is still stored.
+
+        A hit touches the record (`used_at`) with a conditional write: the
+        artifact collector deletes only records it saw unchanged, so either
+        this build keeps the artifact or it misses and builds again."""
         try:
-            entry = CachedBuild.model_validate_json(self.store.get(PREFIX + key + ".json").data)
+            blob = self.store.get(PREFIX + key + ".json")
+            entry = CachedBuild.model_validate_json(blob.data)
         except errors.NotFound:
             return None
         except ValueError:  # an unreadable record is a miss, and is overwritten
             return None
         if not self.store.exists(entry.artifact_key):
             return None  # collected since: build again
+        entry.used_at = time.time()
+        try:
+            self.store.put(PREFIX + key + ".json", entry.model_dump_json().encode(),
+                           if_match=blob.etag)  # fmt: skip
+        except (errors.Conflict, errors.NotFound):
+            return None
         return entry
 
     def put(self, key: str, entry: CachedBuild) -> None:

@@ -57,6 +57,7 @@ class BuildQueue:
         max_attempts: int,
         precompile: Precompile | None = None,
         build_config: compiler.BuildConfig | None = None,
+        collector: compiler.ArtifactCollector | None = None,
         check_source: CheckSource | None = None,
         on_finished: BuildObserver | None = None,
     ) -> None:
@@ -68,6 +69,8 @@ class BuildQueue:
         self.max_attempts = max_attempts
         self.precompile = precompile
         self.build_config = build_config or compiler.BuildConfig()
+        self.collector = collector
+        self._next_collect = 0.0
         self.check_source = check_source
         self._shared_files: dict[tuple, tuple[str, str]] = {}
         self.on_finished = on_finished
@@ -102,8 +105,23 @@ class BuildQueue:
                 log.exception("build loop error")
                 worked = False
             if not worked:
+                self._collect_artifacts()
                 self._wake.wait(self.poll_sec)
                 self._wake.clear()
+
+    def _collect_artifacts(self) -> None:
+        """Now and then, while idle: delete compiled artifacts no version uses
+        (the collector itself runs at most once per grace period, store-wide)."""
+        if self.collector is None or time.monotonic() < self._next_collect:
+            return
+        self._next_collect = time.monotonic() + min(300.0, self.collector.grace_sec / 4)
+        try:
+            deleted = self.collector.collect()
+        except Exception:
+            log.exception("collecting unused artifacts failed")
+            return
+        if deleted:
+            log.info("deleted %d compiled artifacts no version uses", deleted)
 
     # -- one job -------------------------------------------------------------
 

@@ -81,6 +81,9 @@ class Platform:
                 memory_mb=settings.build_memory_mb,
                 install_toolchains=settings.toolchains_auto_install,
             ),
+            collector=compiler.ArtifactCollector(store, grace_sec=settings.artifact_gc_grace_sec)
+            if settings.artifact_gc_grace_sec > 0
+            else None,
             check_source=sandbox.check,
             on_finished=metrics.observe_build,
         )

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     build_memory_mb: int = 2048  # per compiler process (RLIMIT_DATA in the build jail)
     toolchains_dir: Path = Path("./.cache/toolchains")  # compilers, installed by scripts/toolchains
     toolchains_auto_install: bool = True  # install a missing toolchain on a language's first build
+    # Compiled artifacts no version uses are deleted after being unused this long (0: never).
+    artifact_gc_grace_sec: float = 3600
     build_wait_sec: float = 300  # how long ?wait=true holds a request
     build_max_attempts: int = 3
     build_poll_sec: float = 1.0

@@ -38,6 +38,7 @@ from ._docker_agent import AgentChannel, AgentGone, AgentListener, AgentReply, A
 from ._docker_config import NativeConfig
 from ._docker_engine import ContainerSpec, Engine, unavailable
 from ._limits import ConcurrencyGate
+from ._module import context_json
 from ._outcome import (
     FAILED,
     MEMORY,
@@ -46,6 +47,7 @@ from ._outcome import (
     TOO_LARGE,
     Outcome,
     exit_failure,
+    reported_failure,
     to_result,
     truncation_note,
 )
@@ -200,10 +202,12 @@ class NativeExecutor:
         if not self._pool.has(key):
             self._keep(self._start(dep, key))
 
-    def invoke(self, dep: Deployment, event: bytes, gate: ConcurrencyGate) -> InvokeResult:
+    def invoke(
+        self, dep: Deployment, event: bytes, context: dict, gate: ConcurrencyGate
+    ) -> InvokeResult:
         gate.acquire()
         try:
-            return self._invoke(dep, event)
+            return self._invoke(dep, event, context_json(dep, context))
         finally:
             gate.release()
 
@@ -226,7 +230,7 @@ class NativeExecutor:
 
     # -- one call -----------------------------------------------------------------
 
-    def _invoke(self, dep: Deployment, event: bytes) -> InvokeResult:
+    def _invoke(self, dep: Deployment, event: bytes, context: bytes) -> InvokeResult:
         began = time.perf_counter()
         key = deployment_key(dep)
         container, cold = self._acquire(dep, key)
@@ -235,7 +239,7 @@ class NativeExecutor:
             self._busy += 1
         try:
             try:
-                reply = self._call(container, dep, event)
+                reply = self._call(container, dep, event, context)
             except AgentGone:
                 self._discard(container)
                 if cold:
@@ -247,7 +251,7 @@ class NativeExecutor:
                 container, cold = self._start(dep, key), True
                 init_ms = (time.perf_counter() - began) * 1000
                 try:
-                    reply = self._call(container, dep, event)
+                    reply = self._call(container, dep, event, context)
                 except AgentGone:
                     self._discard(container)
                     raise unavailable("the function's container died during the call") from None
@@ -264,9 +268,12 @@ class NativeExecutor:
             self._keep(container)
         return to_result(dep, _outcome(reply, container.channel), cold, init_ms)
 
-    def _call(self, container: WarmContainer, dep: Deployment, event: bytes) -> AgentReply:
+    def _call(
+        self, container: WarmContainer, dep: Deployment, event: bytes, context: bytes
+    ) -> AgentReply:
         reply = container.channel.call(
             event,
+            context,
             timeout_sec=dep.timeout_sec,
             out_limit=RESULT_LIMIT_BYTES,
             log_limit=LOG_LIMIT_BYTES,
@@ -369,7 +376,13 @@ def _outcome(reply: AgentReply, channel: AgentChannel) -> Outcome:
     if status == agent.EXITED:
         if code == 0:
             return Outcome(OK, output=reply.stdout, **base)
-        return Outcome(FAILED, output=reply.stdout, failure=exit_failure(code), **base)
+        reported = reported_failure(reply.stderr)  # the handler glue's error record
+        if reported is None:
+            return Outcome(FAILED, output=reply.stdout, failure=exit_failure(code), **base)
+        failure, before = reported
+        note = truncation_note(reply.log_dropped) if reply.log_dropped else b""
+        base["logs"] = before + note
+        return Outcome(FAILED, output=reply.stdout, failure=failure, **base)
     if status == agent.SIGNALED:
         if code == signal.SIGKILL and not channel.oom_detection:
             return Outcome(MEMORY, **base)  # no OOM counter to tell: the likeliest cause
@@ -417,8 +430,10 @@ class NativeExecutors:
                 self._executor = NativeExecutor(self._store, self._config)
             return self._executor
 
-    def invoke(self, dep: Deployment, event: bytes, gate: ConcurrencyGate) -> InvokeResult:
-        return self.get().invoke(dep, event, gate)
+    def invoke(
+        self, dep: Deployment, event: bytes, context: dict, gate: ConcurrencyGate
+    ) -> InvokeResult:
+        return self.get().invoke(dep, event, context, gate)
 
     def prepare(self, dep: Deployment) -> None:
         self.get().prepare(dep)

@@ -31,7 +31,7 @@ EXITED, SIGNALED, TIMED_OUT, TOO_LARGE, MEMORY, SPAWN_FAILED = range(6)
 DIRTY = 1  # flag: leftovers could not be cleaned up, retire the container
 
 _HEAD = struct.Struct("<cI")
-_REQUEST = struct.Struct("<cIIII")
+_REQUEST = struct.Struct("<cIIIII")
 _REPLY = struct.Struct("<IiIII")
 _IO_CHUNK = 256 * 1024
 
@@ -145,14 +145,21 @@ class AgentChannel:
         return not poller.poll(0)
 
     def call(
-        self, event: bytes, *, timeout_sec: float, out_limit: int, log_limit: int, grace_sec: float
+        self,
+        event: bytes,
+        context: bytes,
+        *,
+        timeout_sec: float,
+        out_limit: int,
+        log_limit: int,
+        grace_sec: float,
     ) -> AgentReply:
-        """Run the function once. The agent enforces the deadline and the caps;
-        `grace_sec` past the deadline a silent agent raises `AgentSilent`."""
-        request = _REQUEST.pack(
-            b"Q", max(1, int(timeout_sec * 1000)), out_limit, log_limit, len(event)
-        )
-        pending = memoryview(request + event)
+        """Run the function once, with `context` (JSON) as NIMBUS_CONTEXT. The agent
+        enforces the deadline and the caps; `grace_sec` past the deadline a silent
+        agent raises `AgentSilent`."""
+        timeout_ms = max(1, int(timeout_sec * 1000))
+        header = _REQUEST.pack(b"Q", timeout_ms, out_limit, log_limit, len(context), len(event))
+        pending = memoryview(header + context + event)
         started = time.monotonic()
         deadline = started + timeout_sec + grace_sec
         stdout: list[bytes] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 # Keep in step with `NIMBUS_AGENT_VERSION` in sandbox/agent/agent.c: the wire
 # protocol between a worker and the agent in its containers, and the tag
 # scripts/runtime-image.sh gives the image.
-AGENT_VERSION = "1"
+AGENT_VERSION = "2"
 DEFAULT_IMAGE = f"nimbus/native-runtime:agent-{AGENT_VERSION}"
 
 

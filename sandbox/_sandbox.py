@@ -129,7 +129,7 @@ class Sandbox:
         _check_deployment(dep)
         worker = self._worker()
         if dep.kind == "native":
-            return self._native.invoke(dep, event, worker.gate)
+            return self._native.invoke(dep, event, context, worker.gate)
         began = time.perf_counter()
         loaded, cold = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, _file_kind(dep))
         init_ms = (time.perf_counter() - began) * 1000 if cold else 0.0

@@ -42,17 +42,33 @@ SOURCES: dict[str, str] = {
     "echo": r"""
 int main(void) { size_t n; char *b = read_stdin(&n); fwrite(b, 1, n, stdout); return 0; }
 """,
-    # argv[0], the environment, the user and the working directory, as JSON.
+    # argv[0], the environment (NIMBUS_CONTEXT apart), the user and the working
+    # directory, as JSON.
     "introspect": r"""
 extern char **environ;
 int main(int argc, char **argv) {
     size_t n; read_stdin(&n);
     char cwd[256]; if (!getcwd(cwd, sizeof cwd)) strcpy(cwd, "?");
-    printf("{\"argv0\":\"%s\",\"argc\":%d,\"uid\":%d,\"cwd\":\"%s\",\"env\":[", argv[0], argc,
-           (int)getuid(), cwd);
-    for (char **e = environ; *e; e++) printf("%s\"%s\"", e == environ ? "" : ",", *e);
+    const char *context = getenv("NIMBUS_CONTEXT");
+    printf("{\"argv0\":\"%s\",\"argc\":%d,\"uid\":%d,\"cwd\":\"%s\",\"context\":%s,\"env\":[",
+           argv[0], argc, (int)getuid(), cwd, context ? context : "null");
+    int first = 1;
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "NIMBUS_CONTEXT=", 15) == 0) continue;
+        printf("%s\"%s\"", first ? "" : ",", *e);
+        first = 0;
+    }
     printf("]}");
     return 0;
+}
+""",
+    # The handler glue's way to fail: a log line, then the error record on stderr.
+    "reporter": r"""
+int main(void) {
+    fprintf(stderr, "before the error\n");
+    fprintf(stderr, "\n\x1e{\"type\":\"ValueError\",\"message\":\"bad input\","
+                    "\"stack\":[\"handler.c:3\"]}\n");
+    return 1;
 }
 """,
     # A function error: a log line and exit status 3.

@@ -8,14 +8,16 @@
  *
  *   host  -> agent  'C' u32 len, argv0 NUL (KEY=VALUE NUL)*        once
  *   host  -> agent  'Q' u32 timeout_ms u32 out_limit u32 log_limit
- *                       u32 event_len, event bytes                per call
+ *                       u32 context_len u32 event_len,
+ *                       context JSON, event bytes                 per call
  *   agent -> host   'O' u32 len, stdout bytes | 'E' u32 len, stderr bytes
  *                   ... then 'R' u32 status i32 code u32 duration_us
  *                       u32 flags u32 log_dropped                 per call
  *
  * Integers are little-endian. Each call runs /function in a new session,
  * with stdin/stdout/stderr on pipes, cwd /tmp and exactly the function's
- * environment, at nice 10. When it ends (or at the deadline, or when its stdout
+ * environment plus NIMBUS_CONTEXT (the call's context JSON, as WASM commands
+ * get it; it wins over a function variable of that name), at nice 10. When it ends (or at the deadline, or when its stdout
  * passes out_limit) every other process in the container is killed and reaped and
  * /tmp is emptied, so the next call starts clean. A closed connection ends
  * the agent, and with it the container.
@@ -46,12 +48,14 @@
 #include <unistd.h>
 
 /* Keep in step with sandbox/_docker_agent.py AGENT_VERSION. */
-#define NIMBUS_AGENT_VERSION "1"
+#define NIMBUS_AGENT_VERSION "2"
 
 #define SOCKET_PATH "/run/nimbus/host.sock"
 #define FUNCTION_PATH "/function"
 #define WORK_DIR "/tmp"
 #define CHUNK 65536
+#define CONTEXT_VAR "NIMBUS_CONTEXT="
+#define MAX_CONTEXT (1u << 20)
 
 enum { ST_EXITED = 0, ST_SIGNALED = 1, ST_TIMEOUT = 2, ST_TOO_LARGE = 3, ST_MEMORY = 4,
        ST_SPAWN_FAILED = 5 };
@@ -59,7 +63,8 @@ enum { FL_DIRTY = 1 }; /* leftovers could not be cleaned: retire this container 
 
 static int host = -1;
 static char **fn_argv;
-static char **fn_envp;
+static char **fn_envp;  /* the function's variables, then one slot for NIMBUS_CONTEXT */
+static size_t fn_envc;
 static char buf[CHUNK];
 
 static void die(const char *what) {
@@ -434,15 +439,16 @@ static void configure(char *data, uint32_t len) {
     for (uint32_t i = 0; i < len; i++) if (data[i] == '\0') count++;
     if (count == 0) die("empty config");
     fn_argv = calloc(2, sizeof(char *));
-    fn_envp = calloc(count, sizeof(char *));
+    fn_envp = calloc(count + 1, sizeof(char *));
     char *p = data, *end = data + len;
     fn_argv[0] = p;
     p += strlen(p) + 1;
     size_t n = 0;
     while (p < end) {
-        fn_envp[n++] = p;
+        if (strncmp(p, CONTEXT_VAR, strlen(CONTEXT_VAR)) != 0) fn_envp[n++] = p;
         p += strlen(p) + 1;
     }
+    fn_envc = n;
     fn_envp[n] = NULL;
 }
 
@@ -481,10 +487,21 @@ int main(void) {
     configure(config, clen);
 
     for (;;) {
-        unsigned char req[17];
-        read_all(req, 17);
+        unsigned char req[21];
+        read_all(req, 21);
         if (req[0] != 'Q') die("expected a call");
+        uint32_t context_len = get_u32(req + 13);
+        if (context_len > MAX_CONTEXT) die("context too large");
+        size_t prefix = strlen(CONTEXT_VAR);
+        char *context = malloc(prefix + context_len + 1);
+        memcpy(context, CONTEXT_VAR, prefix);
+        read_all(context + prefix, context_len);
+        context[prefix + context_len] = '\0';
+        fn_envp[fn_envc] = context;
+        fn_envp[fn_envc + 1] = NULL;
         serve_call(sigfd, get_u32(req + 1), get_u32(req + 5), get_u32(req + 9),
-                   get_u32(req + 13));
+                   get_u32(req + 17));
+        fn_envp[fn_envc] = NULL;
+        free(context);
     }
 }

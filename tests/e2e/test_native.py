@@ -109,9 +109,11 @@ def test_static_binary_result_and_headers(napi, fns):
 
 
 def test_argv0_and_environment(napi, fns):
-    seen = invoke(napi, "intro", {}).json()
+    seen = invoke(napi, "intro", {}, headers={"X-Nimbus-Context": '{"tenant": "t1"}'}).json()
     assert seen["argv0"] == "nat-intro" and seen["env"] == ["GREETING=hi"]
     assert seen["uid"] == 65534
+    assert seen["context"]["tenant"] == "t1" and seen["context"]["function_name"] == "nat-intro"
+    assert seen["context"]["invocation_id"].startswith("inv_")
 
 
 def test_function_error_with_exit_code_and_logs(napi, fns):

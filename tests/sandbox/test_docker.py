@@ -83,14 +83,27 @@ def call(sandbox: Sandbox, dep, event: bytes = b"{}"):
 
 
 def test_result_argv_env_user(sandbox, mstore):
-    dep = native_dep(mstore, "introspect", env_vars={"GREETING": "hi", "EMPTY": ""})
-    result = call(sandbox, dep, b'{"a": 1}')
+    env = {"GREETING": "hi", "EMPTY": "", "NIMBUS_CONTEXT": "mine"}
+    dep = native_dep(mstore, "introspect", env_vars=env)
+    result = sandbox.invoke(dep, b'{"a": 1}', {"invocation_id": "inv_1", "caller": "me"})
     assert result.error is None, result.logs
     assert result.content_type == "application/json"
     seen = orjson.loads(result.output)
     assert seen["argv0"] == dep.function_name and seen["argc"] == 1
     assert sorted(seen["env"]) == ["EMPTY=", "GREETING=hi"]  # nothing of the host's
     assert seen["uid"] == 65534 and seen["cwd"] == "/tmp"
+    # As WASM commands get it: the platform's NIMBUS_CONTEXT wins over a variable.
+    context = seen["context"]
+    assert context["function_name"] == dep.function_name and context["version"] == 1
+    assert context["invocation_id"] == "inv_1" and context["caller"] == "me"
+    assert context["memory_limit_mb"] == 64 and context["deadline_ms"] > time.time() * 1000
+
+
+def test_error_record_becomes_the_failure(sandbox, mstore):
+    result = call(sandbox, native_dep(mstore, "reporter"))
+    assert result.error.type == "ValueError" and result.error.message == "bad input"
+    assert result.error.stack == ["handler.c:3"]
+    assert result.logs == b"before the error\n"
 
 
 def test_echo_static_and_dynamic(sandbox, mstore):

@@ -1,0 +1,98 @@
+"""Collecting compiled artifacts no version uses any more (mark, then sweep).
+
+What is collected: the artifacts the build cache knows (C, Go, Rust modules),
+with their precompiled forms and cache records, once no version of any
+function references them. Sources and shared runtimes are left alone.
+
+A blob is deleted only when it was unreferenced at two collections at least
+`grace_sec` apart (the first records it as a candidate in `gc/artifacts.json`),
+so a build that uploaded an artifact but has not written its version yet never
+loses it. A cache hit touches its record with a conditional write, and the
+collector deletes a record only if it is unchanged, then the blob: a build
+reusing an artifact and a collection deleting it cannot both win.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import orjson
+
+from store import Store, errors
+
+from ._buildcache import PREFIX, CachedBuild
+
+STATE_KEY = "gc/artifacts.json"
+
+
+def _blob_keys(value, found: set[str]) -> None:
+    if isinstance(value, str):
+        if value.startswith("blobs/"):
+            found.add(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _blob_keys(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _blob_keys(item, found)
+
+
+class ArtifactCollector:
+    def __init__(self, store: Store, *, grace_sec: float = 3600.0) -> None:
+        self.store = store
+        self.grace_sec = grace_sec
+
+    def live(self) -> set[str]:
+        """Every blob key any version record mentions (source, artifact, bundle, mounts)."""
+        found: set[str] = set()
+        for key in self.store.list("versions/"):
+            with contextlib.suppress(errors.NotFound, orjson.JSONDecodeError):
+                _blob_keys(orjson.loads(self.store.get(key).data), found)
+        return found
+
+    def collect(self, now: float | None = None) -> int:
+        """One collection if the last was at least `grace_sec` ago; returns blobs deleted."""
+        now = time.time() if now is None else now
+        try:
+            blob = self.store.get(STATE_KEY)
+            state, state_etag = orjson.loads(blob.data), blob.etag
+        except errors.NotFound:
+            state, state_etag = {"at": 0.0, "candidates": []}, None
+        if now - state["at"] < self.grace_sec:
+            return 0
+        live = self.live()
+        entries: dict[str, tuple[CachedBuild, str]] = {}
+        for key in self.store.list(PREFIX):
+            with contextlib.suppress(errors.NotFound, ValueError):
+                blob = self.store.get(key)
+                entries[key] = (CachedBuild.model_validate_json(blob.data), blob.etag)
+        unreferenced = {
+            entry.artifact_key
+            for entry, _ in entries.values()
+            if entry.artifact_key not in live and now - entry.used_at >= self.grace_sec
+        }
+        due = unreferenced & set(state["candidates"])
+        claim = {"at": now, "candidates": sorted(unreferenced - due)}
+        try:  # this worker's round; a concurrent collector's write wins instead
+            if state_etag is None:
+                self.store.put(STATE_KEY, orjson.dumps(claim), create=True)
+            else:
+                self.store.put(STATE_KEY, orjson.dumps(claim), if_match=state_etag)
+        except errors.Conflict:
+            return 0
+        kept: set[str] = set()
+        for key, (entry, etag) in entries.items():
+            if entry.artifact_key in due:
+                try:
+                    self.store.delete(key, if_match=etag)
+                except (errors.Conflict, errors.NotFound):
+                    kept.add(entry.artifact_key)  # used again meanwhile
+        deleted = 0
+        for key in sorted(due - kept):
+            sha = key.rsplit("/", 1)[-1]
+            for precompiled in list(self.store.list(f"precompiled/{sha}/")):
+                self.store.delete(precompiled)
+            self.store.delete(key)
+            deleted += 1
+        return deleted
