@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -128,3 +129,15 @@ def test_a_hostile_include_fails_the_build_without_reading_the_file(api):
     assert fn["status"] == "failed"
     assert "'/etc/passwd' file not found" in fn["latest_build"]["error"]
     assert "root:" not in build_log(api, "c-hostile")
+
+
+def test_four_concurrent_builds_all_finish(api):
+    def make(i: int) -> dict:
+        source = HELLO.replace('"Hello, %s!"', f'"Hello {i}, %s!"')
+        return create(api, "c", f"c-many-{i}", source)
+
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(make, range(4)))
+    assert [fn["status"] for fn in made] == ["active"] * 4, made
+    for i in range(4):
+        assert invoke(api, f"c-many-{i}", {"name": "x"}).json()["message"] == f"Hello {i}, x!"
