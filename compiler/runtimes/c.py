@@ -28,6 +28,7 @@ from .._jail import run_jailed
 from .._sources import RESERVED, choose_form, failure, handler_name, write_sources
 from .._toolchains import Toolchain, Toolchains, copy_tree
 from .._wasmfile import strip_debug_sections
+from .native import check_native_executable
 
 ZIG = Toolchain(name="zig", language="c")
 GLUE_DIR = Path(__file__).resolve().parent.parent / "glue" / "c"
@@ -116,6 +117,8 @@ class CBuilder:
     def build(self, request: BuildRequest, workdir: Path, log: BuildLog) -> BuildResult:
         form, handler = self._plan(request)
         names = write_sources(request.files, workdir)
+        if request.target == "native":
+            return self._build_native(workdir, names, form, handler, log)
         warm = self.prepare(log)
         home = self.toolchains.home(ZIG)
         cache = workdir / RESERVED / "cache"
@@ -127,6 +130,40 @@ class CBuilder:
         log.write(f"module {after} bytes (debug info dropped: {before - after} bytes)")
         return BuildResult(
             artifact=artifact, kind="module", runtime_version=f"c (zig {ZIG.version}, wasm32-wasi)"
+        )
+
+    def _build_native(
+        self, workdir: Path, names: list[str], form: str, handler: str | None, log: BuildLog
+    ) -> BuildResult:
+        """`"target": "native"`: a static x86-64 Linux binary from the host's gcc, in
+        the same jail, with the same glue; it runs in a container (sandbox/_docker.py)."""
+        sources = [name for name in names if name.endswith(".c")]
+        artifact = workdir / RESERVED / "artifact.bin"
+        artifact.parent.mkdir(parents=True, exist_ok=True)
+        gcc = shutil.which("gcc") or "/usr/bin/gcc"
+        cmd = [gcc, "-O2", "-Wall", "-static", "-I", str(GLUE_DIR)]
+        if handler is not None:
+            cmd += ["-include", str(GLUE_DIR / "nimbus.h"), f"-DNIMBUS_HANDLER={handler}"]
+        cmd += [*sources, str(GLUE_DIR / "nimbus.c")]
+        if handler is not None:
+            cmd.append(str(GLUE_DIR / "nimbus_main.c"))
+        log.write(f"compiling {', '.join(sources)} ({form} form) with gcc, static x86-64 Linux")
+        lines: list[str] = []
+        code = run_jailed(
+            [*cmd, "-o", str(artifact)],
+            workdir=workdir,
+            ro_binds=[GLUE_DIR],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": "/tmp"},
+            timeout=self.config.timeout_sec,
+            memory_mb=self.config.memory_mb,
+            log=log,
+            output=lines,
+        )
+        if code != 0 or not artifact.exists():
+            raise failure(lines, code, self.config.memory_mb, "compile error")
+        described = check_native_executable(artifact, log)
+        return BuildResult(
+            artifact=artifact, kind="native", runtime_version=f"c (gcc, {described})"
         )
 
     def _compile(

@@ -170,6 +170,40 @@ def test_multipart_upload_and_bad_binaries(napi):
         assert "not an ELF executable" in fn["latest_build"]["error"]
 
 
+C_HANDLER = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *handler(const char *event_json, const char *context_json) {
+    if (strstr(event_json, "\"fail\"")) {
+        nimbus_set_error("asked to fail");
+        return NULL;
+    }
+    size_t n = strlen(event_json) + strlen(context_json) + 32;
+    char *out = malloc(n);
+    snprintf(out, n, "{\"event\":%s,\"context\":%s}", event_json, context_json);
+    return out;
+}
+"""
+
+
+def test_c_function_with_target_native(napi, fns):
+    body = {"name": "nat-c", "runtime": "c", "code": C_HANDLER, "target": "native"}
+    resp = napi.post("/api/v1/functions?wait=true", json=body)
+    assert resp.status_code == 201, resp.text
+    fn = resp.json()
+    assert fn["status"] == "active", napi.get("/api/v1/functions/nat-c/build").json()
+    assert fn["runtime_version"] == "c (gcc, native x86-64, static)"
+    result = invoke(napi, "c", {"x": [1, 2]})
+    assert result.status_code == 200, result.text
+    assert result.json()["event"] == {"x": [1, 2]}
+    assert result.json()["context"]["function_name"] == "nat-c"
+    error = assert_error(invoke(napi, "c", {"fail": True}), 500, "function_error")
+    assert error["message"] == "asked to fail" and error["type"] == "Error"
+    assert error["stack"] and "handler.c" in error["stack"][0]
+
+
 # -- hostile binaries ----------------------------------------------------------------
 
 
