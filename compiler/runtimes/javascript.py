@@ -347,38 +347,31 @@ def esbuild_errors(output: list[str], src: Path) -> str:
     return "bundling failed: " + (text.strip()[-1000:] or "esbuild gave no message")
 
 
-_CJS_EXPORT = (
-    r"(?:\bexports\s*\.\s*{name}\s*="  # exports.main =
-    r"|\bexports\s*\[\s*['\"]{name}['\"]\s*\]\s*="  # exports["main"] =
-    r"|\bmodule\s*\.\s*exports\s*=)"  # module.exports = (checked at run time)
-)
-
-
 def check_export(meta: Path, entry_path: Path, entry: str, export: str) -> None:
-    """The entry exports `export`: ES modules from esbuild's metafile, CommonJS by pattern."""
+    """The entry exports `export`: ES modules by their export statements (esbuild's
+    metafile says which format the entry is), CommonJS leniently (assignments to
+    `exports` take many shapes; the runtime names a missing export at run time)."""
     try:
         inputs = json.loads(meta.read_text())["inputs"]
     except (OSError, ValueError, KeyError):
         return
     info = inputs.get(entry) or inputs.get(str(PurePosixPath(entry))) or {}
     source = entry_path.read_text(encoding="utf-8", errors="replace")
+    name = re.escape(export)
     if info.get("format") == "esm":
-        # `export function main`, `export const main`, `export { x as main }`, `export default`
         patterns = [
-            rf"\bexport\s+(?:async\s+)?(?:function\s*\*?|const|let|var|class)\s+{re.escape(export)}\b",
-            rf"\bexport\s*\{{[^}}]*\b{re.escape(export)}\b[^}}]*\}}",
+            rf"\bexport\s+(?:async\s+)?(?:function\s*\*?|const|let|var|class)\s+{name}\b",
+            rf"\bexport\s*\{{[^}}]*\b{name}\b[^}}]*\}}",  # export { x as main }
+            rf"\bexport\s+default\b[\s\S]*\b{name}\b",  # export default { main }
             r"\bexport\s*\*\s*from\b",
         ]
         if export == "default":
             patterns.append(r"\bexport\s+default\b")
-        if any(re.search(p, source) for p in patterns):
-            return
+        found = any(re.search(p, source) for p in patterns)
+    else:
+        found = bool(re.search(r"\bexports\b", source) and re.search(rf"\b{name}\b", source))
+    if not found:
         raise BuildFailed(
-            f"{entry} does not export {export!r} (expected `export [async] function {export}`)"
+            f"{entry} does not export {export!r} (expected `export [async] function {export}`, "
+            f"`exports.{export} = …` or `module.exports = {{ {export} }}`)"
         )
-    if re.search(_CJS_EXPORT.format(name=re.escape(export)), source):
-        return
-    raise BuildFailed(
-        f"{entry} does not export {export!r} (expected `exports.{export} = …`, "
-        f"`module.exports = {{ {export} }}` or `export [async] function {export}`)"
-    )

@@ -127,6 +127,8 @@ def test_esm_handler_gets_event_and_context(runtime, deploy):
         "module.exports.main = function (event) { return event.n * 2; };",
         "export default async function main(event) { return event.n * 2; }\nexport { main };",
         "const main = async (e) => e.n * 2;\nexport { main };",
+        "export default { main: (event) => event.n * 2 };",
+        "Object.assign(exports, { main: (event) => event.n * 2 });",
     ],
 )
 def test_commonjs_and_esm_forms(runtime, deploy, source):

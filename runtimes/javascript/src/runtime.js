@@ -437,7 +437,11 @@ export async function run(source, handler, event, context) {
     state.source = source;
     state.file = file;
     const exported = load(source, file);
-    const fn = exported?.[parts.name] ?? (parts.name === "default" ? exported : undefined);
+    // `exports.main`, or `export default { main }` (its object is `exports.default`)
+    const fn =
+      exported?.[parts.name] ??
+      exported?.default?.[parts.name] ??
+      (parts.name === "default" ? exported : undefined);
     if (typeof fn !== "function") {
       throw new TypeError(`${file} does not export a function named '${parts.name}' (the handler is '${handler}')`);
     }
