@@ -248,6 +248,23 @@ def test_a_promise_nothing_can_settle_is_a_function_error(runtime, deploy):
     assert "never settled" in result.error.message
 
 
+def test_a_throw_in_a_timer_callback_fails_the_invocation(runtime, deploy):
+    dep = deploy(
+        """
+        export async function main() {
+          setTimeout(() => { throw new SyntaxError("in a timer"); }, 1);
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          return "never";
+        }
+        """
+    )
+    began = time.monotonic()
+    error = invoke(runtime[0], dep).error
+    assert error is not None and (error.type, error.message) == ("SyntaxError", "in a timer")
+    assert any("handler.js:3:" in line for line in error.stack), error.stack
+    assert time.monotonic() - began < 0.9
+
+
 # -- errors ----------------------------------------------------------------------------
 
 

@@ -53,7 +53,18 @@ const state = {
   intervals: new Set(),
   onIdle: null, // the stuck-promise check, run once no timer is left
   watchdogs: new Set(),
+  uncaught: null, // fails the invocation with an error thrown in a timer callback
 };
+
+// An error thrown by a timer's callback fails the invocation, as an uncaught
+// exception fails a Node process (and would otherwise abort the engine's loop).
+function guarded(callback, args) {
+  try {
+    if (typeof callback === "function") callback(...args);
+  } catch (error) {
+    if (state.uncaught) state.uncaught(error);
+  }
+}
 
 // No timer or interval pending: only microtasks could still settle the handler's
 // promise, and they have all run by the time a 0 ms timer fires.
@@ -87,11 +98,8 @@ function setTimeout(callback, delay, ...args) {
     (...a) => {
       state.timers.delete(id);
       if (late) spinUntilStopped();
-      try {
-        if (typeof callback === "function") callback(...a);
-      } finally {
-        idleSoon();
-      }
+      guarded(callback, a);
+      idleSoon();
     },
     ms,
     ...args,
@@ -105,7 +113,7 @@ function setInterval(callback, delay, ...args) {
   const id = realSetInterval(
     (...a) => {
       if (late || Date.now() > state.deadline) spinUntilStopped();
-      return typeof callback === "function" ? callback(...a) : undefined;
+      guarded(callback, a);
     },
     ms,
     ...args,
@@ -135,13 +143,15 @@ function clearAllTimers() {
   state.intervals.clear();
   state.watchdogs.clear();
   state.onIdle = null;
+  state.uncaught = null;
 }
 
 // Rejects if `promise` is still pending once nothing is left that could settle
-// it (no timers, no microtasks). NOTE(runtime): without this the engine's event
+// it (no timers, no microtasks), or when a timer's callback throws. NOTE(runtime): without this the engine's event
 // loop runs dry and aborts the whole instance with a trap.
 function stuck(promise) {
   return new Promise((_, reject) => {
+    state.uncaught = reject;
     let settled = false;
     const done = () => {
       settled = true;
