@@ -42,4 +42,4 @@ def test_bad_uploads_fail_with_a_reason(tmp_path, data, message):
 
 def test_runtime_without_builder_says_so():
     with pytest.raises(BuildFailed, match="no builder"):
-        compiler.builder_for("go")
+        compiler.builder_for("cobol")
