@@ -113,16 +113,18 @@ mkdir -p "$STAGE/debs" "$STAGE/root"
 (cd "$STAGE/debs" && apt-get download -q "${PACKAGES[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed')
 
 step "unpacking"
-for deb in "$STAGE"/debs/*.deb; do
-    dpkg -x "$deb" "$STAGE/root"
-done
-rm -rf "$STAGE/debs"
 USR=$STAGE/root/usr
 SRC=$USR/src/rustc-$RUST_VERSION
-# Only library/ (std's sources and vendored crates) is needed; the compiler's
-# own sources are most of the package.
-rm -rf "$SRC/src" "$SRC/compiler" "$USR/share/doc" "$USR/share/man" "$USR/share/lintian" \
-       "$USR/share/zsh" "$USR/share/bash-completion" "$USR/libexec"
+# Only library/ of rust-web-src (std's sources and vendored crates) is needed:
+# the compiler's own sources, most of that package, are never written.
+for deb in "$STAGE"/debs/*.deb; do
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$STAGE/root" \
+        --exclude="./usr/src/rustc-$RUST_VERSION/src" \
+        --exclude="./usr/src/rustc-$RUST_VERSION/compiler" \
+        --exclude=./usr/share/doc --exclude=./usr/share/man --exclude=./usr/share/lintian \
+        --exclude=./usr/share/zsh --exclude=./usr/share/bash-completion --exclude=./usr/libexec
+done
+rm -rf "$STAGE/debs"
 
 # rustc links wasm with `rust-lld -flavor wasm`, looked up in the sysroot.
 mkdir -p "$USR/lib/rustlib/x86_64-unknown-linux-gnu/bin"
