@@ -6,7 +6,8 @@
 # busybox-static for /bin/sh), the agent (sandbox/agent/agent.c, built with
 # gcc -static), an /etc/passwd naming the unprivileged user 65534, and empty
 # mount points; then `docker import`ed as nimbus/native-runtime:agent-<version>.
-# Idempotent: an image whose inputs label matches is left alone.
+# Idempotent: an image whose inputs label matches is left alone; older agent
+# versions' images are removed.
 #
 # Needs DOCKER_HOST (scripts/engine.sh sets it) and gcc, libc6-dev, busybox-static.
 set -euo pipefail
@@ -81,4 +82,9 @@ docker import \
     --change 'CMD ["/usr/sbin/nimbus-agent"]' \
     --change "LABEL nimbus.inputs=$inputs nimbus.glibc=$glibc nimbus.agent=$version" \
     "$work/rootfs.tar" "$IMAGE" >/dev/null
+# Images of older agent versions and earlier builds go (one a container uses stays).
+for other in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "${IMAGE%:*}"); do
+    [[ $other == "$IMAGE" ]] || docker image rm "$other" >/dev/null 2>&1 || true
+done
+docker image prune --force --filter label=nimbus.agent >/dev/null  # earlier builds, untagged
 say "runtime image $IMAGE built in $((SECONDS - started)) s ($size, glibc $glibc)"
