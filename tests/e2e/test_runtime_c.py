@@ -141,3 +141,15 @@ def test_four_concurrent_builds_all_finish(api):
     assert [fn["status"] for fn in made] == ["active"] * 4, made
     for i in range(4):
         assert invoke(api, f"c-many-{i}", {"name": "x"}).json()["message"] == f"Hello {i}, x!"
+
+
+def test_a_trap_names_the_functions_on_its_stack(api):
+    source = (
+        "__attribute__((noinline)) static void explode(void) { __builtin_trap(); }\n"
+        "char *handler(const char *e, const char *c) { explode(); return 0; }\n"
+    )
+    deployed(api, "c", "c-trap", source)
+    error = function_error(invoke(api, "c-trap"))
+    assert error["type"] == "Unreachable"
+    frames = " ".join(error["stack"])
+    assert "explode" in frames and "handler" in frames, error
