@@ -37,6 +37,7 @@ type QuotaError struct{ Used int }
 func (e *QuotaError) Error() string { return fmt.Sprintf("used %d", e.Used) }
 
 func handler(event interface{}, context map[string]string) (interface{}, error) {
+	fmt.Println("prints are the log")
 	switch event.(map[string]interface{})["do"] {
 	case "plain":
 		return nil, errors.New("plain failure")
@@ -64,6 +65,7 @@ def test_handler_form_without_package_clause(tmp_path):
 def test_errors_and_panics_become_error_records(tmp_path):
     result, _ = build(tmp_path, ERRORS)
     ok = run(result.artifact, {"do": "nothing"}, tmp_path, {"version": 3, "tenant": "acme"})
+    assert ok.stderr == "prints are the log\n"
     assert ok.json() == {"function_name": "fn-name", "deadline_ms": "1", "version": "3",
                          "tenant": "acme"}  # fmt: skip
     assert run(result.artifact, {"do": "plain"}, tmp_path).record() == {
@@ -72,7 +74,7 @@ def test_errors_and_panics_become_error_records(tmp_path):
     assert (typed["type"], typed["message"]) == ("QuotaError", "used 11")
     panicked = run(result.artifact, {"do": "panic"}, tmp_path).record()
     assert (panicked["type"], panicked["message"]) == ("Panic", "gave up")
-    assert panicked["stack"] == ["at main.handler (handler.go:17)"]
+    assert panicked["stack"] == ["at main.handler (handler.go:18)"]
 
 
 def test_any_json_value_is_an_event(tmp_path):

@@ -11,6 +11,8 @@
  *
  * context_json holds function_name, version, invocation_id, deadline_ms,
  * memory_limit_mb and the caller's X-Nimbus-Context keys.
+ *
+ * stdout carries the result: log with fprintf(stderr, ...), not printf.
  */
 #ifndef NIMBUS_H
 #define NIMBUS_H

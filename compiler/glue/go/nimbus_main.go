@@ -127,18 +127,21 @@ func main() {
 		}
 	}
 	context := nimbusContext()
+	// The handler's prints (fmt.Println) are its log, as on Lambda: stdout is the result's.
+	result := os.Stdout
+	os.Stdout = os.Stderr
 	defer func() {
 		if value := recover(); value != nil {
 			nimbusFail("Panic", fmt.Sprint(value), nimbusStack())
 		}
 	}()
-	result, err := nimbusUserHandler(event, context)
+	value, err := nimbusUserHandler(event, context)
 	if err != nil {
 		nimbusFail(nimbusErrorType(err), err.Error(), nil)
 	}
-	out, err := json.Marshal(result)
+	out, err := json.Marshal(value)
 	if err != nil {
 		nimbusFail("ResultError", "the handler's result is not JSON-encodable: "+err.Error(), nil)
 	}
-	os.Stdout.Write(out)
+	result.Write(out)
 }
