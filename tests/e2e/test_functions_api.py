@@ -66,14 +66,6 @@ def test_garbage_upload_fails_its_build(api, name):
     assert "not a WebAssembly binary" in build["log"]
 
 
-def test_runtime_without_builder_fails_instead_of_pretending(api, name):
-    body = {"name": name, "runtime": "python", "code": "def main(event):\n    return event\n"}
-    fn = api.post("/api/v1/functions?wait=true", json=body).json()
-    assert fn["runtime"] == "python"
-    assert fn["status"] == "failed"
-    assert "no builder" in fn["latest_build"]["error"]
-
-
 def test_runtime_aliases_map_to_real_names(api, name):
     body = {"name": name, "runtime": "nodejs", "code": "exports.main = e => e"}
     fn = api.post("/api/v1/functions", json=body).json()
