@@ -148,7 +148,10 @@ class Platform:
     def start(self) -> None:
         """Make the engine and start background work; call in the worker, after fork."""
         self.sandbox.start()
-        threading.Thread(target=self._preload_runtimes, name="runtime-preload", daemon=True).start()
+        if self.settings.preload_runtimes:
+            threading.Thread(
+                target=self._preload_runtimes, name="runtime-preload", daemon=True
+            ).start()
         self.recorder.start()
         self.builds.start()
         self.async_invocations.start()

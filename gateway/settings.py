@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     max_concurrent: int = 10
     invoke_queue_size: int = 5  # callers waiting for a slot before 429
     invoke_queue_timeout_sec: float = 2.0
+    preload_runtimes: bool = True  # load the shared Python/JS runtimes at worker start
     cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
     log_level: str = "info"
 

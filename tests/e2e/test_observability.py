@@ -163,7 +163,8 @@ def test_logs_limit_since_and_bad_queries(server, name):
 
 
 def test_metrics_count_every_invocation_across_workers(make_server):
-    server = make_server().start()
+    # No runtime preloads at worker start: every artifact load below is one of ours.
+    server = make_server({"PRELOAD_RUNTIMES": "false"}).start()
     deploy(server, "echo", w.ECHO_WAT)
     deploy(server, "fail", w.FAIL_WAT)
     echoes = invoke_on_both_workers(server, "echo", at_least=7)
