@@ -10,7 +10,7 @@ folders and the shared servers (`ctx.baseline()`, `ctx.nimbus()`,
 from __future__ import annotations
 
 from ..model import Comparison
-from . import async_invoke, cold_start, http_invoke, native, sandbox_overhead
+from . import async_invoke, cold_start, http_invoke, native, runtimes, sandbox_overhead
 
 COMPARISONS: list[Comparison] = [
     http_invoke.COMPARISON,
@@ -18,6 +18,7 @@ COMPARISONS: list[Comparison] = [
     sandbox_overhead.COMPARISON,
     cold_start.COMPARISON,
     native.COMPARISON,
+    runtimes.COMPARISON,
 ]
 
 
