@@ -84,8 +84,9 @@ class AsyncInvocations:
             function_id=fn.id,
             function_name=fn.name,
             version=record.version,
+            event=event.decode(),  # valid JSON, so valid UTF-8
         )
-        self.repo.accept(invocation, event)
+        self.repo.accept(invocation)
         self.depth += 1
         self._wake.set()
         return invocation
@@ -219,9 +220,8 @@ class AsyncInvocations:
 
     def _execute(self, invocation: Invocation) -> None:
         try:
-            event = self.repo.event(invocation.id)
             done = self.invoker.invoke(
-                invocation.function_id, event, {}, version=invocation.version,
+                invocation.function_id, invocation.event.encode(), {}, version=invocation.version,
                 trigger="async", invocation_id=invocation.id,
             )  # fmt: skip
         except (errors.LimitExceeded, errors.Unavailable) as exc:

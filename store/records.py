@@ -205,6 +205,7 @@ class Invocation(BaseModel):
     function_id: str
     function_name: str
     version: int
+    event: str  # the JSON event exactly as accepted
     status: InvocationStatus = InvocationStatus.queued
     attempts: int = 0
     not_before: float = 0.0  # Unix seconds: a retry waits out its backoff

@@ -101,7 +101,7 @@ def run(ctx: BenchContext) -> list[Result]:
             notes=[
                 f"{accepted} invocations accepted; each run's backlog drained in "
                 f"{statistics.median(drains):.1f} s (median) before the next measurement",
-                "an accept is three store writes (marker, event, record) on the local store",
+                "an accept is two fsync'd store writes (marker, record with its event) here",
             ],
         ),
         Result(
