@@ -14,12 +14,14 @@ See docs/decisions/0005-javascript-engine.md.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -303,8 +305,23 @@ def registry_dependencies(package_json: Path) -> dict[str, dict[str, str]]:
     return wanted
 
 
+@functools.cache
+def npm_registry() -> str:
+    """The registry npm installs from here: npm's own setting, read from npm itself."""
+    with tempfile.TemporaryDirectory() as home:  # no user .npmrc, as for the install
+        done = subprocess.run(
+            ["npm", "config", "get", "registry"],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home},
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    registry = done.stdout.strip()
+    if done.returncode != 0 or not registry.startswith("https://"):
+        raise BuildFailed("cannot tell which registry npm uses on this server")
+    return registry.rstrip("/") + "/"
+
+
 def check_lockfile(lock: Path) -> None:
-    """A user's package-lock.json may only point at the npm registry."""
+    """A user's package-lock.json may only point at the registry npm uses here."""
     try:
         data = json.loads(lock.read_text())
         packages = data.get("packages", {})
@@ -314,9 +331,7 @@ def check_lockfile(lock: Path) -> None:
         if not path or not isinstance(entry, dict):
             continue
         resolved = entry.get("resolved", "")
-        if entry.get("link") or (
-            resolved and not resolved.startswith("https://registry.npmjs.org/")
-        ):
+        if entry.get("link") or (resolved and not resolved.startswith(npm_registry())):
             raise BuildFailed(
                 f"package-lock.json: {path} does not come from the npm registry "
                 f"({resolved or 'a link'})"

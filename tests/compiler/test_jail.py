@@ -96,7 +96,7 @@ try:
 except OSError as e:
     print("refused:", type(e).__name__)
 try:
-    socket.getaddrinfo("pypi.org", 443)
+    socket.getaddrinfo("example.org", 443)
     print("resolved")
 except OSError as e:
     print("no dns:", type(e).__name__)
