@@ -23,6 +23,12 @@ class Params:
     inproc_calls: int
     cold_reps: int
     profile_s: float
+    # runtime-load (every runtime's hello + transform vs the echo) and store-backends
+    load_duration_s: float
+    load_warmup_s: float
+    load_reps: int
+    load_connections: tuple[int, ...]
+    store_reps: int
 
     @classmethod
     def quick(cls) -> Params:
@@ -35,6 +41,11 @@ class Params:
             inproc_calls=300,
             cold_reps=3,
             profile_s=5,
+            load_duration_s=1,
+            load_warmup_s=0.3,
+            load_reps=1,
+            load_connections=(16,),
+            store_reps=2,
         )
 
     @classmethod
@@ -48,6 +59,11 @@ class Params:
             inproc_calls=2000,
             cold_reps=12,
             profile_s=10,
+            load_duration_s=2,
+            load_warmup_s=1,
+            load_reps=3,
+            load_connections=(1, 16),
+            store_reps=5,
         )
 
 
