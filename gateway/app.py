@@ -28,7 +28,8 @@ VERSION = "0.1.0"
 
 
 def create_app(platform: Platform, api_key: str) -> falcon.App:
-    app = falcon.App(middleware=[RequestId(), AccessLog(), ApiKeyAuth(api_key)])
+    access_log = [AccessLog()] if platform.settings.access_log else []
+    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(api_key)])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     preload_runtimes: bool = True  # load the shared Python/JS runtimes at worker start
     cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
     log_level: str = "info"
+    # One line per request. Off by default, as in gunicorn: invocations already
+    # have their own logs and metrics, and a log line is ~15% of a warm invoke.
+    access_log: bool = False
 
     default_timeout_sec: float = 30
     max_timeout_sec: float = 300

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from falcon import testing
 
@@ -34,6 +36,19 @@ def test_request_id_is_echoed_or_made(client):
     )
     first, second = (client.simulate_get("/health").headers["X-Request-Id"] for _ in range(2))
     assert first.startswith("req_") and first != second
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_access_log_is_one_line_per_request_when_enabled(platform, caplog, enabled):
+    platform.settings.access_log = enabled
+    client = testing.TestClient(create_app(platform, KEY))
+    with caplog.at_level("INFO", logger="nimbus.access"):
+        client.simulate_get("/health", headers={"X-Request-Id": "rid-1"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "nimbus.access"]
+    if enabled:
+        assert len(lines) == 1 and re.fullmatch(r"GET /health 200 [\d.]+ms rid=rid-1", lines[0])
+    else:
+        assert lines == []
 
 
 def test_bearer_scheme_is_required(client):
