@@ -37,6 +37,7 @@ from ._artifact import (
 from ._component import LoadedComponent, check_handler
 from ._engine import EngineHost, fingerprint
 from ._module import LoadedModule, check_command
+from ._verified import VerifiedFiles
 
 log = logging.getLogger("nimbus.sandbox")
 
@@ -60,6 +61,7 @@ class ArtifactCache:
         self._fp = fingerprint()
         self._dir = Path(cache_dir) / self._fp.tag
         self._seeds = [Path(d) / self._fp.tag for d in seed_dirs]
+        self._verified = VerifiedFiles(self._dir / "verified")
         self._entries = entries
         self._signing_key = signing_key
         self._lru: OrderedDict[str, Loaded] = OrderedDict()
@@ -107,11 +109,7 @@ class ArtifactCache:
 
     def _load_cold(self, artifact_key: str, sha256: str, kind: str) -> Loaded:
         for path in self._disk_files(sha256, kind):
-            if file_sha256(path) != path.name.split(".")[0]:
-                log.warning("precompiled %s on disk is corrupt; removing it", path)
-                path.unlink(missing_ok=True)
-                continue
-            loaded = self._deserialize(kind, path)
+            loaded = self._load_disk_file(kind, path)
             if loaded is not None:
                 return loaded
         fetched = self._fetch(sha256, kind)
@@ -154,13 +152,32 @@ class ArtifactCache:
             tmp.unlink(missing_ok=True)
         return final
 
-    def _deserialize(self, kind: str, path: Path) -> Loaded | None:
+    def _load_disk_file(self, kind: str, path: Path) -> Loaded | None:
+        """A file named <its sha256>.<kind>.cwasm, loaded if it still hashes to its name
+        (PERF: known from a record in a later process); removed if it does not."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None  # removed meanwhile (e.g. by another process that found it bad)
+        try:
+            if not self._verified.check(path, path.name.split(".")[0], fd):
+                log.warning("precompiled %s on disk is corrupt; removing it", path)
+                path.unlink(missing_ok=True)
+                return None
+            # NOTE(sandbox): wasmtime reads the very file that was checked, through
+            # the open descriptor, so a rename over `path` meanwhile changes nothing.
+            return self._deserialize(kind, path, opened=_fd_path(fd, path))
+        finally:
+            os.close(fd)
+
+    def _deserialize(self, kind: str, path: Path, opened: str | None = None) -> Loaded | None:
         engine = self._host.engine
+        source = opened or str(path)
         try:
             if kind == "module":
-                compiled = wasmtime.Module.deserialize_file(engine, str(path))
+                compiled = wasmtime.Module.deserialize_file(engine, source)
             else:
-                compiled = component.Component.deserialize_file(engine, str(path))
+                compiled = component.Component.deserialize_file(engine, source)
         except wasmtime.WasmtimeError as exc:
             # Incompatible (another wasmtime or engine set-up) or not of this kind.
             log.warning("cannot load precompiled %s (%s); rebuilding", path, str(exc)[:200])
@@ -231,11 +248,10 @@ class ArtifactCache:
         # compile; one this machine already compiled (or the install script did,
         # into a seed folder) is verified and stored instead.
         for path in self._disk_files(sha256, kind):
-            if file_sha256(path) == path.name.split(".")[0]:
-                loaded = self._deserialize(kind, path)
-                if loaded is not None:
-                    compiled = loaded.module if kind == "module" else loaded.component
-                    return self._store_precompiled(kind, sha256, path.read_bytes(), compiled)
+            loaded = self._load_disk_file(kind, path)
+            if loaded is not None:
+                compiled = loaded.module if kind == "module" else loaded.component
+                return self._store_precompiled(kind, sha256, path.read_bytes(), compiled)
         try:
             if kind == "module":
                 compiled = wasmtime.Module(engine, wasm)
@@ -264,6 +280,12 @@ class ArtifactCache:
             return key
         _, _, key = self._build(artifact_key, sha256)
         return key
+
+
+def _fd_path(fd: int, path: Path) -> str:
+    """A path that opens the file already open at `fd` (Linux), else `path` itself."""
+    by_fd = f"/proc/self/fd/{fd}"
+    return by_fd if os.path.exists(by_fd) else str(path)
 
 
 def _expect_kind(expected: str, actual: str) -> None:

@@ -147,6 +147,36 @@ def test_tampered_local_cache_file_is_detected(make_sandbox, store, tmp_path, ca
     assert "corrupt" in caplog.text
 
 
+def test_a_once_verified_cache_file_is_hashed_again_when_tampered(
+    make_sandbox, store, tmp_path, caplog
+):
+    """Later processes skip re-hashing a cache file only while it is the very file that
+    was verified: changed in place, with its size and mtime put back, it is caught."""
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    dep = deployment(key, sha)
+    cache = tmp_path / "shared-cache"
+    make_sandbox(cache_dir=cache).precompile(key, sha)
+    (cwasm,) = cache.rglob("*.cwasm")
+    time.sleep(1.1)  # a file written this second is never recorded (coarse ctime clock)
+    assert make_sandbox(cache_dir=cache).invoke(dep, EVENT, {}).output == EVENT
+    assert len(list(cache.rglob("verified/*.json"))) == 1  # hashed once, recorded
+    assert make_sandbox(cache_dir=cache).invoke(dep, EVENT, {}).output == EVENT
+
+    before = cwasm.stat()
+    data = bytearray(cwasm.read_bytes())
+    data[100] ^= 0xFF
+    with open(cwasm, "r+b") as f:  # same inode, same size
+        f.write(data)
+    os.utime(cwasm, ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+
+    caplog.set_level(logging.WARNING, logger="nimbus.sandbox")
+    result = make_sandbox(cache_dir=cache).invoke(dep, EVENT, {})
+    assert result.output == EVENT
+    assert "corrupt" in caplog.text
+    assert all(hashlib.sha256(f.read_bytes()).hexdigest() == f.name.split(".")[0]
+               for f in cache.rglob("*.cwasm"))  # fmt: skip
+
+
 def test_incompatible_artifact_is_rebuilt(make_sandbox, store, caplog):
     """Bytes from an engine with another configuration, even with a matching manifest,
     fail wasmtime's own check and are rebuilt from the wasm."""
