@@ -29,6 +29,17 @@ class Params:
     load_reps: int
     load_connections: tuple[int, ...]
     store_reps: int
+    # runtime-cold-start and runtimes (issue 8 item 2, issue 6's Python/JS rows)
+    runtime_cold_reps: int
+    runtime_deploy_reps: int
+    runtime_calls: int  # invocations after the first, in each fresh worker
+
+    # density and scale-from-zero (issue 8 items 5 and 6)
+    density_counts: tuple[tuple[str, tuple[int, ...]], ...]  # runtime -> function counts
+    density_wrk_s: int  # each round-robin load (wrk takes whole seconds)
+    density_reps: int  # N-function and 1-function loads, alternating
+    density_connections: int
+    scale_reps: int  # starts of each server kind
 
     @classmethod
     def quick(cls) -> Params:
@@ -42,10 +53,18 @@ class Params:
             cold_reps=3,
             profile_s=5,
             load_duration_s=1,
-            load_warmup_s=0.3,
+            load_warmup_s=0,  # the check request warms one worker; the smoke needs no more
             load_reps=1,
             load_connections=(16,),
             store_reps=2,
+            runtime_cold_reps=2,
+            runtime_deploy_reps=1,
+            runtime_calls=20,
+            density_counts=(("python", (10,)),),
+            density_wrk_s=1,
+            density_reps=1,
+            density_connections=8,
+            scale_reps=2,
         )
 
     @classmethod
@@ -64,6 +83,20 @@ class Params:
             load_reps=3,
             load_connections=(1, 16),
             store_reps=5,
+            runtime_cold_reps=5,
+            runtime_deploy_reps=3,
+            runtime_calls=100,
+            density_counts=(
+                ("python", (10, 100)),
+                ("javascript", (10, 100)),
+                ("c", (10, 100)),
+                ("rust", (10, 100)),
+                ("go", (10,)),
+            ),
+            density_wrk_s=3,
+            density_reps=2,
+            density_connections=8,
+            scale_reps=5,
         )
 
 

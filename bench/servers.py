@@ -92,6 +92,23 @@ class ServerProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every live process in the server's session (master, workers).
+
+        Read around a load run, the difference over the answers it served is the
+        server's CPU cost per request, whatever the load generator took.
+        """
+        total_ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # the process ended while we looked
+            # After the command: state ppid pgrp session … utime(12) stime(13), 0-based here.
+            if int(fields[3]) == self.pid:
+                total_ticks += int(fields[11]) + int(fields[12])
+        return total_ticks / os.sysconf("SC_CLK_TCK")
+
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master we started)."""
         out = subprocess.run(
@@ -111,11 +128,13 @@ class NimbusServer(ServerProcess):
 
     ready_path = "/ready"
 
-    def __init__(self, data_dir: Path, log_dir: Path, workers: int = 2, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, log_dir: Path, workers: int = 2, name: str = "nimbus", **env: str
+    ) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
-            "nimbus",
+            name,
             [str(BIN / "nimbus"), "serve"],
             base_env(
                 DATA_DIR=str(data_dir),
@@ -141,11 +160,16 @@ class NimbusServer(ServerProcess):
 
     def deploy_wasm(self, name: str, artifact_base64: str) -> dict:
         """Create a `wasm` function and wait for its build; the record must be active."""
-        with self.client() as api:
+        return self.deploy(name, "wasm", artifact_base64=artifact_base64)
+
+    def deploy(self, name: str, runtime: str, **fields: object) -> dict:
+        """Create a function (`code`, `files`, `artifact_base64`, settings…) and wait
+        for its build; the record must be active."""
+        with self.client(timeout=600) as api:
             resp = api.post(
                 "/api/v1/functions",
                 params={"wait": "true"},
-                json={"name": name, "runtime": "wasm", "artifact_base64": artifact_base64},
+                json={"name": name, "runtime": runtime, **fields},
             )
         if resp.status_code not in (200, 201):
             raise RuntimeError(f"deploying {name} failed: {resp.status_code} {resp.text}")

@@ -21,6 +21,22 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 _UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"([\d.]+)(us|ms|s|m|h)\b")
 
+# The latency distribution wrk's `done()` hook prints for the plot: dense in the
+# tail, where a server's queueing shows (HdrHistogram-style).
+PERCENTILES: tuple[float, ...] = (
+    1,
+    *range(10, 90, 10),
+    *range(90, 99),
+    99.0,
+    99.25,
+    99.5,
+    99.75,
+    99.9,
+    99.95,
+    99.99,
+)  # fmt: skip  (wrk answers 0 for percentile(100): the tail stops at 99.99)
+_PERCENTILE_LINE = re.compile(r"^nimbus-percentile (\S+) (\d+)$", re.MULTILINE)
+
 
 @dataclass(frozen=True)
 class WrkResult:
@@ -34,6 +50,8 @@ class WrkResult:
     p99_ms: float
     non_2xx: int = 0
     socket_errors: int = 0
+    # (percentile, latency in ms) from the `done()` hook, lowest percentile first
+    percentiles: tuple[tuple[float, float], ...] = ()
 
     @property
     def ok_fraction(self) -> float:
@@ -48,7 +66,9 @@ class WrkResult:
         return self.requests_per_s * self.ok_fraction
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "ok_requests_per_s": self.ok_requests_per_s}
+        """The summary numbers; the percentile curve goes to the plot, not every row."""
+        summary = {k: v for k, v in asdict(self).items() if k != "percentiles"}
+        return {**summary, "ok_requests_per_s": self.ok_requests_per_s}
 
 
 class WrkError(RuntimeError):
@@ -65,6 +85,15 @@ def lua_script(body: bytes, headers: dict[str, str], method: str = "POST") -> st
     lines = [f'wrk.method = "{method}"', f"wrk.body = [{eq}[{text}]{eq}]"]
     for name, value in headers.items():
         lines.append(f'wrk.headers["{_lua_escape(name)}"] = "{_lua_escape(value)}"')
+    # wrk's latency histogram is in microseconds; print the whole curve once, at the end.
+    points = ", ".join(f"{p:g}" for p in PERCENTILES)
+    lines += [
+        "done = function(summary, latency, requests)",
+        f"  for _, p in ipairs({{{points}}}) do",
+        '    io.write(string.format("nimbus-percentile %g %d\\n", p, latency:percentile(p)))',
+        "  end",
+        "end",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -91,8 +120,9 @@ def run(
     host = urlparse(url).hostname
     if host not in LOCAL_HOSTS:
         raise WrkError(f"refusing to load {host!r}: benchmarks aim at 127.0.0.1 only")
-    if not 0 < duration_s <= MAX_DURATION_S:
-        raise WrkError(f"duration {duration_s}s is outside (0, {MAX_DURATION_S}]")
+    if not 1 <= duration_s <= MAX_DURATION_S or duration_s != int(duration_s):
+        # NOTE: wrk reads whole seconds only (`-d0.5s` is a usage error).
+        raise WrkError(f"duration {duration_s}s is not a whole number in [1, {MAX_DURATION_S}]")
     threads = max(1, min(threads, connections))
     headers = {"Content-Type": "application/json", **(headers or {})}
     with tempfile.TemporaryDirectory(prefix="nimbus-wrk-") as tmp:
@@ -148,6 +178,7 @@ def parse(text: str, *, url: str = "", connections: int = 0) -> WrkResult:
         p99_ms=_seconds(grab(r"^\s+99%\s+(\S+)")) * 1000,
         non_2xx=int(grab(r"Non-2xx or 3xx responses:\s+(\d+)", "0")),
         socket_errors=sum(int(n) for n in socket.groups()) if socket else 0,
+        percentiles=tuple((float(p), int(us) / 1000) for p, us in _PERCENTILE_LINE.findall(text)),
     )
 
 

@@ -10,7 +10,19 @@ folders and the shared servers (`ctx.baseline()`, `ctx.nimbus()`,
 from __future__ import annotations
 
 from ..model import Comparison
-from . import async_invoke, cold_start, http_invoke, native, runtimes, sandbox_overhead
+from . import (
+    async_invoke,
+    cold_start,
+    density,
+    http_invoke,
+    native,
+    runtime_cold_start,
+    runtime_load,
+    runtimes,
+    sandbox_overhead,
+    scale_from_zero,
+    store_backends,
+)
 
 COMPARISONS: list[Comparison] = [
     http_invoke.COMPARISON,
@@ -19,6 +31,11 @@ COMPARISONS: list[Comparison] = [
     cold_start.COMPARISON,
     native.COMPARISON,
     runtimes.COMPARISON,
+    runtime_cold_start.COMPARISON,
+    runtime_load.COMPARISON,
+    store_backends.COMPARISON,
+    density.COMPARISON,
+    scale_from_zero.COMPARISON,
 ]
 
 
