@@ -126,6 +126,7 @@ class Pair:
         if self.panel:
             details["latency_curves"] = {
                 "panel": self.panel,
+                "reference": self.b_label,
                 "curves": {self.a_label: median_curve(self.a), self.b_label: median_curve(self.b)},
             }
         rows = [

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import wrk
+from . import plot, wrk
 from .model import Comparison, Result
 from .servers import REPO
 
@@ -112,11 +112,22 @@ def build(
 
 def write(report: dict, results_dir: Path) -> tuple[Path, Path]:
     results_dir.mkdir(parents=True, exist_ok=True)
+    report["plots"] = plots(report, results_dir)
     json_path = results_dir / "latest.json"
     md_path = results_dir / "latest.md"
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     md_path.write_text(markdown(report))
     return json_path, md_path
+
+
+def plots(report: dict, results_dir: Path) -> dict[str, str]:
+    """The latency plot next to the report: {"latency": file name}, or why it is missing."""
+    (results_dir / plot.FILENAME).unlink(missing_ok=True)  # never show an older run's plot
+    try:
+        path = plot.latency_png(report, results_dir)
+    except Exception as exc:  # a broken plot must not cost the numbers
+        return {"latency_error": f"{type(exc).__name__}: {exc}"}
+    return {"latency": path.name} if path else {}
 
 
 def _num(x: float) -> str:
@@ -127,6 +138,20 @@ def _num(x: float) -> str:
     if abs(x) >= 10:
         return f"{x:.1f}"
     return f"{x:.3g}"
+
+
+def _plot_lines(plots: dict[str, str]) -> list[str]:
+    if "latency" in plots:
+        return [
+            f"Latency distributions (every loaded side, percentile curves): "
+            f"[{plots['latency']}]({plots['latency']})",
+            "",
+            f"![latency percentiles]({plots['latency']})",
+            "",
+        ]
+    if "latency_error" in plots:
+        return [f"No latency plot: {plots['latency_error']}", ""]
+    return []
 
 
 def markdown(report: dict) -> str:
@@ -144,6 +169,7 @@ def markdown(report: dict) -> str:
         "(medians over repetitions). Absolute numbers on a shared 2-core machine are "
         "context only.",
         "",
+        *_plot_lines(report.get("plots", {})),
         "## Summary",
         "",
         "| comparison | Nimbus | reference | ratio | target |",
