@@ -64,3 +64,19 @@ def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
     for runs in rps16["details"]["wrk"].values():
         assert all(w["requests"] > 0 and w["p99_ms"] > 0 for w in runs)
     assert rps16["details"]["worker_settings"]["worker_class"] == "gthread"
+
+    # Issue 8: every runtime's hello under load (the small compiled ones with the
+    # target), its server CPU per call, and the store backends side by side.
+    for runtime in ("c", "rust", "go", "python", "javascript"):
+        assert {f"load-{runtime}-hello-16c-rps", f"load-{runtime}-hello-cpu"} <= keys, runtime
+    assert {"store-deploy", "store-invoke-16c-rps", "store-invoke-16c-p50"} <= keys
+    load = next(c for c in report["comparisons"] if c["key"] == "runtime-load")
+    c_hello = next(r for r in load["results"] if r["key"] == "load-c-hello-16c-rps")
+    assert c_hello["target"] == {"op": ">=", "value": 0.7, "on": "ratio"}
+
+    # The latency plot sits next to the report, linked from both files.
+    png = results / "latency.png"
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG"
+    assert png.stat().st_size > 20_000
+    assert report["plots"] == {"latency": "latency.png"}
+    assert "![latency percentiles](latency.png)" in markdown
