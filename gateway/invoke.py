@@ -83,6 +83,7 @@ class InvokeService:
         self.cache = cache
         self.sandbox = sandbox
         self.recorder = recorder
+        self._deployments: dict[tuple[str, int], Deployment] = {}
 
     def resolve(self, ref: str, version: int | None) -> tuple[Function, Version]:
         fn = self.cache.function(ref)
@@ -102,6 +103,18 @@ class InvokeService:
         return sequential_id("inv_")
 
     def deployment(self, fn: Function, version: Version) -> Deployment:
+        # A ready version never changes (nor does a function's name), so its
+        # Deployment is made once per worker.
+        key = (fn.id, version.version)
+        found = self._deployments.get(key)
+        if found is None:
+            if len(self._deployments) >= self.cache.max_versions:
+                self._deployments.pop(next(iter(self._deployments)), None)
+            found = self._deployments[key] = self._make_deployment(fn, version)
+        return found
+
+    @staticmethod
+    def _make_deployment(fn: Function, version: Version) -> Deployment:
         return Deployment(
             function_id=fn.id,
             function_name=fn.name,
