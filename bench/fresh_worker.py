@@ -2,6 +2,7 @@
 
     python -m bench.fresh_worker sandbox lazy|started STORE_DIR CACHE_DIR KEY SHA256
     python -m bench.fresh_worker raw CWASM_PATH
+    python -m bench.fresh_worker function STORE_DIR DATA_DIR NAME EVENT_JSON CALLS
 
 Imports happen at worker start and are never timed. `setup_ms` is the worker
 start we can see: `Sandbox(...)` (plus `Sandbox.start()`, which makes the
@@ -14,9 +15,36 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def spawn(*args: str) -> dict:
+    """Run `python -m bench.fresh_worker ARGS` in a new process; its JSON line, checked."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.fresh_worker", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"fresh worker {args[0]} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not result.get("ok"):
+        raise RuntimeError(f"fresh worker {args[0]}: the call failed: {result}")
+    return result
+
+
+def first_invoke(store_dir: Path, data_dir: Path, name: str, event: bytes, calls: int = 0) -> dict:
+    """A new gateway worker over `store_dir` with the empty `data_dir`: its first invoke
+    of `name`, then `calls` more (see `gateway_first_call`)."""
+    return spawn("function", str(store_dir), str(data_dir), name, event.decode(), str(calls))
 
 
 def sandbox_first_call(engine: str, store_dir: str, cache_dir: str, key: str, sha256: str) -> dict:
@@ -74,9 +102,51 @@ def raw_first_call(cwasm: str) -> dict:
     }
 
 
+def gateway_first_call(store_dir: str, data_dir: str, name: str, event: str, calls: str) -> dict:
+    """A gateway worker as `nimbus serve` makes one, over another server's store: its own
+    empty data dir (so an empty local cache), the engine made and the shared runtimes
+    preloaded at worker start, then the gateway's own invoke path, record read included.
+    `calls` more invocations after the first give the per-call cost (a fresh instance each)."""
+    from gateway.platform import Platform
+    from gateway.settings import Settings
+
+    settings = Settings(data_dir=Path(data_dir), nimbus_store=f"file://{store_dir}")
+    t0 = time.perf_counter()
+    platform = Platform.open(settings)
+    platform.sandbox.start()
+    t1 = time.perf_counter()
+    # NOTE(bench): Platform.start() runs this in a thread next to the build queue and
+    # async workers; here it runs to the end before the first call, timed on its own.
+    platform._preload_runtimes()
+    t2 = time.perf_counter()
+    first = platform.invocations.invoke(name, event.encode(), {})
+    t3 = time.perf_counter()
+    cold_flags, later = [first.result.cold_start], []
+    for _ in range(int(calls)):
+        t4 = time.perf_counter()
+        cold_flags.append(platform.invocations.invoke(name, event.encode(), {}).result.cold_start)
+        later.append((time.perf_counter() - t4) * 1000)
+    error = first.result.error
+    return {
+        "start_ms": (t1 - t0) * 1000,
+        "preload_ms": (t2 - t1) * 1000,
+        "first_ms": (t3 - t2) * 1000,
+        "later_ms": statistics.median(later) if later else None,
+        "init_ms": first.result.init_ms,  # loading the artifact (store → cache → engine)
+        "run_ms": first.result.duration_ms,  # the guest's instantiate + call
+        "cold_start": cold_flags,
+        "output": bytes(first.result.output).decode(errors="replace"),
+        "ok": error is None,
+        "error": None if error is None else f"{error.type}: {error.message}",
+    }
+
+
+MODES = {"sandbox": sandbox_first_call, "raw": raw_first_call, "function": gateway_first_call}
+
+
 def main(argv: list[str]) -> None:
     mode, *args = argv
-    result = sandbox_first_call(*args) if mode == "sandbox" else raw_first_call(*args)
+    result = MODES[mode](*args)
     print(json.dumps(result), flush=True)
 
 

@@ -8,35 +8,16 @@ file (`Module.deserialize_file`) and calling it once.
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 
 from .. import sandboxed
 from ..context import BenchContext
+from ..fresh_worker import spawn as fresh_process
 from ..model import Comparison, Result, Side, Target
 from ..rawwasm import serialize
-from ..servers import REPO
 from ..wasm import echo_module
 
 FIRST_INVOKE_TARGET = Target("<=", 5.0, on="a")  # issue 3: ≤ 5 ms in-process, small module
-
-
-def fresh_process(*args: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.fresh_worker", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"fresh worker {args[0]} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    if not result.get("ok"):
-        raise RuntimeError(f"fresh worker {args[0]} did not echo the event: {result}")
-    return result
 
 
 def run(ctx: BenchContext) -> list[Result]:

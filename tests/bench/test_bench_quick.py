@@ -74,6 +74,17 @@ def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
     c_hello = next(r for r in load["results"] if r["key"] == "load-c-hello-16c-rps")
     assert c_hello["target"] == {"op": ">=", "value": 0.7, "on": "ratio"}
 
+    # Issue 8 item 2 (the quick run's subset: C hello) and issue 6's Python/JS rows,
+    # each next to a process per call.
+    assert {"cold-c-hello-vs-process", "runtime-c-deploy"} <= keys
+    for runtime in ("python", "javascript"):
+        rows = ("deploy", "stored-bytes", "first", "per-call")
+        assert {f"runtime-{runtime}-{row}" for row in rows} <= keys, runtime
+    runtimes = next(c for c in report["comparisons"] if c["key"] == "runtimes")
+    first_js = next(r for r in runtimes["results"] if r["key"] == "runtime-javascript-first")
+    assert first_js["target"] == {"op": "<=", "value": 10.0, "on": "a"}
+    assert first_js["b"]["label"] == "node per call"
+
     # The latency plot sits next to the report, linked from both files.
     png = results / "latency.png"
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), "not a PNG"
