@@ -16,7 +16,9 @@ from .model import Comparison, Result
 from .servers import REPO
 
 PROFILE_COMMAND = "python -m bench --profile"
-PROFILED = {"http-invoke"}  # comparisons `--profile` explains (bench/profile.py)
+# Comparisons `--profile` explains (bench/profile.py) → the profile that does:
+# a small compiled function takes the same gateway path as the WAT echo.
+PROFILED = {"http-invoke": "http-invoke", "runtime-load": "http-invoke"}
 
 
 @dataclass
@@ -193,7 +195,7 @@ def markdown(report: dict) -> str:
     if missed:
         lines += ["## Targets missed", ""]
         for comp, r in missed:
-            profile = report["profiles"].get(comp["key"])
+            profile = report["profiles"].get(PROFILED.get(comp["key"], comp["key"]))
             if profile:
                 where = f"where the time goes: `{profile}`"
             elif comp["key"] in PROFILED:
