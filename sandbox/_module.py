@@ -89,11 +89,14 @@ class LoadedModule:
     kind = "module"
     module: wasmtime.Module
     pre: wasmtime.InstancePre
+    result_fd: int  # where the result is written: fd 1, or handler glue's channel
 
     @classmethod
     def link(cls, module: wasmtime.Module, linker: wasmtime.Linker) -> LoadedModule:
         check_command(module)
-        return cls(module, linker.instantiate_pre(module))
+        declared = any(e.name == _wasi.RESULT_CHANNEL_EXPORT for e in module.exports)
+        result_fd = _wasi.HANDLER_RESULT_FD if declared else _wasi.PROGRAM_RESULT_FD
+        return cls(module, linker.instantiate_pre(module), result_fd)
 
 
 class WasiArgs:
@@ -138,7 +141,7 @@ def run_module(
     deadline_ticks: int,
     guest_context: bytes = b"{}",
 ) -> Outcome:
-    io = _wasi.GuestIO(event, timeout_sec)
+    io = _wasi.GuestIO(event, timeout_sec, loaded.result_fd)
     _wasi.bind(io)
     started = time.perf_counter()
     store = _store_new(engine.ptr(), None, _NO_FINALIZER)

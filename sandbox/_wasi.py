@@ -5,11 +5,15 @@ random, proc_exit, fd_fdstat_get, ...). Four are shadowed by host functions
 defined here, because they decide the limits:
 
 - `fd_read` — fd 0 reads the event from memory: no stdin file per call.
-- `fd_write` — fd 1 (the result) and fd 2 (the log) go to Python buffers
-  whose caps are checked on every write: stdout past 6 MB stops the guest
-  at once (`result_too_large`); stderr keeps its first 1 MB and counts the
-  rest, which is dropped as it is written. An output flood never reaches
-  memory or disk beyond the caps.
+- `fd_write` — the result and the log go to Python buffers whose caps are
+  checked on every write: the result past 6 MB stops the guest at once
+  (`result_too_large`); the log keeps its first 1 MB and counts the rest,
+  which is dropped as it is written. An output flood never reaches memory
+  or disk beyond the caps. A program's result is its fd 1 and its log fd 2.
+  Handler-form glue (C, Rust) declares the result channel instead, by
+  exporting `RESULT_CHANNEL_EXPORT`: its result goes to fd 3
+  (`HANDLER_RESULT_FD`) and the handler's own prints on fd 1 join fd 2 in
+  the log, as on Lambda, so a `printf` can never corrupt the result.
 - `poll_oneoff` — the only WASI call that waits. A clock wait sleeps at most
   until the invocation's deadline; past it the guest is stopped with a trap,
   so a sleeping guest returns its caller's thread at the deadline.
@@ -17,7 +21,8 @@ defined here, because they decide the limits:
   monotonic clock the guest read (origin: the invocation's start).
 
 No directories are preopened and no sockets exist, so no other descriptor
-than 0, 1, 2 can be valid: anything else is EBADF, as wasmtime would say.
+than 0, 1, 2 (and the declared result channel) can be valid: anything else is
+EBADF, as wasmtime would say.
 Nothing else in WASI preview 1 blocks, which is why command modules can run
 on the caller's own thread (see `_module.py`).
 
@@ -47,6 +52,11 @@ _SUBSCRIPTION, _EVENT = 48, 32
 _CLOCK_REALTIME, _CLOCK_MONOTONIC = 0, 1
 _EVENTTYPE_CLOCK, _EVENTTYPE_FD_READ, _EVENTTYPE_FD_WRITE = 0, 1, 2
 
+PROGRAM_RESULT_FD = 1  # a program's stdout is its result
+HANDLER_RESULT_FD = 3  # handler glue writes the result here; its stdout is log
+# An export (any function) by which a command module says it uses HANDLER_RESULT_FD.
+RESULT_CHANNEL_EXPORT = "nimbus_result_fd3"
+
 
 class GuestIO:
     """One invocation as the host functions see it: stdin, capped outputs, deadline."""
@@ -55,6 +65,7 @@ class GuestIO:
         "clock_origin",
         "deadline_ns",
         "host_error",
+        "result_fd",
         "stderr",
         "stderr_dropped",
         "stderr_len",
@@ -66,8 +77,11 @@ class GuestIO:
         "too_large",
     )
 
-    def __init__(self, stdin: bytes, timeout_sec: float) -> None:
+    def __init__(
+        self, stdin: bytes, timeout_sec: float, result_fd: int = PROGRAM_RESULT_FD
+    ) -> None:
         self.stdin = stdin
+        self.result_fd = result_fd
         self.stdin_pos = 0
         self.stdout: list[bytes] = []
         self.stdout_len = 0
@@ -188,14 +202,14 @@ def _host_call(body):
 
 def _fd_write(io: GuestIO, caller, args) -> int:
     fd, iovs, count, written_ptr = (_u32(args[i].i32) for i in range(4))
-    if fd not in (1, 2):
+    if fd not in (1, 2, io.result_fd):
         args[0].i32 = _EBADF
         return 0
     base, size = _memory(caller)
     _check(size, written_ptr, 4)
     total = 0
     for pointer, length in _iovecs(base, size, iovs, count):
-        if fd == 1:
+        if fd == io.result_fd:
             if not io.write_stdout(base + pointer, length):
                 return _trap("nimbus: result too large")
         else:
@@ -279,7 +293,7 @@ def _poll_oneoff(io: GuestIO, caller, args) -> int:
             fd = _U32.unpack_from(subs, off + 16)[0]
             if tag == _EVENTTYPE_FD_READ and fd == 0:
                 ready.append((userdata, _SUCCESS, tag, len(io.stdin) - io.stdin_pos))
-            elif tag == _EVENTTYPE_FD_WRITE and fd in (1, 2):
+            elif tag == _EVENTTYPE_FD_WRITE and fd in (1, 2, io.result_fd):
                 ready.append((userdata, _SUCCESS, tag, 1 << 16))
             else:
                 ready.append((userdata, _EBADF, tag, 0))

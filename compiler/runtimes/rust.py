@@ -9,8 +9,8 @@ names the user's file and line; the glue (`compiler/glue/rust/`) reads the
 event, calls the handler, writes the result, and turns an `Err` or a panic
 into the sandbox's error record. The only change to the user's file is a few
 lines appended after its last one (`Context` in scope, the entry point).
-stdout carries the result, so a handler logs with `eprintln!` (stderr is
-the log); what it prints to stdout would come before the result's JSON.
+The result travels on the sandbox's result channel (fd 3), so a handler's
+`println!` and `eprintln!` both go to the invocation's log, as on Lambda.
 
 Program form: the file with `fn main` is the crate root, built as it is.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 import compiler
@@ -26,14 +27,32 @@ def build(tmp_path, files, *, form=None, handler=None, config=None):
         log.close()
 
 
-def test_handler_form_with_the_glue(tmp_path):
+def test_handler_form_with_the_glue(tmp_path, sandboxed):
     result, log = build(tmp_path, (EXAMPLES / "hello.c").read_text())
     assert result.kind == "module" and result.runtime_version.startswith("c (zig 0.")
     assert "(handler form)" in log
-    done = run(result.artifact, {"name": "Ada"}, tmp_path, {"function_name": "greeter"})
-    assert done.code == 0, done.stderr
-    assert done.json() == {"message": "Hello, Ada!", "function": "greeter"}
-    assert done.stderr == "greeting Ada\n"
+    done = sandboxed(result.artifact, {"name": "Ada"}, name="greeter")
+    assert done.error is None, done.logs
+    assert orjson.loads(done.output) == {"message": "Hello, Ada!", "function": "greeter"}
+    assert done.logs == b"greeting Ada\n"
+
+
+def test_a_handlers_printf_is_log_never_result(tmp_path, sandboxed):
+    source = (
+        "#include <stdio.h>\n#include <string.h>\n"
+        "char *handler(const char *event_json, const char *context_json) {\n"
+        '    printf("debug: got %s\\n", event_json);\n'
+        '    printf("no newline yet");\n'
+        '    fprintf(stderr, "on stderr\\n");\n'
+        '    return strdup("{\\"ok\\":true}");\n'
+        "}\n"
+    )
+    result, _ = build(tmp_path, source)
+    done = sandboxed(result.artifact, {"n": 1})
+    assert done.error is None, done.logs
+    assert done.output == b'{"ok":true}'
+    assert b'debug: got {"n":1}\n' in done.logs and b"no newline yet" in done.logs
+    assert b"on stderr\n" in done.logs
 
 
 def test_names_are_kept_and_debug_info_dropped(tmp_path):
@@ -44,27 +63,31 @@ def test_names_are_kept_and_debug_info_dropped(tmp_path):
     assert result.artifact.stat().st_size < 200_000
 
 
-def test_error_record_from_nimbus_set_error(tmp_path):
+def test_error_record_from_nimbus_set_error(tmp_path, sandboxed):
     source = (
+        "#include <stdio.h>\n"
         "char *handler(const char *event_json, const char *context_json) {\n"
+        '    printf("checking the quota\\n");\n'
         '    nimbus_set_error_type("QuotaError", "used %d of %d", 11, 10);\n'
         "    return NULL;\n"
         "}\n"
     )
     result, _ = build(tmp_path, source)
-    done = run(result.artifact, {}, tmp_path)
-    assert done.code == 1 and done.stdout == ""
-    assert done.record() == {
-        "type": "QuotaError",
-        "message": "used 11 of 10",
-        "stack": ["at handler (handler.c:2)"],
-    }
+    done = sandboxed(result.artifact)
+    assert done.output == b""
+    assert done.logs == b"checking the quota\n"  # printed before the record, not in it
+    error = done.error
+    assert (error.type, error.message, error.stack) == (
+        "QuotaError",
+        "used 11 of 10",
+        ["at handler (handler.c:4)"],
+    )
 
 
-def test_null_without_an_error_is_still_an_error(tmp_path):
+def test_null_without_an_error_is_still_an_error(tmp_path, sandboxed):
     result, _ = build(tmp_path, "char *handler(const char *e, const char *c) { return 0; }\n")
-    record = run(result.artifact, {}, tmp_path).record()
-    assert record["message"] == "handler returned NULL without calling nimbus_set_error"
+    error = sandboxed(result.artifact).error
+    assert error.message == "handler returned NULL without calling nimbus_set_error"
 
 
 def test_program_form_is_detected_and_can_be_forced(tmp_path):
@@ -77,7 +100,7 @@ def test_program_form_is_detected_and_can_be_forced(tmp_path):
         build(tmp_path / "forced", {"main.c": program}, form="handler")
 
 
-def test_several_files_and_a_named_handler(tmp_path):
+def test_several_files_and_a_named_handler(tmp_path, sandboxed):
     files = {
         "util.h": "int twice(int x);\n",
         "util.c": '#include "util.h"\nint twice(int x) { return 2 * x; }\n',
@@ -90,7 +113,7 @@ def test_several_files_and_a_named_handler(tmp_path):
         ),
     }
     result, _ = build(tmp_path, files, handler="handler.Handle")
-    assert run(result.artifact, {}, tmp_path).json() == 42
+    assert sandboxed(result.artifact).output == b"42"
 
 
 def test_compile_errors_name_the_users_file_and_line(tmp_path):

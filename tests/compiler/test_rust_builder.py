@@ -7,7 +7,6 @@ later builds start from the warm dependency build and take seconds.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pytest
 
 from compiler import BuildConfig, BuildFailed, BuildLog, BuildRequest
 from compiler.runtimes import rust
-from sandbox import Deployment, Sandbox, SandboxConfig
-from store import LocalStore
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "rust"
@@ -66,22 +63,13 @@ def build(builder, tmp_path: Path):
 
 
 @pytest.fixture
-def run(tmp_path: Path):
+def run(sandboxed):
     """Run a built module in the real sandbox, as the gateway would."""
-    store = LocalStore(tmp_path / "store")
-    sandbox = Sandbox(store, SandboxConfig(cache_dir=tmp_path / "sandbox-cache"))
 
     def run_(result, event: dict | None = None, context: dict | None = None, name="rust-fn"):
-        wasm = result.artifact.read_bytes()
-        sha = hashlib.sha256(wasm).hexdigest()
-        key = f"blobs/sha256/{sha}"
-        store.put(key, wasm)
-        sandbox.precompile(key, sha)
-        dep = Deployment("fn_rusttest", name, 3, key, sha, "module", memory_mb=64, timeout_sec=10)
-        return sandbox.invoke(dep, orjson.dumps(event or {}), context or {})
+        return sandboxed(result.artifact, event, context, name)
 
-    yield run_
-    sandbox.close()
+    return run_
 
 
 def _has_name_section(wasm: bytes) -> bool:
@@ -119,6 +107,24 @@ def test_err_and_panic_are_function_errors_naming_the_users_lines(build, run):
     assert error.stack[1:] == ["in handler (handler.rs)"]
     assert b"about to index 0 parts" in crashed.logs
     assert b"\x1e" not in crashed.logs  # the record is not part of the log
+
+
+def test_a_handlers_println_is_log_never_result(build, run):
+    source = (
+        "fn handler(event: serde_json::Value, _c: &Context)"
+        " -> Result<serde_json::Value, String> {\n"
+        '    println!("debug: got {event}");\n'
+        '    print!("no newline yet");\n'
+        '    eprintln!("on stderr");\n'
+        '    Ok(serde_json::json!({"ok": true}))\n'
+        "}\n"
+    )
+    result, _ = build({"handler.rs": source})
+    done = run(result, {"n": 1})
+    assert done.error is None, done.logs
+    assert done.output == b'{"ok":true}'
+    assert b'debug: got {"n":1}\n' in done.logs and b"no newline yet" in done.logs
+    assert b"on stderr\n" in done.logs
 
 
 def test_examples_typed_events_and_error_types(build, run):

@@ -1,5 +1,11 @@
-"""Run a built WASI command the way the sandbox does: event on stdin, context in
-NIMBUS_CONTEXT, argv[0] the function's name (plain wasmtime, for builder tests)."""
+"""Run built WASI commands in tests of the builders.
+
+`run`: plain wasmtime, the program-form contract (event on stdin, context in
+NIMBUS_CONTEXT, argv[0] the function's name, stdout the result) — enough for
+programs and Go's glue. `Sandboxed`: the real sandbox, as the gateway runs a
+module, for glue that uses the sandbox's own channels (C and Rust handlers
+write their result to fd 3, and their stdout is log).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import wasmtime
+
+from sandbox import Deployment, InvokeResult, Sandbox, SandboxConfig
+from store import LocalStore
 
 
 @functools.cache
@@ -61,6 +71,33 @@ def run(artifact: Path, event: object, tmp_path: Path, context: dict | None = No
     except wasmtime.ExitTrap as exc:
         code = exc.code
     return Run(code, (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text())
+
+
+class Sandboxed:
+    """Built modules run in the real sandbox, as the gateway would run them."""
+
+    def __init__(self, root: Path) -> None:
+        self._store = LocalStore(root / "store")
+        self._sandbox = Sandbox(self._store, SandboxConfig(cache_dir=root / "sandbox-cache"))
+
+    def __call__(
+        self,
+        artifact: Path,
+        event: object = None,
+        context: dict | None = None,
+        name: str = "fn-name",
+    ) -> InvokeResult:
+        wasm = artifact.read_bytes()
+        sha = hashlib.sha256(wasm).hexdigest()
+        key = f"blobs/sha256/{sha}"
+        self._store.put(key, wasm)
+        self._sandbox.precompile(key, sha)
+        dep = Deployment("fn_test", name, 3, key, sha, "module", memory_mb=64, timeout_sec=10)
+        event = {} if event is None else event
+        return self._sandbox.invoke(dep, orjson.dumps(event), context or {})
+
+    def close(self) -> None:
+        self._sandbox.close()
 
 
 def custom_sections(artifact: Path) -> list[str]:

@@ -67,6 +67,20 @@ def build_log(api: httpx.Client, name: str, version: int | None = None) -> str:
     return api.get(f"/api/v1/functions/{name}/build", params=params).json()["log"]
 
 
+def log_lines(api: httpx.Client, name: str, resp: httpx.Response) -> list[str]:
+    """The log lines (stream "stderr": what the function logged, not its result) of
+    the invocation that answered `resp`, oldest first; written off the request
+    path, so polled for a while."""
+    params = {"invocation_id": resp.headers["X-Nimbus-Invocation-Id"]}
+    lines: list[str] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not lines:
+        entries = api.get(f"/api/v1/functions/{name}/logs", params=params).json()["entries"]
+        lines = [e["line"] for e in reversed(entries) if e["stream"] == "stderr"]
+        time.sleep(0 if lines else 0.2)
+    return lines
+
+
 def function_error(resp: httpx.Response) -> dict:
     assert resp.status_code == 500, resp.text
     assert resp.headers["X-Nimbus-Function-Error"] == "true"

@@ -16,6 +16,7 @@ from tests.e2e.compiled import (
     deployed,
     function_error,
     invoke,
+    log_lines,
     serving,
     update,
 )
@@ -53,6 +54,21 @@ def test_transform_example_and_its_validation_error(api):
         '    nimbus_set_error_type("ValidationError", "%s", message);'
     )
     assert error["stack"] == [f"at fail (handler.c:{line + 1})"]
+
+
+def test_a_handlers_printf_goes_to_the_log_not_the_result(api):
+    source = (
+        "#include <stdio.h>\n#include <string.h>\n"
+        "char *handler(const char *event_json, const char *context_json) {\n"
+        '    printf("debug: handling %s\\n", event_json);\n'
+        '    return strdup("{\\"answer\\":42}");\n'
+        "}\n"
+    )
+    deployed(api, "c", "c-prints", source)
+    resp = invoke(api, "c-prints", {"q": 1})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"answer": 42}
+    assert log_lines(api, "c-prints", resp) == ['debug: handling {"q":1}']
 
 
 def test_nimbus_set_error_is_a_function_error_with_its_message(api):

@@ -21,6 +21,7 @@ from tests.e2e.compiled import (
     deployed,
     function_error,
     invoke,
+    log_lines,
     update,
 )
 
@@ -135,3 +136,18 @@ def test_compile_errors_fail_the_version_and_a_failed_update_keeps_serving(api):
     assert resp.status_code == 200, resp.text
     assert resp.json()["message"] == "Hello, still!"
     assert resp.headers["X-Nimbus-Version"] == "1"
+
+
+def test_a_handlers_println_goes_to_the_log_not_the_result(api):
+    source = (
+        "fn handler(event: serde_json::Value, _c: &Context)"
+        " -> Result<serde_json::Value, String> {\n"
+        '    println!("debug: handling {event}");\n'
+        '    Ok(serde_json::json!({"answer": 42}))\n'
+        "}\n"
+    )
+    deployed(api, "rust", "rs-prints", {"handler.rs": source})
+    resp = invoke(api, "rs-prints", {"q": 1})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"answer": 42}
+    assert log_lines(api, "rs-prints", resp) == ['debug: handling {"q":1}']

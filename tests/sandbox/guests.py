@@ -249,6 +249,28 @@ BAD_POINTERS = r"""
     (call $num (call $write (i32.const 7) (i32.const 256) (i32.const 1))))
 """
 
+# Handler glue's shape: declares the result channel (fd 3); the handler's own
+# print on fd 1 is log, then a line on fd 2, then the result on fd 3.
+RESULT_CHANNEL = r"""
+  (data (i32.const 256) "printed by the handler\n")
+  (data (i32.const 320) "on stderr\n")
+  (data (i32.const 384) "{\"ok\":true}")
+  (func (export "nimbus_result_fd3"))
+  (func (export "_start")
+    (call $num (call $write (i32.const 1) (i32.const 256) (i32.const 23)))
+    (drop (call $write (i32.const 2) (i32.const 320) (i32.const 10)))
+    (drop (call $write (i32.const 3) (i32.const 384) (i32.const 11))))
+"""
+
+# A program writing to fd 3 without declaring it: the write fails (its errno is
+# printed on stdout, the result); fd 1 stays the result.
+UNDECLARED_FD3 = r"""
+  (data (i32.const 384) "{\"ok\":true}")
+  (func (export "_start")
+    (call $num (call $write (i32.const 3) (i32.const 384) (i32.const 11))))
+"""
+
+
 # Not a command: exports no `_start`.
 NO_START = r"""
   (func (export "main"))

@@ -249,3 +249,18 @@ def test_changed_env_vars_are_never_served_stale(sandbox, deploy):
     second = first.__class__(**{**first.__dict__, "env_vars": {"A": "2"}})
     assert _environ(sandbox.invoke(first, b"{}", {}).output)[0] == [b"A=1"]
     assert _environ(sandbox.invoke(second, b"{}", {}).output)[0] == [b"A=2"]
+
+
+def test_handler_glue_result_channel_keeps_prints_out_of_the_result(sandbox, deploy):
+    """Glue that declares fd 3 as its result: the handler's stdout goes to the log,
+    in order with stderr, and the result is exactly what was written to fd 3."""
+    result = sandbox.invoke(deploy(wat_module("RESULT_CHANNEL")), b"{}", {})
+    assert result.error is None
+    assert result.output == b'{"ok":true}'
+    # $num printed the errno of the fd 1 write (0) after it: still log, not result.
+    assert result.logs == b"printed by the handler\n000 on stderr\n"
+
+
+def test_a_program_cannot_write_to_fd3(sandbox, deploy):
+    result = sandbox.invoke(deploy(wat_module("UNDECLARED_FD3")), b"{}", {})
+    assert result.output == b"008 "  # EBADF; stdout is the result as ever

@@ -12,7 +12,9 @@
  * context_json holds function_name, version, invocation_id, deadline_ms,
  * memory_limit_mb and the caller's X-Nimbus-Context keys.
  *
- * stdout carries the result: log with fprintf(stderr, ...), not printf.
+ * In handler form printf and fprintf(stderr, ...) both go to the invocation's
+ * log and the result travels on a channel of its own; a program's result is
+ * its stdout.
  */
 #ifndef NIMBUS_H
 #define NIMBUS_H

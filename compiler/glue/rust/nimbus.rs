@@ -1,7 +1,7 @@
 //! Nimbus handler glue (generated crate, not user code): reads the event from
-//! stdin, calls the user's handler, writes its result to stdout, and turns an
-//! `Err` or a panic into a function error the sandbox reports as
-//! `{type, message, stack}`.
+//! stdin, calls the user's handler, writes its result to the sandbox's result
+//! channel, and turns an `Err` or a panic into a function error the sandbox
+//! reports as `{type, message, stack}`. The handler's `println!` is its log.
 #![allow(dead_code)]
 
 use std::fmt::Display;
@@ -80,9 +80,27 @@ fn read_context() -> Context {
 // NOTE(glue): how this glue talks to the sandbox (shared with the C and Go
 // glue): the context JSON comes in this environment variable; a function
 // error is a last line on stderr, an ASCII record separator (0x1e) and a JSON
-// object {type, message, stack}, and exit status 1.
+// object {type, message, stack}, and exit status 1. The result goes to
+// RESULT_FD, which the sandbox opens for a module exporting
+// `nimbus_result_fd3` (sandbox/_wasi.py); fd 1 then joins the log, so the
+// handler's prints can never corrupt the result.
 const CONTEXT_VAR: &str = "NIMBUS_CONTEXT";
 const ERROR_EXIT: i32 = 1;
+const RESULT_FD: i32 = 3;
+
+#[unsafe(export_name = "nimbus_result_fd3")]
+pub extern "C" fn nimbus_result_fd3() {}
+
+fn write_result<T: Serialize>(result: &T) -> Result<(), serde_json::Error> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: RESULT_FD is the sandbox's result channel, open for the whole
+    // call; nothing else in the program uses it.
+    let channel = unsafe { std::fs::File::from_raw_fd(RESULT_FD) };
+    // PERF(glue): serde writes in small pieces; one host call per 64 KiB instead.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, channel);
+    serde_json::to_writer(&mut out, result)?;
+    out.flush().map_err(serde_json::Error::io)
+}
 
 /// Report a function error and end the program.
 fn fail(kind: &str, message: &str, stack: Vec<String>) -> ! {
@@ -159,10 +177,8 @@ where
     let context = read_context();
     match handler(event, &context) {
         Ok(result) => {
-            let mut out = std::io::stdout().lock();
-            if let Err(err) = serde_json::to_writer(&mut out, &result).and_then(|_| {
-                out.flush().map_err(serde_json::Error::io)
-            }) {
+            let _ = std::io::stdout().flush(); // the handler's prints: log, before the result
+            if let Err(err) = write_result(&result) {
                 fail("ResultError", &format!("the result cannot be written as JSON: {err}"), vec![]);
             }
             std::process::exit(0)
