@@ -65,9 +65,10 @@ def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
         assert all(w["requests"] > 0 and w["p99_ms"] > 0 for w in runs)
     assert rps16["details"]["worker_settings"]["worker_class"] == "gthread"
 
-    # Issue 8: every runtime's hello under load (the small compiled ones with the
-    # target), its server CPU per call, and the store backends side by side.
-    for runtime in ("c", "rust", "go", "python", "javascript"):
+    # Issue 8: the runtimes' hellos under load (the small compiled ones with the
+    # target; Go's slow precompile is left to the full run), their server CPU per
+    # call, and the store backends side by side.
+    for runtime in ("c", "rust", "python", "javascript"):
         assert {f"load-{runtime}-hello-16c-rps", f"load-{runtime}-hello-cpu"} <= keys, runtime
     assert {"store-deploy", "store-invoke-16c-rps", "store-invoke-16c-p50"} <= keys
     load = next(c for c in report["comparisons"] if c["key"] == "runtime-load")
