@@ -47,6 +47,10 @@ class PythonBuilder:
         bundle = workdir / "bundle.json"
         bundle.write_text(json.dumps(files, sort_keys=True, ensure_ascii=False))
         mounts = {python_runtime.STDLIB_MOUNT: runtime.stdlib}
+        if any(not path.endswith(".py") for path in files):
+            # PERF(build): only functions with data files pay for the mount (~0.2 ms
+            # a call); .py files alone are served to `import` from the bundle.
+            mounts[python_runtime.FILES_MOUNT] = _files_archive(files, workdir)
         if request.requirements:
             target = workdir / "deps"
             resolve_requirements(request.requirements, runtime.python_version, target, log)
@@ -73,6 +77,22 @@ def _checked_files(files: dict[str, str] | None) -> dict[str, str]:
     if not any(path.endswith(".py") for path in files):
         raise BuildFailed("a python function needs at least one .py file")
     return files
+
+
+def _files_archive(files: dict[str, str], workdir: Path) -> Path:
+    """The function's files as a tar, mounted read-only where the handler's `__file__`
+    points, so it can open its data files (`data.json` beside `handler.py`)."""
+    folder = workdir / "files"
+    try:
+        for path, text in files.items():
+            target = folder / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+    except OSError as exc:  # e.g. "a" and "a/b.py": a file where a folder must be
+        raise BuildFailed(f"the files cannot be laid out as folders: {exc}") from None
+    archive = workdir / "files.tar"
+    python_runtime.archive(folder, archive)
+    return archive
 
 
 def _checked_requirements(requirements: list[str]) -> list[str]:

@@ -65,6 +65,21 @@ def test_bundle_and_stdlib_mount(fake_runtimes, tmp_path, log):
     assert "runtime: CPython 3.14.0" in log.text()
 
 
+def test_data_files_are_mounted_with_the_modules(fake_runtimes, tmp_path, log):
+    files = {"handler.py": "def main(e):\n    pass\n", "pkg/data.json": "{}"}
+    result = PythonBuilder(runtimes_dir=fake_runtimes).build(request(files), tmp_path, log)
+    assert set(result.mounts) == {"/python", "/function"}
+    with tarfile.open(result.mounts["/function"]) as tar:
+        assert sorted(tar.getnames()) == ["handler.py", "pkg", "pkg/data.json"]
+        assert tar.extractfile("pkg/data.json").read() == b"{}"
+
+
+def test_files_that_cannot_be_folders_fail_the_build(fake_runtimes, tmp_path, log):
+    files = {"handler.py": "def main(e):\n    pass\n", "conf": "x", "conf/a.json": "{}"}
+    with pytest.raises(BuildFailed, match="cannot be laid out"):
+        PythonBuilder(runtimes_dir=fake_runtimes).build(request(files), tmp_path, log)
+
+
 def test_runtime_not_installed(tmp_path, log):
     with pytest.raises(BuildFailed, match=r"runtimes/python\.sh"):
         PythonBuilder(runtimes_dir=tmp_path / "none").build(request(), tmp_path, log)

@@ -135,6 +135,41 @@ def test_exception_is_a_function_error_with_the_users_traceback(api):
     assert 'File "checks.py", line 2, in validate' in stack
 
 
+def test_data_files_are_readable_beside_the_handler_and_not_writable(api):
+    files = {
+        "handler.py": (
+            "import json\n"
+            "from pathlib import Path\n"
+            "from lib import rates\n"
+            "HERE = Path(__file__).parent\n"
+            "PRICES = json.loads((HERE / 'data.json').read_text())\n"
+            "def main(event):\n"
+            "    try:\n"
+            "        open(HERE / 'data.json', 'w')\n"
+            "        writable = True\n"
+            "    except OSError:\n"
+            "        writable = False\n"
+            "    with open('templates/greeting.txt') as f:  # relative: the function's folder\n"
+            "        greeting = f.read().strip()\n"
+            "    return {'price': PRICES[event['item']] * rates()['EUR'],\n"
+            "            'greeting': greeting, 'writable': writable}\n"
+        ),
+        "data.json": '{"pen": 2}',
+        "templates/greeting.txt": "hello from a data file\n",
+        "lib/__init__.py": (
+            "import os\n"
+            "def rates():\n"
+            "    path = os.path.join(os.path.dirname(__file__), 'rates.csv')\n"
+            "    return {k: float(v) for k, v in (line.split(',') for line in open(path))}\n"
+        ),
+        "lib/rates.csv": "EUR,1.5\n",
+    }
+    deployed(api, "py-data", files)
+    resp = invoke(api, "py-data", {"item": "pen"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"price": 3.0, "greeting": "hello from a data file", "writable": False}
+
+
 def test_stdlib_modules_the_snapshot_never_imported(api):
     source = """
 import difflib, email.utils, heapq, uuid

@@ -30,6 +30,7 @@ RUNNER = HERE / "runner.py"
 PYC_COMPILER = HERE / "pyc_compile.py"
 STDLIB_MOUNT = "/python"  # FIELD-NOTES.md: exactly this path, or submodules break
 DEPS_MOUNT = "/deps"  # runner.py appends it to sys.path when mounted
+FILES_MOUNT = "/function"  # a function's files, if it has data files: __file__ points here
 
 # Everything under it is made by scripts/runtimes/python.sh: the runtimes and
 # `cache/`, a sandbox cache folder (precompiled runtime, unpacked stdlib) that

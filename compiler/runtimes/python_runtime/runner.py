@@ -11,7 +11,11 @@ wit/handler.wit, shared by every Python function. The host never imports it.
 
 `source` is a JSON object of path → text (the function's `files`). The files
 are served to `import` from memory by `_BundleFinder`, compiled under their
-own names and put in `linecache`, so tracebacks show the user's lines.
+own names and put in `linecache`, so tracebacks show the user's lines. The
+same files are mounted read-only at `/function` when the function has data
+files (the working directory then, as Lambda's task root is), and a module's
+`__file__` points there, so `open(Path(__file__).parent / "data.json")` and
+`open("data.json")` read the function's own data files.
 
 What runs at build time (module level here) is in the snapshot every
 invocation starts from; the stdlib is also mounted read-only at `/python`, so
@@ -37,8 +41,9 @@ import traceback
 import wit_world
 from componentize_py_types import Err
 
-REVISION = 1  # bump when this file changes what functions see: a new runtime_version
+REVISION = 2  # bump when this file changes what functions see: a new runtime_version
 DEPS_DIR = "/deps"
+FUNCTION_DIR = "/function"  # the function's files, read-only, if it has data files
 _STACK_LINES = 60
 
 # Imported at build time so that they are in the snapshot: common in handlers
@@ -87,8 +92,9 @@ class _BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     task root is first on sys.path). `pkg/mod.py` is `pkg.mod`; a folder without
     `__init__.py` is a namespace package."""
 
-    def __init__(self, files: dict) -> None:
+    def __init__(self, files: dict, folder: str | None) -> None:
         self.files = files
+        self.folder = folder  # where the files are mounted, if they are
         self.folders = set()
         for path in files:
             parts = path.split("/")[:-1]
@@ -113,7 +119,9 @@ class _BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         origin = module.__spec__.origin
-        module.__file__ = origin
+        # Code keeps the short name (tracebacks say "handler.py"); __file__ is where
+        # the file can be read from.
+        module.__file__ = f"{self.folder}/{origin}" if self.folder else origin
         code = compile(self.files[origin], origin, "exec", dont_inherit=True)
         exec(code, module.__dict__)
 
@@ -299,7 +307,10 @@ def run(source: str, handler: str, event: str, context: str) -> str:
     # entropy (WASI random) on every invocation.
     random.seed()
     files = _load_files(source)
-    sys.meta_path.insert(0, _BundleFinder(files))
+    folder = FUNCTION_DIR if os.path.isdir(FUNCTION_DIR) else None
+    if folder is not None:
+        os.chdir(folder)
+    sys.meta_path.insert(0, _BundleFinder(files, folder))
     if os.path.isdir(DEPS_DIR) and DEPS_DIR not in sys.path:
         sys.path.append(DEPS_DIR)
     module, name = _split_handler(handler)
