@@ -86,7 +86,13 @@ def run(ctx: BenchContext) -> list[Result]:
                 "wrk": {side: [r.wrk.as_dict() for r in runs[side]] for side in (w.name, ECHO)},
             }
             target = TARGETS.get((w.runtime, w.kind)) if connections == 16 else None
-            results += pair.rows(target=target, details=details)
+            rows = pair.rows(target=target, details=details)
+            rows[0].notes.append(
+                "the echo's samples are shared by every function of the repetition; on a "
+                "machine shared with other work, the CPU-per-invocation row is the steadier "
+                "measure of what Nimbus adds"
+            )
+            results += rows
             if connections == max(p.load_connections):
                 cpu = pair.cpu_row(
                     f"load-{w.runtime}-{w.kind}-cpu",
