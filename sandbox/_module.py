@@ -7,8 +7,9 @@ argv/env arrays encoded once per deployment, `InstancePre` instantiate,
 high-level wrappers cost more than the wasm itself for a small program.
 
 Running on the caller's thread is safe because every import that could
-block is ours (`_wasi.py`) and returns by the deadline; wasm code itself is
-stopped by the epoch deadline.
+block is ours (`_wasi.py`) and returns by the deadline (stdin is bytes in
+memory, read by wasmtime's own fd_read); wasm code itself is stopped by the
+epoch deadline.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ _set_epoch_deadline = raw._wasmtime_context_set_epoch_deadline
 _wasi_config_new = raw._wasi_config_new
 _wasi_set_argv = raw._wasi_config_set_argv
 _wasi_set_env = raw._wasi_config_set_env
+_wasi_set_stdin = raw._wasi_config_set_stdin_bytes
+_byte_vec_new = raw._wasm_byte_vec_new
+_BYTES = ctypes.POINTER(raw.wasm_byte_t)
 _set_wasi = raw._wasmtime_context_set_wasi
 _instantiate = raw._wasmtime_instance_pre_instantiate
 _export_get = raw._wasmtime_instance_export_get
@@ -156,6 +160,7 @@ def run_module(
         ):
             raw._wasi_config_delete(config)
             raise ValueError("invalid argv or environment for WASI")
+        _set_stdin(config, event)
         error = _set_wasi(context, config)  # takes ownership of config
         if error:
             raise wasmtime.WasmtimeError._from_ptr(error)
@@ -186,6 +191,18 @@ def run_module(
     if io.stderr_dropped:
         outcome.logs += truncation_note(io.stderr_dropped)
     return outcome
+
+
+def _set_stdin(config, event: bytes) -> None:
+    """The event as the guest's stdin, read by wasmtime's own fd_read.
+
+    PERF(sandbox): a host-function fd_read costs a Python callback per read
+    (~20-40 µs each, two per small event); this is one copy into a byte vector
+    the WASI context takes ownership of.
+    """
+    vec = raw.wasm_byte_vec_t()
+    _byte_vec_new(ctypes.byref(vec), len(event), ctypes.cast(ctypes.c_char_p(event), _BYTES))
+    _wasi_set_stdin(config, ctypes.byref(vec))
 
 
 def _memory_used(context, instance) -> int:

@@ -1,10 +1,10 @@
 """WASI preview 1 for command modules: wasmtime's, with stdio, clocks and sleep made ours.
 
 wasmtime provides every `wasi_snapshot_preview1` import (args, environ,
-random, proc_exit, fd_fdstat_get, ...). Four are shadowed by host functions
-defined here, because they decide the limits:
+random, proc_exit, fd_fdstat_get, ...). Three are shadowed by host functions
+defined here, because they decide the limits (stdin is wasmtime's own,
+reading the event from memory: see `_module.py`):
 
-- `fd_read` — fd 0 reads the event from memory: no stdin file per call.
 - `fd_write` — the result and the log go to Python buffers whose caps are
   checked on every write: the result past 6 MB stops the guest at once
   (`result_too_large`); the log keeps its first 1 MB and counts the rest,
@@ -70,7 +70,6 @@ class GuestIO:
         "stderr_dropped",
         "stderr_len",
         "stdin",
-        "stdin_pos",
         "stdout",
         "stdout_len",
         "timed_out",
@@ -82,7 +81,6 @@ class GuestIO:
     ) -> None:
         self.stdin = stdin
         self.result_fd = result_fd
-        self.stdin_pos = 0
         self.stdout: list[bytes] = []
         self.stdout_len = 0
         self.stderr: list[bytes] = []
@@ -129,7 +127,10 @@ class _Fault(Exception):
 _MEMORY_NAME = b"memory"
 _export_get = raw._wasmtime_caller_export_get
 _caller_context = raw._wasmtime_caller_context
-_memory_data = raw._wasmtime_memory_data
+# PERF(sandbox): the data pointer as a plain int, without a ctypes.cast per host call.
+_memory_data = ffi.dll["wasmtime_memory_data"]
+_memory_data.argtypes = raw._wasmtime_memory_data.argtypes
+_memory_data.restype = ctypes.c_void_p
 _memory_data_size = raw._wasmtime_memory_data_size
 _trap_new = raw._wasmtime_trap_new
 _EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
@@ -148,7 +149,7 @@ def _memory(caller) -> tuple[int, int]:
     context = _caller_context(caller)
     memory = item.of.memory
     size = _memory_data_size(context, ctypes.byref(memory))
-    base = ctypes.cast(_memory_data(context, ctypes.byref(memory)), ctypes.c_void_p).value
+    base = _memory_data(context, ctypes.byref(memory))
     if not base or not size:
         raise _Fault
     return base, size
@@ -220,28 +221,6 @@ def _fd_write(io: GuestIO, caller, args) -> int:
     return 0
 
 
-def _fd_read(io: GuestIO, caller, args) -> int:
-    fd, iovs, count, read_ptr = (_u32(args[i].i32) for i in range(4))
-    if fd != 0:
-        args[0].i32 = _EBADF
-        return 0
-    base, size = _memory(caller)
-    _check(size, read_ptr, 4)
-    total = 0
-    data, pos = io.stdin, io.stdin_pos
-    for pointer, length in _iovecs(base, size, iovs, count):
-        chunk = data[pos : pos + length]
-        ctypes.memmove(base + pointer, chunk, len(chunk))
-        pos += len(chunk)
-        total += len(chunk)
-        if len(chunk) < length:
-            break
-    io.stdin_pos = pos
-    ctypes.memmove(base + read_ptr, _U32.pack(total), 4)
-    args[0].i32 = _SUCCESS
-    return 0
-
-
 def _now(io: GuestIO, clock_id: int) -> int | None:
     if clock_id == _CLOCK_REALTIME:
         return time.time_ns()
@@ -292,7 +271,7 @@ def _poll_oneoff(io: GuestIO, caller, args) -> int:
         elif tag in (_EVENTTYPE_FD_READ, _EVENTTYPE_FD_WRITE):
             fd = _U32.unpack_from(subs, off + 16)[0]
             if tag == _EVENTTYPE_FD_READ and fd == 0:
-                ready.append((userdata, _SUCCESS, tag, len(io.stdin) - io.stdin_pos))
+                ready.append((userdata, _SUCCESS, tag, len(io.stdin)))  # a hint: ≤ what is left
             elif tag == _EVENTTYPE_FD_WRITE and fd in (1, 2, io.result_fd):
                 ready.append((userdata, _SUCCESS, tag, 1 << 16))
             else:
@@ -324,7 +303,6 @@ def _poll_oneoff(io: GuestIO, caller, args) -> int:
 _I32, _I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
 _OVERRIDES = {
     "fd_write": ([_I32] * 4, _fd_write),
-    "fd_read": ([_I32] * 4, _fd_read),
     "poll_oneoff": ([_I32] * 4, _poll_oneoff),
     "clock_time_get": ([_I32, _I64, _I32], _clock_time_get),
 }
@@ -333,7 +311,7 @@ _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
 
 
 def make_module_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
-    """wasmtime's WASI preview 1 with the four host functions above shadowing its own."""
+    """wasmtime's WASI preview 1 with the three host functions above shadowing its own."""
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     linker.allow_shadowing = True
