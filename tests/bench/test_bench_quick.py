@@ -75,6 +75,17 @@ def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
     c_hello = next(r for r in load["results"] if r["key"] == "load-c-hello-16c-rps")
     assert c_hello["target"] == {"op": ">=", "value": 0.7, "on": "ratio"}
 
+    # Issue 8 items 5 and 6: density (memory and p99 with 10 functions vs 1, and vs
+    # a process per function) and scale from zero with its 1 s target.
+    assert {"density-python-10-rss", "density-python-10-p99"} <= keys
+    assert {"density-python-10-vs-processes"} <= keys
+    assert {"scale-from-zero-wasm", "scale-from-zero-python"} <= keys
+    zero = next(c for c in report["comparisons"] if c["key"] == "scale-from-zero")
+    for r in zero["results"]:
+        assert r["target"] == {"op": "<=", "value": 1000, "on": "a"}
+        starts = [t for side in r["details"].values() for t in side]
+        assert all(0 < t["listening_ms"] <= t["first_ok_ms"] for t in starts), r["details"]
+
     # Issue 8 item 2 (the quick run's subset: C hello) and issue 6's Python/JS rows,
     # each next to a process per call.
     assert {"cold-c-hello-vs-process", "runtime-c-deploy"} <= keys
