@@ -147,6 +147,7 @@ class CBuilder:
         cmd += [*sources, str(GLUE_DIR / "nimbus.c")]
         if handler is not None:
             cmd.append(str(GLUE_DIR / "nimbus_main.c"))
+        cmd.append("-lm")  # glibc keeps <math.h> apart (wasi-libc has it in libc); last: static
         log.write(f"compiling {', '.join(sources)} ({form} form) with gcc, static x86-64 Linux")
         lines: list[str] = []
         code = run_jailed(

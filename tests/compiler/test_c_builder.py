@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import orjson
 import pytest
 
@@ -13,13 +15,13 @@ from tests.e2e.server import REPO
 EXAMPLES = REPO / "examples" / "c"
 
 
-def build(tmp_path, files, *, form=None, handler=None, config=None):
+def build(tmp_path, files, *, form=None, handler=None, config=None, target=None):
     if isinstance(files, str):
         files = {"handler.c": files}
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)
     log = BuildLog(tmp_path / "build.log")
-    request = BuildRequest("fn_c", 1, "c", handler, form, None, files=files)
+    request = BuildRequest("fn_c", 1, "c", handler, form, target, files=files)
     try:
         builder = compiler.builder_for("c", config or BuildConfig())
         return builder.build(request, out, log), log.text()
@@ -61,6 +63,26 @@ def test_names_are_kept_and_debug_info_dropped(tmp_path):
     assert "name" in sections
     assert not [s for s in sections if s.startswith(".debug")]
     assert result.artifact.stat().st_size < 200_000
+
+
+def test_native_target_links_libm_and_keeps_printf_out_of_the_result(tmp_path):
+    """The same glue in a static Linux binary (run in a container in production; the
+    binary is run directly here): <math.h> links, and the result is stdout alone."""
+    source = (
+        "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+        "char *handler(const char *event_json, const char *context_json) {\n"
+        '    printf("rounding\\n");\n'
+        "    char *out = malloc(32);\n"
+        '    snprintf(out, 32, "%lld", llround(strlen(event_json) * 0.75));\n'
+        "    return out;\n"
+        "}\n"
+    )
+    result, log = build(tmp_path, source, target="native")
+    assert result.kind == "native", log
+    done = subprocess.run(
+        [str(result.artifact)], input=b"{}", capture_output=True, timeout=10, env={}
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"2", b"rounding\n")
 
 
 def test_error_record_from_nimbus_set_error(tmp_path, sandboxed):
