@@ -81,6 +81,38 @@ def _measured(target: LoadTarget, connections: int, duration_s: float) -> LoadRu
     return LoadRun(result, used)
 
 
+def bracketed(before: list[LoadRun], after: list[LoadRun]) -> list[LoadRun]:
+    """One reference sample per repetition from the two runs that bracket it (the
+    first and last of the repetition): their mean rates and latencies, summed counts
+    and CPU. Drift during a long repetition then hits the reference as it hits the
+    sides in between."""
+    return [_mean_of_two(a, b) for a, b in zip(before, after, strict=True)]
+
+
+def _mean_of_two(a: LoadRun, b: LoadRun) -> LoadRun:
+    x, y = a.wrk, b.wrk
+    mean = wrk.WrkResult(
+        url=x.url,
+        connections=x.connections,
+        duration_s=x.duration_s + y.duration_s,
+        requests=x.requests + y.requests,
+        requests_per_s=(x.requests_per_s + y.requests_per_s) / 2,
+        p50_ms=(x.p50_ms + y.p50_ms) / 2,
+        p90_ms=(x.p90_ms + y.p90_ms) / 2,
+        p99_ms=(x.p99_ms + y.p99_ms) / 2,
+        non_2xx=x.non_2xx + y.non_2xx,
+        socket_errors=x.socket_errors + y.socket_errors,
+        percentiles=tuple(
+            (p, (ms1 + ms2) / 2)
+            for (p, ms1), (_, ms2) in zip(x.percentiles, y.percentiles, strict=False)
+        ),
+    )
+    cpu = None
+    if a.server_cpu_s is not None and b.server_cpu_s is not None:
+        cpu = a.server_cpu_s + b.server_cpu_s
+    return LoadRun(mean, cpu)
+
+
 def median_curve(runs: list[LoadRun]) -> list[list[float]]:
     """The latency distribution over repetitions: each percentile's median, in ms."""
     by_pct: dict[float, list[float]] = {}

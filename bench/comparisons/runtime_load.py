@@ -3,9 +3,10 @@ load, each against the bare Falcon echo with the same worker settings.
 
 Every function is deployed from source through the real API (`?wait=true`),
 checked once, warmed on both workers, then loaded by wrk at each connection
-count; the echo gets the transform's order event. Within a repetition every
-function and the echo run once, in an order reversed every other repetition,
-so the echo's samples sit beside every function's. The server's own CPU per
+count; the echo gets the transform's order event. A repetition runs every
+function once between two echo runs (the order reverses every other
+repetition) and the echo's sample is the mean of the two, so drift during the
+repetition hits both sides. The server's own CPU per
 call (master + workers) is read around every run: for Python and JavaScript,
 whose shared runtime makes each call heavier, that is the per-invocation cost.
 """
@@ -26,7 +27,9 @@ from ..workloads import Workload, all_workloads
 # Small compiled modules must keep ≥ 0.70 of the bare echo's throughput
 # (issue 8); the larger ones (Go's 4.5 MB module, the interpreters) report.
 TARGETS = {("c", "hello"): Target(">=", 0.70), ("rust", "hello"): Target(">=", 0.70)}
-ECHO = "echo"
+# The echo runs first and last in every repetition (the order reverses every
+# other one); each repetition's echo sample is the mean of the two.
+ECHO, ECHO_AGAIN = "echo", "echo-again"
 ECHO_LABEL = "bare Falcon echo (order event)"
 # PERF: --quick leaves out the slowest builds — Go's 4.5 MB modules precompile in
 # 13-16 s each on a loaded machine, Rust's transform builds serde_derive — to stay
@@ -54,20 +57,22 @@ def run(ctx: BenchContext) -> list[Result]:
     nimbus = ctx.nimbus()
     _deploy_all(ctx, workloads)
     auth = {"Authorization": f"Bearer {nimbus.api_key}"}
-    targets = {
+    echo = load.LoadTarget(baseline.echo_url, auth, orjson.dumps(ORDER), baseline)
+    functions = {
         w.name: load.LoadTarget(nimbus.invoke_url(w.name), auth, w.body, nimbus) for w in workloads
     }
-    targets[ECHO] = load.LoadTarget(baseline.echo_url, auth, orjson.dumps(ORDER), baseline)
-    for name, target in targets.items():
+    for name, target in {ECHO: echo, **functions}.items():
         load.check(target, name)
     p = ctx.params
-    load.warm_up(targets, p.load_warmup_s)
+    load.warm_up({ECHO: echo, **functions}, p.load_warmup_s)
+    targets = {ECHO: echo, **functions, ECHO_AGAIN: echo}
 
     results: list[Result] = []
     for connections in p.load_connections:
         runs = load.alternate(
             targets, connections=connections, duration_s=p.load_duration_s, reps=p.load_reps
         )
+        runs[ECHO] = load.bracketed(runs[ECHO], runs.pop(ECHO_AGAIN))
         for w in workloads:
             pair = load.Pair(
                 key=f"load-{w.runtime}-{w.kind}-{connections}c",
@@ -88,9 +93,9 @@ def run(ctx: BenchContext) -> list[Result]:
             target = TARGETS.get((w.runtime, w.kind)) if connections == 16 else None
             rows = pair.rows(target=target, details=details)
             rows[0].notes.append(
-                "the echo's samples are shared by every function of the repetition; on a "
-                "machine shared with other work, the CPU-per-invocation row is the steadier "
-                "measure of what Nimbus adds"
+                "each repetition's echo sample is the mean of the echo runs that open and "
+                "close it, shared by every function; on a machine shared with other work, the "
+                "CPU-per-invocation row is the steadier measure of what Nimbus adds"
             )
             results += rows
             if connections == max(p.load_connections):

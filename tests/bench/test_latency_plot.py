@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -87,3 +88,13 @@ def test_no_curves_no_plot_and_no_stale_one(tmp_path: Path) -> None:
     _, md_path = report.write(_report([]), tmp_path)
     assert not (tmp_path / "latency.png").exists()
     assert "latency.png" not in md_path.read_text()
+
+
+def test_a_bracketed_reference_is_the_mean_of_the_runs_around_the_repetition() -> None:
+    before, after = _run(1.0, [1.0, 2.0]), _run(3.0, [3.0, 6.0])
+    after = load.LoadRun(dataclasses.replace(after.wrk, requests_per_s=300.0), 0.15)
+    (merged,) = load.bracketed([before], [after])
+    assert merged.wrk.requests_per_s == 200.0 and merged.wrk.requests == 200
+    assert merged.wrk.p50_ms == 2.0
+    assert merged.wrk.percentiles == ((1, 2.0), (10, 4.0))
+    assert merged.cpu_ms_per_call == pytest.approx(1.0)  # 0.2 s over 200 calls
