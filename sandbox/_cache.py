@@ -248,10 +248,16 @@ class ArtifactCache:
         # compile; one this machine already compiled (or the install script did,
         # into a seed folder) is verified and stored instead.
         for path in self._disk_files(sha256, kind):
-            loaded = self._load_disk_file(kind, path)
-            if loaded is not None:
-                compiled = loaded.module if kind == "module" else loaded.component
-                return self._store_precompiled(kind, sha256, path.read_bytes(), compiled)
+            # One read: the bytes checked are the bytes loaded and stored.
+            payload = path.read_bytes()
+            if sha256_hex(payload) != path.name.split(".")[0]:
+                continue
+            try:
+                compiled = _DESERIALIZE[kind](engine, payload)
+            except wasmtime.WasmtimeError:
+                continue  # made by another engine set-up: compile below
+            self._link(compiled)  # the same checks as a load
+            return self._store_precompiled(kind, sha256, payload, compiled)
         try:
             if kind == "module":
                 compiled = wasmtime.Module(engine, wasm)
@@ -280,6 +286,9 @@ class ArtifactCache:
             return key
         _, _, key = self._build(artifact_key, sha256)
         return key
+
+
+_DESERIALIZE = {"module": wasmtime.Module.deserialize, "component": component.Component.deserialize}
 
 
 def _fd_path(fd: int, path: Path) -> str:
