@@ -10,9 +10,11 @@ Public surface:
 - `RESULT_LIMIT_BYTES`, `LOG_LIMIT_BYTES` — the output caps.
 
 Everything else is private: `_engine` (the Engine and its epoch ticker),
-`_artifact` and `_cache` (precompiled artifacts: store, disk, memory),
-`_wasi` and `_module` (WASI commands), `_component` and `_logs` (handler
-components), `_limits` and `_threads` (admission and guarded threads),
+`_artifact` and `_cache` (precompiled artifacts: store, disk, memory), `_verified`
+(which local files were already hashed, so fresh workers skip re-hashing),
+`_wasi` and `_module` (WASI commands; handler glue's result channel on fd 3),
+`_component` and `_logs` (handler components), `_limits` and `_threads`
+(admission and guarded threads),
 `_runtime_world` (shared language runtimes given the user's source, read-only
 mounts), `_outcome` (how a run ended), `_docker*` (native binaries: warm containers
 with an agent inside, `agent/agent.c`).
