@@ -199,7 +199,7 @@ def _deploy_results(
                       Side("host build of the same program", [refs[w].built_ms for w in mine]),
                       Target("<=", DEPLOY_TARGETS[lang], on="a"),
                       ["through the API with ?wait=true: compile in the build jail + precompile",
-                       f"host build: {refs[mine[0]].described}"])
+                       "host build: " + "; ".join(sorted({refs[w].described for w in mine}))])
         )  # fmt: skip
     return results
 
