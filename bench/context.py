@@ -92,8 +92,8 @@ class Params:
                 ("c", (10, 100)),
                 ("rust", (10,)),
                 # NOTE: each distinct Go module is precompiled at deploy (~7-15 s here):
-                # 5 take about a minute; 100 would take 12-25 minutes.
-                ("go", (5,)),
+                # 3 take ~30 s; 100 would take 12-25 minutes.
+                ("go", (3,)),
             ),
             density_wrk_s=2,
             density_reps=2,

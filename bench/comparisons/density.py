@@ -150,7 +150,7 @@ def _measure_level(ctx: BenchContext, fleet: Fleet, api: httpx.Client, count: in
     p = ctx.params
     fleet.grow(api, count)
     fleet.check_all(api)
-    _load(ctx, fleet, count, p.density_wrk_s)  # warm-up walk
+    _load(ctx, fleet, count, 1)  # a warm-up walk: both workers meet most functions
     many, single = [], []
     for rep in range(p.density_reps):
         for n in (count, 1) if rep % 2 == 0 else (1, count):
