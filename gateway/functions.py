@@ -52,6 +52,10 @@ _CONFIG_FIELDS = (
 )  # fmt: skip
 
 
+# `"target": "native"`: the runtimes whose builder makes (or takes) a Linux binary.
+NATIVE_TARGET_RUNTIMES = frozenset({"c", "go", "native"})
+
+
 def _invalid(field: str, message: str) -> errors.Invalid:
     return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
@@ -194,6 +198,8 @@ class FunctionService:
                 raise _invalid(
                     "memory_mb", f"must be between {floor} and {self.settings.max_memory_mb}"
                 )
+        if getattr(body, "target", None) == "native" and runtime not in NATIVE_TARGET_RUNTIMES:
+            raise _invalid("target", "only c and go source builds to a native binary")
         timeout = getattr(body, "timeout_sec", None)
         if timeout is not None and timeout > self.settings.max_timeout_sec:
             raise _invalid("timeout_sec", f"must be at most {self.settings.max_timeout_sec:g}")

@@ -11,6 +11,10 @@ handler by name and checks its signature at compile time.
 
 Program form: a `func main()`; built as it is.
 
+`"target": "native"` builds the same program for linux/amd64 instead
+(static: no cgo), run in a container by the native fallback. The glue is the
+same: the result on stdout, the handler's prints on stderr.
+
 Builds are offline (`GOPROXY=off`, `GOTOOLCHAIN=local`, `GOFLAGS=-mod=mod`)
 with a per-build copy of a warm `GOCACHE` in which the standard library is
 already compiled. The module (~2.5–5 MB) is precompiled by the build
@@ -29,6 +33,7 @@ from .._buildcache import cache_key, files_version
 from .._jail import run_jailed
 from .._sources import RESERVED, choose_form, failure, handler_name, write_sources
 from .._toolchains import Toolchain, Toolchains, copy_tree
+from .native import check_native_executable
 
 GO = Toolchain(name="go", language="go")
 GLUE_DIR = Path(__file__).resolve().parent.parent / "glue" / "go"
@@ -49,6 +54,9 @@ _WARM_PACKAGES = (
     "net/url", "os", "regexp", "slices", "sort", "strconv", "strings", "text/template",
     "time", "unicode", "unicode/utf8", "maps", "bufio", "html",
 )  # fmt: skip
+
+# GOOS/GOARCH per build target: WASI (the default) or a native Linux binary.
+_PLATFORMS = {"wasm": ("wasip1", "wasm"), "native": ("linux", "amd64")}
 
 _SAMPLE = """\
 func handler(event interface{}, context map[string]string) (interface{}, error) {
@@ -115,27 +123,30 @@ class GoBuilder:
 
     # -- toolchain -------------------------------------------------------------
 
-    def prepare(self, log: BuildLog) -> Path:
-        """Install Go if needed and fill its warm GOCACHE; returns the cache."""
+    def prepare(self, log: BuildLog, target: str = "wasm") -> Path:
+        """Install Go if needed and fill its warm GOCACHE for `target`; returns the cache."""
         home = self.toolchains.ensure(GO, log)
-        # Keyed by what it holds: the standard packages compiled with these flags.
-        key = hashlib.sha256("\0".join(FLAGS + _WARM_PACKAGES).encode()).hexdigest()[:16]
+        # Keyed by what it holds: the standard packages compiled with these flags
+        # (the WASI cache keeps its old key, so existing machines stay warm).
+        platform = () if target == "wasm" else _PLATFORMS[target]
+        key = hashlib.sha256("\0".join(FLAGS + _WARM_PACKAGES + platform).encode()).hexdigest()
         return self.toolchains.warm_cache(
-            GO, key, lambda work: self._fill_cache(home, work, log), log
+            GO, key[:16], lambda work: self._fill_cache(home, work, target, log), log
         )
 
-    def _fill_cache(self, home: Path, work: Path, log: BuildLog) -> None:
+    def _fill_cache(self, home: Path, work: Path, target: str, log: BuildLog) -> None:
         imports = "".join(f'\t_ "{pkg}"\n' for pkg in _WARM_PACKAGES)
         (work / "handler.go").write_text(f"package main\n\nimport (\n{imports})\n\n{_SAMPLE}")
         self._layout(work, "handler")
-        self._compile(home, work, work / "cache", "handler", log)
+        self._compile(home, work, work / "cache", "handler", target, log)
 
     # -- build -----------------------------------------------------------------
 
     def build(self, request: BuildRequest, workdir: Path, log: BuildLog) -> BuildResult:
         form, handler = self._plan(request)
         names = write_sources(request.files, workdir)
-        warm = self.prepare(log)
+        target = request.target or "wasm"
+        warm = self.prepare(log, target)
         home = self.toolchains.home(GO)
         for name in names:
             if name.endswith(".go") and "/" not in name:
@@ -144,8 +155,14 @@ class GoBuilder:
         self._layout(workdir, handler)
         cache = workdir / RESERVED / "cache"
         copy_tree(warm, cache)
-        log.write(f"compiling {form} form with {GO.label} (GOOS=wasip1 GOARCH=wasm)")
-        artifact = self._compile(home, workdir, cache, handler, log)
+        goos, goarch = _PLATFORMS[target]
+        log.write(f"compiling {form} form with {GO.label} (GOOS={goos} GOARCH={goarch})")
+        artifact = self._compile(home, workdir, cache, handler, target, log)
+        if target == "native":
+            described = check_native_executable(artifact, log)
+            return BuildResult(
+                artifact=artifact, kind="native", runtime_version=f"go {GO.version} ({described})"
+            )
         log.write(f"module {artifact.stat().st_size} bytes")
         return BuildResult(
             artifact=artifact, kind="module", runtime_version=f"go {GO.version} (wasip1/wasm)"
@@ -160,10 +177,17 @@ class GoBuilder:
             (workdir / GLUE_BINDING).write_text(_binding(handler))
 
     def _compile(
-        self, home: Path, workdir: Path, cache: Path, handler: str | None, log: BuildLog
+        self,
+        home: Path,
+        workdir: Path,
+        cache: Path,
+        handler: str | None,
+        target: str,
+        log: BuildLog,
     ) -> Path:
         private = workdir / RESERVED
-        artifact = private / "artifact.wasm"
+        goos, goarch = _PLATFORMS[target]
+        artifact = private / ("artifact.bin" if target == "native" else "artifact.wasm")
         private.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
         code = run_jailed(
@@ -175,8 +199,8 @@ class GoBuilder:
                 "HOME": str(private),
                 "GOCACHE": str(cache),
                 "GOPATH": str(private / "gopath"),
-                "GOOS": "wasip1",
-                "GOARCH": "wasm",
+                "GOOS": goos,
+                "GOARCH": goarch,
                 "CGO_ENABLED": "0",
                 "GOPROXY": "off",
                 "GOTOOLCHAIN": "local",

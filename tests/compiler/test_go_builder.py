@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 
 import compiler
@@ -13,13 +16,13 @@ from tests.e2e.server import REPO
 EXAMPLES = REPO / "examples" / "go"
 
 
-def build(tmp_path, files, *, form=None, handler=None):
+def build(tmp_path, files, *, form=None, handler=None, target=None):
     if isinstance(files, str):
         files = {"handler.go": files}
     out = tmp_path / "out"
     out.mkdir(parents=True, exist_ok=True)
     log = BuildLog(tmp_path / "build.log")
-    request = BuildRequest("fn_go", 1, "go", handler, form, None, files=files)
+    request = BuildRequest("fn_go", 1, "go", handler, form, target, files=files)
     try:
         return compiler.builder_for("go", BuildConfig()).build(request, out, log), log.text()
     finally:
@@ -132,3 +135,27 @@ def test_as_main_package_keeps_line_numbers():
     text = "// Doc.\n/* block */\npackage handlers // trailing\n\nfunc f() {}\n"
     assert as_main_package("a.go", text) == text.replace("package handlers", "package main")
     assert as_main_package("a.go", "package main\n") == "package main\n"
+
+
+def test_native_target_is_a_static_linux_binary_with_the_same_glue(tmp_path):
+    """`"target": "native"`: run in a container in production; run directly here."""
+    result, log = build(tmp_path, ERRORS, target="native")
+    assert result.kind == "native", log
+    assert result.runtime_version.endswith("(native x86-64, static)")
+    assert "GOOS=linux GOARCH=amd64" in log
+    done = subprocess.run(
+        [str(result.artifact)],
+        input=b'{"n": 1}',
+        capture_output=True,
+        timeout=30,
+        env={"NIMBUS_CONTEXT": '{"function_name": "fn"}'},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["function_name"] == "fn"
+    assert done.stderr == b"prints are the log\n"  # never in the result
+    failed = subprocess.run(
+        [str(result.artifact)], input=b'{"do": "typed"}', capture_output=True, timeout=30, env={}
+    )
+    assert failed.returncode != 0 and failed.stdout == b""
+    record = json.loads(failed.stderr.rsplit(b"\x1e", 1)[1])
+    assert (record["type"], record["message"]) == ("QuotaError", "used 11")

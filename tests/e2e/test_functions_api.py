@@ -254,6 +254,8 @@ def test_wrong_media_type_is_415(api):
          "env_vars"),
         ({"name": "ok-name", "runtime": "python", "files": {"../x.py": "x"}}, "files"),
         ({"name": "ok-name", "runtime": "python", "code": "x", "surprise": 1}, "surprise"),
+        ({"name": "ok-name", "runtime": "rust", "code": "x", "target": "native"}, "target"),
+        ({"name": "ok-name", "runtime": "python", "code": "x", "target": "native"}, "target"),
     ],
 )  # fmt: skip
 def test_validation_errors_name_the_field(api, body, field):

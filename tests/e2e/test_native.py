@@ -204,6 +204,36 @@ def test_c_function_with_target_native(napi, fns):
     assert error["stack"] and "handler.c" in error["stack"][0]
 
 
+GO_HANDLER = """\
+import (
+	"errors"
+	"fmt"
+)
+
+func handler(event interface{}, context map[string]string) (interface{}, error) {
+	fmt.Println("to the log")
+	if event.(map[string]interface{})["fail"] == true {
+		return nil, errors.New("asked to fail")
+	}
+	return map[string]interface{}{"event": event, "name": context["function_name"]}, nil
+}
+"""
+
+
+def test_go_function_with_target_native(napi, fns):
+    body = {"name": "nat-go", "runtime": "go", "code": GO_HANDLER, "target": "native"}
+    resp = napi.post("/api/v1/functions?wait=true", json=body, timeout=600)
+    assert resp.status_code == 201, resp.text
+    fn = resp.json()
+    assert fn["status"] == "active", napi.get("/api/v1/functions/nat-go/build").json()
+    assert fn["runtime_version"].endswith("(native x86-64, static)")
+    result = invoke(napi, "go", {"x": [1, 2]})
+    assert result.status_code == 200, result.text
+    assert result.json() == {"event": {"x": [1, 2]}, "name": "nat-go"}
+    error = assert_error(invoke(napi, "go", {"fail": True}), 500, "function_error")
+    assert error["message"] == "asked to fail"
+
+
 # -- hostile binaries ----------------------------------------------------------------
 
 
