@@ -58,6 +58,9 @@ def _respond(resp: falcon.Response, status: int, body: bytes) -> None:
 
 def handle_nimbus_error(req, resp, exc: errors.NimbusError, params) -> None:
     _respond(resp, status_of(exc), error_body(exc.code, exc.message, exc.details))
+    invocation_id = getattr(exc, "invocation_id", None)
+    if invocation_id:  # it ran (and timed out, or ran out of memory): its logs have this id
+        resp.set_header("X-Nimbus-Invocation-Id", invocation_id)
     if isinstance(exc, errors.LimitExceeded) or exc.code == "not_ready":
         resp.set_header("Retry-After", str(getattr(exc, "retry_after", 1)))
 

@@ -30,7 +30,7 @@ from store import errors
 
 from .logs import InvocationLogs, entries_for
 from .metrics import Metrics
-from .recorder import InvocationOutcome, InvocationRecorder
+from .recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from .stats import StatsBook
 
 log = logging.getLogger("nimbus.recorder")
@@ -148,6 +148,8 @@ class OutcomeFlusher(InvocationRecorder):
             self.metrics.observe_invocations(outcomes)
             self.stats.add_all(outcomes)
             for o in outcomes:
+                if o.status == THROTTLED:
+                    continue  # nothing ran, nothing to log (and no store writes when overloaded)
                 entries, newest_us = entries_for(o, self.max_log_bytes)
                 batch = batches.setdefault(o.function_id, _Batch(o.function_id))
                 batch.entries.extend(entries)

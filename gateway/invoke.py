@@ -12,7 +12,7 @@ from store import errors
 from store.records import BuildStatus, Function, FunctionStatus, Version, sequential_id
 
 from .deployments import DeploymentCache
-from .recorder import InvocationOutcome, InvocationRecorder
+from .recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 
 EVENT_LIMIT = 6 * 1024 * 1024
 
@@ -161,8 +161,10 @@ class InvokeService:
         started = time.perf_counter()
         try:
             result = self.sandbox.invoke(self.deployment(fn, record), event, context)
-        except errors.LimitExceeded:
-            raise  # refused before it ran: nothing to record but the metric
+        except errors.LimitExceeded as exc:
+            outcome.status, outcome.error_code = THROTTLED, exc.code  # it never ran
+            self.recorder.record(outcome)
+            raise
         except errors.NimbusError as exc:
             outcome.status = "timed_out" if isinstance(exc, errors.Timeout) else "failed"
             outcome.error_code = exc.code
@@ -171,6 +173,7 @@ class InvokeService:
             outcome.logs = getattr(exc, "logs", b"") or b""
             outcome.cold_start = bool(getattr(exc, "cold_start", False))
             self.recorder.record(outcome)
+            exc.invocation_id = invocation_id  # the error response names it, as a result does
             raise
         outcome.duration_ms = result.duration_ms
         outcome.cold_start = result.cold_start

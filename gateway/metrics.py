@@ -27,7 +27,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from .recorder import InvocationOutcome
+from .recorder import THROTTLED, InvocationOutcome
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _CHILD_CACHE = 10_000  # labelled series kept at hand
@@ -151,6 +151,8 @@ class Metrics:
         for o in outcomes:
             key = (o.function_name, o.runtime, o.trigger, o.status, o.error_code or "")
             counts[key] = counts.get(key, 0) + 1
+            if o.status == THROTTLED:
+                continue  # it never ran: no duration
             fn = (o.function_name, o.runtime)
             self._child(self.duration, fn).observe(o.duration_ms / 1000)
             if o.cold_start:

@@ -7,6 +7,9 @@ from datetime import datetime
 
 from store.records import now
 
+# Refused with 429 before it ran (no free slot): counted, never logged.
+THROTTLED = "throttled"
+
 
 @dataclass
 class InvocationOutcome:
@@ -18,7 +21,7 @@ class InvocationOutcome:
     runtime: str
     version: int
     trigger: str  # "sync" | "async" | "webhook"
-    status: str  # "succeeded" | "failed" | "timed_out"
+    status: str  # "succeeded" | "failed" | "timed_out" | THROTTLED
     error_code: str | None = None  # function_error, timeout, memory_limit_exceeded, …
     error_type: str | None = None  # the function's own error type, for function errors
     duration_ms: float = 0.0

@@ -231,6 +231,7 @@ class InvocationSummary(BaseModel):
     succeeded: int
     failed: int
     timed_out: int
+    throttled: int = Field(0, description="refused with 429 before running; not in the total")
     success_rate: float | None = Field(description="succeeded / total, 0–1; null before any")
     cold_starts: int
     duration_ms: DurationSummary = Field(description="the guest's run time")

@@ -32,7 +32,7 @@ from store import Store, errors
 from store.functions import STATS_TOTAL_KEY, stats_worker_key
 from store.records import now
 
-from .recorder import InvocationOutcome
+from .recorder import THROTTLED, InvocationOutcome
 
 log = logging.getLogger("nimbus.stats")
 
@@ -52,12 +52,16 @@ class Tally:
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0
+    throttled: int = 0  # refused (429) before running: not in `total`, as Lambda counts them
     cold_starts: int = 0
     duration_sum_ms: float = 0.0
     duration_min_ms: float | None = None
     duration_max_ms: float | None = None
 
     def add(self, o: InvocationOutcome) -> None:
+        if o.status == THROTTLED:
+            self.throttled += 1
+            return
         self.total += 1
         if o.status == "succeeded":
             self.succeeded += 1
@@ -79,6 +83,7 @@ class Tally:
         self.succeeded += other.succeeded
         self.failed += other.failed
         self.timed_out += other.timed_out
+        self.throttled += other.throttled
         self.cold_starts += other.cold_starts
         if other.total:
             self._durations(other.duration_sum_ms, other.duration_min_ms, other.duration_max_ms)

@@ -33,6 +33,7 @@ def summary(tally: Tally) -> InvocationSummary:
         succeeded=tally.succeeded,
         failed=tally.failed,
         timed_out=tally.timed_out,
+        throttled=tally.throttled,
         success_rate=round(tally.succeeded / total, 6) if total else None,
         cold_starts=tally.cold_starts,
         duration_ms=DurationSummary(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import httpx
@@ -209,6 +210,30 @@ def test_metrics_count_every_invocation_across_workers(make_server):
     assert metric(text, "nimbus_async_queue_depth") == 0
     assert httpx.get(server.url + "/api/metrics").status_code == 200  # the seed's alias, no key
     assert "nimbus_invocations_total" in httpx.get(server.url + "/api/metrics").text
+
+
+def test_throttled_calls_are_counted_apart_and_not_logged(make_server):
+    """A 429 (no free slot) is a throttle, as Lambda counts them: in its own stats
+    field and metric status, never in the total, the durations or the logs."""
+    server = make_server({"WORKERS": "1", "MAX_CONCURRENT": "1", "INVOKE_QUEUE_SIZE": "0"}).start()
+    deploy(server, "sleeper", w.SLEEP_WAT, timeout_sec=5)
+    with ThreadPoolExecutor(6) as pool:
+        calls = list(pool.map(lambda _: once(server, "POST", "/api/v1/functions/sleeper/invoke"),
+                              range(6)))  # fmt: skip
+    ran = [r for r in calls if r.status_code != 429]
+    throttled = len(calls) - len(ran)
+    assert ran and throttled, [r.status_code for r in calls]
+
+    stats = poll(lambda: _stats(server, len(ran)))
+    assert stats and stats["throttled"] == throttled, once(server, "GET", "/api/v1/stats").text
+    text = httpx.get(server.url + "/metrics").text
+    assert metric(text, "nimbus_invocations_total", function="sleeper", status="throttled",
+                  error_code="too_many_requests") == throttled  # fmt: skip
+    assert metric(text, "nimbus_invocation_duration_seconds_count", function="sleeper") == len(ran)
+    entries = logs(server, "sleeper", limit=100).json()["entries"]
+    assert {e["invocation_id"] for e in entries} == {
+        r.headers["X-Nimbus-Invocation-Id"] for r in ran
+    }
 
 
 # -- stats -------------------------------------------------------------------------
