@@ -57,7 +57,7 @@ class Params:
             load_reps=1,
             load_connections=(16,),
             store_reps=2,
-            runtime_cold_reps=2,
+            runtime_cold_reps=1,  # a smoke: one fresh worker per row
             runtime_deploy_reps=1,
             runtime_calls=20,
             density_counts=(("python", (10,)),),
