@@ -2,7 +2,7 @@
 
     python -m bench.fresh_worker sandbox lazy|started STORE_DIR CACHE_DIR KEY SHA256
     python -m bench.fresh_worker raw CWASM_PATH
-    python -m bench.fresh_worker function STORE_DIR DATA_DIR NAME EVENT_JSON CALLS
+    python -m bench.fresh_worker function STORE_DIR DATA_DIR NAME EVENT_JSON CALLS [profile]
 
 Imports happen at worker start and are never timed. `setup_ms` is the worker
 start we can see: `Sandbox(...)` (plus `Sandbox.start()`, which makes the
@@ -13,7 +13,9 @@ worker that never calls `start()` does.
 
 from __future__ import annotations
 
+import cProfile
 import json
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -41,10 +43,20 @@ def spawn(*args: str) -> dict:
     return result
 
 
-def first_invoke(store_dir: Path, data_dir: Path, name: str, event: bytes, calls: int = 0) -> dict:
+def first_invoke(
+    store_dir: Path, data_dir: Path, name: str, event: bytes, calls: int = 0, profile: bool = False
+) -> dict:
     """A new gateway worker over `store_dir` with the empty `data_dir`: its first invoke
     of `name`, then `calls` more (see `gateway_first_call`)."""
-    return spawn("function", str(store_dir), str(data_dir), name, event.decode(), str(calls))
+    args = [str(store_dir), str(data_dir), name, event.decode(), str(calls)]
+    return spawn("function", *args, *(["profile"] if profile else []))
+
+
+def profile_note(store_dir: Path, data_dir: Path, name: str, event: bytes) -> str:
+    """A report note: where one more fresh worker's first invoke spends its time."""
+    got = first_invoke(store_dir, data_dir, name, event, profile=True)
+    return (f"profile of one more first invoke ({got['first_ms']:.1f} ms under cProfile; "
+            f"cumulative, our code): " + "; ".join(got["profile"]))  # fmt: skip
 
 
 def sandbox_first_call(engine: str, store_dir: str, cache_dir: str, key: str, sha256: str) -> dict:
@@ -102,11 +114,14 @@ def raw_first_call(cwasm: str) -> dict:
     }
 
 
-def gateway_first_call(store_dir: str, data_dir: str, name: str, event: str, calls: str) -> dict:
+def gateway_first_call(
+    store_dir: str, data_dir: str, name: str, event: str, calls: str, profile: str = ""
+) -> dict:
     """A gateway worker as `nimbus serve` makes one, over another server's store: its own
     empty data dir (so an empty local cache), the engine made and the shared runtimes
     preloaded at worker start, then the gateway's own invoke path, record read included.
-    `calls` more invocations after the first give the per-call cost (a fresh instance each)."""
+    `calls` more invocations after the first give the per-call cost (a fresh instance each);
+    `profile` = "profile" profiles the first invoke (cProfile: its timing then counts it)."""
     from gateway.platform import Platform
     from gateway.settings import Settings
 
@@ -118,9 +133,14 @@ def gateway_first_call(store_dir: str, data_dir: str, name: str, event: str, cal
     # NOTE(bench): Platform.start() runs this in a thread next to the build queue and
     # async workers; here it runs to the end before the first call, timed on its own.
     platform._preload_runtimes()
+    profiler = cProfile.Profile() if profile == "profile" else None
     t2 = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     first = platform.invocations.invoke(name, event.encode(), {})
     t3 = time.perf_counter()
+    if profiler is not None:
+        profiler.disable()
     cold_flags, later, later_run = [first.result.cold_start], [], []
     for _ in range(int(calls)):
         t4 = time.perf_counter()
@@ -141,7 +161,17 @@ def gateway_first_call(store_dir: str, data_dir: str, name: str, event: str, cal
         "output": bytes(first.result.output).decode(errors="replace"),
         "ok": error is None,
         "error": None if error is None else f"{error.type}: {error.message}",
+        "profile": [] if profiler is None else where_time_went(profiler),
     }
+
+
+def where_time_went(profiler: cProfile.Profile, top: int = 10) -> list[str]:
+    """Our functions by cumulative time in the profiled call (the main thread only: a
+    component's guest runs in a guarded thread and shows as a wait)."""
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
+    ours = [(ct, f"{Path(file).relative_to(REPO)}:{name}") for (file, _, name), (_, _, _, ct, _)
+            in stats.items() if file.startswith(str(REPO)) and "/.venv/" not in file]  # fmt: skip
+    return [f"{label} {ct * 1000:.1f} ms" for ct, label in sorted(ours, reverse=True)[:top]]
 
 
 MODES = {"sandbox": sandbox_first_call, "raw": raw_first_call, "function": gateway_first_call}

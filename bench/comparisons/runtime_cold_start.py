@@ -24,7 +24,7 @@ from functools import partial
 
 from .. import sandboxed
 from ..context import BenchContext
-from ..fresh_worker import first_invoke
+from ..fresh_worker import first_invoke, profile_note
 from ..model import Comparison, Result, Side, Target
 from ..servers import REPO
 from ..workloads import Workload, all_workloads
@@ -123,6 +123,14 @@ def run(ctx: BenchContext) -> list[Result]:
     results: list[Result] = []
     for w in chosen:
         results += _results(w, fresh[w], process[w], docker[w], refs[w], engine)
+    if not ctx.quick:
+        for result in results:
+            if result.target_met is False and result.key.endswith("-vs-process"):
+                name = result.key.removesuffix("-vs-process")
+                w = next(w for w in chosen if function_name(w) == name)
+                event = json.dumps(w.event).encode()
+                data_dir = work / f"fresh-{name}-profile"
+                result.notes.append(profile_note(nimbus.data_dir, data_dir, name, event))
     results += _deploy_results(chosen, deploy_ms, refs)
     return results
 

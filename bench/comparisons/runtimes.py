@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .. import sandboxed
 from ..context import BenchContext
-from ..fresh_worker import first_invoke
+from ..fresh_worker import first_invoke, profile_note
 from ..model import Comparison, Result, Side, Target
 from ..servers import REPO, NimbusServer
 from . import _per_call
@@ -186,7 +186,13 @@ def run(ctx: BenchContext) -> list[Result]:
         samples = Samples()
         measure_deploys(ctx, lang, samples)
         measure_invokes(ctx, lang, samples, spawn)
-        results += _results(lang, samples, spawn)
+        rows = _results(lang, samples, spawn)
+        first = next(r for r in rows if r.key.endswith("-first"))
+        if not ctx.quick and first.target_met is False:
+            data_dir = ctx.scratch("runtimes") / f"fresh-{lang}-profile"
+            event = json.dumps(HELLO_EVENT).encode()
+            first.notes.append(profile_note(ctx.nimbus().data_dir, data_dir, f"i6-{lang}-1", event))
+        results += rows
     return results
 
 
