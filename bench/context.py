@@ -83,7 +83,7 @@ class Params:
             load_reps=3,
             load_connections=(1, 16),
             store_reps=5,
-            runtime_cold_reps=4,
+            runtime_cold_reps=3,
             runtime_deploy_reps=2,
             runtime_calls=100,
             density_counts=(
