@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from .. import start_profile
 from ..baseline import BaselineServer
 from ..context import BenchContext
 from ..model import Comparison, Result, Side, Target
@@ -53,7 +54,12 @@ def _wait_listening(port: int, started: float, stop: threading.Event) -> float |
     return None
 
 
-def _start_to_first_ok(server: ServerProcess, url: str, headers: dict[str, str]) -> StartTiming:
+def _start_to_first_ok(
+    server: ServerProcess,
+    url: str,
+    headers: dict[str, str],
+    stop_server: Callable[[ServerProcess], None] = ServerProcess.stop,
+) -> StartTiming:
     """Start `server` and POST the event to `url` until it answers 200; then stop it."""
     marks: dict[str, float | None] = {}
     stop = threading.Event()
@@ -77,7 +83,7 @@ def _start_to_first_ok(server: ServerProcess, url: str, headers: dict[str, str])
         stop.set()
         for thread in threads:
             thread.join()
-        server.stop()
+        stop_server(server)
     return StartTiming(marks.get("listening") or 0.0, marks.get("ready") or 0.0, first_ok)
 
 
@@ -125,6 +131,15 @@ def run(ctx: BenchContext) -> list[Result]:
 
         return start
 
+    def profile(function: str) -> str:
+        """Where one more start goes, under py-spy (full mode, missed target only)."""
+        shutil.rmtree(data_dir / "cache", ignore_errors=True)
+        server = NimbusServer(data_dir, ctx.log_dir)
+        url, auth = server.invoke_url(function), {"Authorization": f"Bearer {server.api_key}"}
+        out = ctx.scratch("scale-from-zero-profile") / f"{function}.folded"
+        return start_profile.profile_note(server, out, lambda spy: _start_to_first_ok(
+            spy, url, auth, stop_server=start_profile.stop_profiled).first_ok_ms)  # fmt: skip
+
     def echo_start() -> StartTiming:
         server = BaselineServer(ctx.log_dir)
         return _start_to_first_ok(server, server.echo_url, {})
@@ -140,7 +155,7 @@ def run(ctx: BenchContext) -> list[Result]:
 
     echo = Side("bare Falcon echo: start → first 200", [t.first_ok_ms for t in timings["echo"]])
     rows = {"wasm": ("WASM module", "echo.wasm"), "python": ("Python function", "python")}
-    return [
+    results = [
         Result(
             key=f"scale-from-zero-{name}",
             title=f"Scale from zero: nimbus serve start → first invoke ({what})",
@@ -161,6 +176,10 @@ def run(ctx: BenchContext) -> list[Result]:
         )
         for name, (what, label) in rows.items()
     ]
+    for result, function in zip(results, ("zero-echo", "zero-python"), strict=True):
+        if not ctx.quick and result.target_met is False:
+            result.notes.append(profile(function))
+    return results
 
 
 def _breakdown(timings: list[StartTiming]) -> str:

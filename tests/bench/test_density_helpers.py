@@ -6,11 +6,12 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import wasmtime
 
-from bench import procmem, roundrobin, variants
+from bench import procmem, roundrobin, start_profile, variants
 from bench.wasm import echo_module
 
 GREETER_WAT = r"""
@@ -98,3 +99,23 @@ def test_pss_of_a_child_is_at_most_its_rss() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_start_profile_names_our_frames_for_workers_and_master(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    master = 'process 10:"nimbus serve"'
+    worker = f'{master};process 11:"nimbus serve"'
+    serve = f"serve ({repo}/gateway/serve.py)"
+    app = f"<module> ({repo}/gateway/app.py)"
+    folded = tmp_path / "start.folded"
+    folded.write_text(
+        f"{worker};{serve};NimbusServer.load ({repo}/gateway/serve.py);{app};x (/lib/a.py) 3\n"
+        f"{worker};{serve};Platform.start ({repo}/gateway/platform.py);y (/lib/b.py) 1\n"
+        f"{master};{serve};<module> ({repo}/cli/main.py);z (/lib/c.py) 2\n"
+    )
+    note = start_profile.summary(folded)
+    workers, master_part = note.split("; master")
+    assert workers.startswith("workers (4 busy samples")
+    assert "75% NimbusServer.load (gateway/serve.py)" in workers and "serve (" not in workers
+    assert "25% Platform.start (gateway/platform.py)" in workers
+    assert "100% <module> (cli/main.py)" in master_part
