@@ -73,38 +73,48 @@ def run(ctx: BenchContext) -> list[Result]:
             targets, connections=connections, duration_s=p.load_duration_s, reps=p.load_reps
         )
         runs[ECHO] = load.bracketed(runs[ECHO], runs.pop(ECHO_AGAIN))
+        with_cpu = connections == max(p.load_connections)
         for w in workloads:
-            pair = load.Pair(
-                key=f"load-{w.runtime}-{w.kind}-{connections}c",
-                title=f"{w.label} invoke vs bare echo, {load.conns_text(connections)}",
-                connections=connections,
-                a_label=f"Nimbus {w.label}",
-                a=runs[w.name],
-                b_label=ECHO_LABEL,
-                b=runs[ECHO],
-                panel=load.conns_text(connections),
-            )
-            details = {
-                "connections": connections,
-                "wrk_duration_s": p.load_duration_s,
-                "event_bytes": len(w.body),
-                "wrk": {side: [r.wrk.as_dict() for r in runs[side]] for side in (w.name, ECHO)},
-            }
-            target = TARGETS.get((w.runtime, w.kind)) if connections == 16 else None
-            rows = pair.rows(target=target, details=details)
-            rows[0].notes.append(
-                "each repetition's echo sample is the mean of the echo runs that open and "
-                "close it, shared by every function; on a machine shared with other work, the "
-                "CPU-per-invocation row is the steadier measure of what Nimbus adds"
-            )
-            results += rows
-            if connections == max(p.load_connections):
-                cpu = pair.cpu_row(
-                    f"load-{w.runtime}-{w.kind}-cpu",
-                    f"{w.label}: server CPU per invocation vs bare echo",
-                )
-                results += [cpu] if cpu else []
+            results += _rows(w, connections, runs, p.load_duration_s, with_cpu=with_cpu)
     return results
+
+
+def _rows(
+    w: Workload,
+    connections: int,
+    runs: dict[str, list[load.LoadRun]],
+    duration_s: float,
+    *,
+    with_cpu: bool,
+) -> list[Result]:
+    """Throughput, p50, p99 (and server CPU per call) of one function against the echo."""
+    pair = load.Pair(
+        key=f"load-{w.runtime}-{w.kind}-{connections}c",
+        title=f"{w.label} invoke vs bare echo, {load.conns_text(connections)}",
+        connections=connections,
+        a_label=f"Nimbus {w.label}",
+        a=runs[w.name],
+        b_label=ECHO_LABEL,
+        b=runs[ECHO],
+        panel=load.conns_text(connections),
+    )
+    details = {
+        "connections": connections,
+        "wrk_duration_s": duration_s,
+        "event_bytes": len(w.body),
+        "wrk": {side: [r.wrk.as_dict() for r in runs[side]] for side in (w.name, ECHO)},
+    }
+    target = TARGETS.get((w.runtime, w.kind)) if connections == 16 else None
+    rows = pair.rows(target=target, details=details)
+    rows[0].notes.append(
+        "each repetition's echo sample is the mean of the echo runs that open and "
+        "close it, shared by every function; on a machine shared with other work, the "
+        "CPU-per-invocation row is the steadier measure of what Nimbus adds"
+    )
+    cpu = pair.cpu_row(
+        f"load-{w.runtime}-{w.kind}-cpu", f"{w.label}: server CPU per invocation vs bare echo"
+    )
+    return rows + ([cpu] if with_cpu and cpu else [])
 
 
 COMPARISON = Comparison(
