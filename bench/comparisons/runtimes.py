@@ -36,15 +36,11 @@ from ..context import BenchContext
 from ..fresh_worker import first_invoke, profile_note
 from ..model import Comparison, Result, Side, Target
 from ..servers import REPO, NimbusServer
+from ..workloads import HELLO_EVENT, JS_HANDLER, PY_HANDLER
 from . import _per_call
 
-# NOTE(bench): bench/workloads.py imports the two hellos from here; this module
-# must not import it back.
-HELLO_EVENT = {"name": "Ada"}
 INVOICE = REPO / "examples" / "javascript" / "invoice"
 
-PY_HANDLER = "def main(event, context):\n    return {'message': 'Hello, ' + event['name'] + '!'}\n"
-JS_HANDLER = "exports.main = (event) => ({message: `Hello, ${event.name}!`});\n"
 PY_REQUIREMENT = "tabulate>=0.9"  # pure Python; the e2e tests use it too
 PY_DEPS_HANDLER = (
     "import tabulate\n"
