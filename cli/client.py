@@ -8,13 +8,7 @@ from typing import Any
 
 import httpx
 
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
+from .errors import ApiError
 
 
 def default_key() -> str | None:

@@ -6,10 +6,14 @@ import base64
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .client import ApiError, Client, default_key
+from .errors import ApiError
+
+if TYPE_CHECKING:
+    from .client import Client
 
 EXTENSIONS = {".go": "go", ".rs": "rust", ".c": "c", ".py": "python", ".js": "javascript",
               ".mjs": "javascript", ".wasm": "wasm"}  # fmt: skip
@@ -30,6 +34,8 @@ def main(ctx: click.Context, url: str, api_key: str | None) -> None:
 
 
 def _client(ctx: click.Context) -> Client:
+    from .client import Client, default_key  # PERF: httpx only for the API commands
+
     url, key = ctx.obj
     return Client(url, key or default_key())
 

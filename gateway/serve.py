@@ -75,7 +75,20 @@ def serve(settings: Settings | None = None) -> None:
             file=sys.stderr,
             flush=True,
         )
-    NimbusServer(settings, prepare_metrics_dir(settings.metrics_dir)).run()
+    metrics_dir = prepare_metrics_dir(settings.metrics_dir)
+    import_app_modules()
+    NimbusServer(settings, metrics_dir).run()
+
+
+def import_app_modules() -> None:
+    """PERF(nimbus): import the app's modules once, in the master, before workers fork.
+
+    A worker then starts without ~0.3–0.6 s of imports (scale from zero), and
+    the modules' memory is shared copy-on-write. Only imports: no Engine, no
+    threads and no store connection exist before the fork (see `load`).
+    NOTE: after `prepare_metrics_dir`, which prometheus-client must see first.
+    """
+    from . import app, platform  # noqa: F401
 
 
 def prepare_metrics_dir(path: Path) -> Path:
