@@ -144,8 +144,9 @@ def measure_deploys(ctx: BenchContext, lang: str, samples: Samples) -> None:
     """create → ready and stored bytes; with a dependency in full mode only (pip and npm
     ask the registry: seconds)."""
     nimbus = ctx.nimbus()
-    if not ctx.quick:  # the quick smoke's one deploy also pays the server's first build
-        nimbus.deploy(f"warm-{lang}", lang, **hello_fields(lang, 0))
+    # NOTE(bench): also in --quick: a store's first function of a language stores the
+    # shared runtime itself (~84 MB for Python), which is no function's own cost.
+    nimbus.deploy(f"warm-{lang}", lang, **hello_fields(lang, 0))
     for rep in range(1, ctx.params.runtime_deploy_reps + 1):
         samples.deploy(nimbus, f"i6-{lang}-{rep}", lang, rep, deps=False)
         if ctx.quick:

@@ -96,6 +96,9 @@ def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
     first_js = next(r for r in runtimes["results"] if r["key"] == "runtime-javascript-first")
     assert first_js["target"] == {"op": "<=", "value": 10.0, "on": "a"}
     assert first_js["b"]["label"] == "node per call"
+    for row in runtimes["results"]:
+        if row["key"].endswith("-stored-bytes"):  # KB: a version's own bytes, never the
+            assert row["a"]["median"] < 1024, row  # shared runtime (tens of MB) again
 
     # The latency plot sits next to the report, linked from both files.
     png = results / "latency.png"
