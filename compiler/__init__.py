@@ -19,7 +19,7 @@ from pathlib import Path
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache, CachedBuild
 from ._collect import ArtifactCollector
-from .runtimes import python_runtime
+from .runtimes import javascript, python_runtime
 from .runtimes.c import CBuilder
 from .runtimes.go import GoBuilder
 from .runtimes.javascript import JavaScriptBuilder
@@ -58,8 +58,8 @@ def runtime_cache_dirs() -> tuple[Path, ...]:
 
 def runtime_components() -> list[str]:
     """sha256 of each installed shared runtime component (workers preload them)."""
-    found = python_runtime.installed()
-    return [found.wasm_sha256] if found is not None and found.wasm_sha256 else []
+    found = (python_runtime.installed(), javascript.installed())
+    return [runtime.wasm_sha256 for runtime in found if runtime is not None and runtime.wasm_sha256]
 
 
 def runtimes_with_toolchains() -> list[str]:

@@ -81,6 +81,7 @@ class JavaScriptRuntime:
     folder: Path
     # e.g. "SpiderMonkey (StarlingMonkey, componentize-js 0.23.0, nimbus-runtime 1)"
     runtime_version: str
+    wasm_sha256: str = ""
 
     @property
     def wasm(self) -> Path:
@@ -98,7 +99,7 @@ def installed(root: Path = RUNTIMES_DIR) -> JavaScriptRuntime | None:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    return JavaScriptRuntime(folder, manifest["runtime_version"])
+    return JavaScriptRuntime(folder, manifest["runtime_version"], manifest.get("wasm_sha256", ""))
 
 
 def esbuild_binary() -> Path:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from falcon import testing
 
+import compiler
 from gateway.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
@@ -49,6 +51,16 @@ def test_access_log_is_one_line_per_request_when_enabled(platform, caplog, enabl
         assert len(lines) == 1 and re.fullmatch(r"GET /health 200 [\d.]+ms rid=rid-1", lines[0])
     else:
         assert lines == []
+
+
+def test_worker_start_preloads_every_shared_runtime(platform):
+    """Python's and JavaScript's runtimes are loaded at worker start, not on a first call."""
+    wanted = len(compiler.runtime_components())
+    assert wanted == 2  # both runtimes are installed by `make install`
+    deadline = time.monotonic() + 30
+    while platform.sandbox.stats()["cached_artifacts"] < wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert platform.sandbox.stats()["cached_artifacts"] == wanted
 
 
 def test_bearer_scheme_is_required(client):
