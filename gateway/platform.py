@@ -62,6 +62,7 @@ class Platform:
                 # Shared runtimes precompiled and unpacked at install time.
                 seed_cache_dirs=compiler.runtime_cache_dirs(),
                 max_concurrent=settings.max_concurrent,
+                memory_cache_entries=settings.loaded_artifacts,
                 queue_size=settings.invoke_queue_size,
                 queue_timeout_sec=settings.invoke_queue_timeout_sec,
                 native=native_config(settings),

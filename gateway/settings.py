@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     max_concurrent: int = 10
     invoke_queue_size: int = 5  # callers waiting for a slot before 429
     invoke_queue_timeout_sec: float = 2.0
+    # Artifacts kept loaded per worker (LRU; file-backed maps of the precompiled
+    # files). Fewer than the functions served round-robin means a disk load per call.
+    loaded_artifacts: int = 1024
     preload_runtimes: bool = True  # load the shared Python/JS runtimes at worker start
     cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
     log_level: str = "info"
