@@ -26,6 +26,7 @@ from wasmtime import _ffi as ffi
 from wasmtime._wasi import to_char_array
 
 from . import _wasi
+from ._capi import holding_gil
 from ._outcome import (
     FAILED,
     MEMORY,
@@ -56,22 +57,22 @@ CONTEXT_ENV = "NIMBUS_CONTEXT"
 TABLE_ELEMENTS_LIMIT = 1_000_000
 TABLES_LIMIT = 8
 
-_store_new = raw._wasmtime_store_new
-_store_context = raw._wasmtime_store_context
-_store_limiter = raw._wasmtime_store_limiter
-_store_delete = raw._wasmtime_store_delete
-_set_epoch_deadline = raw._wasmtime_context_set_epoch_deadline
-_wasi_config_new = raw._wasi_config_new
-_wasi_set_argv = raw._wasi_config_set_argv
-_wasi_set_env = raw._wasi_config_set_env
-_wasi_set_stdin = raw._wasi_config_set_stdin_bytes
-_byte_vec_new = raw._wasm_byte_vec_new
+_store_new = holding_gil("wasmtime_store_new")
+_store_context = holding_gil("wasmtime_store_context")
+_store_limiter = holding_gil("wasmtime_store_limiter")
+_store_delete = holding_gil("wasmtime_store_delete")
+_set_epoch_deadline = holding_gil("wasmtime_context_set_epoch_deadline")
+_wasi_config_new = holding_gil("wasi_config_new")
+_wasi_set_argv = holding_gil("wasi_config_set_argv")
+_wasi_set_env = holding_gil("wasi_config_set_env")
+_wasi_set_stdin = holding_gil("wasi_config_set_stdin_bytes")
+_byte_vec_new = holding_gil("wasm_byte_vec_new")
 _BYTES = ctypes.POINTER(raw.wasm_byte_t)
-_set_wasi = raw._wasmtime_context_set_wasi
-_instantiate = raw._wasmtime_instance_pre_instantiate
-_export_get = raw._wasmtime_instance_export_get
-_call = raw._wasmtime_func_call_unchecked
-_memory_data_size = raw._wasmtime_memory_data_size
+_set_wasi = holding_gil("wasmtime_context_set_wasi")
+_instantiate = raw._wasmtime_instance_pre_instantiate  # runs a start function: releases
+_export_get = holding_gil("wasmtime_instance_export_get")
+_call = raw._wasmtime_func_call_unchecked  # runs the guest: releases the GIL
+_memory_data_size = holding_gil("wasmtime_memory_data_size")
 
 
 def check_command(module: wasmtime.Module) -> None:

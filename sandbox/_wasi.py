@@ -43,6 +43,7 @@ import wasmtime
 from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
 
+from ._capi import holding_gil
 from ._types import LOG_LIMIT_BYTES, RESULT_LIMIT_BYTES
 
 # WASI errno values.
@@ -125,14 +126,12 @@ class _Fault(Exception):
 
 
 _MEMORY_NAME = b"memory"
-_export_get = raw._wasmtime_caller_export_get
-_caller_context = raw._wasmtime_caller_context
+_export_get = holding_gil("wasmtime_caller_export_get")
+_caller_context = holding_gil("wasmtime_caller_context")
 # PERF(sandbox): the data pointer as a plain int, without a ctypes.cast per host call.
-_memory_data = ffi.dll["wasmtime_memory_data"]
-_memory_data.argtypes = raw._wasmtime_memory_data.argtypes
-_memory_data.restype = ctypes.c_void_p
-_memory_data_size = raw._wasmtime_memory_data_size
-_trap_new = raw._wasmtime_trap_new
+_memory_data = holding_gil("wasmtime_memory_data", restype=ctypes.c_void_p)
+_memory_data_size = holding_gil("wasmtime_memory_data_size")
+_trap_new = holding_gil("wasmtime_trap_new")
 _EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
