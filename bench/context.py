@@ -93,7 +93,9 @@ class Params:
                 # NOTE: 1000 JS functions deploy in ~50 s here; 1000 Python ones take
                 # ~125 s (0.12 s each) and would break the 4-minute budget.
                 ("javascript", (10, 100, 1000)),
-                ("c", (10, 100)),
+                # C reaches 1000 (~80 s of deploys here): the compiled-module case
+                # of LOADED_ARTIFACTS (round-robin over more than it reloads from disk).
+                ("c", (10, 100, 1000)),
                 ("rust", (10,)),
                 # NOTE: each distinct Go module is precompiled at deploy (~7-15 s here):
                 # 3 take ~30 s; 100 would take 12-25 minutes.
