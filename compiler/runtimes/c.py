@@ -141,27 +141,11 @@ class CBuilder:
         artifact = workdir / RESERVED / "artifact.bin"
         artifact.parent.mkdir(parents=True, exist_ok=True)
         gcc = shutil.which("gcc") or "/usr/bin/gcc"
-        cmd = [gcc, "-O2", "-Wall", "-static", "-I", str(GLUE_DIR)]
-        if handler is not None:
-            cmd += ["-include", str(GLUE_DIR / "nimbus.h"), f"-DNIMBUS_HANDLER={handler}"]
-        cmd += [*sources, str(GLUE_DIR / "nimbus.c")]
-        if handler is not None:
-            cmd.append(str(GLUE_DIR / "nimbus_main.c"))
-        cmd.append("-lm")  # glibc keeps <math.h> apart (wasi-libc has it in libc); last: static
+        # -lm: glibc keeps <math.h> apart (wasi-libc has it in libc); last, as -static wants
+        cmd = [gcc, "-O2", "-Wall", "-static", *_with_glue(sources, handler), "-lm"]
         log.write(f"compiling {', '.join(sources)} ({form} form) with gcc, static x86-64 Linux")
-        lines: list[str] = []
-        code = run_jailed(
-            [*cmd, "-o", str(artifact)],
-            workdir=workdir,
-            ro_binds=[GLUE_DIR],
-            env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": "/tmp"},
-            timeout=self.config.timeout_sec,
-            memory_mb=self.config.memory_mb,
-            log=log,
-            output=lines,
-        )
-        if code != 0 or not artifact.exists():
-            raise failure(lines, code, self.config.memory_mb, "compile error")
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": "/tmp"}
+        self._run(cmd, artifact, workdir, [GLUE_DIR], env, log)
         described = check_native_executable(artifact, log)
         return BuildResult(
             artifact=artifact, kind="native", runtime_version=f"c (gcc, {described})"
@@ -176,29 +160,34 @@ class CBuilder:
         cache: Path,
         log: BuildLog,
     ) -> Path:
-        # NOTE(compiler): the glue is compiled from its read-only place in the
-        # repository, the same path in every build, so zig's cache has its objects.
-        glue = GLUE_DIR
         artifact = workdir / RESERVED / "artifact.wasm"
         artifact.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [str(home / "ziglang" / "zig"), "cc", *FLAGS, "-I", str(glue)]
-        if handler is not None:
-            cmd += ["-include", str(glue / "nimbus.h"), f"-DNIMBUS_HANDLER={handler}"]
-        cmd += [*sources, str(glue / "nimbus.c")]
-        if handler is not None:
-            cmd.append(str(glue / "nimbus_main.c"))
-        cmd += ["-o", str(artifact)]
+        cmd = [str(home / "ziglang" / "zig"), "cc", *FLAGS, *_with_glue(sources, handler)]
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(workdir),
+            "ZIG_GLOBAL_CACHE_DIR": str(cache),
+            "ZIG_LOCAL_CACHE_DIR": str(cache),
+        }
+        self._run(cmd, artifact, workdir, [home, GLUE_DIR], env, log)
+        return artifact
+
+    def _run(
+        self,
+        cmd: list[str],
+        artifact: Path,
+        workdir: Path,
+        ro_binds: list[Path],
+        env: dict[str, str],
+        log: BuildLog,
+    ) -> None:
+        """Compile in the build jail to `artifact`; a compile error names the user's lines."""
         lines: list[str] = []
         code = run_jailed(
-            cmd,
+            [*cmd, "-o", str(artifact)],
             workdir=workdir,
-            ro_binds=[home, GLUE_DIR],
-            env={
-                "PATH": "/usr/bin:/bin",
-                "HOME": str(workdir),
-                "ZIG_GLOBAL_CACHE_DIR": str(cache),
-                "ZIG_LOCAL_CACHE_DIR": str(cache),
-            },
+            ro_binds=ro_binds,
+            env=env,
             timeout=self.config.timeout_sec,
             memory_mb=self.config.memory_mb,
             log=log,
@@ -206,4 +195,19 @@ class CBuilder:
         )
         if code != 0 or not artifact.exists():
             raise failure(lines, code, self.config.memory_mb, "compile error")
-        return artifact
+
+
+def _with_glue(sources: list[str], handler: str | None) -> list[str]:
+    """The compiler's inputs: the user's sources and the glue; in handler form, the
+    generated main that calls `handler`.
+
+    NOTE(compiler): the glue is compiled from its read-only place in the
+    repository, the same path in every build, so zig's cache has its objects.
+    """
+    args = ["-I", str(GLUE_DIR)]
+    if handler is not None:
+        args += ["-include", str(GLUE_DIR / "nimbus.h"), f"-DNIMBUS_HANDLER={handler}"]
+    args += [*sources, str(GLUE_DIR / "nimbus.c")]
+    if handler is not None:
+        args.append(str(GLUE_DIR / "nimbus_main.c"))
+    return args
