@@ -39,15 +39,42 @@ class AccessLog:
         )
 
 
-class ApiKeyAuth:
-    """Every `/api/v1` route needs `Authorization: Bearer <key>`."""
+def public(resource_class: type) -> type:
+    """Mark a resource as served without an API key (health, metrics, webhooks, console)."""
+    resource_class.public = True
+    return resource_class
 
-    def __init__(self, api_key: str, prefix: str = "/api/v1") -> None:
+
+def is_normal_path(path: str) -> bool:
+    """No empty, `.` or `..` segments: the form the router and the auth agree on."""
+    segments = path.split("/")[1:]
+    if segments and segments[-1] == "":
+        segments = segments[:-1]  # one trailing slash is stripped by the app's options
+    return all(segment not in ("", ".", "..") for segment in segments)
+
+
+class ApiKeyAuth:
+    """Every route needs `Authorization: Bearer <key>` unless its resource is `@public`.
+
+    NOTE(security): protection is decided from the resource the router matched, never
+    from the raw path: Falcon's router forgives a doubled leading slash, so a prefix
+    test on `req.path` let `//api/v1/...` through without a key. Paths that are not in
+    normal form are refused before routing, so no spelling reaches a resource twice.
+    """
+
+    def __init__(self, api_key: str) -> None:
         self._key = api_key.encode()
-        self._prefix = prefix
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not (req.path == self._prefix or req.path.startswith(self._prefix + "/")):
+        if not is_normal_path(req.path):
+            raise falcon.HTTPNotFound(
+                title="not_found", description="the path is not in normal form"
+            )
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource, params
+    ) -> None:
+        if resource is None or getattr(resource, "public", False):
             return
         header = req.get_header("Authorization") or ""
         scheme, _, token = header.partition(" ")

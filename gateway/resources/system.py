@@ -7,12 +7,16 @@ import orjson
 
 from store import Store, errors
 
+from ..middleware import public
 
+
+@public
 class HealthResource:
     def on_get(self, req, resp) -> None:
         resp.media = {"status": "ok"}
 
 
+@public
 class ReadyResource:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -27,6 +31,7 @@ class ReadyResource:
         resp.media = {"status": "ready"}
 
 
+@public
 class OpenApiResource:
     def __init__(self, document: dict) -> None:
         self._data = orjson.dumps(document)

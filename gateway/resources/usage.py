@@ -5,9 +5,11 @@ from __future__ import annotations
 import falcon
 
 from ..metrics import Metrics
+from ..middleware import public
 from ..usage import QuotaService, StatsService
 
 
+@public
 class MetricsResource:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics

@@ -8,6 +8,7 @@ import orjson
 from ..asyncq import AsyncInvocations
 from ..bodies import read_bytes
 from ..invoke import EVENT_LIMIT, InvokeService
+from ..middleware import public
 from ..webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -18,6 +19,7 @@ def _headers(req: falcon.Request) -> dict[str, str]:
     return {name.lower(): value for name, value in req.headers.items()}
 
 
+@public
 class WebhookResource:
     def __init__(
         self, directory: WebhookDirectory, invoker: InvokeService, queue: AsyncInvocations

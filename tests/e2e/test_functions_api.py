@@ -321,3 +321,20 @@ def test_openapi_document_is_valid(server):
     assert doc["openapi"].startswith("3.1")
     assert "/api/v1/functions" in doc["paths"]
     assert "FunctionCreate" in doc["components"]["schemas"]
+
+
+def _raw_get(server, path: str) -> int:
+    """The status of a GET sent exactly as written (as `curl --path-as-is` does)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        status_line = sock.makefile("rb").readline().decode()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["//api/v1/functions", "/./api/v1/functions", "/api//v1/functions", "/%2Fapi/v1/functions"],
+)
+def test_no_spelling_of_the_path_skips_the_key(server, path):
+    assert _raw_get(server, path) in (401, 404)
+    assert _raw_get(server, "/api/v1/functions") == 401

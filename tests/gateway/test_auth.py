@@ -1,0 +1,97 @@
+"""The API key guards every route but an explicit public list, however the path is spelled."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from falcon import testing
+
+from gateway.app import create_app
+
+from .test_app import KEY, platform  # noqa: F401 (fixture)
+
+# Routes served without a key. Anything else the router knows must answer 401.
+PUBLIC = {
+    "/health",
+    "/api/health",
+    "/ready",
+    "/metrics",
+    "/api/metrics",
+    "/openapi.json",
+    "/webhook/{key}",
+    "/webhook/{key}/{path}",
+}
+
+
+@pytest.fixture
+def anonymous(platform) -> testing.TestClient:  # noqa: F811
+    return testing.TestClient(create_app(platform, KEY))
+
+
+def _routes(app) -> list[tuple[str, object]]:
+    """Every (URI template, resource) the app's router holds."""
+    found, nodes = [], list(app._router._roots)
+    while nodes:
+        node = nodes.pop()
+        if node.resource is not None:
+            found.append((node.uri_template, node.resource))
+        nodes.extend(node.children)
+    return found
+
+
+def _concrete(template: str) -> str:
+    return re.sub(r"\{(\w+)(:[^}]*)?\}", lambda m: f"x-{m.group(1)}", template)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//api/v1/functions",
+        "///api/v1/functions",
+        "/./api/v1/functions",
+        "/api/./v1/functions",
+        "/api//v1/functions",
+        "/api/v1//functions",
+        "/api/v1/functions/../functions",
+        "/api%2Fv1/functions",
+        "/api/v1%2Ffunctions",
+        "/%2Fapi/v1/functions",
+        "/api/v1/functions%2F..%2F..%2Fapi/v1/functions",
+        "/API/v1/functions",
+        "/Api/V1/Functions",
+        "/api/v1/FUNCTIONS",
+    ],
+)
+def test_odd_spellings_of_a_protected_path_are_never_served(anonymous, path):
+    resp = anonymous.simulate_get(path)
+    assert resp.status_code in (401, 404), (path, resp.status_code)
+    assert "functions" not in resp.json or resp.json.get("error")
+
+
+def test_every_route_off_the_public_list_needs_the_key(anonymous):
+    routes = _routes(anonymous.app)
+    templates = {template for template, _ in routes}
+    assert PUBLIC - {t.replace("{path:path}", "{path}") for t in templates} == set()
+    checked = 0
+    for template, resource in routes:
+        if template.replace("{path:path}", "{path}") in PUBLIC:
+            continue
+        responders = [m[3:].upper() for m in dir(resource) if m.startswith("on_")]
+        for method in responders:
+            resp = anonymous.simulate_request(method, _concrete(template))
+            assert resp.status_code == 401, (method, template, resp.status_code)
+            checked += 1
+    assert checked >= 15  # the walk really reached the API's routes
+
+
+def test_public_routes_answer_without_a_key(anonymous):
+    assert anonymous.simulate_get("/health").status_code == 200
+    assert anonymous.simulate_get("/openapi.json").status_code == 200
+    assert anonymous.simulate_get("/metrics").status_code == 200
+    assert anonymous.simulate_get("/webhook/unknown-key").status_code == 404
+
+
+def test_the_right_key_still_opens_the_normal_path(anonymous):
+    resp = anonymous.simulate_get("/api/v1/functions", headers={"Authorization": f"Bearer {KEY}"})
+    assert resp.status_code == 200 and resp.json["total"] == 0
