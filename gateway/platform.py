@@ -13,18 +13,18 @@ from store import Store, open_store
 from store.functions import FunctionRepo, blob_key
 from store.invocations import InvocationRepo
 
-from .asyncq import AsyncInvocations
-from .builds import BuildQueue
-from .deployments import DeploymentCache
-from .flusher import OutcomeFlusher, writer_id
-from .functions import FunctionService
-from .invoke import InvokeService
-from .logs import InvocationLogs, LogReader
-from .metrics import Metrics
+from .jobs.asyncq import AsyncInvocations
+from .jobs.builds import BuildQueue
+from .services.deployments import DeploymentCache
+from .services.functions import FunctionService
+from .services.invoke import InvokeService
+from .services.webhooks import WebhookDirectory
 from .settings import Settings
-from .stats import StatsBook
-from .usage import QuotaService, StatsService
-from .webhooks import WebhookDirectory
+from .telemetry.flusher import OutcomeFlusher, writer_id
+from .telemetry.logs import InvocationLogs, LogReader
+from .telemetry.metrics import Metrics
+from .telemetry.stats import StatsBook
+from .telemetry.usage import QuotaService, StatsService
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
-from .auth import ensure_api_key, key_file, read_api_key
+from .api.auth import ensure_api_key, key_file, read_api_key
 from .settings import Settings
 
 
@@ -43,7 +43,7 @@ class NimbusServer(BaseApplication):
     def load(self):
         # NOTE: runs in each worker after fork (no preload): the wasmtime
         # Engine and background threads must never be made in the master.
-        from .app import create_app
+        from .api.app import create_app
         from .platform import Platform
 
         self.platform = Platform.open(self.settings, metrics_dir=self.metrics_dir)
@@ -56,7 +56,7 @@ class NimbusServer(BaseApplication):
 
     def _child_exit(self, server, worker) -> None:
         # In the master, for every worker that exits, even one killed with -9.
-        from .metrics import mark_worker_dead
+        from .telemetry.metrics import mark_worker_dead
 
         mark_worker_dead(self.metrics_dir, worker.pid)
 
@@ -88,7 +88,7 @@ def import_app_modules() -> None:
     threads and no store connection exist before the fork (see `load`).
     NOTE: after `prepare_metrics_dir`, which prometheus-client must see first.
     """
-    from . import app, platform  # noqa: F401
+    from . import platform  # noqa: F401
 
 
 def prepare_metrics_dir(path: Path) -> Path:

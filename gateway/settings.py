@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
     max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
 
-    # Invocation logs, stats and metrics (gateway/flusher.py, logs.py, stats.py)
+    # Invocation logs, stats and metrics (gateway/telemetry/)
     log_retention_hours: float = 168  # invocation log batches older than this are deleted
     log_flush_sec: float = 0.5  # how often a worker writes the outcomes it recorded
     log_batch_max: int = 500  # outcomes waiting that make a worker flush early

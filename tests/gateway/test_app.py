@@ -9,7 +9,7 @@ import pytest
 from falcon import testing
 
 import compiler
-from gateway.app import create_app
+from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
 from tests.e2e.wasm import b64, hello_module

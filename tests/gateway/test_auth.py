@@ -7,7 +7,7 @@ import re
 import pytest
 from falcon import testing
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 
 from .test_app import KEY, platform  # noqa: F401 (fixture)
 

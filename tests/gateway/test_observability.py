@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.flusher import OutcomeFlusher
-from gateway.logs import InvocationLogs, entries_for, parse_limit, parse_since
-from gateway.metrics import Metrics
-from gateway.recorder import InvocationOutcome
-from gateway.stats import FoldedStats, InvocationTotals, StatsBook, WorkerStats
+from gateway.telemetry.flusher import OutcomeFlusher
+from gateway.telemetry.logs import InvocationLogs, entries_for, parse_limit, parse_since
+from gateway.telemetry.metrics import Metrics
+from gateway.telemetry.recorder import InvocationOutcome
+from gateway.telemetry.stats import FoldedStats, InvocationTotals, StatsBook, WorkerStats
 from store import LocalStore, errors
 from store.functions import STATS_TOTAL_KEY, function_key, stats_worker_key
 

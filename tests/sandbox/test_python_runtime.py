@@ -360,7 +360,7 @@ def test_check_accepts_new_syntax(runtime, deploy):
 
 
 def test_the_minimum_memory_is_enough(runtime, deploy):
-    """gateway/functions.py lets a python function have 32 MB: the runtime fits in it."""
+    """gateway/services/functions.py lets a python function have 32 MB: the runtime fits in it."""
     dep = deploy(
         "import email.utils, difflib, json\ndef main(e):\n    return len(json.dumps([1] * 1000))\n",
         memory_mb=32,

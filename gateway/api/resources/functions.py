@@ -9,9 +9,9 @@ import orjson
 
 from store import errors
 
+from ...schemas import BulkDelete, BulkUpdate, FunctionCreate, FunctionUpdate
+from ...services.functions import BINARY_LIMIT, FunctionService
 from ..bodies import is_multipart, multipart_upload, read_model
-from ..functions import BINARY_LIMIT, FunctionService
-from ..schemas import BulkDelete, BulkUpdate, FunctionCreate, FunctionUpdate
 
 # base64 of the largest binary, plus room for the other fields
 _JSON_LIMIT = BINARY_LIMIT * 4 // 3 + 1024 * 1024

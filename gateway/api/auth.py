@@ -8,7 +8,7 @@ from pathlib import Path
 
 from store import errors
 
-from .settings import Settings
+from ..settings import Settings
 
 
 def key_file(settings: Settings) -> Path:

@@ -27,7 +27,7 @@ from store import errors
 from store.invocations import InvocationRepo
 from store.records import Invocation, InvocationStatus, now
 
-from .invoke import InvokeService
+from ..services.invoke import InvokeService
 
 log = logging.getLogger("nimbus.async")
 

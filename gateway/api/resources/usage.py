@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import falcon
 
-from ..metrics import Metrics
+from ...telemetry.metrics import Metrics
+from ...telemetry.usage import QuotaService, StatsService
 from ..middleware import public
-from ..usage import QuotaService, StatsService
 
 
 @public

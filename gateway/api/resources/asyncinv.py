@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import falcon
 
-from ..asyncq import ASYNC_EVENT_LIMIT, AsyncInvocations
+from ...jobs.asyncq import ASYNC_EVENT_LIMIT, AsyncInvocations
+from ...schemas import InvocationView
+from ...services.invoke import parse_event
 from ..bodies import read_bytes, require_json
-from ..invoke import parse_event
-from ..schemas import InvocationView
 
 
 class AsyncInvokeResource:

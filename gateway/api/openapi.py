@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic.json_schema import models_json_schema
 
-from . import schemas
+from .. import schemas
 
 
 def _ref(name: str) -> dict:

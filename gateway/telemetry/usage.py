@@ -7,9 +7,7 @@ from collections.abc import Callable
 from store.functions import FunctionRepo
 from store.records import now
 
-from .functions import BINARY_LIMIT, MIN_MEMORY_MB, SOURCE_LIMIT
-from .invoke import EVENT_LIMIT
-from .schemas import (
+from ..schemas import (
     CodeSizeLimits,
     ConcurrencyUsage,
     DurationSummary,
@@ -22,7 +20,9 @@ from .schemas import (
     StatsView,
     TimeoutLimits,
 )
-from .settings import Settings
+from ..services.functions import BINARY_LIMIT, MIN_MEMORY_MB, SOURCE_LIMIT
+from ..services.invoke import EVENT_LIMIT
+from ..settings import Settings
 from .stats import StatsBook, Tally
 
 

@@ -38,8 +38,8 @@ from store.functions import (
     parse_invocation_log_key,
 )
 
+from ..schemas import LogEntry, LogList
 from .recorder import InvocationOutcome
-from .schemas import LogEntry, LogList
 
 log = logging.getLogger("nimbus.logs")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import falcon
 import orjson
 
-from ..asyncq import AsyncInvocations
+from ...jobs.asyncq import AsyncInvocations
+from ...services.invoke import EVENT_LIMIT, InvokeService
+from ...services.webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
 from ..bodies import read_bytes
-from ..invoke import EVENT_LIMIT, InvokeService
 from ..middleware import public
-from ..webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import falcon
 import orjson
 
+from ...services.invoke import (
+    EVENT_LIMIT,
+    Invocation,
+    InvokeService,
+    parse_caller_context,
+    parse_event,
+)
 from ..bodies import read_bytes, require_json
-from ..invoke import EVENT_LIMIT, Invocation, InvokeService, parse_caller_context, parse_event
 
 
 def send_invocation(resp: falcon.Response, inv: Invocation) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from ..logs import LogReader
+from ...telemetry.logs import LogReader
 
 
 class LogsResource:

@@ -11,8 +11,8 @@ from sandbox import Deployment, InvokeResult, Mount, Sandbox
 from store import errors
 from store.records import BuildStatus, Function, FunctionStatus, Version, sequential_id
 
+from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from .deployments import DeploymentCache
-from .recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 
 EVENT_LIMIT = 6 * 1024 * 1024
 

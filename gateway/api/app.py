@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import falcon
 
+from ..platform import Platform
 from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
 from .openapi import document
-from .platform import Platform
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
 from .resources.functions import (
     BulkDeleteResource,

@@ -25,7 +25,7 @@ from store.records import (
     now,
 )
 
-from .schemas import (
+from ..schemas import (
     BuildSummaryView,
     BuildView,
     BulkFailure,
@@ -36,7 +36,7 @@ from .schemas import (
     FunctionUpdate,
     FunctionView,
 )
-from .settings import Settings
+from ..settings import Settings
 
 SOURCE_LIMIT = 512 * 1024
 BINARY_LIMIT = 50 * 1024 * 1024
