@@ -14,7 +14,8 @@ reading the event from memory: see `_module.py`):
   exporting `RESULT_CHANNEL_EXPORT`: its result goes to fd 3
   (`HANDLER_RESULT_FD`) and the handler's own prints on fd 1 join fd 2 in
   the log, as on Lambda, so a `printf` can never corrupt the result.
-- `poll_oneoff` — the only WASI call that waits. A clock wait sleeps at most
+- `poll_oneoff` — the only WASI call that waits (at most 64 subscriptions: only
+  fds 0-3 and clocks exist, so more is EINVAL, never a long host loop). A clock wait sleeps at most
   until the invocation's deadline; past it the guest is stopped with a trap,
   so a sleeping guest returns its caller's thread at the deadline.
 - `clock_time_get` — so absolute-time waits in `poll_oneoff` use the same
@@ -49,6 +50,9 @@ from ._types import LOG_LIMIT_BYTES, RESULT_LIMIT_BYTES
 # WASI errno values.
 _SUCCESS, _EBADF, _EFAULT, _EINVAL = 0, 8, 21, 28
 _MAX_IOVS = 1024
+# NOTE(security): only fds 0-3 and clocks exist, so a real poll needs a handful of
+# subscriptions; a hostile count would hold the GIL in a Python loop for seconds.
+_MAX_SUBSCRIPTIONS = 64
 _SUBSCRIPTION, _EVENT = 48, 32
 _CLOCK_REALTIME, _CLOCK_MONOTONIC = 0, 1
 _EVENTTYPE_CLOCK, _EVENTTYPE_FD_READ, _EVENTTYPE_FD_WRITE = 0, 1, 2
@@ -243,9 +247,12 @@ def _clock_time_get(io: GuestIO, caller, args) -> int:
 
 def _poll_oneoff(io: GuestIO, caller, args) -> int:
     in_ptr, out_ptr, count, nevents_ptr = (_u32(args[i].i32) for i in range(4))
-    if count == 0:
+    if count == 0 or count > _MAX_SUBSCRIPTIONS:
         args[0].i32 = _EINVAL
         return 0
+    if time.monotonic_ns() >= io.deadline_ns:
+        io.timed_out = True
+        return _trap("nimbus: deadline reached")
     base, size = _memory(caller)
     _check(size, in_ptr, _SUBSCRIPTION * count)
     _check(size, out_ptr, _EVENT * count)

@@ -249,6 +249,15 @@ BAD_POINTERS = r"""
     (call $num (call $write (i32.const 7) (i32.const 256) (i32.const 1))))
 """
 
+# A poll with millions of subscriptions (what a guest with 128 MB can hand the
+# host): print the errno, then a normal one-subscription sleep of 1 ms still works.
+POLL_FLOOD = r"""
+  (func (export "_start")
+    (call $num (call $poll_oneoff (i32.const 4096) (i32.const 4096) (i32.const 2000000)
+      (i32.const 240)))
+    (call $num (call $sleep (i64.const 1000000))))
+"""
+
 # Handler glue's shape: declares the result channel (fd 3); the handler's own
 # print on fd 1 is log, then a line on fd 2, then the result on fd 3.
 RESULT_CHANNEL = r"""
@@ -280,7 +289,7 @@ NO_START = r"""
 @functools.cache
 def wat_module(name: str) -> bytes:
     body = globals()[name]
-    pages = 120 if name == "HUGE_RESULT" else 2
+    pages = {"HUGE_RESULT": 120, "POLL_FLOOD": 2048}.get(name, 2)
     return module(body, pages)
 
 

@@ -266,3 +266,11 @@ def test_handler_glue_result_channel_keeps_prints_out_of_the_result(sandbox, dep
 def test_a_program_cannot_write_to_fd3(sandbox, deploy):
     result = sandbox.invoke(deploy(wat_module("UNDECLARED_FD3")), b"{}", {})
     assert result.output == b"008 "  # EBADF; stdout is the result as ever
+
+
+def test_a_poll_with_millions_of_subscriptions_is_refused_at_once(sandbox, deploy, still_serves):
+    """NOTE(security): a guest must not make the host loop over 2 M subscriptions with the
+    GIL held (before the cap: a host loop past the 5 s deadline, every other thread stalled)."""
+    result = sandbox.invoke(deploy(wat_module("POLL_FLOOD"), memory_mb=256), b"{}", {})
+    assert [int(n) for n in result.output.split()] == [28, 0]  # EINVAL, then a sleep works
+    still_serves()
