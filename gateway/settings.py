@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     aws_region: str | None = None
     nimbus_api_key: str | None = None
+    metrics_token: str | None = None  # when set, /metrics needs `Authorization: Bearer <it>`
 
     workers: int = 2
     threads: int | None = None

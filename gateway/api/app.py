@@ -42,7 +42,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/health", health)
     app.add_route("/ready", ReadyResource(platform.store))
     app.add_route("/openapi.json", OpenApiResource(document(VERSION)))
-    metrics = MetricsResource(platform.metrics)
+    metrics = MetricsResource(platform.metrics, platform.settings.metrics_token)
     app.add_route("/metrics", metrics)
     app.add_route("/api/metrics", metrics)
     app.add_route("/api/v1/stats", StatsResource(platform.stats))

@@ -56,8 +56,27 @@ def _respond(resp: falcon.Response, status: int, body: bytes) -> None:
     resp.data = body
 
 
+# NOTE(security): anonymous callers (webhooks) get a fixed message per status: never
+# a function's name, its build error or a host setting (DOCKER_HOST) in a message.
+_ANONYMOUS_MESSAGES = {
+    404: "no webhook at this address",
+    409: "the function cannot serve requests now",
+    413: "the request is too large",
+    429: "too many requests",
+    500: "the function failed",
+    502: "the function failed",
+    503: "the service is unavailable",
+    504: "the function timed out",
+}
+
+
 def handle_nimbus_error(req, resp, exc: errors.NimbusError, params) -> None:
-    _respond(resp, status_of(exc), error_body(exc.code, exc.message, exc.details))
+    status = status_of(exc)
+    if req.context.get("anonymous"):
+        message = _ANONYMOUS_MESSAGES.get(status, "the request failed")
+        _respond(resp, status, error_body(exc.code, message))
+    else:
+        _respond(resp, status, error_body(exc.code, exc.message, exc.details))
     invocation_id = getattr(exc, "invocation_id", None)
     if invocation_id:  # it ran (and timed out, or ran out of memory): its logs have this id
         resp.set_header("X-Nimbus-Invocation-Id", invocation_id)

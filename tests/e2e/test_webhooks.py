@@ -114,3 +114,26 @@ def test_rotate_and_disable(server, hooks):
         time.sleep(1.1)
         assert httpx.get(fn["webhook_url"]).status_code == 404
     assert httpx.get(server.url + "/webhook/" + "x" * 32).status_code == 404
+
+
+def test_anonymous_errors_name_nothing_of_the_function(server, name):
+    """409s and build errors reach a webhook caller as a fixed code and message only."""
+    with server.client() as api:
+        body = {"name": name, "runtime": "wasm", "artifact_base64": w.b64(b"\0asm-not-really")}
+        broken = api.post("/api/v1/functions?wait=true", json=body).json()
+        assert broken["status"] == "failed", broken
+        body = {
+            "name": name + "-off",
+            "runtime": "wasm",
+            "artifact_base64": w.b64(w.wat(w.ECHO_WAT)),
+        }
+        off = api.post("/api/v1/functions?wait=true", json=body).json()
+        api.post("/api/v1/functions/bulk-update", json={"ids": [off["id"]], "status": "offline"})
+        owner_view = api.post(f"/api/v1/functions/{name}/invoke", json={}).json()["error"]
+    assert name in owner_view["message"] or owner_view["details"]  # the owner still sees why
+    for fn, code in ((broken, "build_failed"), (off, "offline")):
+        resp = httpx.post(fn["webhook_url"], json={})
+        assert resp.status_code == 409, resp.text
+        error = resp.json()["error"]
+        assert error == {"code": code, "message": "the function cannot serve requests now"}
+        assert name not in resp.text and "details" not in error

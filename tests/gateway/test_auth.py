@@ -95,3 +95,24 @@ def test_public_routes_answer_without_a_key(anonymous):
 def test_the_right_key_still_opens_the_normal_path(anonymous):
     resp = anonymous.simulate_get("/api/v1/functions", headers={"Authorization": f"Bearer {KEY}"})
     assert resp.status_code == 200 and resp.json["total"] == 0
+
+
+def test_metrics_token_guards_metrics_when_set(platform):  # noqa: F811
+    platform.settings.metrics_token = "m" * 32
+    client = testing.TestClient(create_app(platform, KEY))
+    assert client.simulate_get("/metrics").status_code == 401
+    assert (
+        client.simulate_get("/metrics", headers={"Authorization": f"Bearer {KEY}"}).status_code
+        == 401
+    )
+    resp = client.simulate_get("/metrics", headers={"Authorization": "Bearer " + "m" * 32})
+    assert resp.status_code == 200 and "nimbus_" in resp.text
+
+
+def test_ready_does_not_echo_the_store_error(anonymous, platform, tmp_path):  # noqa: F811
+    assert anonymous.simulate_get("/ready").status_code == 200
+    (platform.store.root / "objects").rename(tmp_path / "moved-away")
+    resp = anonymous.simulate_get("/ready")
+    assert resp.status_code == 503
+    assert resp.json == {"status": "unavailable", "store": "unreachable"}
+    assert str(tmp_path) not in resp.text

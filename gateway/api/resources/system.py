@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import falcon
 import orjson
 
 from store import Store, errors
 
 from ..middleware import public
+
+log = logging.getLogger("nimbus.ready")
 
 
 @public
@@ -25,8 +29,11 @@ class ReadyResource:
         try:
             self.store.ping()
         except errors.NimbusError as exc:
+            # NOTE(security): /ready is public: the store's own error (its endpoint,
+            # bucket or credentials problem) goes to the log, not to the caller.
+            log.warning("not ready: the store does not answer: %s", exc.message)
             resp.status = 503
-            resp.media = {"status": "unavailable", "store": exc.message}
+            resp.media = {"status": "unavailable", "store": "unreachable"}
             return
         resp.media = {"status": "ready"}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 import falcon
 
 from ...telemetry.metrics import Metrics
@@ -11,10 +13,21 @@ from ..middleware import public
 
 @public
 class MetricsResource:
-    def __init__(self, metrics: Metrics) -> None:
+    """Prometheus text; open by default (as most exporters are), or behind `METRICS_TOKEN`."""
+
+    def __init__(self, metrics: Metrics, token: str | None = None) -> None:
         self.metrics = metrics
+        self._token = token.encode() if token else None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self._token is not None:
+            scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._token):
+                raise falcon.HTTPUnauthorized(
+                    title="unauthorized",
+                    description="missing or wrong metrics token (Authorization: Bearer <token>)",
+                    challenges=['Bearer realm="nimbus-metrics"'],
+                )
         resp.data, resp.content_type = self.metrics.render()
 
 

@@ -31,6 +31,7 @@ class WebhookResource:
             setattr(self, f"on_{method.lower()}", self._handle)
 
     def _handle(self, req: falcon.Request, resp: falcon.Response, key: str, path: str = "") -> None:
+        req.context.anonymous = True  # errors carry fixed messages (api/errors.py)
         fn = self.directory.find(key)
         headers = _headers(req)
         cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
