@@ -29,10 +29,13 @@ def write_sources(files: dict[str, str] | None, dest: Path) -> list[str]:
             or path.is_absolute()
             or any(part in ("", ".", "..") for part in name.split("/"))
             or path.parts[0] == RESERVED
+            # NOTE(security): a compiler reads `-x` as an option and `@x` as a file
+            # of options (`@x.c` could pass `-wrapper`): no part may start so.
+            or any(part[0] in "-@" for part in path.parts)
         ):
             raise BuildFailed(
                 f"invalid file name {name!r}: use relative paths inside the function, "
-                f"without '..' and not under {RESERVED}/"
+                f"without '..', not under {RESERVED}/, no part starting with '-' or '@'"
             )
         target = dest.joinpath(*path.parts)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -184,6 +184,10 @@ def test_a_compile_that_never_ends_times_out(tmp_path):
         ({"../escape.c": "int x;"}, "invalid file name"),
         ({"/abs.c": "int x;"}, "invalid file name"),
         ({".nimbus/x.c": "int x;"}, "invalid file name"),
+        # A compiler would read these as options / a response file of options.
+        ({"handler.c": "int x;", "-wrapper": "x"}, "invalid file name"),
+        ({"handler.c": "int x;", "@opts.c": "-wrapper x"}, "invalid file name"),
+        ({"handler.c": "int x;", "sub/-o.c": "int y;"}, "invalid file name"),
     ],
 )
 def test_bad_file_sets(tmp_path, files, message):

@@ -75,6 +75,8 @@ def test_syntax_error_names_file_and_line(tmp_path, runtimes_dir):
         ({"index.js": "exports.main = 1;"}, "handler.main", "no handler.js among"),
         ({"handler.js": "exports.main = 1;"}, "handler.ma-in", "must look like 'file.export'"),
         ({"../x.js": "exports.main = 1;"}, "handler.main", "invalid file name"),
+        ({"handler.js": "exports.main = 1;", "@x.js": ""}, "handler.main", "invalid file name"),
+        ({"handler.js": "exports.main = 1;", "--x.js": ""}, "handler.main", "invalid file name"),
         ({"handler.js": "require('/etc/os-release.json'); exports.main = 1;"}, None,
          "Could not resolve"),
     ],
