@@ -1,9 +1,12 @@
 """Turning source into artifacts: one builder per runtime behind one protocol.
 
 Adding a language is adding one module under `compiler/runtimes/` and one
-line in `_BUILDERS` (a builder is made from the server's `BuildConfig`).
+entry in the runtime registry (`compiler/registry.py`: name, aliases,
+extension, default handler, memory floor, ... and the builder, made from the
+server's `BuildConfig`).
 
-Public surface: `builder_for`, the protocol's types (`Builder`,
+Public surface: the registry (`RUNTIMES`, `Runtime`, `RuntimeRegistry`),
+`builder_for`, the protocol's types (`Builder`,
 `BuildRequest`, `BuildResult`, `BuildLog`, `BuildFailed`, `BuildConfig`),
 `BuildCache` (finished builds by what they were made from),
 `ArtifactCollector` (deletes compiled artifacts no version uses),
@@ -13,41 +16,23 @@ Public surface: `builder_for`, the protocol's types (`Builder`,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache, CachedBuild
 from ._collect import ArtifactCollector
+from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
-from .runtimes.c import CBuilder
-from .runtimes.go import GoBuilder
-from .runtimes.javascript import JavaScriptBuilder
-from .runtimes.native import NativeBuilder
-from .runtimes.python import PythonBuilder
-from .runtimes.rust import RustBuilder
-from .runtimes.wasm import WasmBuilder
-
-_BUILDERS: dict[str, Callable[[BuildConfig], Builder]] = {
-    "wasm": lambda config: WasmBuilder(),
-    "native": lambda config: NativeBuilder(),
-    "c": CBuilder,
-    "go": GoBuilder,
-    "python": PythonBuilder,
-    "javascript": JavaScriptBuilder,
-    "rust": RustBuilder,
-}
 
 
 def builder_for(runtime: str, config: BuildConfig | None = None) -> Builder:
-    try:
-        make = _BUILDERS[runtime]
-    except KeyError:
+    found = RUNTIMES.get(runtime)
+    if found is None:
         raise BuildFailed(
-            f"the {runtime} runtime has no builder on this server yet; "
+            f"the {runtime} runtime has no builder on this server; "
             "upload a ready WebAssembly artifact with runtime 'wasm' instead"
-        ) from None
-    return make(config or BuildConfig())
+        )
+    return found.builder(config or BuildConfig())
 
 
 def runtime_cache_dirs() -> tuple[Path, ...]:
@@ -64,10 +49,11 @@ def runtime_components() -> list[str]:
 
 def runtimes_with_toolchains() -> list[str]:
     """The runtimes whose builder installs a toolchain (has `prepare`)."""
-    return [runtime for runtime, make in _BUILDERS.items() if hasattr(make, "prepare")]
+    return [runtime.name for runtime in RUNTIMES if hasattr(runtime.builder, "prepare")]
 
 
 __all__ = [
+    "RUNTIMES",
     "ArtifactCollector",
     "BuildCache",
     "BuildConfig",
@@ -77,6 +63,8 @@ __all__ = [
     "BuildResult",
     "Builder",
     "CachedBuild",
+    "Runtime",
+    "RuntimeRegistry",
     "builder_for",
     "runtime_cache_dirs",
     "runtime_components",

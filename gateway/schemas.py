@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from store.records import NAME_RE, BuildStatus, FunctionStatus, canonical_runtime
+from compiler import RUNTIMES
+from store.records import NAME_RE, BuildStatus, FunctionStatus
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -66,9 +67,17 @@ class _Meta(_Body):
         return value
 
 
+def _runtime_choices(schema: dict) -> None:
+    # Read when the OpenAPI document is generated, so a registered runtime shows.
+    schema["enum"] = [n for r in RUNTIMES for n in (r.name, *r.aliases)]
+
+
 class FunctionCreate(_Config, _Meta):
     name: str
-    runtime: str
+    runtime: str = Field(
+        description="a runtime's name or alias (GET /api/v1/runtimes)",
+        json_schema_extra=_runtime_choices,
+    )
 
     @field_validator("name")
     @classmethod
@@ -80,11 +89,9 @@ class FunctionCreate(_Config, _Meta):
     @field_validator("runtime")
     @classmethod
     def _runtime(cls, value: str) -> str:
-        runtime = canonical_runtime(value)
+        runtime = RUNTIMES.canonical(value)
         if runtime is None:
-            raise ValueError(
-                f"unknown runtime {value!r}; use go, rust, c, python, javascript, wasm or native"
-            )
+            raise ValueError(f"unknown runtime {value!r}; use one of {', '.join(RUNTIMES.names())}")
         return runtime
 
 
@@ -159,6 +166,30 @@ class BuildView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     log: str
+
+
+class RuntimeView(BaseModel):
+    """One entry of the runtime registry, as clients (CLI, console) read it."""
+
+    name: str
+    aliases: list[str]
+    kind: Literal["source", "binary"] = Field(
+        description="source: `code` or `files`; binary: an uploaded artifact"
+    )
+    extension: str | None = Field(description="of its source files or artifact, without a dot")
+    extensions: list[str] = Field(description="every file ending that means this runtime")
+    default_handler: str | None
+    forms: list[Literal["handler", "program"]]
+    program_marker: str | None = Field(description="what in the source makes it a program")
+    memory_floor_mb: int = Field(description="the least memory_mb a function may have")
+    native_allowed: bool = Field(description='`"target": "native"` is accepted')
+    reuse_allowed: bool = Field(description="a function may opt in to warm instance reuse")
+    code_size_limit: int = Field(description="bytes of decoded source or artifact")
+    description: str
+
+
+class RuntimeList(BaseModel):
+    runtimes: list[RuntimeView]
 
 
 class ErrorBody(BaseModel):

@@ -3,6 +3,10 @@
 A function has immutable numbered versions; each version carries its build
 state (`queued → building → ready | failed`). The function's own status says
 whether it serves and is derived, never stored twice.
+
+A record's `runtime` is the canonical name the gateway checked against the
+runtime registry (`compiler.RUNTIMES`); the store keeps it as a plain string
+and knows no languages (docs/decisions/0008-one-runtime-registry.md).
 """
 
 from __future__ import annotations
@@ -17,23 +21,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-RUNTIMES = ("go", "rust", "c", "python", "javascript", "wasm", "native")
-RUNTIME_ALIASES = {
-    "python3.11": "python",
-    "python3": "python",
-    "nodejs": "javascript",
-    "node20": "javascript",
-    "node": "javascript",
-    "js": "javascript",
-}
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ID_PREFIX = "fn_"
-
-
-def canonical_runtime(name: str) -> str | None:
-    name = name.strip().lower()
-    name = RUNTIME_ALIASES.get(name, name)
-    return name if name in RUNTIMES else None
 
 
 def now() -> datetime:

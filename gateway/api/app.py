@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from ..platform import Platform
+from ..services.runtimes import RuntimeCatalog
 from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
 from .openapi import document
@@ -20,6 +21,7 @@ from .resources.functions import (
 )
 from .resources.invoke import InvokeResource
 from .resources.logs import LogsResource
+from .resources.runtimes import RuntimeResource, RuntimesResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
 from .resources.usage import MetricsResource, QuotaResource, StatsResource
 from .resources.webhook import WebhookResource
@@ -41,12 +43,15 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/health", health)
     app.add_route("/api/health", health)
     app.add_route("/ready", ReadyResource(platform.store))
-    app.add_route("/openapi.json", OpenApiResource(document(VERSION)))
+    runtimes = RuntimeCatalog(platform.settings)
+    app.add_route("/openapi.json", OpenApiResource(lambda: document(VERSION), runtimes.names))
     metrics = MetricsResource(platform.metrics, platform.settings.metrics_token)
     app.add_route("/metrics", metrics)
     app.add_route("/api/metrics", metrics)
     app.add_route("/api/v1/stats", StatsResource(platform.stats))
     app.add_route("/api/v1/quota", QuotaResource(platform.quota))
+    app.add_route("/api/v1/runtimes", RuntimesResource(runtimes))
+    app.add_route("/api/v1/runtimes/{name}", RuntimeResource(runtimes))
 
     v1 = "/api/v1/functions"
     app.add_route(v1, FunctionsResource(service, spool, wait))

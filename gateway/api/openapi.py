@@ -62,7 +62,7 @@ def document(version: str) -> dict:
         schemas.FunctionCreate, schemas.FunctionUpdate, schemas.FunctionView,
         schemas.FunctionList, schemas.BulkDelete, schemas.BulkUpdate, schemas.BulkResult,
         schemas.BuildView, schemas.ErrorResponse,
-        schemas.LogList, schemas.StatsView, schemas.QuotaView,
+        schemas.LogList, schemas.StatsView, schemas.QuotaView, schemas.RuntimeList,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in ("FunctionCreate", "FunctionUpdate", "BulkDelete",
@@ -111,6 +111,13 @@ def document(version: str) -> dict:
                 "and error type; function counts", ("200", "StatsView"))},
             "/api/v1/quota": {"get": _op(
                 "configured limits and current usage", ("200", "QuotaView"))},
+            "/api/v1/runtimes": {"get": _op(
+                "the runtime registry: names, aliases, extensions, handler defaults, limits",
+                ("200", "RuntimeList"))},
+            "/api/v1/runtimes/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string"}, "description": "name or alias"}],
+                "get": _op("one runtime", ("200", "RuntimeView"))},
             "/metrics": _METRICS,
             "/api/metrics": _METRICS,
             "/api/v1/functions/bulk-delete": {

@@ -27,11 +27,10 @@ from store import errors
 from store.invocations import InvocationRepo
 from store.records import Invocation, InvocationStatus, now
 
+from ..limits import ASYNC_EVENT_LIMIT
 from ..services.invoke import InvokeService
 
 log = logging.getLogger("nimbus.async")
-
-ASYNC_EVENT_LIMIT = 256 * 1024
 
 
 class AsyncInvocations:

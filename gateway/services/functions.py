@@ -13,18 +13,12 @@ from pathlib import Path
 
 import orjson
 
+from compiler import RUNTIMES, Runtime
 from store import errors
 from store.functions import FunctionRepo, build_log_key
-from store.records import (
-    BuildStatus,
-    Function,
-    Version,
-    canonical_runtime,
-    new_id,
-    new_webhook_key,
-    now,
-)
+from store.records import BuildStatus, Function, Version, new_id, new_webhook_key, now
 
+from ..limits import BINARY_LIMIT, SOURCE_LIMIT, code_size_limit, memory_floor
 from ..schemas import (
     BuildSummaryView,
     BuildView,
@@ -38,22 +32,10 @@ from ..schemas import (
 )
 from ..settings import Settings
 
-SOURCE_LIMIT = 512 * 1024
-BINARY_LIMIT = 50 * 1024 * 1024
-BINARY_RUNTIMES = ("wasm", "native")
-SOURCE_EXTENSIONS = {"go": "go", "rust": "rs", "c": "c", "python": "py", "javascript": "js"}
-DEFAULT_HANDLERS = {"python": "handler.main", "javascript": "handler.main"}
-# Per-runtime memory floors: the shared interpreters need their snapshot's pages.
-MIN_MEMORY_MB = {"python": 32, "javascript": 32, "go": 32}
-
 _CONFIG_FIELDS = (
     "handler", "code", "files", "artifact_base64", "requirements",
     "memory_mb", "timeout_sec", "env_vars", "form", "target",
 )  # fmt: skip
-
-
-# `"target": "native"`: the runtimes whose builder makes (or takes) a Linux binary.
-NATIVE_TARGET_RUNTIMES = frozenset({"c", "go", "native"})
 
 
 def _invalid(field: str, message: str) -> errors.Invalid:
@@ -71,7 +53,8 @@ class FunctionService:
     # -- views ---------------------------------------------------------------
 
     def view(self, fn: Function) -> FunctionView:
-        limit = BINARY_LIMIT if fn.runtime in BINARY_RUNTIMES else SOURCE_LIMIT
+        runtime = RUNTIMES.get(fn.runtime)
+        limit = code_size_limit(runtime) if runtime else SOURCE_LIMIT
         webhook = None
         if fn.webhook_enabled and fn.webhook_key:
             webhook = f"{self.settings.public_url}/webhook/{fn.webhook_key}"
@@ -103,7 +86,8 @@ class FunctionService:
 
     def create(self, body: FunctionCreate, upload: Path | None = None) -> tuple[Function, int]:
         """Create a function and queue the build of its version 1."""
-        self._check_source(body.runtime, body, upload, required=True)
+        runtime = RUNTIMES[body.runtime]  # the schema checked the name
+        self._check_source(runtime, body, upload, required=True)
         self._check_quota()
         fn = Function(
             id=new_id(),
@@ -114,7 +98,7 @@ class FunctionService:
             webhook_key=new_webhook_key(),
             webhook_enabled=body.webhook if body.webhook is not None else True,
         )
-        source = self._store_source(body.runtime, body, upload)
+        source = self._store_source(runtime, body, upload, body.handler)
         self.repo.create_function(fn)
         try:
             version = self.repo.new_version(
@@ -133,13 +117,18 @@ class FunctionService:
         fn, _ = self.repo.resolve(ref)
         if body.name is not None and body.name != fn.name:
             raise _invalid("name", "names are immutable")
-        if body.runtime is not None and canonical_runtime(body.runtime) != fn.runtime:
+        if body.runtime is not None and RUNTIMES.canonical(body.runtime) != fn.runtime:
             raise _invalid("runtime", "the runtime of a function cannot change")
+        runtime = self._runtime_of(fn)
         touched = {f for f in _CONFIG_FIELDS if getattr(body, f) is not None}
-        self._check_source(fn.runtime, body, upload, required=False)
+        self._check_source(runtime, body, upload, required=False)
         made = None
         if touched or upload is not None:
-            source = self._store_source(fn.runtime, body, upload)
+            handler = body.handler
+            if body.code is not None and handler is None and fn.latest_version:
+                # new code keeps the file name the current handler gives it
+                handler = self.repo.get_version(fn.id, fn.latest_version)[0].handler
+            source = self._store_source(runtime, body, upload, handler)
             made = self.repo.new_version(
                 fn, lambda previous, n: self._derive(fn, previous, body, source, n)
             ).version
@@ -175,36 +164,50 @@ class FunctionService:
                 details={"limit": limit, "functions": count},
             )
 
-    def _check_source(self, runtime: str, body, upload: Path | None, *, required: bool) -> None:
+    @staticmethod
+    def _runtime_of(fn: Function) -> Runtime:
+        runtime = RUNTIMES.get(fn.runtime)
+        if runtime is None:  # made by a server that had a runtime this one lacks
+            raise errors.Conflict(
+                f"function {fn.name}'s runtime {fn.runtime!r} is not known to this server",
+                code="unknown_runtime",
+            )
+        return runtime
+
+    def _check_source(self, runtime: Runtime, body, upload: Path | None, *, required: bool) -> None:
         given = [f for f in ("code", "files", "artifact_base64") if getattr(body, f) is not None]
         if upload is not None:
             given.append("artifact")
         if len(given) > 1:
             raise _invalid(given[1], f"give only one of code, files or an artifact, not {given}")
-        if runtime in BINARY_RUNTIMES:
+        name = runtime.name
+        if runtime.kind == "binary":
             if given and given[0] in ("code", "files"):
-                raise _invalid(given[0], f"a {runtime} function takes an artifact, not source")
+                raise _invalid(given[0], f"a {name} function takes an artifact, not source")
             if required and not given:
-                raise _invalid("artifact_base64", f"a {runtime} function needs an artifact")
+                raise _invalid("artifact_base64", f"a {name} function needs an artifact")
         else:
             if given and given[0] in ("artifact_base64", "artifact"):
-                raise _invalid(given[0], f"a {runtime} function takes source (code or files)")
+                raise _invalid(given[0], f"a {name} function takes source (code or files)")
             if required and not given:
-                raise _invalid("code", f"a {runtime} function needs code or files")
+                raise _invalid("code", f"a {name} function needs code or files")
         memory = getattr(body, "memory_mb", None)
         if memory is not None:
-            floor = MIN_MEMORY_MB.get(runtime, self.settings.min_memory_mb)
+            floor = memory_floor(runtime, self.settings)
             if not floor <= memory <= self.settings.max_memory_mb:
                 raise _invalid(
                     "memory_mb", f"must be between {floor} and {self.settings.max_memory_mb}"
                 )
-        if getattr(body, "target", None) == "native" and runtime not in NATIVE_TARGET_RUNTIMES:
-            raise _invalid("target", "only c and go source builds to a native binary")
+        if getattr(body, "target", None) == "native" and not runtime.native_allowed:
+            allowed = " and ".join(r.name for r in RUNTIMES if r.native_allowed)
+            raise _invalid("target", f"only {allowed} build to (or take) a native binary")
         timeout = getattr(body, "timeout_sec", None)
         if timeout is not None and timeout > self.settings.max_timeout_sec:
             raise _invalid("timeout_sec", f"must be at most {self.settings.max_timeout_sec:g}")
 
-    def _store_source(self, runtime: str, body, upload: Path | None) -> dict | None:
+    def _store_source(
+        self, runtime: Runtime, body, upload: Path | None, handler: str | None
+    ) -> dict | None:
         """Store the new source or artifact; None when the update keeps the previous one."""
         if upload is not None:
             size = upload.stat().st_size
@@ -225,7 +228,8 @@ class FunctionService:
             return {"key": key, "sha": sha, "kind": "binary", "size": len(data)}
         files = body.files
         if body.code is not None:
-            files = {f"handler.{SOURCE_EXTENSIONS[runtime]}": body.code}
+            # The handler names the file: "main.handler" stores main.py (issue 21).
+            files = {runtime.code_filename(handler): body.code}
         if files is None:
             return None
         size = sum(len(text.encode()) for text in files.values())
@@ -242,7 +246,7 @@ class FunctionService:
             base.update(
                 function_id=fn.id,
                 runtime=fn.runtime,
-                handler=DEFAULT_HANDLERS.get(fn.runtime),
+                handler=RUNTIMES[fn.runtime].default_handler,
                 memory_mb=self.settings.default_memory_mb,
                 timeout_sec=self.settings.default_timeout_sec,
                 env_vars={},
@@ -262,8 +266,9 @@ class FunctionService:
         for field in ("form", "target"):
             if field in body.model_fields_set:
                 base[field] = getattr(body, field)
-        floor = MIN_MEMORY_MB.get(fn.runtime, self.settings.min_memory_mb)
-        base["memory_mb"] = max(base["memory_mb"], floor)
+        base["memory_mb"] = max(
+            base["memory_mb"], memory_floor(RUNTIMES[fn.runtime], self.settings)
+        )
         return Version(version=n, **base)
 
     # -- reading -------------------------------------------------------------
@@ -286,7 +291,7 @@ class FunctionService:
         if offset < 0:
             raise _invalid("offset", "must not be negative")
         if runtime is not None:
-            wanted = canonical_runtime(runtime)
+            wanted = RUNTIMES.canonical(runtime)
             if wanted is None:
                 raise _invalid("runtime", f"unknown runtime {runtime!r}")
             runtime = wanted

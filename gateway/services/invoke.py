@@ -14,8 +14,6 @@ from store.records import BuildStatus, Function, FunctionStatus, Version, sequen
 from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from .deployments import DeploymentCache
 
-EVENT_LIMIT = 6 * 1024 * 1024
-
 
 @dataclass
 class Invocation:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from store.functions import FunctionRepo
 from store.records import now
 
+from ..limits import BINARY_LIMIT, EVENT_LIMIT, SOURCE_LIMIT, memory_floors
 from ..schemas import (
     CodeSizeLimits,
     ConcurrencyUsage,
@@ -20,8 +21,6 @@ from ..schemas import (
     StatsView,
     TimeoutLimits,
 )
-from ..services.functions import BINARY_LIMIT, MIN_MEMORY_MB, SOURCE_LIMIT
-from ..services.invoke import EVENT_LIMIT
 from ..settings import Settings
 from .stats import StatsBook, Tally
 
@@ -94,7 +93,7 @@ class QuotaService:
                 min=s.min_memory_mb,
                 max=s.max_memory_mb,
                 default=s.default_memory_mb,
-                min_by_runtime=MIN_MEMORY_MB,
+                min_by_runtime=memory_floors(s),
             ),
             timeout_sec=TimeoutLimits(default=s.default_timeout_sec, max=s.max_timeout_sec),
             code_size_bytes=CodeSizeLimits(source=SOURCE_LIMIT, binary=BINARY_LIMIT),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import falcon
 
-from ...jobs.asyncq import ASYNC_EVENT_LIMIT, AsyncInvocations
+from ...jobs.asyncq import AsyncInvocations
+from ...limits import ASYNC_EVENT_LIMIT
 from ...schemas import InvocationView
 from ...services.invoke import parse_event
 from ..bodies import read_bytes, require_json

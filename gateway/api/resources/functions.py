@@ -9,8 +9,9 @@ import orjson
 
 from store import errors
 
+from ...limits import BINARY_LIMIT
 from ...schemas import BulkDelete, BulkUpdate, FunctionCreate, FunctionUpdate
-from ...services.functions import BINARY_LIMIT, FunctionService
+from ...services.functions import FunctionService
 from ..bodies import is_multipart, multipart_upload, read_model
 
 # base64 of the largest binary, plus room for the other fields

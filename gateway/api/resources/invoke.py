@@ -5,8 +5,8 @@ from __future__ import annotations
 import falcon
 import orjson
 
+from ...limits import EVENT_LIMIT
 from ...services.invoke import (
-    EVENT_LIMIT,
     Invocation,
     InvokeService,
     parse_caller_context,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import falcon
 import orjson
@@ -40,9 +41,16 @@ class ReadyResource:
 
 @public
 class OpenApiResource:
-    def __init__(self, document: dict) -> None:
-        self._data = orjson.dumps(document)
+    """Made on first request, and again when `revision()` changes (a runtime is registered)."""
+
+    def __init__(self, document: Callable[[], dict], revision: Callable[[], object]) -> None:
+        self._document = document
+        self._revision = revision
+        self._made: tuple[object, bytes] | None = None
 
     def on_get(self, req, resp) -> None:
+        made, revision = self._made, self._revision()
+        if made is None or made[0] != revision:
+            made = self._made = (revision, orjson.dumps(self._document()))
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = self._data
+        resp.data = made[1]

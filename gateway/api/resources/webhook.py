@@ -6,7 +6,8 @@ import falcon
 import orjson
 
 from ...jobs.asyncq import AsyncInvocations
-from ...services.invoke import EVENT_LIMIT, InvokeService
+from ...limits import EVENT_LIMIT
+from ...services.invoke import InvokeService
 from ...services.webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
 from ..bodies import read_bytes
 from ..middleware import public
