@@ -1,7 +1,8 @@
 """Every durable byte of the platform: records, sources, artifacts, logs.
 
-Public surface: the `Store` interface, `open_store(url)` and the error
-hierarchy. Backends are private modules (`_local`, `_s3`).
+Public surface: the `Store` interface, `open_store(url)`, the error
+hierarchy and the lease primitive (`Leases`, `probe_conditional_writes`).
+Backends are private modules (`_local`, `_s3`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from urllib.parse import urlparse
 from . import errors
 from ._base import Blob, Store
 from ._local import LocalStore
+from .leases import Claim, LeaseLost, Leases, probe_conditional_writes
 
 
 def open_store(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Store:
@@ -31,4 +33,14 @@ def open_store(url: str, *, endpoint_url: str | None = None, region: str | None 
     raise errors.Invalid(f"unsupported store URL {url!r} (use file://PATH or s3://BUCKET/PREFIX)")
 
 
-__all__ = ["Blob", "LocalStore", "Store", "errors", "open_store"]
+__all__ = [
+    "Blob",
+    "Claim",
+    "LeaseLost",
+    "Leases",
+    "LocalStore",
+    "Store",
+    "errors",
+    "open_store",
+    "probe_conditional_writes",
+]

@@ -85,12 +85,33 @@ class BuildMount(BaseModel):
     sha256: str
 
 
-class Build(BaseModel):
-    status: BuildStatus = BuildStatus.queued
-    error: str | None = None
-    attempts: int = 0
+class Leased(BaseModel):
+    """The lease fields of a record workers claim (store/leases.py).
+
+    `lease` names the object holding them: the record itself here; a record
+    that carries them in a part of itself (a version's build) overrides it.
+    """
+
+    attempts: int = 0  # claims so far, counted by `Leases.claim`
     lease_owner: str | None = None
     lease_until: float | None = None  # Unix seconds
+
+    @property
+    def lease(self) -> Leased:
+        return self
+
+
+class Hold(BaseModel):
+    """A standalone lease object (`Leases.hold`): which worker does a job until when."""
+
+    owner: str
+    until: float  # Unix seconds
+    since: float | None = None
+
+
+class Build(Leased):
+    status: BuildStatus = BuildStatus.queued
+    error: str | None = None
     queued_at: datetime = Field(default_factory=now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -126,6 +147,10 @@ class Version(BaseModel):
     env_vars: dict[str, str] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=now)
     build: Build = Field(default_factory=Build)
+
+    @property
+    def lease(self) -> Leased:
+        return self.build  # a version is claimed for its build
 
 
 class BuildSummary(BaseModel):
@@ -187,7 +212,7 @@ class InvocationStatus(StrEnum):
     timed_out = "timed_out"
 
 
-class Invocation(BaseModel):
+class Invocation(Leased):
     """An async invocation: durable before its 202, exactly one final state."""
 
     id: str
@@ -196,13 +221,10 @@ class Invocation(BaseModel):
     version: int
     event: str  # the JSON event exactly as accepted
     status: InvocationStatus = InvocationStatus.queued
-    attempts: int = 0
     not_before: float = 0.0  # Unix seconds: a retry waits out its backoff
     result: object | None = None
     error: dict | None = None
     duration_ms: float | None = None
-    lease_owner: str | None = None
-    lease_until: float | None = None
     created_at: datetime = Field(default_factory=now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
