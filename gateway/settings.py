@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     # Compiled artifacts no version uses are deleted after being unused this long (0: never).
     artifact_gc_grace_sec: float = 3600
     build_wait_sec: float = 300  # how long ?wait=true holds a request
+    max_build_waiters: int = 8  # requests held by ?wait=true at once per worker; then 429
     build_max_attempts: int = 3
     build_poll_sec: float = 1.0
     graceful_timeout_sec: float = 30

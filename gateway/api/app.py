@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import falcon
 
 from ..platform import Platform
@@ -54,10 +56,11 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/v1/runtimes/{name}", RuntimeResource(runtimes))
 
     v1 = "/api/v1/functions"
-    app.add_route(v1, FunctionsResource(service, spool, wait))
+    waiters = threading.BoundedSemaphore(platform.settings.max_build_waiters)
+    app.add_route(v1, FunctionsResource(service, spool, wait, waiters))
     app.add_route(f"{v1}/bulk-delete", BulkDeleteResource(service))
     app.add_route(f"{v1}/bulk-update", BulkUpdateResource(service))
-    app.add_route(v1 + "/{ref}", FunctionResource(service, spool, wait))
+    app.add_route(v1 + "/{ref}", FunctionResource(service, spool, wait, waiters))
     app.add_route(v1 + "/{ref}/code", FunctionCodeResource(service))
     app.add_route(v1 + "/{ref}/build", FunctionBuildResource(service))
     app.add_route(v1 + "/{ref}/invoke", InvokeResource(platform.invocations))

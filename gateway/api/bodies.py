@@ -21,6 +21,7 @@ M = TypeVar("M", bound=BaseModel)
 # Bodies up to this size are read and dropped before a 413, so the client,
 # still sending, gets the answer instead of a reset connection.
 _DRAIN_LIMIT = 16 * 1024 * 1024
+_METADATA_LIMIT = 1024 * 1024
 
 
 def _check_length(req: falcon.Request, limit: int) -> None:
@@ -67,9 +68,20 @@ def require_json(req: falcon.Request) -> None:
         )
 
 
-def read_model(req: falcon.Request, model: type[M], limit: int) -> M:
+def read_model(
+    req: falcon.Request, model: type[M], limit: int, *, unless: tuple[int, bytes] | None = None
+) -> M:
+    """A JSON object body as `model`. `unless=(small, marker)`: a body over `small`
+    bytes must contain `marker`, checked before parsing (so a source function's
+    create cannot make the server parse a binary upload's worth of JSON)."""
     require_json(req)
-    body = parse_json(read_bytes(req, limit))
+    data = read_bytes(req, limit)
+    if unless is not None and len(data) > unless[0] and unless[1] not in data:
+        raise errors.TooLarge(
+            f"the request body is {len(data)} bytes; the limit is {unless[0]} "
+            f"unless it uploads a binary ({unless[1].decode()})"
+        )
+    body = parse_json(data)
     if not isinstance(body, dict):
         raise errors.NimbusError("the request body must be a JSON object", code="bad_request")
     return model.model_validate(body)
@@ -84,26 +96,37 @@ def multipart_upload(
     req: falcon.Request, model: type[M], file_limit: int, spool: Path
 ) -> Iterator[tuple[M, Path | None]]:
     """An `artifact` file part streamed to a temp file, plus a `metadata` JSON part."""
-    _check_length(req, file_limit + 1024 * 1024)
+    if req.content_length is None:  # falcon's multipart reader needs the length
+        raise falcon.HTTPLengthRequired(
+            title="length_required", description="a multipart upload needs a Content-Length"
+        )
+    _check_length(req, file_limit + _METADATA_LIMIT)
     spool.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=spool, prefix="upload-")
     path, got_file, metadata = Path(name), False, None
     try:
         with os.fdopen(fd, "wb") as out:
+            # NOTE(security): one limit for the whole body, however it is chunked or
+            # split into parts (a per-part count let 64 parts of 50 MB spool to disk).
+            total, limit = 0, file_limit + _METADATA_LIMIT
             for part in req.get_media():
-                if part.name == "artifact":
+                if part.name == "artifact" and not got_file:
                     got_file = True
-                    size = 0
                     while chunk := part.stream.read(1 << 20):
-                        size += len(chunk)
-                        if size > file_limit:
+                        total += len(chunk)
+                        if total > limit:
                             raise errors.TooLarge(f"the artifact is over {file_limit} bytes")
                         out.write(chunk)
-                elif part.name == "metadata":
-                    metadata = parse_json(part.stream.read(1024 * 1024))
+                elif part.name == "metadata" and metadata is None:
+                    data = part.stream.read(_METADATA_LIMIT + 1)
+                    total += len(data)
+                    if len(data) > _METADATA_LIMIT or total > limit:
+                        raise errors.TooLarge(f"the metadata part is over {_METADATA_LIMIT} bytes")
+                    metadata = parse_json(data)
                 else:
                     raise errors.Invalid(
-                        f"unexpected form part {part.name!r}; send 'artifact' and 'metadata'"
+                        f"unexpected form part {part.name!r}; "
+                        "send one 'artifact' and one 'metadata'"
                     )
         if not isinstance(metadata, dict):
             raise errors.Invalid(

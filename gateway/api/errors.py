@@ -99,6 +99,7 @@ def handle_http_error(req, resp, exc: falcon.HTTPError, params) -> None:
         401: "unauthorized",
         404: "not_found",
         405: "method_not_allowed",
+        411: "length_required",
         413: "too_large",
         415: "unsupported_media_type",
     }.get(exc.status_code, "error")

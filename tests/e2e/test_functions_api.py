@@ -338,3 +338,34 @@ def _raw_get(server, path: str) -> int:
 def test_no_spelling_of_the_path_skips_the_key(server, path):
     assert _raw_get(server, path) in (401, 404)
     assert _raw_get(server, "/api/v1/functions") == 401
+
+
+def _chunked(*pieces: bytes):
+    yield from pieces  # a generator body: httpx sends it chunked, with no Content-Length
+
+
+def test_multipart_takes_one_artifact_part_only(api, name):
+    boundary = "nimbus-test-boundary"
+    part = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="artifact"; '
+            'filename="a.wasm"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + HELLO
+        + b"\r\n"
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    end = f"--{boundary}--\r\n".encode()
+    resp = api.post("/api/v1/functions", content=part + part + end, headers=headers)
+    assert_error(resp, 422, "validation_error")
+    # Chunked (no Content-Length): a clear 411, never a 500.
+    resp = api.post("/api/v1/functions", content=_chunked(part, end), headers=headers)
+    assert_error(resp, 411, "length_required")
+
+
+def test_a_large_body_without_an_artifact_is_refused_before_it_is_parsed(api):
+    # Malformed on purpose: a server that parsed it first would answer 400 invalid_json.
+    body = b'{"name": "big", "runtime": "python", "code": "' + b"x" * (3 << 20)
+    resp = api.post("/api/v1/functions", content=body, headers={"Content-Type": "application/json"})
+    assert_error(resp, 413, "too_large")

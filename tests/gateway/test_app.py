@@ -100,3 +100,15 @@ def test_ready_reports_an_unreachable_store(platform, client, tmp_path):
     shutil.rmtree(tmp_path / "objects")
     resp = client.simulate_get("/ready")
     assert resp.status_code == 503 and resp.json["status"] == "unavailable"
+
+
+def test_wait_true_callers_beyond_the_cap_get_429_before_anything_is_written(platform):
+    platform.settings.max_build_waiters = 0
+    client = testing.TestClient(
+        create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"}
+    )
+    body = {"name": "waiter", "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    resp = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "5"
+    assert client.simulate_get("/api/v1/functions/waiter").status_code == 404
+    assert client.simulate_post("/api/v1/functions", json=body).status_code == 201  # no wait: fine

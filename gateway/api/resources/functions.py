@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import falcon
@@ -9,13 +10,16 @@ import orjson
 
 from store import errors
 
-from ...limits import BINARY_LIMIT
+from ...limits import BINARY_LIMIT, SOURCE_LIMIT
 from ...schemas import BulkDelete, BulkUpdate, FunctionCreate, FunctionUpdate
 from ...services.functions import FunctionService
 from ..bodies import is_multipart, multipart_upload, read_model
 
 # base64 of the largest binary, plus room for the other fields
 _JSON_LIMIT = BINARY_LIMIT * 4 // 3 + 1024 * 1024
+# A body without `artifact_base64` holds source: JSON-escaped source can grow, but
+# not past this, so larger bodies are refused before they are parsed.
+_SOURCE_JSON_LIMIT = 4 * SOURCE_LIMIT + 1024 * 1024
 
 
 def _send(resp: falcon.Response, model, status: int = 200) -> None:
@@ -39,16 +43,42 @@ def _int_param(req: falcon.Request, name: str, default: int | None = None) -> in
 class _Writes:
     """Create and update share the JSON/multipart body handling and `?wait=true`."""
 
-    def __init__(self, service: FunctionService, spool: Path, build_wait_sec: float) -> None:
+    def __init__(
+        self,
+        service: FunctionService,
+        spool: Path,
+        build_wait_sec: float,
+        waiters: threading.BoundedSemaphore | None = None,
+    ) -> None:
         self.service = service
         self.spool = spool
         self.build_wait_sec = build_wait_sec
+        # Requests held open by `?wait=true`, shared by create and update.
+        self.waiters = waiters or threading.BoundedSemaphore(8)
+
+    def _write(self, req, resp, model, action):
+        """Run a write; `?wait=true` holds a request thread, so only a few at once."""
+        if not req.get_param_as_bool("wait", default=False):
+            return self._written(req, resp, *self._with_body(req, model, action))
+        if not self.waiters.acquire(blocking=False):
+            raise errors.LimitExceeded(
+                "too many requests are waiting for builds (?wait=true); retry, or poll "
+                "GET /api/v1/functions/{id}/build",
+                retry_after=5,
+            )
+        try:
+            return self._written(req, resp, *self._with_body(req, model, action))
+        finally:
+            self.waiters.release()
 
     def _with_body(self, req, model, action):
         if is_multipart(req):
             with multipart_upload(req, model, BINARY_LIMIT, self.spool) as (body, upload):
                 return action(body, upload)
-        return action(read_model(req, model, _JSON_LIMIT), None)
+        body = read_model(
+            req, model, _JSON_LIMIT, unless=(_SOURCE_JSON_LIMIT, b'"artifact_base64"')
+        )
+        return action(body, None)
 
     def _written(self, req, resp, fn, version: int | None):
         """Name the version a write made; with `?wait=true`, return once it is built."""
@@ -77,7 +107,7 @@ class FunctionsResource(_Writes):
         )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        fn = self._written(req, resp, *self._with_body(req, FunctionCreate, self.service.create))
+        fn = self._write(req, resp, FunctionCreate, self.service.create)
         resp.location = f"/api/v1/functions/{fn.id}"
         _send(resp, self.service.view(fn), status=201)
 
@@ -87,8 +117,8 @@ class FunctionResource(_Writes):
         _send(resp, self.service.view(self.service.get(ref)))
 
     def on_put(self, req, resp, ref: str) -> None:
-        written = self._with_body(req, FunctionUpdate, lambda b, u: self.service.update(ref, b, u))
-        _send(resp, self.service.view(self._written(req, resp, *written)))
+        fn = self._write(req, resp, FunctionUpdate, lambda b, u: self.service.update(ref, b, u))
+        _send(resp, self.service.view(fn))
 
     on_patch = on_put
 
