@@ -67,7 +67,9 @@ class AsyncInvocations:
 
     # -- accepting -----------------------------------------------------------
 
-    def accept(self, ref: str, event: bytes, *, version: int | None = None) -> Invocation:
+    def accept(
+        self, ref: str, event: bytes, *, version: int | None = None, alias: str | None = None
+    ) -> Invocation:
         """Fix the version now and make the invocation durable before answering 202."""
         if len(event) > ASYNC_EVENT_LIMIT:
             raise errors.TooLarge(
@@ -77,7 +79,7 @@ class AsyncInvocations:
             raise errors.LimitExceeded(
                 f"the async queue holds {self.depth} invocations; try again later", retry_after=5
             )
-        fn, record = self.invoker.resolve(ref, version)
+        fn, record = self.invoker.resolve(ref, version, alias)
         invocation = Invocation(
             id=self.invoker.new_invocation_id(),
             function_id=fn.id,

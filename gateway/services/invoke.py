@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -13,6 +14,10 @@ from store.records import BuildStatus, Function, FunctionStatus, Version, sequen
 
 from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from .deployments import DeploymentCache
+from .targets import Target, parse_target
+
+# Finds the version an alias serves for one call (the versions service sets it).
+AliasResolver = Callable[[Function, str], int]
 
 
 @dataclass
@@ -74,6 +79,10 @@ def _refuse_unservable(fn: Function) -> None:
         raise errors.Conflict(f"function {fn.name} is still building", code="not_ready")
 
 
+def _no_aliases(fn: Function, alias: str) -> int:
+    raise errors.NotFound(f"function {fn.name} has no alias {alias!r}")
+
+
 class InvokeService:
     def __init__(
         self, cache: DeploymentCache, sandbox: Sandbox, recorder: InvocationRecorder
@@ -81,12 +90,21 @@ class InvokeService:
         self.cache = cache
         self.sandbox = sandbox
         self.recorder = recorder
+        self.resolve_alias: AliasResolver = _no_aliases
         self._deployments: dict[tuple[str, int], Deployment] = {}
 
-    def resolve(self, ref: str, version: int | None) -> tuple[Function, Version]:
-        fn = self.cache.function(ref)
+    def resolve(
+        self, ref: str | Target, version: int | None = None, alias: str | None = None
+    ) -> tuple[Function, Version]:
+        """What serves a target: `ref` is a target (`name`, `name:3`, `name:prod`, an id),
+        `version` and `alias` what the request named beside it (query parameters)."""
+        target = ref if isinstance(ref, Target) else parse_target(ref, version=version, alias=alias)
+        fn = self.cache.function(target.function)
         _refuse_unservable(fn)
-        number = version if version is not None else fn.active_version
+        if target.alias is not None:
+            number = self.resolve_alias(fn, target.alias)
+        else:
+            number = target.version if target.version is not None else fn.active_version
         record = self.cache.version(fn, number)
         if record.build.status != BuildStatus.ready:
             if record.build.status == BuildStatus.failed:
@@ -128,15 +146,16 @@ class InvokeService:
 
     def invoke(
         self,
-        ref: str,
+        ref: str | Target,
         event: bytes,
         caller_context: dict,
         *,
         version: int | None = None,
+        alias: str | None = None,
         trigger: str = "sync",
         invocation_id: str | None = None,
     ) -> Invocation:
-        fn, record = self.resolve(ref, version)
+        fn, record = self.resolve(ref, version, alias)
         invocation_id = invocation_id or self.new_invocation_id()
         deadline = time.time() + record.timeout_sec
         context = {

@@ -19,7 +19,8 @@ class AsyncInvokeResource:
         require_json(req)
         event = parse_event(read_bytes(req, ASYNC_EVENT_LIMIT))
         version = req.get_param_as_int("version", min_value=1)
-        invocation = self.service.accept(ref, event, version=version)
+        alias = req.get_param("alias")
+        invocation = self.service.accept(ref, event, version=version, alias=alias)
         resp.status = 202
         resp.location = f"/api/v1/invocations/{invocation.id}"
         resp.set_header("X-Nimbus-Invocation-Id", invocation.id)

@@ -55,4 +55,7 @@ class InvokeResource:
         event = parse_event(read_bytes(req, EVENT_LIMIT))
         context = parse_caller_context(req.get_header("X-Nimbus-Context"))
         version = req.get_param_as_int("version", min_value=1)
-        send_invocation(resp, self.service.invoke(ref, event, context, version=version))
+        alias = req.get_param("alias")
+        send_invocation(
+            resp, self.service.invoke(ref, event, context, version=version, alias=alias)
+        )

@@ -1,0 +1,81 @@
+"""Targets: what a caller names to invoke — `name`, `name:alias` or `name:version`.
+
+One parser for every place that names a function to run: the invoke and
+async routes (`/api/v1/functions/hello:3/invoke`, or `?version=3` /
+`?alias=prod`), schedules, workflow `Resource`s, the CLI and MCP. The
+function part is a name or an id (`fn_…`); neither can hold a `:`. A
+qualifier of digits is a version number; any other DNS label is an alias.
+Aliases are resolved by whoever owns them (the versions service); this
+module only says which one was meant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from store import errors
+from store.records import NAME_RE
+
+_ID_RE = re.compile(r"^fn_[a-z0-9]{1,64}$")
+_VERSION_RE = re.compile(r"^[0-9]{1,9}$")
+MAX_TARGET_CHARS = 200
+
+
+def _invalid(field: str, message: str) -> errors.Invalid:
+    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+@dataclass(frozen=True)
+class Target:
+    """A function (id or name), and at most one of a version number and an alias."""
+
+    function: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        qualifier = self.alias if self.alias is not None else self.version
+        return self.function if qualifier is None else f"{self.function}:{qualifier}"
+
+
+def parse_target(
+    text: str, *, version: int | None = None, alias: str | None = None, field: str = "target"
+) -> Target:
+    """`text` as a target, merged with a separately given `version` or `alias`
+    (query parameters). A malformed qualifier, or the version or alias named
+    twice differently, is a 422 naming `field`; a function part that cannot be
+    a name or an id is a 404, as an unknown function is."""
+    if not text or len(text) > MAX_TARGET_CHARS:
+        raise _invalid(field, f"must be 1-{MAX_TARGET_CHARS} characters")
+    function, colon, qualifier = text.partition(":")
+    if not (NAME_RE.match(function) or _ID_RE.match(function)):
+        # no function can have this name or id: unknown, like any other
+        raise errors.NotFound(f"function {function!r} not found")
+    named_version = named_alias = None
+    if colon:
+        if _VERSION_RE.match(qualifier):
+            named_version = int(qualifier)
+            if named_version < 1:
+                raise _invalid(field, "versions are numbered from 1")
+        elif NAME_RE.match(qualifier):
+            named_alias = qualifier
+        else:
+            raise _invalid(
+                field, f"{qualifier!r} after ':' is neither a version number nor an alias name"
+            )
+    if alias is not None and not NAME_RE.match(alias):
+        raise _invalid("alias", f"{alias!r} is not an alias name")
+    if version is not None and version < 1:
+        raise _invalid("version", "versions are numbered from 1")
+    version = _once("version", named_version, version)
+    alias = _once("alias", named_alias, alias)
+    if version is not None and alias is not None:
+        raise _invalid(field, "name a version or an alias, not both")
+    return Target(function, version, alias)
+
+
+def _once(field: str, in_target, given):
+    if in_target is not None and given is not None and in_target != given:
+        raise _invalid(field, f"the target names {in_target}, the request {given}")
+    return in_target if in_target is not None else given
