@@ -12,12 +12,14 @@ from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
 from store.functions import FunctionRepo, blob_key
 from store.invocations import InvocationRepo
+from store.schedules import ScheduleRepo
 
 from .jobs.asyncq import AsyncInvocations
 from .jobs.builds import BuildQueue
 from .services.deployments import DeploymentCache
 from .services.functions import FunctionService
 from .services.invoke import InvokeService
+from .services.schedules import ScheduleService
 from .services.webhooks import WebhookDirectory
 from .settings import Settings
 from .telemetry.flusher import OutcomeFlusher, writer_id
@@ -43,6 +45,7 @@ class Platform:
     logs: LogReader
     stats: StatsService
     quota: QuotaService
+    schedules: ScheduleService
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -143,6 +146,9 @@ class Platform:
                 settings,
                 running_here=lambda: sandbox.stats()["running"],
                 running_on_server=lambda: int(metrics.value("nimbus_sandbox_running")),
+            ),
+            schedules=ScheduleService(
+                ScheduleRepo(store), repo, max_per_function=settings.max_schedules_per_function
             ),
         )  # fmt: skip
 

@@ -332,3 +332,56 @@ class QuotaUsage(BaseModel):
 class QuotaView(BaseModel):
     limits: QuotaLimits
     usage: QuotaUsage
+
+
+# -- schedules --------------------------------------------------------------------
+
+
+class _ScheduleFields(_Body):
+    event: object = Field(None, description="the JSON event each tick invokes with; default {}")
+    timezone: str | None = Field(None, max_length=64, description="IANA name; default UTC")
+    enabled: bool | None = None
+    qualifier: str | None = Field(
+        None, max_length=64, description="a version number or an alias; default: active version"
+    )
+    description: str | None = Field(None, max_length=512)
+
+    @field_validator("qualifier", mode="before")
+    @classmethod
+    def _qualifier(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class ScheduleCreate(_ScheduleFields):
+    expression: str = Field(
+        min_length=1,
+        max_length=256,
+        description="cron (5 fields, or 6 with seconds first), @hourly-style names, "
+        "or rate(N second|minute|hour|day[s])",
+    )
+
+
+class ScheduleUpdate(_ScheduleFields):
+    expression: str | None = Field(None, min_length=1, max_length=256)
+
+
+class ScheduleView(BaseModel):
+    id: str
+    function_id: str
+    expression: str
+    summary: str = Field(description="the expression in words, in its time zone")
+    timezone: str
+    qualifier: str | None
+    event: object
+    enabled: bool
+    description: str
+    next_run_at: datetime | None = Field(description="null while disabled")
+    last_run_at: datetime | None = Field(description="the scheduled time of the last tick fired")
+    last_invocation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleView]
+    total: int

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     async_retry_base_sec: float = 1.0
 
     max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
+    max_schedules_per_function: int = 100  # creates beyond it: 409 quota_exceeded
 
     # Invocation logs, stats and metrics (gateway/telemetry/)
     log_retention_hours: float = 168  # invocation log batches older than this are deleted

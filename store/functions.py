@@ -17,6 +17,8 @@ Key layout (all JSON unless noted):
     logs/sweep.json                     lease: which worker sweeps expired logs, until when
     stats/workers/<writer>.json         one worker's running invocation totals (its own)
     stats/total.json                    totals folded in from workers that stopped
+    schedules/by-function/<id>/<sid>.json
+                                        Schedule (store/schedules.py has the rest of its layout)
 
 Version numbers are claimed with create-only writes, each new version derived
 from the one before it, so concurrent updates get contiguous numbers and none
@@ -94,6 +96,15 @@ def stats_worker_key(writer: str) -> str:
 
 
 STATS_TOTAL_KEY = "stats/total.json"
+# Bumped on every schedule change (and on deleting a function that had
+# schedules): tickers reload their schedules when its etag moves.
+SCHEDULES_CHANGED_KEY = "schedules/changed"
+
+
+def schedule_prefix(function_id: str) -> str:
+    return f"schedules/by-function/{function_id}/"
+
+
 LOG_SWEEP_LEASE_KEY = "logs/sweep.json"
 
 
@@ -217,6 +228,7 @@ class FunctionRepo:
             pass
         if fn.webhook_key:
             self.store.delete(webhook_index_key(fn.webhook_key))
+        schedules = list(self.store.list(schedule_prefix(fn.id)))
         for prefix in (
             f"versions/{fn.id}/",
             f"logs/builds/{fn.id}/",
@@ -225,6 +237,13 @@ class FunctionRepo:
         ):
             for key in list(self.store.list(prefix)):
                 self.store.delete(key)
+        for key in schedules:
+            self.store.delete(key)
+        if schedules:
+            self.note_schedules_changed()
+
+    def note_schedules_changed(self) -> None:
+        self.store.put(SCHEDULES_CHANGED_KEY, now().isoformat().encode())
 
     def function_for_webhook(self, webhook_key: str) -> str:
         """The id a webhook key was given to (check the function record still has it)."""

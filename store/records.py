@@ -236,3 +236,31 @@ class Invocation(Leased):
             InvocationStatus.failed,
             InvocationStatus.timed_out,
         )
+
+
+class Schedule(BaseModel):
+    """A cron or `rate()` schedule: each tick becomes one async invocation of its function.
+
+    The expression is kept as the user wrote it; the gateway parses it (the
+    store knows no cron). `rate()` ticks fall on `anchor` plus whole periods,
+    so every replica computes the same instants.
+    """
+
+    id: str  # sch_…
+    function_id: str
+    expression: str
+    timezone: str = "UTC"
+    event: str = "{}"  # the JSON event as given
+    qualifier: str | None = None  # a version number or an alias; None: the active version
+    enabled: bool = True
+    description: str = ""
+    anchor: datetime = Field(default_factory=now)
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class ScheduleRun(BaseModel):
+    """The last tick a schedule fired (written by the replica that fired it)."""
+
+    scheduled_at: datetime
+    invocation_id: str

@@ -24,6 +24,7 @@ from .resources.functions import (
 from .resources.invoke import InvokeResource
 from .resources.logs import LogsResource
 from .resources.runtimes import RuntimeResource, RuntimesResource
+from .resources.schedules import ScheduleResource, SchedulesResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
 from .resources.usage import MetricsResource, QuotaResource, StatsResource
 from .resources.webhook import WebhookResource
@@ -67,6 +68,8 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/webhook/rotate", WebhookRotateResource(service))
     app.add_route(v1 + "/{ref}/logs", LogsResource(platform.logs))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
+    app.add_route(v1 + "/{ref}/schedules", SchedulesResource(platform.schedules))
+    app.add_route(v1 + "/{ref}/schedules/{schedule_id}", ScheduleResource(platform.schedules))
     app.add_route(
         "/api/v1/invocations/{invocation_id}", InvocationResource(platform.async_invocations)
     )

@@ -51,6 +51,10 @@ _REF = {"name": "ref", "in": "path", "required": True, "schema": {"type": "strin
         "description": "function id or name"}  # fmt: skip
 
 
+_SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True,
+                "schema": {"type": "string"}, "description": "sch_…"}  # fmt: skip
+
+
 _METRICS = {"get": {"summary": "Prometheus metrics of every worker", "security": [],
                     "responses": {"200": {"description": "Prometheus text format",
                                           "content": {"text/plain": {"schema": {
@@ -63,10 +67,13 @@ def document(version: str) -> dict:
         schemas.FunctionList, schemas.BulkDelete, schemas.BulkUpdate, schemas.BulkResult,
         schemas.BuildView, schemas.ErrorResponse,
         schemas.LogList, schemas.StatsView, schemas.QuotaView, schemas.RuntimeList,
+        schemas.ScheduleCreate, schemas.ScheduleUpdate, schemas.ScheduleView,
+        schemas.ScheduleList,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in ("FunctionCreate", "FunctionUpdate", "BulkDelete",
-                                             "BulkUpdate") else "serialization") for m in models],
+                                             "BulkUpdate", "ScheduleCreate", "ScheduleUpdate")
+          else "serialization") for m in models],
         ref_template="#/components/schemas/{model}",
     )  # fmt: skip
     fn = "/api/v1/functions/{ref}"
@@ -106,6 +113,18 @@ def document(version: str) -> dict:
                     {**_query("since"), "description": "RFC 3339 or Unix seconds"},
                     {**_query("limit", "integer"), "description": "1–1000, default 100"},
                     _query("invocation_id")])},
+            fn + "/schedules": {
+                "parameters": [_REF],
+                "get": _op("list a function's schedules", ("200", "ScheduleList")),
+                "post": _op("create a schedule: each tick is one async invocation, fired once "
+                            "across all replicas", ("201", "ScheduleView"), body="ScheduleCreate"),
+            },
+            fn + "/schedules/{schedule_id}": {
+                "parameters": [_REF, _SCHEDULE_ID],
+                "get": _op("get a schedule", ("200", "ScheduleView")),
+                "put": _op("update a schedule", ("200", "ScheduleView"), body="ScheduleUpdate"),
+                "delete": _op("delete a schedule", ("204", None)),
+            },
             "/api/v1/stats": {"get": _op(
                 "invocation totals over every worker: success rate, durations, by runtime "
                 "and error type; function counts", ("200", "StatsView"))},

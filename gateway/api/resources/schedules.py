@@ -1,0 +1,43 @@
+"""`/api/v1/functions/{ref}/schedules[/{schedule_id}]`: thin resources over `ScheduleService`."""
+
+from __future__ import annotations
+
+import falcon
+
+from ...schemas import ScheduleCreate, ScheduleUpdate
+from ...services.schedules import EVENT_LIMIT, ScheduleService
+from ..bodies import read_model
+from .functions import _send
+
+_BODY_LIMIT = EVENT_LIMIT + 64 * 1024  # the event and the other fields
+
+
+class SchedulesResource:
+    def __init__(self, service: ScheduleService) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, ref: str) -> None:
+        _send(resp, self.service.list(ref))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str) -> None:
+        view = self.service.create(ref, read_model(req, ScheduleCreate, _BODY_LIMIT))
+        resp.location = f"{req.path}/{view.id}"
+        _send(resp, view, status=201)
+
+
+class ScheduleResource:
+    def __init__(self, service: ScheduleService) -> None:
+        self.service = service
+
+    def on_get(self, req, resp, ref: str, schedule_id: str) -> None:
+        _send(resp, self.service.get(ref, schedule_id))
+
+    def on_put(self, req, resp, ref: str, schedule_id: str) -> None:
+        body = read_model(req, ScheduleUpdate, _BODY_LIMIT)
+        _send(resp, self.service.update(ref, schedule_id, body))
+
+    on_patch = on_put
+
+    def on_delete(self, req, resp, ref: str, schedule_id: str) -> None:
+        self.service.delete(ref, schedule_id)
+        resp.status = 204

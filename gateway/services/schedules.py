@@ -1,0 +1,141 @@
+"""Schedules of a function: create, list, read, update, delete, and their views.
+
+The ticks themselves are fired by `gateway/jobs/schedules.py`; this is what
+the API's `/functions/{ref}/schedules` routes mean.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from store import errors
+from store.functions import FunctionRepo
+from store.records import Function, Schedule, new_id, now
+from store.schedules import ScheduleRepo
+
+from ..schemas import ScheduleCreate, ScheduleList, ScheduleUpdate, ScheduleView
+from . import cron
+
+SCHEDULE_ID_PREFIX = "sch_"
+EVENT_LIMIT = 256 * 1024  # a tick is an async invocation: the async event limit
+
+
+def _invalid(field: str, message: str) -> errors.Invalid:
+    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def ticks_of(schedule: Schedule) -> cron.Ticks:
+    return cron.parse(schedule.expression, schedule.timezone, anchor=schedule.anchor)
+
+
+class ScheduleService:
+    def __init__(self, repo: ScheduleRepo, functions: FunctionRepo, *, max_per_function: int):
+        self.repo = repo
+        self.functions = functions
+        self.max_per_function = max_per_function
+
+    # -- views ---------------------------------------------------------------------
+
+    def view(self, schedule: Schedule) -> ScheduleView:
+        ticks = ticks_of(schedule)
+        run = self.repo.last_run(schedule.id)
+        return ScheduleView(
+            id=schedule.id,
+            function_id=schedule.function_id,
+            expression=schedule.expression,
+            summary=ticks.describe(),
+            timezone=schedule.timezone,
+            qualifier=schedule.qualifier,
+            event=orjson.loads(schedule.event),
+            enabled=schedule.enabled,
+            description=schedule.description,
+            next_run_at=ticks.next_after(now()) if schedule.enabled else None,
+            last_run_at=run.scheduled_at if run else None,
+            last_invocation_id=run.invocation_id if run else None,
+            created_at=schedule.created_at,
+            updated_at=schedule.updated_at,
+        )
+
+    # -- reads ---------------------------------------------------------------------
+
+    def list(self, ref: str) -> ScheduleList:
+        fn, _ = self.functions.resolve(ref)
+        views = [self.view(s) for s in self.repo.list_for(fn.id)]
+        views.sort(key=lambda v: v.created_at)
+        return ScheduleList(schedules=views, total=len(views))
+
+    def get(self, ref: str, schedule_id: str) -> ScheduleView:
+        fn, _ = self.functions.resolve(ref)
+        return self.view(self.repo.get(fn.id, schedule_id))
+
+    # -- writes --------------------------------------------------------------------
+
+    def create(self, ref: str, body: ScheduleCreate) -> ScheduleView:
+        fn, _ = self.functions.resolve(ref)
+        if self.repo.count_for(fn.id) >= self.max_per_function:
+            raise errors.Conflict(
+                f"function {fn.name} has {self.max_per_function} schedules, the most it may have",
+                code="quota_exceeded",
+            )
+        schedule = Schedule(
+            id=new_id(SCHEDULE_ID_PREFIX),
+            function_id=fn.id,
+            expression=body.expression.strip(),
+            timezone=body.timezone or "UTC",
+            event=_event_text(body.event),
+            qualifier=self._checked_qualifier(fn, body.qualifier),
+            enabled=True if body.enabled is None else body.enabled,
+            description=body.description or "",
+        )
+        ticks_of(schedule)  # 422 for a bad expression or time zone
+        self.repo.create(schedule)
+        return self.view(schedule)
+
+    def update(self, ref: str, schedule_id: str, body: ScheduleUpdate) -> ScheduleView:
+        fn, _ = self.functions.resolve(ref)
+        fields = body.model_dump(exclude_unset=True)
+        qualifier = self._checked_qualifier(fn, body.qualifier) if "qualifier" in fields else None
+
+        def apply(schedule: Schedule) -> Schedule:
+            if body.expression is not None and body.expression.strip() != schedule.expression:
+                schedule.expression = body.expression.strip()
+                schedule.anchor = now()  # a new rate() counts from its change
+            if body.timezone is not None:
+                schedule.timezone = body.timezone
+            if "event" in fields:
+                schedule.event = _event_text(body.event)
+            if "qualifier" in fields:
+                schedule.qualifier = qualifier
+            if body.enabled is not None:
+                schedule.enabled = body.enabled
+            if body.description is not None:
+                schedule.description = body.description
+            ticks_of(schedule)
+            schedule.updated_at = now()
+            return schedule
+
+        return self.view(self.repo.update(fn.id, schedule_id, apply))
+
+    def delete(self, ref: str, schedule_id: str) -> None:
+        fn, _ = self.functions.resolve(ref)
+        self.repo.delete(fn.id, schedule_id)
+
+    def _checked_qualifier(self, fn: Function, qualifier: str | None) -> str | None:
+        """A version number that exists (aliases: once the function has them), or None."""
+        if qualifier is None or qualifier == "":
+            return None
+        if qualifier.isdigit():
+            number = int(qualifier)
+            if not 1 <= number <= fn.latest_version:
+                latest = fn.latest_version
+                raise _invalid("qualifier", f"{fn.name} has no version {number} (latest: {latest})")
+            return str(number)
+        raise _invalid("qualifier", f"{fn.name} has no alias named {qualifier!r}")
+
+
+def _event_text(event: object) -> str:
+    text = orjson.dumps({} if event is None else event).decode()
+    if len(text) > EVENT_LIMIT:
+        message = f"a schedule's event may be {EVENT_LIMIT} bytes; this one is {len(text)}"
+        raise _invalid("event", message)
+    return text

@@ -1,0 +1,149 @@
+"""`/api/v1/functions/{ref}/schedules` in-process: the contract, and every bad input's 4xx."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from falcon import testing
+
+from gateway.api.app import create_app
+from gateway.platform import Platform
+from gateway.settings import Settings
+from tests.e2e.wasm import b64, hello_module
+
+KEY = "test-key"
+
+
+@pytest.fixture
+def client(tmp_path) -> testing.TestClient:
+    settings = Settings(data_dir=tmp_path, nimbus_api_key=KEY, max_schedules_per_function=3,
+                        preload_runtimes=False)  # fmt: skip
+    platform = Platform.open(settings)  # not started: schedules need no running jobs here
+    yield testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
+    platform.stop()
+
+
+@pytest.fixture
+def fn(client) -> dict:
+    body = {"name": "ticked", "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    created = client.simulate_post("/api/v1/functions", json=body)
+    assert created.status_code == 201, created.text
+    return created.json
+
+
+def _url(fn: dict, *rest: str) -> str:
+    return "/".join(["/api/v1/functions", fn["name"], "schedules", *rest])
+
+
+def test_create_returns_the_schedule_with_its_next_run(client, fn):
+    before = datetime.now(UTC)
+    resp = client.simulate_post(_url(fn), json={
+        "expression": "0 9 * * mon-fri", "timezone": "Europe/Berlin", "event": {"job": "report"},
+        "description": "weekday report"})  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    got = resp.json
+    assert got["id"].startswith("sch_") and resp.headers["Location"].endswith(got["id"])
+    assert got["function_id"] == fn["id"]
+    assert got["expression"] == "0 9 * * mon-fri" and got["timezone"] == "Europe/Berlin"
+    assert got["summary"] == "At 09:00 on Monday through Friday"
+    assert got["event"] == {"job": "report"} and got["description"] == "weekday report"
+    assert got["enabled"] is True and got["qualifier"] is None
+    assert got["last_run_at"] is None and got["last_invocation_id"] is None
+    next_run = datetime.fromisoformat(got["next_run_at"])
+    local = next_run.astimezone(ZoneInfo("Europe/Berlin"))
+    assert next_run > before and (local.hour, local.minute, local.weekday() < 5) == (9, 0, True)
+
+
+def test_defaults_list_get_update_delete(client, fn):
+    made = client.simulate_post(_url(fn), json={"expression": "rate(5 minutes)"}).json
+    assert (made["timezone"], made["event"], made["summary"]) == ("UTC", {}, "Every 5 minutes")
+    other = client.simulate_post(_url(fn), json={"expression": "@hourly", "enabled": False}).json
+    assert other["next_run_at"] is None  # disabled
+
+    listed = client.simulate_get(_url(fn)).json
+    assert listed["total"] == 2
+    assert [s["id"] for s in listed["schedules"]] == [made["id"], other["id"]]  # oldest first
+    by_id = client.simulate_get(f"/api/v1/functions/{fn['id']}/schedules/{made['id']}")
+    assert by_id.status_code == 200 and by_id.json["id"] == made["id"]
+
+    changed = client.simulate_put(_url(fn, made["id"]), json={
+        "expression": "*/10 * * * * *", "qualifier": 1, "event": [1, 2]})  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    got = changed.json
+    assert got["expression"] == "*/10 * * * * *" and got["summary"].startswith("Every 10th second")
+    assert got["qualifier"] == "1" and got["event"] == [1, 2]
+    assert got["updated_at"] > made["updated_at"]
+    assert datetime.fromisoformat(got["next_run_at"]).second % 10 == 0
+
+    cleared = client.simulate_put(_url(fn, made["id"]), json={"qualifier": None}).json
+    assert cleared["qualifier"] is None and cleared["expression"] == "*/10 * * * * *"
+
+    assert client.simulate_delete(_url(fn, made["id"])).status_code == 204
+    assert client.simulate_get(_url(fn, made["id"])).status_code == 404
+    assert client.simulate_delete(_url(fn, made["id"])).status_code == 404
+    assert client.simulate_get(_url(fn)).json["total"] == 1
+
+
+def test_deleting_the_function_deletes_its_schedules(client, fn):
+    made = client.simulate_post(_url(fn), json={"expression": "@daily"}).json
+    assert client.simulate_delete(f"/api/v1/functions/{fn['id']}").status_code == 204
+    client.simulate_post("/api/v1/functions", json={
+        "name": fn["name"], "runtime": "wasm", "artifact_base64": b64(hello_module())})  # fmt: skip
+    assert client.simulate_get(_url(fn)).json == {"schedules": [], "total": 0}
+    assert client.simulate_get(_url(fn, made["id"])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"expression": "61 * * * *"}, "expression", "bad minute"),
+        ({"expression": "every day"}, "expression", "has 2 fields"),
+        ({"expression": "rate(1 fortnight)"}, "expression", "is not a rate"),
+        ({"expression": "@hourly", "timezone": "Berlin"}, "timezone", "IANA"),
+        ({"expression": "@hourly", "qualifier": "7"}, "qualifier", "no version 7"),
+        ({"expression": "@hourly", "qualifier": "prod"}, "qualifier", "no alias named 'prod'"),
+        ({"expression": ""}, "expression", "at least 1 character"),
+        ({}, "expression", "Field required"),
+        ({"expression": "@hourly", "every": 5}, "every", "Extra inputs"),
+        ({"expression": "@hourly", "enabled": "sometimes"}, "enabled", "boolean"),
+        ({"expression": "@hourly", "event": "x" * 300_000}, "event", "262144 bytes"),
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(client, fn, body, field, says):
+    resp = client.simulate_post(_url(fn), json=body)
+    assert resp.status_code == 422, resp.text
+    error = resp.json["error"]
+    assert error["code"] == "validation_error"
+    assert [d["field"] for d in error["details"]] == [field]
+    assert says in error["details"][0]["message"]
+
+
+def test_bad_update_is_422_and_changes_nothing(client, fn):
+    made = client.simulate_post(_url(fn), json={"expression": "@hourly"}).json
+    resp = client.simulate_put(_url(fn, made["id"]), json={"expression": "0 0 31 2 *"})
+    assert resp.status_code == 422 and "expression" in resp.json["error"]["message"]
+    assert client.simulate_get(_url(fn, made["id"])).json["expression"] == "@hourly"
+
+
+def test_unknowns_malformed_bodies_and_the_quota(client, fn):
+    assert client.simulate_get("/api/v1/functions/nope/schedules").status_code == 404
+    post = client.simulate_post("/api/v1/functions/nope/schedules", json={"expression": "@daily"})
+    assert post.status_code == 404
+    for sid in ("sch_aaaaaaaaaaaaaaaa", "sch_../../x", "fn_x"):
+        assert client.simulate_get(_url(fn, sid)).status_code == 404
+    json_type = {"Content-Type": "application/json"}
+    bad_json = client.simulate_post(_url(fn), body="{", headers=json_type)
+    assert bad_json.status_code == 400 and bad_json.json["error"]["code"] == "invalid_json"
+    text = client.simulate_post(_url(fn), body="x", headers={"Content-Type": "text/plain"})
+    assert text.status_code == 415
+    for _ in range(3):  # max_schedules_per_function=3 in this fixture
+        assert client.simulate_post(_url(fn), json={"expression": "@daily"}).status_code == 201
+    full = client.simulate_post(_url(fn), json={"expression": "@daily"})
+    assert full.status_code == 409 and full.json["error"]["code"] == "quota_exceeded"
+
+
+def test_schedule_routes_need_the_api_key(fn, client):
+    resp = client.simulate_get(_url(fn), headers={"Authorization": "Bearer wrong"})
+    assert resp.status_code == 401
