@@ -67,11 +67,16 @@ def serve(settings: Settings | None = None) -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key, generated = ensure_api_key(settings)
-    if generated:
+    # NOTE(security): the data folder holds the API key and, on the local store,
+    # every record: only this user may list it.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if settings.data_dir.stat().st_mode & 0o077:
+        settings.data_dir.chmod(0o700)
+    _, generated = ensure_api_key(settings)
+    if generated:  # never the key itself: terminals and log collectors keep what is printed
         print(
-            f"Generated an API key (saved to {key_file(settings)}, mode 0600):\n  {key}",
+            f"Generated an API key: {key_file(settings)} (mode 0600). Use it as\n"
+            f"  Authorization: Bearer $(cat {key_file(settings)})",
             file=sys.stderr,
             flush=True,
         )
@@ -89,6 +94,7 @@ def import_app_modules() -> None:
     NOTE: after `prepare_metrics_dir`, which prometheus-client must see first.
     """
     from . import platform  # noqa: F401
+    from .api import app  # noqa: F401
 
 
 def prepare_metrics_dir(path: Path) -> Path:

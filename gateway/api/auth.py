@@ -10,6 +10,8 @@ from store import errors
 
 from ..settings import Settings
 
+MIN_KEY_LENGTH = 32  # a generated key has 256 bits (43 characters)
+
 
 def key_file(settings: Settings) -> Path:
     return settings.data_dir / "api_key"
@@ -22,6 +24,11 @@ def ensure_api_key(settings: Settings) -> tuple[str, bool]:
     on a single key.
     """
     if settings.nimbus_api_key:
+        if len(settings.nimbus_api_key) < MIN_KEY_LENGTH:
+            raise errors.Invalid(
+                f"NIMBUS_API_KEY must be at least {MIN_KEY_LENGTH} characters "
+                "(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return settings.nimbus_api_key, False
     if not settings.uses_local_store:
         raise errors.Invalid("NIMBUS_API_KEY is required with an S3 store")

@@ -26,13 +26,22 @@ class RequestId:
         resp.set_header("X-Request-Id", req.context.request_id)
 
 
+def redacted(uri: str) -> str:
+    """A request URI fit for logs: a webhook's key is its secret, so it is left out."""
+    if uri.startswith("/webhook/"):
+        key, sep, rest = uri[len("/webhook/") :].partition("/")
+        key, qsep, query = key.partition("?")
+        return f"/webhook/<key>{qsep}{query}{sep}{rest}" if key else uri
+    return uri
+
+
 class AccessLog:
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         elapsed = (time.perf_counter() - req.context.get("started", time.perf_counter())) * 1000
         access_log.info(
             "%s %s %s %.1fms rid=%s",
             req.method,
-            req.relative_uri,
+            redacted(req.relative_uri),
             resp.status_code,
             elapsed,
             req.context.get("request_id"),

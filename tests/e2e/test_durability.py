@@ -105,7 +105,10 @@ def test_api_key_is_generated_once_with_mode_0600(make_server, capfd):
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = key_file.read_text().strip()
     assert len(key) >= 32
-    assert key in server.log_path.read_text()  # printed once at first start
+    # Issue 20: where to find it is printed, never the key (logs outlive terminals).
+    assert key not in server.log_path.read_text()
+    assert str(key_file) in server.log_path.read_text()
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
     assert httpx.get(f"{server.url}/api/v1/functions", headers={
         "Authorization": f"Bearer {key}"}).status_code == 200  # fmt: skip
     server.stop()
@@ -115,6 +118,12 @@ def test_api_key_is_generated_once_with_mode_0600(make_server, capfd):
     again.start()
     assert again.api_key == key
     assert again.log_path.read_text()[len(log_before) :].count(key) == 0  # not printed again
+
+
+def test_a_short_api_key_is_refused_at_start(make_server):
+    server = make_server({"NIMBUS_API_KEY": "too-short-to-guess-hard"})
+    with pytest.raises(RuntimeError, match="at least 32 characters"):
+        server.start(timeout=15)
 
 
 def test_s3_store_requires_an_api_key(make_server, request):

@@ -112,3 +112,14 @@ def test_wait_true_callers_beyond_the_cap_get_429_before_anything_is_written(pla
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "5"
     assert client.simulate_get("/api/v1/functions/waiter").status_code == 404
     assert client.simulate_post("/api/v1/functions", json=body).status_code == 201  # no wait: fine
+
+
+def test_access_log_leaves_webhook_keys_out(platform, caplog):
+    platform.settings.access_log = True
+    client = testing.TestClient(create_app(platform, KEY))
+    with caplog.at_level("INFO", logger="nimbus.access"):
+        client.simulate_get("/webhook/s3cr3t-key-abc/orders/1", query_string="x=1")
+        client.simulate_post("/webhook/s3cr3t-key-abc")
+    lines = [r.getMessage() for r in caplog.records if r.name == "nimbus.access"]
+    assert len(lines) == 2 and not any("s3cr3t" in line for line in lines)
+    assert lines[0].startswith("GET /webhook/<key>/orders/1?x=1 404")
