@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from compiler import RUNTIMES
-from store.records import NAME_RE, BuildStatus, FunctionStatus
+from store.records import NAME_RE, BuildStatus, FunctionStatus, Trigger
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -211,6 +211,7 @@ class InvocationView(BaseModel):
     id: str
     function: InvocationFunction
     version: int
+    trigger: Trigger
     status: str
     attempts: int
     result: object | None = None
@@ -226,6 +227,7 @@ class InvocationView(BaseModel):
             id=record.id,
             function=InvocationFunction(id=record.function_id, name=record.function_name),
             version=record.version,
+            trigger=record.trigger,
             status=record.status,
             attempts=record.attempts,
             result=record.result,
@@ -282,7 +284,7 @@ class StatsView(InvocationSummary):
     by_function_error_type: dict[str, int] = Field(
         description="a function error's own type: ExitError, ValueError, …"
     )
-    by_trigger: dict[str, int] = Field(description="sync, webhook, async")
+    by_trigger: dict[Trigger, int] = Field(description="api, webhook, async, schedule, workflow")
     functions: FunctionCounts
     generated_at: datetime
 

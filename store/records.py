@@ -204,6 +204,16 @@ class WebhookIndex(BaseModel):
     function_id: str
 
 
+class Trigger(StrEnum):
+    """What started an invocation: one enum for records, logs, stats and metrics labels."""
+
+    api = "api"  # POST /api/v1/functions/{ref}/invoke
+    webhook = "webhook"  # /webhook/{key} (also with X-Nimbus-Invocation-Type: Event)
+    async_ = "async"  # POST /api/v1/functions/{ref}/async
+    schedule = "schedule"  # a cron or rate() tick
+    workflow = "workflow"  # a workflow's Task state
+
+
 class InvocationStatus(StrEnum):
     queued = "queued"
     running = "running"
@@ -220,6 +230,7 @@ class Invocation(Leased):
     function_name: str
     version: int
     event: str  # the JSON event exactly as accepted
+    trigger: Trigger = Trigger.async_
     status: InvocationStatus = InvocationStatus.queued
     not_before: float = 0.0  # Unix seconds: a retry waits out its backoff
     result: object | None = None

@@ -25,7 +25,7 @@ import orjson
 
 from store import errors
 from store.invocations import InvocationRepo
-from store.records import Invocation, InvocationStatus, now
+from store.records import Invocation, InvocationStatus, Trigger, now
 
 from ..limits import ASYNC_EVENT_LIMIT
 from ..services.invoke import InvokeService
@@ -68,7 +68,13 @@ class AsyncInvocations:
     # -- accepting -----------------------------------------------------------
 
     def accept(
-        self, ref: str, event: bytes, *, version: int | None = None, alias: str | None = None
+        self,
+        ref: str,
+        event: bytes,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        trigger: Trigger = Trigger.async_,
     ) -> Invocation:
         """Fix the version now and make the invocation durable before answering 202."""
         if len(event) > ASYNC_EVENT_LIMIT:
@@ -86,6 +92,7 @@ class AsyncInvocations:
             function_name=fn.name,
             version=record.version,
             event=event.decode(),  # valid JSON, so valid UTF-8
+            trigger=trigger,
         )
         self.repo.accept(invocation)
         self.depth += 1
@@ -223,7 +230,7 @@ class AsyncInvocations:
         try:
             done = self.invoker.invoke(
                 invocation.function_id, invocation.event.encode(), {}, version=invocation.version,
-                trigger="async", invocation_id=invocation.id,
+                trigger=invocation.trigger, invocation_id=invocation.id,
             )  # fmt: skip
         except (errors.LimitExceeded, errors.Unavailable) as exc:
             raise _Retry(exc.message) from None

@@ -10,7 +10,14 @@ import orjson
 
 from sandbox import Deployment, InvokeResult, Mount, Sandbox
 from store import errors
-from store.records import BuildStatus, Function, FunctionStatus, Version, sequential_id
+from store.records import (
+    BuildStatus,
+    Function,
+    FunctionStatus,
+    Trigger,
+    Version,
+    sequential_id,
+)
 
 from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from .deployments import DeploymentCache
@@ -152,7 +159,7 @@ class InvokeService:
         *,
         version: int | None = None,
         alias: str | None = None,
-        trigger: str = "sync",
+        trigger: Trigger = Trigger.api,
         invocation_id: str | None = None,
     ) -> Invocation:
         fn, record = self.resolve(ref, version, alias)

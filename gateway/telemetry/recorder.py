@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from store.records import now
+from store.records import Trigger, now
 
 # Refused with 429 before it ran (no free slot): counted, never logged.
 THROTTLED = "throttled"
@@ -20,7 +20,7 @@ class InvocationOutcome:
     function_name: str
     runtime: str
     version: int
-    trigger: str  # "sync" | "async" | "webhook"
+    trigger: Trigger
     status: str  # "succeeded" | "failed" | "timed_out" | THROTTLED
     error_code: str | None = None  # function_error, timeout, memory_limit_exceeded, …
     error_type: str | None = None  # the function's own error type, for function errors

@@ -53,6 +53,7 @@ def test_async_invoke_succeeds_with_the_result(api, fns):
     assert record["function"]["name"] == "async-echo" and record["version"] == 1
     assert record["attempts"] == 1 and record["duration_ms"] > 0
     assert record["finished_at"] >= record["created_at"]
+    assert record["trigger"] == "async"
 
 
 def test_failing_function_ends_failed_with_the_error_and_no_retry(api, fns):
@@ -85,6 +86,7 @@ def test_webhook_event_invocation_type_is_async(api, fns):
     record = wait_final(api, resp.json()["invocation_id"])
     assert record["status"] == "succeeded"
     assert record["result"]["rawPath"] == "/x"
+    assert record["trigger"] == "webhook"
 
 
 def test_async_errors(api, fns):

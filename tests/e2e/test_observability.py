@@ -119,7 +119,7 @@ def test_logs_of_each_invocation_are_readable_from_any_worker(server, name):
             assert found[1]["line"] == "something broke"
             end = found[0]["line"]
             assert end.startswith("END duration=") and "ms status=failed" in end
-            assert "error=function_error type=ExitError version=1 trigger=sync" in end
+            assert "error=function_error type=ExitError version=1 trigger=api" in end
             assert found[0]["ts"] >= found[1]["ts"]
 
 
@@ -185,7 +185,7 @@ def test_metrics_count_every_invocation_across_workers(make_server):
         status="succeeded",
         error_code="",
         runtime="wasm",
-        trigger="sync",
+        trigger="api",
     ) == len(echoes)
     assert (
         metric(
@@ -264,7 +264,7 @@ def test_stats_are_exact_and_survive_restarts(make_server, backend_env, monkeypa
     assert stats["success_rate"] == pytest.approx(len(echoes) / total)
     assert stats["by_error_type"] == {"function_error": 3, "timeout": 2}
     assert stats["by_function_error_type"] == {"ExitError": 3}
-    assert stats["by_trigger"] == {"sync": total}
+    assert stats["by_trigger"] == {"api": total}
     assert stats["by_runtime"]["wasm"]["total_invocations"] == total
     durations = stats["duration_ms"]
     assert 0 < durations["min"] <= durations["avg"] <= durations["max"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import falcon
 import orjson
 
+from store.records import Trigger
+
 from ...jobs.asyncq import AsyncInvocations
 from ...limits import EVENT_LIMIT
 from ...services.invoke import InvokeService
@@ -50,12 +52,12 @@ class WebhookResource:
             domain=req.host,
         )
         if (req.get_header("X-Nimbus-Invocation-Type") or "").lower() == "event":
-            accepted = self.queue.accept(fn.id, orjson.dumps(event))
+            accepted = self.queue.accept(fn.id, orjson.dumps(event), trigger=Trigger.webhook)
             resp.status = 202
             resp.set_header("X-Nimbus-Invocation-Id", accepted.id)
             resp.media = {"invocation_id": accepted.id, "status": accepted.status}
             return
-        inv = self.invoker.invoke(fn.id, orjson.dumps(event), {}, trigger="webhook")
+        inv = self.invoker.invoke(fn.id, orjson.dumps(event), {}, trigger=Trigger.webhook)
         resp.set_header("X-Nimbus-Invocation-Id", inv.id)
         if inv.result.error is not None:
             # NOTE: anonymous callers never see a stack or a message of the function's.
