@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from compiler import RUNTIMES
-from store.records import NAME_RE, BuildStatus, FunctionStatus, Trigger
+from store.records import NAME_RE, BuildStatus, FunctionStatus, KeyScope, Trigger
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -386,4 +386,30 @@ class ScheduleView(BaseModel):
 
 class ScheduleList(BaseModel):
     schedules: list[ScheduleView]
+    total: int
+
+
+# -- API keys -------------------------------------------------------------------------------
+
+
+class KeyCreate(_Body):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[KeyScope] = Field(min_length=1)
+
+
+class KeyView(BaseModel):
+    id: str
+    name: str
+    scopes: list[KeyScope]
+    prefix: str  # the key's first characters, to recognise it
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+
+class KeyCreated(KeyView):
+    key: str  # shown once, here; only its SHA-256 is stored
+
+
+class KeyList(BaseModel):
+    keys: list[KeyView]
     total: int

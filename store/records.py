@@ -275,3 +275,23 @@ class ScheduleRun(BaseModel):
 
     scheduled_at: datetime
     invocation_id: str
+
+
+class KeyScope(StrEnum):
+    """What an API key may do (docs: the per-route scope table in the README)."""
+
+    admin = "admin"  # everything, keys included
+    deploy = "deploy"  # create, change and delete; rollback, aliases; reads too
+    invoke = "invoke"  # call functions, follow async invocations
+    read = "read"  # every GET but the keys
+
+
+class ApiKey(BaseModel):
+    """A key's record; the secret itself is never stored, only its SHA-256."""
+
+    id: str  # key_…; also the key's visible prefix (`nk_<id part>.…`)
+    name: str
+    scopes: list[KeyScope]
+    secret_sha256: str
+    created_at: datetime = Field(default_factory=now)
+    last_used_at: datetime | None = None

@@ -6,7 +6,10 @@ import threading
 
 import falcon
 
+from store.keys import KeyRepo
+
 from ..platform import Platform
+from ..services.keys import KeyService
 from ..services.runtimes import RuntimeCatalog
 from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
@@ -22,6 +25,7 @@ from .resources.functions import (
     WebhookRotateResource,
 )
 from .resources.invoke import InvokeResource
+from .resources.keys import KeyResource, KeysResource
 from .resources.logs import LogsResource
 from .resources.runtimes import RuntimeResource, RuntimesResource
 from .resources.schedules import ScheduleResource, SchedulesResource
@@ -34,7 +38,8 @@ VERSION = "0.1.0"
 
 def create_app(platform: Platform, api_key: str) -> falcon.App:
     access_log = [AccessLog()] if platform.settings.access_log else []
-    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(api_key)])
+    keys = KeyService(KeyRepo(platform.store), api_key)
+    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys)])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
@@ -54,6 +59,8 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/v1/stats", StatsResource(platform.stats))
     app.add_route("/api/v1/quota", QuotaResource(platform.quota))
     app.add_route("/api/v1/runtimes", RuntimesResource(runtimes))
+    app.add_route("/api/v1/keys", KeysResource(keys))
+    app.add_route("/api/v1/keys/{key_id}", KeyResource(keys))
     app.add_route("/api/v1/runtimes/{name}", RuntimeResource(runtimes))
 
     v1 = "/api/v1/functions"

@@ -97,6 +97,7 @@ def handle_http_error(req, resp, exc: falcon.HTTPError, params) -> None:
     code = {
         400: "bad_request",
         401: "unauthorized",
+        403: "forbidden",
         404: "not_found",
         405: "method_not_allowed",
         411: "length_required",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 
 import falcon
 
-from store.records import sequential_id
+from store.records import KeyScope, sequential_id
+
+from ..services.keys import KeyService
 
 access_log = logging.getLogger("nimbus.access")
 
@@ -62,8 +63,18 @@ def is_normal_path(path: str) -> bool:
     return all(segment not in ("", ".", "..") for segment in segments)
 
 
+def required_scopes(resource, method: str) -> tuple[KeyScope, ...]:
+    """The scopes that open `method` on `resource`: its own `scopes` table, else
+    `read` for GET/HEAD and `deploy` for any other method."""
+    table = getattr(resource, "scopes", None) or {}
+    if method in table:
+        return tuple(table[method])
+    return (KeyScope.read,) if method in ("GET", "HEAD") else (KeyScope.deploy,)
+
+
 class ApiKeyAuth:
-    """Every route needs `Authorization: Bearer <key>` unless its resource is `@public`.
+    """Every route needs `Authorization: Bearer <key>` unless its resource is `@public`,
+    and a key whose scopes open the route (`required_scopes`); else 401, or 403.
 
     NOTE(security): protection is decided from the resource the router matched, never
     from the raw path: Falcon's router forgives a doubled leading slash, so a prefix
@@ -71,8 +82,8 @@ class ApiKeyAuth:
     normal form are refused before routing, so no spelling reaches a resource twice.
     """
 
-    def __init__(self, api_key: str) -> None:
-        self._key = api_key.encode()
+    def __init__(self, keys: KeyService) -> None:
+        self.keys = keys
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not is_normal_path(req.path):
@@ -85,11 +96,18 @@ class ApiKeyAuth:
     ) -> None:
         if resource is None or getattr(resource, "public", False):
             return
-        header = req.get_header("Authorization") or ""
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._key):
+        scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+        principal = self.keys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
             raise falcon.HTTPUnauthorized(
                 title="unauthorized",
                 description="missing or wrong API key (Authorization: Bearer <key>)",
                 challenges=['Bearer realm="nimbus"'],
             )
+        wanted = required_scopes(resource, req.method)
+        if not principal.may(*wanted):
+            raise falcon.HTTPForbidden(
+                title="forbidden",
+                description=f"this key lacks the scope this route needs ({' or '.join(wanted)})",
+            )
+        req.context.principal = principal

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import falcon
 
+from store.records import KeyScope
+
 from ...jobs.asyncq import AsyncInvocations
 from ...limits import ASYNC_EVENT_LIMIT
 from ...schemas import InvocationView
@@ -12,6 +14,8 @@ from ..bodies import read_bytes, require_json
 
 
 class AsyncInvokeResource:
+    scopes = {"POST": (KeyScope.invoke,)}
+
     def __init__(self, service: AsyncInvocations) -> None:
         self.service = service
 
@@ -29,6 +33,8 @@ class AsyncInvokeResource:
 
 
 class InvocationResource:
+    scopes = {"GET": (KeyScope.invoke, KeyScope.read)}  # the caller polls its own
+
     def __init__(self, service: AsyncInvocations) -> None:
         self.service = service
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import falcon
 import orjson
 
+from store.records import KeyScope
+
 from ...limits import EVENT_LIMIT
 from ...services.invoke import (
     Invocation,
@@ -47,6 +49,8 @@ def _tail_lines(data: bytes, count: int) -> list[str]:
 
 
 class InvokeResource:
+    scopes = {"POST": (KeyScope.invoke,)}
+
     def __init__(self, service: InvokeService) -> None:
         self.service = service
 
