@@ -94,10 +94,17 @@ class ApiKeyAuth:
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource, params
     ) -> None:
-        if resource is None or getattr(resource, "public", False):
+        if resource is None:
+            return
+        public = getattr(resource, "public", False)
+        if public and not req.get_header("X-Nimbus-Log-Type"):
             return
         scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
         principal = self.keys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if public:
+            # A public resource gives a log tail only to a caller with a key (webhooks).
+            req.context.principal = principal
+            return
         if principal is None:
             raise falcon.HTTPUnauthorized(
                 title="unauthorized",

@@ -33,6 +33,7 @@ class Invocation:
     function: Function
     version: int
     result: InvokeResult
+    outcome: InvocationOutcome  # what the recorder got: logs, status, duration
 
 
 def parse_event(body: bytes) -> bytes:
@@ -198,6 +199,7 @@ class InvokeService:
             outcome.cold_start = bool(getattr(exc, "cold_start", False))
             self.recorder.record(outcome)
             exc.invocation_id = invocation_id  # the error response names it, as a result does
+            exc.outcome = outcome  # and may carry its log tail
             raise
         outcome.duration_ms = result.duration_ms
         outcome.cold_start = result.cold_start
@@ -208,4 +210,4 @@ class InvokeService:
             outcome.error_code = "function_error"
             outcome.error_type = result.error.type
         self.recorder.record(outcome)
-        return Invocation(invocation_id, fn, record.version, result)
+        return Invocation(invocation_id, fn, record.version, result, outcome)

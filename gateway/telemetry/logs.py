@@ -46,6 +46,7 @@ log = logging.getLogger("nimbus.logs")
 LINE_MAX_CHARS = 8192
 LIMIT_DEFAULT = 100
 LIMIT_MAX = 1000
+LOG_TAIL_BYTES = 4096  # X-Nimbus-Log-Tail, as Lambda's LogResult
 
 
 def format_ts(moment: datetime) -> str:
@@ -81,6 +82,15 @@ def end_line(o: InvocationOutcome) -> str:
     if o.cold_start:
         parts.append("cold_start=true")
     return " ".join(parts)
+
+
+def log_tail(o: InvocationOutcome, limit: int = LOG_TAIL_BYTES) -> bytes:
+    """The end of one call's log as Lambda's `LogType: Tail` gives it: the
+    function's stderr, then the platform's END line; at most `limit` bytes."""
+    logs = o.logs[-limit:]
+    if logs and not logs.endswith(b"\n"):
+        logs += b"\n"
+    return (logs + end_line(o).encode() + b"\n")[-limit:]
 
 
 def entries_for(o: InvocationOutcome, max_bytes: int) -> tuple[list[dict], int]:

@@ -10,25 +10,8 @@ from falcon import testing
 
 import compiler
 from gateway.api.app import create_app
-from gateway.platform import Platform
-from gateway.settings import Settings
 from tests.e2e.wasm import b64, hello_module
-
-KEY = "test-key"
-
-
-@pytest.fixture
-def platform(tmp_path):
-    settings = Settings(data_dir=tmp_path, build_poll_sec=0.05, nimbus_api_key=KEY)
-    platform = Platform.open(settings)
-    platform.start()
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
-def client(platform) -> testing.TestClient:
-    return testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
+from tests.gateway.conftest import KEY
 
 
 def test_request_id_is_echoed_or_made(client):

@@ -9,7 +9,7 @@ from falcon import testing
 
 from gateway.api.app import create_app
 
-from .test_app import KEY, platform  # noqa: F401 (fixture)
+from .conftest import KEY
 
 # Routes served without a key. Anything else the router knows must answer 401.
 PUBLIC = {
@@ -25,7 +25,7 @@ PUBLIC = {
 
 
 @pytest.fixture
-def anonymous(platform) -> testing.TestClient:  # noqa: F811
+def anonymous(platform) -> testing.TestClient:
     return testing.TestClient(create_app(platform, KEY))
 
 
@@ -97,7 +97,7 @@ def test_the_right_key_still_opens_the_normal_path(anonymous):
     assert resp.status_code == 200 and resp.json["total"] == 0
 
 
-def test_metrics_token_guards_metrics_when_set(platform):  # noqa: F811
+def test_metrics_token_guards_metrics_when_set(platform):
     platform.settings.metrics_token = "m" * 32
     client = testing.TestClient(create_app(platform, KEY))
     assert client.simulate_get("/metrics").status_code == 401
@@ -109,7 +109,7 @@ def test_metrics_token_guards_metrics_when_set(platform):  # noqa: F811
     assert resp.status_code == 200 and "nimbus_" in resp.text
 
 
-def test_ready_does_not_echo_the_store_error(anonymous, platform, tmp_path):  # noqa: F811
+def test_ready_does_not_echo_the_store_error(anonymous, platform, tmp_path):
     assert anonymous.simulate_get("/ready").status_code == 200
     (platform.store.root / "objects").rename(tmp_path / "moved-away")
     resp = anonymous.simulate_get("/ready")

@@ -7,15 +7,10 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from falcon import testing
 
 from compiler import RUNTIMES, BuildFailed, BuildLog, BuildRequest, BuildResult, Runtime
-from gateway.api.app import create_app
-from gateway.platform import Platform
 from gateway.settings import Settings
 from tests.e2e.wasm import HELLO_WAT
-
-KEY = "test-key"
 
 
 class WatBuilder:
@@ -42,15 +37,6 @@ TOY = Runtime(
     "wat", "source", "wat", WatBuilder, aliases=("webassembly-text",), forms=("program",),
     memory_floor_mb=20, reuse_allowed=False, description="toy: WebAssembly text",
 )  # fmt: skip
-
-
-@pytest.fixture
-def client(tmp_path):
-    settings = Settings(data_dir=tmp_path, build_poll_sec=0.05, nimbus_api_key=KEY)
-    platform = Platform.open(settings)
-    platform.start()
-    yield testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
-    platform.stop()
 
 
 def test_the_route_lists_every_builtin_runtime_with_its_facts(client):

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from falcon import testing
 
-from gateway.api.app import create_app
-from gateway.platform import Platform
 from gateway.services.targets import Target, parse_target
-from gateway.settings import Settings
 from store import errors
 from tests.e2e.wasm import b64, constant_wat, wat
-
-KEY = "test-key"
 
 
 @pytest.mark.parametrize(
@@ -56,15 +50,6 @@ def test_bad_qualifiers_are_422_naming_the_field(text, kw, field):
 def test_what_cannot_name_a_function_is_unknown(text):
     with pytest.raises((errors.NotFound, errors.Invalid)):
         parse_target(text)
-
-
-@pytest.fixture
-def client(tmp_path):
-    settings = Settings(data_dir=tmp_path, build_poll_sec=0.05, nimbus_api_key=KEY)
-    platform = Platform.open(settings)
-    platform.start()
-    yield testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
-    platform.stop()
 
 
 def _deploy_two_versions(client) -> None:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import falcon
 import orjson
 
+from store import errors
 from store.records import KeyScope
 
 from ...limits import EVENT_LIMIT
@@ -14,7 +19,33 @@ from ...services.invoke import (
     parse_caller_context,
     parse_event,
 )
+from ...telemetry.logs import log_tail
+from ...telemetry.recorder import InvocationOutcome
 from ..bodies import read_bytes, require_json
+
+
+def wants_log_tail(req: falcon.Request) -> bool:
+    """`X-Nimbus-Log-Type: Tail` from a caller whose key may invoke."""
+    if (req.get_header("X-Nimbus-Log-Type") or "").lower() != "tail":
+        return False
+    principal = req.context.get("principal")
+    return principal is not None and principal.may(KeyScope.invoke)
+
+
+def set_log_tail(resp: falcon.Response, outcome: InvocationOutcome | None) -> None:
+    if outcome is not None:
+        resp.set_header("X-Nimbus-Log-Tail", base64.b64encode(log_tail(outcome)).decode())
+
+
+@contextmanager
+def log_tail_on_error(req: falcon.Request, resp: falcon.Response) -> Iterator[None]:
+    """A call stopped by the platform (timeout, memory) still answers with its tail."""
+    try:
+        yield
+    except errors.NimbusError as exc:
+        if wants_log_tail(req):
+            set_log_tail(resp, getattr(exc, "outcome", None))
+        raise
 
 
 def send_invocation(resp: falcon.Response, inv: Invocation) -> None:
@@ -60,6 +91,8 @@ class InvokeResource:
         context = parse_caller_context(req.get_header("X-Nimbus-Context"))
         version = req.get_param_as_int("version", min_value=1)
         alias = req.get_param("alias")
-        send_invocation(
-            resp, self.service.invoke(ref, event, context, version=version, alias=alias)
-        )
+        with log_tail_on_error(req, resp):
+            inv = self.service.invoke(ref, event, context, version=version, alias=alias)
+        if wants_log_tail(req):
+            set_log_tail(resp, inv.outcome)
+        send_invocation(resp, inv)

@@ -13,6 +13,7 @@ from ...services.invoke import InvokeService
 from ...services.webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
 from ..bodies import read_bytes
 from ..middleware import public
+from .invoke import log_tail_on_error, set_log_tail, wants_log_tail
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -57,7 +58,10 @@ class WebhookResource:
             resp.set_header("X-Nimbus-Invocation-Id", accepted.id)
             resp.media = {"invocation_id": accepted.id, "status": accepted.status}
             return
-        inv = self.invoker.invoke(fn.id, orjson.dumps(event), {}, trigger=Trigger.webhook)
+        with log_tail_on_error(req, resp):
+            inv = self.invoker.invoke(fn.id, orjson.dumps(event), {}, trigger=Trigger.webhook)
+        if wants_log_tail(req):
+            set_log_tail(resp, inv.outcome)
         resp.set_header("X-Nimbus-Invocation-Id", inv.id)
         if inv.result.error is not None:
             # NOTE: anonymous callers never see a stack or a message of the function's.

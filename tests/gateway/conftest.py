@@ -1,0 +1,26 @@
+"""The gateway in-process: one platform on a temporary local store, and a client with the key."""
+
+from __future__ import annotations
+
+import pytest
+from falcon import testing
+
+from gateway.api.app import create_app
+from gateway.platform import Platform
+from gateway.settings import Settings
+
+KEY = "test-key"
+
+
+@pytest.fixture
+def platform(tmp_path):
+    settings = Settings(data_dir=tmp_path, build_poll_sec=0.05, nimbus_api_key=KEY)
+    platform = Platform.open(settings)
+    platform.start()
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture
+def client(platform) -> testing.TestClient:
+    return testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
