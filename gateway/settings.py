@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     aws_region: str | None = None
     nimbus_api_key: str | None = None
+    # Request rate limits in the `limits` package's notation ("100/second;2000/minute"),
+    # per worker: the effective rate is × WORKERS × replicas. Off by default.
+    rate_limit_per_key: str | None = None
+    rate_limit_per_webhook: str | None = None
     metrics_token: str | None = None  # when set, /metrics needs `Authorization: Bearer <it>`
 
     workers: int = 2

@@ -14,6 +14,7 @@ from ..services.runtimes import RuntimeCatalog
 from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
 from .openapi import document
+from .ratelimit import RateLimit
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
 from .resources.functions import (
     BulkDeleteResource,
@@ -39,7 +40,9 @@ VERSION = "0.1.0"
 def create_app(platform: Platform, api_key: str) -> falcon.App:
     access_log = [AccessLog()] if platform.settings.access_log else []
     keys = KeyService(KeyRepo(platform.store), api_key)
-    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys)])
+    settings = platform.settings
+    limit = RateLimit(settings.rate_limit_per_key, settings.rate_limit_per_webhook)
+    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys), limit])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 

@@ -116,16 +116,25 @@ def shape_response(output: bytes, content_type: str) -> ShapedResponse:
     return ShapedResponse(status, headers, data, cookies)
 
 
+_UNKNOWN_MAX = 10_000
+
+
 class WebhookDirectory:
     """Finds the function behind a webhook key, through the per-worker record cache."""
 
-    def __init__(self, repo: FunctionRepo, cache: DeploymentCache) -> None:
+    def __init__(
+        self, repo: FunctionRepo, cache: DeploymentCache, *, unknown_ttl_sec: float = 1.0
+    ) -> None:
         self.repo = repo
         self.cache = cache
         self._ids: dict[str, str] = {}  # key → function id; the record has the final say
+        # Keys the store does not know, until when: a flood of one wrong key costs
+        # one store read per second per worker (the index's stated staleness).
+        self._unknown: dict[str, float] = {}
+        self.unknown_ttl_sec = unknown_ttl_sec
 
     def find(self, key: str) -> Function:
-        function_id = self._ids.get(key) or self.repo.function_for_webhook(key)
+        function_id = self._ids.get(key) or self._lookup(key)
         try:
             fn = self.cache.function(function_id)
             if fn.webhook_key != key:  # a key just rotated in: the cached record is older
@@ -138,6 +147,18 @@ class WebhookDirectory:
             raise errors.NotFound("no webhook at this address")
         self._ids[key] = function_id
         return fn
+
+    def _lookup(self, key: str) -> str:
+        wall = time.monotonic()
+        if self._unknown.get(key, 0.0) > wall:
+            raise errors.NotFound("no webhook at this address")
+        try:
+            return self.repo.function_for_webhook(key)
+        except errors.NotFound:
+            if len(self._unknown) >= _UNKNOWN_MAX:
+                self._unknown.clear()
+            self._unknown[key] = wall + self.unknown_ttl_sec
+            raise
 
 
 def new_request_id() -> str:
