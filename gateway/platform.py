@@ -12,6 +12,7 @@ from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
 from store.functions import FunctionRepo, blob_key
 from store.invocations import InvocationRepo
+from store.leases import Leases
 from store.schedules import ScheduleRepo
 
 from .jobs.asyncq import AsyncInvocations
@@ -27,6 +28,10 @@ from .telemetry.logs import InvocationLogs, LogReader
 from .telemetry.metrics import Metrics
 from .telemetry.stats import StatsBook
 from .telemetry.usage import QuotaService, StatsService
+from .telemetry.window_query import WindowQuery
+from .telemetry.window_rollup import WindowRollup
+from .telemetry.window_stats import WindowStatsService
+from .telemetry.windows import WindowBook
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Platform:
     recorder: OutcomeFlusher
     logs: LogReader
     stats: StatsService
+    window_stats: WindowStatsService
     quota: QuotaService
     schedules: ScheduleService
 
@@ -111,12 +117,22 @@ class Platform:
             metrics.sample_sandbox(sandbox.stats())
             metrics.set_async_queue_depth(async_invocations.depth)
 
+        leases = Leases(store, writer)
+        rollup = WindowRollup(
+            store,
+            leases.hold,
+            grace_sec=settings.stats_rollup_grace_sec,
+            raw_retention_sec=settings.stats_raw_retention_hours * 3600,
+            retention_sec=settings.stats_retention_days * 86400,
+        )
         recorder = OutcomeFlusher(
             logs,
             book,
             metrics,
             refresh_gauges,
             writer=writer,
+            windows=WindowBook(store, writer),
+            rollup=rollup,
             interval_sec=settings.log_flush_sec,
             batch_max=settings.log_batch_max,
             max_log_bytes=settings.log_max_bytes_per_invocation,
@@ -141,6 +157,9 @@ class Platform:
             recorder=recorder,
             logs=LogReader(repo, logs, recorder.flush),
             stats=StatsService(repo, book, recorder.flush),
+            window_stats=WindowStatsService(
+                repo, WindowQuery(store, recorder.flush), staleness_sec=settings.log_flush_sec
+            ),
             quota=QuotaService(
                 repo,
                 settings,

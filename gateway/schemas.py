@@ -413,3 +413,54 @@ class KeyCreated(KeyView):
 class KeyList(BaseModel):
     keys: list[KeyView]
     total: int
+
+
+# -- windowed stats (GET /api/v1/functions/{id}/stats, GET /api/v1/stats?since=) --------
+
+
+class LatencyView(BaseModel):
+    """Guest run time in ms; quantiles are the upper bound of their histogram bucket
+    (buckets 10 % wide, mergeable across workers)."""
+
+    min: float | None
+    avg: float | None
+    max: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class WindowView(BaseModel):
+    invocations: int = Field(description="calls that ran (throttled ones did not)")
+    succeeded: int
+    failed: int = Field(description="function errors, memory kills, results too large")
+    timed_out: int
+    throttled: int = Field(description="refused with 429 before running; not in invocations")
+    errors: int = Field(description="failed + timed_out")
+    error_rate: float | None = Field(description="errors / invocations, 0–1; null before any")
+    cold_starts: int
+    error_codes: dict[str, int] = Field(description="platform error code → count")
+    duration_ms: LatencyView
+
+
+class WindowPointView(WindowView):
+    start: datetime = Field(description="the step's start; the step covers [start, start+step)")
+    by_version: dict[str, WindowView] = Field(
+        default_factory=dict, description="per version (function stats only)"
+    )
+
+
+class WindowStatsView(BaseModel):
+    function: InvocationFunction | None = Field(description="null for the platform-wide view")
+    version: int | None = Field(description="the ?version= filter, if any")
+    since: datetime = Field(description="the first step's start (since, aligned down to step)")
+    until: datetime
+    step_sec: int
+    resolution_sec: int = Field(description="the finest windows read: 10, or 60 (roll-ups)")
+    staleness_sec: float = Field(description="other workers' outcomes are at most this late")
+    totals: WindowView
+    by_version: dict[str, WindowView] = Field(default_factory=dict)
+    by_function: dict[str, WindowView] = Field(
+        default_factory=dict, description="platform-wide view only: function name → totals"
+    )
+    series: list[WindowPointView] = Field(description="one point per step, oldest first")

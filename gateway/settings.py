@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     log_sweep_interval_sec: float = 3600  # one retention sweep per interval, cluster-wide
     upkeep_interval_sec: float = 60  # how often a worker looks for a sweep or fold to do
     stats_fold_after_sec: float = 600  # a worker's stats unwritten this long are folded
+    # Windowed stats (telemetry/windows.py): 10 s windows kept this long, then
+    # only their 1 min roll-ups, kept STATS_RETENTION_DAYS.
+    stats_raw_retention_hours: float = 3
+    stats_retention_days: float = 30
+    stats_rollup_grace_sec: float = 300  # an hour is rolled up this long after it ends
     metrics_dir: Path | None = None  # prometheus multiprocess files; default DATA_DIR/metrics
 
     # Native functions: Linux binaries in Docker containers (sandbox/_docker.py).

@@ -31,7 +31,12 @@ from .resources.logs import LogsResource
 from .resources.runtimes import RuntimeResource, RuntimesResource
 from .resources.schedules import ScheduleResource, SchedulesResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
-from .resources.usage import MetricsResource, QuotaResource, StatsResource
+from .resources.usage import (
+    FunctionStatsResource,
+    MetricsResource,
+    QuotaResource,
+    StatsResource,
+)
 from .resources.webhook import WebhookResource
 
 VERSION = "0.1.0"
@@ -59,7 +64,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     metrics = MetricsResource(platform.metrics, platform.settings.metrics_token)
     app.add_route("/metrics", metrics)
     app.add_route("/api/metrics", metrics)
-    app.add_route("/api/v1/stats", StatsResource(platform.stats))
+    app.add_route("/api/v1/stats", StatsResource(platform.stats, platform.window_stats))
     app.add_route("/api/v1/quota", QuotaResource(platform.quota))
     app.add_route("/api/v1/runtimes", RuntimesResource(runtimes))
     app.add_route("/api/v1/keys", KeysResource(keys))
@@ -77,6 +82,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/invoke", InvokeResource(platform.invocations))
     app.add_route(v1 + "/{ref}/webhook/rotate", WebhookRotateResource(service))
     app.add_route(v1 + "/{ref}/logs", LogsResource(platform.logs))
+    app.add_route(v1 + "/{ref}/stats", FunctionStatsResource(platform.window_stats))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
     app.add_route(v1 + "/{ref}/schedules", SchedulesResource(platform.schedules))
     app.add_route(v1 + "/{ref}/schedules/{schedule_id}", ScheduleResource(platform.schedules))

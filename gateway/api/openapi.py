@@ -61,6 +61,30 @@ _METRICS = {"get": {"summary": "Prometheus metrics of every worker", "security":
                                               "type": "string"}}}}}}}  # fmt: skip
 
 
+_WINDOW = [
+    {**_query("since"), "description": "RFC 3339, Unix seconds or an age (15m); default 1h"},
+    {**_query("until"), "description": "RFC 3339, Unix seconds or an age; default now"},
+    {
+        **_query("step"),
+        "description": "seconds or 10s/5m/1h (a multiple of 10 s); default ~60 points",
+    },
+]
+
+
+def _stats_op() -> dict:
+    op = _op(
+        "invocation totals over every worker (success rate, durations, by runtime and "
+        "error type; function counts); with since/until/step, the platform's windowed "
+        "stats by function instead",
+        ("200", "StatsView"),
+        params=_WINDOW,
+    )
+    op["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "oneOf": [_ref("StatsView"), _ref("WindowStatsView")]
+    }
+    return op
+
+
 def document(version: str) -> dict:
     models = [
         schemas.FunctionCreate, schemas.FunctionUpdate, schemas.FunctionView,
@@ -69,6 +93,7 @@ def document(version: str) -> dict:
         schemas.LogList, schemas.StatsView, schemas.QuotaView, schemas.RuntimeList,
         schemas.ScheduleCreate, schemas.ScheduleUpdate, schemas.ScheduleView,
         schemas.ScheduleList,
+        schemas.WindowStatsView,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in ("FunctionCreate", "FunctionUpdate", "BulkDelete",
@@ -125,9 +150,11 @@ def document(version: str) -> dict:
                 "put": _op("update a schedule", ("200", "ScheduleView"), body="ScheduleUpdate"),
                 "delete": _op("delete a schedule", ("204", None)),
             },
-            "/api/v1/stats": {"get": _op(
-                "invocation totals over every worker: success rate, durations, by runtime "
-                "and error type; function counts", ("200", "StatsView"))},
+            fn + "/stats": {"parameters": [_REF], "get": _op(
+                "windowed stats per version: counts by outcome and p50/p95/p99 per step "
+                "(this worker's flushed first; others ≤ 0.5 s)",
+                ("200", "WindowStatsView"), params=[*_WINDOW, _query("version", "integer")])},
+            "/api/v1/stats": {"get": _stats_op()},
             "/api/v1/quota": {"get": _op(
                 "configured limits and current usage", ("200", "QuotaView"))},
             "/api/v1/runtimes": {"get": _op(

@@ -3,11 +3,13 @@
 `record()` only appends to a deque (the request path pays for nothing
 else). A background thread flushes every `interval_sec`, or sooner when
 `batch_max` outcomes are waiting: it turns outcomes into metrics, stats and
-one log batch per function, writes the batches and this worker's stats
-object, and refreshes the gauges (sandbox, async queue). A second thread does the rare
-upkeep: the log sweep (under a store lease) and folding the stats of
-workers that were killed. Readers call `flush()` first, so a worker's own
-outcomes are visible at once and other workers' within one interval.
+one log batch per function, writes the batches, this worker's stats
+object and its windowed stats of the minutes it touched (windows.py), and
+refreshes the gauges (sandbox, async queue). A second thread does the rare
+upkeep: the log sweep (under a store lease), folding the stats of workers
+that were killed, and rolling windowed stats up into hours (window_rollup.py).
+Readers call `flush()` first, so a worker's own outcomes are visible at once
+and other workers' within one interval.
 
 If the store refuses a log batch it is retried at the next flush; past
 `retry_max_entries` waiting entries the oldest are dropped (and counted in
@@ -32,6 +34,8 @@ from .logs import InvocationLogs, entries_for
 from .metrics import Metrics
 from .recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from .stats import StatsBook
+from .window_rollup import WindowRollup
+from .windows import WindowBook
 
 log = logging.getLogger("nimbus.recorder")
 
@@ -58,6 +62,8 @@ class OutcomeFlusher(InvocationRecorder):
         refresh_gauges: Callable[[], None],
         *,
         writer: str,
+        windows: WindowBook | None = None,
+        rollup: WindowRollup | None = None,
         interval_sec: float = 0.5,
         batch_max: int = 500,
         max_log_bytes: int = 64 * 1024,
@@ -69,6 +75,8 @@ class OutcomeFlusher(InvocationRecorder):
         self.metrics = metrics
         self.refresh_gauges = refresh_gauges
         self.writer = writer
+        self.windows = windows
+        self.rollup = rollup
         self.interval_sec = interval_sec
         self.batch_max = batch_max
         self.max_log_bytes = max_log_bytes
@@ -133,8 +141,10 @@ class OutcomeFlusher(InvocationRecorder):
                 if deleted:
                     log.info("deleted %d expired invocation log batches", deleted)
                 self.stats.fold_stale()
+                if self.rollup is not None:
+                    self.rollup.upkeep()
             except Exception:
-                log.exception("log sweep or stats fold failed")
+                log.exception("log sweep, stats fold or roll-up failed")
 
     # -- flushing -----------------------------------------------------------------
 
@@ -147,6 +157,8 @@ class OutcomeFlusher(InvocationRecorder):
             batches: dict[str, _Batch] = {}
             self.metrics.observe_invocations(outcomes)
             self.stats.add_all(outcomes)
+            if self.windows is not None:
+                self.windows.add_all(outcomes)
             for o in outcomes:
                 if o.status == THROTTLED:
                     continue  # nothing ran, nothing to log (and no store writes when overloaded)
@@ -174,6 +186,11 @@ class OutcomeFlusher(InvocationRecorder):
                 self.stats.save()
             except errors.NimbusError as exc:  # kept in memory; written next time
                 log.warning("stats of %s not written: %s", self.stats.writer, exc.message)
+            if self.windows is not None:
+                try:
+                    self.windows.save()
+                except errors.NimbusError as exc:  # kept in memory; written next time
+                    log.warning("windowed stats not written: %s", exc.message)
             self.refresh_gauges()
             if outcomes:
                 self.flushes += 1

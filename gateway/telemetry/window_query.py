@@ -1,0 +1,153 @@
+"""Reading windowed stats: a time range at a step, from raw 10 s windows or hour roll-ups.
+
+An hour whose roll-up is complete (`rolled/<hour>`) is read from its hour
+objects (1 min slots, one object per function) whenever the step is a whole
+number of minutes; otherwise, and for hours not rolled up yet, from the raw
+objects of every worker (10 s slots). Raw objects are kept for
+STATS_RAW_RETENTION_HOURS, so 10 s steps reach back that far and whole-minute
+steps back to STATS_RETENTION_DAYS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from store import Store, errors
+
+from .windows import (
+    HOUR,
+    MINUTE,
+    SLOT_SEC,
+    HourWindows,
+    RawWindows,
+    RolledHour,
+    Slots,
+    Window,
+    floor_to,
+    hour_key,
+    hour_prefix,
+    raw_prefix,
+    rolled_key,
+)
+
+MAX_POINTS = 1440
+
+
+@dataclass
+class Point:
+    start: int
+    total: Window = field(default_factory=Window)
+    by_version: dict[int, Window] = field(default_factory=dict)
+
+
+@dataclass
+class WindowSeries:
+    since: int  # aligned down to the step
+    until: int
+    step: int
+    resolution: int  # the finest slot read: 10 or 60 s
+    points: list[Point]
+    total: Window = field(default_factory=Window)
+    by_version: dict[int, Window] = field(default_factory=dict)
+    by_function: dict[str, Window] = field(default_factory=dict)
+
+
+def _invalid(field_name: str, message: str) -> errors.Invalid:
+    return errors.Invalid(
+        f"{field_name}: {message}", details=[{"field": field_name, "message": message}]
+    )
+
+
+def check_range(since: float, until: float, step: int) -> None:
+    if step < SLOT_SEC or step % SLOT_SEC:
+        raise _invalid("step", f"must be a positive multiple of {SLOT_SEC} seconds")
+    if since >= until:
+        raise _invalid("since", "must be before until")
+    if (until - floor_to(since, step)) / step > MAX_POINTS:
+        raise _invalid("step", f"the range holds more than {MAX_POINTS} steps; use a larger step")
+
+
+class WindowQuery:
+    def __init__(self, store: Store, flush: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.flush = flush  # this worker's pending outcomes first
+
+    def series(
+        self,
+        since: float,
+        until: float,
+        step: int,
+        *,
+        function_id: str | None = None,
+        version: int | None = None,
+    ) -> WindowSeries:
+        """Windows of one function (or all) over [since, until), summed per step."""
+        check_range(since, until, step)
+        return self._collect(floor_to(since, step), math.ceil(until), step, function_id, version)
+
+    def totals(
+        self, function_id: str, since: float, until: float, version: int | None = None
+    ) -> Window:
+        """All of [since, until) in one window (e.g. a canary step's outcomes), from the
+        10 s slot holding `since`."""
+        start, end = floor_to(since, SLOT_SEC), math.ceil(until)
+        step = max(SLOT_SEC, math.ceil((end - start) / SLOT_SEC) * SLOT_SEC)
+        return self._collect(start, end, step, function_id, version).total
+
+    def _collect(
+        self, start: int, until: int, step: int, function_id: str | None, version: int | None
+    ) -> WindowSeries:
+        if self.flush is not None:
+            self.flush()
+        points = [Point(t) for t in range(start, until, step)]
+        out = WindowSeries(start, until, step, MINUTE if step % MINUTE == 0 else SLOT_SEC, points)
+        for hour in range(floor_to(start, HOUR), until, HOUR):
+            for fn, slots, resolution in self._hour(hour, function_id, step):
+                out.resolution = min(out.resolution, resolution)
+                self._add(out, fn, slots, version)
+        return out
+
+    def _hour(
+        self, hour: int, function_id: str | None, step: int
+    ) -> Iterable[tuple[str, Slots, int]]:
+        if step % MINUTE == 0 and self._rolled(hour):
+            keys = [hour_key(hour, function_id)] if function_id else self._list(hour_prefix(hour))
+            for key in keys:
+                try:
+                    record = HourWindows.model_validate_json(self.store.get(key).data)
+                except errors.NotFound:
+                    continue
+                yield record.function_id, record.slots, MINUTE
+            return
+        for key in self._list(raw_prefix(hour, function_id)):
+            try:
+                raw = RawWindows.model_validate_json(self.store.get(key).data)
+            except errors.NotFound:
+                continue  # rolled up and deleted while we listed
+            yield raw.function_id, raw.slots, SLOT_SEC
+
+    def _rolled(self, hour: int) -> bool:
+        try:
+            return RolledHour.model_validate_json(self.store.get(rolled_key(hour)).data) is not None
+        except errors.NotFound:
+            return False
+
+    def _list(self, prefix: str) -> list[str]:
+        return list(self.store.list(prefix))
+
+    @staticmethod
+    def _add(out: WindowSeries, function_id: str, slots: Slots, version: int | None) -> None:
+        for start, versions in slots.items():
+            if not out.since <= start < out.until:
+                continue
+            point = out.points[(start - out.since) // out.step]
+            for number, window in versions.items():
+                if version is not None and number != version:
+                    continue
+                point.total.merge(window)
+                point.by_version.setdefault(number, Window()).merge(window)
+                out.total.merge(window)
+                out.by_version.setdefault(number, Window()).merge(window)
+                out.by_function.setdefault(function_id, Window()).merge(window)

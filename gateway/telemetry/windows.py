@@ -1,0 +1,224 @@
+"""Windowed invocation stats per function × version: written by each worker, merged on read.
+
+Key layout (all JSON):
+
+    stats/windows/raw/<hour>/<fn>/<minute>-<writer>.json    RawWindows: one worker's
+        10 s slots of one minute of one function, per version (only that worker writes it)
+    stats/windows/hour/<hour>/<fn>.json                     HourWindows: the hour rolled
+        up to 1 min slots, per version (window_rollup.py)
+    stats/windows/rolled/<hour>.json                        RolledHour: the hour's roll-up
+        is complete (and whether its raw objects are gone)
+
+`<hour>` and `<minute>` are Unix seconds (10 digits) of the period's start. A
+window is counts by outcome plus a mergeable latency histogram
+(`histogram.py`), so windows from any number of workers and replicas add up
+exactly, and p50/p95/p99 of the sum are within one bucket (10 %).
+
+The outcome flusher calls `WindowBook.add_all` and `save` (off the request
+path): one PUT per function with outcomes per flush, the worker's running
+totals of that minute. A slot is the outcome's end time (start + duration),
+so an outcome lands in the slot it finished in. Readers see a worker's
+outcomes at most one flush interval (LOG_FLUSH_SEC, 0.5 s) after they end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from store import Store, errors
+
+from . import histogram
+from .recorder import THROTTLED, InvocationOutcome
+
+SLOT_SEC = 10
+MINUTE = 60
+HOUR = 3600
+PREFIX = "stats/windows/"
+RAW_PREFIX = PREFIX + "raw/"
+HOUR_PREFIX = PREFIX + "hour/"
+ROLLED_PREFIX = PREFIX + "rolled/"
+
+
+def raw_key(hour: int, function_id: str, minute: int, writer: str) -> str:
+    return f"{RAW_PREFIX}{hour:010d}/{function_id}/{minute:010d}-{writer}.json"
+
+
+def raw_prefix(hour: int, function_id: str | None = None) -> str:
+    return f"{RAW_PREFIX}{hour:010d}/{function_id}/" if function_id else f"{RAW_PREFIX}{hour:010d}/"
+
+
+def hour_key(hour: int, function_id: str) -> str:
+    return f"{HOUR_PREFIX}{hour:010d}/{function_id}.json"
+
+
+def hour_prefix(hour: int) -> str:
+    return f"{HOUR_PREFIX}{hour:010d}/"
+
+
+def rolled_key(hour: int) -> str:
+    return f"{ROLLED_PREFIX}{hour:010d}.json"
+
+
+def floor_to(t: float, step: int) -> int:
+    return int(t // step) * step
+
+
+@dataclass(slots=True)
+class Window:
+    """What a set of invocations did; windows merge by addition."""
+
+    invocations: int = 0  # ran (throttled calls never did)
+    succeeded: int = 0
+    failed: int = 0  # function errors, memory kills, results too large, …
+    timed_out: int = 0
+    throttled: int = 0  # refused with 429 before running
+    cold_starts: int = 0
+    duration_sum_ms: float = 0.0
+    duration_min_ms: float | None = None
+    duration_max_ms: float | None = None
+    error_codes: dict[str, int] = field(default_factory=dict)
+    latency: dict[int, int] = field(default_factory=dict)  # histogram bucket → count
+
+    @property
+    def errors(self) -> int:
+        """What counts against a version: function errors, timeouts, memory kills."""
+        return self.failed + self.timed_out
+
+    def add(self, o: InvocationOutcome) -> None:
+        if o.status == THROTTLED:
+            self.throttled += 1
+            return
+        self.invocations += 1
+        if o.status == "succeeded":
+            self.succeeded += 1
+        elif o.status == "timed_out":
+            self.timed_out += 1
+        else:
+            self.failed += 1
+        if o.error_code:
+            self.error_codes[o.error_code] = self.error_codes.get(o.error_code, 0) + 1
+        if o.cold_start:
+            self.cold_starts += 1
+        ms = o.duration_ms
+        self.duration_sum_ms += ms
+        if self.duration_min_ms is None or ms < self.duration_min_ms:
+            self.duration_min_ms = ms
+        if self.duration_max_ms is None or ms > self.duration_max_ms:
+            self.duration_max_ms = ms
+        histogram.add(self.latency, ms)
+
+    def merge(self, other: Window) -> None:
+        self.invocations += other.invocations
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.timed_out += other.timed_out
+        self.throttled += other.throttled
+        self.cold_starts += other.cold_starts
+        self.duration_sum_ms += other.duration_sum_ms
+        for mine, theirs, pick in (
+            ("duration_min_ms", other.duration_min_ms, min),
+            ("duration_max_ms", other.duration_max_ms, max),
+        ):
+            if theirs is not None:
+                ours = getattr(self, mine)
+                setattr(self, mine, theirs if ours is None else pick(ours, theirs))
+        for code, n in other.error_codes.items():
+            self.error_codes[code] = self.error_codes.get(code, 0) + n
+        histogram.merge(self.latency, other.latency)
+
+
+# slot start (Unix s) → version → window
+Slots = dict[int, dict[int, Window]]
+
+
+class RawWindows(BaseModel):
+    """One worker's 10 s windows of one function for one minute."""
+
+    writer: str
+    function_id: str
+    minute: int
+    slots: Slots = Field(default_factory=dict)
+
+
+class HourWindows(BaseModel):
+    """One function's hour, rolled up from every worker's raw windows to 1 min slots."""
+
+    function_id: str
+    hour: int
+    slots: Slots = Field(default_factory=dict)
+
+
+class RolledHour(BaseModel):
+    hour: int
+    functions: int
+    raw_deleted: bool = False
+
+
+def merge_slots(into: Slots, other: Slots, *, step: int | None = None) -> None:
+    """Add `other` to `into`, re-slotted to `step` seconds if given."""
+    for start, versions in other.items():
+        slot = into.setdefault(floor_to(start, step) if step else start, {})
+        for version, window in versions.items():
+            slot.setdefault(version, Window()).merge(window)
+
+
+class WindowBook:
+    """This worker's windows of the minutes it is still writing.
+
+    NOTE: a minute's object holds the worker's running totals of that minute,
+    written again at every flush that added to it; a minute is forgotten once
+    it has been written and no outcome has landed in it for two minutes.
+    """
+
+    def __init__(self, store: Store, writer: str) -> None:
+        self.store = store
+        self.writer = writer
+        self._lock = threading.Lock()
+        self._minutes: dict[tuple[str, int], Slots] = {}
+        self._dirty: set[tuple[str, int]] = set()
+
+    def add_all(self, outcomes: list[InvocationOutcome]) -> None:
+        with self._lock:
+            for o in outcomes:
+                ended = o.started_at.timestamp() + o.duration_ms / 1000
+                slot = floor_to(ended, SLOT_SEC)
+                minute = floor_to(slot, MINUTE)
+                key = (o.function_id, minute)
+                versions = self._minutes.setdefault(key, {}).setdefault(slot, {})
+                versions.setdefault(o.version, Window()).add(o)
+                self._dirty.add(key)
+
+    def save(self) -> int:
+        """Write every minute that changed since the last save; how many objects were written.
+
+        A minute the store refused stays dirty and is written at the next save.
+        """
+        with self._lock:
+            todo = [(key, RawWindows(writer=self.writer, function_id=key[0], minute=key[1],
+                                     slots=self._minutes[key])) for key in self._dirty]  # fmt: skip
+            # serialized under the lock: add_all must not change a slot mid-dump
+            payloads = [(key, record.model_dump_json().encode()) for key, record in todo]
+            self._dirty.clear()
+        written = 0
+        failed: list[tuple[str, int]] = []
+        for (function_id, minute), data in payloads:
+            try:
+                self.store.put(
+                    raw_key(floor_to(minute, HOUR), function_id, minute, self.writer), data
+                )
+                written += 1
+            except errors.NimbusError:
+                failed.append((function_id, minute))
+        with self._lock:
+            self._dirty.update(failed)
+            horizon = time.time() - 2 * MINUTE
+            for key in [k for k in self._minutes if k[1] + MINUTE < horizon]:
+                if key not in self._dirty:
+                    del self._minutes[key]
+        if failed:
+            raise errors.Unavailable(f"{len(failed)} stats window objects not written")
+        return written
