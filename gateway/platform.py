@@ -178,9 +178,22 @@ class Platform:
             threading.Thread(
                 target=self._preload_runtimes, name="runtime-preload", daemon=True
             ).start()
+        threading.Thread(target=self._migrate_webhook_index, name="migrate", daemon=True).start()
         self.recorder.start()
         self.builds.start()
         self.async_invocations.start()
+
+    def _migrate_webhook_index(self) -> None:
+        """Webhook index entries from before they were named by hash (idempotent)."""
+        try:
+            moved = self.repo.migrate_webhook_index()
+        except Exception as exc:  # lookups still find (and move) unmigrated entries
+            logging.getLogger("nimbus").warning("webhook index not migrated: %s", exc)
+            return
+        if moved:
+            logging.getLogger("nimbus").info(
+                "moved %d webhook index entries to hashed names", moved
+            )
 
     def _preload_runtimes(self) -> None:
         """PERF(nimbus): load the shared language runtimes (a ~38 MB precompiled component

@@ -6,7 +6,7 @@ Key layout (all JSON unless noted):
     names/<name>.json                   NameClaim (create-only: names are unique)
     versions/<id>/<n:08d>.json          Version (with its Build state)
     queue/builds/<id>.<n:08d>           build queue marker (empty)
-    webhooks/<key>.json                 WebhookIndex: webhook key → function id
+    webhooks/<sha256 of key>.json       WebhookIndex: webhook key → function id
     blobs/sha256/<hex>                  sources and artifacts, content-addressed
     logs/builds/<id>/<n:08d>.log        build log (text)
     logs/invocations/<id>/<age>-<writer>-<seq:08d>.jsonl
@@ -27,8 +27,10 @@ of them is lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -63,7 +65,17 @@ def build_marker_key(function_id: str, version: int) -> str:
 
 
 def webhook_index_key(webhook_key: str) -> str:
+    # NOTE(security): named by the key's SHA-256, so whoever may list the bucket (or
+    # read DATA_DIR's folder names) learns no working webhook URL from object names.
+    return f"webhooks/{hashlib.sha256(webhook_key.encode()).hexdigest()}.json"
+
+
+def _legacy_webhook_index_key(webhook_key: str) -> str:
+    """Where an index entry was kept before it was named by hash (migrated on start)."""
     return f"webhooks/{webhook_key}.json"
+
+
+_HASHED_INDEX = re.compile(r"^webhooks/[0-9a-f]{64}\.json$")
 
 
 def blob_key(sha256: str) -> str:
@@ -228,6 +240,7 @@ class FunctionRepo:
             pass
         if fn.webhook_key:
             self.store.delete(webhook_index_key(fn.webhook_key))
+            self.store.delete(_legacy_webhook_index_key(fn.webhook_key))
         schedules = list(self.store.list(schedule_prefix(fn.id)))
         for prefix in (
             f"versions/{fn.id}/",
@@ -250,7 +263,33 @@ class FunctionRepo:
         try:
             return self.read(webhook_index_key(webhook_key), WebhookIndex)[0].function_id
         except (errors.NotFound, errors.Invalid):
+            pass
+        try:  # an entry from before the index was hashed, not migrated yet
+            index = self.read(_legacy_webhook_index_key(webhook_key), WebhookIndex)[0]
+        except (errors.NotFound, errors.Invalid):
             raise errors.NotFound("no webhook at this address") from None
+        self._move_index_entry(_legacy_webhook_index_key(webhook_key), webhook_key, index)
+        return index.function_id
+
+    def migrate_webhook_index(self) -> int:
+        """Rename index entries named by the key itself to the key's hash; returns how many."""
+        moved = 0
+        for name in list(self.store.list("webhooks/")):
+            if _HASHED_INDEX.match(name):
+                continue
+            webhook_key = name[len("webhooks/") : -len(".json")]
+            try:
+                index = self.read(name, WebhookIndex)[0]
+            except (errors.NotFound, errors.Invalid):
+                continue
+            self._move_index_entry(name, webhook_key, index)
+            moved += 1
+        return moved
+
+    def _move_index_entry(self, legacy: str, webhook_key: str, index: WebhookIndex) -> None:
+        with contextlib.suppress(errors.Conflict):  # another worker moved it first
+            self.write(webhook_index_key(webhook_key), index, create=True)
+        self.store.delete(legacy)
 
     def rotate_webhook(self, function_id: str, new_key: str) -> Function:
         """Give the function a new webhook key; the old one stops working."""
@@ -267,6 +306,7 @@ class FunctionRepo:
         fn = self.update_function(function_id, apply)
         for key in old:
             self.store.delete(webhook_index_key(key))
+            self.store.delete(_legacy_webhook_index_key(key))
         return fn
 
     # -- versions ------------------------------------------------------------

@@ -44,3 +44,24 @@ def test_names_are_unique(tmp_path):
     with pytest.raises(errors.Conflict):
         repo.create_function(Function(id="fn_b", name="same", runtime="wasm"))
     assert repo.resolve("same")[0].id == "fn_a"
+
+
+def test_webhook_keys_never_name_store_objects_and_old_entries_are_migrated(tmp_path):
+    store = LocalStore(tmp_path)
+    repo = FunctionRepo(store)
+    fn = Function(id="fn_hook", name="hook", runtime="wasm", webhook_key="secret-key-one")
+    repo.create_function(fn)
+    assert repo.function_for_webhook("secret-key-one") == "fn_hook"
+    assert not any("secret-key" in name for name in store.list(""))
+    # Entries from before the index was hashed: one found (and moved) by a lookup,
+    # the rest moved by the start-time migration.
+    store.put("webhooks/old-key-two.json", b'{"function_id": "fn_two"}')
+    store.put("webhooks/old-key-three.json", b'{"function_id": "fn_three"}')
+    assert repo.function_for_webhook("old-key-two") == "fn_two"
+    assert repo.migrate_webhook_index() == 1
+    assert repo.migrate_webhook_index() == 0
+    assert repo.function_for_webhook("old-key-three") == "fn_three"
+    assert not any("old-key" in name for name in store.list(""))
+    repo.rotate_webhook("fn_hook", "secret-key-new")
+    with pytest.raises(errors.NotFound):
+        repo.function_for_webhook("secret-key-one")
