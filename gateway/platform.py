@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from store.invocations import InvocationRepo
 from store.leases import Leases
 from store.schedules import ScheduleRepo
 
+from .api.auth import key_file, read_api_key
 from .jobs.asyncq import AsyncInvocations
 from .jobs.builds import BuildQueue
 from .services.deployments import DeploymentCache
@@ -75,6 +77,7 @@ class Platform:
                 queue_size=settings.invoke_queue_size,
                 queue_timeout_sec=settings.invoke_queue_timeout_sec,
                 native=native_config(settings),
+                signing_key=artifact_signing_key(settings),
             ),
         )
         builds = BuildQueue(
@@ -213,6 +216,21 @@ class Platform:
         self.recorder.stop()  # after the last invocations: flush, fold this worker's stats
         self.sandbox.close()
         self.store.close()
+
+
+def artifact_signing_key(settings: Settings) -> bytes | None:
+    """The HMAC key of precompiled artifacts' manifests in the store.
+
+    NOTE(security): derived from a secret that is not in the store (NIMBUS_SIGNING_SECRET,
+    else the API key), so write access to the bucket alone cannot put native code into
+    every worker: a manifest it did not sign is refused and the wasm compiled again.
+    """
+    secret = settings.nimbus_signing_secret or settings.nimbus_api_key
+    if not secret and key_file(settings).exists():
+        secret = read_api_key(settings)
+    if not secret:
+        return None
+    return hmac.new(secret.encode(), b"nimbus precompiled-artifact manifests v1", "sha256").digest()
 
 
 def native_config(settings: Settings) -> NativeConfig:

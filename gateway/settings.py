@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     aws_region: str | None = None
     nimbus_api_key: str | None = None
+    # Signs precompiled artifacts' manifests in the store (default: derived from the API key)
+    nimbus_signing_secret: str | None = None
     # Request rate limits in the `limits` package's notation ("100/second;2000/minute"),
     # per worker: the effective rate is × WORKERS × replicas. Off by default.
     rate_limit_per_key: str | None = None
