@@ -100,6 +100,29 @@ class Tally:
             )
 
 
+# NOTE(security): a guest chooses its error `type`: kept short, and only the most
+# frequent few are kept by name (the rest count as "other"), so stats stay small.
+ERROR_TYPES_KEPT = 50
+ERROR_TYPE_CHARS = 64
+OTHER = "other"
+
+
+def _count_bounded(counts: dict[str, int], name: str, n: int = 1) -> None:
+    name = name[:ERROR_TYPE_CHARS]
+    if name not in counts and len(counts) >= ERROR_TYPES_KEPT:
+        name = OTHER
+    counts[name] = counts.get(name, 0) + n
+
+
+def _trim(counts: dict[str, int]) -> None:
+    """Keep the most frequent `ERROR_TYPES_KEPT - 1` names; fold the rest into "other"."""
+    if len(counts) <= ERROR_TYPES_KEPT:
+        return
+    named = sorted((k for k in counts if k != OTHER), key=lambda k: -counts[k])
+    folded = sum(counts.pop(k) for k in named[ERROR_TYPES_KEPT - 1 :])
+    counts[OTHER] = counts.get(OTHER, 0) + folded
+
+
 @dataclass(slots=True)
 class InvocationTotals:
     all: Tally = field(default_factory=Tally)
@@ -118,8 +141,7 @@ class InvocationTotals:
         if o.error_code:
             self.by_error_type[o.error_code] = self.by_error_type.get(o.error_code, 0) + 1
         if o.error_type:
-            counts = self.by_function_error_type
-            counts[o.error_type] = counts.get(o.error_type, 0) + 1
+            _count_bounded(self.by_function_error_type, o.error_type)
         self.by_trigger[o.trigger] = self.by_trigger.get(o.trigger, 0) + 1
 
     def merge(self, other: InvocationTotals) -> None:
@@ -133,6 +155,7 @@ class InvocationTotals:
         ):
             for key, count in theirs.items():
                 mine[key] = mine.get(key, 0) + count
+        _trim(self.by_function_error_type)
 
     def plus(self, other: InvocationTotals) -> InvocationTotals:
         out = InvocationTotals()

@@ -316,3 +316,17 @@ def test_record_costs_next_to_nothing(store):
         flusher.record(o)
     per_call_us = (time.perf_counter() - started) / 100_000 * 1e6
     assert per_call_us < 5, per_call_us  # an append; measured ~0.1 µs
+
+
+def test_guest_chosen_error_types_cannot_grow_the_stats_without_bound():
+    totals, other = InvocationTotals(), InvocationTotals()
+    for i in range(5000):  # a guest inventing a new error type on every call
+        totals.add(outcome(i, status="failed", error_code="function_error",
+                           error_type=f"Err{i}-" + "x" * 500))  # fmt: skip
+    for _ in range(3):
+        other.add(outcome(status="failed", error_code="function_error", error_type="ValueError"))
+    totals.merge(other)
+    counts = totals.by_function_error_type
+    assert len(counts) <= 50 and all(len(name) <= 64 for name in counts)
+    assert sum(counts.values()) == 5003  # nothing lost: the rest counts as "other"
+    assert counts["ValueError"] == 3 and counts["other"] >= 4950
