@@ -20,6 +20,7 @@ from .api.auth import key_file, read_api_key
 from .jobs.asyncq import AsyncInvocations
 from .jobs.builds import BuildQueue
 from .services.deployments import DeploymentCache
+from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
 from .services.invoke import InvokeService
 from .services.schedules import ScheduleService
@@ -141,7 +142,9 @@ class Platform:
             max_log_bytes=settings.log_max_bytes_per_invocation,
             upkeep_sec=settings.upkeep_interval_sec,
         )
-        invocations = InvokeService(cache, sandbox, recorder)
+        invocations = InvokeService(
+            cache, sandbox, recorder, EnvCipher.from_setting(settings.nimbus_env_keys)
+        )
         webhooks = WebhookDirectory(repo, cache)
         async_invocations = AsyncInvocations(
             InvocationRepo(store),

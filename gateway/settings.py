@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     nimbus_api_key: str | None = None
     # Signs precompiled artifacts' manifests in the store (default: derived from the API key)
     nimbus_signing_secret: str | None = None
+    # Encrypt functions' env var values at rest (comma-separated secrets; the first seals)
+    nimbus_env_keys: str | None = None
     # Request rate limits in the `limits` package's notation ("100/second;2000/minute"),
     # per worker: the effective rate is × WORKERS × replicas. Off by default.
     rate_limit_per_key: str | None = None

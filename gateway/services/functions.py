@@ -31,6 +31,7 @@ from ..schemas import (
     FunctionView,
 )
 from ..settings import Settings
+from .env_crypto import EnvCipher
 
 _CONFIG_FIELDS = (
     "handler", "code", "files", "artifact_base64", "requirements",
@@ -48,6 +49,7 @@ class FunctionService:
     ) -> None:
         self.repo = repo
         self.settings = settings
+        self.env = EnvCipher.from_setting(settings.nimbus_env_keys)  # values sealed at rest
         self._on_enqueue = on_enqueue  # wakes this worker's build loop
 
     # -- views ---------------------------------------------------------------
@@ -262,7 +264,7 @@ class FunctionService:
         for field in ("handler", "requirements", "memory_mb", "timeout_sec", "env_vars"):
             value = getattr(body, field)
             if value is not None:
-                base[field] = value
+                base[field] = self.env.seal(value) if field == "env_vars" else value
         for field in ("form", "target"):
             if field in body.model_fields_set:
                 base[field] = getattr(body, field)

@@ -21,6 +21,7 @@ from store.records import (
 
 from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from .deployments import DeploymentCache
+from .env_crypto import EnvCipher
 from .targets import Target, parse_target
 
 # Finds the version an alias serves for one call (the versions service sets it).
@@ -93,11 +94,16 @@ def _no_aliases(fn: Function, alias: str) -> int:
 
 class InvokeService:
     def __init__(
-        self, cache: DeploymentCache, sandbox: Sandbox, recorder: InvocationRecorder
+        self,
+        cache: DeploymentCache,
+        sandbox: Sandbox,
+        recorder: InvocationRecorder,
+        env: EnvCipher | None = None,
     ) -> None:
         self.cache = cache
         self.sandbox = sandbox
         self.recorder = recorder
+        self.env = env or EnvCipher([])
         self.resolve_alias: AliasResolver = _no_aliases
         self._deployments: dict[tuple[str, int], Deployment] = {}
 
@@ -137,8 +143,7 @@ class InvokeService:
             found = self._deployments[key] = self._make_deployment(fn, version)
         return found
 
-    @staticmethod
-    def _make_deployment(fn: Function, version: Version) -> Deployment:
+    def _make_deployment(self, fn: Function, version: Version) -> Deployment:
         return Deployment(
             function_id=fn.id,
             function_name=fn.name,
@@ -146,7 +151,7 @@ class InvokeService:
             artifact_key=version.build.artifact_key,
             artifact_sha256=version.build.artifact_sha256,
             kind=version.build.artifact_kind,
-            env_vars=version.env_vars,
+            env_vars=self.env.open(version.env_vars),
             memory_mb=version.memory_mb,
             timeout_sec=version.timeout_sec,
             **runtime_fields(version),
