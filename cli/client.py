@@ -1,22 +1,44 @@
-"""A small REST client: the CLI and the MCP server talk to Nimbus only through this."""
+"""The REST client: the CLI and the MCP server talk to Nimbus only through this."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from .errors import ApiError
 
+FINAL_BUILD_STATES = ("ready", "failed")
+FUNCTIONS = "/api/v1/functions"
 
-def default_key() -> str | None:
-    key = os.environ.get("NIMBUS_API_KEY")
-    if key:
-        return key
-    path = Path(os.environ.get("DATA_DIR", "./data")) / "api_key"
-    return path.read_text().strip() if path.is_file() else None
+
+@dataclass
+class InvokeResult:
+    """One synchronous invocation as the API reported it."""
+
+    status: int
+    result: Any  # the parsed JSON result, or text for a program's non-JSON stdout
+    error: dict | None  # the function error object (`X-Nimbus-Function-Error`)
+    invocation_id: str | None
+    duration_ms: float | None
+    version: int | None
+    cold_start: bool | None
+    log_tail: str | None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "invocation_id": self.invocation_id,
+            "version": self.version,
+            "duration_ms": self.duration_ms,
+            "cold_start": self.cold_start,
+        }
 
 
 class Client:
@@ -24,19 +46,176 @@ class Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
 
+    def close(self) -> None:
+        self.http.close()
+
+    # -- transport ---------------------------------------------------------------
+
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             resp = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise ApiError(0, "unreachable", f"{self.http.base_url}: {exc}") from None
         if resp.status_code >= 400 and not resp.headers.get("X-Nimbus-Function-Error"):
-            try:
-                error = resp.json()["error"]
-                raise ApiError(resp.status_code, error["code"], error["message"])
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(resp.status_code, "error", resp.text[:500]) from None
+            raise _api_error(resp)
         return resp
 
     def json(self, method: str, path: str, **kw: Any) -> Any:
         resp = self.request(method, path, **kw)
         return resp.json() if resp.content else None
+
+    # -- functions ---------------------------------------------------------------
+
+    def list_functions(self, **filters: Any) -> dict:
+        params = {k: v for k, v in filters.items() if v is not None and v != ""}
+        return self.json("GET", FUNCTIONS, params=params)
+
+    def get_function(self, name: str) -> dict:
+        return self.json("GET", _fn(name))
+
+    def find_function(self, name: str) -> dict | None:
+        try:
+            return self.get_function(name)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_function(self, body: dict, wait: bool = False) -> dict:
+        return self.json("POST", FUNCTIONS, json=body, params=_wait(wait))
+
+    def update_function(self, name: str, body: dict, wait: bool = False) -> dict:
+        return self.json("PUT", _fn(name), json=body, params=_wait(wait))
+
+    def delete_function(self, name: str) -> None:
+        self.request("DELETE", _fn(name))
+
+    def get_code(self, name: str, version: int | None = None) -> httpx.Response:
+        return self.request("GET", _fn(name, "code"), params=_version(version))
+
+    def get_build(self, name: str, version: int | None = None) -> dict:
+        return self.json("GET", _fn(name, "build"), params=_version(version))
+
+    def wait_for_build(
+        self,
+        name: str,
+        version: int,
+        timeout: float,
+        on_poll: Callable[[dict], None] | None = None,
+        interval: float = 0.5,
+    ) -> dict:
+        """Poll a version's build until it is ready or failed, or `timeout` seconds pass
+        (then the last status is returned as it is: queued or building)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            build = self.get_build(name, version)
+            if on_poll:
+                on_poll(build)
+            if build["status"] in FINAL_BUILD_STATES or time.monotonic() >= deadline:
+                return build
+            time.sleep(min(interval, max(deadline - time.monotonic(), 0.05)))
+
+    # -- invocation --------------------------------------------------------------
+
+    def invoke(
+        self,
+        name: str,
+        event: bytes,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        context: str | None = None,
+        tail: bool = False,
+    ) -> InvokeResult:
+        headers = {"Content-Type": "application/json"}
+        if context:
+            headers["X-Nimbus-Context"] = context
+        if tail:
+            headers["X-Nimbus-Log-Type"] = "Tail"
+        params = {**_version(version), **({"alias": alias} if alias else {})}
+        resp = self.request(
+            "POST", _fn(name, "invoke"), content=event, headers=headers, params=params
+        )
+        failed = bool(resp.headers.get("X-Nimbus-Function-Error"))
+        body = _result(resp)
+        version_header = resp.headers.get("X-Nimbus-Version")
+        duration = resp.headers.get("X-Nimbus-Duration-Ms")
+        cold = resp.headers.get("X-Nimbus-Cold-Start")
+        return InvokeResult(
+            status=resp.status_code,
+            result=None if failed else body,
+            error=(body or {}).get("error") if failed and isinstance(body, dict) else None,
+            invocation_id=resp.headers.get("X-Nimbus-Invocation-Id"),
+            duration_ms=float(duration) if duration else None,
+            version=int(version_header) if version_header else None,
+            cold_start=None if cold is None else cold == "true",
+            log_tail=_log_tail(resp.headers.get("X-Nimbus-Log-Tail")),
+        )
+
+    def invoke_async(self, name: str, event: bytes, version: int | None = None) -> dict:
+        return self.json(
+            "POST",
+            _fn(name, "async"),
+            content=event,
+            headers={"Content-Type": "application/json"},
+            params=_version(version),
+        )
+
+    def get_invocation(self, invocation_id: str) -> dict:
+        return self.json("GET", f"/api/v1/invocations/{quote(invocation_id, safe='')}")
+
+    def logs(
+        self,
+        name: str,
+        *,
+        since: str | None = None,
+        limit: int | None = None,
+        invocation_id: str | None = None,
+    ) -> list[dict]:
+        """Log entries, oldest first (the API answers newest first)."""
+        params = {"since": since, "limit": limit, "invocation_id": invocation_id}
+        page = self.json(
+            "GET", _fn(name, "logs"), params={k: v for k, v in params.items() if v is not None}
+        )
+        return list(reversed(page["entries"]))
+
+
+def _fn(name: str, *rest: str) -> str:
+    return "/".join([FUNCTIONS, quote(name, safe=""), *rest])
+
+
+def _wait(wait: bool) -> dict:
+    return {"wait": "true"} if wait else {}
+
+
+def _version(version: int | None) -> dict:
+    return {"version": version} if version is not None else {}
+
+
+def _api_error(resp: httpx.Response) -> ApiError:
+    try:
+        error = resp.json()["error"]
+        return ApiError(resp.status_code, error["code"], error["message"], error.get("details"))
+    except (ValueError, KeyError, TypeError):
+        return ApiError(resp.status_code, "error", resp.text[:500] or resp.reason_phrase)
+
+
+def _result(resp: httpx.Response) -> Any:
+    if not resp.content:
+        return None
+    if resp.headers.get("content-type", "").startswith("application/json"):
+        try:
+            return resp.json()
+        except json.JSONDecodeError:
+            pass
+    return resp.text
+
+
+def _log_tail(header: str | None) -> str | None:
+    """`X-Nimbus-Log-Tail` is base64 (as Lambda's `LogResult`)."""
+    if not header:
+        return None
+    try:
+        return base64.b64decode(header, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return header

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import time
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from cli.main import main
 from tests.e2e import wasm as w
+from tests.e2e.server import NIMBUS
 
 
 def test_deploy_invoke_list_delete(make_server, tmp_path):
@@ -40,3 +46,73 @@ def test_wrong_key_is_a_clear_error(make_server):
     server = make_server().start()
     out = CliRunner().invoke(main, ["--url", server.url, "--api-key", "nope", "list"])
     assert out.exit_code == 1 and "401 unauthorized" in out.output
+
+
+# -- the seed's commands, typed as users type them ---------------------------------------
+
+
+def nimbus(home: Path, *args: str, stdin: str | None = None, **env: str):
+    """`nimbus ARGS` in a fresh process with HOME=home and no key in the environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NIMBUS_", "XDG_"))}
+    return subprocess.run(
+        [str(NIMBUS), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, "HOME": str(home), **env},
+        cwd=home,
+    )
+
+
+def test_seed_commands_work_as_typed(make_server, tmp_path):
+    server = make_server().start()
+    home = tmp_path / "home"
+    home.mkdir()
+
+    out = nimbus(home, "config", "init", "--api-url", server.url, stdin=server.api_key + "\n")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["check"] == {"ok": True}
+    config_file = home / ".config" / "nimbus" / "config.toml"
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    assert server.api_key in config_file.read_text()
+
+    seed_create = ["create", "hello", "--runtime", "python3.11", "--handler", "main.handler"]
+    out = nimbus(home, *seed_create, "--code", "def handler(e): return e")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["status"] == "active"
+    with server.client() as api:
+        code = api.get("/api/v1/functions/hello/code").json()
+        assert code["files"] == {"main.py": "def handler(e): return e"}
+        assert code["handler"] == "main.handler"
+
+    out = nimbus(home, "list")
+    assert out.returncode == 0
+    assert [fn["name"] for fn in json.loads(out.stdout)["functions"]] == ["hello"]
+
+    out = nimbus(home, "get", "hello")
+    assert out.returncode == 0 and json.loads(out.stdout)["runtime"] == "python"
+
+    out = nimbus(home, "invoke", "hello", "--data", '{"name": "World"}')
+    assert out.returncode == 0 and json.loads(out.stdout) == {"name": "World"}
+
+    out = nimbus(home, "invoke", "hello", "--async")
+    assert out.returncode == 0
+    invocation_id = json.loads(out.stdout)["invocation_id"]
+    with server.client() as api:
+        assert _final(api, invocation_id)["result"] == {}  # no --data: the empty event
+
+    out = nimbus(home, "delete", "hello")
+    assert out.returncode == 0 and json.loads(out.stdout) == {"deleted": ["hello"]}
+    with server.client() as api:
+        assert api.get("/api/v1/functions/hello").status_code == 404
+
+
+def _final(api, invocation_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = api.get(f"/api/v1/invocations/{invocation_id}").json()
+        if record["status"] in ("succeeded", "failed", "timed_out"):
+            return record
+        time.sleep(0.2)
+    raise AssertionError(f"{invocation_id} did not finish: {record}")

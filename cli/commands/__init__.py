@@ -1,0 +1,1 @@
+"""The `nimbus` subcommands, one module per area (imported lazily by `cli.main`)."""

@@ -1,0 +1,300 @@
+"""Functions: create, deploy, list, get, update, delete, build (and the runtimes they use)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from .. import sources
+from ..errors import BuildFailed
+from ..output import ago, fields, table
+from ..output import status as styled
+from ..session import Session, api_options, pass_session
+
+RECORD_FIELDS = [
+    "id", "name", "runtime", "runtime_version", "status", "active_version", "latest_version",
+    "memory_mb", "timeout_sec", "code_size", "env_vars", "tags", "description", "webhook_url",
+    "created_at", "updated_at",
+]  # fmt: skip
+
+
+def config_options(command):
+    """Settings shared by create, deploy and update."""
+    for option in reversed((
+        click.option("--handler", help="module.function, e.g. main.handler (file main.py)"),
+        click.option("--memory", "memory_mb", type=int, help="memory limit in MB"),
+        click.option("--timeout", "timeout_sec", type=float, help="time limit in seconds"),
+        click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="repeatable"),
+        click.option("--tag", "tags", multiple=True, help="repeatable"),
+        click.option("--description"),
+        click.option("--requirement", "requirements", multiple=True, metavar="SPEC",
+                     help="a Python requirement (repeatable; a folder's requirements.txt too)"),
+    )):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def wait_options(command):
+    command = click.option(
+        "--wait-timeout", type=float, default=600, show_default=True, metavar="SECONDS",
+        help="how long to follow the build",
+    )(command)  # fmt: skip
+    return click.option("--no-wait", is_flag=True, help="return once the build is queued")(command)
+
+
+def _settings(handler, memory_mb, timeout_sec, env, tags, description, requirements) -> dict:
+    body: dict = {}
+    if handler:
+        body["handler"] = handler
+    if memory_mb is not None:
+        body["memory_mb"] = memory_mb
+    if timeout_sec is not None:
+        body["timeout_sec"] = timeout_sec
+    if env:
+        body["env_vars"] = _pairs(env)
+    if tags:
+        body["tags"] = list(tags)
+    if description is not None:
+        body["description"] = description
+    if requirements:
+        body["requirements"] = list(requirements)
+    return body
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, str]:
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not KEY=VALUE", param_hint="--env")
+    return dict(item.split("=", 1) for item in items)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--runtime", "-r", required=True, help="python, javascript, go, rust, c, wasm...")
+@click.option("--code", help="the source, inline")
+@click.option("--file", "file", type=click.Path(exists=True, path_type=Path),
+              help="a source file, a folder, or a .wasm / native binary")  # fmt: skip
+@config_options
+@wait_options
+@api_options
+@pass_session
+def create(session: Session, name, runtime, code, file, no_wait, wait_timeout, **settings) -> None:
+    """Create a function and wait for its first build.
+
+    \b
+      nimbus create hello --runtime python3.11 --handler main.handler \\
+          --code 'def handler(e): return e'
+    """
+    if (code is None) == (file is None):
+        raise click.UsageError("give the source as --code TEXT or --file PATH (one of them)")
+    source = _source(session, runtime, code, file, settings["handler"])
+    body = {"name": name, "runtime": source.runtime.name, **source.body, **_settings(**settings)}
+    fn = session.client.create_function(body)
+    _finish(session, fn, no_wait, wait_timeout, created=True)
+
+
+@click.command()
+@click.argument("args", nargs=-1, required=True, metavar="[NAME] PATH")
+@click.option("--runtime", "-r", help="default: from the files")
+@config_options
+@wait_options
+@api_options
+@pass_session
+def deploy(session: Session, args, runtime, no_wait, wait_timeout, **settings) -> None:
+    """Create or update a function from a folder or a file, and follow its build.
+
+    The runtime comes from the files (package.json, Cargo.toml, go.mod or the source
+    extensions); a folder's requirements.txt becomes the Python requirements. NAME
+    defaults to the folder's or file's name.
+    """
+    if len(args) > 2:
+        raise click.UsageError("deploy takes [NAME] PATH")
+    path = Path(args[-1])
+    if not path.exists():
+        raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
+    name = args[0] if len(args) == 2 else _guard(sources.default_name, path)
+    source = _guard(sources.from_path, session.catalog, path, runtime, settings["handler"])
+    body = {**source.body, **_settings(**settings)}
+    existing = session.client.find_function(name)
+    if existing is None:
+        fn = session.client.create_function({"name": name, "runtime": source.runtime.name, **body})
+    else:
+        fn = session.client.update_function(name, body)
+    _finish(session, fn, no_wait, wait_timeout, created=existing is None)
+
+
+def _source(session: Session, runtime: str, code: str | None, file: Path | None, handler):
+    if code is not None:
+        return _guard(sources.from_code, session.catalog, runtime, code, handler)
+    return _guard(sources.from_path, session.catalog, file, runtime, handler)
+
+
+def _guard(make, *args):
+    try:
+        return make(*args)
+    except sources.SourceError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _finish(session: Session, fn: dict, no_wait: bool, timeout: float, created: bool) -> None:
+    """Follow the new version's build (a live line on a terminal), then print the record."""
+    out = session.output
+    build = fn.get("latest_build") or {}
+    if not no_wait and build.get("status") not in ("ready", "failed", None):
+        build = _follow(session, fn["name"], build["version"], timeout)
+        fn = session.client.get_function(fn["name"])
+    if build.get("status") == "failed":
+        details = session.client.get_build(fn["name"], build["version"])
+        if not out.json:
+            out.err.print(details.get("log") or "", markup=False, highlight=False)
+        out.emit(fn, lambda c: None)
+        raise BuildFailed(fn, details)
+    verb = "created" if created else "updated"
+    out.emit(fn, lambda c: c.print(
+        f"{verb} [bold]{fn['name']}[/bold] v{fn['latest_version']}: {styled(fn['status'])}"
+        + (f"  (build {build.get('status')})" if build.get("status") != "ready" else "")
+    ))  # fmt: skip
+
+
+def _follow(session: Session, name: str, version: int, timeout: float) -> dict:
+    out = session.output
+    started = time.monotonic()
+    if out.json or not out.err.is_terminal:
+        return session.client.wait_for_build(name, version, timeout)
+    with out.err.status(f"building {name} v{version}") as spinner:
+
+        def show(build: dict) -> None:
+            lines = [line for line in (build.get("log") or "").splitlines() if line.strip()]
+            last = f" — {lines[-1][:80]}" if lines else ""
+            spinner.update(
+                f"{build['status']} {name} v{version} {time.monotonic() - started:.1f}s{last}"
+            )
+
+        build = session.client.wait_for_build(name, version, timeout, on_poll=show)
+    out.note(f"build {styled(build['status'])} in {time.monotonic() - started:.1f}s")
+    return build
+
+
+@click.command("list")
+@click.option("--name", help="a part of the name")
+@click.option("--tag", "tags", multiple=True, help="must have this tag (repeatable)")
+@click.option("--runtime")
+@click.option("--status", type=click.Choice(["creating", "active", "failed", "offline"]))
+@click.option("--limit", type=click.IntRange(1, 100), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@api_options
+@pass_session
+def list_functions(session: Session, name, tags, runtime, status, limit, offset) -> None:
+    """List functions."""
+    page = session.client.list_functions(
+        name=name, tags=",".join(tags) or None, runtime=runtime, status=status,
+        limit=limit, offset=offset,
+    )  # fmt: skip
+
+    def render(console: Console) -> None:
+        grid = table("NAME", "RUNTIME", "STATUS", "VERSION", "MEMORY", "UPDATED")
+        for fn in page["functions"]:
+            active, latest = fn.get("active_version"), fn["latest_version"]
+            version = f"v{active}" if active == latest else f"v{active or '-'} (latest v{latest})"
+            grid.add_row(
+                fn["name"], fn["runtime"], styled(fn["status"]), version,
+                f"{fn['memory_mb']} MB", ago(fn.get("updated_at")),
+            )  # fmt: skip
+        console.print(grid)
+        shown = len(page["functions"])
+        if page["total"] > shown:
+            console.print(f"[dim]{shown} of {page['total']} (--offset for more)[/dim]")
+
+    session.output.emit(page, render)
+
+
+@click.command()
+@click.argument("name")
+@api_options
+@pass_session
+def get(session: Session, name: str) -> None:
+    """Show a function's record."""
+    fn = session.client.get_function(name)
+
+    def render(console: Console) -> None:
+        view = dict(fn, status=styled(fn["status"]))
+        console.print(fields(view, RECORD_FIELDS))
+        build = fn.get("latest_build")
+        if build and build["status"] != "ready":
+            error = f": {build['error']}" if build.get("error") else ""
+            console.print(f"[bold]latest build[/bold]  v{build['version']} "
+                          f"{styled(build['status'])}{error}", markup=True)  # fmt: skip
+
+    session.output.emit(fn, render)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--status", type=click.Choice(["active", "offline"]),
+              help="offline stops serving; active serves again")  # fmt: skip
+@config_options
+@wait_options
+@api_options
+@pass_session
+def update(session: Session, name, status, no_wait, wait_timeout, **settings) -> None:
+    """Change a function's settings (a change of code or configuration makes a version)."""
+    body = _settings(**settings)
+    if status:
+        body["status"] = status
+    if not body:
+        raise click.UsageError("nothing to change: give at least one option")
+    fn = session.client.update_function(name, body)
+    _finish(session, fn, no_wait, wait_timeout, created=False)
+
+
+@click.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@api_options
+@pass_session
+def delete(session: Session, names: tuple[str, ...]) -> None:
+    """Delete functions (their versions, logs and webhook go with them)."""
+    for name in names:
+        session.client.delete_function(name)
+    session.output.emit({"deleted": list(names)}, lambda c: c.print(f"deleted {', '.join(names)}"))
+
+
+@click.command()
+@click.argument("name")
+@click.option("--version", type=int, help="default: the latest")
+@api_options
+@pass_session
+def build(session: Session, name: str, version: int | None) -> None:
+    """Show a version's build status and log."""
+    info = session.client.get_build(name, version)
+
+    def render(console: Console) -> None:
+        error = f": {info['error']}" if info.get("error") else ""
+        console.print(f"v{info['version']} {styled(info['status'])}{error}")
+        console.print(info.get("log") or "", markup=False)
+
+    session.output.emit(info, render)
+
+
+@click.command()
+@api_options
+@pass_session
+def runtimes(session: Session) -> None:
+    """List the runtimes, their aliases and source files."""
+    catalog = session.catalog
+    data = [
+        {"name": r.name, "aliases": list(r.aliases), "extensions": list(r.extensions),
+         "default_handler": r.default_handler, "binary": r.binary}
+        for r in catalog.runtimes
+    ]  # fmt: skip
+
+    def render(console: Console) -> None:
+        grid = table("RUNTIME", "ALIASES", "FILES", "DEFAULT HANDLER")
+        for r in catalog.runtimes:
+            files = ", ".join(r.extensions) or ("binary" if r.binary else "")
+            grid.add_row(r.name, ", ".join(r.aliases), files, r.default_handler or "")
+        console.print(grid)
+
+    session.output.emit({"runtimes": data}, render)

@@ -1,0 +1,177 @@
+"""Invocation: `invoke` (sync or --async) and `invocations get`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ..output import fields
+from ..output import status as styled
+from ..session import Session, api_options, pass_session
+
+FUNCTION_ERROR_EXIT = 3
+FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--data", "-d", help="the event as JSON (@FILE reads a file, - reads stdin)")
+@click.option("--file", "-f", "file", type=click.File("rb"), help="read the event from a file")
+@click.option("--async", "is_async", is_flag=True, help="queue it; print the invocation id")
+@click.option("--wait", is_flag=True, help="with --async: wait for the outcome")
+@click.option("--version", type=click.IntRange(1), help="a version instead of the active one")
+@click.option("--alias", help="route through an alias")
+@click.option("--context", help="caller context, a JSON object (X-Nimbus-Context)")
+@click.option("--verbose", "-v", is_flag=True, help="also the duration, version and log tail")
+@api_options
+@pass_session
+def invoke(
+    session: Session, name, data, file, is_async, wait, version, alias, context, verbose
+) -> None:
+    """Invoke a function with an event (from --data, --file or stdin) and print its result.
+
+    Exits 3 when the function itself fails (its error is printed; JSON with -o json).
+    """
+    event = _event(data, file)
+    if is_async:
+        accepted = session.client.invoke_async(name, event, version=version)
+        if wait:
+            return _show_invocation(session, _await(session, accepted["invocation_id"]))
+        session.output.emit(accepted, lambda c: c.print(accepted["invocation_id"]))
+        return
+    outcome = session.client.invoke(
+        name, event, version=version, alias=alias, context=context, tail=verbose
+    )
+    if verbose and outcome.log_tail is None and outcome.invocation_id:
+        outcome.log_tail = _log_lines(session, name, outcome.invocation_id)
+    out = session.output
+    if out.json:
+        body = {"error": outcome.error} if outcome.error else outcome.result
+        if verbose:
+            body = {"result": outcome.result, "error": outcome.error,
+                    **outcome.summary(), "log_tail": outcome.log_tail}  # fmt: skip
+        _write(body)
+    else:
+        if outcome.error is None:
+            _write(outcome.result, pretty=True)
+        if verbose:
+            _describe(out.err, outcome)
+        if outcome.error is not None:
+            _describe_error(out.err, outcome.error)
+    if outcome.error is not None:
+        sys.exit(FUNCTION_ERROR_EXIT)
+
+
+def _event(data: str | None, file) -> bytes:
+    if data is not None and file is not None:
+        raise click.UsageError("give the event as --data or --file, not both")
+    if file is not None:
+        return file.read()
+    if data is None:
+        return b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
+    if data == "-":
+        return sys.stdin.buffer.read()
+    if data.startswith("@"):
+        try:
+            return Path(data[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"{data[1:]}: {exc.strerror}", param_hint="--data") from None
+    return data.encode()
+
+
+def _write(value, pretty: bool = False) -> None:
+    if isinstance(value, str):
+        sys.stdout.write(value if value.endswith("\n") else value + "\n")
+    else:
+        sys.stdout.write(json.dumps(value, indent=2 if pretty else None, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _describe(err: Console, outcome) -> None:
+    cold = " (cold start)" if outcome.cold_start else ""
+    duration = f"{outcome.duration_ms:.1f} ms" if outcome.duration_ms is not None else "?"
+    err.print(
+        f"[dim]invocation {outcome.invocation_id} · v{outcome.version} · {duration}{cold}[/dim]"
+    )
+    if outcome.log_tail:
+        err.print("[dim]── log ──[/dim]")
+        err.print(outcome.log_tail.rstrip("\n"), markup=False, highlight=False)
+
+
+def _describe_error(err: Console, error: dict) -> None:
+    err.print(f"[bold red]{error.get('type') or 'Error'}[/bold red]: "
+              f"{error.get('message', '')}", highlight=False)  # fmt: skip
+    stack = error.get("stack") or []
+    if stack:
+        err.print("\n".join(stack) if isinstance(stack, list) else str(stack), markup=False)
+
+
+def _log_lines(session: Session, name: str, invocation_id: str) -> str | None:
+    """The invocation's log from the logs API (a server without `X-Nimbus-Log-Tail`).
+    NOTE: logs are written off the request path; another worker's arrive within ~0.5 s."""
+    for _ in range(8):
+        entries = session.client.logs(name, invocation_id=invocation_id, limit=200)
+        if entries:
+            # stdout is the result (program form); what the function logged is stderr.
+            return "\n".join(e["line"] for e in entries if e["stream"] == "stderr")
+        time.sleep(0.25)
+    return None
+
+
+def _await(session: Session, invocation_id: str, timeout: float = 330) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = session.client.get_invocation(invocation_id)
+        if record["status"] in FINAL_INVOCATION_STATES or time.monotonic() > deadline:
+            return record
+        time.sleep(0.3)
+
+
+def _show_invocation(session: Session, record: dict) -> None:
+    def render(console: Console) -> None:
+        view = dict(record, status=styled(record["status"]), function=record["function"]["name"])
+        console.print(
+            fields(
+                view,
+                [
+                    "id",
+                    "function",
+                    "version",
+                    "status",
+                    "attempts",
+                    "duration_ms",
+                    "created_at",
+                    "finished_at",
+                    "error",
+                ],
+            )
+        )
+        if record["status"] == "succeeded":
+            console.print_json(data=record.get("result"))
+
+    session.output.emit(record, render)
+    if record["status"] in ("failed", "timed_out"):
+        sys.exit(FUNCTION_ERROR_EXIT)
+
+
+@click.group()
+def invocations() -> None:
+    """Asynchronous invocations."""
+
+
+@invocations.command("get")
+@click.argument("invocation_id")
+@click.option("--wait", is_flag=True, help="wait until it has finished")
+@api_options
+@pass_session
+def get_invocation(session: Session, invocation_id: str, wait: bool) -> None:
+    """Show an async invocation: status, attempts, result or error."""
+    record = (
+        _await(session, invocation_id) if wait else session.client.get_invocation(invocation_id)
+    )
+    _show_invocation(session, record)

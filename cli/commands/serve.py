@@ -1,0 +1,26 @@
+"""`nimbus serve`: the platform itself (the server extra), imported only here."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", help="address to bind (HOST)")
+@click.option("--port", type=int, help="port to bind (PORT)")
+@click.option("--workers", type=int, help="gunicorn workers (WORKERS)")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the platform (needs the server extra: pip install 'nimbus[server]')."""
+    try:
+        from gateway.serve import serve as run
+        from gateway.settings import Settings
+        from store.errors import NimbusError
+    except ImportError as exc:  # a client-only install
+        raise click.ClickException(
+            f"the server is not installed ({exc}); install nimbus[server]"
+        ) from None
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v}
+    try:
+        run(Settings(**overrides))
+    except NimbusError as exc:
+        raise click.ClickException(exc.message) from None

@@ -1,0 +1,90 @@
+"""What every command shares: the options that pick the server and the output, and the
+objects built from them on first use (so a command that needs no server builds none)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import config
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .output import Output
+    from .runtimes import Catalog
+
+OUTPUT_MODES = ("auto", "table", "json")
+
+
+class Session:
+    def __init__(self) -> None:
+        self.overrides = config.Overrides()
+
+    @cached_property
+    def connection(self) -> config.Connection:
+        return config.resolve(self.overrides)
+
+    @cached_property
+    def client(self) -> Client:
+        from .client import Client
+
+        return Client(self.connection.url, self.connection.key)
+
+    @cached_property
+    def output(self) -> Output:
+        from .output import Output
+
+        return Output(self.output_mode)
+
+    @property
+    def output_mode(self) -> str:
+        mode = self.overrides.output or os.environ.get("NIMBUS_OUTPUT") or "auto"
+        return mode if mode in OUTPUT_MODES else "auto"
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from . import runtimes
+
+        return runtimes.fetch(self.client)
+
+
+pass_session = click.make_pass_decorator(Session, ensure=True)
+
+
+def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:  # NOTE: a subcommand's flag overrides the group's; None never
+            setattr(ctx.ensure_object(Session).overrides, field, value)
+
+    return callback
+
+
+def _option(*names: str, field: str, **kw: Any) -> Callable:
+    return click.option(*names, expose_value=False, callback=_remember(field), **kw)
+
+
+OUTPUT_OPTION = _option(
+    "--output", "-o", field="output", type=click.Choice(OUTPUT_MODES),
+    help="table (people), json (scripts); auto: table on a terminal, else json [NIMBUS_OUTPUT]",
+)  # fmt: skip
+CONNECTION_OPTIONS = (
+    _option("--api-url", "--url", field="api_url", metavar="URL",
+            help="the Nimbus server [NIMBUS_API_URL; profile; http://127.0.0.1:8080]"),
+    _option("--api-key", field="api_key", metavar="KEY",
+            help="the API key [NIMBUS_API_KEY; profile]"),
+    _option("--api-key-file", field="api_key_file", metavar="PATH",
+            help="read the key from a file, e.g. the server's data/api_key"),
+    _option("--profile", "-p", field="profile", metavar="NAME",
+            help="a profile of the config file [NIMBUS_PROFILE]"),
+)  # fmt: skip
+
+
+def api_options(command: Callable) -> Callable:
+    """The connection and output options, accepted before or after the command name."""
+    for option in reversed((*CONNECTION_OPTIONS, OUTPUT_OPTION)):
+        command = option(command)
+    return command

@@ -1,0 +1,147 @@
+"""Turning what a user points at (a directory, a file, or `--code`) into a request body."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runtimes import Catalog, Runtime
+
+# Folders that are build output, caches or installed dependencies, never source.
+SKIPPED_DIRS = {"node_modules", "__pycache__", "target", "dist", "build", ".venv", "venv"}
+MAX_FILES = 500
+
+
+class SourceError(Exception):
+    """The path cannot be deployed as it is (the message says what to pass)."""
+
+
+@dataclass
+class Source:
+    runtime: Runtime
+    body: dict  # code | files | artifact_base64, plus handler and requirements
+
+
+def from_code(catalog: Catalog, runtime_name: str, code: str, handler: str | None) -> Source:
+    """`--code` text: stored under the file the handler names (`main.handler` → main.py)."""
+    runtime = _runtime(catalog, runtime_name)
+    if runtime.binary:
+        raise SourceError(f"runtime {runtime.name} takes a binary: pass --file instead of --code")
+    body: dict = {"files": {catalog.source_file(runtime, handler): code}}
+    if handler:
+        body["handler"] = handler
+    return Source(runtime, body)
+
+
+def from_path(
+    catalog: Catalog, path: Path, runtime_name: str | None, handler: str | None
+) -> Source:
+    if path.is_dir():
+        return _from_dir(catalog, path, runtime_name, handler)
+    return _from_file(catalog, path, runtime_name, handler)
+
+
+def default_name(path: Path) -> str:
+    """A DNS-label function name from a path: `./My_App/` → `my-app`."""
+    stem = (path.resolve().name if path.is_dir() else path.stem).lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", stem).strip("-")[:63].strip("-")
+    if not name:
+        raise SourceError(f"cannot make a function name from {path}: pass NAME")
+    return name
+
+
+def _runtime(catalog: Catalog, name: str) -> Runtime:
+    runtime = catalog.get(name)
+    if runtime is None:
+        known = ", ".join(r.name for r in catalog.runtimes)
+        raise SourceError(f"unknown runtime {name!r} (known: {known})")
+    return runtime
+
+
+def _from_file(
+    catalog: Catalog, path: Path, runtime_name: str | None, handler: str | None
+) -> Source:
+    if runtime_name:
+        runtime = _runtime(catalog, runtime_name)
+    else:
+        runtime = catalog.for_extension(path.suffix)
+    if runtime is None:
+        raise SourceError(f"cannot tell the runtime of {path.name}: pass --runtime")
+    if runtime.binary:
+        return Source(runtime, {"artifact_base64": base64.b64encode(path.read_bytes()).decode()})
+    text = _read_text(path)
+    if not runtime.default_handler:  # compiled: the handler is found in the source
+        return Source(runtime, {"code": text, **({"handler": handler} if handler else {})})
+    # A single file keeps its own name, so `app.py` is served as `app.<function>`.
+    name = path.name if path.suffix in runtime.extensions else catalog.source_file(runtime, None)
+    return Source(runtime, {"files": {name: text}, **_handler(runtime, handler, [name])})
+
+
+def _from_dir(
+    catalog: Catalog, root: Path, runtime_name: str | None, handler: str | None
+) -> Source:
+    files: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") or part in SKIPPED_DIRS for part in rel.parts[:-1]):
+            continue
+        if not path.is_file() or rel.name.startswith("."):
+            continue
+        if len(files) >= MAX_FILES:
+            raise SourceError(f"{root} has more than {MAX_FILES} files: deploy a smaller folder")
+        try:
+            files[rel.as_posix()] = path.read_text()
+        except UnicodeDecodeError:
+            continue  # binaries (images, compiled output) are not source
+    if not files:
+        raise SourceError(f"{root} has no source files")
+    runtime = _runtime(catalog, runtime_name) if runtime_name else _guess(catalog, files, root)
+    body: dict = {"files": files}
+    if runtime.name == "python" and "requirements.txt" in files:
+        body["requirements"] = _requirements(files.pop("requirements.txt"))
+    body.update(_handler(runtime, handler, list(files)))
+    return Source(runtime, body)
+
+
+def _guess(catalog: Catalog, files: dict[str, str], root: Path) -> Runtime:
+    if "package.json" in files:
+        runtime = catalog.get("javascript")
+    elif "Cargo.toml" in files:
+        runtime = catalog.get("rust")
+    elif "go.mod" in files:
+        runtime = catalog.get("go")
+    else:
+        counts = Counter(r.name for f in files if (r := catalog.for_extension(Path(f).suffix)))
+        top = counts.most_common(2)
+        if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+            raise SourceError(f"cannot tell the runtime of {root}: pass --runtime")
+        runtime = catalog.get(top[0][0])
+    assert runtime is not None
+    return runtime
+
+
+def _handler(runtime: Runtime, handler: str | None, names: list[str]) -> dict:
+    """The handler to send: the given one; or, when the runtime's default file is missing
+    and there is exactly one top-level source file, that file's module."""
+    if handler or not runtime.default_handler:
+        return {"handler": handler} if handler else {}
+    module, function = runtime.default_handler.rsplit(".", 1)
+    top_level = [n for n in names if "/" not in n and Path(n).suffix in runtime.extensions]
+    if any(Path(n).stem == module for n in top_level) or len(top_level) != 1:
+        return {}
+    return {"handler": f"{Path(top_level[0]).stem}.{function}"}
+
+
+def _requirements(text: str) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise SourceError(f"{path} is not text: pass --runtime wasm or native") from None
