@@ -1,0 +1,118 @@
+"""The MCP server as a host launches it: the SDK's stdio client starting `nimbus-mcp`."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from tests.e2e.server import NIMBUS
+
+NIMBUS_MCP = NIMBUS.with_name("nimbus-mcp")
+WRITE_TOOLS = {"deploy_function", "invoke_function", "invoke_async"}
+
+
+@asynccontextmanager
+async def mcp_session(server, *extra: str, home: Path, command: tuple = (NIMBUS_MCP,)):
+    """The seed's host config: command + ["--api-url", URL]; the key from the environment."""
+    params = StdioServerParameters(
+        command=str(command[0]),
+        args=[*command[1:], "--api-url", server.url, *extra],
+        env={"NIMBUS_API_KEY": server.api_key, "HOME": str(home), "PATH": os.environ["PATH"]},
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+def _data(result) -> dict:
+    assert not result.is_error, result.content[0].text
+    return result.structured_content or json.loads(result.content[0].text)
+
+
+def test_tools_deploy_and_invoke_a_python_function(make_server, tmp_path):
+    server = make_server().start()
+
+    async def scenario():
+        async with mcp_session(server, home=tmp_path) as session:
+            tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+            assert set(tools) >= WRITE_TOOLS
+            assert {"list_functions", "get_function", "get_build", "get_logs"} <= set(tools)
+            assert all(tool.description for tool in tools.values())
+
+            code = (
+                "def handler(event):\n    print('hi from mcp')\n    return {'n': event['n'] * 2}\n"
+            )
+            deployed = _data(await session.call_tool("deploy_function", {
+                "name": "mcp-double", "runtime": "python", "code": code,
+                "handler": "main.handler",
+            }))  # fmt: skip
+            assert deployed["status"] == "active" and deployed["build_status"] == "ready"
+
+            called = _data(await session.call_tool(
+                "invoke_function", {"name": "mcp-double", "event": {"n": 21}}
+            ))  # fmt: skip
+            assert called["result"] == {"n": 42} and called["version"] == 1
+
+            listed = _data(await session.call_tool("list_functions", {}))
+            assert [fn["name"] for fn in listed["functions"]] == ["mcp-double"]
+
+            logs = _data(await session.call_tool(
+                "get_logs", {"name": "mcp-double", "invocation_id": called["invocation_id"]}
+            ))  # fmt: skip
+            assert any("hi from mcp" in line for line in logs["lines"])
+
+            source = await session.read_resource("nimbus://functions/mcp-double/code")
+            assert json.loads(source.contents[0].text)["files"] == {"main.py": code}
+
+            crash = await session.call_tool(
+                "invoke_function", {"name": "mcp-double", "event": {"m": 1}}
+            )
+            assert crash.is_error and "KeyError" in crash.content[0].text
+
+            missing = await session.call_tool("get_function", {"name": "nope"})
+            assert missing.is_error and "not_found" in missing.content[0].text
+
+    anyio.run(scenario)
+    with server.client() as api:  # the effect, seen through the REST API
+        assert api.get("/api/v1/functions/mcp-double").json()["active_version"] == 1
+
+
+def test_failed_build_is_a_tool_error_with_the_compilers_message(make_server, tmp_path):
+    server = make_server().start()
+
+    async def scenario():
+        async with mcp_session(server, home=tmp_path) as session:
+            return await session.call_tool("deploy_function", {
+                "name": "mcp-broken", "runtime": "python", "code": "def main(event):\n  return (\n",
+            })  # fmt: skip
+
+    result = anyio.run(scenario)
+    assert result.is_error
+    text = result.content[0].text
+    assert "failed" in text and "SyntaxError" in text and "never closed" in text
+
+
+def test_read_only_hides_every_tool_that_changes_or_runs(make_server, tmp_path):
+    server = make_server().start()
+
+    async def scenario():
+        read_only = mcp_session(server, "--read-only", home=tmp_path, command=(NIMBUS, "mcp"))
+        async with read_only as session:
+            names = {tool.name for tool in (await session.list_tools()).tools}
+            refused = await session.call_tool(
+                "deploy_function", {"name": "x", "runtime": "python", "code": "x"}
+            )
+            return names, refused
+
+    names, refused = anyio.run(scenario)
+    assert not names & WRITE_TOOLS
+    assert {"list_functions", "get_function", "get_logs"} <= names
+    assert refused.is_error
+    with server.client() as api:
+        assert api.get("/api/v1/functions").json()["total"] == 0
