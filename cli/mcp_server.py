@@ -157,9 +157,8 @@ class NimbusTools:
         is an error with the compiler's message."""
         if (code is None) == (files is None):
             raise ToolError("give the source as either code or files")
-        body: dict[str, Any] = {"files": files} if files is not None else {}
-        if code is not None:
-            body["files"] = {_code_file(runtime, handler): code}
+        # One `code` file is named by the server after the handler (main.handler → main.py).
+        body: dict[str, Any] = {"files": files} if files is not None else {"code": code}
         optional = {"handler": handler, "requirements": requirements, "env_vars": env_vars,
                     "memory_mb": memory_mb, "timeout_sec": timeout_sec}  # fmt: skip
         body.update({k: v for k, v in optional.items() if v is not None})
@@ -252,14 +251,3 @@ def _build_view(build: dict) -> dict:
 
 def _line(entry: dict) -> str:
     return f"{entry['ts']} {entry['invocation_id']} {entry['stream']}: {entry['line']}"
-
-
-def _code_file(runtime: str, handler: str | None) -> str:
-    """Which file one `code` is: the handler's module (`main.handler` → main.py)."""
-    from .runtimes import BUILTIN, Catalog
-
-    catalog = Catalog(BUILTIN)
-    known = catalog.get(runtime)
-    if known is None or not known.extensions:
-        raise ToolError(f"runtime {runtime!r} takes source files: python, javascript, go, rust, c")
-    return catalog.source_file(known, handler)

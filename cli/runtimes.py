@@ -1,16 +1,10 @@
-"""What the CLI knows of runtimes: which files are whose source, and the default handler.
-
-The server publishes its registry at `GET /api/v1/runtimes`; a server older than that
-route answers 404 and the CLI falls back to `BUILTIN`, the one copy of this knowledge
-on the client side.
-"""
+"""What the CLI knows of runtimes — which files are whose source, the default handler — read
+from the server's registry (`GET /api/v1/runtimes`), never kept on the client side."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from .errors import ApiError
 
 if TYPE_CHECKING:
     from .client import Client
@@ -20,21 +14,9 @@ if TYPE_CHECKING:
 class Runtime:
     name: str
     aliases: tuple[str, ...] = ()
-    extensions: tuple[str, ...] = ()  # the first is the one `code` is stored under
+    extensions: tuple[str, ...] = ()  # with the dot; the first is its main one
     default_handler: str | None = None
     binary: bool = False  # takes an artifact (wasm, native), not source
-
-
-BUILTIN = (
-    Runtime("python", ("python3.11", "python3", "py"), (".py",), "handler.main"),
-    Runtime("javascript", ("nodejs", "node20", "node", "js"), (".js", ".mjs", ".cjs"),
-            "handler.main"),
-    Runtime("go", ("golang",), (".go",)),
-    Runtime("rust", ("rs",), (".rs",)),
-    Runtime("c", (), (".c",)),
-    Runtime("wasm", (), (".wasm",), binary=True),
-    Runtime("native", (), (), binary=True),
-)  # fmt: skip
 
 
 @dataclass
@@ -54,28 +36,15 @@ class Catalog:
         suffix = suffix.lower()
         return next((r for r in self.runtimes if suffix in r.extensions), None)
 
-    def source_file(self, runtime: Runtime, handler: str | None) -> str:
-        """The file a single `--code` is stored as: `main.handler` → `main.py`."""
-        module = (handler or runtime.default_handler or "handler.main").rsplit(".", 1)[0]
-        return f"{module}{runtime.extensions[0] if runtime.extensions else ''}"
-
 
 def fetch(client: Client) -> Catalog:
-    """The server's registry, or the built-in one when the server predates the route."""
-    try:
-        page = client.json("GET", "/api/v1/runtimes")
-    except ApiError as exc:
-        if exc.status in (404, 405):
-            return Catalog(BUILTIN)
-        raise
+    page = client.json("GET", "/api/v1/runtimes")
     return Catalog(tuple(_from_api(item) for item in page["runtimes"]))
 
 
 def _from_api(item: dict) -> Runtime:
-    extensions = list(item.get("extensions") or [])
-    if item.get("extension") and item["extension"] not in extensions:
-        extensions.insert(0, item["extension"])
-    extensions = [e if e.startswith(".") else f".{e}" for e in extensions]
+    names = [item["extension"], *item.get("extensions", [])] if item.get("extension") else []
+    extensions = dict.fromkeys(e if e.startswith(".") else f".{e}" for e in names if e)
     return Runtime(
         name=item["name"],
         aliases=tuple(item.get("aliases") or ()),

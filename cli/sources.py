@@ -26,14 +26,11 @@ class Source:
 
 
 def from_code(catalog: Catalog, runtime_name: str, code: str, handler: str | None) -> Source:
-    """`--code` text: stored under the file the handler names (`main.handler` → main.py)."""
+    """`--code` text: the server names its file after the handler (`main.handler` → main.py)."""
     runtime = _runtime(catalog, runtime_name)
     if runtime.binary:
         raise SourceError(f"runtime {runtime.name} takes a binary: pass --file instead of --code")
-    body: dict = {"files": {catalog.source_file(runtime, handler): code}}
-    if handler:
-        body["handler"] = handler
-    return Source(runtime, body)
+    return Source(runtime, {"code": code, **({"handler": handler} if handler else {})})
 
 
 def from_path(
@@ -75,9 +72,10 @@ def _from_file(
     text = _read_text(path)
     if not runtime.default_handler:  # compiled: the handler is found in the source
         return Source(runtime, {"code": text, **({"handler": handler} if handler else {})})
+    if path.suffix not in runtime.extensions:  # e.g. --runtime python for a .txt file
+        return Source(runtime, {"code": text, **({"handler": handler} if handler else {})})
     # A single file keeps its own name, so `app.py` is served as `app.<function>`.
-    name = path.name if path.suffix in runtime.extensions else catalog.source_file(runtime, None)
-    return Source(runtime, {"files": {name: text}, **_handler(runtime, handler, [name])})
+    return Source(runtime, {"files": {path.name: text}, **_handler(runtime, handler, [path.name])})
 
 
 def _from_dir(

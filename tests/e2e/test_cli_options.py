@@ -1,0 +1,115 @@
+"""The CLI's connection precedence, output modes and exit codes against a real server."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cli.main import main
+
+DEAD = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+def cli(home, *args, input=None, **env):
+    environ = {"HOME": str(home), "XDG_CONFIG_HOME": None, "NIMBUS_API_URL": None,
+               "NIMBUS_API_KEY": None, "NIMBUS_PROFILE": None, "NIMBUS_URL": None,
+               "NIMBUS_OUTPUT": None, "DATA_DIR": None, **env}  # fmt: skip
+    return CliRunner().invoke(main, list(args), input=input, env=environ)
+
+
+def test_flag_beats_environment_beats_profile(make_server, tmp_path):
+    server = make_server().start()
+    key = server.api_key
+    for profile, url in (("dead", DEAD), ("prod", server.url)):
+        out = cli(tmp_path, "config", "init", "-p", profile, "--api-url", url, "--api-key", key)
+        assert out.exit_code == 0, out.output
+    # the first profile written is the default: a server that is not there
+    out = cli(tmp_path, "list")
+    assert out.exit_code == 1 and "unreachable" in out.output
+
+    assert cli(tmp_path, "list", NIMBUS_API_URL=server.url).exit_code == 0
+    out = cli(tmp_path, "list", "--api-url", DEAD, NIMBUS_API_URL=server.url)
+    assert out.exit_code == 1  # the flag wins over the environment
+    assert cli(tmp_path, "--profile", "prod", "list").exit_code == 0
+    assert cli(tmp_path, "list", NIMBUS_PROFILE="prod").exit_code == 0
+
+    shown = json.loads(cli(tmp_path, "config", "show", NIMBUS_API_URL=server.url).output)
+    assert shown["sources"] == {"api_url": "NIMBUS_API_URL", "api_key": "profile dead"}
+    assert key not in json.dumps(shown)  # masked
+
+    out = cli(tmp_path, "list", "--profile", "staging")
+    assert out.exit_code == 1 and "no profile 'staging'" in out.output
+
+    assert cli(tmp_path, "config", "use", "prod").exit_code == 0
+    assert cli(tmp_path, "list").exit_code == 0
+
+
+def test_the_servers_key_file_is_read_only_when_asked(make_server, tmp_path):
+    server = make_server().start()
+    data_dir = server.data_dir
+    out = cli(tmp_path, "--url", server.url, "list", DATA_DIR=str(data_dir))
+    assert out.exit_code == 1 and "401" in out.output
+    key_file = str(data_dir / "api_key")
+    out = cli(tmp_path, "--url", server.url, "list", "--api-key-file", key_file)
+    assert out.exit_code == 0, out.output
+
+
+def test_exit_codes_and_errors_as_json(make_server, tmp_path):
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key]
+    code = "def main(event):\n    print('checking', event)\n    raise ValueError('no name')\n"
+    out = cli(tmp_path, *base, "create", "picky", "-r", "python", "--code", code)
+    assert out.exit_code == 0, out.output
+
+    out = cli(tmp_path, *base, "invoke", "picky", "-d", '{"a": 1}', "-o", "json")
+    assert out.exit_code == 3
+    error = json.loads(out.stdout)["error"]
+    assert error["code"] == "function_error" and error["type"] == "ValueError"
+    assert error["message"] == "no name"
+
+    out = cli(tmp_path, *base, "invoke", "picky", "-d", "{}", "-v", "-o", "table")
+    assert out.exit_code == 3
+    assert "ValueError" in out.stderr and "checking {}" in out.stderr  # the log tail
+
+    out = cli(tmp_path, *base, "get", "absent", "-o", "json")
+    assert out.exit_code == 1
+    assert json.loads(out.stdout)["error"]["code"] == "not_found"
+    assert "404 not_found" in out.stderr and "Traceback" not in out.output
+
+    out = cli(tmp_path, *base, "invoke", "picky", "-d", "not json")
+    assert out.exit_code == 1 and "invalid_json" in out.output
+    assert cli(tmp_path, *base, "invoke").exit_code == 2  # usage: NAME missing
+    assert cli(tmp_path, *base, "create", "x", "-r", "python").exit_code == 2  # no source
+    out = cli(tmp_path, *base, "create", "x", "-r", "cobol", "--code", "x")
+    assert out.exit_code == 2 and "unknown runtime 'cobol'" in out.output
+
+
+def test_every_command_prints_json_or_a_table(make_server, tmp_path):
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key]
+    code = "def main(event):\n    print('hello log')\n    return {'ok': True}\n"
+    created = cli(tmp_path, *base, "create", "shown", "-r", "python", "--code", code)
+    assert json.loads(created.output)["name"] == "shown"
+    run = cli(tmp_path, *base, "invoke", "shown", "-o", "json", "-v", "-d", "{}")
+    assert json.loads(run.stdout)["result"] == {"ok": True}
+    assert "hello log" in json.loads(run.stdout)["log_tail"]
+    invocation = json.loads(run.stdout)["invocation_id"]
+    queued = json.loads(cli(tmp_path, *base, "invoke", "shown", "--async").output)
+    for args in (
+        ["list"], ["get", "shown"], ["build", "shown"], ["runtimes"],
+        ["update", "shown", "--memory", "64"], ["logs", "shown", "--invocation", invocation],
+        ["invocations", "get", queued["invocation_id"], "--wait"], ["config", "show"],
+    ):  # fmt: skip
+        out = cli(tmp_path, *base, *args, "-o", "json")
+        assert out.exit_code == 0, (args, out.output)
+        if args[0] == "logs":  # JSON lines, one entry each
+            entries = [json.loads(line) for line in out.stdout.splitlines()]
+            assert any(e["line"] == "hello log" for e in entries)
+        else:
+            assert isinstance(json.loads(out.stdout), dict)
+        table = cli(tmp_path, *base, *args, "-o", "table")
+        assert table.exit_code == 0 and not table.stdout.lstrip().startswith("{"), args
+    assert cli(tmp_path, *base, "get", "shown").output.count('"memory_mb": 64') == 1
+    out = cli(tmp_path, *base, "-o", "table", "list")
+    assert "shown" in out.stdout and "python" in out.stdout and "active" in out.stdout
