@@ -15,16 +15,20 @@ from store.functions import FunctionRepo, blob_key
 from store.invocations import InvocationRepo
 from store.leases import Leases
 from store.schedules import ScheduleRepo
+from store.workflows import WorkflowRepo
 
 from .api.auth import key_file, read_api_key
 from .jobs.asyncq import AsyncInvocations
 from .jobs.builds import BuildQueue
+from .jobs.periodic import PeriodicJobs
+from .jobs.workflows import WorkflowRunner
 from .services.deployments import DeploymentCache
 from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
 from .services.invoke import InvokeService
 from .services.schedules import ScheduleService
 from .services.webhooks import WebhookDirectory
+from .services.workflows.service import WorkflowService
 from .settings import Settings
 from .telemetry.flusher import OutcomeFlusher, writer_id
 from .telemetry.logs import InvocationLogs, LogReader
@@ -55,6 +59,9 @@ class Platform:
     window_stats: WindowStatsService
     quota: QuotaService
     schedules: ScheduleService
+    workflows: WorkflowService
+    workflow_runner: WorkflowRunner
+    periodic: PeriodicJobs
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -156,6 +163,22 @@ class Platform:
             max_attempts=settings.async_max_attempts,
             retry_base_sec=settings.async_retry_base_sec,
         )
+        workflow_repo = WorkflowRepo(store)
+        workflows = WorkflowService(
+            workflow_repo, repo, on_start=lambda execution: workflow_runner.wake(execution)
+        )
+        workflow_runner = WorkflowRunner(
+            workflow_repo,
+            workflows,
+            invocations,
+            Leases(store, writer),
+            concurrency=settings.workflow_concurrency,
+            task_concurrency=settings.workflow_task_concurrency,
+            lease_sec=settings.workflow_lease_sec,
+            max_attempts=settings.workflow_max_attempts,
+        )
+        periodic = PeriodicJobs(tick_sec=min(0.5, settings.workflow_scan_sec))
+        periodic.every(settings.workflow_scan_sec, workflow_runner.scan, name="workflow-scan")
         return cls(
             settings, store, repo, sandbox, builds, functions, invocations, webhooks,
             async_invocations,
@@ -175,6 +198,9 @@ class Platform:
             schedules=ScheduleService(
                 ScheduleRepo(store), repo, max_per_function=settings.max_schedules_per_function
             ),
+            workflows=workflows,
+            workflow_runner=workflow_runner,
+            periodic=periodic,
         )  # fmt: skip
 
     def start(self) -> None:
@@ -188,6 +214,8 @@ class Platform:
         self.recorder.start()
         self.builds.start()
         self.async_invocations.start()
+        self.workflow_runner.start()
+        self.periodic.start()
 
     def _migrate_webhook_index(self) -> None:
         """Webhook index entries from before they were named by hash (idempotent)."""
@@ -214,6 +242,8 @@ class Platform:
                 logging.getLogger("nimbus").info("runtime %s not preloaded: %s", sha[:12], exc)
 
     def stop(self) -> None:
+        self.periodic.stop()
+        self.workflow_runner.stop(timeout=self.settings.graceful_timeout_sec / 4)
         self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)
         self.builds.stop()
         self.recorder.stop()  # after the last invocations: flush, fold this worker's stats

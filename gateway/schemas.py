@@ -13,6 +13,13 @@ from store.records import NAME_RE, BuildStatus, FunctionStatus, KeyScope, Trigge
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
+def dns_label(value: str) -> str:
+    """A function's or workflow's name: unique, immutable, never a valid id."""
+    if not NAME_RE.match(value):
+        raise ValueError("name must be a DNS label: 1-63 of a-z, 0-9 and '-', not at the ends")
+    return value
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -79,12 +86,7 @@ class FunctionCreate(_Config, _Meta):
         json_schema_extra=_runtime_choices,
     )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not NAME_RE.match(value):
-            raise ValueError("name must be a DNS label: 1-63 of a-z, 0-9 and '-', not at the ends")
-        return value
+    _name = field_validator("name")(classmethod(lambda cls, value: dns_label(value)))
 
     @field_validator("runtime")
     @classmethod
@@ -464,3 +466,79 @@ class WindowStatsView(BaseModel):
         default_factory=dict, description="platform-wide view only: function name → totals"
     )
     series: list[WindowPointView] = Field(description="one point per step, oldest first")
+
+
+# -- workflows ----------------------------------------------------------------------
+
+
+class WorkflowCreate(_Body):
+    name: str
+    definition: dict | str = Field(description="Amazon States Language: an object or its JSON")
+    description: str | None = Field(None, max_length=1024)
+
+    _name = field_validator("name")(classmethod(lambda cls, value: dns_label(value)))
+
+
+class WorkflowUpdate(_Body):
+    definition: dict | str | None = Field(None, description="a new definition: a new version")
+    description: str | None = Field(None, max_length=1024)
+
+
+class WorkflowView(BaseModel):
+    id: str
+    name: str
+    description: str
+    version: int = Field(description="the latest version: new executions start on it")
+    definition: dict
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowList(BaseModel):
+    workflows: list[WorkflowView]
+    total: int
+    limit: int
+    offset: int
+
+
+class WorkflowRef(BaseModel):
+    id: str
+    name: str
+
+
+class ExecutionView(BaseModel):
+    id: str
+    workflow: WorkflowRef
+    workflow_version: int
+    status: Literal["running", "succeeded", "failed", "timed_out", "aborted"]
+    input: object | None = None
+    output: object | None = None
+    error: str | None = None
+    cause: str | None = None
+    started_at: datetime
+    stopped_at: datetime | None = None
+
+
+class ExecutionList(BaseModel):
+    executions: list[ExecutionView]
+    total: int
+    limit: int
+    offset: int
+
+
+class ExecutionStop(_Body):
+    error: str | None = Field(None, max_length=256)
+    cause: str | None = Field(None, max_length=32768)
+
+
+class HistoryEventView(BaseModel):
+    id: int
+    timestamp: datetime
+    type: str = Field(description="Step Functions' event names: TaskStateEntered, TaskSucceeded, …")
+    state: str | None = None
+    branch: int | None = Field(None, description="the Parallel branch or Map item (0: the top)")
+    details: dict
+
+
+class HistoryView(BaseModel):
+    events: list[HistoryEventView]

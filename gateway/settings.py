@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     async_max_attempts: int = 3
     async_retry_base_sec: float = 1.0
 
+    # Workflows (gateway/jobs/workflows.py)
+    workflow_concurrency: int = 16  # executions one worker drives at once
+    workflow_task_concurrency: int = 8  # Task invocations one worker runs at once
+    workflow_lease_sec: float = 30  # a dead runner's executions wait this long for another
+    workflow_scan_sec: float = 1.0  # how often a worker looks for due executions (Wait ends)
+    workflow_max_attempts: int = 5  # claims without a clean release before an execution fails
+
     max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
     max_schedules_per_function: int = 100  # creates beyond it: 409 quota_exceeded
 

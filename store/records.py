@@ -295,3 +295,117 @@ class ApiKey(BaseModel):
     secret_sha256: str
     created_at: datetime = Field(default_factory=now)
     last_used_at: datetime | None = None
+
+
+# -- workflows (Amazon States Language) ------------------------------------------------
+
+
+class Workflow(BaseModel):
+    """A workflow's identity; its definitions are numbered, immutable `WorkflowVersion`s."""
+
+    id: str
+    name: str
+    description: str = ""
+    version: int = 1  # the latest: new executions start on it
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+
+class WorkflowVersion(BaseModel):
+    workflow_id: str
+    version: int
+    definition: dict
+    created_at: datetime = Field(default_factory=now)
+
+
+class WorkflowNameClaim(BaseModel):
+    workflow_id: str
+    created_at: datetime = Field(default_factory=now)
+
+
+class ExecutionStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    timed_out = "timed_out"
+    aborted = "aborted"
+
+
+class BranchPhase(StrEnum):
+    enter = "enter"  # about to run `state` on `input`
+    task = "task"  # a Task is (or was, before a crash) in flight
+    sleep = "sleep"  # a Wait, or a Retry's backoff, until `due`
+    fork = "fork"  # a Parallel/Map waits for its `children`
+    done = "done"  # the branch's machine ended: `output`
+    failed = "failed"  # the branch's machine failed: `error`, `cause`
+
+
+class Branch(BaseModel):
+    """One thread of an execution: the top machine, a Parallel branch or a Map item.
+
+    Everything the runner needs to take the next step after a crash is here.
+    """
+
+    id: int
+    parent: int | None = None  # the branch whose Parallel/Map forked this one
+    index: int = 0  # position among its siblings (the order of the outputs)
+    machine: str = ""  # which machine of the definition ("" is the top one)
+    item: list | None = None  # a Map item: [index, value], for $$.Map.Item
+    started: bool = True  # a Map item waits for a MaxConcurrency slot until started
+    state: str | None = None
+    input: object | None = None  # the current state's raw input
+    entered_at: datetime = Field(default_factory=now)
+    phase: BranchPhase = BranchPhase.enter
+    due: float | None = None  # Unix seconds: when a sleep ends
+    resume: str = "enter"  # after a sleep: "enter" (a Retry) or "wait" (a Wait's end)
+    carry: object | None = None  # a Wait's effective input
+    retries: dict[int, int] = Field(default_factory=dict)  # attempts used per Retry clause
+    task_starts: int = 0  # TaskStarted events for the current state (a crash may add one)
+    children: list[int] = Field(default_factory=list)
+    max_concurrency: int = 0
+    output: object | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class HistoryEvent(BaseModel):
+    id: int
+    timestamp: datetime = Field(default_factory=now)
+    type: str  # Step Functions' names: TaskStateEntered, TaskSucceeded, ExecutionFailed, …
+    state: str | None = None
+    branch: int | None = None
+    details: dict = Field(default_factory=dict)
+
+
+class Execution(Leased):
+    """A workflow execution, pinned to the workflow version it started on.
+
+    The record is the execution's whole state: every transition is one
+    conditional write of it (`store/leases.py`), so any worker continues
+    where a dead one stopped. History events wait in `history_tail` until a
+    page of them is sealed into its own object.
+    """
+
+    id: str
+    workflow_id: str
+    workflow_name: str
+    workflow_version: int
+    status: ExecutionStatus = ExecutionStatus.running
+    input: object | None = None
+    output: object | None = None
+    error: str | None = None
+    cause: str | None = None
+    started_at: datetime = Field(default_factory=now)
+    stopped_at: datetime | None = None
+    deadline: float | None = None  # Unix seconds: the definition's TimeoutSeconds
+    due: float = 0.0  # Unix seconds: when a runner should next look (a Wait's end)
+    marker: str | None = None  # its queue marker's key while running
+    branches: dict[int, Branch] = Field(default_factory=dict)
+    next_branch: int = 1
+    history_tail: list[HistoryEvent] = Field(default_factory=list)
+    history_pages: int = 0  # sealed pages before the tail
+    history_count: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.status != ExecutionStatus.running

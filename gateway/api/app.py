@@ -38,6 +38,14 @@ from .resources.usage import (
     StatsResource,
 )
 from .resources.webhook import WebhookResource
+from .resources.workflows import (
+    ExecutionHistoryResource,
+    ExecutionResource,
+    ExecutionStopResource,
+    WorkflowExecutionsResource,
+    WorkflowResource,
+    WorkflowsResource,
+)
 
 VERSION = "0.1.0"
 
@@ -89,6 +97,14 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(
         "/api/v1/invocations/{invocation_id}", InvocationResource(platform.async_invocations)
     )
+
+    workflows = platform.workflows
+    app.add_route("/api/v1/workflows", WorkflowsResource(workflows))
+    app.add_route("/api/v1/workflows/{ref}", WorkflowResource(workflows))
+    app.add_route("/api/v1/workflows/{ref}/executions", WorkflowExecutionsResource(workflows))
+    app.add_route("/api/v1/executions/{execution_id}", ExecutionResource(workflows))
+    app.add_route("/api/v1/executions/{execution_id}/history", ExecutionHistoryResource(workflows))
+    app.add_route("/api/v1/executions/{execution_id}/stop", ExecutionStopResource(workflows))
 
     webhook = WebhookResource(platform.webhooks, platform.invocations, platform.async_invocations)
     app.add_route("/webhook/{key}", webhook)

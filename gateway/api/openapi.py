@@ -85,6 +85,11 @@ def _stats_op() -> dict:
     return op
 
 
+_REQUEST_BODIES = ("FunctionCreate", "FunctionUpdate", "BulkDelete", "BulkUpdate",
+                   "ScheduleCreate", "ScheduleUpdate",
+                   "WorkflowCreate", "WorkflowUpdate", "ExecutionStop")  # fmt: skip
+
+
 def document(version: str) -> dict:
     models = [
         schemas.FunctionCreate, schemas.FunctionUpdate, schemas.FunctionView,
@@ -94,11 +99,12 @@ def document(version: str) -> dict:
         schemas.ScheduleCreate, schemas.ScheduleUpdate, schemas.ScheduleView,
         schemas.ScheduleList,
         schemas.WindowStatsView,
+        schemas.WorkflowCreate, schemas.WorkflowUpdate, schemas.WorkflowView,
+        schemas.WorkflowList, schemas.ExecutionView, schemas.ExecutionList,
+        schemas.ExecutionStop, schemas.HistoryView,
     ]  # fmt: skip
     _, defs = models_json_schema(
-        [(m, "validation" if m.__name__ in ("FunctionCreate", "FunctionUpdate", "BulkDelete",
-                                             "BulkUpdate", "ScheduleCreate", "ScheduleUpdate")
-          else "serialization") for m in models],
+        [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
         ref_template="#/components/schemas/{model}",
     )  # fmt: skip
     fn = "/api/v1/functions/{ref}"
@@ -170,10 +176,45 @@ def document(version: str) -> dict:
                 "post": _op("delete many functions", ("200", "BulkResult"), body="BulkDelete")},
             "/api/v1/functions/bulk-update": {
                 "post": _op("update many functions", ("200", "BulkResult"), body="BulkUpdate")},
+            **_workflow_paths(),
             "/health": {"get": {"summary": "liveness", "security": [],
                                 "responses": {"200": {"description": "alive"}}}},
             "/ready": {"get": {"summary": "readiness (the store answers)", "security": [],
                                "responses": {"200": {"description": "ready"},
                                              "503": {"description": "store unavailable"}}}},
         },
+    }  # fmt: skip
+
+
+def _workflow_paths() -> dict:
+    wf, ex = "/api/v1/workflows", "/api/v1/executions/{execution_id}"
+    ref = {**_REF, "description": "workflow id or name"}
+    ex_id = {"name": "execution_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    page = [_query("limit", "integer"), _query("offset", "integer")]
+    return {
+        wf: {
+            "get": _op("list workflows", ("200", "WorkflowList"), params=[_query("name"), *page]),
+            "post": _op("create a workflow (Amazon States Language)", ("201", "WorkflowView"),
+                        body="WorkflowCreate"),
+        },
+        wf + "/{ref}": {
+            "parameters": [ref],
+            "get": _op("get a workflow and its latest definition", ("200", "WorkflowView")),
+            "put": _op("edit a workflow (a new definition → a new version)",
+                       ("200", "WorkflowView"), body="WorkflowUpdate"),
+            "delete": _op("delete a workflow (its executions stay readable)", ("204", None)),
+        },
+        wf + "/{ref}/executions": {
+            "parameters": [ref],
+            "post": {**_op("start an execution: the body is its input", ("202", "ExecutionView")),
+                     "requestBody": {"required": False, "content": {"application/json": {
+                         "schema": {}}}}},
+            "get": _op("a workflow's executions, newest first", ("200", "ExecutionList"),
+                       params=[_query("status"), *page]),
+        },
+        ex: {"parameters": [ex_id], "get": _op("an execution", ("200", "ExecutionView"))},
+        ex + "/history": {"parameters": [ex_id], "get": _op(
+            "an execution's events (Step Functions names)", ("200", "HistoryView"))},
+        ex + "/stop": {"parameters": [ex_id], "post": _op(
+            "abort a running execution", ("200", "ExecutionView"), body="ExecutionStop")},
     }  # fmt: skip

@@ -1,0 +1,271 @@
+"""Workflows and executions as the API sees them: the store side of the ASL core.
+
+Create and edit check a definition fully (states, paths, operators, that each
+Task's function exists) before anything is written; an edit makes a new
+immutable version, and an execution keeps the version it started on.
+Starting an execution writes it durably (marker, index, record) before the
+202; a runner (gateway/jobs/workflows.py) takes it from there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from store import errors
+from store.functions import FunctionRepo
+from store.records import (
+    Branch,
+    Execution,
+    ExecutionStatus,
+    HistoryEvent,
+    Workflow,
+    WorkflowVersion,
+    new_id,
+    now,
+)
+from store.workflows import WorkflowRepo
+
+from ...schemas import (
+    ExecutionList,
+    ExecutionView,
+    HistoryEventView,
+    HistoryView,
+    WorkflowCreate,
+    WorkflowList,
+    WorkflowRef,
+    WorkflowUpdate,
+    WorkflowView,
+)
+from .definition import Machine, compile_definition, parse_definition, task_resources
+
+INPUT_LIMIT = 256 * 1024  # an execution's input, as a state's payload
+
+
+def _invalid(field: str, message: str) -> errors.Invalid:
+    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def _page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= 100:
+        raise _invalid("limit", "must be between 1 and 100")
+    if offset < 0:
+        raise _invalid("offset", "must not be negative")
+
+
+def execution_view(execution: Execution) -> ExecutionView:
+    return ExecutionView(
+        id=execution.id,
+        workflow=WorkflowRef(id=execution.workflow_id, name=execution.workflow_name),
+        workflow_version=execution.workflow_version,
+        status=execution.status,
+        input=execution.input,
+        output=execution.output,
+        error=execution.error,
+        cause=execution.cause,
+        started_at=execution.started_at,
+        stopped_at=execution.stopped_at,
+    )
+
+
+class WorkflowService:
+    def __init__(
+        self, repo: WorkflowRepo, functions: FunctionRepo, on_start: Callable[[Execution], None]
+    ) -> None:
+        self.repo = repo
+        self.functions = functions
+        self._on_start = on_start  # hands the new execution to this worker's runner
+        self._machines: dict[tuple[str, int], Machine] = {}
+
+    # -- workflows -------------------------------------------------------------
+
+    def _checked(self, raw: dict | str) -> dict:
+        definition = parse_definition(raw)
+        machine = compile_definition(definition)
+        missing = []
+        for where, state, resource in task_resources(machine):
+            function = resource.partition(":")[0]
+            try:
+                self.functions.resolve(function)
+            except errors.NotFound:
+                missing.append(
+                    {
+                        "field": f"definition.{where}.Resource",
+                        "state": state,
+                        "message": f"unknown function {function!r}",
+                    }
+                )
+        if missing:
+            first = missing[0]
+            raise errors.Invalid(
+                f"invalid workflow definition: state {first['state']!r}: {first['message']}",
+                details=missing,
+            )
+        return definition
+
+    def view(self, workflow: Workflow) -> WorkflowView:
+        definition = self.repo.version(workflow.id, workflow.version).definition
+        return WorkflowView(**workflow.model_dump(), definition=definition)
+
+    def create(self, body: WorkflowCreate) -> WorkflowView:
+        definition = self._checked(body.definition)
+        workflow = Workflow(id=new_id("wf_"), name=body.name, description=body.description or "")
+        self.repo.create(
+            workflow, WorkflowVersion(workflow_id=workflow.id, version=1, definition=definition)
+        )
+        return WorkflowView(**workflow.model_dump(), definition=definition)
+
+    def get(self, ref: str) -> WorkflowView:
+        return self.view(self.repo.resolve(ref))
+
+    def list(self, *, name: str | None = None, limit: int = 20, offset: int = 0) -> WorkflowList:
+        _page(limit, offset)
+        found = [w for w in self.repo.list() if not name or name in w.name]
+        found.sort(key=lambda w: w.created_at)
+        return WorkflowList(
+            workflows=[self.view(w) for w in found[offset : offset + limit]],
+            total=len(found),
+            limit=limit,
+            offset=offset,
+        )
+
+    def update(self, ref: str, body: WorkflowUpdate) -> WorkflowView:
+        workflow = self.repo.resolve(ref)
+
+        def edit(record: Workflow) -> None:
+            if body.description is not None:
+                record.description = body.description
+
+        if body.definition is not None:
+            definition = self._checked(body.definition)
+            current = self.repo.version(workflow.id, workflow.version).definition
+            if definition != current:
+                return self.view(self.repo.new_version(workflow.id, definition, edit))
+        return self.view(self.repo.update(workflow.id, edit))
+
+    def delete(self, ref: str) -> None:
+        self.repo.delete(self.repo.resolve(ref))
+
+    def machine(self, workflow_id: str, version: int) -> Machine:
+        """The compiled definition of one version (immutable, so compiled once per worker)."""
+        key = (workflow_id, version)
+        found = self._machines.get(key)
+        if found is None:
+            record = self.repo.version(workflow_id, version)
+            found = self._machines[key] = compile_definition(record.definition)
+        return found
+
+    # -- executions --------------------------------------------------------------
+
+    def start(self, ref: str, body: bytes) -> ExecutionView:
+        if len(body) > INPUT_LIMIT:
+            raise errors.TooLarge(
+                f"an execution's input may be {INPUT_LIMIT} bytes; this one is {len(body)}"
+            )
+        data = _parse_input(body)
+        workflow = self.repo.resolve(ref)
+        machine = self.machine(workflow.id, workflow.version)
+        wall = time.time()
+        execution = Execution(
+            id=new_id("ex_"),
+            workflow_id=workflow.id,
+            workflow_name=workflow.name,
+            workflow_version=workflow.version,
+            input=data,
+            due=wall,
+            deadline=wall + machine.timeout_seconds if machine.timeout_seconds else None,
+            branches={0: Branch(id=0, state=machine.start_at, input=data)},
+        )
+        execution.history_tail.append(
+            HistoryEvent(
+                id=1,
+                type="ExecutionStarted",
+                branch=0,
+                details={"input": data, "workflow_version": workflow.version},
+            )
+        )
+        execution.history_count = 1
+        self.repo.start(execution)
+        self._on_start(execution)
+        return execution_view(execution)
+
+    def execution(self, execution_id: str) -> ExecutionView:
+        return execution_view(self.repo.execution(execution_id)[0])
+
+    def executions(
+        self, ref: str, *, status: str | None = None, limit: int = 20, offset: int = 0
+    ) -> ExecutionList:
+        _page(limit, offset)
+        if status is not None and status not in ExecutionStatus.__members__:
+            raise _invalid("status", f"one of {', '.join(ExecutionStatus.__members__)}")
+        workflow = self.repo.resolve(ref)
+        found = []
+        for execution_id in self.repo.executions_of(workflow.id):
+            try:
+                execution = self.repo.execution(execution_id)[0]
+            except errors.NotFound:
+                continue  # its start crashed before the record
+            if status is None or execution.status == status:
+                found.append(execution)
+        return ExecutionList(
+            executions=[execution_view(e) for e in found[offset : offset + limit]],
+            total=len(found),
+            limit=limit,
+            offset=offset,
+        )
+
+    def history(self, execution_id: str) -> HistoryView:
+        execution = self.repo.execution(execution_id)[0]
+        events = self.repo.history(execution)
+        return HistoryView(events=[HistoryEventView(**e.model_dump()) for e in events])
+
+    def stop(self, execution_id: str, error: str | None, cause: str | None) -> ExecutionView:
+        """Abort a running execution. Its record turns final at once; a runner holding it
+        finds its next write refused and drops whatever it was doing."""
+        old_marker: list[str | None] = []
+
+        def abort(execution: Execution) -> bool:
+            if execution.final:
+                raise errors.Conflict(
+                    f"execution {execution_id} already {execution.status.value}",
+                    code="already_stopped",
+                )
+            execution.status = ExecutionStatus.aborted
+            execution.error, execution.cause = error, cause
+            execution.stopped_at = now()
+            execution.lease_owner = execution.lease_until = None
+            old_marker[:] = [execution.marker]
+            execution.marker = None
+            execution.history_count += 1
+            execution.history_tail.append(
+                HistoryEvent(
+                    id=execution.history_count,
+                    type="ExecutionAborted",
+                    details=_drop_none({"error": error, "cause": cause}),
+                )
+            )
+            self.repo.seal_history(execution)
+            return True
+
+        execution = self.repo.update_execution(execution_id, abort)
+        if old_marker:
+            self.repo.drop_marker(old_marker[0])
+        return execution_view(execution)
+
+
+def _parse_input(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.NimbusError(
+            f"the execution input is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+
+
+def _drop_none(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,229 @@
+"""Workflows through the Falcon app in-process: CRUD, validation, executions, pinning, stop.
+
+A real Platform on a local store runs the executions (its runner, its sandbox,
+Python functions); the kill -9 and multi-server cases are in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from falcon import testing
+
+from gateway.api.app import create_app
+from gateway.platform import Platform
+from gateway.settings import Settings
+
+KEY = "test-key"
+ADD = "def main(event):\n    return {'sum': event['a'] + event['b']}\n"
+BOOM = "def main(event):\n    raise ValueError('bad input')\n"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("wf"),
+        nimbus_api_key=KEY,
+        build_poll_sec=0.05,
+        preload_runtimes=False,
+        workflow_scan_sec=0.2,
+    )
+    platform = Platform.open(settings)
+    platform.start()
+    yield platform
+    platform.stop()
+
+
+@pytest.fixture(scope="module")
+def client(platform) -> testing.TestClient:
+    client = testing.TestClient(
+        create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"}
+    )
+    for name, code in (("add", ADD), ("boom", BOOM)):
+        made = client.simulate_post(
+            "/api/v1/functions?wait=true", json={"name": name, "runtime": "python", "code": code}
+        )
+        assert made.json["status"] == "active", made.json
+    return client
+
+
+def create(client, name: str, definition, **extra):
+    return client.simulate_post(
+        "/api/v1/workflows", json={"name": name, "definition": definition, **extra}
+    )
+
+
+def finished(client, execution_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        execution = client.simulate_get(f"/api/v1/executions/{execution_id}").json
+        if execution["status"] != "running":
+            return execution
+        time.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} still running")
+
+
+ADD_THEN_PASS = {
+    "StartAt": "Add",
+    "States": {
+        "Add": {"Type": "Task", "Resource": "add", "ResultPath": "$.sum", "Next": "Done"},
+        "Done": {"Type": "Pass", "Parameters": {"total.$": "$.sum.sum"}, "End": True},
+    },
+}
+
+
+def test_create_get_list_update_delete(client):
+    made = create(client, "crud", ADD_THEN_PASS, description="adds")
+    assert made.status_code == 201
+    body = made.json
+    assert body["id"].startswith("wf_") and body["version"] == 1 and body["name"] == "crud"
+    assert made.headers["Location"] == f"/api/v1/workflows/{body['id']}"
+    assert client.simulate_get("/api/v1/workflows/crud").json["id"] == body["id"]
+    assert (
+        client.simulate_get(f"/api/v1/workflows/{body['id']}").json["definition"] == ADD_THEN_PASS
+    )
+    listed = client.simulate_get("/api/v1/workflows", params={"name": "crud"}).json
+    assert listed["total"] == 1 and listed["workflows"][0]["name"] == "crud"
+
+    same = client.simulate_put("/api/v1/workflows/crud", json={"description": "still adds"}).json
+    assert same["version"] == 1 and same["description"] == "still adds"
+    edited = dict(ADD_THEN_PASS, Comment="v2")
+    assert (
+        client.simulate_put("/api/v1/workflows/crud", json={"definition": edited}).json["version"]
+        == 2
+    )
+
+    assert create(client, "crud", ADD_THEN_PASS).status_code == 409
+    assert client.simulate_delete("/api/v1/workflows/crud").status_code == 204
+    assert client.simulate_get("/api/v1/workflows/crud").status_code == 404
+    assert create(client, "crud", ADD_THEN_PASS).status_code == 201  # the name is free again
+
+
+def test_definition_as_json_text(client):
+    import json
+
+    made = create(client, "as-text", json.dumps(ADD_THEN_PASS))
+    assert made.status_code == 201 and made.json["definition"] == ADD_THEN_PASS
+
+
+@pytest.mark.parametrize(
+    ("states", "state", "words"),
+    [
+        ({"A": {"Type": "Pass", "Next": "Nope"}}, "A", "Nope"),
+        ({"A": {"Type": "Succeed"}, "B": {"Type": "Pass", "End": True}}, "B", "unreachable"),
+        ({"A": {"Type": "Task", "Resource": "no-such-fn", "End": True}}, "A", "unknown function"),
+        ({"A": {"Type": "Pass", "OutputPath": "$.[", "End": True}}, "A", "OutputPath"),
+        (
+            {
+                "A": {"Type": "Choice", "Choices": [{"Variable": "$.x", "Equals": 1, "Next": "B"}]},
+                "B": {"Type": "Succeed"},
+            },
+            "A",
+            "unknown comparison operator Equals",
+        ),
+    ],
+)
+def test_validation_errors_name_the_state(client, states, state, words):
+    resp = create(client, "invalid", {"StartAt": "A", "States": states})
+    assert resp.status_code == 422
+    error = resp.json["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"][0]["state"] == state
+    assert words in error["details"][0]["message"] and state in error["message"]
+
+
+def test_no_terminal_state_is_422(client):
+    looping = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}
+    resp = create(client, "loop", looping)
+    assert resp.status_code == 422 and "no terminal state" in resp.json["error"]["message"]
+
+
+def test_bad_bodies(client):
+    assert create(client, "Bad Name", ADD_THEN_PASS).status_code == 422
+    assert create(client, "x", "{not json").status_code == 422
+    resp = client.simulate_post("/api/v1/workflows", body=b"{", content_type="application/json")
+    assert resp.status_code == 400
+    assert client.simulate_post("/api/v1/workflows/nope/executions", json={}).status_code == 404
+    assert client.simulate_get("/api/v1/executions/ex_nope").status_code == 404
+
+
+def test_execution_runs_to_its_output(client):
+    assert create(client, "adder", ADD_THEN_PASS).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/adder/executions", json={"a": 2, "b": 5})
+    assert started.status_code == 202
+    assert started.json["status"] == "running" and started.json["id"].startswith("ex_")
+    assert started.headers["Location"] == f"/api/v1/executions/{started.json['id']}"
+    done = finished(client, started.json["id"])
+    assert done["status"] == "succeeded" and done["output"] == {"total": 7}
+    assert done["workflow"]["name"] == "adder" and done["workflow_version"] == 1
+    assert done["input"] == {"a": 2, "b": 5} and done["stopped_at"]
+    listed = client.simulate_get("/api/v1/workflows/adder/executions").json
+    assert listed["total"] == 1 and listed["executions"][0]["id"] == started.json["id"]
+    history = client.simulate_get(f"/api/v1/executions/{started.json['id']}/history").json
+    types = [event["type"] for event in history["events"]]
+    assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionSucceeded"
+    assert types.count("TaskSucceeded") == 1 and "PassStateExited" in types
+
+
+def test_failure_names_the_function_error(client):
+    failing = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "boom", "End": True}}}
+    assert create(client, "fails", failing).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/fails/executions", json={})
+    done = finished(client, started.json["id"])
+    assert (done["status"], done["error"], done["cause"]) == ("failed", "ValueError", "bad input")
+
+
+def test_an_edit_does_not_change_a_running_execution(client):
+    waiting = {
+        "StartAt": "W",
+        "States": {
+            "W": {"Type": "Wait", "Seconds": 1, "Next": "Which"},
+            "Which": {"Type": "Pass", "Result": "version 1", "End": True},
+        },
+    }
+    assert create(client, "pinned", waiting).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/pinned/executions", json={}).json
+    waiting["States"]["Which"]["Result"] = "version 2"
+    assert (
+        client.simulate_put("/api/v1/workflows/pinned", json={"definition": waiting}).json[
+            "version"
+        ]
+        == 2
+    )
+    done = finished(client, started["id"])
+    assert done["output"] == "version 1" and done["workflow_version"] == 1
+    again = client.simulate_post("/api/v1/workflows/pinned/executions", json={}).json
+    assert finished(client, again["id"])["output"] == "version 2"
+
+
+def test_stop_aborts_a_waiting_execution(client):
+    long_wait = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    assert create(client, "stoppable", long_wait).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/stoppable/executions", json={}).json
+    time.sleep(0.3)  # let a runner take it into its Wait
+    stopped = client.simulate_post(
+        f"/api/v1/executions/{started['id']}/stop",
+        json={"error": "Operator", "cause": "changed my mind"},
+    )
+    assert stopped.status_code == 200
+    assert (stopped.json["status"], stopped.json["error"]) == ("aborted", "Operator")
+    again = client.simulate_post(f"/api/v1/executions/{started['id']}/stop", json={})
+    assert again.status_code == 409
+    history = client.simulate_get(f"/api/v1/executions/{started['id']}/history").json["events"]
+    assert history[-1]["type"] == "ExecutionAborted"
+    time.sleep(0.5)  # no runner brings it back
+    assert client.simulate_get(f"/api/v1/executions/{started['id']}").json["status"] == "aborted"
+
+
+def test_execution_input_limits(client):
+    assert create(client, "limits", ADD_THEN_PASS).status_code == 201
+    too_big = b'{"a": "' + b"x" * (256 * 1024) + b'"}'
+    resp = client.simulate_post(
+        "/api/v1/workflows/limits/executions", body=too_big, content_type="application/json"
+    )
+    assert resp.status_code == 413
+    resp = client.simulate_post(
+        "/api/v1/workflows/limits/executions", body=b"{nope", content_type="application/json"
+    )
+    assert resp.status_code == 400
