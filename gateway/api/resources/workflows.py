@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import falcon
 
+from store.records import KeyScope
+
 from ...schemas import ExecutionStop, WorkflowCreate, WorkflowUpdate
 from ...services.workflows.service import INPUT_LIMIT, WorkflowService
 from ..bodies import parse_json, read_bytes, read_model, require_json
@@ -46,6 +48,8 @@ class WorkflowResource:
 
 
 class WorkflowExecutionsResource:
+    scopes = {"POST": (KeyScope.invoke, KeyScope.deploy)}  # starting one is calling it
+
     def __init__(self, service: WorkflowService) -> None:
         self.service = service
 
@@ -67,6 +71,8 @@ class WorkflowExecutionsResource:
 
 
 class ExecutionResource:
+    scopes = {"GET": (KeyScope.invoke, KeyScope.read)}  # the caller follows its own
+
     def __init__(self, service: WorkflowService) -> None:
         self.service = service
 
@@ -75,6 +81,8 @@ class ExecutionResource:
 
 
 class ExecutionHistoryResource:
+    scopes = {"GET": (KeyScope.invoke, KeyScope.read)}
+
     def __init__(self, service: WorkflowService) -> None:
         self.service = service
 
@@ -83,6 +91,8 @@ class ExecutionHistoryResource:
 
 
 class ExecutionStopResource:
+    scopes = {"POST": (KeyScope.invoke, KeyScope.deploy)}
+
     def __init__(self, service: WorkflowService) -> None:
         self.service = service
 
