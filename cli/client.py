@@ -179,6 +179,23 @@ class Client:
         )
         return list(reversed(page["entries"]))
 
+    # -- schedules ---------------------------------------------------------------
+
+    def list_schedules(self, name: str) -> dict:
+        return self.json("GET", _fn(name, "schedules"))
+
+    def create_schedule(self, name: str, body: dict) -> dict:
+        return self.json("POST", _fn(name, "schedules"), json=body)
+
+    def get_schedule(self, name: str, schedule_id: str) -> dict:
+        return self.json("GET", _fn(name, "schedules", quote(schedule_id, safe="")))
+
+    def update_schedule(self, name: str, schedule_id: str, body: dict) -> dict:
+        return self.json("PUT", _fn(name, "schedules", quote(schedule_id, safe="")), json=body)
+
+    def delete_schedule(self, name: str, schedule_id: str) -> None:
+        self.request("DELETE", _fn(name, "schedules", quote(schedule_id, safe="")))
+
 
 def _fn(name: str, *rest: str) -> str:
     return "/".join([FUNCTIONS, quote(name, safe=""), *rest])

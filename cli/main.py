@@ -28,6 +28,7 @@ COMMANDS = {
     "invocations": "cli.commands.invoke:invocations",
     "logs": "cli.commands.logs:logs",
     "runtimes": "cli.commands.functions:runtimes",
+    "schedules": "cli.commands.schedules:schedules",
     "mcp": "cli.commands.mcp:mcp",
     "serve": "cli.commands.serve:serve",
 }

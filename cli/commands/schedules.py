@@ -1,0 +1,123 @@
+"""`nimbus schedules`: cron and rate() triggers of a function."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+
+from ..output import ago, fields, table
+from ..session import Session, api_options, pass_session
+
+VIEW_FIELDS = ["id", "expression", "summary", "timezone", "qualifier", "event", "enabled",
+               "description", "next_run_at", "last_run_at", "last_invocation_id"]  # fmt: skip
+
+
+def _event(value: str | None):
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--event") from None
+
+
+def schedule_options(command):
+    for option in reversed((
+        click.option("--event", help="the JSON event each tick sends (default {})"),
+        click.option("--timezone", "--tz", "timezone", help="IANA name (default UTC)"),
+        click.option("--qualifier", help="a version number or an alias (default: active)"),
+        click.option("--description"),
+    )):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _body(event, timezone, qualifier, description) -> dict:
+    given = {"event": _event(event), "timezone": timezone, "qualifier": qualifier,
+             "description": description}  # fmt: skip
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _show(session: Session, schedule: dict) -> None:
+    session.output.emit(schedule, lambda c: c.print(fields(schedule, VIEW_FIELDS)))
+
+
+@click.group()
+def schedules() -> None:
+    """Run a function on a schedule: cron (5 or 6 fields, @hourly) or rate(5 minutes)."""
+
+
+@schedules.command("list")
+@click.argument("name")
+@api_options
+@pass_session
+def list_schedules(session: Session, name: str) -> None:
+    """List a function's schedules and when each runs next."""
+    page = session.client.list_schedules(name)
+
+    def render(console: Console) -> None:
+        grid = table("ID", "EXPRESSION", "WHEN", "ENABLED", "NEXT", "LAST")
+        for s in page["schedules"]:
+            grid.add_row(s["id"], s["expression"], s["summary"], "yes" if s["enabled"] else "no",
+                         s.get("next_run_at") or "", ago(s.get("last_run_at")))  # fmt: skip
+        console.print(grid)
+
+    session.output.emit(page, render)
+
+
+@schedules.command("create")
+@click.argument("name")
+@click.argument("expression")
+@schedule_options
+@click.option("--disabled", is_flag=True, help="create it switched off")
+@api_options
+@pass_session
+def create_schedule(session: Session, name, expression, disabled, **options) -> None:
+    """Add a schedule, e.g. `nimbus schedules create report 'rate(5 minutes)'`."""
+    body = {"expression": expression, **_body(**options)}
+    if disabled:
+        body["enabled"] = False
+    _show(session, session.client.create_schedule(name, body))
+
+
+@schedules.command("get")
+@click.argument("name")
+@click.argument("schedule_id")
+@api_options
+@pass_session
+def get_schedule(session: Session, name: str, schedule_id: str) -> None:
+    """Show one schedule."""
+    _show(session, session.client.get_schedule(name, schedule_id))
+
+
+@schedules.command("update")
+@click.argument("name")
+@click.argument("schedule_id")
+@click.option("--expression")
+@schedule_options
+@click.option("--enable/--disable", "enabled", default=None)
+@api_options
+@pass_session
+def update_schedule(session: Session, name, schedule_id, expression, enabled, **options) -> None:
+    """Change a schedule (only what is given)."""
+    body = _body(**options)
+    if expression:
+        body["expression"] = expression
+    if enabled is not None:
+        body["enabled"] = enabled
+    if not body:
+        raise click.UsageError("nothing to change: give at least one option")
+    _show(session, session.client.update_schedule(name, schedule_id, body))
+
+
+@schedules.command("delete")
+@click.argument("name")
+@click.argument("schedule_id")
+@api_options
+@pass_session
+def delete_schedule(session: Session, name: str, schedule_id: str) -> None:
+    """Delete a schedule."""
+    session.client.delete_schedule(name, schedule_id)
+    session.output.emit({"deleted": schedule_id}, lambda c: c.print(f"deleted {schedule_id}"))

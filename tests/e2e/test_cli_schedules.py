@@ -1,0 +1,47 @@
+"""`nimbus schedules` against a real server; the effect checked through the REST API."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cli.main import main
+
+
+def test_schedules_create_list_update_delete(make_server, tmp_path):
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
+    runner = CliRunner()
+    code = "def main(event):\n    return event\n"
+    assert (
+        runner.invoke(main, [*base, "create", "ticker", "-r", "python", "--code", code]).exit_code
+        == 0
+    )
+
+    every_five = ["schedules", "create", "ticker", "*/5 * * * *", "--tz", "Europe/Paris"]
+    out = runner.invoke(main, [*base, *every_five, "--event", '{"kind": "report"}'])
+    assert out.exit_code == 0, out.output
+    schedule = json.loads(out.output)
+    assert schedule["enabled"] and schedule["next_run_at"]
+    with server.client() as api:
+        stored = api.get(f"/api/v1/functions/ticker/schedules/{schedule['id']}").json()
+        assert stored["event"] == {"kind": "report"} and stored["timezone"] == "Europe/Paris"
+
+    listed = json.loads(runner.invoke(main, [*base, "schedules", "list", "ticker"]).output)
+    assert [s["id"] for s in listed["schedules"]] == [schedule["id"]]
+    table = runner.invoke(main, [*base[:-2], "-o", "table", "schedules", "list", "ticker"])
+    assert "*/5 * * * *" in table.output
+
+    out = runner.invoke(main, [*base, "schedules", "update", "ticker", schedule["id"], "--disable"])
+    assert out.exit_code == 0 and json.loads(out.output)["next_run_at"] is None
+
+    out = runner.invoke(main, [*base, "schedules", "create", "ticker", "every tuesday"])
+    assert out.exit_code == 1 and "expression" in out.output  # the API's 422, not a traceback
+    out = runner.invoke(main, [*base, "schedules", "create", "ticker", "@daily", "--event", "{"])
+    assert out.exit_code == 2  # a usage error: the event is not JSON
+
+    out = runner.invoke(main, [*base, "schedules", "delete", "ticker", schedule["id"]])
+    assert out.exit_code == 0
+    with server.client() as api:
+        assert api.get("/api/v1/functions/ticker/schedules").json()["total"] == 0
