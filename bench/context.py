@@ -40,6 +40,9 @@ class Params:
     density_reps: int  # N-function and 1-function loads, alternating
     density_connections: int
     scale_reps: int  # starts of each server kind
+    # pooling (issue 19): the allocators side by side at 16 connections
+    pool_duration_s: float
+    pool_reps: int
 
     @classmethod
     def quick(cls) -> Params:
@@ -65,6 +68,8 @@ class Params:
             density_reps=1,
             density_connections=8,
             scale_reps=1,  # one start of each kind: a smoke, not a median
+            pool_duration_s=1,
+            pool_reps=1,
         )
 
     @classmethod
@@ -105,6 +110,8 @@ class Params:
             density_reps=2,
             density_connections=8,
             scale_reps=5,
+            pool_duration_s=4,
+            pool_reps=3,
         )
 
 

@@ -32,6 +32,14 @@ class LoadRun:
 
     wrk: wrk.WrkResult
     server_cpu_s: float | None = None
+    server_sys_s: float | None = None  # the kernel's part of server_cpu_s
+
+    @property
+    def kernel_pct(self) -> float | None:
+        """The kernel's share of the server's CPU during the run, in percent."""
+        if self.server_sys_s is None or not self.server_cpu_s:
+            return None
+        return 100 * self.server_sys_s / self.server_cpu_s
 
     @property
     def cpu_ms_per_call(self) -> float | None:
@@ -74,11 +82,13 @@ def alternate(
 
 def _measured(target: LoadTarget, connections: int, duration_s: float) -> LoadRun:
     server = target.server
-    before = server.cpu_seconds() if server else None
+    before = server.cpu_split() if server else None
     result = wrk.run(target.url, body=target.body, headers=target.headers,
                      connections=connections, duration_s=duration_s)  # fmt: skip
-    used = server.cpu_seconds() - before if server and before is not None else None
-    return LoadRun(result, used)
+    if server is None or before is None:
+        return LoadRun(result)
+    user, system = (after - then for after, then in zip(server.cpu_split(), before, strict=True))
+    return LoadRun(result, user + system, system)
 
 
 def bracketed(before: list[LoadRun], after: list[LoadRun]) -> list[LoadRun]:
@@ -107,10 +117,12 @@ def _mean_of_two(a: LoadRun, b: LoadRun) -> LoadRun:
             for (p, ms1), (_, ms2) in zip(x.percentiles, y.percentiles, strict=False)
         ),
     )
-    cpu = None
+    cpu = system = None
     if a.server_cpu_s is not None and b.server_cpu_s is not None:
         cpu = a.server_cpu_s + b.server_cpu_s
-    return LoadRun(mean, cpu)
+    if a.server_sys_s is not None and b.server_sys_s is not None:
+        system = a.server_sys_s + b.server_sys_s
+    return LoadRun(mean, cpu, system)
 
 
 def median_curve(runs: list[LoadRun]) -> list[list[float]]:
@@ -187,6 +199,12 @@ class Pair:
             )
         return rows
 
+    def kernel_row(self, key: str, title: str, target: Target | None = None) -> Result | None:
+        """The kernel's share of the server's CPU, both sides (None when not counted)."""
+        note = ("system time over user + system time of the server's processes during the "
+                "load: mapping, faulting and unmapping guest memory shows here")  # fmt: skip
+        return self._server_row(key, title, "% kernel", lambda r: r.kernel_pct, note, target)
+
     def cpu_row(self, key: str, title: str) -> Result | None:
         """Server CPU per successful call, both sides (None when it was not counted)."""
         a = [r.cpu_ms_per_call for r in self.a]
@@ -194,16 +212,16 @@ class Pair:
         if None in a or None in b:
             return None
         added = statistics.median(a) - statistics.median(b)  # type: ignore[arg-type]
-        return Result(
-            key=key,
-            title=title,
-            unit="ms CPU/call",
-            higher_is_better=False,
-            a=Side(self.a_label, a),  # type: ignore[arg-type]
-            b=Side(self.b_label, b),  # type: ignore[arg-type]
-            notes=[
-                f"server CPU (master + workers, user + system) per successful call at "
+        note = (f"server CPU (master + workers, user + system) per successful call at "
                 f"{conns_text(self.connections)}: Nimbus adds {added:.3g} ms per invocation "
-                "over the bare echo"
-            ],
-        )
+                "over the bare echo")  # fmt: skip
+        return self._server_row(key, title, "ms CPU/call", lambda r: r.cpu_ms_per_call, note)
+
+    def _server_row(self, key, title, unit, measure, note, target=None) -> Result | None:
+        a = [measure(r) for r in self.a]
+        b = [measure(r) for r in self.b]
+        if None in a or None in b:
+            return None
+        return Result(key=key, title=title, unit=unit, higher_is_better=False,
+                      a=Side(self.a_label, a), b=Side(self.b_label, b), target=target,
+                      notes=[note])  # fmt: skip

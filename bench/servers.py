@@ -98,7 +98,11 @@ class ServerProcess:
         Read around a load run, the difference over the answers it served is the
         server's CPU cost per request, whatever the load generator took.
         """
-        total_ticks = 0
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the server's session: the second is the kernel's."""
+        user = system = 0
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -106,8 +110,10 @@ class ServerProcess:
                 continue  # the process ended while we looked
             # After the command: state ppid pgrp session … utime(12) stime(13), 0-based here.
             if int(fields[3]) == self.pid:
-                total_ticks += int(fields[11]) + int(fields[12])
-        return total_ticks / os.sysconf("SC_CLK_TCK")
+                user += int(fields[11])
+                system += int(fields[12])
+        ticks = os.sysconf("SC_CLK_TCK")
+        return user / ticks, system / ticks
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master we started)."""

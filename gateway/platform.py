@@ -86,6 +86,10 @@ class Platform:
                 queue_timeout_sec=settings.invoke_queue_timeout_sec,
                 native=native_config(settings),
                 signing_key=artifact_signing_key(settings),
+                pooling=settings.pooling,
+                pool_instances=settings.pool_instances,
+                max_memory_mb=settings.max_memory_mb,
+                pool_keep_resident_kb=settings.pool_keep_resident_kb,
             ),
         )
         builds = BuildQueue(

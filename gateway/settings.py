@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # files). Fewer than the functions served round-robin means a disk load per call.
     loaded_artifacts: int = 1024
     preload_runtimes: bool = True  # load the shared Python/JS runtimes at worker start
+    # wasmtime's pooling allocator: instance slots reserved once per worker and reset
+    # copy-on-write after each call (sandbox/_pool.py, docs/decisions/0009).
+    pooling: bool = True
+    pool_instances: int | None = None  # slots per worker; default: every guest that can hold one
+    pool_keep_resident_kb: int = 16384  # per memory slot: reset in place, not by the kernel
     cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
     log_level: str = "info"
     # One line per request. Off by default, as in gunicorn: invocations already

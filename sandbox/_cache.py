@@ -37,6 +37,7 @@ from ._artifact import (
 from ._component import LoadedComponent, check_handler
 from ._engine import EngineHost, fingerprint
 from ._module import LoadedModule, check_command
+from ._pool import exceeds_pool_limits
 from ._verified import VerifiedFiles
 
 log = logging.getLogger("nimbus.sandbox")
@@ -179,6 +180,8 @@ class ArtifactCache:
             else:
                 compiled = component.Component.deserialize_file(engine, source)
         except wasmtime.WasmtimeError as exc:
+            if exceeds_pool_limits(str(exc)):  # a sound file this sandbox will not run
+                raise errors.Invalid(str(exc).splitlines()[0]) from None
             # Incompatible (another wasmtime or engine set-up) or not of this kind.
             log.warning("cannot load precompiled %s (%s); rebuilding", path, str(exc)[:200])
             path.unlink(missing_ok=True)
@@ -254,7 +257,9 @@ class ArtifactCache:
                 continue
             try:
                 compiled = _DESERIALIZE[kind](engine, payload)
-            except wasmtime.WasmtimeError:
+            except wasmtime.WasmtimeError as exc:
+                if exceeds_pool_limits(str(exc)):
+                    raise errors.Invalid(str(exc).splitlines()[0]) from None
                 continue  # made by another engine set-up: compile below
             self._link(compiled)  # the same checks as a load
             return self._store_precompiled(kind, sha256, payload, compiled)

@@ -17,6 +17,7 @@ from wasmtime import component
 
 from ._logs import ComponentLogs
 from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome, trap_cause
+from ._pool import busy, is_exhausted
 from ._types import RESULT_LIMIT_BYTES, FunctionFailure
 
 EXPORT = "handle"
@@ -103,6 +104,10 @@ class HandlerInstance:
         return result
 
     def close(self) -> None:
+        # NOTE(sandbox): the store is deleted now, not when its last Python reference
+        # goes: a trap's traceback holds it in a reference cycle until the next
+        # garbage collection, and a live store keeps its pool slot.
+        self.store.close()
         self.logs.close()
 
 
@@ -120,14 +125,12 @@ def run_handler(
         if inst is None:
             inst = make_instance()
         result = inst.call(event, context, deadline_ticks)
-    except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-        logs = inst.logs.take() if inst is not None else b""
-        if inst is not None:
-            inst.close()  # a trapped instance refuses further calls: throw it away
-        outcome = _from_error(str(exc), logs)
-        outcome.logs = logs
-        outcome.duration_ms = (time.perf_counter() - started) * 1000
-        return outcome, None
+    except wasmtime.WasmtimeError as exc:
+        if inst is None and is_exhausted(str(exc)):
+            raise busy() from None
+        return _failed(inst, str(exc), started), None
+    except wasmtime.Trap as exc:
+        return _failed(inst, str(exc), started), None
     outcome = _from_result(result)
     outcome.logs = inst.logs.take()
     outcome.duration_ms = (time.perf_counter() - started) * 1000
@@ -138,6 +141,16 @@ def run_handler(
     if not keep:
         inst.close()
     return outcome, inst if keep else None
+
+
+def _failed(inst: HandlerInstance | None, text: str, started: float) -> Outcome:
+    logs = inst.logs.take() if inst is not None else b""
+    if inst is not None:
+        inst.close()  # a trapped instance refuses further calls: throw it away
+    outcome = _from_error(text, logs)
+    outcome.logs = logs
+    outcome.duration_ms = (time.perf_counter() - started) * 1000
+    return outcome
 
 
 def _from_result(result: object) -> Outcome:

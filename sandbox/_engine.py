@@ -24,6 +24,8 @@ from pathlib import Path
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from ._pool import PoolSize, use_pooling
+
 log = logging.getLogger("nimbus.sandbox")
 
 # Everything that changes generated code or what a precompiled artifact
@@ -144,18 +146,21 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def make_config() -> wasmtime.Config:
+def make_config(pool: PoolSize | None = None) -> wasmtime.Config:
+    """The engine's configuration; with `pool`, instances come from the pooling allocator."""
     config = wasmtime.Config()
     for name, value in ENGINE_SETTINGS.items():
         setattr(config, name, value)
     config.parallel_compilation = not _process["forked_after_engine"]
+    if pool is not None:
+        use_pooling(config, pool)
     return config
 
 
 class EngineHost:
     """One Engine, its epoch ticker thread and the linkers bound to it."""
 
-    def __init__(self, tick_sec: float) -> None:
+    def __init__(self, tick_sec: float, pool: PoolSize | None = None) -> None:
         if _process["forked_after_engine"]:
             log.warning(
                 "wasmtime was used before this process was forked: compiling on one thread, "
@@ -163,7 +168,8 @@ class EngineHost:
                 "make the Sandbox's engine after the fork"
             )
         self.tick_sec = tick_sec
-        self.engine = wasmtime.Engine(make_config())
+        self.pool = pool
+        self.engine = wasmtime.Engine(make_config(pool))
         _process["made_engine"] = True
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="nimbus-epoch", daemon=True)

@@ -42,6 +42,7 @@ from ._outcome import (
     trap_failure,
     truncation_note,
 )
+from ._pool import busy, is_exhausted
 from ._types import Deployment
 
 _START = b"_start"
@@ -242,6 +243,8 @@ def _classify(io: _wasi.GuestIO, error, trap, memory_used, memory_bytes: int) ->
         failure = trap_failure(trap_obj)
     else:
         message = str(exc)
+        if is_exhausted(message):
+            raise busy()
         if "exceeds memory limits" in message or "memory minimum size" in message:
             return Outcome(MEMORY)
         failure = error_failure(exc)

@@ -34,6 +34,7 @@ from store import Store, errors
 
 from ._component import HandlerInstance, LoadedComponent
 from ._outcome import trap_cause
+from ._pool import busy, is_exhausted
 from ._threads import Abandoned
 from ._types import Deployment, MiB, Mount
 
@@ -162,6 +163,8 @@ def check_source(worker: Worker, dep: Deployment, loaded: LoadedComponent, prep:
     except Abandoned:
         raise errors.Timeout(f"checking the source took over {dep.timeout_sec:g} s") from None
     except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+        if is_exhausted(str(exc)):
+            raise busy() from None
         cause = trap_cause(str(exc))
         raise errors.Invalid(f"the runtime failed to check the source: {cause}") from None
     finally:

@@ -7,6 +7,7 @@ import threading
 import time
 
 import orjson
+import wasmtime
 
 from store import Store, errors
 
@@ -15,6 +16,7 @@ from ._component import HandlerInstance, LoadedComponent, run_handler
 from ._docker import NativeExecutors
 from ._module import LoadedModule, context_json, run_module
 from ._outcome import TIMEOUT, Outcome, to_result
+from ._pool import is_exhausted
 from ._runtime_world import RUN, check_source, runtime_call
 from ._threads import Abandoned
 from ._types import KINDS, Deployment, InvokeResult, MiB, SandboxConfig
@@ -103,7 +105,7 @@ class Sandbox:
 
     def prepare(self, dep: Deployment) -> None:
         """Warm a deployment: artifact loaded and linked, per-call pieces encoded."""
-        _check_deployment(dep)
+        self._check_deployment(dep)
         if dep.kind == "native":
             return self._native.prepare(dep)
         worker = self._worker()
@@ -116,17 +118,20 @@ class Sandbox:
         """A runtime deployment's `check`: validate the user's source in the runtime's
         own interpreter, running none of it. Returns the runtime's facts (JSON text);
         `errors.Invalid` with the user-facing message (and stack lines) otherwise."""
-        _check_deployment(dep)
+        self._check_deployment(dep)
         if dep.kind != "runtime":
             raise errors.Invalid("only runtime deployments have a source to check")
         worker = self._worker()
         loaded, _ = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, "component")
         return check_source(worker, dep, loaded, worker.prepared(dep))
 
+    def _check_deployment(self, dep: Deployment) -> None:
+        _check_deployment(dep, self._config.max_memory_mb)
+
     # -- invoke ---------------------------------------------------------------
 
     def invoke(self, dep: Deployment, event: bytes, context: dict) -> InvokeResult:
-        _check_deployment(dep)
+        self._check_deployment(dep)
         worker = self._worker()
         if dep.kind == "native":
             return self._native.invoke(dep, event, context, worker.gate)
@@ -185,16 +190,25 @@ class Sandbox:
         code = prepared.code
 
         def make_instance() -> HandlerInstance:
-            inst = HandlerInstance(
-                worker.host.engine,
-                worker.host.component_linker(),
-                loaded,
-                prepared.argv,
-                dep.env_vars,
-                dep.memory_mb * MiB,
-                ticks,
-                **runtime_call(RUN, code),
-            )
+            def new() -> HandlerInstance:
+                return HandlerInstance(
+                    worker.host.engine,
+                    worker.host.component_linker(),
+                    loaded,
+                    prepared.argv,
+                    dep.env_vars,
+                    dep.memory_mb * MiB,
+                    ticks,
+                    **runtime_call(RUN, code),
+                )
+
+            try:
+                inst = new()
+            except wasmtime.WasmtimeError as exc:
+                # Idle reusable instances hold pool slots: give them up before a 429.
+                if not (is_exhausted(str(exc)) and worker.drop_idle()):
+                    raise
+                inst = new()
             in_use.append(inst)
             return inst
 
@@ -222,8 +236,10 @@ def _file_kind(dep: Deployment) -> str:
     return "component" if dep.kind == "runtime" else dep.kind
 
 
-def _check_deployment(dep: Deployment) -> None:
+def _check_deployment(dep: Deployment, max_memory_mb: int) -> None:
     if dep.kind not in KINDS:
         raise errors.Invalid(f"unknown artifact kind {dep.kind!r} (expected one of {KINDS})")
     if dep.memory_mb <= 0 or dep.timeout_sec <= 0:
         raise errors.Invalid("memory_mb and timeout_sec must be positive")
+    if dep.memory_mb > max_memory_mb:
+        raise errors.Invalid(f"memory_mb is over this sandbox's maximum of {max_memory_mb}")

@@ -40,6 +40,17 @@ class SandboxConfig:
     seed_cache_dirs: tuple[Path, ...] = ()
     # Native functions (Linux binaries in containers); None: they answer engine_unavailable.
     native: NativeConfig | None = None
+    # wasmtime's pooling allocator (`_pool.py`): instance slots reserved once per
+    # worker, reset copy-on-write after each call. None: wasmtime's on-demand allocator.
+    pooling: bool = True
+    # Slots in the pool; None: every guest that can hold an instance at once
+    # (running, stuck past its deadline, idle for reuse, pre-warmed). A call that
+    # finds every slot taken answers LimitExceeded (429).
+    pool_instances: int | None = None
+    max_memory_mb: int = 4096  # the largest memory_mb a deployment may have (a slot's size)
+    pool_keep_resident_kb: int = 16384  # per memory slot: reset in place, not by madvise
+    # Idle instances kept per deployment that opted into reuse.
+    idle_per_deployment: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
@@ -49,6 +60,14 @@ class SandboxConfig:
     @property
     def stuck_thread_limit(self) -> int:
         return self.max_concurrent if self.max_stuck_threads is None else self.max_stuck_threads
+
+    @property
+    def pool_slots(self) -> int:
+        if self.pool_instances is not None:
+            return self.pool_instances
+        # NOTE(sandbox): reused instances wait idle in slots; the idle set is
+        # bounded by what _worker keeps, its share here by a few deployments.
+        return self.max_concurrent + self.stuck_thread_limit + 4 * self.idle_per_deployment
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ from ._component import HandlerInstance
 from ._engine import EngineHost
 from ._limits import ConcurrencyGate
 from ._module import WasiArgs
+from ._pool import PoolSize
 from ._runtime_world import MountCache, RuntimeCode, runtime_code
 from ._threads import GuestThreads
 from ._types import Deployment, SandboxConfig
-
-_IDLE_PER_DEPLOYMENT = 2
 
 
 @dataclass
@@ -39,7 +38,12 @@ class Worker:
 
     def __init__(self, store: Store, config: SandboxConfig) -> None:
         self.pid = os.getpid()
-        self.host = EngineHost(config.epoch_tick_sec)
+        pool = (
+            PoolSize(config.pool_slots, config.max_memory_mb, config.pool_keep_resident_kb * 1024)
+            if config.pooling
+            else None
+        )
+        self.host = EngineHost(config.epoch_tick_sec, pool)
         self.artifacts = ArtifactCache(
             store,
             self.host,
@@ -58,6 +62,7 @@ class Worker:
         self._limit = config.memory_cache_entries * 4
         self._prepared: OrderedDict[tuple, Prepared] = OrderedDict()
         self._idle: OrderedDict[tuple, list[HandlerInstance]] = OrderedDict()
+        self._idle_per_deployment = config.idle_per_deployment
 
     def prepared(self, dep: Deployment) -> Prepared:
         key = deployment_key(dep)
@@ -92,7 +97,7 @@ class Worker:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             self._idle.move_to_end(key)
-            if len(idle) < _IDLE_PER_DEPLOYMENT:
+            if len(idle) < self._idle_per_deployment:
                 idle.append(inst)
             else:
                 evicted.append(inst)
@@ -101,13 +106,18 @@ class Worker:
         for old in evicted:
             old.close()
 
-    def close(self) -> None:
-        self.host.close()
+    def drop_idle(self) -> int:
+        """Close every idle reusable instance (freeing their pool slots); how many."""
         with self._lock:
             idle = [inst for insts in self._idle.values() for inst in insts]
             self._idle.clear()
         for inst in idle:
             inst.close()
+        return len(idle)
+
+    def close(self) -> None:
+        self.host.close()
+        self.drop_idle()
 
 
 def deployment_key(dep: Deployment) -> tuple:
