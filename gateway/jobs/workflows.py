@@ -31,7 +31,15 @@ import orjson
 
 from store import errors
 from store.leases import Claim, LeaseLost, Leases
-from store.records import Branch, BranchPhase, Execution, ExecutionStatus, HistoryEvent, now
+from store.records import (
+    Branch,
+    BranchPhase,
+    Execution,
+    ExecutionStatus,
+    HistoryEvent,
+    Trigger,
+    now,
+)
 from store.workflows import WorkflowRepo, execution_key
 
 from ..services.invoke import InvokeService
@@ -201,7 +209,7 @@ class WorkflowRunner:
                 invoke.resource,
                 orjson.dumps(invoke.payload),
                 context,
-                trigger="workflow",
+                trigger=Trigger.workflow,
                 invocation_id=invocation_id,
             )
         except errors.Timeout as exc:

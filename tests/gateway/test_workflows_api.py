@@ -133,6 +133,16 @@ def test_validation_errors_name_the_state(client, states, state, words):
     assert words in error["details"][0]["message"] and state in error["message"]
 
 
+def test_resources_name_a_version_or_alias_with_the_one_target_parser(client):
+    task = {"Type": "Task", "Resource": "add:1", "End": True}
+    assert create(client, "pinned-task", {"StartAt": "T", "States": {"T": task}}).status_code == 201
+    task["Resource"] = "add:Not_A_Label"
+    resp = create(client, "bad-target", {"StartAt": "T", "States": {"T": task}})
+    assert resp.status_code == 422
+    detail = resp.json["error"]["details"][0]
+    assert detail["state"] == "T" and detail["field"] == "definition.States.T.Resource"
+
+
 def test_no_terminal_state_is_422(client):
     looping = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}
     resp = create(client, "loop", looping)

@@ -40,6 +40,7 @@ from ...schemas import (
     WorkflowUpdate,
     WorkflowView,
 )
+from ..targets import parse_target
 from .definition import Machine, compile_definition, parse_definition, task_resources
 
 INPUT_LIMIT = 256 * 1024  # an execution's input, as a state's payload
@@ -85,24 +86,22 @@ class WorkflowService:
     def _checked(self, raw: dict | str) -> dict:
         definition = parse_definition(raw)
         machine = compile_definition(definition)
-        missing = []
+        problems = []
         for where, state, resource in task_resources(machine):
-            function = resource.partition(":")[0]
+            field = f"definition.{where}.Resource"
             try:
-                self.functions.resolve(function)
+                # name, name:version or name:alias: the one target parser, as invoke uses it
+                self.functions.resolve(parse_target(resource, field=field).function)
             except errors.NotFound:
-                missing.append(
-                    {
-                        "field": f"definition.{where}.Resource",
-                        "state": state,
-                        "message": f"unknown function {function!r}",
-                    }
-                )
-        if missing:
-            first = missing[0]
+                message = f"unknown function {resource.partition(':')[0]!r}"
+                problems.append({"field": field, "state": state, "message": message})
+            except errors.Invalid as exc:
+                problems.append({"field": field, "state": state, "message": exc.message})
+        if problems:
+            first = problems[0]
             raise errors.Invalid(
                 f"invalid workflow definition: state {first['state']!r}: {first['message']}",
-                details=missing,
+                details=problems,
             )
         return definition
 
