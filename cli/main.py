@@ -29,6 +29,8 @@ COMMANDS = {
     "logs": "cli.commands.logs:logs",
     "runtimes": "cli.commands.functions:runtimes",
     "schedules": "cli.commands.schedules:schedules",
+    "workflows": "cli.commands.workflows:workflows",
+    "executions": "cli.commands.workflows:executions",
     "mcp": "cli.commands.mcp:mcp",
     "serve": "cli.commands.serve:serve",
 }

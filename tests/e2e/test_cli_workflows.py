@@ -1,0 +1,75 @@
+"""`nimbus workflows` and `nimbus executions` against a real server."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from cli.main import main
+
+DOUBLE = "def main(event):\n    return {'n': event['n'] * 2}\n"
+DEFINITION = {
+    "StartAt": "Double",
+    "States": {
+        "Double": {"Type": "Task", "Resource": "double", "Next": "Again"},
+        "Again": {"Type": "Task", "Resource": "double", "End": True},
+    },
+}
+
+
+def test_deploy_start_follow_and_stop_workflows(make_server, tmp_path):
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
+    runner = CliRunner()
+
+    def nimbus(*args: str):
+        return runner.invoke(main, [*base, *args])
+
+    assert nimbus("create", "double", "-r", "python", "--code", DOUBLE).exit_code == 0
+    asl = tmp_path / "twice.json"
+    asl.write_text(json.dumps(DEFINITION))
+    out = nimbus("workflows", "deploy", "twice", str(asl))
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["version"] == 1
+    asl.write_text(json.dumps({**DEFINITION, "Comment": "doubles twice"}))
+    assert json.loads(nimbus("workflows", "deploy", "twice", str(asl)).output)["version"] == 2
+
+    out = nimbus("workflows", "start", "twice", "--input", '{"n": 5}', "--wait")
+    assert out.exit_code == 0, out.output
+    execution = json.loads(out.output)
+    assert execution["status"] == "succeeded" and execution["output"] == {"n": 20}
+
+    events = json.loads(nimbus("executions", "history", execution["id"]).output)["events"]
+    assert [e["type"] for e in events].count("TaskSucceeded") == 2
+    listed = json.loads(nimbus("executions", "list", "twice").output)
+    assert [e["id"] for e in listed["executions"]] == [execution["id"]]
+    with server.client() as api:
+        assert api.get(f"/api/v1/executions/{execution['id']}").json()["output"] == {"n": 20}
+
+    out = nimbus("workflows", "start", "twice", "--input", '{"m": 1}', "--wait")
+    assert out.exit_code == 3  # the execution failed (KeyError in the task)
+    assert json.loads(out.stdout)["status"] == "failed"
+
+    assert nimbus("workflows", "start", "twice", "--input", "{").exit_code == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"StartAt": "Nowhere", "States": {}}')
+    out = nimbus("workflows", "deploy", "broken", str(bad))
+    assert out.exit_code == 1 and json.loads(out.stdout)["error"]["code"]
+
+    pause = tmp_path / "pause.json"
+    pause.write_text(json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60,
+                                                                 "End": True}}}))  # fmt: skip
+    assert nimbus("workflows", "deploy", "pause", str(pause)).exit_code == 0
+    waiting = json.loads(nimbus("workflows", "start", "pause").output)
+    out = nimbus("executions", "stop", waiting["id"], "--error", "Operator", "--cause", "test")
+    assert out.exit_code == 0 and json.loads(out.output)["status"] == "aborted"
+    out = nimbus("executions", "get", waiting["id"])
+    assert out.exit_code == 3 and json.loads(out.stdout)["error"] == "Operator"
+    assert nimbus("workflows", "delete", "pause").exit_code == 0
+
+    listed = json.loads(nimbus("workflows", "list").output)
+    assert [w["name"] for w in listed["workflows"]] == ["twice"]
+    assert nimbus("workflows", "delete", "twice").exit_code == 0
+    with server.client() as api:
+        assert api.get("/api/v1/workflows/twice").status_code == 404
