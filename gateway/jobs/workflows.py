@@ -211,6 +211,7 @@ class WorkflowRunner:
                 context,
                 trigger=Trigger.workflow,
                 invocation_id=invocation_id,
+                source=execution_id,  # the function's logs name the execution
             )
         except errors.Timeout as exc:
             return ("error", TIMEOUT, exc.message, invocation_id)
@@ -609,6 +610,8 @@ class _Drive:
         ]
         if not dues:  # nothing to run and nothing to wait for: a bug; look again later
             log.error("execution %s has no branch to run", self.ex.id)
+        if self.ex.deadline is not None:
+            dues.append(self.ex.deadline)  # the execution's own timeout ends a sleep too
         self._release(min(dues, default=time.time() + self.runner.lease_sec))
 
     def hand_back(self) -> None:

@@ -167,6 +167,7 @@ class InvokeService:
         alias: str | None = None,
         trigger: Trigger = Trigger.api,
         invocation_id: str | None = None,
+        source: str | None = None,
     ) -> Invocation:
         fn, record = self.resolve(ref, version, alias)
         invocation_id = invocation_id or self.new_invocation_id()
@@ -187,6 +188,7 @@ class InvokeService:
             version=record.version,
             trigger=trigger,
             status="succeeded",
+            source=source,
         )
         started = time.perf_counter()
         try:

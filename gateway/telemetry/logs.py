@@ -79,6 +79,8 @@ def end_line(o: InvocationOutcome) -> str:
     if o.error_type:
         parts.append(f"type={o.error_type}")
     parts.append(f"version={o.version} trigger={o.trigger}")
+    if o.source:
+        parts.append(f"source={o.source}")
     if o.cold_start:
         parts.append("cold_start=true")
     return " ".join(parts)

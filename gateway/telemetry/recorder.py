@@ -22,6 +22,7 @@ class InvocationOutcome:
     version: int
     trigger: Trigger
     status: str  # "succeeded" | "failed" | "timed_out" | THROTTLED
+    source: str | None = None  # what started it, beyond the trigger: a workflow execution's id
     error_code: str | None = None  # function_error, timeout, memory_limit_exceeded, …
     error_type: str | None = None  # the function's own error type, for function errors
     duration_ms: float = 0.0

@@ -18,6 +18,7 @@ from gateway.settings import Settings
 KEY = "test-key"
 ADD = "def main(event):\n    return {'sum': event['a'] + event['b']}\n"
 BOOM = "def main(event):\n    raise ValueError('bad input')\n"
+NAP = "import time\n\n\ndef main(event):\n    time.sleep(event['seconds'])\n    return 'rested'\n"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def client(platform) -> testing.TestClient:
     client = testing.TestClient(
         create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"}
     )
-    for name, code in (("add", ADD), ("boom", BOOM)):
+    for name, code in (("add", ADD), ("boom", BOOM), ("nap", NAP)):
         made = client.simulate_post(
             "/api/v1/functions?wait=true", json={"name": name, "runtime": "python", "code": code}
         )
@@ -237,3 +238,54 @@ def test_execution_input_limits(client):
         "/api/v1/workflows/limits/executions", body=b"{nope", content_type="application/json"
     )
     assert resp.status_code == 400
+
+
+def test_a_task_invocation_is_logged_with_trigger_workflow_and_the_execution(client):
+    assert create(client, "logged", ADD_THEN_PASS).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/logged/executions", json={"a": 1, "b": 1})
+    execution_id = started.json["id"]
+    assert finished(client, execution_id)["status"] == "succeeded"
+    events = client.simulate_get(f"/api/v1/executions/{execution_id}/history").json["events"]
+    invocation_id = next(e for e in events if e["type"] == "TaskSucceeded")["details"][
+        "invocation_id"
+    ]
+    logs = client.simulate_get(
+        "/api/v1/functions/add/logs", params={"invocation_id": invocation_id}
+    ).json["entries"]
+    end = next(entry["line"] for entry in logs if entry["line"].startswith("END"))
+    assert "trigger=workflow" in end and f"source={execution_id}" in end
+
+
+def test_task_timeout_seconds_is_a_catchable_states_timeout(client):
+    definition = {
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {
+                "Type": "Task",
+                "Resource": "nap",
+                "Parameters": {"seconds": 3},
+                "TimeoutSeconds": 1,
+                "End": True,
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "TooSlow"}],
+            },
+            "TooSlow": {"Type": "Pass", "Result": "gave up", "End": True},
+        },
+    }
+    assert create(client, "task-timeout", definition).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/task-timeout/executions", json={}).json
+    done = finished(client, started["id"])
+    assert (done["status"], done["output"]) == ("succeeded", "gave up")
+    events = client.simulate_get(f"/api/v1/executions/{started['id']}/history").json["events"]
+    assert [e["type"] for e in events if e["type"].startswith("TaskTimed")] == ["TaskTimedOut"]
+
+
+def test_definition_timeout_seconds_times_the_execution_out(client):
+    definition = {
+        "TimeoutSeconds": 1,
+        "StartAt": "W",
+        "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}},
+    }
+    assert create(client, "exec-timeout", definition).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/exec-timeout/executions", json={}).json
+    done = finished(client, started["id"], timeout=10)
+    assert (done["status"], done["error"]) == ("timed_out", "States.Timeout")
