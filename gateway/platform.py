@@ -31,6 +31,7 @@ from .services.webhooks import WebhookDirectory
 from .services.workflows.service import WorkflowService
 from .settings import Settings
 from .telemetry.flusher import OutcomeFlusher, writer_id
+from .telemetry.invocations import InvocationLister
 from .telemetry.logs import InvocationLogs, LogReader
 from .telemetry.metrics import Metrics
 from .telemetry.stats import StatsBook
@@ -55,6 +56,7 @@ class Platform:
     metrics: Metrics
     recorder: OutcomeFlusher
     logs: LogReader
+    invocation_list: InvocationLister
     stats: StatsService
     window_stats: WindowStatsService
     quota: QuotaService
@@ -157,8 +159,9 @@ class Platform:
             cache, sandbox, recorder, EnvCipher.from_setting(settings.nimbus_env_keys)
         )
         webhooks = WebhookDirectory(repo, cache)
+        queue = InvocationRepo(store)
         async_invocations = AsyncInvocations(
-            InvocationRepo(store),
+            queue,
             invocations,
             concurrency=settings.async_concurrency,
             max_queue_depth=settings.async_max_queue_depth,
@@ -189,6 +192,7 @@ class Platform:
             metrics=metrics,
             recorder=recorder,
             logs=LogReader(repo, logs, recorder.flush),
+            invocation_list=InvocationLister(repo, logs, queue, recorder.flush),
             stats=StatsService(repo, book, recorder.flush),
             window_stats=WindowStatsService(
                 repo, WindowQuery(store, recorder.flush), staleness_sec=settings.log_flush_sec

@@ -8,7 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from compiler import RUNTIMES
-from store.records import NAME_RE, BuildStatus, FunctionStatus, KeyScope, Trigger
+from store.records import (
+    NAME_RE,
+    BuildStatus,
+    FunctionStatus,
+    InvocationStatus,
+    KeyScope,
+    Trigger,
+)
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -239,6 +246,20 @@ class InvocationView(BaseModel):
             started_at=record.started_at,
             finished_at=record.finished_at,
         )
+
+
+class InvocationListItem(BaseModel):
+    id: str
+    version: int
+    trigger: Trigger
+    status: InvocationStatus
+    duration_ms: float | None = Field(description="the guest's run time; null until it ran")
+    error_code: str | None = Field(None, description="function_error, timeout, …")
+    created_at: datetime = Field(description="when it started (sync) or was accepted (async)")
+
+
+class InvocationList(BaseModel):
+    invocations: list[InvocationListItem] = Field(description="newest first")
 
 
 # -- logs, stats, quota ----------------------------------------------------------

@@ -27,7 +27,7 @@ from .resources.functions import (
 )
 from .resources.invoke import InvokeResource
 from .resources.keys import KeyResource, KeysResource
-from .resources.logs import LogsResource
+from .resources.logs import InvocationListResource, LogsResource
 from .resources.runtimes import RuntimeResource, RuntimesResource
 from .resources.schedules import ScheduleResource, SchedulesResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
@@ -91,6 +91,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/webhook/rotate", WebhookRotateResource(service))
     app.add_route(v1 + "/{ref}/logs", LogsResource(platform.logs))
     app.add_route(v1 + "/{ref}/stats", FunctionStatsResource(platform.window_stats))
+    app.add_route(v1 + "/{ref}/invocations", InvocationListResource(platform.invocation_list))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
     app.add_route(v1 + "/{ref}/schedules", SchedulesResource(platform.schedules))
     app.add_route(v1 + "/{ref}/schedules/{schedule_id}", ScheduleResource(platform.schedules))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -61,7 +61,7 @@ def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def _micros_of(ts: str) -> int:
+def ts_micros(ts: str) -> int:
     return _micros(datetime.fromisoformat(ts))
 
 
@@ -126,7 +126,22 @@ def entries_for(o: InvocationOutcome, max_bytes: int) -> tuple[list[dict], int]:
             {"invocation_id": o.invocation_id, "ts": end_ts, "stream": "platform", "line": note}
         )
     entries.append(
-        {"invocation_id": o.invocation_id, "ts": end_ts, "stream": "platform", "line": end_line(o)}
+        {
+            "invocation_id": o.invocation_id,
+            "ts": end_ts,
+            "stream": "platform",
+            "line": end_line(o),
+            # the invocation list reads this (GET …/invocations); the logs API drops it
+            "invocation": {
+                "id": o.invocation_id,
+                "version": o.version,
+                "trigger": o.trigger,
+                "status": o.status,
+                "duration_ms": round(o.duration_ms, 3),
+                "error_code": o.error_code,
+                "created_at": ts,
+            },
+        }
     )
     return entries, _micros(ended)
 
@@ -194,6 +209,23 @@ class InvocationLogs:
         self.store.put(key, encode_batch(entries))
         return key
 
+    def batch_keys(self, function_id: str, since_us: int | None) -> Iterator[tuple[int, str]]:
+        """(newest entry's Unix µs, key) of each batch, newest first, down to `since`:
+        callers read (`read_batch`) only until no older batch can matter to them."""
+        for key in self.store.list(invocation_log_prefix(function_id)):
+            _, newest_ms = parse_invocation_log_key(key)
+            newest_us = newest_ms * 1000
+            if since_us is not None and newest_us < since_us:
+                return  # this batch and every later one is older than `since`
+            yield newest_us, key
+
+    def read_batch(self, key: str) -> list[dict]:
+        try:
+            data = self.store.get(key).data
+        except errors.NotFound:
+            return []  # swept while we listed
+        return [orjson.loads(line) for line in data.splitlines()]
+
     def query(
         self,
         function_id: str,
@@ -205,23 +237,14 @@ class InvocationLogs:
         """Entries newest first; reads batches only until no older one can matter."""
         found: list[tuple[int, int, dict]] = []  # (ts µs, position, entry)
         position = 0
-        for key in self.store.list(invocation_log_prefix(function_id)):
-            _, newest_ms = parse_invocation_log_key(key)
-            newest_us = newest_ms * 1000
-            if since_us is not None and newest_us < since_us:
-                break  # this batch and every later one is older than `since`
+        for newest_us, key in self.batch_keys(function_id, since_us):
             if len(found) >= limit and newest_us < found[limit - 1][0]:
                 break  # nothing in this or any later batch is among the newest `limit`
-            try:
-                data = self.store.get(key).data
-            except errors.NotFound:
-                continue  # swept while we listed
             matched = False
-            for line in data.splitlines():
-                entry = orjson.loads(line)
+            for entry in self.read_batch(key):
                 if invocation_id is not None and entry["invocation_id"] != invocation_id:
                     continue
-                ts_us = _micros_of(entry["ts"])
+                ts_us = ts_micros(entry["ts"])
                 if since_us is not None and ts_us < since_us:
                     continue
                 position += 1
