@@ -361,3 +361,43 @@ def test_kill_during_a_task_runs_only_that_task_again(make_server):
     resumed = [e for e in events if e["type"] == "TaskStarted" and e["state"] == "Slow"][1]
     assert resumed["details"]["resumed"] is True
     assert events[-1]["type"] == "ExecutionSucceeded"
+
+
+@pytest.mark.s3
+def test_another_replica_continues_the_execution_of_a_dead_one(make_server, e2e_seaweedfs):
+    from tests.e2e.conftest import s3_env
+
+    env = {**s3_env(e2e_seaweedfs), **ENV}  # two servers, one S3 store
+    first = make_server(env).start()
+    definition = {
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {
+                "Type": "Task",
+                "Resource": "nap",
+                "Parameters": {"seconds": 2, "tag": "x"},
+                "Next": "Pause",
+            },
+            "Pause": {"Type": "Wait", "Seconds": 1, "Next": "Add"},
+            "Add": {
+                "Type": "Task",
+                "Resource": "add",
+                "Parameters": {"a": 40, "b": 2},
+                "End": True,
+            },
+        },
+    }
+    with first.client() as api:
+        deploy(api)
+        execution_id = start(api, "replicas", definition)
+        owner = wait_for_event(api, execution_id, "ExecutionRunning")["details"]["owner"]
+        wait_for_event(api, execution_id, "TaskStarted")
+    second = make_server(env).start()  # started after the first took the execution
+    first.kill()
+    with second.client() as api:
+        done = finished(api, execution_id)
+        events = history(api, execution_id)
+    assert (done["status"], done["output"]) == ("succeeded", {"sum": 42})
+    owners = {e["details"]["owner"] for e in events if e["type"] == "ExecutionClaimed"}
+    assert owners and owner not in owners  # the second server's workers finished it
+    assert sum(e["type"] == "TaskSucceeded" for e in events) == 2
