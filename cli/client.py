@@ -106,14 +106,14 @@ class Client:
     ) -> dict:
         """Poll a version's build until it is ready or failed, or `timeout` seconds pass
         (then the last status is returned as it is: queued or building)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def fetch() -> dict:
             build = self.get_build(name, version)
             if on_poll:
                 on_poll(build)
-            if build["status"] in FINAL_BUILD_STATES or time.monotonic() >= deadline:
-                return build
-            time.sleep(min(interval, max(deadline - time.monotonic(), 0.05)))
+            return build
+
+        return poll(fetch, FINAL_BUILD_STATES, timeout, interval)
 
     # -- invocation --------------------------------------------------------------
 
@@ -195,6 +195,19 @@ class Client:
 
     def delete_schedule(self, name: str, schedule_id: str) -> None:
         self.request("DELETE", _fn(name, "schedules", quote(schedule_id, safe="")))
+
+
+def poll(
+    fetch: Callable[[], dict], final: tuple[str, ...], timeout: float, interval: float
+) -> dict:
+    """Call `fetch` until the record's `status` is one of `final` or `timeout` seconds pass;
+    the last record either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = fetch()
+        if record["status"] in final or time.monotonic() >= deadline:
+            return record
+        time.sleep(min(interval, max(deadline - time.monotonic(), 0.05)))
 
 
 def _fn(name: str, *rest: str) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from ..client import poll
 from ..output import fields
 from ..output import status as styled
 from ..session import Session, api_options, pass_session
@@ -124,12 +126,8 @@ def _log_lines(session: Session, name: str, invocation_id: str) -> str | None:
 
 
 def _await(session: Session, invocation_id: str, timeout: float = 330) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        record = session.client.get_invocation(invocation_id)
-        if record["status"] in FINAL_INVOCATION_STATES or time.monotonic() > deadline:
-            return record
-        time.sleep(0.3)
+    fetch = partial(session.client.get_invocation, invocation_id)
+    return poll(fetch, FINAL_INVOCATION_STATES, timeout, interval=0.3)
 
 
 def _show_invocation(session: Session, record: dict) -> None:

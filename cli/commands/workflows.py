@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
 import click
 from rich.console import Console
 
+from ..client import poll
 from ..errors import ApiError
 from ..output import ago, fields, table
 from ..output import status as styled
@@ -137,12 +138,8 @@ def start(session: Session, name: str, input_: str | None, wait: bool) -> None:
 
 
 def _await(session: Session, execution_id: str, timeout: float = 3600) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = session.client.json("GET", _path(EXECUTIONS, execution_id))
-        if execution["status"] in FINAL or time.monotonic() > deadline:
-            return execution
-        time.sleep(0.5)
+    fetch = partial(session.client.json, "GET", _path(EXECUTIONS, execution_id))
+    return poll(fetch, FINAL, timeout, interval=0.5)
 
 
 def _show(session: Session, execution: dict) -> None:
