@@ -44,6 +44,11 @@ class _Config(_Body):
     env_vars: dict[str, str] | None = None
     form: Literal["handler", "program"] | None = None
     target: Literal["wasm", "native"] | None = None
+    reuse: bool | None = Field(
+        None,
+        description="keep warm instances between calls of this version on a worker, as "
+        "Lambda reuses an environment: globals survive; never across versions or functions",
+    )
 
     @field_validator("env_vars")
     @classmethod
@@ -140,6 +145,7 @@ class FunctionView(BaseModel):
     webhook_url: str | None
     memory_mb: int
     timeout_sec: float
+    reuse: bool = Field(description="warm instances serve further calls of the version")
     env_vars: dict[str, str] = Field(description="values masked")
     tags: list[str]
     description: str

@@ -49,8 +49,10 @@ class SandboxConfig:
     pool_instances: int | None = None
     max_memory_mb: int = 4096  # the largest memory_mb a deployment may have (a slot's size)
     pool_keep_resident_kb: int = 16384  # per memory slot: reset in place, not by madvise
-    # Idle instances kept per deployment that opted into reuse.
-    idle_per_deployment: int = 2
+    # Idle instances kept for deployments that opted into reuse, in all (the least
+    # recently used deployment's go first). None: max_concurrent, so a worker's
+    # every concurrent call of one function can find a warm instance.
+    max_idle_instances: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
@@ -65,9 +67,12 @@ class SandboxConfig:
     def pool_slots(self) -> int:
         if self.pool_instances is not None:
             return self.pool_instances
-        # NOTE(sandbox): reused instances wait idle in slots; the idle set is
-        # bounded by what _worker keeps, its share here by a few deployments.
-        return self.max_concurrent + self.stuck_thread_limit + 4 * self.idle_per_deployment
+        # NOTE(sandbox): reused instances wait idle in slots.
+        return self.max_concurrent + self.stuck_thread_limit + self.idle_instance_limit
+
+    @property
+    def idle_instance_limit(self) -> int:
+        return self.max_concurrent if self.max_idle_instances is None else self.max_idle_instances
 
 
 @dataclass(frozen=True)

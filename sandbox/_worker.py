@@ -62,7 +62,7 @@ class Worker:
         self._limit = config.memory_cache_entries * 4
         self._prepared: OrderedDict[tuple, Prepared] = OrderedDict()
         self._idle: OrderedDict[tuple, list[HandlerInstance]] = OrderedDict()
-        self._idle_per_deployment = config.idle_per_deployment
+        self._idle_limit = config.idle_instance_limit
 
     def prepared(self, dep: Deployment) -> Prepared:
         key = deployment_key(dep)
@@ -97,12 +97,14 @@ class Worker:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             self._idle.move_to_end(key)
-            if len(idle) < self._idle_per_deployment:
-                idle.append(inst)
-            else:
-                evicted.append(inst)
-            while len(self._idle) > self._limit:
-                evicted.extend(self._idle.popitem(last=False)[1])
+            idle.append(inst)
+            total = sum(len(insts) for insts in self._idle.values())
+            while total > self._idle_limit:  # the least recently used deployment's first
+                oldest = next(iter(self._idle.values()))
+                evicted.append(oldest.pop(0))
+                total -= 1
+                if not oldest:
+                    self._idle.popitem(last=False)
         for old in evicted:
             old.close()
 

@@ -359,6 +359,7 @@ class FunctionRepo:
             fn.latest_build = BuildSummary(version=version.version, status=version.build.status)
             fn.memory_mb = version.memory_mb
             fn.timeout_sec = version.timeout_sec
+            fn.reuse = version.reuse
             fn.code_size = version.code_size
             fn.env_var_names = sorted(version.env_vars)
             fn.updated_at = now()

@@ -145,6 +145,9 @@ class Version(BaseModel):
     memory_mb: int
     timeout_sec: float
     env_vars: dict[str, str] = Field(default_factory=dict)
+    # Warm instance reuse (opt-in): an instance may serve further calls of this
+    # version on the worker that made it; never another version or function.
+    reuse: bool = False
     created_at: datetime = Field(default_factory=now)
     build: Build = Field(default_factory=Build)
 
@@ -175,6 +178,7 @@ class Function(BaseModel):
     # The latest version's configuration, kept here so listings need one read.
     memory_mb: int = 128
     timeout_sec: float = 30
+    reuse: bool = False
     code_size: int = 0
     env_var_names: list[str] = Field(default_factory=list)
     webhook_key: str | None = None

@@ -1,5 +1,6 @@
 """wasmtime's pooling allocator vs its on-demand allocator: Python and JavaScript hellos
-under load, a fresh instance per call on both sides (issue 19).
+under load, a fresh instance per call on both sides (issue 19); then the same hellos
+with opt-in warm reuse against the bare Falcon echo.
 
 Two real servers, identical but for `POOLING`, each with the one-line hellos
 deployed through the API; wrk loads them in alternating order at 16
@@ -21,7 +22,7 @@ from ..servers import NimbusServer
 from ..workloads import HELLO_EVENT, JS_HANDLER, PY_HANDLER
 
 CONNECTIONS = 16
-POOLED, ON_DEMAND = "pooling", "on-demand"
+POOLED, ON_DEMAND, ECHO = "pooling", "on-demand", "echo"
 VARIANTS = {POOLED: {}, ON_DEMAND: {"POOLING": "false"}}
 HELLOS = {"python": PY_HANDLER, "javascript": JS_HANDLER}
 # Issue 19's targets for a fresh instance per call at 16 connections.
@@ -55,20 +56,44 @@ def run(ctx: BenchContext) -> list[Result]:
             runs = load.alternate(pair_targets, connections=CONNECTIONS,
                                   duration_s=p.pool_duration_s, reps=p.pool_reps)  # fmt: skip
             results += _rows(lang, runs)
+        results += _reuse_rows(ctx, servers[POOLED], body)
         return results
 
 
+def _reuse_rows(ctx: BenchContext, server: NimbusServer, body: bytes) -> list[Result]:
+    """The same hellos with opt-in warm reuse, against the bare echo (issue 19: ≥ 0.5)."""
+    baseline = ctx.baseline()
+    auth = {"Authorization": f"Bearer {server.api_key}"}
+    targets = {ECHO: load.LoadTarget(baseline.echo_url, auth, body, baseline)}
+    for lang, code in HELLOS.items():
+        server.deploy(f"warm-{lang}", lang, code=code, reuse=True)
+        targets[lang] = load.LoadTarget(server.invoke_url(f"warm-{lang}"), auth, body, server)
+        load.check(targets[lang], f"{lang} with reuse")
+    load.warm_up(targets, ctx.params.load_warmup_s)
+    runs = load.alternate(targets, connections=CONNECTIONS, duration_s=ctx.params.pool_duration_s,
+                          reps=ctx.params.pool_reps)  # fmt: skip
+    rows: list[Result] = []
+    for lang in HELLOS:
+        pair = _pair(f"reuse-{lang}", f"{lang} hello with warm reuse vs bare echo",
+                     (f"Nimbus {lang} hello, reuse", runs[lang]),
+                     ("bare Falcon echo", runs[ECHO]))  # fmt: skip
+        rows += pair.rows(target=Target(">=", 0.5))
+        cpu = pair.cpu_row(f"reuse-{lang}-cpu", f"{lang} hello with reuse: server CPU per call")
+        rows += [cpu] if cpu else []
+    return rows
+
+
+def _pair(key: str, title: str, a: tuple[str, list], b: tuple[str, list]) -> load.Pair:
+    conns = load.conns_text(CONNECTIONS)
+    return load.Pair(key=f"{key}-{CONNECTIONS}c", title=f"{title}, {conns}",
+                     connections=CONNECTIONS, a_label=a[0], a=a[1], b_label=b[0], b=b[1],
+                     panel=f"allocators, {conns}")  # fmt: skip
+
+
 def _rows(lang: str, runs: dict[str, list[load.LoadRun]]) -> list[Result]:
-    pair = load.Pair(
-        key=f"pool-{lang}-{CONNECTIONS}c",
-        title=f"{lang} hello, pooling vs on-demand allocator, {load.conns_text(CONNECTIONS)}",
-        connections=CONNECTIONS,
-        a_label=f"Nimbus {lang} hello, pooling allocator",
-        a=runs[POOLED],
-        b_label=f"Nimbus {lang} hello, on-demand allocator",
-        b=runs[ON_DEMAND],
-        panel=f"allocators, {load.conns_text(CONNECTIONS)}",
-    )
+    pair = _pair(f"pool-{lang}", f"{lang} hello, pooling vs on-demand allocator",
+                 (f"Nimbus {lang} hello, pooling allocator", runs[POOLED]),
+                 (f"Nimbus {lang} hello, on-demand allocator", runs[ON_DEMAND]))  # fmt: skip
     rows = pair.rows(target=RPS_TARGETS.get(lang))
     rows[0].notes.append("a fresh instance per call on both sides; ratio = pooling / on-demand")
     if lang in P99_TARGETS:

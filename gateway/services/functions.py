@@ -35,7 +35,7 @@ from .env_crypto import EnvCipher
 
 _CONFIG_FIELDS = (
     "handler", "code", "files", "artifact_base64", "requirements",
-    "memory_mb", "timeout_sec", "env_vars", "form", "target",
+    "memory_mb", "timeout_sec", "env_vars", "form", "target", "reuse",
 )  # fmt: skip
 
 
@@ -77,6 +77,7 @@ class FunctionService:
             webhook_url=webhook,
             memory_mb=fn.memory_mb,
             timeout_sec=fn.timeout_sec,
+            reuse=fn.reuse,
             env_vars={name: "****" for name in fn.env_var_names},
             tags=fn.tags,
             description=fn.description,
@@ -203,6 +204,10 @@ class FunctionService:
         if getattr(body, "target", None) == "native" and not runtime.native_allowed:
             allowed = " and ".join(r.name for r in RUNTIMES if r.native_allowed)
             raise _invalid("target", f"only {allowed} build to (or take) a native binary")
+        if getattr(body, "reuse", None) and (
+            not runtime.reuse_allowed or getattr(body, "target", None) == "native"
+        ):
+            raise _invalid("reuse", "native binaries run as processes: no instance to reuse")
         timeout = getattr(body, "timeout_sec", None)
         if timeout is not None and timeout > self.settings.max_timeout_sec:
             raise _invalid("timeout_sec", f"must be at most {self.settings.max_timeout_sec:g}")
@@ -261,7 +266,7 @@ class FunctionService:
                 source_sha256=source["sha"],
                 code_size=source["size"],
             )
-        for field in ("handler", "requirements", "memory_mb", "timeout_sec", "env_vars"):
+        for field in ("handler", "requirements", "memory_mb", "timeout_sec", "env_vars", "reuse"):
             value = getattr(body, field)
             if value is not None:
                 base[field] = self.env.seal(value) if field == "env_vars" else value

@@ -154,6 +154,7 @@ class InvokeService:
             env_vars=self.env.open(version.env_vars),
             memory_mb=version.memory_mb,
             timeout_sec=version.timeout_sec,
+            reuse_instance=version.reuse,
             **runtime_fields(version),
         )
 

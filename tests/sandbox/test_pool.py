@@ -70,3 +70,12 @@ def test_the_on_demand_allocator_still_serves(make_sandbox, store):
     dep = deployment(*put_wasm(store, wat_component("C_ECHO")), kind="component")
     outcomes = _concurrently(sandbox, [dep] * 2)
     assert [o.output for o, _ in outcomes] == [b"{}", b"{}"]
+
+
+def test_idle_instances_are_bounded_in_all_oldest_deployment_first(make_sandbox, store):
+    sandbox = make_sandbox(max_idle_instances=2)
+    key, sha = put_wasm(store, wat_component("C_ECHO"))
+    deps = [deployment(key, sha, kind="component", reuse_instance=True) for _ in range(3)]
+    for dep in deps:
+        sandbox.invoke(dep, b"1", {})
+    assert sandbox.stats()["idle_instances"] == 2
