@@ -7,12 +7,13 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 from rich.console import Console
 
-from ..client import poll
-from ..output import fields
+from ..client import FUNCTIONS, poll
+from ..output import ago, fields, table
 from ..output import status as styled
 from ..session import Session, api_options, pass_session
 
@@ -159,7 +160,7 @@ def _show_invocation(session: Session, record: dict) -> None:
 
 @click.group()
 def invocations() -> None:
-    """Asynchronous invocations."""
+    """Invocations: a function's recent ones, or one async invocation."""
 
 
 @invocations.command("get")
@@ -173,3 +174,30 @@ def get_invocation(session: Session, invocation_id: str, wait: bool) -> None:
         _await(session, invocation_id) if wait else session.client.get_invocation(invocation_id)
     )
     _show_invocation(session, record)
+
+
+@invocations.command("list")
+@click.argument("name")
+@click.option("--status", type=click.Choice(["queued", "running", *FINAL_INVOCATION_STATES]))
+@click.option("--trigger", type=click.Choice(["api", "webhook", "async", "schedule", "workflow"]))
+@click.option("--since", help="RFC 3339 time or Unix seconds")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@api_options
+@pass_session
+def list_invocations(session: Session, name, status, trigger, since, limit) -> None:
+    """A function's recent invocations (every trigger), newest first."""
+    given = {"status": status, "trigger": trigger, "since": since, "limit": limit}
+    page = session.client.json(
+        "GET", f"{FUNCTIONS}/{quote(name, safe='')}/invocations",
+        params={k: v for k, v in given.items() if v is not None},
+    )  # fmt: skip
+
+    def render(console: Console) -> None:
+        grid = table("ID", "VERSION", "TRIGGER", "STATUS", "DURATION", "ERROR", "WHEN")
+        for i in page["invocations"]:
+            duration = f"{i['duration_ms']:.1f} ms" if i.get("duration_ms") is not None else ""
+            grid.add_row(i["id"], f"v{i['version']}", i["trigger"], styled(i["status"]),
+                         duration, i.get("error_code") or "", ago(i["created_at"]))  # fmt: skip
+        console.print(grid)
+
+    session.output.emit(page, render)

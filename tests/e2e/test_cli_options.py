@@ -100,6 +100,7 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
         ["list"], ["get", "shown"], ["build", "shown"], ["runtimes"],
         ["update", "shown", "--memory", "64"], ["logs", "shown", "--invocation", invocation],
         ["invocations", "get", queued["invocation_id"], "--wait"], ["config", "show"],
+        ["invocations", "list", "shown"],
     ):  # fmt: skip
         out = cli(tmp_path, *base, *args, "-o", "json")
         assert out.exit_code == 0, (args, out.output)
@@ -111,5 +112,9 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
         table = cli(tmp_path, *base, *args, "-o", "table")
         assert table.exit_code == 0 and not table.stdout.lstrip().startswith("{"), args
     assert cli(tmp_path, *base, "get", "shown").output.count('"memory_mb": 64') == 1
+    recent = json.loads(cli(tmp_path, *base, "invocations", "list", "shown").output)
+    by_id = {i["id"]: i for i in recent["invocations"]}
+    assert by_id[invocation]["trigger"] == "api" and by_id[invocation]["status"] == "succeeded"
+    assert by_id[queued["invocation_id"]]["trigger"] == "async"
     out = cli(tmp_path, *base, "-o", "table", "list")
     assert "shown" in out.stdout and "python" in out.stdout and "active" in out.stdout
