@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-from mcp import ClientSession
+from mcp import Client, ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from tests.e2e.server import NIMBUS
+from tests.e2e.server import NIMBUS, free_port
 
 NIMBUS_MCP = NIMBUS.with_name("nimbus-mcp")
 WRITE_TOOLS = {"deploy_function", "invoke_function", "invoke_async"}
@@ -116,3 +117,58 @@ def test_read_only_hides_every_tool_that_changes_or_runs(make_server, tmp_path):
     assert refused.is_error
     with server.client() as api:
         assert api.get("/api/v1/functions").json()["total"] == 0
+
+
+def test_streamable_http_with_http_flag(make_server, tmp_path):
+    server = make_server().start()
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(NIMBUS), "mcp", "--http", "--port", str(port), "--api-url", server.url],
+        env={**os.environ, "NIMBUS_API_KEY": server.api_key, "HOME": str(tmp_path)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    async def scenario():
+        with anyio.fail_after(20):
+            while True:  # until uvicorn listens
+                try:
+                    await (await anyio.connect_tcp("127.0.0.1", port)).aclose()
+                    break
+                except OSError:
+                    await anyio.sleep(0.1)
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            names = {tool.name for tool in (await client.list_tools()).tools}
+            listed = await client.call_tool("list_functions", {})
+            return names, listed
+
+    try:
+        names, listed = anyio.run(scenario)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "deploy_function" in names
+    assert _data(listed) == {"total": 0, "functions": []}
+
+
+def test_a_build_still_running_returns_its_status_and_how_to_poll(make_server, tmp_path):
+    server = make_server().start()
+
+    async def scenario():
+        async with mcp_session(server, home=tmp_path) as session:
+            first = await session.call_tool("deploy_function", {
+                "name": "mcp-slow", "runtime": "python", "wait_seconds": 0,
+                "code": "def main(event):\n    return 1\n",
+            })  # fmt: skip
+            polled = []
+            with anyio.fail_after(60):
+                while not polled or polled[-1]["status"] not in ("ready", "failed"):
+                    polled.append(_data(await session.call_tool(
+                        "get_build", {"name": "mcp-slow", "version": 1}
+                    )))  # fmt: skip
+                    await anyio.sleep(0.2)
+            return _data(first), polled
+
+    first, polled = anyio.run(scenario)
+    assert first["build_status"] in ("queued", "building")
+    assert "get_build(name='mcp-slow', version=1)" in first["next"]
+    assert polled[-1]["status"] == "ready"
