@@ -51,6 +51,7 @@ from ..services.workflows.service import WorkflowService
 log = logging.getLogger("nimbus.workflows")
 
 MAX_HISTORY = 25_000
+_WAKE = object()  # put in a driver's queue to make it look at the runner's state
 
 
 @dataclass
@@ -87,6 +88,8 @@ class WorkflowRunner:
         self._drivers: ThreadPoolExecutor | None = None
         self._tasks: ThreadPoolExecutor | None = None
         self._held: set[str] = set()
+        self._drives: set[_Drive] = set()
+        self.hand_back_at = float("inf")  # monotonic: when stopping drivers give up on Tasks
         self._orphans: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -175,9 +178,15 @@ class WorkflowRunner:
         self._tasks = ThreadPoolExecutor(self.task_concurrency, thread_name_prefix="workflow-task")
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Claim nothing new; drivers hand their executions back at their next step."""
-        self._stop.set()
+        """Claim nothing new; let Tasks in flight finish for most of `timeout`, then hand
+        every execution back (released at once, so another worker need not wait out a lease)."""
         deadline = time.monotonic() + timeout
+        self.hand_back_at = deadline - min(1.0, timeout / 4)
+        self._stop.set()
+        with self._lock:
+            drives = list(self._drives)
+        for drive in drives:
+            drive.results.put(_WAKE)
         while self._held and time.monotonic() < deadline:
             time.sleep(0.05)
         for pool in (self._drivers, self._tasks):
@@ -189,13 +198,18 @@ class WorkflowRunner:
         return self._stop.is_set()
 
     def _drive_safely(self, claim: Claim[Execution]) -> None:
+        drive = _Drive(self, claim)
+        with self._lock:
+            self._drives.add(drive)
         try:
-            _Drive(self, claim).run()
+            drive.run()
         except LeaseLost:
             log.info("execution %s was taken over or stopped", claim.record.id)
         except Exception:
             log.exception("execution %s: driver crashed; its lease will run out", claim.record.id)
         finally:
+            with self._lock:
+                self._drives.discard(drive)
             self._release_slot(claim.record.id)
 
     # -- invoking a Task (in the task pool) ------------------------------------------------
@@ -264,8 +278,11 @@ class _Drive:
                     cause="the execution ran past the definition's TimeoutSeconds",
                 )
                 return
-            if self.runner.stopping:
-                return self.hand_back()
+            if self.runner.stopping:  # no new steps; Tasks in flight may still finish
+                if not self.flights or time.monotonic() >= self.runner.hand_back_at:
+                    return self.hand_back()
+                self.await_task()
+                continue
             branch = self._runnable()
             if branch is not None:
                 self.step(branch)
@@ -299,8 +316,13 @@ class _Drive:
         wake += [f.deadline for f in self.flights.values() if f.deadline is not None]
         if self.ex.deadline is not None:
             wake.append(self.ex.deadline)
+        if self.runner.stopping:
+            wake.append(wall + max(0.0, self.runner.hand_back_at - time.monotonic()))
         try:
-            branch_id, token, outcome = self.results.get(timeout=max(0.0, min(wake) - wall))
+            item = self.results.get(timeout=max(0.0, min(wake) - wall))
+            if item is _WAKE:
+                return
+            branch_id, token, outcome = item
         except queue.Empty:
             self._time_out_tasks()
             if not self._dirty:

@@ -401,3 +401,32 @@ def test_another_replica_continues_the_execution_of_a_dead_one(make_server, e2e_
     owners = {e["details"]["owner"] for e in events if e["type"] == "ExecutionClaimed"}
     assert owners and owner not in owners  # the second server's workers finished it
     assert sum(e["type"] == "TaskSucceeded" for e in events) == 2
+
+
+def test_sigterm_lets_the_task_in_flight_finish_and_hands_the_execution_back(make_server):
+    server = make_server(ENV).start()
+    definition = {
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {
+                "Type": "Task",
+                "Resource": "nap",
+                "Parameters": {"seconds": 2, "tag": "t"},
+                "Next": "Add",
+            },
+            "Add": {"Type": "Task", "Resource": "add", "Parameters": {"a": 1, "b": 1}, "End": True},
+        },
+    }
+    with server.client() as api:
+        deploy(api)
+        execution_id = start(api, "graceful", definition)
+        wait_for_event(api, execution_id, "TaskStarted")
+    assert server.stop() == 0  # SIGTERM while the nap runs
+    again = make_server(ENV, data_dir=server.data_dir).start()
+    with again.client() as api:
+        done = finished(api, execution_id)
+        events = history(api, execution_id)
+    assert (done["status"], done["output"]) == ("succeeded", {"sum": 2})
+    task_events = ("TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskFailed")
+    slow = [e["type"] for e in events if e["state"] == "Slow" and e["type"] in task_events]
+    assert slow == ["TaskScheduled", "TaskStarted", "TaskSucceeded"]  # it finished, once

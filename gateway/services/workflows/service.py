@@ -44,6 +44,7 @@ from ..targets import parse_target
 from .definition import Machine, compile_definition, parse_definition, task_resources
 
 INPUT_LIMIT = 256 * 1024  # an execution's input, as a state's payload
+MACHINES_CACHED = 512  # compiled definitions kept per worker
 
 
 def _invalid(field: str, message: str) -> errors.Invalid:
@@ -154,6 +155,8 @@ class WorkflowService:
         found = self._machines.get(key)
         if found is None:
             record = self.repo.version(workflow_id, version)
+            if len(self._machines) >= MACHINES_CACHED:
+                self._machines.pop(next(iter(self._machines)))  # the oldest compiled
             found = self._machines[key] = compile_definition(record.definition)
         return found
 
