@@ -5,7 +5,8 @@ entry in the runtime registry (`compiler/registry.py`: name, aliases,
 extension, default handler, memory floor, ... and the builder, made from the
 server's `BuildConfig`).
 
-Public surface: the registry (`RUNTIMES`, `Runtime`, `RuntimeRegistry`),
+Public surface: `parse_build_errors` (a failed build's errors as
+`{file, line, column, message}`), the registry (`RUNTIMES`, `Runtime`, `RuntimeRegistry`),
 `builder_for`, the protocol's types (`Builder`,
 `BuildRequest`, `BuildResult`, `BuildLog`, `BuildFailed`, `BuildConfig`),
 `BuildCache` (finished builds by what they were made from),
@@ -21,6 +22,7 @@ from pathlib import Path
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache, CachedBuild
 from ._collect import ArtifactCollector
+from .diagnostics import BuildError, parse_build_errors
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
 
@@ -57,6 +59,7 @@ __all__ = [
     "ArtifactCollector",
     "BuildCache",
     "BuildConfig",
+    "BuildError",
     "BuildFailed",
     "BuildLog",
     "BuildRequest",
@@ -66,6 +69,7 @@ __all__ = [
     "Runtime",
     "RuntimeRegistry",
     "builder_for",
+    "parse_build_errors",
     "runtime_cache_dirs",
     "runtime_components",
     "runtimes_with_toolchains",

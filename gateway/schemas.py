@@ -170,11 +170,22 @@ class BulkResult(BaseModel):
     failed: list[BulkFailure]
 
 
+class BuildErrorView(BaseModel):
+    file: str = Field(description="the function's own file, as it was uploaded")
+    line: int
+    column: int | None = None
+    message: str
+
+
 class BuildView(BaseModel):
     function_id: str
     version: int
     status: BuildStatus
     error: str | None
+    errors: list[BuildErrorView] = Field(
+        default_factory=list,
+        description="what `error` locates in the source, parsed from the compiler's output",
+    )
     attempts: int
     runtime_version: str | None
     queued_at: datetime

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import orjson
 
-from compiler import RUNTIMES, Runtime
+from compiler import RUNTIMES, Runtime, parse_build_errors
 from store import errors
 from store.functions import FunctionRepo, build_log_key
 from store.records import BuildStatus, Function, Version, new_id, new_webhook_key, now
 
 from ..limits import BINARY_LIMIT, SOURCE_LIMIT, code_size_limit, memory_floor
 from ..schemas import (
+    BuildErrorView,
     BuildSummaryView,
     BuildView,
     BulkFailure,
@@ -337,6 +338,11 @@ class FunctionService:
             version=record.version,
             status=build.status,
             error=build.error,
+            errors=[
+                BuildErrorView(**found.as_dict())
+                for found in parse_build_errors(build.error or None)
+                or (parse_build_errors(log) if build.status == BuildStatus.failed else [])
+            ],
             attempts=build.attempts,
             runtime_version=build.runtime_version,
             queued_at=build.queued_at,

@@ -1,0 +1,76 @@
+"""`GET …/build` locates a failed build's errors: `errors: [{file, line, column, message}]`,
+from each compiler's real output (C, Go, Rust, Python and JavaScript syntax)."""
+
+from __future__ import annotations
+
+import pytest
+
+from compiler import parse_build_errors
+
+BROKEN = {
+    "c": (
+        "#include <stdlib.h>\nchar *handler(const char *e, const char *c) {\n"
+        "  return undefined_thing;\n}\n",
+        ("handler.c", 3, 10, "undefined_thing"),
+    ),
+    "go": (
+        "package main\n\nfunc handler(event interface{}, context map[string]string)"
+        " interface{} {\n\treturn undefinedThing\n}\n",
+        ("handler.go", 4, 9, "undefined: undefinedThing"),
+    ),
+    "rust": (
+        "fn handler(event: serde_json::Value, _c: &Context)"
+        " -> Result<serde_json::Value, String> {\n    Ok(evnt)\n}\n",
+        ("handler.rs", 2, 8, "cannot find value `evnt`"),
+    ),
+    "python": (
+        "def main(event):\n    x = 1\n    return x +\n",
+        ("handler.py", 3, None, "SyntaxError"),
+    ),
+    "javascript": (
+        "exports.main = (e) => {\n  const x = 1;\n  return x +* 2;\n};\n",
+        ("handler.js", 3, None, "Unexpected"),
+    ),
+}
+
+
+@pytest.mark.parametrize("runtime", list(BROKEN))
+def test_a_failed_build_points_at_the_users_line(client, runtime):
+    code, (file, line, column, words) = BROKEN[runtime]
+    resp = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": f"broken-{runtime}", "runtime": runtime, "code": code},
+        params={"wait": "true"},
+    )
+    assert resp.status_code == 201 and resp.json["status"] == "failed", resp.text
+    build = client.simulate_get(f"/api/v1/functions/broken-{runtime}/build").json
+    assert build["errors"], build["error"]
+    first = build["errors"][0]
+    assert (first["file"], first["line"]) == (file, line), build["errors"]
+    if column is not None:
+        assert first["column"] == column, build["errors"]
+    assert words in first["message"], build["errors"]
+
+
+def test_a_good_build_has_no_errors(client):
+    resp = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": "fine", "runtime": "python", "code": "def main(e):\n    return e\n"},
+        params={"wait": "true"},
+    )
+    assert resp.json["status"] == "active"
+    assert client.simulate_get("/api/v1/functions/fine/build").json["errors"] == []
+
+
+def test_only_the_users_files_are_named():
+    text = (
+        "./handler.go:4:9: undefined: x\n"
+        ".nimbus/nimbus_handler.go:3:28: cannot use handler\n"
+        "/usr/include/stdio.h:10:1: error: in the toolchain\n"
+        "handler.c:2:1: warning: only a warning\n"
+        "lib/util.c:7:3: error: expected ';'\n"
+    )
+    assert [(e.file, e.line, e.column, e.message) for e in parse_build_errors(text)] == [
+        ("handler.go", 4, 9, "undefined: x"),
+        ("lib/util.c", 7, 3, "expected ';'"),
+    ]
