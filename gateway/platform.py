@@ -172,7 +172,10 @@ class Platform:
         )
         workflow_repo = WorkflowRepo(store)
         workflows = WorkflowService(
-            workflow_repo, repo, on_start=lambda execution: workflow_runner.wake(execution)
+            workflow_repo,
+            repo,
+            on_start=lambda execution: workflow_runner.wake(execution),
+            max_duration_sec=settings.workflow_max_duration_sec,
         )
         workflow_runner = WorkflowRunner(
             workflow_repo,

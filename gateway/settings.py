@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     workflow_lease_sec: float = 30  # a dead runner's executions wait this long for another
     workflow_scan_sec: float = 1.0  # how often a worker looks for due executions (Wait ends)
     workflow_max_attempts: int = 5  # claims without a clean release before an execution fails
+    workflow_max_duration_sec: float = 365 * 24 * 3600  # an execution's limit (States.Timeout)
 
     max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
     max_schedules_per_function: int = 100  # creates beyond it: 409 quota_exceeded

@@ -289,3 +289,32 @@ def test_definition_timeout_seconds_times_the_execution_out(client):
     started = client.simulate_post("/api/v1/workflows/exec-timeout/executions", json={}).json
     done = finished(client, started["id"], timeout=10)
     assert (done["status"], done["error"]) == ("timed_out", "States.Timeout")
+
+
+def test_stop_during_a_task_wins_over_the_runner(client):
+    definition = {
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {
+                "Type": "Task",
+                "Resource": "nap",
+                "Parameters": {"seconds": 1},
+                "Next": "After",
+            },
+            "After": {"Type": "Pass", "Result": "should not run", "End": True},
+        },
+    }
+    assert create(client, "stop-mid-task", definition).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/stop-mid-task/executions", json={}).json
+    path = f"/api/v1/executions/{started['id']}"
+    deadline = time.monotonic() + 10
+    while not any(
+        e["type"] == "TaskStarted" for e in client.simulate_get(path + "/history").json["events"]
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert client.simulate_post(path + "/stop", json={}).json["status"] == "aborted"
+    time.sleep(1.5)  # the nap ends; the runner's write is refused
+    assert client.simulate_get(path).json["status"] == "aborted"
+    types = [e["type"] for e in client.simulate_get(path + "/history").json["events"]]
+    assert types[-1] == "ExecutionAborted" and "PassStateEntered" not in types

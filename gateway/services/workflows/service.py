@@ -75,8 +75,16 @@ def execution_view(execution: Execution) -> ExecutionView:
 
 class WorkflowService:
     def __init__(
-        self, repo: WorkflowRepo, functions: FunctionRepo, on_start: Callable[[Execution], None]
+        self,
+        repo: WorkflowRepo,
+        functions: FunctionRepo,
+        on_start: Callable[[Execution], None],
+        *,
+        max_duration_sec: float = 365 * 24 * 3600,
     ) -> None:
+        self.max_duration_sec = (
+            max_duration_sec  # no execution runs longer (Step Functions: 1 year)
+        )
         self.repo = repo
         self.functions = functions
         self._on_start = on_start  # hands the new execution to this worker's runner
@@ -178,7 +186,8 @@ class WorkflowService:
             workflow_version=workflow.version,
             input=data,
             due=wall,
-            deadline=wall + machine.timeout_seconds if machine.timeout_seconds else None,
+            deadline=wall
+            + min(machine.timeout_seconds or self.max_duration_sec, self.max_duration_sec),
             branches={0: Branch(id=0, state=machine.start_at, input=data)},
         )
         execution.history_tail.append(
