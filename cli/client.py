@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -81,11 +82,26 @@ class Client:
                 return None
             raise
 
-    def create_function(self, body: dict, wait: bool = False) -> dict:
-        return self.json("POST", FUNCTIONS, json=body, params=_wait(wait))
+    def create_function(self, body: dict, artifact: Path | None = None, wait: bool = False) -> dict:
+        return self._send_function("POST", FUNCTIONS, body, artifact, wait)
 
-    def update_function(self, name: str, body: dict, wait: bool = False) -> dict:
-        return self.json("PUT", _fn(name), json=body, params=_wait(wait))
+    def update_function(
+        self, name: str, body: dict, artifact: Path | None = None, wait: bool = False
+    ) -> dict:
+        return self._send_function("PUT", _fn(name), body, artifact, wait)
+
+    def _send_function(
+        self, method: str, path: str, body: dict, artifact: Path | None, wait: bool
+    ) -> dict:
+        if artifact is None:
+            return self.json(method, path, json=body, params=_wait(wait))
+        # A binary goes as multipart: streamed from the file, no base64 (+33 %) in memory.
+        with artifact.open("rb") as data:
+            parts = {
+                "artifact": (artifact.name, data, "application/octet-stream"),
+                "metadata": (None, json.dumps(body), "application/json"),
+            }
+            return self.json(method, path, files=parts, params=_wait(wait))
 
     def delete_function(self, name: str) -> None:
         self.request("DELETE", _fn(name))

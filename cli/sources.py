@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ class SourceError(Exception):
 @dataclass
 class Source:
     runtime: Runtime
-    body: dict  # code | files | artifact_base64, plus handler and requirements
+    body: dict  # code | files, plus handler and requirements
+    artifact: Path | None = None  # a wasm or native binary, uploaded as multipart (streamed)
 
 
 def from_code(catalog: Catalog, runtime_name: str, code: str, handler: str | None) -> Source:
@@ -68,7 +68,7 @@ def _from_file(
     if runtime is None:
         raise SourceError(f"cannot tell the runtime of {path.name}: pass --runtime")
     if runtime.binary:
-        return Source(runtime, {"artifact_base64": base64.b64encode(path.read_bytes()).decode()})
+        return Source(runtime, {}, artifact=path)
     text = _read_text(path)
     if not runtime.default_handler:  # compiled: the handler is found in the source
         return Source(runtime, {"code": text, **({"handler": handler} if handler else {})})

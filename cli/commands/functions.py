@@ -92,7 +92,7 @@ def create(session: Session, name, runtime, code, file, no_wait, wait_timeout, *
         raise click.UsageError("give the source as --code TEXT or --file PATH (one of them)")
     source = _source(session, runtime, code, file, settings["handler"])
     body = {"name": name, "runtime": source.runtime.name, **source.body, **_settings(**settings)}
-    fn = session.client.create_function(body)
+    fn = session.client.create_function(body, source.artifact)
     _finish(session, fn, no_wait, wait_timeout, created=True)
 
 
@@ -120,9 +120,10 @@ def deploy(session: Session, args, runtime, no_wait, wait_timeout, **settings) -
     body = {**source.body, **_settings(**settings)}
     existing = session.client.find_function(name)
     if existing is None:
-        fn = session.client.create_function({"name": name, "runtime": source.runtime.name, **body})
+        body = {"name": name, "runtime": source.runtime.name, **body}
+        fn = session.client.create_function(body, source.artifact)
     else:
-        fn = session.client.update_function(name, body)
+        fn = session.client.update_function(name, body, source.artifact)
     _finish(session, fn, no_wait, wait_timeout, created=existing is None)
 
 

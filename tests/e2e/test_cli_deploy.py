@@ -9,6 +9,7 @@ import time
 from click.testing import CliRunner
 
 from cli.main import main
+from tests.e2e import wasm as w
 from tests.e2e.server import NIMBUS
 
 
@@ -76,3 +77,16 @@ def test_logs_follow_prints_new_lines_as_they_come(make_server, tmp_path):
     finally:
         follow.terminate()
         follow.wait(10)
+
+
+def test_a_wasm_file_is_uploaded_as_it_is(make_server, tmp_path):
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key]
+    module = tmp_path / "echo.wasm"
+    module.write_bytes(w.wat(w.ECHO_WAT))
+    out = CliRunner().invoke(main, [*base, "deploy", str(module), "--memory", "64"])
+    assert out.exit_code == 0, out.output
+    fn = json.loads(out.output)
+    assert (fn["name"], fn["runtime"], fn["memory_mb"]) == ("echo", "wasm", 64)
+    with server.client() as api:
+        assert api.get("/api/v1/functions/echo/code").content == module.read_bytes()
