@@ -139,7 +139,6 @@ class Client:
         event: bytes,
         *,
         version: int | None = None,
-        alias: str | None = None,
         context: str | None = None,
         tail: bool = False,
     ) -> InvokeResult:
@@ -148,9 +147,8 @@ class Client:
             headers["X-Nimbus-Context"] = context
         if tail:
             headers["X-Nimbus-Log-Type"] = "Tail"
-        params = {**_version(version), **({"alias": alias} if alias else {})}
         resp = self.request(
-            "POST", _fn(name, "invoke"), content=event, headers=headers, params=params
+            "POST", _fn(name, "invoke"), content=event, headers=headers, params=_version(version)
         )
         failed = bool(resp.headers.get("X-Nimbus-Function-Error"))
         body = _result(resp)

@@ -28,6 +28,7 @@ COMMANDS = {
     "invocations": "cli.commands.invoke:invocations",
     "logs": "cli.commands.logs:logs",
     "runtimes": "cli.commands.functions:runtimes",
+    "keys": "cli.commands.keys:keys",
     "schedules": "cli.commands.schedules:schedules",
     "workflows": "cli.commands.workflows:workflows",
     "executions": "cli.commands.workflows:executions",

@@ -28,14 +28,11 @@ FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
 @click.option("--async", "is_async", is_flag=True, help="queue it; print the invocation id")
 @click.option("--wait", is_flag=True, help="with --async: wait for the outcome")
 @click.option("--version", type=click.IntRange(1), help="a version instead of the active one")
-@click.option("--alias", help="route through an alias")
 @click.option("--context", help="caller context, a JSON object (X-Nimbus-Context)")
 @click.option("--verbose", "-v", is_flag=True, help="also the duration, version and log tail")
 @api_options
 @pass_session
-def invoke(
-    session: Session, name, data, file, is_async, wait, version, alias, context, verbose
-) -> None:
+def invoke(session: Session, name, data, file, is_async, wait, version, context, verbose) -> None:
     """Invoke a function with an event (from --data, --file or stdin) and print its result.
 
     Exits 3 when the function itself fails (its error is printed; JSON with -o json).
@@ -47,9 +44,7 @@ def invoke(
             return _show_invocation(session, _await(session, accepted["invocation_id"]))
         session.output.emit(accepted, lambda c: c.print(accepted["invocation_id"]))
         return
-    outcome = session.client.invoke(
-        name, event, version=version, alias=alias, context=context, tail=verbose
-    )
+    outcome = session.client.invoke(name, event, version=version, context=context, tail=verbose)
     if verbose and outcome.log_tail is None and outcome.invocation_id:
         outcome.log_tail = _log_lines(session, name, outcome.invocation_id)
     out = session.output

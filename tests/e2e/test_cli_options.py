@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from click.testing import CliRunner
 
@@ -118,3 +119,22 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
     assert by_id[queued["invocation_id"]]["trigger"] == "async"
     out = cli(tmp_path, *base, "-o", "table", "list")
     assert "shown" in out.stdout and "python" in out.stdout and "active" in out.stdout
+
+
+def test_keys_create_a_scoped_key_that_works_then_revoke_it(make_server, tmp_path):
+    server = make_server().start()
+    admin = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
+    out = cli(tmp_path, *admin, "keys", "create", "reader", "--scope", "read")
+    assert out.exit_code == 0, out.output
+    created = json.loads(out.output)
+    reader = ["--url", server.url, "--api-key", created["key"]]
+    assert cli(tmp_path, *reader, "list").exit_code == 0
+    out = cli(tmp_path, *reader, "create", "x", "-r", "python", "--code", "def main(e): 1")
+    assert out.exit_code == 1 and "403 forbidden" in out.output
+    listed = json.loads(cli(tmp_path, *admin, "keys", "list").output)
+    assert created["id"] in [k["id"] for k in listed["keys"]]
+    assert created["key"] not in json.dumps(listed)
+    assert cli(tmp_path, *admin, "keys", "revoke", created["id"]).exit_code == 0
+    time.sleep(1.2)  # revocation reaches every worker within 1 s
+    out = cli(tmp_path, *reader, "list")
+    assert out.exit_code == 1 and "401" in out.output

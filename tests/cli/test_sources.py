@@ -1,0 +1,64 @@
+"""What `nimbus deploy` makes of a folder or a file (no server: a catalog as the API gives it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli import sources
+from cli.runtimes import Catalog, _from_api
+
+API_RUNTIMES = [
+    {"name": "python", "aliases": ["python3.11", "python3"], "kind": "source",
+     "extension": "py", "extensions": ["py"], "default_handler": "handler.main"},
+    {"name": "javascript", "aliases": ["nodejs", "js"], "kind": "source", "extension": "js",
+     "extensions": ["js", "mjs", "cjs"], "default_handler": "handler.main"},
+    {"name": "go", "aliases": [], "kind": "source", "extension": "go", "extensions": ["go"],
+     "default_handler": None},
+    {"name": "wasm", "aliases": [], "kind": "binary", "extension": "wasm",
+     "extensions": ["wasm"], "default_handler": None},
+]  # fmt: skip
+CATALOG = Catalog(tuple(_from_api(item) for item in API_RUNTIMES))
+
+
+def test_a_folder_with_package_json_is_javascript_and_skips_installed_modules(tmp_path):
+    (tmp_path / "package.json").write_text('{"dependencies": {}}')
+    (tmp_path / "handler.js").write_text("export function main(e) { return e }")
+    (tmp_path / "node_modules" / "dep").mkdir(parents=True)
+    (tmp_path / "node_modules" / "dep" / "index.js").write_text("x")
+    (tmp_path / ".env").write_text("SECRET=1")
+    source = sources.from_path(CATALOG, tmp_path, None, None)
+    assert source.runtime.name == "javascript"
+    assert sorted(source.body["files"]) == ["handler.js", "package.json"]
+    assert "handler" not in source.body  # handler.js is the default's file
+
+
+def test_requirements_txt_becomes_the_requirements(tmp_path):
+    (tmp_path / "handler.py").write_text("def main(e): return e")
+    (tmp_path / "requirements.txt").write_text("# pinned\nattrs==23.2.0\n\nsix  # why\n")
+    body = sources.from_path(CATALOG, tmp_path, None, None).body
+    assert body["requirements"] == ["attrs==23.2.0", "six"]
+    assert list(body["files"]) == ["handler.py"]
+
+
+def test_an_even_split_of_languages_needs_runtime(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1")
+    (tmp_path / "b.go").write_text("package main")
+    with pytest.raises(sources.SourceError, match="pass --runtime"):
+        sources.from_path(CATALOG, tmp_path, None, None)
+    assert sources.from_path(CATALOG, tmp_path, "go", None).runtime.name == "go"
+
+
+def test_single_files_and_names(tmp_path):
+    module = tmp_path / "My_Echo.wasm"
+    module.write_bytes(b"\0asm\x01\0\0\0")
+    wasm = sources.from_path(CATALOG, module, None, None)
+    assert wasm.artifact == module and wasm.body == {}
+    assert sources.default_name(module) == "my-echo"
+    go = tmp_path / "main.go"
+    go.write_text("package main")
+    assert sources.from_path(CATALOG, go, None, None).body == {"code": "package main"}
+    with pytest.raises(sources.SourceError, match="takes a binary"):
+        sources.from_code(CATALOG, "wasm", "x", None)
+    assert sources.from_code(CATALOG, "python3.11", "x", "main.handler").body == {
+        "code": "x", "handler": "main.handler"
+    }  # fmt: skip
