@@ -13,7 +13,7 @@ from ..services.keys import KeyService
 from ..services.runtimes import RuntimeCatalog
 from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
-from .openapi import document
+from .openapi import app_routes, document
 from .ratelimit import RateLimit
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
 from .resources.functions import (
@@ -68,7 +68,9 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/health", health)
     app.add_route("/ready", ReadyResource(platform.store))
     runtimes = RuntimeCatalog(platform.settings)
-    app.add_route("/openapi.json", OpenApiResource(lambda: document(VERSION), runtimes.names))
+    app.add_route(
+        "/openapi.json", OpenApiResource(lambda: document(VERSION, app_routes(app)), runtimes.names)
+    )
     metrics = MetricsResource(platform.metrics, platform.settings.metrics_token)
     app.add_route("/metrics", metrics)
     app.add_route("/api/metrics", metrics)

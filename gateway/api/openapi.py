@@ -1,7 +1,18 @@
-"""The OpenAPI 3.1 document, generated from the same pydantic models the API uses."""
+"""The OpenAPI 3.1 document, generated from the app's routes and the pydantic models it uses.
+
+`document(version, routes)` takes every (URI template, resource) the router
+holds: methods come from each resource's responders, path parameters from
+the template, `security: []` from `@public`; summaries, parameters and bodies
+from the operation tables below. Every operation lists the error responses
+with the error schema. tests/gateway/test_openapi.py fails when a route or a
+method has no operation here, or an operation no route.
+"""
 
 from __future__ import annotations
 
+import re
+
+import falcon
 from pydantic.json_schema import models_json_schema
 
 from .. import schemas
@@ -18,15 +29,19 @@ def _json(name: str) -> dict:
 _ERRORS = {
     str(code): {"description": text, "content": _json("ErrorResponse")}
     for code, text in (
-        (400, "malformed JSON"),
+        (400, "malformed JSON or a bad header"),
         (401, "missing or wrong API key"),
-        (404, "unknown function"),
-        (409, "conflict"),
+        (403, "the key lacks the scope this route needs"),
+        (404, "unknown function, version, alias or route"),
+        (409, "conflict: not ready, build failed, offline, in use, quota"),
         (413, "too large"),
         (415, "unsupported media type"),
         (422, "validation error naming the fields"),
+        (429, "too many requests (see Retry-After)"),
+        (503, "the store or an engine is unavailable"),
     )
 }
+_PUBLIC_ERRORS = {code: _ERRORS[code] for code in ("404", "413", "429", "503")}
 
 
 def _op(summary: str, ok: tuple[str, str | None], *, body: str | None = None,
@@ -85,12 +100,68 @@ def _stats_op() -> dict:
     return op
 
 
-_REQUEST_BODIES = ("FunctionCreate", "FunctionUpdate", "BulkDelete", "BulkUpdate",
+_REQUEST_BODIES = ("FunctionCreate", "FunctionUpdate", "BulkDelete", "BulkUpdate", "KeyCreate",
                    "ScheduleCreate", "ScheduleUpdate",
                    "WorkflowCreate", "WorkflowUpdate", "ExecutionStop")  # fmt: skip
 
 
-def document(version: str) -> dict:
+def document(version: str, routes: list[tuple[str, object]] = ()) -> dict:
+    """The document for the app whose router holds `routes` (see `app_routes`)."""
+    doc = _operations(version)
+    for template, resource in routes:
+        item = doc["paths"].get(openapi_path(template))
+        if item is None:
+            continue  # undocumented: the route-coverage test names it
+        names = re.findall(r"\{(\w+)(?::[^}]*)?\}", template)
+        declared = {p["name"] for p in item.get("parameters", [])}
+        item.setdefault("parameters", []).extend(
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in names
+            if n not in declared
+        )
+        if not item["parameters"]:
+            del item["parameters"]
+        for method in responders(resource):
+            if method not in item:  # an alias of a documented responder (PATCH = PUT)
+                same = getattr(resource, f"on_{method}").__func__
+                for other, op in list(item.items()):
+                    if getattr(getattr(resource, f"on_{other}", None), "__func__", None) is same:
+                        item[method] = {**op, "summary": f"{op['summary']} (as {other.upper()})"}
+        if getattr(resource, "public", False):
+            for method in responders(resource):
+                op = item.get(method)
+                if op is not None:
+                    op["security"] = []
+                    for code in ("401", "403"):
+                        op["responses"].pop(code, None)
+    return doc
+
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch")
+
+
+def responders(resource: object) -> list[str]:
+    """The HTTP methods a resource answers (its `on_<method>`s), lower-case."""
+    return [m for m in HTTP_METHODS if callable(getattr(resource, f"on_{m}", None))]
+
+
+def openapi_path(template: str) -> str:
+    """Falcon's `/webhook/{key}/{path:path}` as OpenAPI's `/webhook/{key}/{path}`."""
+    return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", template)
+
+
+def app_routes(app: falcon.App) -> list[tuple[str, object]]:
+    """Every (URI template, resource) the app's router holds."""
+    found, nodes = [], list(app._router._roots)
+    while nodes:
+        node = nodes.pop()
+        if node.resource is not None:
+            found.append((node.uri_template, node.resource))
+        nodes.extend(node.children)
+    return sorted(found, key=lambda route: route[0])
+
+
+def _operations(version: str) -> dict:
     models = [
         schemas.FunctionCreate, schemas.FunctionUpdate, schemas.FunctionView,
         schemas.FunctionList, schemas.BulkDelete, schemas.BulkUpdate, schemas.BulkResult,
@@ -102,6 +173,8 @@ def document(version: str) -> dict:
         schemas.WorkflowCreate, schemas.WorkflowUpdate, schemas.WorkflowView,
         schemas.WorkflowList, schemas.ExecutionView, schemas.ExecutionList,
         schemas.ExecutionStop, schemas.HistoryView,
+        schemas.InvocationView, schemas.InvocationList, schemas.KeyCreate, schemas.KeyCreated,
+        schemas.KeyList, schemas.RuntimeView,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
@@ -177,6 +250,7 @@ def document(version: str) -> dict:
             "/api/v1/functions/bulk-update": {
                 "post": _op("update many functions", ("200", "BulkResult"), body="BulkUpdate")},
             **_workflow_paths(),
+            **_invoke_paths(),
             "/health": {"get": {"summary": "liveness", "security": [],
                                 "responses": {"200": {"description": "alive"}}}},
             "/ready": {"get": {"summary": "readiness (the store answers)", "security": [],
@@ -217,4 +291,114 @@ def _workflow_paths() -> dict:
             "an execution's events (Step Functions names)", ("200", "HistoryView"))},
         ex + "/stop": {"parameters": [ex_id], "post": _op(
             "abort a running execution", ("200", "ExecutionView"), body="ExecutionStop")},
+    }  # fmt: skip
+
+
+_INVOKE_HEADERS = [
+    {"name": "X-Nimbus-Context", "in": "header", "required": False,
+     "schema": {"type": "string"}, "description": "caller context, a JSON object"},
+    {"name": "X-Nimbus-Log-Type", "in": "header", "required": False,
+     "schema": {"type": "string", "enum": ["Tail"]},
+     "description": "Tail: the response carries X-Nimbus-Log-Tail (base64, last 4 KB of the log)"},
+]  # fmt: skip
+_TARGET_QUERY = [
+    {**_query("version", "integer"), "description": "a version number (or `name:3` in the path)"},
+    {**_query("alias"), "description": "an alias (or `name:prod` in the path)"},
+]
+_TARGET = {**_REF, "description": "a target: function id or name, `name:version` or `name:alias`"}
+_ANY_JSON = {"required": False, "content": {"application/json": {"schema": {}}}}
+_RESULT_HEADERS = {
+    name: {"description": text, "schema": {"type": "string"}}
+    for name, text in (
+        ("X-Nimbus-Invocation-Id", "the invocation's id (its logs carry it)"),
+        ("X-Nimbus-Duration-Ms", "the guest's run time"),
+        ("X-Nimbus-Cold-Start", "true when the artifact was loaded for this call"),
+        ("X-Nimbus-Version", "the version that served"),
+        ("X-Nimbus-Log-Tail", "with X-Nimbus-Log-Type: Tail, base64 of the log's last 4 KB"),
+        ("X-Nimbus-Function-Error", "true when the function itself failed (status 500)"),
+    )
+}
+
+
+def _invoke_op() -> dict:
+    op = _op("invoke synchronously: the body is the event; the reply is the function's result",
+             ("200", None), params=[*_TARGET_QUERY, *_INVOKE_HEADERS])  # fmt: skip
+    op["requestBody"] = _ANY_JSON
+    op["responses"]["200"]["content"] = {
+        "application/json": {"schema": {}},
+        "text/plain": {"schema": {"type": "string"}},
+    }
+    op["responses"]["200"]["headers"] = _RESULT_HEADERS
+    op["responses"]["500"] = {
+        "description": "function_error (X-Nimbus-Function-Error: true) or memory_limit_exceeded",
+        "content": _json("ErrorResponse"),
+        "headers": _RESULT_HEADERS,
+    }
+    op["responses"]["502"] = {"description": "result_too_large", "content": _json("ErrorResponse")}
+    op["responses"]["504"] = {"description": "timeout", "content": _json("ErrorResponse")}
+    return op  # fmt: skip
+
+
+def _webhook_item() -> dict:
+    op = {
+        "summary": "a function's public URL: the request becomes an AWS Lambda function-URL "
+        "event (format 2.0); a {statusCode, headers, body} result shapes the response; "
+        "X-Nimbus-Invocation-Type: Event → 202",
+        "requestBody": {"required": False, "content": {"*/*": {"schema": {}}}},
+        "parameters": _INVOKE_HEADERS[1:],
+        "responses": {
+            "200": {"description": "the function's response"},
+            "202": {"description": "accepted (X-Nimbus-Invocation-Type: Event)"},
+            "502": {"description": "the function failed", "content": _json("ErrorResponse")},
+            "504": {"description": "timeout", "content": _json("ErrorResponse")},
+            **_PUBLIC_ERRORS,
+        },
+    }
+    return {method: op for method in HTTP_METHODS}
+
+
+def _invoke_paths() -> dict:
+    fn = "/api/v1/functions/{ref}"
+    async_op = _op("invoke asynchronously: durable before the 202; the version is fixed now",
+                   ("202", None), params=_TARGET_QUERY)  # fmt: skip
+    async_op["requestBody"] = _ANY_JSON
+    async_op["responses"]["202"]["content"] = {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["invocation_id", "status"],
+                "properties": {"invocation_id": {"type": "string"}, "status": {"type": "string"}},
+            }
+        }
+    }
+    key_id = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        fn + "/invoke": {"parameters": [_TARGET], "post": _invoke_op()},
+        fn + "/async": {"parameters": [_TARGET], "post": async_op},
+        fn + "/invocations": {"parameters": [_REF], "get": _op(
+            "recent invocations (sync, webhook, async), newest first; sync ones ≤ 0.5 s stale",
+            ("200", "InvocationList"), params=[
+                {**_query("limit", "integer"), "description": "1–1000, default 100"},
+                {**_query("since"), "description": "RFC 3339 or Unix seconds"},
+                {**_query("status"), "description": "queued|running|succeeded|failed|timed_out"},
+                {**_query("trigger"), "description": "api|webhook|async|schedule|workflow"}])},
+        fn + "/webhook/rotate": {"parameters": [_REF], "post": _op(
+            "give the function a new webhook key (the old URL stops working)",
+            ("200", "FunctionView"))},
+        "/api/v1/invocations/{invocation_id}": {"get": _op(
+            "an async invocation's state and result", ("200", "InvocationView"))},
+        "/api/v1/keys": {
+            "get": _op("list API keys (admin)", ("200", "KeyList")),
+            "post": _op("make an API key with scopes; the secret is shown once",
+                        ("201", "KeyCreated"), body="KeyCreate"),
+        },
+        "/api/v1/keys/{key_id}": {"parameters": [key_id],
+                                  "delete": _op("revoke an API key", ("204", None))},
+        "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {
+            "200": {"description": "OpenAPI 3.1", "content": {"application/json": {
+                "schema": {"type": "object"}}}}}}},
+        "/api/health": {"get": {"summary": "liveness (alias of /health)", "security": [],
+                                "responses": {"200": {"description": "alive"}}}},
+        "/webhook/{key}": _webhook_item(),
+        "/webhook/{key}/{path}": _webhook_item(),
     }  # fmt: skip

@@ -8,6 +8,7 @@ import pytest
 from falcon import testing
 
 from gateway.api.app import create_app
+from gateway.api.openapi import app_routes
 
 from .conftest import KEY
 
@@ -27,17 +28,6 @@ PUBLIC = {
 @pytest.fixture
 def anonymous(platform) -> testing.TestClient:
     return testing.TestClient(create_app(platform, KEY))
-
-
-def _routes(app) -> list[tuple[str, object]]:
-    """Every (URI template, resource) the app's router holds."""
-    found, nodes = [], list(app._router._roots)
-    while nodes:
-        node = nodes.pop()
-        if node.resource is not None:
-            found.append((node.uri_template, node.resource))
-        nodes.extend(node.children)
-    return found
 
 
 def _concrete(template: str) -> str:
@@ -70,7 +60,7 @@ def test_odd_spellings_of_a_protected_path_are_never_served(anonymous, path):
 
 
 def test_every_route_off_the_public_list_needs_the_key(anonymous):
-    routes = _routes(anonymous.app)
+    routes = app_routes(anonymous.app)
     templates = {template for template, _ in routes}
     assert PUBLIC - {t.replace("{path:path}", "{path}") for t in templates} == set()
     checked = 0
