@@ -45,7 +45,10 @@ class InvokeResult:
 class Client:
     def __init__(self, url: str, key: str | None, timeout: float = 330) -> None:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        try:
+            self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        except httpx.InvalidURL as exc:
+            raise ApiError(0, "invalid_url", f"{url}: {exc}") from None
 
     def close(self) -> None:
         self.http.close()
@@ -55,7 +58,7 @@ class Client:
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             resp = self.http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ApiError(0, "unreachable", f"{self.http.base_url}: {exc}") from None
         if resp.status_code >= 400 and not resp.headers.get("X-Nimbus-Function-Error"):
             raise _api_error(resp)

@@ -70,16 +70,12 @@ class NimbusGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ApiError as exc:
-            raise CommandFailed(str(exc), exc.body(), _json(session)) from None
+            raise CommandFailed(str(exc), exc.body(), session.output.json) from None
         except BuildFailed as exc:
             # The record (its latest_build says failed) is already printed: one JSON document.
             raise CommandFailed(f"the build of v{exc.build.get('version')} failed: {exc}") from None
         except ConfigError as exc:
             raise CommandFailed(str(exc)) from None
-
-
-def _json(session: Session) -> bool:
-    return session.output.json
 
 
 @click.group(cls=NimbusGroup, context_settings={"help_option_names": ["-h", "--help"]})

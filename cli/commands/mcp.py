@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..config import ConfigError
+from ..errors import ApiError
 from ..session import CONNECTION_OPTIONS, Session, pass_session
 
 
@@ -32,7 +33,7 @@ def mcp(session: Session, read_only: bool, http: bool, host: str, port: int) -> 
     """
     try:
         client = session.client
-    except ConfigError as exc:
+    except (ConfigError, ApiError) as exc:
         raise click.ClickException(str(exc)) from None
     from ..mcp_server import build_server
 

@@ -1,0 +1,28 @@
+"""Failures before any server answers: a message and exit 1, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--api-url", "http://[::1", "list"], "invalid_url"),
+        (["--api-url", "http://127.0.0.1:9", "get", "x"], "unreachable"),
+        (["--api-url", "ftp://x", "list"], "unsupported protocol"),
+        (["--profile", "nope", "list"], "no profile 'nope'"),
+        (["mcp", "--api-url", "http://[::1"], "invalid_url"),
+        (["--api-key-file", "/nonexistent/key", "list"], "cannot read the API key"),
+    ],
+)
+def test_a_clear_message_and_exit_1(tmp_path, args, message):
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": None, "NIMBUS_API_URL": None,
+           "NIMBUS_PROFILE": None, "NIMBUS_API_KEY": None}  # fmt: skip
+    out = CliRunner().invoke(main, args, env=env)
+    assert out.exit_code == 1, out.output
+    assert message in out.output and "Traceback" not in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
