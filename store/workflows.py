@@ -229,22 +229,29 @@ class WorkflowRepo:
 
     # -- history --------------------------------------------------------------------
 
-    def seal_history(self, execution: Execution) -> None:
-        """Move full pages of the tail into their own objects (before the record's write).
+    def seal_history(self, execution: Execution, *, whole_tail: bool = False) -> bool:
+        """Move full pages of the tail into their own objects (before the record's write);
+        `whole_tail`: the tail's events are large, seal them all now. True if it sealed.
 
-        A page is written create-only: a runner that crashed after sealing
-        one and before writing the record finds it there and overwrites it
-        with the same events.
+        A page's key is its number: a runner that crashed after sealing one and
+        before writing the record leaves a page the next runner overwrites
+        with the events the record actually holds.
         """
-        while len(execution.history_tail) >= HISTORY_PAGE:
+        sealed = False
+        while execution.history_tail and (
+            len(execution.history_tail) >= HISTORY_PAGE or (whole_tail and not sealed)
+        ):
+            size = min(HISTORY_PAGE, len(execution.history_tail))
             page, execution.history_tail = (
-                execution.history_tail[:HISTORY_PAGE],
-                execution.history_tail[HISTORY_PAGE:],
+                execution.history_tail[:size],
+                execution.history_tail[size:],
             )
             self.store.put(
                 history_page_key(execution.id, execution.history_pages), _events.dump_json(page)
             )
             execution.history_pages += 1
+            sealed = True
+        return sealed
 
     def history(self, execution: Execution) -> list[HistoryEvent]:
         events: list[HistoryEvent] = []

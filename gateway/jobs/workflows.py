@@ -51,6 +51,7 @@ from ..services.workflows.service import WorkflowService
 log = logging.getLogger("nimbus.workflows")
 
 MAX_HISTORY = 25_000
+TAIL_BYTES = 64 * 1024  # history carried in the record before a page is sealed early
 _WAKE = object()  # put in a driver's queue to make it look at the runner's state
 
 
@@ -260,6 +261,7 @@ class _Drive:
         self.flights: dict[int, _Flight] = {}
         self._machines: dict[str, Machine] | None = None
         self._dirty = False  # events since the last write
+        self._tail_bytes = 0  # roughly, the history tail's JSON since the last seal
 
     # -- the loop --------------------------------------------------------------------
 
@@ -566,6 +568,7 @@ class _Drive:
     def event(self, kind: str, branch: Branch | None = None, details: dict | None = None) -> None:
         """Every transition adds an event, so an event marks the record as needing a write."""
         self._dirty = True
+        self._tail_bytes += len(orjson.dumps(details)) if details else 0
         ex = self.ex
         ex.history_count += 1
         ex.history_tail.append(
@@ -578,6 +581,12 @@ class _Drive:
             )
         )
 
+    def _seal(self) -> None:
+        """PERF(nimbus): every write carries the history tail, so a tail of large events
+        (a Map's inputs and outputs) is sealed into a page early instead of rewritten."""
+        if self.runner.repo.seal_history(self.ex, whole_tail=self._tail_bytes > TAIL_BYTES):
+            self._tail_bytes = 0
+
     def commit(self) -> None:
         """One transition, durable before the next step: the record's conditional write."""
         if self.ex.final or not self._dirty:
@@ -589,7 +598,7 @@ class _Drive:
                 cause=f"the history passed {MAX_HISTORY} events",
             )
             return
-        self.runner.repo.seal_history(self.ex)
+        self._seal()
         self.runner.leases.renew(self.claim)
         self._dirty = False
 
@@ -618,7 +627,7 @@ class _Drive:
         self.event(kind, None, details)
         marker, ex.marker = ex.marker, None
         ex.branches = {}
-        self.runner.repo.seal_history(ex)
+        self._seal()
         self.runner.leases.finish(self.claim, lambda record: None)
         self._dirty = False
         self.runner.repo.drop_marker(marker)
@@ -646,7 +655,7 @@ class _Drive:
         ex = self.ex
         old = self.runner.repo.move_marker(ex, due)
         ex.due = due
-        self.runner.repo.seal_history(ex)
+        self._seal()
 
         def release(record: Execution) -> None:
             record.attempts = 0  # a clean release: no runner died on it

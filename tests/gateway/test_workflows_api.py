@@ -318,3 +318,29 @@ def test_stop_during_a_task_wins_over_the_runner(client):
     assert client.simulate_get(path).json["status"] == "aborted"
     types = [e["type"] for e in client.simulate_get(path + "/history").json["events"]]
     assert types[-1] == "ExecutionAborted" and "PassStateEntered" not in types
+
+
+def test_a_map_of_large_items_keeps_its_whole_history(client, platform):
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {
+                    "StartAt": "Echo",
+                    "States": {"Echo": {"Type": "Pass", "End": True}},
+                },
+                "End": True,
+            }
+        },
+    }
+    assert create(client, "big-map", definition).status_code == 201
+    items = [f"{i}:" + "x" * 10_000 for i in range(20)]  # 200 KB in, ~800 KB of events
+    started = client.simulate_post("/api/v1/workflows/big-map/executions", json=items).json
+    done = finished(client, started["id"])
+    assert done["output"] == items
+    events = client.simulate_get(f"/api/v1/executions/{started['id']}/history").json["events"]
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert sum(e["type"] == "MapIterationSucceeded" for e in events) == 20
+    record = platform.workflows.repo.execution(started["id"])[0]
+    assert record.history_pages >= 2  # sealed early by size, not only every 100 events
