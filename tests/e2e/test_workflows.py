@@ -430,3 +430,63 @@ def test_sigterm_lets_the_task_in_flight_finish_and_hands_the_execution_back(mak
     task_events = ("TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskFailed")
     slow = [e["type"] for e in events if e["state"] == "Slow" and e["type"] in task_events]
     assert slow == ["TaskScheduled", "TaskStarted", "TaskSucceeded"]  # it finished, once
+
+
+def test_an_edit_while_running_leaves_the_execution_on_its_version(api):
+    definition = {
+        "StartAt": "Pause",
+        "States": {
+            "Pause": {"Type": "Wait", "Seconds": 1, "Next": "Which"},
+            "Which": {"Type": "Pass", "Result": "first definition", "End": True},
+        },
+    }
+    execution_id = start(api, "edited", definition)
+    definition["States"]["Which"]["Result"] = "second definition"
+    definition["States"]["Pause"]["Seconds"] = 0
+    edited = api.put("/api/v1/workflows/edited", json={"definition": definition})
+    assert edited.status_code == 200 and edited.json()["version"] == 2
+    done = finished(api, execution_id)
+    assert (done["output"], done["workflow_version"]) == ("first definition", 1)
+    later = api.post("/api/v1/workflows/edited/executions", json={}).json()
+    assert (finished(api, later["id"])["output"], later["workflow_version"]) == (
+        "second definition",
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("states", "state", "problem"),
+    [
+        ({"A": {"Type": "Pass", "Next": "Missing"}}, "A", "names no state"),
+        ({"A": {"Type": "Succeed"}, "Lost": {"Type": "Pass", "End": True}}, "Lost", "unreachable"),
+        (
+            {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}},
+            None,
+            "no terminal state",
+        ),
+        ({"A": {"Type": "Task", "Resource": "nobody", "End": True}}, "A", "unknown function"),
+        ({"A": {"Type": "Pass", "InputPath": "$..[", "End": True}}, "A", "not a valid JSONPath"),
+        (
+            {
+                "A": {
+                    "Type": "Choice",
+                    "Default": "B",
+                    "Choices": [{"Variable": "$.n", "NumericIsBig": 1, "Next": "B"}],
+                },
+                "B": {"Type": "Succeed"},
+            },
+            "A",
+            "unknown comparison operator NumericIsBig",
+        ),
+    ],
+)
+def test_validation_names_the_state_and_the_problem(api, states, state, problem):
+    resp = api.post(
+        "/api/v1/workflows",
+        json={"name": "invalid", "definition": {"StartAt": "A", "States": states}},
+    )
+    assert resp.status_code == 422
+    error = resp.json()["error"]
+    assert error["code"] == "validation_error"
+    found = [d for d in error["details"] if problem in d["message"]]
+    assert found and found[0]["state"] == state, error
