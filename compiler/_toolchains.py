@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layout
 from ._base import BuildConfig, BuildFailed, BuildLog
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts" / "toolchains"
+SCRIPTS_DIR = layout.SCRIPTS_DIR / "toolchains"
 INSTALL_TIMEOUT_SEC = 1800
 _STAMP = ".nimbus-installed"
 _WARM_DONE = ".nimbus-warm"

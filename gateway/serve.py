@@ -82,6 +82,15 @@ def serve(settings: Settings | None = None) -> None:
         )
     metrics_dir = prepare_metrics_dir(settings.metrics_dir)
     import_app_modules()
+    from compiler import layout
+
+    if missing := layout.missing():
+        logging.getLogger("nimbus.serve").warning(
+            "NIMBUS_HOME (%s) lacks %s: source builds will fail; point NIMBUS_HOME at a "
+            "folder with the repository's wit/, scripts/ and runtimes/",
+            layout.HOME,
+            ", ".join(missing),
+        )
     NimbusServer(settings, metrics_dir).run()
 
 

@@ -25,14 +25,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .. import layout
 from .._base import BuildConfig, BuildFailed, BuildLog, BuildRequest, BuildResult
 from .._jail import run_jailed
 from .._sources import RESERVED, write_sources
 
-REPO = Path(__file__).resolve().parents[2]
-SOURCES = REPO / "runtimes" / "javascript"  # runtime.js, the build world, package.json
-WIT_DIR = REPO / "wit"
-RUNTIMES_DIR = REPO / ".cache" / "runtimes"  # built runtimes, shared with the Python runtime
+SOURCES = layout.JS_RUNTIME_SOURCES  # runtime.js, the build world, package.json
+WIT_DIR = layout.WIT_DIR
+RUNTIMES_DIR = layout.RUNTIMES_DIR  # built runtimes, shared with the Python runtime
 NODE_MODULES = SOURCES / "node_modules"  # componentize-js and esbuild (npm ci, not in git)
 
 ENTRY_EXTENSIONS = (".js", ".mjs", ".cjs", ".ts", ".mts", ".cts")

@@ -23,9 +23,10 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ... import layout
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
-WIT_DIR = REPO / "wit"
+WIT_DIR = layout.WIT_DIR
 RUNNER = HERE / "runner.py"
 PYC_COMPILER = HERE / "pyc_compile.py"
 STDLIB_MOUNT = "/python"  # FIELD-NOTES.md: exactly this path, or submodules break
@@ -35,7 +36,7 @@ FILES_MOUNT = "/function"  # a function's files, if it has data files: __file__ 
 # Everything under it is made by scripts/runtimes/python.sh: the runtimes and
 # `cache/`, a sandbox cache folder (precompiled runtime, unpacked stdlib) that
 # servers read as a seed.
-RUNTIMES_DIR = REPO / ".cache" / "runtimes"
+RUNTIMES_DIR = layout.RUNTIMES_DIR
 SEED_CACHE_DIR = RUNTIMES_DIR / "cache"
 
 
