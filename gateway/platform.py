@@ -21,6 +21,7 @@ from .api.auth import key_file, read_api_key
 from .jobs.asyncq import AsyncInvocations
 from .jobs.builds import BuildQueue
 from .jobs.periodic import PeriodicJobs
+from .jobs.schedules import ScheduleTicker
 from .jobs.workflows import WorkflowRunner
 from .services.deployments import DeploymentCache
 from .services.env_crypto import EnvCipher
@@ -64,6 +65,7 @@ class Platform:
     workflows: WorkflowService
     workflow_runner: WorkflowRunner
     periodic: PeriodicJobs
+    ticker: ScheduleTicker | None  # None: SCHEDULES_ENABLED=false on this server
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -212,6 +214,14 @@ class Platform:
             workflows=workflows,
             workflow_runner=workflow_runner,
             periodic=periodic,
+            ticker=ScheduleTicker(
+                ScheduleRepo(store), queue, invocations, leases,
+                wake_dispatcher=async_invocations.wake,
+                on_tick=metrics.observe_tick,
+                reload_sec=settings.schedule_reload_sec,
+                misfire_grace_sec=settings.schedule_misfire_grace_sec,
+                fire_threads=settings.schedule_fire_threads,
+            ) if settings.schedules_enabled else None,
         )  # fmt: skip
 
     def start(self) -> None:
@@ -227,6 +237,13 @@ class Platform:
         self.async_invocations.start()
         self.workflow_runner.start()
         self.periodic.start()
+        if self.ticker is not None:
+            self.ticker.start()
+
+    @property
+    def schedules_state(self) -> str:
+        """running | refused | starting | disabled, for /ready."""
+        return "disabled" if self.ticker is None else self.ticker.state
 
     def _migrate_webhook_index(self) -> None:
         """Webhook index entries from before they were named by hash (idempotent)."""
@@ -253,6 +270,8 @@ class Platform:
                 logging.getLogger("nimbus").info("runtime %s not preloaded: %s", sha[:12], exc)
 
     def stop(self) -> None:
+        if self.ticker is not None:
+            self.ticker.stop()
         self.periodic.stop()
         self.workflow_runner.stop(timeout=self.settings.graceful_timeout_sec / 4)
         self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)

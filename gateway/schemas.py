@@ -243,6 +243,8 @@ class InvocationView(BaseModel):
     result: object | None = None
     error: dict | None = None
     duration_ms: float | None = None
+    schedule_id: str | None = Field(None, description="a schedule's tick: its schedule")
+    scheduled_at: datetime | None = Field(None, description="a tick's instant")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -259,6 +261,8 @@ class InvocationView(BaseModel):
             result=record.result,
             error=record.error,
             duration_ms=record.duration_ms,
+            schedule_id=record.schedule_id,
+            scheduled_at=record.scheduled_at,
             created_at=record.created_at,
             started_at=record.started_at,
             finished_at=record.finished_at,

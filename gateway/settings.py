@@ -79,6 +79,11 @@ class Settings(BaseSettings):
 
     max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
     max_schedules_per_function: int = 100  # creates beyond it: 409 quota_exceeded
+    # Schedules (gateway/jobs/schedules.py): every worker offers every tick; one fires it.
+    schedules_enabled: bool = True  # false: this server fires no ticks (others still may)
+    schedule_reload_sec: float = 60  # full reload of the schedules (changes: within ~1 s)
+    schedule_misfire_grace_sec: float = 60  # a tick found later than this is skipped
+    schedule_fire_threads: int = 4  # ticks offered at once per worker
 
     # Invocation logs, stats and metrics (gateway/telemetry/)
     log_retention_hours: float = 168  # invocation log batches older than this are deleted

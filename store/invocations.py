@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from . import errors
 from ._base import Store
+from .leases import Leases
 from .records import Invocation
 
 
@@ -36,6 +37,22 @@ class InvocationRepo:
         created_ms = int(record.created_at.timestamp() * 1000)
         self.store.put(marker_key(created_ms, record.id), b"")
         self.store.put(invocation_key(record.id), record.model_dump_json().encode(), create=True)
+
+    def accept_once(self, record: Invocation, leases: Leases, *, queued_ms: int) -> bool:
+        """`accept` for work many workers offer at once (a schedule's tick, whose id
+        derives from the tick): the record's create-only write is the claim, so this
+        is True for exactly one caller. `queued_ms` must be the same for every caller
+        (the tick's time), so all of them write the one marker."""
+        self.store.put(marker_key(queued_ms, record.id), b"")
+        return leases.claim_once(invocation_key(record.id), record)
+
+    def settle_once(self, record: Invocation, leases: Leases) -> bool:
+        """Write a record already final (a tick that could not run), create-only: True
+        for exactly one caller. It needs no queue marker."""
+        return leases.claim_once(invocation_key(record.id), record)
+
+    def exists(self, invocation_id: str) -> bool:
+        return self.store.exists(invocation_key(invocation_id))
 
     def get(self, invocation_id: str) -> tuple[Invocation, str]:
         try:

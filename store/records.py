@@ -236,6 +236,8 @@ class Invocation(Leased):
     event: str  # the JSON event exactly as accepted
     trigger: Trigger = Trigger.async_
     status: InvocationStatus = InvocationStatus.queued
+    schedule_id: str | None = None  # a schedule's tick (trigger "schedule")
+    scheduled_at: datetime | None = None  # the tick's instant; created_at is when it fired
     not_before: float = 0.0  # Unix seconds: a retry waits out its backoff
     result: object | None = None
     error: dict | None = None

@@ -99,6 +99,10 @@ class AsyncInvocations:
         self._wake.set()
         return invocation
 
+    def wake(self) -> None:
+        """Look at the queue now (a schedule's tick was just accepted here)."""
+        self._wake.set()
+
     def get(self, invocation_id: str) -> Invocation:
         return self.repo.get(invocation_id)[0]
 

@@ -51,6 +51,7 @@ DURATION_BUCKETS = (
     300.0,
 )
 BUILD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+TICK_LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
 
 _SANDBOX_GAUGES = {
     "running": ("nimbus_sandbox_running", "guests running now"),
@@ -137,6 +138,20 @@ class Metrics:
         self.log_batches = Counter(
             "nimbus_log_batches_written", "log batch objects written", registry=own
         )
+        self.schedule_ticks = Counter(
+            "nimbus_schedule_ticks",
+            "schedule ticks this worker offered, by outcome: fired (as a queued or a failed "
+            "invocation), taken (another worker fired it), missed (a stretch of ticks found "
+            "too late, skipped)",
+            ["outcome"],
+            registry=own,
+        )
+        self.schedule_lateness = Histogram(
+            "nimbus_schedule_tick_lateness_seconds",
+            "a fired tick's invocation created_at minus its scheduled time",
+            buckets=TICK_LATENESS_BUCKETS,
+            registry=own,
+        )
         self._children: dict[tuple, object] = {}
         self._seen_hits = 0
         self._seen_misses = 0
@@ -172,6 +187,11 @@ class Metrics:
 
     def observe_build(self, runtime: str, outcome: str, seconds: float) -> None:
         self.builds.labels(runtime, outcome).observe(seconds)
+
+    def observe_tick(self, outcome: str, lateness_sec: float | None) -> None:
+        self.schedule_ticks.labels(outcome).inc()
+        if lateness_sec is not None:
+            self.schedule_lateness.observe(max(0.0, lateness_sec))
 
     def set_async_queue_depth(self, depth: int) -> None:
         """The number of queued async invocations, as last measured by any worker."""

@@ -10,6 +10,7 @@ import orjson
 
 from store import Store, errors
 
+from ...jobs.schedules import REFUSAL
 from ..middleware import public
 
 log = logging.getLogger("nimbus.ready")
@@ -23,8 +24,12 @@ class HealthResource:
 
 @public
 class ReadyResource:
-    def __init__(self, store: Store) -> None:
+    """503 while the store does not answer. A server that refuses to run schedules (its
+    store ignores create-only writes) still serves everything else: 200, "degraded"."""
+
+    def __init__(self, store: Store, schedules_state: Callable[[], str] = lambda: "disabled"):
         self.store = store
+        self.schedules_state = schedules_state
 
     def on_get(self, req, resp) -> None:
         try:
@@ -35,6 +40,9 @@ class ReadyResource:
             log.warning("not ready: the store does not answer: %s", exc.message)
             resp.status = 503
             resp.media = {"status": "unavailable", "store": "unreachable"}
+            return
+        if self.schedules_state() == "refused":
+            resp.media = {"status": "degraded", "schedules": REFUSAL}
             return
         resp.media = {"status": "ready"}
 

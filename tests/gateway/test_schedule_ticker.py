@@ -1,0 +1,215 @@
+"""The schedule ticker in-process: several tickers (workers) on one store, a clock we move.
+
+Real processes and SeaweedFS are in tests/e2e/test_schedules.py; here each
+rule is pinned with exact instants.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.jobs.schedules import ScheduleTicker, tick_invocation_id
+from gateway.platform import Platform
+from gateway.schemas import FunctionCreate, FunctionUpdate, ScheduleCreate, ScheduleUpdate
+from gateway.settings import Settings
+from store import Leases, LocalStore, Store
+from store.invocations import InvocationRepo
+from store.schedules import ScheduleRepo
+from tests.e2e.wasm import b64, constant_wat, wat
+
+START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+
+
+class Clock:
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+@pytest.fixture
+def platform(tmp_path: Path):
+    settings = Settings(data_dir=tmp_path, nimbus_api_key="k", preload_runtimes=False,
+                        schedules_enabled=False, build_poll_sec=0.05)  # fmt: skip
+    platform = Platform.open(settings)
+    platform.start()
+    yield platform
+    platform.stop()
+
+
+def _function(platform: Platform, name: str, output: bytes = b'{"ok": true}') -> str:
+    body = FunctionCreate(name=name, runtime="wasm", artifact_base64=b64(wat(constant_wat(output))))
+    fn, version = platform.functions.create(body)
+    platform.functions.wait_for_build(fn.id, version, 30)
+    return fn.id
+
+
+def _ticker(platform: Platform, clock: Clock, store: Store | None = None, **kw) -> ScheduleTicker:
+    store = store or platform.store
+    return ScheduleTicker(ScheduleRepo(store), InvocationRepo(store), platform.invocations,
+                          Leases(store), wake_dispatcher=lambda: None, clock=clock,
+                          **kw)  # fmt: skip
+
+
+def _schedule(platform: Platform, fn: str, expression: str, **fields) -> str:
+    return platform.schedules.create(fn, ScheduleCreate(expression=expression, **fields)).id
+
+
+def test_of_many_workers_offering_a_tick_exactly_one_fires_it(platform):
+    fn = _function(platform, "ticked")
+    sid = _schedule(platform, fn, "*/10 * * * * *", event={"n": 1})
+    clock = Clock(START + 5)
+    tickers = [_ticker(platform, clock) for _ in range(6)]
+    for ticker in tickers:
+        ticker.refresh()
+    clock.at = START + 10.2
+    fired: list[str | None] = []
+    start = threading.Barrier(len(tickers))
+
+    def offer(ticker: ScheduleTicker) -> None:
+        [(schedule, at)] = ticker.due()
+        start.wait()
+        fired.append(ticker.fire(schedule, at))
+
+    threads = [threading.Thread(target=offer, args=(t,)) for t in tickers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    at = datetime.fromtimestamp(START + 10, UTC)
+    assert [f for f in fired if f] == [tick_invocation_id(sid, at)]
+    record = platform.async_invocations.get(tick_invocation_id(sid, at))
+    assert (record.trigger, record.schedule_id, record.scheduled_at) == ("schedule", sid, at)
+    assert record.event == '{"n":1}' and record.version == 1 and record.function_name == "ticked"
+    markers = [k for k in platform.store.list("queue/invocations/") if record.id in k]
+    assert len(markers) <= 1  # one marker, at the tick's instant (or already dropped)
+    view = platform.schedules.get(fn, sid)
+    assert view.last_run_at == at and view.last_invocation_id == record.id
+
+
+def test_the_fired_tick_runs_as_an_async_invocation(platform):
+    fn = _function(platform, "runs", b'{"ran": "yes"}')
+    sid = _schedule(platform, fn, "rate(1 second)")
+    ticker = _ticker(platform, Clock(time.time()))
+    ticker.refresh()
+    ticker.clock.at += 1.0
+    [(schedule, at)] = ticker.due()
+    invocation_id = ticker.fire(schedule, at)
+    platform.async_invocations.wake()
+    deadline = time.monotonic() + 20
+    while platform.async_invocations.get(invocation_id).status in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    done = platform.async_invocations.get(invocation_id)
+    assert done.status == "succeeded", done.error
+    assert done.result == {"ran": "yes"}
+    assert done.schedule_id == sid
+
+
+def test_a_starting_worker_does_not_replay_missed_ticks(platform):
+    fn = _function(platform, "late")
+    _schedule(platform, fn, "rate(1 minute)")
+    created = platform.schedules.list(fn).schedules[0].created_at.replace(microsecond=0)
+    clock = Clock(created.timestamp() + 3600 + 5)  # an hour of ticks passed with no worker
+    ticker = _ticker(platform, clock)
+    ticker.refresh()
+    assert ticker.due() == []
+    clock.at += 60
+    due = ticker.due()
+    assert [at for _, at in due] == [created + timedelta(seconds=3660)]
+
+
+def test_a_stalled_worker_skips_ticks_later_than_the_grace(platform):
+    fn = _function(platform, "stalled")
+    _schedule(platform, fn, "*/10 * * * * *")
+    outcomes: list[str] = []
+    clock = Clock(START + 1)
+    ticker = _ticker(platform, clock, misfire_grace_sec=15,
+                     on_tick=lambda outcome, late: outcomes.append(outcome))  # fmt: skip
+    ticker.refresh()
+    clock.at = START + 42  # ticks :10 :20 (too late) and :30 :40 (within 15 s)
+    due = [at.second for _, at in ticker.due()]
+    assert due == [30, 40] and outcomes == ["missed"]  # one stretch of missed ticks
+
+
+def test_ticks_follow_the_cron_expression_in_its_time_zone_across_dst(platform):
+    fn = _function(platform, "berlin")
+    _schedule(platform, fn, "30 2 * * *", timezone="Europe/Berlin")
+    clock = Clock(datetime(2026, 3, 28, 12, tzinfo=UTC).timestamp())
+    ticker = _ticker(platform, clock, misfire_grace_sec=86400 * 3)
+    ticker.refresh()
+    clock.at = datetime(2026, 3, 30, 12, tzinfo=UTC).timestamp()
+    assert [at.isoformat() for _, at in ticker.due()] == [
+        "2026-03-29T01:00:00+00:00",  # 02:30 did not exist: right after the jump, 03:00 CEST
+        "2026-03-30T00:30:00+00:00",  # 02:30 CEST
+    ]
+
+
+def test_a_pinned_version_runs_that_version(platform):
+    fn = _function(platform, "pinned", b'{"v": 1}')
+    platform.functions.update(fn, FunctionUpdate(artifact_base64=b64(wat(constant_wat(b"2")))))
+    sid = _schedule(platform, fn, "rate(1 second)", qualifier="1")
+    ticker = _ticker(platform, Clock(time.time()))
+    ticker.refresh()
+    ticker.clock.at += 1
+    [(schedule, at)] = ticker.due()
+    record = platform.async_invocations.get(ticker.fire(schedule, at))
+    assert record.version == 1 and record.schedule_id == sid
+
+
+def test_a_tick_of_an_offline_function_is_a_failed_invocation(platform):
+    fn = _function(platform, "resting")
+    _schedule(platform, fn, "rate(1 second)")
+    platform.functions.update(fn, FunctionUpdate(status="offline"))
+    platform.invocations.cache.function(fn, fresh=True)
+    outcomes: list[str] = []
+    ticker = _ticker(platform, Clock(time.time()),
+                     on_tick=lambda outcome, late: outcomes.append(outcome))  # fmt: skip
+    ticker.refresh()
+    ticker.clock.at += 1
+    [(schedule, at)] = ticker.due()
+    record = platform.async_invocations.get(ticker.fire(schedule, at))
+    assert record.status == "failed" and record.error["code"] == "offline"
+    assert outcomes == ["failed"]
+
+
+def test_deleted_and_disabled_schedules_stop_ticking(platform):
+    fn = _function(platform, "stopping")
+    keep = _schedule(platform, fn, "rate(1 second)")
+    gone = _schedule(platform, fn, "rate(1 second)")
+    clock = Clock(time.time())
+    ticker = _ticker(platform, clock)
+    ticker.refresh()
+    platform.schedules.delete(fn, gone)
+    platform.schedules.update(fn, keep, ScheduleUpdate(enabled=False))
+    ticker.refresh()  # the change note moved: reloaded at once
+    clock.at += 5
+    assert ticker.due() == []
+
+
+class IgnoresCreateOnly(LocalStore):
+    """A store that, like some S3-compatible servers, accepts If-None-Match and ignores it."""
+
+    def put(self, key, data, *, create=False, if_match=None):
+        return super().put(key, data, if_match=if_match)
+
+
+def test_a_store_that_ignores_create_only_writes_is_refused_loudly(platform, tmp_path, caplog):
+    liar = IgnoresCreateOnly(tmp_path / "liar")
+    ticker = _ticker(platform, Clock(time.time()), store=liar)
+    with caplog.at_level(logging.ERROR, logger="nimbus.schedules"):
+        ticker.start()
+        deadline = time.monotonic() + 5
+        while ticker.state == "starting" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ticker.stop()
+    assert ticker.state == "refused"
+    assert any("If-None-Match" in r.getMessage() for r in caplog.records)
+    assert list(liar.list("probes/")) == []  # the probe leaves nothing behind
