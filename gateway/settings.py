@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     pooling: bool = True
     pool_instances: int | None = None  # slots per worker; default: every guest that can hold one
     pool_keep_resident_kb: int = 16384  # per memory slot: reset in place, not by the kernel
+    # Fresh instances made off the request path per Python/JS/component function version
+    # in use (each serves one call); dropped after PREWARM_IDLE_SEC without a call.
+    prewarm_per_function: int = 1
+    prewarm_idle_sec: float = 60
     cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
     log_level: str = "info"
     # One line per request. Off by default, as in gunicorn: invocations already

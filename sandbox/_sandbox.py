@@ -20,14 +20,14 @@ from ._pool import is_exhausted
 from ._runtime_world import RUN, check_source, runtime_call
 from ._threads import Abandoned
 from ._types import KINDS, Deployment, InvokeResult, MiB, SandboxConfig
-from ._worker import Prepared, Worker
+from ._worker import Prepared, Worker, deployment_key
 
 # How long past the deadline a caller waits for the epoch trap to land
 # before leaving a guarded thread behind.
 _GRACE_SEC = 0.25
 
-_STATS = ("running", "stuck_threads", "idle_instances", "cached_artifacts", "cache_hits",
-          "cache_misses")  # fmt: skip
+_STATS = ("running", "stuck_threads", "idle_instances", "prewarmed_instances",
+          "cached_artifacts", "cache_hits", "cache_misses")  # fmt: skip
 
 
 class Sandbox:
@@ -83,6 +83,7 @@ class Sandbox:
             "running": worker.gate.active,
             "stuck_threads": worker.threads.stuck,
             "idle_instances": worker.idle_instances(),
+            "prewarmed_instances": worker.warm.count,
             "cached_artifacts": worker.artifacts.entries,
             "cache_hits": worker.artifacts.hits,
             "cache_misses": worker.artifacts.misses,
@@ -183,25 +184,29 @@ class Sandbox:
         }
         context_text = orjson.dumps(full_context, default=str).decode()
         ticks = worker.host.deadline_ticks(dep.timeout_sec)
-        reuse = worker.take_idle(dep) if dep.reuse_instance else None
-
-        in_use: list[HandlerInstance] = [reuse] if reuse is not None else []
-
         code = prepared.code
 
-        def make_instance() -> HandlerInstance:
-            def new() -> HandlerInstance:
-                return HandlerInstance(
-                    worker.host.engine,
-                    worker.host.component_linker(),
-                    loaded,
-                    prepared.argv,
-                    dep.env_vars,
-                    dep.memory_mb * MiB,
-                    ticks,
-                    **runtime_call(RUN, code),
-                )
+        def new() -> HandlerInstance:
+            return HandlerInstance(
+                worker.host.engine,
+                worker.host.component_linker(),
+                loaded,
+                prepared.argv,
+                dep.env_vars,
+                dep.memory_mb * MiB,
+                ticks,
+                **runtime_call(RUN, code),
+            )
 
+        # A warm instance of this version if it opted into reuse; otherwise a
+        # pre-warmed fresh one (never called), when one is ready.
+        if dep.reuse_instance:
+            reuse = worker.take_idle(dep)
+        else:
+            reuse = worker.warm.take(deployment_key(dep), new)
+        in_use: list[HandlerInstance] = [reuse] if reuse is not None else []
+
+        def make_instance() -> HandlerInstance:
             try:
                 inst = new()
             except wasmtime.WasmtimeError as exc:
@@ -227,7 +232,7 @@ class Sandbox:
             if dep.reuse_instance:
                 worker.give_back(dep, keep)
             else:
-                keep.close()
+                worker.warm.discard(keep)
         return outcome
 
 

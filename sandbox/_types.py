@@ -53,6 +53,11 @@ class SandboxConfig:
     # recently used deployment's go first). None: max_concurrent, so a worker's
     # every concurrent call of one function can find a warm instance.
     max_idle_instances: int | None = None
+    # Pre-warmed instances (`_prewarm.py`): fresh, never-called instances of components
+    # and shared-runtime functions in use, made off the request path, one call each.
+    prewarm_per_deployment: int = 1
+    max_prewarmed: int | None = None  # in all; None: max_concurrent
+    prewarm_idle_sec: float = 60  # a deployment not called this long loses its stock
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
@@ -68,7 +73,16 @@ class SandboxConfig:
         if self.pool_instances is not None:
             return self.pool_instances
         # NOTE(sandbox): reused instances wait idle in slots.
-        return self.max_concurrent + self.stuck_thread_limit + self.idle_instance_limit
+        return (
+            self.max_concurrent
+            + self.stuck_thread_limit
+            + self.idle_instance_limit
+            + self.prewarm_limit
+        )
+
+    @property
+    def prewarm_limit(self) -> int:
+        return self.max_concurrent if self.max_prewarmed is None else self.max_prewarmed
 
     @property
     def idle_instance_limit(self) -> int:

@@ -19,6 +19,7 @@ from ._engine import EngineHost
 from ._limits import ConcurrencyGate
 from ._module import WasiArgs
 from ._pool import PoolSize
+from ._prewarm import WarmStock
 from ._runtime_world import MountCache, RuntimeCode, runtime_code
 from ._threads import GuestThreads
 from ._types import Deployment, SandboxConfig
@@ -63,6 +64,13 @@ class Worker:
         self._prepared: OrderedDict[tuple, Prepared] = OrderedDict()
         self._idle: OrderedDict[tuple, list[HandlerInstance]] = OrderedDict()
         self._idle_limit = config.idle_instance_limit
+        self.warm = WarmStock(
+            config.prewarm_per_deployment,
+            config.prewarm_limit,
+            config.prewarm_idle_sec,
+            slots=config.pool_slots,
+            slots_taken=lambda: self.gate.active + self.threads.stuck + self.idle_instances(),
+        )
 
     def prepared(self, dep: Deployment) -> Prepared:
         key = deployment_key(dep)
@@ -109,15 +117,17 @@ class Worker:
             old.close()
 
     def drop_idle(self) -> int:
-        """Close every idle reusable instance (freeing their pool slots); how many."""
+        """Close every idle reusable and pre-warmed instance (freeing their pool slots);
+        how many."""
         with self._lock:
             idle = [inst for insts in self._idle.values() for inst in insts]
             self._idle.clear()
         for inst in idle:
             inst.close()
-        return len(idle)
+        return len(idle) + self.warm.drop_all()
 
     def close(self) -> None:
+        self.warm.close()
         self.host.close()
         self.drop_idle()
 

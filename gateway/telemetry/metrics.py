@@ -57,6 +57,10 @@ _SANDBOX_GAUGES = {
     "running": ("nimbus_sandbox_running", "guests running now"),
     "stuck_threads": ("nimbus_sandbox_stuck_threads", "guest threads blocked past their deadline"),
     "idle_instances": ("nimbus_sandbox_idle_instances", "warm instances kept for reuse"),
+    "prewarmed_instances": (
+        "nimbus_sandbox_prewarmed_instances",
+        "fresh instances made ahead of calls, each for one call",
+    ),
     "cached_artifacts": ("nimbus_sandbox_cached_artifacts", "artifacts loaded in memory"),
 }
 
