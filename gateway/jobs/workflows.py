@@ -90,6 +90,7 @@ class WorkflowRunner:
         self._tasks: ThreadPoolExecutor | None = None
         self._held: set[str] = set()
         self._drives: set[_Drive] = set()
+        self._leased_elsewhere: dict[str, float] = {}  # execution id → its lease's end
         self.hand_back_at = float("inf")  # monotonic: when stopping drivers give up on Tasks
         self._orphans: set[str] = set()
         self._lock = threading.Lock()
@@ -102,10 +103,17 @@ class WorkflowRunner:
         """Claim every due execution this worker has room for (a periodic job)."""
         if self._drivers is None:
             return
-        for marker, execution_id in self.repo.due(time.time()):
+        wall = time.time()
+        # PERF(nimbus): an execution another worker holds is not read again before its
+        # lease ends (one GET per scan per running execution per worker, otherwise).
+        self._leased_elsewhere = {
+            k: until for k, until in self._leased_elsewhere.items() if until > wall
+        }
+        for marker, execution_id in self.repo.due(wall):
             if self._stop.is_set():
                 return
-            self.adopt(marker, execution_id)
+            if execution_id not in self._leased_elsewhere:
+                self.adopt(marker, execution_id)
 
     def wake(self, execution: Execution) -> None:
         """A new execution: claim it now, off the request thread (else a scan will)."""
@@ -141,6 +149,8 @@ class WorkflowRunner:
             if execution.final or execution.marker != marker:
                 self.repo.drop_marker(marker)  # finished, or a marker left by a move
                 return False
+            if (execution.lease_until or 0) > time.time():
+                self._leased_elsewhere[execution_id] = execution.lease_until
             return execution.due <= time.time()
 
         try:

@@ -78,3 +78,14 @@ def test_a_live_lease_is_left_alone(platform):
     record = repo.execution("ex_test")[0]
     assert (record.status, record.lease_owner) == (ExecutionStatus.running, "other-worker")
     assert len(markers(platform)) == 1
+
+
+def test_an_execution_leased_elsewhere_is_not_read_again_until_its_lease_ends(platform):
+    repo = platform.workflow_runner.repo
+    repo.start(execution(lease_owner="other-worker", lease_until=time.time() + 60))
+    reads = []
+    get = platform.store.get
+    platform.store.get = lambda key: reads.append(key) or get(key)
+    for _ in range(3):
+        platform.workflow_runner.scan()
+    assert reads == ["executions/ex_test.json"]
