@@ -24,7 +24,9 @@ FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
 @click.command()
 @click.argument("name")
 @click.option("--data", "-d", help="the event as JSON (@FILE reads a file, - reads stdin)")
-@click.option("--file", "-f", "file", type=click.File("rb"), help="read the event from a file")
+@click.option(
+    "--file", "-f", "file", type=click.File("rb"), help="read the event from a file (- stdin)"
+)
 @click.option("--async", "is_async", is_flag=True, help="queue it; print the invocation id")
 @click.option("--wait", is_flag=True, help="with --async: wait for the outcome")
 @click.option("--version", type=click.IntRange(1), help="a version instead of the active one")
@@ -33,7 +35,7 @@ FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
 @api_options
 @pass_session
 def invoke(session: Session, name, data, file, is_async, wait, version, context, verbose) -> None:
-    """Invoke a function with an event (from --data, --file or stdin) and print its result.
+    """Invoke a function with an event (--data, --file, or stdin with -d -) and print its result.
 
     Exits 3 when the function itself fails (its error is printed; JSON with -o json).
     """
@@ -71,7 +73,9 @@ def _event(data: str | None, file) -> bytes:
     if file is not None:
         return file.read()
     if data is None:
-        return b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
+        # NOTE: stdin only when asked (`-d -`, `-f -`): read implicitly, a script's
+        # `while read …; do nimbus invoke …` loop would lose its input to the first call.
+        return b""
     if data == "-":
         return sys.stdin.buffer.read()
     if data.startswith("@"):

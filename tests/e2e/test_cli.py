@@ -116,3 +116,43 @@ def _final(api, invocation_id: str, timeout: float = 30) -> dict:
             return record
         time.sleep(0.2)
     raise AssertionError(f"{invocation_id} did not finish: {record}")
+
+
+def test_the_readme_command_line_block_runs_as_written(make_server, tmp_path):
+    server = make_server().start()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Command line") : readme.index("## MCP server")]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    script = "set -euo pipefail\n" + block.replace("http://localhost:8080", server.url)
+    home = tmp_path / "home"
+    home.mkdir()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NIMBUS_", "XDG_"))}
+    out = subprocess.run(
+        ["bash", "-c", script], input=server.api_key + "\n", capture_output=True, text=True,
+        timeout=120, cwd=home,
+        env={**clean, "HOME": str(home), "PATH": f"{NIMBUS.parent}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert '"name": "World"' in out.stdout and '"invocation_id"' in out.stdout
+    assert '{"deleted": ["hello"]}' in out.stdout.replace("\n", "").replace("  ", "")
+
+
+def test_invoke_reads_stdin_only_when_asked(make_server, tmp_path):
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key]
+    runner = CliRunner()
+    code = "def main(event):\n    return event\n"
+    assert (
+        runner.invoke(main, [*base, "create", "echo", "-r", "python", "--code", code]).exit_code
+        == 0
+    )
+    out = runner.invoke(main, [*base, "invoke", "echo"], input='{"from": "stdin"}')
+    assert json.loads(out.stdout) == {}  # a script's stdin is left alone
+    out = runner.invoke(main, [*base, "invoke", "echo", "-d", "-"], input='{"from": "stdin"}')
+    assert json.loads(out.stdout) == {"from": "stdin"}
+    event = tmp_path / "event.json"
+    event.write_text('{"from": "file"}')
+    out = runner.invoke(main, [*base, "invoke", "echo", "--file", str(event)])
+    assert json.loads(out.stdout) == {"from": "file"}
+    out = runner.invoke(main, [*base, "invoke", "echo", "-d", f"@{event}"])
+    assert json.loads(out.stdout) == {"from": "file"}
