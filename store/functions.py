@@ -39,6 +39,8 @@ from pydantic import BaseModel
 
 from . import errors
 from ._base import Store
+from .invocations import InvocationRepo
+from .leases import Claim, Leases
 from .records import BuildSummary, Function, NameClaim, Version, WebhookIndex, now
 
 M = TypeVar("M", bound=BaseModel)
@@ -242,6 +244,7 @@ class FunctionRepo:
             self.store.delete(webhook_index_key(fn.webhook_key))
             self.store.delete(_legacy_webhook_index_key(fn.webhook_key))
         schedules = list(self.store.list(schedule_prefix(fn.id)))
+        InvocationRepo(self.store).delete_finished_of(fn.id)
         for prefix in (
             f"versions/{fn.id}/",
             f"logs/builds/{fn.id}/",
@@ -257,6 +260,9 @@ class FunctionRepo:
 
     def note_schedules_changed(self) -> None:
         self.store.put(SCHEDULES_CHANGED_KEY, now().isoformat().encode())
+
+    def function_exists(self, function_id: str) -> bool:
+        return self.store.exists(function_key(function_id))
 
     def function_for_webhook(self, webhook_key: str) -> str:
         """The id a webhook key was given to (check the function record still has it)."""
@@ -385,3 +391,16 @@ class FunctionRepo:
 
     def drop_build_marker(self, function_id: str, version: int) -> None:
         self.store.delete(build_marker_key(function_id, version))
+
+    def claim_build(
+        self, leases: Leases, function_id: str, version: int, **how
+    ) -> Claim[Version] | None:
+        """Claim a version for its build (`how`: as for `Leases.claim`); NotFound if
+        the version was never written."""
+        return leases.claim(version_key(function_id, version), Version, **how)
+
+    def put_build_log(self, function_id: str, version: int, text: str) -> str:
+        """Store a build's log (so far); returns its key."""
+        key = build_log_key(function_id, version)
+        self.store.put(key, text.encode())
+        return key

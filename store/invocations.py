@@ -2,6 +2,9 @@
 
     invocations/<id>.json                       Invocation (event, status, attempts, lease, outcome)
     queue/invocations/<created_ms:013d>.<id>    queue marker (empty), oldest first
+    finished/invocations/<function id>/<age>.<id>
+                                                finished index (empty), newest first per
+                                                function; <age> as in log batch keys
 
 The marker is written first, then the record with its event (create-only),
 so a crash at any point leaves at worst a marker without a record (dropped
@@ -10,14 +13,26 @@ marker is removed only after the record reaches its final state.
 
 PERF(nimbus): two durable writes per accept; the event rides in the record
 (≤ 256 KB) instead of an object of its own, which cost a third fsync.
+
+Retention: the runner writes the finished index entry just before the final
+state (off the accept path), so no final record is ever unindexed. A sweep
+deletes, from the index keys alone, records finished longer ago than the
+retention and those of functions that no longer exist; deleting a function
+deletes its finished records at once. A record is deleted only once final.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from . import errors
 from ._base import Store
-from .leases import Leases
+from .leases import Claim, Leases
 from .records import Invocation
+
+FINISHED_PREFIX = "finished/invocations/"
+_AGE_BASE = 10**13 - 1  # Unix ms up to the year 2286
 
 
 def invocation_key(invocation_id: str) -> str:
@@ -26,6 +41,17 @@ def invocation_key(invocation_id: str) -> str:
 
 def marker_key(created_ms: int, invocation_id: str) -> str:
     return f"queue/invocations/{created_ms:013d}.{invocation_id}"
+
+
+def finished_key(function_id: str, finished_ms: int, invocation_id: str) -> str:
+    return f"{FINISHED_PREFIX}{function_id}/{_AGE_BASE - finished_ms:013d}.{invocation_id}"
+
+
+def parse_finished_key(key: str) -> tuple[str, int, str]:
+    """(function id, finished Unix ms, invocation id) from an index key."""
+    function_id, name = key[len(FINISHED_PREFIX) :].split("/", 1)
+    age, _, invocation_id = name.partition(".")
+    return function_id, _AGE_BASE - int(age), invocation_id
 
 
 class InvocationRepo:
@@ -48,7 +74,9 @@ class InvocationRepo:
 
     def settle_once(self, record: Invocation, leases: Leases) -> bool:
         """Write a record already final (a tick that could not run), create-only: True
-        for exactly one caller. It needs no queue marker."""
+        for exactly one caller. It needs no queue marker; its finished index entry
+        comes first, as for every final record."""
+        self.index_finished(record)
         return leases.claim_once(invocation_key(record.id), record)
 
     def exists(self, invocation_id: str) -> bool:
@@ -78,3 +106,61 @@ class InvocationRepo:
 
     def drop_marker(self, key: str) -> None:
         self.store.delete(key)
+
+    def claim(self, leases: Leases, invocation_id: str, **how) -> Claim[Invocation] | None:
+        """Claim an invocation to run it (`how`: as for `Leases.claim`); NotFound if
+        its record was never written."""
+        return leases.claim(invocation_key(invocation_id), Invocation, **how)
+
+    # -- retention -------------------------------------------------------------
+
+    def index_finished(self, record: Invocation) -> None:
+        """Call just before writing the final state: the record is then found by retention."""
+        finished_ms = int(time.time() * 1000)
+        self.store.put(finished_key(record.function_id, finished_ms, record.id), b"")
+
+    def sweep(
+        self,
+        retention_sec: float,
+        function_exists: Callable[[str], bool],
+        now: float | None = None,
+    ) -> int:
+        """Delete records finished over `retention_sec` ago, and the finished records of
+        functions that no longer exist; how many records were deleted."""
+        cutoff_ms = ((time.time() if now is None else now) - retention_sec) * 1000
+        exists: dict[str, bool] = {}
+        deleted = 0
+        for key in list(self.store.list(FINISHED_PREFIX)):
+            try:
+                function_id, finished_ms, invocation_id = parse_finished_key(key)
+            except ValueError:
+                continue
+            if function_id not in exists:
+                exists[function_id] = function_exists(function_id)
+            if finished_ms < cutoff_ms or not exists[function_id]:
+                deleted += self._forget(key, invocation_id)
+        return deleted
+
+    def delete_finished_of(self, function_id: str) -> int:
+        """Delete a (deleted) function's finished records; unfinished ones are left to
+        finish and be swept. How many were deleted."""
+        deleted = 0
+        for key in list(self.store.list(f"{FINISHED_PREFIX}{function_id}/")):
+            deleted += self._forget(key, parse_finished_key(key)[2])
+        return deleted
+
+    def _forget(self, index_key: str, invocation_id: str) -> int:
+        """Delete a final record, then its index entry; 1 if a record went."""
+        try:
+            record, etag = self.get(invocation_id)
+        except errors.NotFound:
+            self.store.delete(index_key)  # gone already (or an entry of a lost run)
+            return 0
+        if not record.final:
+            return 0  # a run that lost its lease wrote this entry; the winner will finish
+        try:
+            self.store.delete(invocation_key(invocation_id), if_match=etag)
+        except errors.Conflict:
+            return 0
+        self.store.delete(index_key)
+        return 1

@@ -1,29 +1,30 @@
 """Async invocations: accepted durably, run at least once, exactly one final state.
 
 A dispatcher thread per worker lists the queue (oldest first) and claims
-invocations for a bounded pool of runner threads. A claim is a conditional
-write of `running` with a lease that outlasts the function's timeout, so a
-live run is never taken over; a worker that dies leaves its lease to run
-out, and any worker's dispatcher then claims the invocation again.
-Platform failures (busy sandbox, store trouble, a lost worker) are retried
-with backoff up to `max_attempts`; the function's own failures are final.
+invocations for a bounded pool of runner threads. A claim
+(`store.Leases.claim`) is a conditional write of `running` with a lease that
+outlasts the function's timeout, so a live run is never taken over; a
+worker that dies leaves its lease to run out, and any worker's dispatcher
+then claims the invocation again. Platform failures (busy sandbox, store
+trouble, an engine outage, a lost worker) are retried with backoff up to
+`max_attempts`; the function's own failures are final. Finished records are
+kept for the retention (`retention_sweep`), then deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
 
 import orjson
 
-from store import errors
+from store import Claim, LeaseLost, Leases, errors
 from store.invocations import InvocationRepo
 from store.records import Invocation, InvocationStatus, Trigger, now
 
@@ -38,6 +39,7 @@ class AsyncInvocations:
         self,
         repo: InvocationRepo,
         invoker: InvokeService,
+        leases: Leases,
         *,
         concurrency: int,
         max_queue_depth: int,
@@ -45,20 +47,22 @@ class AsyncInvocations:
         poll_sec: float,
         max_attempts: int,
         retry_base_sec: float,
+        retention_sec: float = 168 * 3600,
     ) -> None:
         self.repo = repo
         self.invoker = invoker
+        self.leases = leases
         self.concurrency = concurrency
         self.max_queue_depth = max_queue_depth
         self.lease_margin_sec = lease_margin_sec
         self.poll_sec = poll_sec
         self.max_attempts = max_attempts
         self.retry_base_sec = retry_base_sec
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.retention_sec = retention_sec
         self.depth = 0  # queue depth seen by the last dispatcher pass
         self._slots = threading.Semaphore(concurrency)
         self._pool: ThreadPoolExecutor | None = None
-        self._running: dict[str, tuple[Invocation, str]] = {}
+        self._running: dict[str, Claim[Invocation]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -126,16 +130,10 @@ class AsyncInvocations:
                 time.sleep(0.05)
             with self._lock:
                 leftovers = list(self._running.values())
-            for invocation, etag in leftovers:
-                self._hand_back(invocation, etag)
+            for claim in leftovers:
+                with contextlib.suppress(LeaseLost, errors.NimbusError):  # else it runs out
+                    self.leases.finish(claim, _hand_back)
             self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _hand_back(self, invocation: Invocation, etag: str) -> None:
-        invocation.status = InvocationStatus.queued
-        invocation.lease_owner = invocation.lease_until = None
-        invocation.attempts = max(0, invocation.attempts - 1)  # not its fault
-        with contextlib.suppress(errors.NimbusError):  # else its lease runs out
-            self.repo.write(invocation, etag)
 
     # -- dispatching ---------------------------------------------------------
 
@@ -154,20 +152,24 @@ class AsyncInvocations:
         for marker, invocation_id in queued:
             if self._stop.is_set() or not self._slots.acquire(blocking=False):
                 return
-            claimed = None
+            claim = None
             try:
-                claimed = self._claim(marker, invocation_id)
+                claim = self._claim(marker, invocation_id)
             finally:
-                if claimed is None:
+                if claim is None:
                     self._slots.release()
-            if claimed is not None:
+            if claim is not None:
                 with self._lock:
-                    self._running[invocation_id] = claimed
-                self._pool.submit(self._run, marker, *claimed)
+                    self._running[invocation_id] = claim
+                self._pool.submit(self._run, marker, claim)
 
-    def _claim(self, marker: str, invocation_id: str) -> tuple[Invocation, str] | None:
+    def _claim(self, marker: str, invocation_id: str) -> Claim[Invocation] | None:
         try:
-            invocation, etag = self.repo.get(invocation_id)
+            return self.repo.claim(
+                self.leases, invocation_id, duration_sec=self._lease_sec,
+                ready=partial(self._runnable, marker), begin=_begin,
+                max_attempts=self.max_attempts, exhausted=partial(self._give_up, marker),
+            )  # fmt: skip
         except errors.NotFound:
             # its accept crashed before the record was written: drop on the second look
             if invocation_id in self._orphans:
@@ -176,61 +178,48 @@ class AsyncInvocations:
             else:
                 self._orphans.add(invocation_id)
             return None
+
+    def _runnable(self, marker: str, invocation: Invocation) -> bool:
         if invocation.final:
-            self.repo.drop_marker(marker)
-            return None
-        wall = time.time()
-        if invocation.status == InvocationStatus.running and (invocation.lease_until or 0) > wall:
-            return None
-        if invocation.not_before > wall:
-            return None
-        if invocation.attempts >= self.max_attempts:
-            invocation.status = InvocationStatus.failed
-            invocation.error = {
-                "code": "platform_error",
-                "message": f"gave up after {invocation.attempts} attempts",
-            }
-            invocation.finished_at = now()
-            self._finish(marker, invocation, etag)
-            return None
+            self.repo.drop_marker(marker)  # a crash came between the final write and this
+            return False
+        return invocation.not_before <= time.time()
+
+    def _lease_sec(self, invocation: Invocation) -> float:
+        """Longer than the run may take, so a live run is never taken over."""
         try:
             fn = self.invoker.cache.function(invocation.function_id)
             timeout = self.invoker.cache.version(fn, invocation.version).timeout_sec
-        except errors.NotFound as exc:
-            invocation.status = InvocationStatus.failed
-            invocation.error = {"code": "not_found", "message": exc.message}
-            invocation.finished_at = now()
-            self._finish(marker, invocation, etag)
-            return None
-        invocation.status = InvocationStatus.running
-        invocation.attempts += 1
-        invocation.lease_owner = self.owner
-        invocation.lease_until = wall + timeout + self.lease_margin_sec
-        invocation.started_at = now()
-        try:
-            etag = self.repo.write(invocation, etag)
-        except errors.Conflict:
-            return None  # another worker claimed it first
-        return invocation, etag
+        except errors.NotFound:
+            timeout = 0  # the run fails at once with not_found
+        return timeout + self.lease_margin_sec
+
+    def _give_up(self, marker: str, claim: Claim[Invocation]) -> None:
+        self._finish(marker, claim, {
+            "status": InvocationStatus.failed,
+            "error": {"code": "platform_error",
+                      "message": f"gave up after {claim.record.attempts} attempts"},
+            "finished_at": now(),
+        })  # fmt: skip
 
     # -- running -------------------------------------------------------------
 
-    def _run(self, marker: str, invocation: Invocation, etag: str) -> None:
+    def _run(self, marker: str, claim: Claim[Invocation]) -> None:
         try:
-            self._execute(invocation)
-            self._finish(marker, invocation, etag)
+            self._finish(marker, claim, self._execute(claim.record))
         except _Retry as retry:
-            self._retry(invocation, etag, retry.reason)
+            self._retry(claim, retry.reason)
         except Exception:
-            log.exception("async invocation %s crashed", invocation.id)
-            self._retry(invocation, etag, "internal error")
+            log.exception("async invocation %s crashed", claim.record.id)
+            self._retry(claim, "internal error")
         finally:
             with self._lock:
-                self._running.pop(invocation.id, None)
+                self._running.pop(claim.record.id, None)
             self._slots.release()
             self._wake.set()
 
-    def _execute(self, invocation: Invocation) -> None:
+    def _execute(self, invocation: Invocation) -> dict[str, Any]:
+        """Run it; the fields of its final state (raises `_Retry` for a platform failure)."""
         try:
             done = self.invoker.invoke(
                 invocation.function_id, invocation.event.encode(), {}, version=invocation.version,
@@ -239,17 +228,17 @@ class AsyncInvocations:
         except (errors.LimitExceeded, errors.Unavailable) as exc:
             raise _Retry(exc.message) from None
         except errors.Timeout as exc:
-            invocation.status = InvocationStatus.timed_out
-            invocation.error = {"code": exc.code, "message": exc.message}
+            outcome = {"status": InvocationStatus.timed_out,
+                       "error": {"code": exc.code, "message": exc.message}}  # fmt: skip
         except errors.NimbusError as exc:  # memory, result size, offline, build failed…
-            invocation.status = InvocationStatus.failed
-            invocation.error = {"code": exc.code, "message": exc.message}
+            outcome = {"status": InvocationStatus.failed,
+                       "error": {"code": exc.code, "message": exc.message}}  # fmt: skip
         else:
             result = done.result
-            invocation.duration_ms = result.duration_ms
+            outcome = {"duration_ms": result.duration_ms}
             if result.error is not None:
-                invocation.status = InvocationStatus.failed
-                invocation.error = {
+                outcome["status"] = InvocationStatus.failed
+                outcome["error"] = {
                     "code": "function_error",
                     "type": result.error.type,
                     "message": result.error.message,
@@ -258,33 +247,62 @@ class AsyncInvocations:
                        if result.error.exit_code is not None else {}),
                 }  # fmt: skip
             else:
-                invocation.status = InvocationStatus.succeeded
-                invocation.result = (
+                outcome["status"] = InvocationStatus.succeeded
+                outcome["result"] = (
                     orjson.loads(result.output)
                     if result.content_type == "application/json"
                     else result.output.decode(errors="replace")
                 )
-        invocation.finished_at = now()
+        outcome["finished_at"] = now()
+        return outcome
 
-    def _finish(self, marker: str, invocation: Invocation, etag: str) -> None:
-        invocation.lease_owner = invocation.lease_until = None
+    def _finish(self, marker: str, claim: Claim[Invocation], outcome: dict[str, Any]) -> None:
+        def apply(invocation: Invocation) -> None:
+            for name, value in outcome.items():
+                setattr(invocation, name, value)
+
+        self.repo.index_finished(claim.record)  # before the final state: retention finds it
         try:
-            self.repo.write(invocation, etag)
-        except errors.Conflict:
-            # Our lease was taken over (or handed back at shutdown): the other
-            # run owns the final state, so this one leaves no trace.
-            log.warning("invocation %s was taken over; dropping this result", invocation.id)
+            self.leases.finish(claim, apply)
+        except LeaseLost:
+            # Our lease was taken over: the other run owns the final state, so
+            # this one leaves no trace.
+            log.warning("invocation %s was taken over; dropping this result", claim.record.id)
             return
         self.repo.drop_marker(marker)
 
-    def _retry(self, invocation: Invocation, etag: str, reason: str) -> None:
-        backoff = self.retry_base_sec * (2 ** (invocation.attempts - 1)) * (1 + random.random())
-        invocation.status = InvocationStatus.queued
-        invocation.lease_owner = invocation.lease_until = None
-        invocation.not_before = time.time() + backoff
-        invocation.error = {"code": "platform_error", "message": reason}
-        with contextlib.suppress(errors.NimbusError):  # else its lease runs out
-            self.repo.write(invocation, etag)
+    def _retry(self, claim: Claim[Invocation], reason: str) -> None:
+        attempts = claim.record.attempts
+        backoff = self.retry_base_sec * (2 ** (attempts - 1)) * (1 + random.random())
+
+        def requeue(invocation: Invocation) -> None:
+            invocation.status = InvocationStatus.queued
+            invocation.not_before = time.time() + backoff
+            invocation.error = {"code": "platform_error", "message": reason}
+
+        with contextlib.suppress(LeaseLost, errors.NimbusError):  # else its lease runs out
+            self.leases.finish(claim, requeue)
+
+    # -- retention -------------------------------------------------------------
+
+    def retention_sweep(self) -> int:
+        """Delete finished records older than the retention, and those of deleted
+        functions (run by one worker at a time: PeriodicJobs' hold)."""
+        deleted = self.repo.sweep(self.retention_sec, self.invoker.cache.repo.function_exists)
+        if deleted:
+            log.info("deleted %d finished invocation records", deleted)
+        return deleted
+
+
+def _begin(invocation: Invocation) -> None:
+    invocation.status = InvocationStatus.running
+    invocation.started_at = now()
+
+
+def _hand_back(invocation: Invocation) -> None:
+    """At shutdown: queued again for any worker, and the attempt was not its fault."""
+    invocation.status = InvocationStatus.queued
+    invocation.attempts = max(0, invocation.attempts - 1)
 
 
 class _Retry(Exception):

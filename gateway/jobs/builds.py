@@ -1,33 +1,31 @@
 """The build queue: workers take queued versions under a lease and build them.
 
 Every version is a durable build job (its `Build` state) with a marker under
-`queue/builds/`. A worker claims a job with a conditional write that sets
-`building` and a lease; it renews the lease while it works and writes the
-outcome only if the lease is still its own. A job whose lease ran out (its
-worker crashed or was killed) is claimed again, at most
-`build_max_attempts` times, then failed — never stuck.
+`queue/builds/`. A worker claims a job through the lease primitive
+(`store.Leases.claim`: one conditional write sets `building` and a lease),
+renews the lease while it works and writes the outcome only if the lease is
+still its own. A job whose lease ran out (its worker crashed or was killed)
+is claimed again, at most `max_attempts` times, then failed — never stuck.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import orjson
 
 import compiler
 from sandbox import Deployment, Mount
-from store import errors
-from store.functions import FunctionRepo, build_log_key, function_key, version_key
+from store import Claim, LeaseLost, Leases, errors
+from store.functions import FunctionRepo
 from store.records import BuildMount, BuildStatus, BuildSummary, Function, Version, now
 
 log = logging.getLogger("nimbus.builds")
@@ -40,15 +38,15 @@ CheckSource = Callable[[Deployment], str]
 # (runtime, "ready" | "failed", seconds from claim to outcome): e.g. a metric.
 BuildObserver = Callable[[str, str, float], None]
 
-
-class LeaseLost(Exception):
-    """Another worker took this build over; stop without writing anything."""
+_OUTCOME_FIELDS = ("artifact_key", "artifact_sha256", "artifact_kind", "precompiled_key",
+                   "runtime_version", "bundle_key", "bundle_sha256", "mounts")  # fmt: skip
 
 
 class BuildQueue:
     def __init__(
         self,
         repo: FunctionRepo,
+        leases: Leases,
         *,
         workdir: Path,
         concurrency: int,
@@ -57,11 +55,11 @@ class BuildQueue:
         max_attempts: int,
         precompile: Precompile | None = None,
         build_config: compiler.BuildConfig | None = None,
-        collector: compiler.ArtifactCollector | None = None,
         check_source: CheckSource | None = None,
         on_finished: BuildObserver | None = None,
     ) -> None:
         self.repo = repo
+        self.leases = leases
         self.workdir = workdir
         self.concurrency = concurrency
         self.lease_sec = lease_sec
@@ -69,12 +67,9 @@ class BuildQueue:
         self.max_attempts = max_attempts
         self.precompile = precompile
         self.build_config = build_config or compiler.BuildConfig()
-        self.collector = collector
-        self._next_collect = 0.0
         self.check_source = check_source
         self._shared_files: dict[tuple, tuple[str, str]] = {}
         self.on_finished = on_finished
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -105,23 +100,8 @@ class BuildQueue:
                 log.exception("build loop error")
                 worked = False
             if not worked:
-                self._collect_artifacts()
                 self._wake.wait(self.poll_sec)
                 self._wake.clear()
-
-    def _collect_artifacts(self) -> None:
-        """Now and then, while idle: delete compiled artifacts no version uses
-        (the collector itself runs at most once per grace period, store-wide)."""
-        if self.collector is None or time.monotonic() < self._next_collect:
-            return
-        self._next_collect = time.monotonic() + min(300.0, self.collector.grace_sec / 4)
-        try:
-            deleted = self.collector.collect()
-        except Exception:
-            log.exception("collecting unused artifacts failed")
-            return
-        if deleted:
-            log.info("deleted %d compiled artifacts no version uses", deleted)
 
     # -- one job -------------------------------------------------------------
 
@@ -130,51 +110,46 @@ class BuildQueue:
         for function_id, number in self.repo.queued_builds():
             if self._stop.is_set():
                 return False
-            claimed = self._claim(function_id, number)
-            if claimed is not None:
-                self._run(*claimed)
+            claim = self._claim(function_id, number)
+            if claim is not None:
+                self._run(claim)
                 return True
         return False
 
-    def _claim(self, function_id: str, number: int) -> tuple[Version, str] | None:
+    def _claim(self, function_id: str, number: int) -> Claim[Version] | None:
         try:
-            version, etag = self.repo.get_version(function_id, number)
+            return self.repo.claim_build(
+                self.leases, function_id, number, duration_sec=self.lease_sec,
+                ready=self._unfinished, begin=_begin, max_attempts=self.max_attempts,
+                exhausted=self._give_up,
+            )  # fmt: skip
         except errors.NotFound:
             # The creator died before writing the version (or the function is gone).
-            if not self.repo.store.exists(function_key(function_id)) or self._marker_old(
-                function_id, number
-            ):
+            if not self.repo.function_exists(function_id) or self._marker_old(function_id, number):
                 self.repo.drop_build_marker(function_id, number)
             return None
-        build = version.build
-        if build.status in (BuildStatus.ready, BuildStatus.failed):
-            self._publish(version)  # idempotent: the function record may lag a crash
-            self.repo.drop_build_marker(function_id, number)
-            return None
-        if build.status == BuildStatus.building and (build.lease_until or 0) > time.time():
-            return None  # someone else holds a live lease
-        if build.attempts >= self.max_attempts:
-            build.status = BuildStatus.failed
-            build.error = f"the build was interrupted {build.attempts} times; giving up"
-            build.finished_at = now()
-            try:
-                self.repo.write(self._key(version), version, if_match=etag)
-            except errors.Conflict:
-                return None
-            self._publish(version)
-            self.repo.drop_build_marker(function_id, number)
-            return None
-        build.status = BuildStatus.building
-        build.attempts += 1
-        build.lease_owner = self.owner
-        build.lease_until = time.time() + self.lease_sec
-        build.started_at = now()
-        build.error = None
-        try:
-            etag = self.repo.write(self._key(version), version, if_match=etag)
-        except errors.Conflict:
-            return None  # another worker won the claim
-        return version, etag
+
+    def _unfinished(self, version: Version) -> bool:
+        if version.build.status in (BuildStatus.ready, BuildStatus.failed):
+            self._settle(version)  # the function record and marker may lag a crash
+            return False
+        return True
+
+    def _give_up(self, claim: Claim[Version]) -> None:
+        def failed(version: Version) -> None:
+            version.build.status = BuildStatus.failed
+            version.build.error = (
+                f"the build was interrupted {version.build.attempts} times; giving up"
+            )
+            version.build.finished_at = now()
+
+        with contextlib.suppress(LeaseLost):  # someone else settled it
+            self.leases.finish(claim, failed)
+            self._settle(claim.record)
+
+    def _settle(self, version: Version) -> None:
+        self._publish(version)  # idempotent
+        self.repo.drop_build_marker(version.function_id, version.version)
 
     def _marker_old(self, function_id: str, number: int) -> bool:
         # Without a modification time in the Store interface, a marker without a
@@ -186,43 +161,41 @@ class BuildQueue:
         self._orphans.add(key)
         return False
 
-    @staticmethod
-    def _key(version: Version) -> str:
-        return version_key(version.function_id, version.version)
-
-    def _run(self, version: Version, etag: str) -> None:
+    def _run(self, claim: Claim[Version]) -> None:
+        version = claim.record
         folder = Path(
             tempfile.mkdtemp(
                 prefix=f"{version.function_id}-{version.version}-", dir=self._ensure_workdir()
             )
         )
         build_log = compiler.BuildLog(folder / "build.log")
-        lease = _Lease(self, version, etag)
         build_log.write(
             f"build of {version.function_id} v{version.version} ({version.runtime}), "
-            f"attempt {version.build.attempts}, worker {self.owner}"
+            f"attempt {version.build.attempts}, worker {self.leases.owner}"
         )
-        lease.start(build_log)
+        upload_log = partial(self._upload_log, version, build_log)
         outcome: dict = {}
+        with self.leases.renewing(claim, also=upload_log):
+            try:
+                outcome = self._build(version, folder, build_log)
+                build_log.write("build succeeded")
+            except compiler.BuildFailed as exc:
+                build_log.write(f"build failed: {exc.message}")
+                outcome = {"error": exc.message}
+            except Exception as exc:  # a platform fault, not the user's: say so plainly
+                log.exception("build of %s v%s crashed", version.function_id, version.version)
+                build_log.write(f"build failed: internal error: {exc}")
+                outcome = {"error": f"internal build error: {exc}"}
         try:
-            outcome = self._build(version, folder, build_log)
-            build_log.write("build succeeded")
-        except compiler.BuildFailed as exc:
-            build_log.write(f"build failed: {exc.message}")
-            outcome = {"error": exc.message}
-        except Exception as exc:  # a platform fault, not the user's: say so plainly
-            log.exception("build of %s v%s crashed", version.function_id, version.version)
-            build_log.write(f"build failed: internal error: {exc}")
-            outcome = {"error": f"internal build error: {exc}"}
-        finally:
-            lease.stop()
-        try:
-            self._finish(lease, outcome, build_log)
+            self._finish(claim, outcome, upload_log())
         except LeaseLost:
             log.warning("lost the lease of %s v%s", version.function_id, version.version)
         finally:
             build_log.close()
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _upload_log(self, version: Version, build_log: compiler.BuildLog) -> str:
+        return self.repo.put_build_log(version.function_id, version.version, build_log.text())
 
     def _ensure_workdir(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -364,28 +337,23 @@ class BuildQueue:
             )
         return result, key, sha
 
-    def _finish(self, lease: _Lease, outcome: dict, build_log: compiler.BuildLog) -> None:
-        version = lease.version
-        log_key = build_log_key(version.function_id, version.version)
-        self.repo.store.put(log_key, build_log.text().encode())
-        build = version.build
-        build.status = BuildStatus.failed if "error" in outcome else BuildStatus.ready
-        build.error = outcome.get("error")
-        for field in ("artifact_key", "artifact_sha256", "artifact_kind",
-                      "precompiled_key", "runtime_version", "bundle_key", "bundle_sha256",
-                      "mounts"):  # fmt: skip
-            if field in outcome:
-                setattr(build, field, outcome[field])
-        build.lease_owner = None
-        build.lease_until = None
-        build.finished_at = now()
-        build.log_key = log_key
-        lease.write_final(version)
+    def _finish(self, claim: Claim[Version], outcome: dict, log_key: str) -> None:
+        def apply(version: Version) -> None:
+            build = version.build
+            build.status = BuildStatus.failed if "error" in outcome else BuildStatus.ready
+            build.error = outcome.get("error")
+            for name in _OUTCOME_FIELDS:
+                if name in outcome:
+                    setattr(build, name, outcome[name])
+            build.finished_at = now()
+            build.log_key = log_key
+
+        self.leases.finish(claim, apply)
+        version, build = claim.record, claim.record.build
         if self.on_finished is not None and build.started_at is not None:
             seconds = (build.finished_at - build.started_at).total_seconds()
             self.on_finished(version.runtime, str(build.status), seconds)
-        self._publish(version)
-        self.repo.drop_build_marker(version.function_id, version.version)
+        self._settle(version)
 
     def _publish(self, version: Version) -> None:
         """Reflect a finished build in the function record (idempotent)."""
@@ -415,52 +383,7 @@ class BuildQueue:
             self.repo.update_function(version.function_id, apply)
 
 
-class _Lease:
-    """Keeps a build's lease alive and uploads the log while the build runs."""
-
-    def __init__(self, queue: BuildQueue, version: Version, etag: str) -> None:
-        self.queue = queue
-        self.version = version
-        self.etag = etag
-        self.lost = False
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, build_log: compiler.BuildLog) -> None:
-        self._thread = threading.Thread(
-            target=self._renew_loop, args=(build_log,), name="build-lease", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _renew_loop(self, build_log: compiler.BuildLog) -> None:
-        repo = self.queue.repo
-        log_key = build_log_key(self.version.function_id, self.version.version)
-        while not self._done.wait(self.queue.lease_sec / 3):
-            with self._lock:
-                self.version.build.lease_until = time.time() + self.queue.lease_sec
-                try:
-                    self.etag = repo.write(
-                        self.queue._key(self.version), self.version, if_match=self.etag
-                    )
-                except errors.Conflict:
-                    self.lost = True
-                    return
-            with contextlib.suppress(errors.NimbusError):  # uploaded again at the end
-                repo.store.put(log_key, build_log.text().encode())
-
-    def write_final(self, version: Version) -> None:
-        with self._lock:
-            if self.lost:
-                raise LeaseLost
-            try:
-                self.etag = self.queue.repo.write(
-                    self.queue._key(version), version, if_match=self.etag
-                )
-            except errors.Conflict:
-                raise LeaseLost from None
+def _begin(version: Version) -> None:
+    version.build.status = BuildStatus.building
+    version.build.started_at = now()
+    version.build.error = None
