@@ -4,8 +4,10 @@ What is collected: the artifacts the build cache knows (C, Go, Rust modules),
 with their precompiled forms and cache records, once no version of any
 function references them. Sources and shared runtimes are left alone.
 
-A blob is deleted only when it was unreferenced at two collections at least
-`grace_sec` apart (the first records it as a candidate in `gc/artifacts.json`),
+A collection runs at most once per `grace_sec` store-wide (a store hold,
+`gc/collect.json`). A blob is deleted only when it was unreferenced at two
+collections at least `grace_sec` apart (the first records it as a candidate
+in `gc/artifacts.json`),
 so a build that uploaded an artifact but has not written its version yet never
 loses it. A cache hit touches its record with a conditional write, and the
 collector deletes a record only if it is unchanged, then the blob: a build
@@ -19,11 +21,12 @@ import time
 
 import orjson
 
-from store import Store, errors
+from store import Leases, Store, errors
 
 from ._buildcache import PREFIX, CachedBuild
 
 STATE_KEY = "gc/artifacts.json"
+HOLD_KEY = "gc/collect.json"
 
 
 def _blob_keys(value, found: set[str]) -> None:
@@ -54,13 +57,12 @@ class ArtifactCollector:
     def collect(self, now: float | None = None) -> int:
         """One collection if the last was at least `grace_sec` ago; returns blobs deleted."""
         now = time.time() if now is None else now
+        if not Leases(self.store, clock=lambda: now).hold(HOLD_KEY, self.grace_sec):
+            return 0  # this round is another worker's (or was)
         try:
-            blob = self.store.get(STATE_KEY)
-            state, state_etag = orjson.loads(blob.data), blob.etag
+            state = orjson.loads(self.store.get(STATE_KEY).data)
         except errors.NotFound:
-            state, state_etag = {"at": 0.0, "candidates": []}, None
-        if now - state["at"] < self.grace_sec:
-            return 0
+            state = {"candidates": []}
         live = self.live()
         entries: dict[str, tuple[CachedBuild, str]] = {}
         for key in self.store.list(PREFIX):
@@ -73,14 +75,8 @@ class ArtifactCollector:
             if entry.artifact_key not in live and now - entry.used_at >= self.grace_sec
         }
         due = unreferenced & set(state["candidates"])
-        claim = {"at": now, "candidates": sorted(unreferenced - due)}
-        try:  # this worker's round; a concurrent collector's write wins instead
-            if state_etag is None:
-                self.store.put(STATE_KEY, orjson.dumps(claim), create=True)
-            else:
-                self.store.put(STATE_KEY, orjson.dumps(claim), if_match=state_etag)
-        except errors.Conflict:
-            return 0
+        marked = {"at": now, "candidates": sorted(unreferenced - due)}
+        self.store.put(STATE_KEY, orjson.dumps(marked))
         kept: set[str] = set()
         for key, (entry, etag) in entries.items():
             if entry.artifact_key in due:

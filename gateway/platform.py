@@ -31,7 +31,7 @@ from .services.schedules import ScheduleService
 from .services.webhooks import WebhookDirectory
 from .services.workflows.service import WorkflowService
 from .settings import Settings
-from .telemetry.flusher import OutcomeFlusher, writer_id
+from .telemetry.flusher import OutcomeFlusher
 from .telemetry.invocations import InvocationLister
 from .telemetry.logs import InvocationLogs, LogReader
 from .telemetry.metrics import Metrics
@@ -64,6 +64,7 @@ class Platform:
     schedules: ScheduleService
     workflows: WorkflowService
     workflow_runner: WorkflowRunner
+    leases: Leases  # this worker's: the background runners claim through them
     periodic: PeriodicJobs
     ticker: ScheduleTicker | None  # None: SCHEDULES_ENABLED=false on this server
 
@@ -76,6 +77,8 @@ class Platform:
             region=settings.aws_region,
         )
         repo = FunctionRepo(store)
+        leases = Leases(store)
+        writer = leases.owner
         metrics = Metrics(metrics_dir)
         # NOTE: the Sandbox makes its wasmtime Engine on first use, in the worker.
         sandbox = Sandbox(
@@ -100,6 +103,7 @@ class Platform:
         )
         builds = BuildQueue(
             repo,
+            leases,
             workdir=settings.data_dir / "work" / "builds",
             concurrency=settings.build_concurrency,
             lease_sec=settings.build_lease_sec,
@@ -112,15 +116,11 @@ class Platform:
                 memory_mb=settings.build_memory_mb,
                 install_toolchains=settings.toolchains_auto_install,
             ),
-            collector=compiler.ArtifactCollector(store, grace_sec=settings.artifact_gc_grace_sec)
-            if settings.artifact_gc_grace_sec > 0
-            else None,
             check_source=sandbox.check,
             on_finished=metrics.observe_build,
         )
         functions = FunctionService(repo, settings, on_enqueue=builds.wake)
         cache = DeploymentCache(repo, max_age=settings.cache_max_age_sec)
-        writer = writer_id()
         logs = InvocationLogs(
             store,
             retention_sec=settings.log_retention_hours * 3600,
@@ -138,7 +138,6 @@ class Platform:
             metrics.sample_sandbox(sandbox.stats())
             metrics.set_async_queue_depth(async_invocations.depth)
 
-        leases = Leases(store, writer)
         rollup = WindowRollup(
             store,
             leases.hold,
@@ -157,7 +156,6 @@ class Platform:
             interval_sec=settings.log_flush_sec,
             batch_max=settings.log_batch_max,
             max_log_bytes=settings.log_max_bytes_per_invocation,
-            upkeep_sec=settings.upkeep_interval_sec,
         )
         invocations = InvokeService(
             cache, sandbox, recorder, EnvCipher.from_setting(settings.nimbus_env_keys)
@@ -167,12 +165,14 @@ class Platform:
         async_invocations = AsyncInvocations(
             queue,
             invocations,
+            leases,
             concurrency=settings.async_concurrency,
             max_queue_depth=settings.async_max_queue_depth,
             lease_margin_sec=settings.async_lease_margin_sec,
             poll_sec=settings.async_poll_sec,
             max_attempts=settings.async_max_attempts,
             retry_base_sec=settings.async_retry_base_sec,
+            retention_sec=settings.invocation_retention_hours * 3600,
         )
         workflow_repo = WorkflowRepo(store)
         workflows = WorkflowService(
@@ -185,13 +185,13 @@ class Platform:
             workflow_repo,
             workflows,
             invocations,
-            Leases(store, writer),
+            leases,
             concurrency=settings.workflow_concurrency,
             task_concurrency=settings.workflow_task_concurrency,
             lease_sec=settings.workflow_lease_sec,
             max_attempts=settings.workflow_max_attempts,
         )
-        periodic = PeriodicJobs(tick_sec=min(0.5, settings.workflow_scan_sec))
+        periodic = recurring_jobs(settings, leases, logs, book, rollup, async_invocations)
         periodic.every(settings.workflow_scan_sec, workflow_runner.scan, name="workflow-scan")
         return cls(
             settings, store, repo, sandbox, builds, functions, invocations, webhooks,
@@ -215,6 +215,7 @@ class Platform:
             ),
             workflows=workflows,
             workflow_runner=workflow_runner,
+            leases=leases,
             periodic=periodic,
             ticker=ScheduleTicker(
                 ScheduleRepo(store), queue, invocations, leases,
@@ -281,6 +282,33 @@ class Platform:
         self.recorder.stop()  # after the last invocations: flush, fold this worker's stats
         self.sandbox.close()
         self.store.close()
+
+
+def recurring_jobs(
+    settings: Settings,
+    leases: Leases,
+    logs: InvocationLogs,
+    book: StatsBook,
+    rollup: WindowRollup,
+    async_invocations: AsyncInvocations,
+) -> PeriodicJobs:
+    """A worker's recurring upkeep, each job with its interval (its runners add theirs).
+
+    `hold=leases`: once per interval across all workers sharing the store; the
+    log sweep, the roll-up and artifact collection take holds of their own periods.
+    """
+    jobs = PeriodicJobs(tick_sec=min(0.5, settings.workflow_scan_sec))
+    upkeep = settings.upkeep_interval_sec
+    jobs.every(upkeep, logs.maybe_sweep, name="log-sweep", jitter=True)
+    jobs.every(upkeep, book.fold_stale, name="stats-fold", jitter=True, hold=leases)
+    jobs.every(upkeep, rollup.upkeep, name="stats-rollup", jitter=True)
+    jobs.every(settings.invocation_sweep_interval_sec, async_invocations.retention_sweep,
+               name="invocation-retention", jitter=True, hold=leases)  # fmt: skip
+    grace = settings.artifact_gc_grace_sec
+    if grace > 0:
+        collector = compiler.ArtifactCollector(leases.store, grace_sec=grace)
+        jobs.every(min(300.0, grace / 4), collector.collect, name="artifact-collect", jitter=True)
+    return jobs
 
 
 def artifact_signing_key(settings: Settings) -> bytes | None:

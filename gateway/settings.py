@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     async_poll_sec: float = 0.5
     async_max_attempts: int = 3
     async_retry_base_sec: float = 1.0
+    # Finished async (and scheduled) invocation records older than this are deleted;
+    # a deleted function's go at once. One sweep per interval, cluster-wide.
+    invocation_retention_hours: float = Field(168, gt=0)
+    invocation_sweep_interval_sec: float = Field(600, gt=0)
 
     # Workflows (gateway/jobs/workflows.py)
     workflow_concurrency: int = 16  # executions one worker drives at once

@@ -6,9 +6,9 @@ executor with a thread per job: a slow job (a stats fold on S3) never delays
 another (a cron tick). A job still running when it is due again is skipped
 (counted in its `JobState`), never run twice at once.
 
-Jobs that must run once per interval across all workers, not once per
-worker, take a store hold first (`store.Leases.hold`); this module only
-decides when a worker looks.
+A job listed with `hold=leases` runs at most once per interval across all
+workers sharing the store, not once per worker: each worker that finds it
+due first takes the store hold `holds/<name>.json` (`store.Leases.hold`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import schedule
+
+from store import Leases
 
 log = logging.getLogger("nimbus.jobs")
 
@@ -53,13 +55,20 @@ class PeriodicJobs:
         self._thread: threading.Thread | None = None
 
     def every(
-        self, seconds: float, job: Callable[[], object], *, name: str, jitter: bool = False
+        self,
+        seconds: float,
+        job: Callable[[], object],
+        *,
+        name: str,
+        jitter: bool = False,
+        hold: Leases | None = None,
     ) -> None:
         """Run `job` every `seconds` (first after one interval).
 
         `jitter`: each interval is drawn from [seconds/2, seconds] (whole
         seconds; intervals ≥ 2 s), so workers started together do not all
-        look at the same moment.
+        look at the same moment. `hold`: run only if this worker takes the
+        store hold of the job for `seconds` — once per interval store-wide.
         """
         if name in self._states:
             raise ValueError(f"a periodic job named {name!r} is already listed")
@@ -71,6 +80,8 @@ class PeriodicJobs:
             when = self._scheduler.every(max(1, int(seconds / 2))).to(int(seconds)).seconds
         else:
             when = self._scheduler.every(seconds).seconds
+        if hold is not None:
+            job = _held(hold, f"holds/{name}.json", seconds, job)
         when.do(self._submit, name, job)
         self._states[name] = JobState(name, seconds)
 
@@ -147,3 +158,10 @@ class PeriodicJobs:
             with self._lock:
                 state.running = False
                 state.last_duration_sec = time.monotonic() - started
+
+
+def _held(leases: Leases, key: str, seconds: float, job: Callable[[], object]):
+    def run_if_held() -> object:
+        return job() if leases.hold(key, seconds) else None
+
+    return run_if_held

@@ -5,9 +5,9 @@ else). A background thread flushes every `interval_sec`, or sooner when
 `batch_max` outcomes are waiting: it turns outcomes into metrics, stats and
 one log batch per function, writes the batches, this worker's stats
 object and its windowed stats of the minutes it touched (windows.py), and
-refreshes the gauges (sandbox, async queue). A second thread does the rare
-upkeep: the log sweep (under a store lease), folding the stats of workers
-that were killed, and rolling windowed stats up into hours (window_rollup.py).
+refreshes the gauges (sandbox, async queue). The rare upkeep (the log
+sweep, folding the stats of workers that were killed, rolling windowed stats
+up into hours) is among the worker's periodic jobs (platform.recurring_jobs).
 Readers call `flush()` first, so a worker's own outcomes are visible at once
 and other workers' within one interval.
 
@@ -20,11 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
-import random
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,12 +34,6 @@ from .window_rollup import WindowRollup
 from .windows import WindowBook
 
 log = logging.getLogger("nimbus.recorder")
-
-
-def writer_id() -> str:
-    """Unique per worker process and safe in a store key: host-pid-random."""
-    host = "".join(c if c.isalnum() or c in ".-" else "-" for c in socket.gethostname())
-    return f"{host[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -67,7 +57,6 @@ class OutcomeFlusher(InvocationRecorder):
         interval_sec: float = 0.5,
         batch_max: int = 500,
         max_log_bytes: int = 64 * 1024,
-        upkeep_sec: float = 60.0,
         retry_max_entries: int = 100_000,
     ) -> None:
         self.logs = logs
@@ -80,7 +69,6 @@ class OutcomeFlusher(InvocationRecorder):
         self.interval_sec = interval_sec
         self.batch_max = batch_max
         self.max_log_bytes = max_log_bytes
-        self.upkeep_sec = upkeep_sec
         self.retry_max_entries = retry_max_entries
         self._pending: collections.deque[InvocationOutcome] = collections.deque()
         self._retry: list[_Batch] = []
@@ -88,7 +76,7 @@ class OutcomeFlusher(InvocationRecorder):
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self.flushes = 0  # flushes that wrote something, and what they wrote
         self.outcomes_flushed = 0
         self.batches_written = 0
@@ -104,19 +92,14 @@ class OutcomeFlusher(InvocationRecorder):
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        for target, name in (
-            (self._flush_loop, "recorder-flush"),
-            (self._upkeep_loop, "recorder-upkeep"),
-        ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._thread = threading.Thread(target=self._flush_loop, name="recorder-flush", daemon=True)
+        self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        for thread in self._threads:
-            thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         try:
             self.flush()
             self.stats.retire()
@@ -132,19 +115,6 @@ class OutcomeFlusher(InvocationRecorder):
                 self.flush()
             except Exception:
                 log.exception("flushing invocation records failed")
-
-    def _upkeep_loop(self) -> None:
-        # Jittered so that workers started together do not all look at once.
-        while not self._stop.wait(self.upkeep_sec * random.uniform(0.5, 1.0)):
-            try:
-                deleted = self.logs.maybe_sweep()
-                if deleted:
-                    log.info("deleted %d expired invocation log batches", deleted)
-                self.stats.fold_stale()
-                if self.rollup is not None:
-                    self.rollup.upkeep()
-            except Exception:
-                log.exception("log sweep, stats fold or roll-up failed")
 
     # -- flushing -----------------------------------------------------------------
 

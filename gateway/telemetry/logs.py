@@ -12,8 +12,8 @@ first and carry their newest entry's time, so a query stops listing at
 `since` or once it has `limit` newer entries, and retention deletes expired
 batches from the key alone. All lines of one invocation are in one batch.
 
-Retention: one worker at a time (a lease in the store, taken at most once
-per `sweep_every_sec` across all workers) deletes batches whose newest entry
+Retention: one worker at a time (a store hold, taken at most once per
+`sweep_every_sec` across all workers) deletes batches whose newest entry
 is older than the retention, and batches of functions that no longer exist
 (a batch flushed just after its function was deleted).
 """
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from store import Store, errors
+from store import Leases, Store, errors
 from store.functions import (
     LOG_SWEEP_LEASE_KEY,
     FunctionRepo,
@@ -198,7 +198,7 @@ class InvocationLogs:
         self.store = store
         self.retention_sec = retention_sec
         self.sweep_every_sec = sweep_every_sec
-        self.owner = owner
+        self.leases = Leases(store, owner)
 
     def write(
         self, function_id: str, entries: list[dict], newest_us: int, writer: str, seq: int
@@ -260,20 +260,12 @@ class InvocationLogs:
 
     def maybe_sweep(self) -> int | None:
         """Sweep if no worker has within `sweep_every_sec`; the number deleted, or None."""
-        now = time.time()
-        try:
-            blob = self.store.get(LOG_SWEEP_LEASE_KEY)
-            lease, etag = orjson.loads(blob.data), blob.etag
-        except errors.NotFound:
-            lease, etag = None, None
-        if lease is not None and lease.get("until", 0) > now:
-            return None
-        mine = orjson.dumps({"owner": self.owner, "until": now + self.sweep_every_sec})
-        try:
-            self.store.put(LOG_SWEEP_LEASE_KEY, mine, create=etag is None, if_match=etag)
-        except errors.Conflict:
-            return None  # another worker took this round
-        return self.sweep(now)
+        if not self.leases.hold(LOG_SWEEP_LEASE_KEY, self.sweep_every_sec):
+            return None  # another worker swept (or sweeps) this round
+        deleted = self.sweep()
+        if deleted:
+            log.info("deleted %d expired invocation log batches", deleted)
+        return deleted
 
     def sweep(self, now: float | None = None) -> int:
         """Delete expired batches and batches of deleted functions, from their keys alone."""
