@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import click
+from rich.markup import escape
 
 from ..session import Session, api_options, pass_session
 
@@ -53,7 +54,7 @@ def _print(session: Session, entry: dict) -> None:
     style = STREAM_STYLES.get(entry["stream"], "")
     stamp = entry["ts"][11:23]
     prefix = f"[dim]{stamp} {entry['invocation_id'][-8:]}[/dim] "
-    line = entry["line"].replace("[", "\\[")
+    line = escape(entry["line"])  # a log line is text, never rich markup
     session.output.console.print(prefix + (f"[{style}]{line}[/{style}]" if style else line))
 
 

@@ -68,6 +68,8 @@ def test_tools_deploy_and_invoke_a_python_function(make_server, tmp_path):
             ))  # fmt: skip
             assert any("hi from mcp" in line for line in logs["lines"])
 
+            recent = await session.read_resource("nimbus://functions/mcp-double/logs")
+            assert "hi from mcp" in recent.contents[0].text
             source = await session.read_resource("nimbus://functions/mcp-double/code")
             assert json.loads(source.contents[0].text)["files"] == {"main.py": code}
 
