@@ -211,7 +211,9 @@ class Platform:
                 running_on_server=lambda: int(metrics.value("nimbus_sandbox_running")),
             ),
             schedules=ScheduleService(
-                ScheduleRepo(store), repo, max_per_function=settings.max_schedules_per_function
+                ScheduleRepo(store), repo, max_per_function=settings.max_schedules_per_function,
+                # late-bound: the versions service installs the resolver
+                resolve_alias=lambda fn, alias: invocations.resolve_alias(fn, alias),
             ),
             workflows=workflows,
             workflow_runner=workflow_runner,

@@ -6,6 +6,8 @@ the API's `/functions/{ref}/schedules` routes mean.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
 from store import errors
@@ -15,6 +17,7 @@ from store.schedules import ScheduleRepo
 
 from ..schemas import ScheduleCreate, ScheduleList, ScheduleUpdate, ScheduleView
 from . import cron
+from .targets import parse_target
 
 SCHEDULE_ID_PREFIX = "sch_"
 EVENT_LIMIT = 256 * 1024  # a tick is an async invocation: the async event limit
@@ -29,10 +32,18 @@ def ticks_of(schedule: Schedule) -> cron.Ticks:
 
 
 class ScheduleService:
-    def __init__(self, repo: ScheduleRepo, functions: FunctionRepo, *, max_per_function: int):
+    def __init__(
+        self,
+        repo: ScheduleRepo,
+        functions: FunctionRepo,
+        *,
+        max_per_function: int,
+        resolve_alias: Callable[[Function, str], int] | None = None,
+    ):
         self.repo = repo
         self.functions = functions
         self.max_per_function = max_per_function
+        self.resolve_alias = resolve_alias  # alias → version number; NotFound if none
 
     # -- views ---------------------------------------------------------------------
 
@@ -121,16 +132,23 @@ class ScheduleService:
         self.repo.delete(fn.id, schedule_id)
 
     def _checked_qualifier(self, fn: Function, qualifier: str | None) -> str | None:
-        """A version number that exists (aliases: once the function has them), or None."""
+        """A version number that exists or an alias the function has, or None."""
         if qualifier is None or qualifier == "":
             return None
-        if qualifier.isdigit():
-            number = int(qualifier)
-            if not 1 <= number <= fn.latest_version:
+        target = parse_target(f"{fn.id}:{qualifier}", field="qualifier")
+        if target.version is not None:
+            if target.version > fn.latest_version:
                 latest = fn.latest_version
-                raise _invalid("qualifier", f"{fn.name} has no version {number} (latest: {latest})")
-            return str(number)
-        raise _invalid("qualifier", f"{fn.name} has no alias named {qualifier!r}")
+                raise _invalid("qualifier", f"{fn.name} has no version {target.version} "
+                                            f"(latest: {latest})")  # fmt: skip
+            return str(target.version)
+        try:
+            if self.resolve_alias is None:
+                raise errors.NotFound("no aliases")
+            self.resolve_alias(fn, target.alias)
+        except errors.NotFound:
+            raise _invalid("qualifier", f"{fn.name} has no alias named {qualifier!r}") from None
+        return target.alias
 
 
 def _event_text(event: object) -> str:

@@ -213,3 +213,25 @@ def test_a_store_that_ignores_create_only_writes_is_refused_loudly(platform, tmp
     assert ticker.state == "refused"
     assert any("If-None-Match" in r.getMessage() for r in caplog.records)
     assert list(liar.list("probes/")) == []  # the probe leaves nothing behind
+
+
+def test_an_alias_qualifier_is_resolved_at_each_tick(platform):
+    fn = _function(platform, "aliased", b'{"v": 1}')
+    _, two = platform.functions.update(
+        fn, FunctionUpdate(artifact_base64=b64(wat(constant_wat(b"2"))))
+    )
+    platform.functions.wait_for_build(fn, two, 30)
+    points = {"prod": 1}
+    platform.invocations.resolve_alias = lambda function, alias: points[alias]
+    _schedule(platform, fn, "rate(1 second)", qualifier="prod")
+    ticker = _ticker(platform, Clock(time.time()))
+    ticker.refresh()
+    versions = []
+    for moved_to in (1, 2):
+        points["prod"] = moved_to
+        ticker.clock.at += 1
+        [(schedule, at)] = ticker.due()
+        record = platform.async_invocations.get(ticker.fire(schedule, at))
+        assert record.error is None
+        versions.append(record.version)
+    assert versions == [1, 2]

@@ -11,18 +11,24 @@ from falcon import testing
 from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
+from store import errors
 from tests.e2e.wasm import b64, hello_module
 
 KEY = "test-key"
 
 
 @pytest.fixture
-def client(tmp_path) -> testing.TestClient:
+def platform(tmp_path) -> Platform:
     settings = Settings(data_dir=tmp_path, nimbus_api_key=KEY, max_schedules_per_function=3,
                         preload_runtimes=False)  # fmt: skip
     platform = Platform.open(settings)  # not started: schedules need no running jobs here
-    yield testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
+    yield platform
     platform.stop()
+
+
+@pytest.fixture
+def client(platform) -> testing.TestClient:
+    return testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
 
 
 @pytest.fixture
@@ -104,6 +110,8 @@ def test_deleting_the_function_deletes_its_schedules(client, fn):
         ({"expression": "@hourly", "timezone": "Berlin"}, "timezone", "IANA"),
         ({"expression": "@hourly", "qualifier": "7"}, "qualifier", "no version 7"),
         ({"expression": "@hourly", "qualifier": "prod"}, "qualifier", "no alias named 'prod'"),
+        ({"expression": "@hourly", "qualifier": "0"}, "qualifier", "numbered from 1"),
+        ({"expression": "@hourly", "qualifier": "Prod!"}, "qualifier", "neither a version"),
         ({"expression": ""}, "expression", "at least 1 character"),
         ({}, "expression", "Field required"),
         ({"expression": "@hourly", "every": 5}, "every", "Extra inputs"),
@@ -147,3 +155,16 @@ def test_unknowns_malformed_bodies_and_the_quota(client, fn):
 def test_schedule_routes_need_the_api_key(fn, client):
     resp = client.simulate_get(_url(fn), headers={"Authorization": "Bearer wrong"})
     assert resp.status_code == 401
+
+
+def test_an_alias_the_function_has_is_a_qualifier(client, platform, fn):
+    def aliases(function, alias: str) -> int:  # as the versions service installs it
+        if alias != "prod":
+            raise errors.NotFound(f"no alias {alias!r}")
+        return 1
+
+    platform.invocations.resolve_alias = aliases
+    made = client.simulate_post(_url(fn), json={"expression": "@daily", "qualifier": "prod"})
+    assert made.status_code == 201 and made.json["qualifier"] == "prod"
+    other = client.simulate_post(_url(fn), json={"expression": "@daily", "qualifier": "beta"})
+    assert other.status_code == 422 and "no alias named 'beta'" in other.text
