@@ -194,7 +194,6 @@ class WorkflowService:
             HistoryEvent(
                 id=1,
                 type="ExecutionStarted",
-                branch=0,
                 details={"input": data, "workflow_version": workflow.version},
             )
         )
