@@ -34,6 +34,7 @@ from ._artifact import (
     precompiled_keys,
     sha256_hex,
 )
+from ._compile import compile_in_child
 from ._component import LoadedComponent, check_handler
 from ._engine import EngineHost, fingerprint
 from ._module import LoadedModule, check_command
@@ -56,9 +57,12 @@ class ArtifactCache:
         entries: int,
         signing_key: bytes | None,
         seed_dirs: tuple[Path, ...] = (),
+        child_compile_bytes: int = 1 << 20,
     ) -> None:
         self._store = store
         self._host = host
+        # wasm at least this large compiles in a child process, on every core.
+        self._child_compile_bytes = child_compile_bytes
         self._fp = fingerprint()
         self._dir = Path(cache_dir) / self._fp.tag
         self._seeds = [Path(d) / self._fp.tag for d in seed_dirs]
@@ -263,18 +267,24 @@ class ArtifactCache:
                 continue  # made by another engine set-up: compile below
             self._link(compiled)  # the same checks as a load
             return self._store_precompiled(kind, sha256, payload, compiled)
+        payload = compile_in_child(wasm, kind) if len(wasm) >= self._child_compile_bytes else None
         try:
-            if kind == "module":
+            if payload is not None:  # made by the platform's own child, from checked wasm
+                compiled = _DESERIALIZE[kind](engine, payload)
+            elif kind == "module":
                 compiled = wasmtime.Module(engine, wasm)
-                check_command(compiled)
             else:
                 compiled = component.Component(engine, wasm)
+            if kind == "module":
+                check_command(compiled)
+            else:
                 check_handler(compiled, engine)
         except wasmtime.WasmtimeError as exc:
             raise errors.Invalid(f"invalid {kind}: {str(exc).splitlines()[0]}") from None
         except ValueError as exc:
             raise errors.Invalid(str(exc)) from None
-        return self._store_precompiled(kind, sha256, compiled.serialize(), compiled)
+        payload = payload if payload is not None else compiled.serialize()
+        return self._store_precompiled(kind, sha256, payload, compiled)
 
     def _store_precompiled(self, kind: str, sha256: str, payload: bytes, compiled):
         manifest = make_manifest(kind, sha256, payload, self._fp, self._signing_key)

@@ -53,6 +53,9 @@ class SandboxConfig:
     # recently used deployment's go first). None: max_concurrent, so a worker's
     # every concurrent call of one function can find a warm instance.
     max_idle_instances: int | None = None
+    # wasm this large (bytes) compiles in a child process with parallel compilation;
+    # smaller compiles stay in the worker (a child costs ~0.3 s to start).
+    child_compile_bytes: int = 1 << 20
     # Pre-warmed instances (`_prewarm.py`): fresh, never-called instances of components
     # and shared-runtime functions in use, made off the request path, one call each.
     prewarm_per_deployment: int = 1

@@ -52,6 +52,7 @@ class Worker:
             config.memory_cache_entries,
             config.signing_key,
             config.seed_cache_dirs,
+            config.child_compile_bytes,
         )
         self.store = store
         self.mounts = MountCache(store, config.cache_dir, config.seed_cache_dirs)

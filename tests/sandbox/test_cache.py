@@ -63,6 +63,9 @@ def test_user_bytes_are_never_deserialized(sandbox, store):
     key, sha = put_wasm(store, bytes(native))
     with pytest.raises(errors.Invalid):
         sandbox.precompile(key, sha)
+    key, sha = put_wasm(store, b"\0asm\x01\0\0\0\x01\xff")  # a module header, then garbage
+    with pytest.raises(errors.Invalid, match="invalid module: failed to parse"):
+        sandbox.precompile(key, sha)
     with pytest.raises(errors.Invalid):
         sandbox.invoke(deployment(key, sha), EVENT, {})
 
@@ -244,3 +247,17 @@ def test_config_is_explicit(tmp_path):
     assert set(sb.stats().values()) == {0}
     assert not (tmp_path / "c").exists()
     sb.close()
+
+
+def test_large_wasm_compiles_in_a_child_process(make_sandbox, store):
+    """(Every wasm counts as large here.) The child's artifact loads and runs, and
+    the child's compile error is the deploy's."""
+    sandbox = make_sandbox(child_compile_bytes=0)
+    for wasm, kind, event in ((wat_module("ECHO"), "module", EVENT),
+                              (wat_component("C_ECHO"), "component", b'"hi"')):  # fmt: skip
+        key, sha = put_wasm(store, wasm)
+        sandbox.precompile(key, sha)
+        assert sandbox.invoke(deployment(key, sha, kind=kind), event, {}).output == event
+    key, sha = put_wasm(store, b"\0asm\x01\0\0\0\x01\xff")  # a module header, then garbage
+    with pytest.raises(errors.Invalid, match="invalid module: failed to parse"):
+        sandbox.precompile(key, sha)
