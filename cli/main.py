@@ -28,6 +28,7 @@ COMMANDS = {
     "invocations": "cli.commands.invoke:invocations",
     "logs": "cli.commands.logs:logs",
     "runtimes": "cli.commands.functions:runtimes",
+    "stats": "cli.commands.stats:stats",
     "keys": "cli.commands.keys:keys",
     "schedules": "cli.commands.schedules:schedules",
     "workflows": "cli.commands.workflows:workflows",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 
 import click
 from rich.markup import escape
 
+from .. import moments
 from ..session import Session, api_options, pass_session
 
 STREAM_STYLES = {"stderr": "yellow", "stdout": "", "platform": "dim"}
@@ -27,7 +27,7 @@ STREAM_STYLES = {"stderr": "yellow", "stdout": "", "platform": "dim"}
 def logs(session: Session, name, follow, invocation_id, since, limit, interval) -> None:
     """Print a function's invocation logs, oldest first (JSON lines with -o json)."""
     seen: set[tuple] = set()
-    since = _since(since)
+    since = moments.since(since)
     while True:
         entries = session.client.logs(name, since=since, limit=limit, invocation_id=invocation_id)
         for entry in entries:
@@ -56,12 +56,3 @@ def _print(session: Session, entry: dict) -> None:
     prefix = f"[dim]{stamp} {entry['invocation_id'][-8:]}[/dim] "
     line = escape(entry["line"])  # a log line is text, never rich markup
     session.output.console.print(prefix + (f"[{style}]{line}[/{style}]" if style else line))
-
-
-def _since(value: str | None) -> str | None:
-    """An age (`10m`) becomes an RFC 3339 time; anything else goes to the API as it is."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if value and value[-1] in units and value[:-1].isdigit():
-        moment = datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * units[value[-1]])
-        return moment.isoformat().replace("+00:00", "Z")
-    return value

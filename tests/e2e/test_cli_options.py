@@ -101,7 +101,7 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
         ["list"], ["get", "shown"], ["build", "shown"], ["runtimes"],
         ["update", "shown", "--memory", "64"], ["logs", "shown", "--invocation", invocation],
         ["invocations", "get", queued["invocation_id"], "--wait"], ["config", "show"],
-        ["invocations", "list", "shown"],
+        ["invocations", "list", "shown"], ["stats", "shown", "--since", "10m"],
     ):  # fmt: skip
         out = cli(tmp_path, *base, *args, "-o", "json")
         assert out.exit_code == 0, (args, out.output)
@@ -117,6 +117,14 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
     by_id = {i["id"]: i for i in recent["invocations"]}
     assert by_id[invocation]["trigger"] == "api" and by_id[invocation]["status"] == "succeeded"
     assert by_id[queued["invocation_id"]]["trigger"] == "async"
+    deadline = time.monotonic() + 5  # outcomes reach the stats within the flush interval
+    while True:
+        stats = json.loads(cli(tmp_path, *base, "stats", "shown", "-o", "json").output)
+        if stats["totals"]["invocations"] >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert stats["totals"]["invocations"] == 2 and stats["totals"]["errors"] == 0
+    assert sum(v["invocations"] for v in stats["by_version"].values()) == 2
     out = cli(tmp_path, *base, "-o", "table", "list")
     assert "shown" in out.stdout and "python" in out.stdout and "active" in out.stdout
 

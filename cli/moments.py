@@ -1,0 +1,15 @@
+"""Times as users type them: an age (`10m`, `2h`, `1d`) or what the API takes as it is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def since(value: str | None) -> str | None:
+    """`10m` → the RFC 3339 time ten minutes ago; RFC 3339 or Unix seconds pass through."""
+    if value and value[-1] in UNITS and value[:-1].isdigit():
+        moment = datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * UNITS[value[-1]])
+        return moment.isoformat().replace("+00:00", "Z")
+    return value

@@ -1,0 +1,16 @@
+"""`--since` as users type it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cli import moments
+
+
+def test_an_age_becomes_a_time_and_the_rest_passes_through():
+    ten_minutes_ago = datetime.fromisoformat(moments.since("10m").replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - ten_minutes_ago).total_seconds() - 600) < 5
+    assert moments.since("2026-12-05T09:00:00Z") == "2026-12-05T09:00:00Z"
+    assert moments.since("1733389200") == "1733389200"
+    assert moments.since("5x") == "5x"  # the API says what is wrong with it
+    assert moments.since(None) is None
