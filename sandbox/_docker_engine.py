@@ -1,6 +1,7 @@
 """The Docker engine as the native executor uses it: create, start, remove. Never pull.
 
-Every engine failure becomes `NimbusError(code="engine_unavailable")` (503):
+Every engine failure becomes `errors.Unavailable(code="engine_unavailable")` (503,
+and an async invocation that meets it is retried like any platform outage):
 an engine that does not answer, a missing runtime image, a container that
 will not start.
 """
@@ -23,8 +24,8 @@ AGENT_PATH = "/usr/sbin/nimbus-agent"
 LABEL = "nimbus.native"  # every container the executor makes carries it
 
 
-def unavailable(message: str) -> errors.NimbusError:
-    return errors.NimbusError(message, code="engine_unavailable")
+def unavailable(message: str) -> errors.Unavailable:
+    return errors.Unavailable(message, code="engine_unavailable")
 
 
 @dataclass(frozen=True)

@@ -156,14 +156,12 @@ def to_result(dep: Deployment, outcome: Outcome, cold: bool, init_ms: float) -> 
     if outcome.status == TIMEOUT:
         exc: errors.NimbusError = errors.Timeout(f"function timed out after {dep.timeout_sec:g} s")
     elif outcome.status == MEMORY:
-        exc = errors.NimbusError(
-            f"function exceeded its memory limit of {dep.memory_mb} MB",
-            code="memory_limit_exceeded",
+        exc = errors.MemoryLimitExceeded(
+            f"function exceeded its memory limit of {dep.memory_mb} MB"
         )
     elif outcome.status == TOO_LARGE:
-        exc = errors.NimbusError(
-            f"function result is larger than {RESULT_LIMIT_BYTES // MiB} MB",
-            code="result_too_large",
+        exc = errors.ResultTooLarge(
+            f"function result is larger than {RESULT_LIMIT_BYTES // MiB} MB"
         )
     else:  # pragma: no cover - every status is handled above
         raise AssertionError(outcome.status)

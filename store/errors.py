@@ -1,8 +1,8 @@
 """The platform's one error hierarchy.
 
 It lives in `store` because every other package may import `store` and
-nothing below it exists; the gateway maps each class to an HTTP status and
-error code in one place.
+nothing below it exists; the gateway maps each class to an HTTP status in
+one place (a code given to an instance never changes its status).
 """
 
 from __future__ import annotations
@@ -21,6 +21,26 @@ class NimbusError(Exception):
         if code is not None:
             self.code = code
         self.details = details
+
+
+class BadRequest(NimbusError):
+    """The request cannot be read at all (malformed JSON, a header that is not an object)."""
+
+    code = "bad_request"
+
+
+class UnsupportedMediaType(NimbusError):
+    code = "unsupported_media_type"
+
+
+class MemoryLimitExceeded(NimbusError):
+    """The function ran out of its memory (the function's failure, not the platform's)."""
+
+    code = "memory_limit_exceeded"
+
+
+class ResultTooLarge(NimbusError):
+    code = "result_too_large"
 
 
 class NotFound(NimbusError):

@@ -50,21 +50,18 @@ def parse_json(data: bytes, *, empty: object = None) -> object:
     if not data.strip():
         if empty is not None:
             return empty
-        raise errors.NimbusError(
-            "the request body is empty; send a JSON object", code="bad_request"
-        )
+        raise errors.BadRequest("the request body is empty; send a JSON object")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise errors.NimbusError(f"malformed JSON: {exc}", code="invalid_json") from None
+        raise errors.BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
 
 
 def require_json(req: falcon.Request) -> None:
     media = (req.content_type or "").split(";")[0].strip().lower()
     if media and media != "application/json":
-        raise errors.NimbusError(
+        raise errors.UnsupportedMediaType(
             f"unsupported media type {media!r}; send application/json",
-            code="unsupported_media_type",
         )
 
 
@@ -83,7 +80,7 @@ def read_model(
         )
     body = parse_json(data)
     if not isinstance(body, dict):
-        raise errors.NimbusError("the request body must be a JSON object", code="bad_request")
+        raise errors.BadRequest("the request body must be a JSON object")
     return model.model_validate(body)
 
 
@@ -135,8 +132,6 @@ def multipart_upload(
             )
         yield model.model_validate(metadata), (path if got_file else None)
     except falcon.MediaMalformedError as exc:
-        raise errors.NimbusError(
-            f"malformed multipart body: {exc.description}", code="bad_request"
-        ) from None
+        raise errors.BadRequest(f"malformed multipart body: {exc.description}") from None
     finally:
         path.unlink(missing_ok=True)

@@ -12,7 +12,12 @@ from store import errors
 
 log = logging.getLogger("nimbus.errors")
 
+# The status of every error comes from its class alone.
 _STATUS = {
+    errors.BadRequest: 400,
+    errors.UnsupportedMediaType: 415,
+    errors.MemoryLimitExceeded: 500,
+    errors.ResultTooLarge: 502,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Invalid: 422,
@@ -21,22 +26,9 @@ _STATUS = {
     errors.Timeout: 504,
     errors.Unavailable: 503,
 }
-# Error codes whose status differs from their class's.
-_CODE_STATUS = {
-    "bad_request": 400,
-    "invalid_json": 400,
-    "unsupported_media_type": 415,
-    "unauthorized": 401,
-    "memory_limit_exceeded": 500,
-    "function_error": 500,
-    "result_too_large": 502,
-    "engine_unavailable": 503,
-}
 
 
 def status_of(exc: errors.NimbusError) -> int:
-    if exc.code in _CODE_STATUS:
-        return _CODE_STATUS[exc.code]
     for cls in type(exc).__mro__:
         if cls in _STATUS:
             return _STATUS[cls]

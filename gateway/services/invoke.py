@@ -44,7 +44,7 @@ def parse_event(body: bytes) -> bytes:
     try:
         orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise errors.NimbusError(
+        raise errors.BadRequest(
             f"the event is not valid JSON: {exc}", code="invalid_json"
         ) from None
     return body
@@ -58,7 +58,7 @@ def parse_caller_context(header: str | None) -> dict:
     except orjson.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
-        raise errors.NimbusError("X-Nimbus-Context must be a JSON object", code="bad_request")
+        raise errors.BadRequest("X-Nimbus-Context must be a JSON object")
     return value
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import socket
+import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.e2e.wasm import b64, hello_module
+from tests.e2e.wasm import b64, hello_module, module_with
 
 HELLO = hello_module()
 
@@ -50,9 +51,21 @@ def test_create_wasm_becomes_active(api, name, server):
 
 
 def test_create_returns_before_build_without_wait(api, name):
-    fn = create_wasm(api, name, wait=False)
-    assert fn["status"] in ("creating", "active")
-    assert fn["latest_build"]["status"] in ("queued", "building", "ready")
+    # A module that takes ~1 s to compile and that no other test made (a different
+    # function count, so no precompiled artifact to reuse): a server that waited
+    # for the build would answer "active".
+    slow = module_with(4000 + uuid.uuid4().int % 1000)
+    resp = api.post("/api/v1/functions", json={"name": name, "runtime": "wasm",
+                                               "artifact_base64": b64(slow)})  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    fn = resp.json()
+    assert fn["status"] == "creating"
+    assert fn["latest_build"]["status"] in ("queued", "building")
+    deadline = time.monotonic() + 120
+    while fn["status"] == "creating" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        fn = api.get(f"/api/v1/functions/{name}").json()
+    assert fn["status"] == "active"  # and the build does finish on its own
 
 
 def test_garbage_upload_fails_its_build(api, name):

@@ -313,3 +313,31 @@ def test_no_engine_is_503_while_wasm_works(make_server, tmp_path):
         assert_error(resp, 503, "engine_unavailable")
         ok = api.post("/api/v1/functions/wasm-ok/invoke", json={"w": 1})
         assert ok.status_code == 200 and ok.json() == {"w": 1}
+
+
+def test_an_engine_outage_is_retried_by_async_invocations(make_server, tmp_path):
+    # engine_unavailable is an outage of the platform, not the function's failure: an
+    # async invocation meeting it is tried again (up to ASYNC_MAX_ATTEMPTS), not failed
+    # on the first attempt.
+    server = make_server(
+        {
+            "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+            "ASYNC_MAX_ATTEMPTS": "3",
+            "ASYNC_RETRY_BASE_SEC": "0.1",
+            "ASYNC_POLL_SEC": "0.1",
+        }
+    ).start()
+    with server.client() as api:
+        deploy(api, "nat-outage", "echo")
+        accepted = api.post("/api/v1/functions/nat-outage/async", json={})
+        assert accepted.status_code == 202, accepted.text
+        url = f"/api/v1/invocations/{accepted.json()['invocation_id']}"
+        deadline = time.monotonic() + 60
+        record = api.get(url).json()
+        while record["status"] not in ("succeeded", "failed", "timed_out"):
+            assert time.monotonic() < deadline, record
+            time.sleep(0.2)
+            record = api.get(url).json()
+        assert record["status"] == "failed"
+        assert record["attempts"] == 3
+        assert record["error"]["code"] == "platform_error"

@@ -272,7 +272,7 @@ def _parse_input(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise errors.NimbusError(
+        raise errors.BadRequest(
             f"the execution input is not valid JSON: {exc}", code="invalid_json"
         ) from None
 
