@@ -214,6 +214,7 @@ class Platform:
                 ScheduleRepo(store), repo, max_per_function=settings.max_schedules_per_function,
                 # late-bound: the versions service installs the resolver
                 resolve_alias=lambda fn, alias: invocations.resolve_alias(fn, alias),
+                workflows=workflow_repo,
             ),
             workflows=workflows,
             workflow_runner=workflow_runner,
@@ -222,6 +223,7 @@ class Platform:
             ticker=ScheduleTicker(
                 ScheduleRepo(store), queue, invocations, leases,
                 wake_dispatcher=async_invocations.wake,
+                workflows=workflows,
                 on_tick=metrics.observe_tick,
                 reload_sec=settings.schedule_reload_sec,
                 misfire_grace_sec=settings.schedule_misfire_grace_sec,

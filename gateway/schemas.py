@@ -413,7 +413,9 @@ class ScheduleUpdate(_ScheduleFields):
 
 class ScheduleView(BaseModel):
     id: str
-    function_id: str
+    function_id: str | None = Field(description="a function's schedule: each tick is an async "
+                                    "invocation")  # fmt: skip
+    workflow_id: str | None = Field(None, description="a workflow's: each tick is an execution")
     expression: str
     summary: str = Field(description="the expression in words, in its time zone")
     timezone: str
@@ -423,7 +425,7 @@ class ScheduleView(BaseModel):
     description: str
     next_run_at: datetime | None = Field(description="null while disabled")
     last_run_at: datetime | None = Field(description="the scheduled time of the last tick fired")
-    last_invocation_id: str | None
+    last_invocation_id: str | None = Field(description="or the last execution's id")
     created_at: datetime
     updated_at: datetime
 

@@ -264,7 +264,8 @@ class Schedule(BaseModel):
     """
 
     id: str  # sch_…
-    function_id: str
+    function_id: str = ""  # what each tick runs: a function's async invocation…
+    workflow_id: str | None = None  # …or a workflow's execution
     expression: str
     timezone: str = "UTC"
     event: str = "{}"  # the JSON event as given
@@ -274,6 +275,10 @@ class Schedule(BaseModel):
     anchor: datetime = Field(default_factory=now)
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
+
+    @property
+    def owner_id(self) -> str:
+        return self.workflow_id or self.function_id
 
 
 class ScheduleRun(BaseModel):

@@ -1,6 +1,6 @@
 """Schedule records and the last tick each one fired.
 
-    schedules/by-function/<function id>/<sid>.json   Schedule
+    schedules/by-function/<fn_ or wf_ id>/<sid>.json Schedule (a function's or a workflow's)
     schedules/runs/<sid>.json                        ScheduleRun: the last tick fired
     schedules/changed                                bumped on every change
 
@@ -45,7 +45,7 @@ class ScheduleRepo:
         return errors.NotFound(f"schedule {schedule_id!r} not found")
 
     def create(self, schedule: Schedule) -> None:
-        self._records.write(schedule_key(schedule.function_id, schedule.id), schedule, create=True)
+        self._records.write(schedule_key(schedule.owner_id, schedule.id), schedule, create=True)
         self.changed()
 
     def get(self, function_id: str, schedule_id: str) -> Schedule:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from . import errors
 from ._base import Store
+from .functions import SCHEDULES_CHANGED_KEY, schedule_prefix
 from .records import (
     Execution,
     HistoryEvent,
@@ -190,7 +191,8 @@ class WorkflowRepo:
     def delete(self, workflow: Workflow) -> None:
         """Remove the record (no new executions), its name and its versions' index.
 
-        Executions keep their own records (input, output, history) and stay readable.
+        Executions keep their own records (input, output, history) and stay readable;
+        the workflow's schedules go.
         """
         self.store.delete(workflow_key(workflow.id))
         try:
@@ -202,6 +204,11 @@ class WorkflowRepo:
         for prefix in (f"workflow-versions/{workflow.id}/", f"workflow-executions/{workflow.id}/"):
             for key in list(self.store.list(prefix)):
                 self.store.delete(key)
+        schedules = list(self.store.list(schedule_prefix(workflow.id)))
+        for key in schedules:
+            self.store.delete(key)
+        if schedules:
+            self.store.put(SCHEDULES_CHANGED_KEY, now().isoformat().encode())
 
     # -- executions -----------------------------------------------------------------
 

@@ -105,6 +105,10 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/v1/workflows", WorkflowsResource(workflows))
     app.add_route("/api/v1/workflows/{ref}", WorkflowResource(workflows))
     app.add_route("/api/v1/workflows/{ref}/executions", WorkflowExecutionsResource(workflows))
+    app.add_route("/api/v1/workflows/{ref}/schedules",
+                  SchedulesResource(platform.schedules, "workflow"))  # fmt: skip
+    app.add_route("/api/v1/workflows/{ref}/schedules/{schedule_id}",
+                  ScheduleResource(platform.schedules, "workflow"))  # fmt: skip
     app.add_route("/api/v1/executions/{execution_id}", ExecutionResource(workflows))
     app.add_route("/api/v1/executions/{execution_id}/history", ExecutionHistoryResource(workflows))
     app.add_route("/api/v1/executions/{execution_id}/stop", ExecutionStopResource(workflows))

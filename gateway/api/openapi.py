@@ -286,6 +286,20 @@ def _workflow_paths() -> dict:
             "get": _op("a workflow's executions, newest first", ("200", "ExecutionList"),
                        params=[_query("status"), *page]),
         },
+        wf + "/{ref}/schedules": {
+            "parameters": [ref],
+            "get": _op("list a workflow's schedules", ("200", "ScheduleList")),
+            "post": _op("create a schedule: each tick starts one execution (the event is its "
+                        "input), fired once across all replicas", ("201", "ScheduleView"),
+                        body="ScheduleCreate"),
+        },
+        wf + "/{ref}/schedules/{schedule_id}": {
+            "parameters": [ref, _SCHEDULE_ID],
+            "get": _op("get a workflow's schedule", ("200", "ScheduleView")),
+            "put": _op("update a workflow's schedule", ("200", "ScheduleView"),
+                       body="ScheduleUpdate"),
+            "delete": _op("delete a workflow's schedule", ("204", None)),
+        },
         ex: {"parameters": [ex_id], "get": _op("an execution", ("200", "ExecutionView"))},
         ex + "/history": {"parameters": [ex_id], "get": _op(
             "an execution's events (Step Functions names)", ("200", "HistoryView"))},

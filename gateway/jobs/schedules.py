@@ -33,11 +33,13 @@ from store import Leases, errors, probe_conditional_writes
 from store.invocations import InvocationRepo
 from store.records import Invocation, InvocationStatus, Schedule, ScheduleRun, Trigger, now
 from store.schedules import ScheduleRepo
+from store.workflows import execution_key
 
 from ..services import cron
 from ..services.invoke import InvokeService
 from ..services.schedules import ticks_of
 from ..services.targets import Target
+from ..services.workflows.service import WorkflowService
 
 log = logging.getLogger("nimbus.schedules")
 
@@ -47,9 +49,10 @@ REFUSAL = (
 )
 
 
-def tick_invocation_id(schedule_id: str, at: datetime) -> str:
-    """The one invocation id of a schedule's tick: every worker derives the same."""
-    return f"inv_{schedule_id.removeprefix('sch_')}-{at.astimezone(UTC):%Y%m%d%H%M%S}"
+def tick_invocation_id(schedule_id: str, at: datetime, prefix: str = "inv_") -> str:
+    """The one invocation (or, prefix `ex_`, execution) id of a schedule's tick: every
+    worker derives the same."""
+    return f"{prefix}{schedule_id.removeprefix('sch_')}-{at.astimezone(UTC):%Y%m%d%H%M%S}"
 
 
 @dataclass
@@ -76,6 +79,7 @@ class ScheduleTicker:
         leases: Leases,
         *,
         wake_dispatcher: Callable[[], None],
+        workflows: WorkflowService | None = None,
         on_tick: Callable[[str, float | None], None] = lambda outcome, late: None,
         reload_sec: float = 60.0,
         check_sec: float = 1.0,
@@ -88,6 +92,7 @@ class ScheduleTicker:
         self.invoker = invoker
         self.leases = leases
         self.wake_dispatcher = wake_dispatcher
+        self.workflows = workflows  # starts a workflow schedule's executions
         # (fired | failed | taken | missed, lateness): failed = fired as a failed invocation
         # (its function offline, building…); taken = another worker fired it
         self.on_tick = on_tick
@@ -217,7 +222,9 @@ class ScheduleTicker:
             log.exception("schedule %s tick %s crashed", schedule.id, at)
 
     def fire(self, schedule: Schedule, at: datetime) -> str | None:
-        """Offer one tick; the invocation id if this worker fired it, else None."""
+        """Offer one tick; the invocation (or execution) id if this worker fired it."""
+        if schedule.workflow_id is not None:
+            return self._start_execution(schedule, at)
         invocation_id = tick_invocation_id(schedule.id, at)
         if self.invocations.exists(invocation_id):
             self.on_tick("taken", None)
@@ -260,6 +267,26 @@ class ScheduleTicker:
         self.schedules.record_run(ScheduleRun(scheduled_at=at, invocation_id=invocation_id),
                                   schedule.id)  # fmt: skip
         return invocation_id
+
+    def _start_execution(self, schedule: Schedule, at: datetime) -> str | None:
+        execution_id = tick_invocation_id(schedule.id, at, prefix="ex_")
+        if self.workflows is None:
+            return None
+        if self.workflows.repo.store.exists(execution_key(execution_id)):
+            self.on_tick("taken", None)
+            return None
+        try:
+            self.workflows.start(schedule.workflow_id, schedule.event.encode(),
+                                 execution_id=execution_id, started_at=at)  # fmt: skip
+        except errors.Conflict:
+            self.on_tick("taken", None)
+            return None
+        except errors.NotFound:
+            return None  # the workflow is gone; its schedules go with it
+        self.on_tick("fired", (now() - at).total_seconds())
+        self.schedules.record_run(ScheduleRun(scheduled_at=at, invocation_id=execution_id),
+                                  schedule.id)  # fmt: skip
+        return execution_id
 
     def _target(self, schedule: Schedule) -> Target:
         qualifier = schedule.qualifier

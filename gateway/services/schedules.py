@@ -7,6 +7,8 @@ the API's `/functions/{ref}/schedules` routes mean.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 
@@ -14,6 +16,7 @@ from store import errors
 from store.functions import FunctionRepo
 from store.records import Function, Schedule, new_id, now
 from store.schedules import ScheduleRepo
+from store.workflows import WorkflowRepo
 
 from ..schemas import ScheduleCreate, ScheduleList, ScheduleUpdate, ScheduleView
 from . import cron
@@ -25,6 +28,16 @@ EVENT_LIMIT = 256 * 1024  # a tick is an async invocation: the async event limit
 
 def _invalid(field: str, message: str) -> errors.Invalid:
     return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+OwnerKind = Literal["function", "workflow"]
+
+
+@dataclass(frozen=True)
+class _Owner:
+    id: str
+    name: str  # "function hello", "workflow order"
+    fn: Function | None  # None for a workflow
 
 
 def ticks_of(schedule: Schedule) -> cron.Ticks:
@@ -39,9 +52,11 @@ class ScheduleService:
         *,
         max_per_function: int,
         resolve_alias: Callable[[Function, str], int] | None = None,
+        workflows: WorkflowRepo | None = None,
     ):
         self.repo = repo
         self.functions = functions
+        self.workflows = workflows
         self.max_per_function = max_per_function
         self.resolve_alias = resolve_alias  # alias → version number; NotFound if none
 
@@ -52,7 +67,8 @@ class ScheduleService:
         run = self.repo.last_run(schedule.id)
         return ScheduleView(
             id=schedule.id,
-            function_id=schedule.function_id,
+            function_id=schedule.function_id or None,
+            workflow_id=schedule.workflow_id,
             expression=schedule.expression,
             summary=ticks.describe(),
             timezone=schedule.timezone,
@@ -69,32 +85,41 @@ class ScheduleService:
 
     # -- reads ---------------------------------------------------------------------
 
-    def list(self, ref: str) -> ScheduleList:
+    def _owner(self, ref: str, kind: OwnerKind) -> _Owner:
+        if kind == "workflow":
+            if self.workflows is None:
+                raise errors.NotFound(f"workflow {ref!r} not found")
+            workflow = self.workflows.resolve(ref)
+            return _Owner(workflow.id, f"workflow {workflow.name}", None)
         fn, _ = self.functions.resolve(ref)
-        views = [self.view(s) for s in self.repo.list_for(fn.id)]
+        return _Owner(fn.id, f"function {fn.name}", fn)
+
+    def list(self, ref: str, kind: OwnerKind = "function") -> ScheduleList:
+        owner = self._owner(ref, kind)
+        views = [self.view(s) for s in self.repo.list_for(owner.id)]
         views.sort(key=lambda v: v.created_at)
         return ScheduleList(schedules=views, total=len(views))
 
-    def get(self, ref: str, schedule_id: str) -> ScheduleView:
-        fn, _ = self.functions.resolve(ref)
-        return self.view(self.repo.get(fn.id, schedule_id))
+    def get(self, ref: str, schedule_id: str, kind: OwnerKind = "function") -> ScheduleView:
+        return self.view(self.repo.get(self._owner(ref, kind).id, schedule_id))
 
     # -- writes --------------------------------------------------------------------
 
-    def create(self, ref: str, body: ScheduleCreate) -> ScheduleView:
-        fn, _ = self.functions.resolve(ref)
-        if self.repo.count_for(fn.id) >= self.max_per_function:
+    def create(self, ref: str, body: ScheduleCreate, kind: OwnerKind = "function") -> ScheduleView:
+        owner = self._owner(ref, kind)
+        if self.repo.count_for(owner.id) >= self.max_per_function:
             raise errors.Conflict(
-                f"function {fn.name} has {self.max_per_function} schedules, the most it may have",
+                f"{owner.name} has {self.max_per_function} schedules, the most it may have",
                 code="quota_exceeded",
             )
         schedule = Schedule(
             id=new_id(SCHEDULE_ID_PREFIX),
-            function_id=fn.id,
+            function_id=owner.id if owner.fn is not None else "",
+            workflow_id=None if owner.fn is not None else owner.id,
             expression=body.expression.strip(),
             timezone=body.timezone or "UTC",
             event=_event_text(body.event),
-            qualifier=self._checked_qualifier(fn, body.qualifier),
+            qualifier=self._checked_qualifier(owner, body.qualifier),
             enabled=True if body.enabled is None else body.enabled,
             description=body.description or "",
         )
@@ -102,10 +127,14 @@ class ScheduleService:
         self.repo.create(schedule)
         return self.view(schedule)
 
-    def update(self, ref: str, schedule_id: str, body: ScheduleUpdate) -> ScheduleView:
-        fn, _ = self.functions.resolve(ref)
+    def update(
+        self, ref: str, schedule_id: str, body: ScheduleUpdate, kind: OwnerKind = "function"
+    ) -> ScheduleView:
+        owner = self._owner(ref, kind)
         fields = body.model_dump(exclude_unset=True)
-        qualifier = self._checked_qualifier(fn, body.qualifier) if "qualifier" in fields else None
+        qualifier = (
+            self._checked_qualifier(owner, body.qualifier) if "qualifier" in fields else None
+        )
 
         def apply(schedule: Schedule) -> Schedule:
             if body.expression is not None and body.expression.strip() != schedule.expression:
@@ -125,16 +154,18 @@ class ScheduleService:
             schedule.updated_at = now()
             return schedule
 
-        return self.view(self.repo.update(fn.id, schedule_id, apply))
+        return self.view(self.repo.update(owner.id, schedule_id, apply))
 
-    def delete(self, ref: str, schedule_id: str) -> None:
-        fn, _ = self.functions.resolve(ref)
-        self.repo.delete(fn.id, schedule_id)
+    def delete(self, ref: str, schedule_id: str, kind: OwnerKind = "function") -> None:
+        self.repo.delete(self._owner(ref, kind).id, schedule_id)
 
-    def _checked_qualifier(self, fn: Function, qualifier: str | None) -> str | None:
+    def _checked_qualifier(self, owner: _Owner, qualifier: str | None) -> str | None:
         """A version number that exists or an alias the function has, or None."""
         if qualifier is None or qualifier == "":
             return None
+        fn = owner.fn
+        if fn is None:
+            raise _invalid("qualifier", "a workflow's ticks start its latest version")
         target = parse_target(f"{fn.id}:{qualifier}", field="qualifier")
         if target.version is not None:
             if target.version > fn.latest_version:

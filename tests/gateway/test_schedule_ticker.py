@@ -16,9 +16,15 @@ import pytest
 
 from gateway.jobs.schedules import ScheduleTicker, tick_invocation_id
 from gateway.platform import Platform
-from gateway.schemas import FunctionCreate, FunctionUpdate, ScheduleCreate, ScheduleUpdate
+from gateway.schemas import (
+    FunctionCreate,
+    FunctionUpdate,
+    ScheduleCreate,
+    ScheduleUpdate,
+    WorkflowCreate,
+)
 from gateway.settings import Settings
-from store import Leases, LocalStore, Store
+from store import Leases, LocalStore, Store, errors
 from store.invocations import InvocationRepo
 from store.schedules import ScheduleRepo
 from tests.e2e.wasm import b64, constant_wat, wat
@@ -235,3 +241,32 @@ def test_an_alias_qualifier_is_resolved_at_each_tick(platform):
         assert record.error is None
         versions.append(record.version)
     assert versions == [1, 2]
+
+
+def test_a_workflow_schedule_starts_one_execution_per_tick(platform):
+    definition = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}}
+    wf = platform.workflows.create(WorkflowCreate(name="nightly", definition=definition)).id
+    every_second = ScheduleCreate(expression="rate(1 second)", event={"night": 1})
+    sid = platform.schedules.create(wf, every_second, "workflow").id
+    clock = Clock(time.time())
+    tickers = [_ticker(platform, clock, workflows=platform.workflows) for _ in range(4)]
+    for ticker in tickers:
+        ticker.refresh()
+    clock.at += 1
+    offers = [ticker.due() for ticker in tickers]
+    fired = [t.fire(*offer[0]) for t, offer in zip(tickers, offers, strict=True)]
+    [execution_id] = [f for f in fired if f]
+    at = offers[0][0][1]
+    assert execution_id == tick_invocation_id(sid, at, prefix="ex_")
+    assert platform.workflows.executions(wf).total == 1  # one index entry, not one per offer
+    deadline = time.monotonic() + 20
+    while (done := platform.workflows.execution(execution_id)).status == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert done.status == "succeeded" and done.output == {"night": 1}
+    assert platform.schedules.get(wf, sid, "workflow").last_invocation_id == execution_id
+    with pytest.raises(errors.Invalid, match="latest version"):
+        platform.schedules.create(wf, ScheduleCreate(expression="@daily", qualifier="1"),
+                                  "workflow")  # fmt: skip
+    platform.workflows.delete(wf)
+    assert list(platform.store.list(f"schedules/by-function/{wf}/")) == []

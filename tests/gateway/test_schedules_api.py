@@ -168,3 +168,20 @@ def test_an_alias_the_function_has_is_a_qualifier(client, platform, fn):
     assert made.status_code == 201 and made.json["qualifier"] == "prod"
     other = client.simulate_post(_url(fn), json={"expression": "@daily", "qualifier": "beta"})
     assert other.status_code == 422 and "no alias named 'beta'" in other.text
+
+
+def test_workflow_schedules_share_the_routes_shape(client):
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    flow = {"name": "flow", "definition": definition}
+    assert client.simulate_post("/api/v1/workflows", json=flow).status_code == 201
+    made = client.simulate_post("/api/v1/workflows/flow/schedules", json={"expression": "@hourly"})
+    assert made.status_code == 201, made.text
+    got = made.json
+    assert got["workflow_id"].startswith("wf_") and got["function_id"] is None
+    url = f"/api/v1/workflows/flow/schedules/{got['id']}"
+    assert client.simulate_get(url).json["summary"] == "At the start of every hour"
+    assert client.simulate_get("/api/v1/workflows/flow/schedules").json["total"] == 1
+    assert client.simulate_put(url, json={"enabled": False}).json["next_run_at"] is None
+    assert client.simulate_get("/api/v1/workflows/nope/schedules").status_code == 404
+    assert client.simulate_delete(url).status_code == 204
+    assert client.simulate_get(url).status_code == 404

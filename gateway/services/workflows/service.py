@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -170,7 +171,18 @@ class WorkflowService:
 
     # -- executions --------------------------------------------------------------
 
-    def start(self, ref: str, body: bytes) -> ExecutionView:
+    def start(
+        self,
+        ref: str,
+        body: bytes,
+        *,
+        execution_id: str | None = None,
+        started_at: datetime | None = None,
+    ) -> ExecutionView:
+        """Start an execution. A schedule's tick names its `execution_id` and gives its
+        instant as `started_at`: every worker offering it then writes the same marker and
+        index keys, and the record's create-only write lets one through (Conflict for
+        the others)."""
         if len(body) > INPUT_LIMIT:
             raise errors.TooLarge(
                 f"an execution's input may be {INPUT_LIMIT} bytes; this one is {len(body)}"
@@ -178,9 +190,9 @@ class WorkflowService:
         data = _parse_input(body)
         workflow = self.repo.resolve(ref)
         machine = self.machine(workflow.id, workflow.version)
-        wall = time.time()
+        wall = time.time() if started_at is None else started_at.timestamp()
         execution = Execution(
-            id=new_id("ex_"),
+            id=execution_id or new_id("ex_"),
             workflow_id=workflow.id,
             workflow_name=workflow.name,
             workflow_version=workflow.version,
@@ -189,6 +201,7 @@ class WorkflowService:
             deadline=wall
             + min(machine.timeout_seconds or self.max_duration_sec, self.max_duration_sec),
             branches={0: Branch(id=0, state=machine.start_at, input=data)},
+            **({"started_at": started_at} if started_at is not None else {}),
         )
         execution.history_tail.append(
             HistoryEvent(
