@@ -153,3 +153,32 @@ def test_sigterm_loses_no_accepted_invocation(make_server):
     again = make_server(CRASH_ENV, data_dir=server.data_dir).start()
     records = _all_final_once(again, ids)
     assert all(r["status"] == "succeeded" for r in records), records
+
+
+# -- retention ---------------------------------------------------------------------------
+
+
+def test_finished_records_are_deleted_after_the_retention(make_server):
+    server = make_server(
+        {"INVOCATION_RETENTION_HOURS": "0.0005", "INVOCATION_SWEEP_INTERVAL_SEC": "0.5"}
+    ).start()  # a retention of 1.8 s
+    with server.client() as api:
+        deploy(api, "kept-briefly", w.ECHO_WAT)
+        invocation_id = submit(api, "kept-briefly", {"n": 1})
+        assert wait_final(api, invocation_id)["status"] == "succeeded"
+        deadline = time.monotonic() + 30
+        while api.get(f"/api/v1/invocations/{invocation_id}").status_code == 200:
+            assert time.monotonic() < deadline, "the finished record was never deleted"
+            time.sleep(0.2)
+        assert api.get(f"/api/v1/invocations/{invocation_id}").status_code == 404
+        assert api.get("/api/v1/functions/kept-briefly").status_code == 200  # only the record
+
+
+def test_deleting_a_function_deletes_its_finished_records(api, fns):
+    deploy(api, "async-doomed", w.ECHO_WAT)
+    invocation_id = submit(api, "async-doomed", {"n": 2})
+    assert wait_final(api, invocation_id)["status"] == "succeeded"
+    assert api.delete("/api/v1/functions/async-doomed").status_code in (200, 204)
+    assert api.get(f"/api/v1/invocations/{invocation_id}").status_code == 404
+    kept = submit(api, "async-echo", {"n": 3})  # other functions' records stay
+    assert wait_final(api, kept)["status"] == "succeeded"
