@@ -34,8 +34,16 @@ class _Body(BaseModel):
 class _Config(_Body):
     """Fields that make a new version when they change."""
 
-    handler: str | None = Field(None, max_length=256)
-    code: str | None = Field(None, description="one source file, stored as handler.<ext>")
+    handler: str | None = Field(
+        None,
+        max_length=256,
+        description="module.function, e.g. main.handler (GET /api/v1/runtimes has each default)",
+    )
+    code: str | None = Field(
+        None,
+        description="one source file, named by the handler: main.handler stores main.<ext> "
+        "(default handler.<ext>)",
+    )
     files: dict[str, str] | None = Field(None, description="source files: path → text")
     artifact_base64: str | None = Field(None, description="a wasm or native binary, base64")
     requirements: list[str] | None = Field(None, max_length=200)

@@ -84,3 +84,13 @@ def test_a_webhook_gives_the_tail_only_to_a_caller_with_the_api_key(client, logg
     assert "X-Nimbus-Log-Tail" not in wrong.headers
     keyed = client.simulate_post(path, json={}, headers={**TAIL, "Authorization": f"Bearer {KEY}"})
     assert keyed.status_code == 200 and "trigger=webhook" in _tail(keyed)
+
+
+def test_a_key_that_may_not_invoke_gets_no_tail_from_a_webhook(client, logger):
+    made = client.simulate_post("/api/v1/keys", json={"name": "reader", "scopes": ["read"]})
+    assert made.status_code == 201, made.text
+    path = "/webhook/" + logger["webhook_url"].rsplit("/webhook/", 1)[1]
+    resp = client.simulate_post(
+        path, json={}, headers={**TAIL, "Authorization": f"Bearer {made.json['key']}"}
+    )
+    assert resp.status_code == 200 and "X-Nimbus-Log-Tail" not in resp.headers
