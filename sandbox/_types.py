@@ -48,7 +48,7 @@ class SandboxConfig:
     # finds every slot taken answers LimitExceeded (429).
     pool_instances: int | None = None
     max_memory_mb: int = 4096  # the largest memory_mb a deployment may have (a slot's size)
-    pool_keep_resident_kb: int = 16384  # per memory slot: reset in place, not by madvise
+    pool_keep_resident_kb: int = 0  # per memory slot: reset in place, not by madvise
     # Idle instances kept for deployments that opted into reuse, in all (the least
     # recently used deployment's go first). None: max_concurrent, so a worker's
     # every concurrent call of one function can find a warm instance.

@@ -22,8 +22,12 @@ from ..servers import NimbusServer
 from ..workloads import HELLO_EVENT, JS_HANDLER, PY_HANDLER
 
 CONNECTIONS = 16
-POOLED, ON_DEMAND, ECHO = "pooling", "on-demand", "echo"
-VARIANTS = {POOLED: {}, ON_DEMAND: {"POOLING": "false"}}
+POOLED, RESIDENT, ON_DEMAND, ECHO = "pooling", "pooling-resident", "on-demand", "echo"
+VARIANTS = {
+    POOLED: {},  # the default
+    RESIDENT: {"POOL_KEEP_RESIDENT_KB": "16384"},  # fewer faults, far more memory
+    ON_DEMAND: {"POOLING": "false"},
+}
 HELLOS = {"python": PY_HANDLER, "javascript": JS_HANDLER}
 # Issue 19's targets for a fresh instance per call at 16 connections.
 RPS_TARGETS = {"python": Target(">=", 1000, on="a"), "javascript": Target(">=", 2000, on="a")}
@@ -55,7 +59,8 @@ def run(ctx: BenchContext) -> list[Result]:
             load.warm_up(pair_targets, p.load_warmup_s)
             runs = load.alternate(pair_targets, connections=CONNECTIONS,
                                   duration_s=p.pool_duration_s, reps=p.pool_reps)  # fmt: skip
-            results += _rows(lang, runs)
+            results += _rows(lang, runs, POOLED, "pooling allocator")
+            results += _rows(lang, runs, RESIDENT, "pooling, 16 MiB kept resident")
         results += _reuse_rows(ctx, servers[POOLED], body)
         return results
 
@@ -90,23 +95,19 @@ def _pair(key: str, title: str, a: tuple[str, list], b: tuple[str, list]) -> loa
                      panel=f"allocators, {conns}")  # fmt: skip
 
 
-def _rows(lang: str, runs: dict[str, list[load.LoadRun]]) -> list[Result]:
-    pair = _pair(f"pool-{lang}", f"{lang} hello, pooling vs on-demand allocator",
-                 (f"Nimbus {lang} hello, pooling allocator", runs[POOLED]),
+def _rows(lang: str, runs: dict[str, list[load.LoadRun]], variant: str, label: str
+          ) -> list[Result]:  # fmt: skip
+    pair = _pair(f"{variant}-{lang}", f"{lang} hello, {label} vs on-demand allocator",
+                 (f"Nimbus {lang} hello, {label}", runs[variant]),
                  (f"Nimbus {lang} hello, on-demand allocator", runs[ON_DEMAND]))  # fmt: skip
     rows = pair.rows(target=RPS_TARGETS.get(lang))
     rows[0].notes.append("a fresh instance per call on both sides; ratio = pooling / on-demand")
     if lang in P99_TARGETS:
         rows[2].target = P99_TARGETS[lang]
+    kernel_title = f"{lang} hello: kernel share of server CPU, {label}"
     extra = [
-        pair.cpu_row(
-            f"pool-{lang}-cpu", f"{lang} hello: server CPU per call, pooling vs on-demand"
-        ),
-        pair.kernel_row(
-            f"pool-{lang}-kernel",
-            f"{lang} hello: kernel share of server CPU, pooling vs on-demand",
-            KERNEL_TARGET,
-        ),
+        pair.cpu_row(f"{variant}-{lang}-cpu", f"{lang} hello: server CPU per call, {label}"),
+        pair.kernel_row(f"{variant}-{lang}-kernel", kernel_title, KERNEL_TARGET),
     ]
     return rows + [row for row in extra if row is not None]
 
