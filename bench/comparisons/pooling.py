@@ -39,7 +39,10 @@ def run(ctx: BenchContext) -> list[Result]:
     p = ctx.params
     with contextlib.ExitStack() as stack:
         servers = {}
-        for variant, env in VARIANTS.items():
+        # PERF: --quick (a smoke inside `make test`) leaves out the keep-resident server
+        # and the reuse rows (tests/e2e/test_reuse.py covers reuse).
+        variants = {k: v for k, v in VARIANTS.items() if not (ctx.quick and k == RESIDENT)}
+        for variant, env in variants.items():
             server = NimbusServer(ctx.scratch(f"pool-{variant}"), ctx.log_dir,
                                   name=f"nimbus-{variant}", **env)  # fmt: skip
             stack.callback(server.stop)
@@ -60,8 +63,10 @@ def run(ctx: BenchContext) -> list[Result]:
             runs = load.alternate(pair_targets, connections=CONNECTIONS,
                                   duration_s=p.pool_duration_s, reps=p.pool_reps)  # fmt: skip
             results += _rows(lang, runs, POOLED, "pooling allocator")
-            results += _rows(lang, runs, RESIDENT, "pooling, 16 MiB kept resident")
-        results += _reuse_rows(ctx, servers[POOLED], body)
+            if RESIDENT in runs:
+                results += _rows(lang, runs, RESIDENT, "pooling, 16 MiB kept resident")
+        if not ctx.quick:
+            results += _reuse_rows(ctx, servers[POOLED], body)
         return results
 
 
