@@ -12,6 +12,7 @@ import compiler
 from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
 from store.functions import FunctionRepo, blob_key
+from store.history import HistoryRepo
 from store.invocations import InvocationRepo
 from store.leases import Leases
 from store.schedules import ScheduleRepo
@@ -28,6 +29,7 @@ from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
 from .services.invoke import InvokeService
 from .services.schedules import ScheduleService
+from .services.versions import VersionService
 from .services.webhooks import WebhookDirectory
 from .services.workflows.service import WorkflowService
 from .settings import Settings
@@ -67,6 +69,8 @@ class Platform:
     leases: Leases  # this worker's: the background runners claim through them
     periodic: PeriodicJobs
     ticker: ScheduleTicker | None  # None: SCHEDULES_ENABLED=false on this server
+
+    versions: VersionService
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -119,7 +123,12 @@ class Platform:
             check_source=sandbox.check,
             on_finished=metrics.observe_build,
         )
-        functions = FunctionService(repo, settings, on_enqueue=builds.wake)
+        versions = VersionService(
+            repo, HistoryRepo(store), max_versions=settings.max_versions_per_function
+        )
+        functions = FunctionService(
+            repo, settings, on_enqueue=builds.wake, on_new_version=versions.prune_quietly
+        )
         cache = DeploymentCache(repo, max_age=settings.cache_max_age_sec)
         logs = InvocationLogs(
             store,
@@ -229,6 +238,9 @@ class Platform:
                 misfire_grace_sec=settings.schedule_misfire_grace_sec,
                 fire_threads=settings.schedule_fire_threads,
             ) if settings.schedules_enabled else None,
+
+
+            versions=versions,
         )  # fmt: skip
 
     def start(self) -> None:

@@ -594,3 +594,51 @@ class HistoryEventView(BaseModel):
 
 class HistoryView(BaseModel):
     events: list[HistoryEventView]
+
+
+# -- versions, rollback, history -------------------------------------------------------
+
+
+class VersionView(BaseModel):
+    version: int
+    status: BuildStatus
+    error: str | None = None
+    created_at: datetime
+    code_size: int
+    sha256: str = Field(description="SHA-256 of the version's source or uploaded artifact")
+    artifact_sha256: str | None = Field(None, description="of the built artifact, once ready")
+    runtime_version: str | None
+    memory_mb: int
+    timeout_sec: float
+    env_vars: dict[str, str] = Field(description="values masked")
+    description: str
+    active: bool = Field(description="the version the function serves without a qualifier")
+    aliases: list[str] = Field(description="aliases that point or route to it")
+
+
+class VersionList(BaseModel):
+    versions: list[VersionView] = Field(description="newest first")
+    total: int
+    limit: int
+    offset: int
+
+
+class RollbackBody(_Body):
+    reason: str | None = Field(None, max_length=1024)
+
+
+class FunctionHistoryEntry(BaseModel):
+    at: datetime
+    action: str = Field(description="rollback, alias_created/updated/deleted, canary_*")
+    from_version: int | None
+    to_version: int | None
+    alias: str | None
+    actor: str = Field(description="key:<id>, admin key, or canary")
+    reason: str
+
+
+class FunctionHistory(BaseModel):
+    entries: list[FunctionHistoryEntry] = Field(description="newest first")
+    total: int
+    limit: int
+    offset: int

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     workflow_max_duration_sec: float = 365 * 24 * 3600  # an execution's limit (States.Timeout)
 
     max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
+    # Past it, a new version prunes the oldest versions nothing refers to
+    # (store/references.py); artifact collection then frees their blobs.
+    max_versions_per_function: int = Field(100, ge=2)
     max_schedules_per_function: int = 100  # creates beyond it: 409 quota_exceeded
     # Schedules (gateway/jobs/schedules.py): every worker offers every tick; one fires it.
     schedules_enabled: bool = True  # false: this server fires no ticks (others still may)

@@ -6,7 +6,8 @@ Key layout (all JSON unless noted):
     names/<name>.json                   NameClaim (create-only: names are unique)
     versions/<id>/<n:08d>.json          Version (with its Build state)
     queue/builds/<id>.<n:08d>           build queue marker (empty)
-    webhooks/<sha256 of key>.json       WebhookIndex: webhook key → function id
+    webhooks/<sha256 of key>.json       WebhookIndex: webhook key → function id (and alias)
+    history/<fn>/…                      HistoryEntry: rollbacks, alias, canary changes (history.py)
     blobs/sha256/<hex>                  sources and artifacts, content-addressed
     logs/builds/<id>/<n:08d>.log        build log (text)
     logs/invocations/<id>/<age>-<writer>-<seq:08d>.jsonl
@@ -240,13 +241,15 @@ class FunctionRepo:
                 self.store.delete(name_key(fn.name), if_match=etag)
         except (errors.NotFound, errors.Conflict):
             pass
-        if fn.webhook_key:
-            self.store.delete(webhook_index_key(fn.webhook_key))
-            self.store.delete(_legacy_webhook_index_key(fn.webhook_key))
+        for key in [fn.webhook_key, *(a.webhook_key for a in fn.aliases.values())]:
+            if key:
+                self.store.delete(webhook_index_key(key))
+                self.store.delete(_legacy_webhook_index_key(key))
         schedules = list(self.store.list(schedule_prefix(fn.id)))
         InvocationRepo(self.store).delete_finished_of(fn.id)
         for prefix in (
             f"versions/{fn.id}/",
+            f"history/{fn.id}/",
             f"logs/builds/{fn.id}/",
             f"queue/builds/{fn.id}.",
             invocation_log_prefix(fn.id),
@@ -263,6 +266,13 @@ class FunctionRepo:
 
     def function_exists(self, function_id: str) -> bool:
         return self.store.exists(function_key(function_id))
+
+    def webhook_target(self, webhook_key: str) -> WebhookIndex:
+        """The function (and alias, for an alias's URL) a webhook key was given to."""
+        try:
+            return self.read(webhook_index_key(webhook_key), WebhookIndex)[0]
+        except (errors.NotFound, errors.Invalid):
+            raise errors.NotFound("no webhook at this address") from None
 
     def function_for_webhook(self, webhook_key: str) -> str:
         """The id a webhook key was given to (check the function record still has it)."""
@@ -372,6 +382,12 @@ class FunctionRepo:
             return fn
 
         self.update_function(function_id, bump)
+
+    def delete_version(self, function_id: str, version: int) -> None:
+        """Remove a version's record and build log (pruning; its blobs go with the
+        artifact collection once nothing else names them)."""
+        self.store.delete(version_key(function_id, version))
+        self.store.delete(build_log_key(function_id, version))
 
     def update_version(
         self, function_id: str, version: int, mutate: Callable[[Version], Version | None]

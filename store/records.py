@@ -148,6 +148,8 @@ class Version(BaseModel):
     # Warm instance reuse (opt-in): an instance may serve further calls of this
     # version on the worker that made it; never another version or function.
     reuse: bool = False
+
+    description: str = ""  # the function's description when this version was made
     created_at: datetime = Field(default_factory=now)
     build: Build = Field(default_factory=Build)
 
@@ -160,6 +162,63 @@ class BuildSummary(BaseModel):
     version: int
     status: BuildStatus
     error: str | None = None
+
+
+class CanaryStatus(StrEnum):
+    progressing = "progressing"
+    promoted = "promoted"  # reached 100 %: the alias points at the new version alone
+    rolled_back = "rolled_back"  # a step failed its thresholds: the old version alone
+    aborted = "aborted"  # stopped by a user (DELETE …/canary): the old version alone
+
+
+class CanaryEvent(BaseModel):
+    at: datetime = Field(default_factory=now)
+    step: int  # index into `steps`
+    weight: float
+    decision: str  # "started" | "promoted" | "held" | "rolled_back" | "completed" | "aborted"
+    invocations: int = 0  # the canary version's own, during the step
+    errors: int = 0
+    error_rate: float | None = None
+    p99_ms: float | None = None
+    reason: str = ""
+
+
+class CanaryState(BaseModel):
+    """An alias's automatic canary, as the alias shows it (the job's lease is elsewhere)."""
+
+    version: int
+    from_version: int
+    weight: float
+    step: int
+    steps: list[float]
+    interval_sec: float
+    max_error_rate: float
+    min_invocations: int
+    max_p99_ms: float | None = None
+    status: CanaryStatus = CanaryStatus.progressing
+    reason: str = ""
+    started_at: datetime = Field(default_factory=now)
+    step_started_at: datetime = Field(default_factory=now)
+    finished_at: datetime | None = None
+    history: list[CanaryEvent] = Field(default_factory=list)
+
+
+class Alias(BaseModel):
+    """A name for a version, with optional weights to other versions (kept in the
+    function record, so the invoke path resolves it from the record it already has)."""
+
+    name: str
+    version: int
+    routing: dict[int, float] = Field(default_factory=dict)  # other version → % of calls
+    description: str = ""
+    webhook_key: str | None = None  # its own public URL, when asked for
+    canary: CanaryState | None = None
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+    def versions(self) -> set[int]:
+        """Every version this alias may send a call to."""
+        return {self.version, *self.routing}
 
 
 class Function(BaseModel):
@@ -183,6 +242,10 @@ class Function(BaseModel):
     env_var_names: list[str] = Field(default_factory=list)
     webhook_key: str | None = None
     webhook_enabled: bool = True
+    aliases: dict[str, Alias] = Field(default_factory=dict)
+    # The newest version a finished build ever made active: a rollback keeps it,
+    # so a build's publish replayed later never undoes the rollback.
+    highest_activated: int = 0
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
 
@@ -206,6 +269,19 @@ class NameClaim(BaseModel):
 
 class WebhookIndex(BaseModel):
     function_id: str
+    alias: str | None = None  # an alias's own webhook URL
+
+
+class HistoryEntry(BaseModel):
+    """Who changed what serves a function, when, from which version to which."""
+
+    at: datetime = Field(default_factory=now)
+    action: str  # rollback | alias_created | alias_updated | alias_deleted | canary_*
+    from_version: int | None = None
+    to_version: int | None = None
+    alias: str | None = None
+    actor: str  # "key:<id>", "admin key", or "canary"
+    reason: str = ""
 
 
 class Trigger(StrEnum):

@@ -37,6 +37,12 @@ from .resources.usage import (
     QuotaResource,
     StatsResource,
 )
+from .resources.versions import (
+    HistoryResource,
+    RollbackResource,
+    VersionResource,
+    VersionsResource,
+)
 from .resources.webhook import WebhookResource
 from .resources.workflows import (
     ExecutionHistoryResource,
@@ -94,6 +100,15 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/logs", LogsResource(platform.logs))
     app.add_route(v1 + "/{ref}/stats", FunctionStatsResource(platform.window_stats))
     app.add_route(v1 + "/{ref}/invocations", InvocationListResource(platform.invocation_list))
+
+    versions = platform.versions
+    app.add_route(v1 + "/{ref}/versions", VersionsResource(versions))
+    app.add_route(v1 + "/{ref}/versions/{version:int(min=1)}", VersionResource(versions))
+    app.add_route(
+        v1 + "/{ref}/versions/{version:int(min=1)}/rollback",
+        RollbackResource(versions, service.view),
+    )
+    app.add_route(v1 + "/{ref}/history", HistoryResource(versions))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
     app.add_route(v1 + "/{ref}/schedules", SchedulesResource(platform.schedules))
     app.add_route(v1 + "/{ref}/schedules/{schedule_id}", ScheduleResource(platform.schedules))

@@ -66,11 +66,17 @@ def require_json(req: falcon.Request) -> None:
 
 
 def read_model(
-    req: falcon.Request, model: type[M], limit: int, *, unless: tuple[int, bytes] | None = None
+    req: falcon.Request,
+    model: type[M],
+    limit: int,
+    *,
+    unless: tuple[int, bytes] | None = None,
+    optional: bool = False,
 ) -> M:
-    """A JSON object body as `model`. `unless=(small, marker)`: a body over `small`
-    bytes must contain `marker`, checked before parsing (so a source function's
-    create cannot make the server parse a binary upload's worth of JSON)."""
+    """A JSON object body as `model` (`optional`: an empty body is `{}`).
+    `unless=(small, marker)`: a body over `small` bytes must contain `marker`,
+    checked before parsing (so a source function's create cannot make the
+    server parse a binary upload's worth of JSON)."""
     require_json(req)
     data = read_bytes(req, limit)
     if unless is not None and len(data) > unless[0] and unless[1] not in data:
@@ -78,7 +84,7 @@ def read_model(
             f"the request body is {len(data)} bytes; the limit is {unless[0]} "
             f"unless it uploads a binary ({unless[1].decode()})"
         )
-    body = parse_json(data)
+    body = parse_json(data, empty={} if optional else None)
     if not isinstance(body, dict):
         raise errors.BadRequest("the request body must be a JSON object")
     return model.model_validate(body)

@@ -70,6 +70,10 @@ _SCHEDULE_ID = {"name": "schedule_id", "in": "path", "required": True,
                 "schema": {"type": "string"}, "description": "sch_…"}  # fmt: skip
 
 
+_VERSION = {"name": "version", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1}}  # fmt: skip
+
+
 _METRICS = {"get": {"summary": "Prometheus metrics of every worker", "security": [],
                     "responses": {"200": {"description": "Prometheus text format",
                                           "content": {"text/plain": {"schema": {
@@ -102,7 +106,7 @@ def _stats_op() -> dict:
 
 _REQUEST_BODIES = ("FunctionCreate", "FunctionUpdate", "BulkDelete", "BulkUpdate", "KeyCreate",
                    "ScheduleCreate", "ScheduleUpdate",
-                   "WorkflowCreate", "WorkflowUpdate", "ExecutionStop")  # fmt: skip
+                   "WorkflowCreate", "WorkflowUpdate", "ExecutionStop", "RollbackBody")  # fmt: skip
 
 
 def document(version: str, routes: list[tuple[str, object]] = ()) -> dict:
@@ -175,6 +179,7 @@ def _operations(version: str) -> dict:
         schemas.ExecutionStop, schemas.HistoryView,
         schemas.InvocationView, schemas.InvocationList, schemas.KeyCreate, schemas.KeyCreated,
         schemas.KeyList, schemas.RuntimeView,
+        schemas.VersionView, schemas.VersionList, schemas.RollbackBody, schemas.FunctionHistory,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
@@ -229,6 +234,18 @@ def _operations(version: str) -> dict:
                 "put": _op("update a schedule", ("200", "ScheduleView"), body="ScheduleUpdate"),
                 "delete": _op("delete a schedule", ("204", None)),
             },
+            fn + "/versions": {"parameters": [_REF], "get": _op(
+                "versions, newest first", ("200", "VersionList"),
+                params=[_query("limit", "integer"), _query("offset", "integer")])},
+            fn + "/versions/{version}": {"parameters": [_REF, _VERSION], "get": _op(
+                "one version", ("200", "VersionView"))},
+            fn + "/versions/{version}/rollback": {"parameters": [_REF, _VERSION], "post": _op(
+                "serve this ready version at once (every worker within 1 s); 409 not_ready "
+                "or build_failed", ("200", "FunctionView"), body="RollbackBody")},
+            fn + "/history": {"parameters": [_REF], "get": _op(
+                "who changed what serves the function: rollbacks, aliases, canaries",
+                ("200", "FunctionHistory"),
+                params=[_query("limit", "integer"), _query("offset", "integer")])},
             fn + "/stats": {"parameters": [_REF], "get": _op(
                 "windowed stats per version: counts by outcome and p50/p95/p99 per step "
                 "(this worker's flushed first; others ≤ 0.5 s)",

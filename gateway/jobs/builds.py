@@ -368,10 +368,12 @@ class BuildQueue:
                     fn.latest_version = version.version
                     fn.latest_build = summary
                     changed = True
-            if version.build.status == BuildStatus.ready and (
-                fn.active_version is None or version.version > fn.active_version
+            # NOTE: past `highest_activated` only: a rollback lowers `active_version`,
+            # and a replayed publish of the version it left must not undo it.
+            if version.build.status == BuildStatus.ready and version.version > max(
+                fn.active_version or 0, fn.highest_activated
             ):
-                fn.active_version = version.version
+                fn.active_version = fn.highest_activated = version.version
                 fn.runtime_version = version.build.runtime_version
                 changed = True
             if not changed:

@@ -46,12 +46,17 @@ def _invalid(field: str, message: str) -> errors.Invalid:
 
 class FunctionService:
     def __init__(
-        self, repo: FunctionRepo, settings: Settings, on_enqueue: Callable[[], None]
+        self,
+        repo: FunctionRepo,
+        settings: Settings,
+        on_enqueue: Callable[[], None],
+        on_new_version: Callable[[str], object] | None = None,
     ) -> None:
         self.repo = repo
         self.settings = settings
         self.env = EnvCipher.from_setting(settings.nimbus_env_keys)  # values sealed at rest
         self._on_enqueue = on_enqueue  # wakes this worker's build loop
+        self._on_new_version = on_new_version  # e.g. prune versions past the limit
 
     # -- views ---------------------------------------------------------------
 
@@ -137,6 +142,8 @@ class FunctionService:
                 fn, lambda previous, n: self._derive(fn, previous, body, source, n)
             ).version
             self._on_enqueue()
+            if self._on_new_version is not None:
+                self._on_new_version(fn.id)
         return self._update_meta(fn.id, body), made
 
     def _update_meta(self, function_id: str, body: FunctionUpdate) -> Function:
@@ -274,6 +281,7 @@ class FunctionService:
         for field in ("form", "target"):
             if field in body.model_fields_set:
                 base[field] = getattr(body, field)
+        base["description"] = body.description if body.description is not None else fn.description
         base["memory_mb"] = max(
             base["memory_mb"], memory_floor(RUNTIMES[fn.runtime], self.settings)
         )

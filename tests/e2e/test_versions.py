@@ -1,0 +1,61 @@
+"""Versions and rollback through a real 2-worker server, on the local store and SeaweedFS."""
+
+from __future__ import annotations
+
+import time
+
+from tests.e2e import wasm as w
+from tests.e2e.test_observability import cold_count, deploy, once
+
+
+def update(server, name: str, source: str) -> dict:
+    resp = once(server, "PUT", f"/api/v1/functions/{name}?wait=true",
+                json={"artifact_base64": w.b64(w.wat(source))})  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def invoke(server, name: str):
+    return once(server, "POST", f"/api/v1/functions/{name}/invoke", json={})
+
+
+def test_rollback_is_served_by_every_worker_within_one_second(server, name):
+    deploy(server, name, w.constant_wat(b'{"v":1}'))
+    assert update(server, name, w.constant_wat(b'{"v":2}'))["active_version"] == 2
+    time.sleep(1.1)  # every worker's cache is at most 1 s old
+    warm = []
+    while cold_count(warm) < 2:  # both workers now hold the record that says 2
+        warm.append(invoke(server, name))
+        assert len(warm) < 300
+    assert {r.json()["v"] for r in warm} == {2}
+
+    resp = once(server, "POST", f"/api/v1/functions/{name}/versions/1/rollback",
+                json={"reason": "e2e"})  # fmt: skip
+    assert resp.status_code == 200 and resp.json()["active_version"] == 1
+    rolled_at = time.monotonic()
+    time.sleep(1.0)
+    calls = [invoke(server, name) for _ in range(40)]
+    assert time.monotonic() - rolled_at < 10
+    assert [c.json()["v"] for c in calls] == [1] * 40
+    assert {c.headers["X-Nimbus-Version"] for c in calls} == {"1"}
+    assert cold_count(calls) == 2  # version 1 first ran here, once in each worker
+    history = once(server, "GET", f"/api/v1/functions/{name}/history").json()
+    assert [(e["action"], e["from_version"], e["to_version"], e["reason"])
+            for e in history["entries"]] == [("rollback", 2, 1, "e2e")]  # fmt: skip
+
+
+def test_rollback_to_a_failed_version_is_409_and_changes_nothing(server, name):
+    deploy(server, name, w.constant_wat(b'{"v":1}'))
+    resp = once(server, "PUT", f"/api/v1/functions/{name}?wait=true",
+                json={"artifact_base64": w.b64(b"\0asm not really")})  # fmt: skip
+    assert resp.json()["latest_build"]["status"] == "failed"
+    resp = once(server, "POST", f"/api/v1/functions/{name}/versions/2/rollback")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "build_failed"
+    assert once(server, "GET", f"/api/v1/functions/{name}").json()["active_version"] == 1
+    assert [invoke(server, name).json()["v"] for _ in range(6)] == [1] * 6
+    versions = once(server, "GET", f"/api/v1/functions/{name}/versions").json()
+    assert [(v["version"], v["status"], v["active"]) for v in versions["versions"]] == [
+        (2, "failed", False),
+        (1, "ready", True),
+    ]
+    assert once(server, "GET", f"/api/v1/functions/{name}/history").json()["total"] == 0
