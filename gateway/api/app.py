@@ -103,9 +103,9 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
 
     versions = platform.versions
     app.add_route(v1 + "/{ref}/versions", VersionsResource(versions))
-    app.add_route(v1 + "/{ref}/versions/{version:int(min=1)}", VersionResource(versions))
+    app.add_route(v1 + "/{ref}/versions/{version}", VersionResource(versions))
     app.add_route(
-        v1 + "/{ref}/versions/{version:int(min=1)}/rollback",
+        v1 + "/{ref}/versions/{version}/rollback",
         RollbackResource(versions, service.view),
     )
     app.add_route(v1 + "/{ref}/history", HistoryResource(versions))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import falcon
 
+from store import errors
+
 from ...schemas import RollbackBody
 from ...services.versions import VersionService
 from ..bodies import read_model
@@ -22,6 +24,13 @@ def actor_of(req: falcon.Request) -> str:
     principal = req.context.get("principal")
     key_id = getattr(principal, "key_id", None)
     return f"key:{key_id}" if key_id else "admin key"
+
+
+def version_number(text: str) -> int:
+    """The `{version}` of a path: a positive number, else no such version."""
+    if not text.isdigit() or int(text) < 1 or len(text) > 9:
+        raise errors.NotFound(f"version {text!r} not found")
+    return int(text)
 
 
 def page_params(req: falcon.Request) -> dict:
@@ -43,8 +52,8 @@ class VersionResource:
     def __init__(self, service: VersionService) -> None:
         self.service = service
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, ref: str, version: int) -> None:
-        send(resp, self.service.get(ref, version))
+    def on_get(self, req: falcon.Request, resp: falcon.Response, ref: str, version: str) -> None:
+        send(resp, self.service.get(ref, version_number(version)))
 
 
 class RollbackResource:
@@ -52,9 +61,10 @@ class RollbackResource:
         self.service = service
         self.view = view  # Function → FunctionView
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str, version: int) -> None:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str, version: str) -> None:
+        number = version_number(version)
         body = read_model(req, RollbackBody, _BODY_LIMIT, optional=True)
-        fn = self.service.rollback(ref, version, actor=actor_of(req), reason=body.reason or "")
+        fn = self.service.rollback(ref, number, actor=actor_of(req), reason=body.reason or "")
         resp.set_header("X-Nimbus-Version", str(fn.active_version))
         send(resp, self.view(fn))
 
