@@ -24,6 +24,7 @@ from .jobs.builds import BuildQueue
 from .jobs.periodic import PeriodicJobs
 from .jobs.schedules import ScheduleTicker
 from .jobs.workflows import WorkflowRunner
+from .services.aliases import AliasService
 from .services.deployments import DeploymentCache
 from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
@@ -71,6 +72,7 @@ class Platform:
     ticker: ScheduleTicker | None  # None: SCHEDULES_ENABLED=false on this server
 
     versions: VersionService
+    aliases: AliasService
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -126,6 +128,7 @@ class Platform:
         versions = VersionService(
             repo, HistoryRepo(store), max_versions=settings.max_versions_per_function
         )
+        aliases = AliasService(repo, HistoryRepo(store))
         functions = FunctionService(
             repo, settings, on_enqueue=builds.wake, on_new_version=versions.prune_quietly
         )
@@ -169,6 +172,7 @@ class Platform:
         invocations = InvokeService(
             cache, sandbox, recorder, EnvCipher.from_setting(settings.nimbus_env_keys)
         )
+        invocations.resolve_alias = aliases.pick
         webhooks = WebhookDirectory(repo, cache)
         queue = InvocationRepo(store)
         async_invocations = AsyncInvocations(
@@ -241,6 +245,7 @@ class Platform:
 
 
             versions=versions,
+            aliases=aliases,
         )  # fmt: skip
 
     def start(self) -> None:

@@ -642,3 +642,40 @@ class FunctionHistory(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+# -- aliases -------------------------------------------------------------------------
+
+
+class AliasBody(_Body):
+    name: str | None = Field(None, description="DNS label, not a number, not `latest`")
+    version: int = Field(ge=1)
+    routing: dict[str, float] | None = Field(
+        None, description="other version → % of calls; the rest goes to `version`"
+    )
+    description: str | None = Field(None, max_length=1024)
+
+    @field_validator("name")
+    @classmethod
+    def _alias_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.isdigit() or value == "latest":
+            raise ValueError("an alias name is not a number and not 'latest'")
+        return dns_label(value)
+
+
+class AliasView(BaseModel):
+    name: str
+    version: int
+    routing: dict[str, float] = Field(description="other version → % of calls")
+    description: str
+    canary: dict | None = Field(
+        None, description="{version, weight, step, status, reason, started_at, history, …}"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class AliasList(BaseModel):
+    aliases: list[AliasView]

@@ -15,6 +15,7 @@ from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
 from .openapi import app_routes, document
 from .ratelimit import RateLimit
+from .resources.aliases import AliasesResource, AliasResource
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
 from .resources.functions import (
     BulkDeleteResource,
@@ -109,6 +110,8 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
         RollbackResource(versions, service.view),
     )
     app.add_route(v1 + "/{ref}/history", HistoryResource(versions))
+    app.add_route(v1 + "/{ref}/aliases", AliasesResource(platform.aliases))
+    app.add_route(v1 + "/{ref}/aliases/{name}", AliasResource(platform.aliases))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
     app.add_route(v1 + "/{ref}/schedules", SchedulesResource(platform.schedules))
     app.add_route(v1 + "/{ref}/schedules/{schedule_id}", ScheduleResource(platform.schedules))

@@ -106,7 +106,8 @@ def _stats_op() -> dict:
 
 _REQUEST_BODIES = ("FunctionCreate", "FunctionUpdate", "BulkDelete", "BulkUpdate", "KeyCreate",
                    "ScheduleCreate", "ScheduleUpdate",
-                   "WorkflowCreate", "WorkflowUpdate", "ExecutionStop", "RollbackBody")  # fmt: skip
+                   "WorkflowCreate", "WorkflowUpdate", "ExecutionStop", "RollbackBody",
+                   "AliasBody")  # fmt: skip
 
 
 def document(version: str, routes: list[tuple[str, object]] = ()) -> dict:
@@ -180,6 +181,7 @@ def _operations(version: str) -> dict:
         schemas.InvocationView, schemas.InvocationList, schemas.KeyCreate, schemas.KeyCreated,
         schemas.KeyList, schemas.RuntimeView,
         schemas.VersionView, schemas.VersionList, schemas.RollbackBody, schemas.FunctionHistory,
+        schemas.AliasBody, schemas.AliasView, schemas.AliasList,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
@@ -242,6 +244,23 @@ def _operations(version: str) -> dict:
             fn + "/versions/{version}/rollback": {"parameters": [_REF, _VERSION], "post": _op(
                 "serve this ready version at once (every worker within 1 s); 409 not_ready "
                 "or build_failed", ("200", "FunctionView"), body="RollbackBody")},
+            fn + "/aliases": {
+                "parameters": [_REF],
+                "get": _op("a function's aliases", ("200", "AliasList")),
+                "post": _op("create an alias: a version, optional weights to others "
+                            "(invoke with ?alias=NAME or name:alias; X-Nimbus-Routing-Key "
+                            "sticks a caller to one version)", ("201", "AliasView"),
+                            body="AliasBody"),
+            },
+            fn + "/aliases/{name}": {
+                "parameters": [_REF, {"name": "name", "in": "path", "required": True,
+                                      "schema": {"type": "string"}}],
+                "get": _op("one alias", ("200", "AliasView")),
+                "put": _op("repoint an alias or change its weights (every worker within 1 s)",
+                           ("200", "AliasView"), body="AliasBody"),
+                "delete": _op("delete an alias; 409 in_use while a schedule names it",
+                              ("204", None)),
+            },
             fn + "/history": {"parameters": [_REF], "get": _op(
                 "who changed what serves the function: rollbacks, aliases, canaries",
                 ("200", "FunctionHistory"),

@@ -25,7 +25,8 @@ from .env_crypto import EnvCipher
 from .targets import Target, parse_target
 
 # Finds the version an alias serves for one call (the versions service sets it).
-AliasResolver = Callable[[Function, str], int]
+# (function, alias, routing key or None) → version number.
+AliasResolver = Callable[..., int]
 
 
 @dataclass
@@ -88,7 +89,7 @@ def _refuse_unservable(fn: Function) -> None:
         raise errors.Conflict(f"function {fn.name} is still building", code="not_ready")
 
 
-def _no_aliases(fn: Function, alias: str) -> int:
+def _no_aliases(fn: Function, alias: str, routing_key: str | None = None) -> int:
     raise errors.NotFound(f"function {fn.name} has no alias {alias!r}")
 
 
@@ -108,15 +109,25 @@ class InvokeService:
         self._deployments: dict[tuple[str, int], Deployment] = {}
 
     def resolve(
-        self, ref: str | Target, version: int | None = None, alias: str | None = None
+        self,
+        ref: str | Target,
+        version: int | None = None,
+        alias: str | None = None,
+        *,
+        routing_key: str | None = None,
+        override: int | None = None,
     ) -> tuple[Function, Version]:
         """What serves a target: `ref` is a target (`name`, `name:3`, `name:prod`, an id),
-        `version` and `alias` what the request named beside it (query parameters)."""
+        `version` and `alias` what the request named beside it (query parameters).
+        `routing_key` keeps a caller on one of an alias's weighted versions;
+        `override` (X-Nimbus-Version-Override) pins a version for testing."""
         target = ref if isinstance(ref, Target) else parse_target(ref, version=version, alias=alias)
         fn = self.cache.function(target.function)
         _refuse_unservable(fn)
-        if target.alias is not None:
-            number = self.resolve_alias(fn, target.alias)
+        if override is not None:
+            number = override
+        elif target.alias is not None:
+            number = self.resolve_alias(fn, target.alias, routing_key)
         else:
             number = target.version if target.version is not None else fn.active_version
         record = self.cache.version(fn, number)
@@ -169,8 +180,10 @@ class InvokeService:
         trigger: Trigger = Trigger.api,
         invocation_id: str | None = None,
         source: str | None = None,
+        routing_key: str | None = None,
+        override: int | None = None,
     ) -> Invocation:
-        fn, record = self.resolve(ref, version, alias)
+        fn, record = self.resolve(ref, version, alias, routing_key=routing_key, override=override)
         invocation_id = invocation_id or self.new_invocation_id()
         deadline = time.time() + record.timeout_sec
         context = {

@@ -19,6 +19,7 @@ from ...services.invoke import (
     parse_caller_context,
     parse_event,
 )
+from ...services.targets import parse_target
 from ...telemetry.logs import log_tail
 from ...telemetry.recorder import InvocationOutcome
 from ..bodies import read_bytes, require_json
@@ -46,6 +47,20 @@ def log_tail_on_error(req: falcon.Request, resp: falcon.Response) -> Iterator[No
         if wants_log_tail(req):
             set_log_tail(resp, getattr(exc, "outcome", None))
         raise
+
+
+def version_override(req: falcon.Request) -> int | None:
+    """`X-Nimbus-Version-Override: N` pins a version for testing (callers with a key only:
+    the invoke routes always need one; webhooks ignore the header)."""
+    raw = req.get_header("X-Nimbus-Version-Override")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise errors.Invalid(
+            "X-Nimbus-Version-Override must be a version number",
+            details=[{"field": "X-Nimbus-Version-Override", "message": "not a version number"}],
+        )
+    return int(raw)
 
 
 def send_invocation(resp: falcon.Response, inv: Invocation) -> None:
@@ -91,8 +106,15 @@ class InvokeResource:
         context = parse_caller_context(req.get_header("X-Nimbus-Context"))
         version = req.get_param_as_int("version", min_value=1)
         alias = req.get_param("alias")
+        target = parse_target(ref, version=version, alias=alias)
+        if target.alias is not None:
+            resp.set_header("X-Nimbus-Alias", target.alias)
         with log_tail_on_error(req, resp):
-            inv = self.service.invoke(ref, event, context, version=version, alias=alias)
+            inv = self.service.invoke(
+                target, event, context,
+                routing_key=req.get_header("X-Nimbus-Routing-Key"),
+                override=version_override(req),
+            )  # fmt: skip
         if wants_log_tail(req):
             set_log_tail(resp, inv.outcome)
         send_invocation(resp, inv)
