@@ -127,7 +127,9 @@ class InvokeService:
         if override is not None:
             number = override
         elif target.alias is not None:
-            number = self.resolve_alias(fn, target.alias, routing_key)
+            # NOTE: the key only when given: a resolver may take just (function, alias)
+            keyed = () if routing_key is None else (routing_key,)
+            number = self.resolve_alias(fn, target.alias, *keyed)
         else:
             number = target.version if target.version is not None else fn.active_version
         record = self.cache.version(fn, number)
