@@ -11,6 +11,7 @@ from pathlib import Path
 import compiler
 from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
+from store.canaries import CanaryRepo
 from store.functions import FunctionRepo, blob_key
 from store.history import HistoryRepo
 from store.invocations import InvocationRepo
@@ -21,10 +22,12 @@ from store.workflows import WorkflowRepo
 from .api.auth import key_file, read_api_key
 from .jobs.asyncq import AsyncInvocations
 from .jobs.builds import BuildQueue
+from .jobs.canary import CanaryRunner
 from .jobs.periodic import PeriodicJobs
 from .jobs.schedules import ScheduleTicker
 from .jobs.workflows import WorkflowRunner
 from .services.aliases import AliasService
+from .services.canary import CanaryService
 from .services.deployments import DeploymentCache
 from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
@@ -73,6 +76,7 @@ class Platform:
 
     versions: VersionService
     aliases: AliasService
+    canaries: CanaryService
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -206,6 +210,9 @@ class Platform:
         )
         periodic = recurring_jobs(settings, leases, logs, book, rollup, async_invocations)
         periodic.every(settings.workflow_scan_sec, workflow_runner.scan, name="workflow-scan")
+        canary_runner = CanaryRunner(repo, CanaryRepo(store), HistoryRepo(store), leases,
+                                     WindowQuery(store, recorder.flush))  # fmt: skip
+        periodic.every(settings.canary_scan_sec, canary_runner.scan, name="canary-steps")
         return cls(
             settings, store, repo, sandbox, builds, functions, invocations, webhooks,
             async_invocations,
@@ -246,6 +253,7 @@ class Platform:
 
             versions=versions,
             aliases=aliases,
+            canaries=CanaryService(repo, CanaryRepo(store), HistoryRepo(store), aliases),
         )  # fmt: skip
 
     def start(self) -> None:

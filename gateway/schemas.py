@@ -679,3 +679,24 @@ class AliasView(BaseModel):
 
 class AliasList(BaseModel):
     aliases: list[AliasView]
+
+
+class CanaryBody(_Body):
+    version: int = Field(ge=1, description="the new version the alias moves to")
+    steps: list[float] = Field(
+        default_factory=lambda: [10, 25, 50, 100],
+        min_length=1,
+        max_length=20,
+        description="% of the alias's calls on the new version, step by step",
+    )
+    interval_sec: float = Field(60, ge=5, le=86400, description="time on each step")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="errors / invocations, 0–1")
+    min_invocations: int = Field(10, ge=1, description="needed on a step before deciding")
+    max_p99_ms: float | None = Field(None, gt=0)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[float]) -> list[float]:
+        if any(not 0 < s <= 100 for s in value) or value != sorted(set(value)):
+            raise ValueError("steps are increasing percentages above 0, at most 100")
+        return value if value[-1] == 100 else [*value, 100.0]

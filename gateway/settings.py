@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     # Past it, a new version prunes the oldest versions nothing refers to
     # (store/references.py); artifact collection then frees their blobs.
     max_versions_per_function: int = Field(100, ge=2)
+    canary_scan_sec: float = 1.0  # how often a worker looks for a due canary step
     max_schedules_per_function: int = 100  # creates beyond it: 409 quota_exceeded
     # Schedules (gateway/jobs/schedules.py): every worker offers every tick; one fires it.
     schedules_enabled: bool = True  # false: this server fires no ticks (others still may)

@@ -15,7 +15,7 @@ from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
 from .openapi import app_routes, document
 from .ratelimit import RateLimit
-from .resources.aliases import AliasesResource, AliasResource
+from .resources.aliases import AliasesResource, AliasResource, CanaryResource
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
 from .resources.functions import (
     BulkDeleteResource,
@@ -112,6 +112,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/history", HistoryResource(versions))
     app.add_route(v1 + "/{ref}/aliases", AliasesResource(platform.aliases))
     app.add_route(v1 + "/{ref}/aliases/{name}", AliasResource(platform.aliases))
+    app.add_route(v1 + "/{ref}/aliases/{name}/canary", CanaryResource(platform.canaries))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
     app.add_route(v1 + "/{ref}/schedules", SchedulesResource(platform.schedules))
     app.add_route(v1 + "/{ref}/schedules/{schedule_id}", ScheduleResource(platform.schedules))

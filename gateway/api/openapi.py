@@ -107,7 +107,7 @@ def _stats_op() -> dict:
 _REQUEST_BODIES = ("FunctionCreate", "FunctionUpdate", "BulkDelete", "BulkUpdate", "KeyCreate",
                    "ScheduleCreate", "ScheduleUpdate",
                    "WorkflowCreate", "WorkflowUpdate", "ExecutionStop", "RollbackBody",
-                   "AliasBody")  # fmt: skip
+                   "AliasBody", "CanaryBody")  # fmt: skip
 
 
 def document(version: str, routes: list[tuple[str, object]] = ()) -> dict:
@@ -181,7 +181,7 @@ def _operations(version: str) -> dict:
         schemas.InvocationView, schemas.InvocationList, schemas.KeyCreate, schemas.KeyCreated,
         schemas.KeyList, schemas.RuntimeView,
         schemas.VersionView, schemas.VersionList, schemas.RollbackBody, schemas.FunctionHistory,
-        schemas.AliasBody, schemas.AliasView, schemas.AliasList,
+        schemas.AliasBody, schemas.AliasView, schemas.AliasList, schemas.CanaryBody,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
@@ -260,6 +260,15 @@ def _operations(version: str) -> dict:
                            ("200", "AliasView"), body="AliasBody"),
                 "delete": _op("delete an alias; 409 in_use while a schedule names it",
                               ("204", None)),
+            },
+            fn + "/aliases/{name}/canary": {
+                "parameters": [_REF, {"name": "name", "in": "path", "required": True,
+                                      "schema": {"type": "string"}}],
+                "post": _op("start an automatic canary: the alias moves to the version step "
+                            "by step, or rolls back by itself; 409 canary_running",
+                            ("201", "AliasView"), body="CanaryBody"),
+                "delete": _op("abort the canary: the alias serves the old version alone",
+                              ("200", "AliasView")),
             },
             fn + "/history": {"parameters": [_REF], "get": _op(
                 "who changed what serves the function: rollbacks, aliases, canaries",

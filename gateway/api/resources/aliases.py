@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import falcon
 
-from ...schemas import AliasBody
+from ...schemas import AliasBody, CanaryBody
 from ...services.aliases import AliasService
+from ...services.canary import CanaryService
 from ..bodies import read_model
 from .versions import actor_of, send
 
@@ -40,3 +41,15 @@ class AliasResource:
     def on_delete(self, req: falcon.Request, resp: falcon.Response, ref: str, name: str) -> None:
         self.service.delete(ref, name, actor=actor_of(req))
         resp.status = 204
+
+
+class CanaryResource:
+    def __init__(self, service: CanaryService) -> None:
+        self.service = service
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str, name: str) -> None:
+        body = read_model(req, CanaryBody, _BODY_LIMIT)
+        send(resp, self.service.start(ref, name, body, actor=actor_of(req)), status=201)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, ref: str, name: str) -> None:
+        send(resp, self.service.abort(ref, name, actor=actor_of(req)))
