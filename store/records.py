@@ -181,6 +181,7 @@ class CanaryEvent(BaseModel):
     error_rate: float | None = None
     p99_ms: float | None = None
     reason: str = ""
+    decided_by: str = ""  # the worker that took the decision (its lease owner id)
 
 
 class CanaryState(BaseModel):

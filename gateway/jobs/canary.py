@@ -87,7 +87,8 @@ class CanaryRunner:
         p99 = histogram.quantile(window.latency, 0.99)
         event = CanaryEvent(step=canary.step, weight=canary.weight, decision="held",
                             invocations=window.invocations, errors=window.errors,
-                            error_rate=rate, p99_ms=p99)  # fmt: skip
+                            error_rate=rate, p99_ms=p99,
+                            decided_by=self.leases.owner)  # fmt: skip
         if window.invocations < canary.min_invocations:
             event.reason = f"{window.invocations} of {canary.min_invocations} invocations"
         elif rate is not None and rate > canary.max_error_rate:

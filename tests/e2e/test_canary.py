@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
+import httpx
+import pytest
+
 from tests.e2e import wasm as w
+from tests.e2e.conftest import s3_env
 from tests.e2e.test_observability import deploy, once, poll
 
 
@@ -22,14 +27,18 @@ def setup(server, name: str, second: str) -> None:
 class Traffic:
     """Calls the alias on fresh connections (both workers) until stopped."""
 
-    def __init__(self, server, name: str) -> None:
-        self.server, self.name = server, name
+    def __init__(self, server, name: str, *more) -> None:
+        self.servers, self.name = [server, *more], name
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        calls = 0
         while not self.stop.is_set():
-            once(self.server, "POST", f"/api/v1/functions/{self.name}:prod/invoke", json={})
+            server = self.servers[calls % len(self.servers)]
+            calls += 1
+            with contextlib.suppress(httpx.HTTPError):  # a server may be killed
+                once(server, "POST", f"/api/v1/functions/{self.name}:prod/invoke", json={})
             time.sleep(0.02)
 
     def __enter__(self):
@@ -86,3 +95,37 @@ def test_a_healthy_canary_reaches_100_percent(server, name):
     assert decisions[0] == "started" and decisions[-1] == "promoted"
     assert once(server, "DELETE",
                 f"/api/v1/functions/{name}/aliases/prod/canary").status_code == 404  # fmt: skip
+
+
+@pytest.mark.s3
+def test_the_other_server_finishes_a_canary_when_its_decider_is_killed(make_server, e2e_seaweedfs):
+    """Two `nimbus serve` on one SeaweedFS store; kill -9 the whole server whose worker
+    took the last step's decision, mid-way: the other server takes the rest."""
+    env = s3_env(e2e_seaweedfs)
+    first, second = make_server(env).start(), make_server(env).start()
+    name = "canary-killed"
+    setup(first, name, w.constant_wat(b'{"v":2}'))
+    body = {"version": 2, "steps": [20, 40, 60, 80, 100], "interval_sec": 5,
+            "max_error_rate": 0.2, "min_invocations": 3}  # fmt: skip
+    with Traffic(first, name, second):
+        resp = once(first, "POST", f"/api/v1/functions/{name}/aliases/prod/canary", json=body)
+        assert resp.status_code == 201, resp.text
+
+        def decided(server):
+            events = canary(server, name)["canary"]["history"]
+            done = [e for e in events if e["decision"] == "promoted"]
+            return done[-1] if done else None
+
+        step = poll(lambda: decided(second), timeout=15)
+        assert step, canary(second, name)
+        pid = int(step["decided_by"].rsplit("-", 2)[1])
+        decider = first if pid in first.worker_pids() else second
+        survivor = second if decider is first else first
+        assert pid in decider.worker_pids()
+        decider.kill()  # the whole process group: master and both workers
+        done = poll(lambda: canary(survivor, name)["canary"]["status"] != "progressing"
+                    and canary(survivor, name), timeout=40)  # fmt: skip
+    assert done and done["canary"]["status"] == "promoted", done
+    assert done["version"] == 2 and done["routing"] == {}
+    deciders = {e["decided_by"] for e in done["canary"]["history"][-2:]}
+    assert all(str(pid) not in d.split("-") for d in deciders)
