@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..model import Comparison
 from . import (
+    alias_invoke,
     async_invoke,
     cold_start,
     density,
@@ -27,6 +28,7 @@ from . import (
 
 COMPARISONS: list[Comparison] = [
     http_invoke.COMPARISON,
+    alias_invoke.COMPARISON,
     async_invoke.COMPARISON,
     sandbox_overhead.COMPARISON,
     cold_start.COMPARISON,
