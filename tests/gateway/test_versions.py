@@ -170,3 +170,33 @@ def test_pruning_never_removes_a_version_a_schedule_names(small):
     for n in range(2, 6):
         deploy(client, n)
     assert versions_kept(client) == [1, 4, 5]
+
+
+def test_pruning_never_removes_a_version_an_alias_points_or_routes_to(small):
+    _, client = small
+    deploy(client, 1)
+    deploy(client, 2)
+    resp = client.simulate_post(
+        f"{FN}/aliases", json={"name": "prod", "version": 1, "routing": {"2": 10}}
+    )
+    assert resp.status_code == 201, resp.text
+    for n in range(3, 6):
+        deploy(client, n)
+    # 3 went; the alias keeps 1 and 2, and 4 was still active when 5 was made
+    assert versions_kept(client) == [1, 2, 4, 5]
+
+
+def test_pruning_never_removes_the_version_a_canary_moves_to(small):
+    platform, client = small
+    deploy(client, 1)
+    deploy(client, 2)
+    client.simulate_post(f"{FN}/aliases", json={"name": "prod", "version": 1})
+    resp = client.simulate_post(
+        f"{FN}/aliases/prod/canary", json={"version": 2, "steps": [10], "interval_sec": 3600}
+    )
+    assert resp.status_code == 201, resp.text
+    fn = platform.repo.resolve("hello")[0]
+    assert "canary of alias prod" in version_references(platform.store, fn)[2]
+    for n in range(3, 6):
+        deploy(client, n)
+    assert versions_kept(client) == [1, 2, 4, 5]
