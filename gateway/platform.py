@@ -132,7 +132,7 @@ class Platform:
         versions = VersionService(
             repo, HistoryRepo(store), max_versions=settings.max_versions_per_function
         )
-        aliases = AliasService(repo, HistoryRepo(store))
+        aliases = AliasService(repo, HistoryRepo(store), settings.public_url)
         functions = FunctionService(
             repo, settings, on_enqueue=builds.wake, on_new_version=versions.prune_quietly
         )

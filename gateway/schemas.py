@@ -654,6 +654,7 @@ class AliasBody(_Body):
         None, description="other version → % of calls; the rest goes to `version`"
     )
     description: str | None = Field(None, max_length=1024)
+    webhook: bool | None = Field(None, description="give the alias its own public URL (or not)")
 
     @field_validator("name")
     @classmethod
@@ -670,6 +671,7 @@ class AliasView(BaseModel):
     version: int
     routing: dict[str, float] = Field(description="other version → % of calls")
     description: str
+    webhook_url: str | None = Field(None, description="the alias's own public URL, if on")
     canary: dict | None = Field(
         None, description="{version, weight, step, status, reason, started_at, history, …}"
     )

@@ -17,9 +17,9 @@ import random
 import re
 
 from store import errors
-from store.functions import FunctionRepo
+from store.functions import FunctionRepo, webhook_index_key
 from store.history import HistoryRepo
-from store.records import Alias, Function, HistoryEntry, now
+from store.records import Alias, Function, HistoryEntry, WebhookIndex, new_webhook_key, now
 from store.references import alias_references
 
 from ..schemas import AliasBody, AliasList, AliasView
@@ -51,9 +51,10 @@ def choose(alias: Alias, point: float) -> int:
 
 
 class AliasService:
-    def __init__(self, repo: FunctionRepo, history: HistoryRepo) -> None:
+    def __init__(self, repo: FunctionRepo, history: HistoryRepo, public_url: str = "") -> None:
         self.repo = repo
         self.history = history
+        self.public_url = public_url
 
     # -- the invoke path ------------------------------------------------------------
 
@@ -67,9 +68,10 @@ class AliasService:
 
     # -- views ------------------------------------------------------------------------
 
-    @staticmethod
-    def view(alias: Alias) -> AliasView:
+    def view(self, alias: Alias) -> AliasView:
+        url = f"{self.public_url}/webhook/{alias.webhook_key}" if alias.webhook_key else None
         return AliasView(
+            webhook_url=url,
             name=alias.name,
             version=alias.version,
             routing={str(v): w for v, w in sorted(alias.routing.items())},
@@ -96,6 +98,17 @@ class AliasService:
 
     # -- changes ----------------------------------------------------------------------
 
+    def _webhook(self, fn: Function, name: str, wanted: bool | None, current: str | None):
+        """The alias's webhook key after this change; a new key is indexed first (a key
+        in a record never lacks its index entry), an old one dropped after the write."""
+        if wanted is None or wanted == (current is not None):
+            return current, None
+        if wanted:
+            key = new_webhook_key()
+            self.repo.write(webhook_index_key(key), WebhookIndex(function_id=fn.id, alias=name))
+            return key, None
+        return None, current
+
     def _check(self, fn: Function, body: AliasBody) -> dict[int, float]:
         """The body's versions exist (404) and serve (409); weights are sane (422)."""
         routing: dict[int, float] = {}
@@ -118,6 +131,7 @@ class AliasService:
         if body.name is None:
             raise _invalid("name", "an alias needs a name")
         routing = self._check(fn, body)
+        key, _ = self._webhook(fn, body.name, body.webhook, None)
 
         def add(current: Function) -> Function:
             if body.name in current.aliases:
@@ -128,7 +142,7 @@ class AliasService:
                 raise errors.Conflict(f"a function has at most {MAX_ALIASES} aliases")
             current.aliases[body.name] = Alias(
                 name=body.name, version=body.version, routing=routing,
-                description=body.description or "",
+                description=body.description or "", webhook_key=key,
             )  # fmt: skip
             current.updated_at = now()
             return current
@@ -143,6 +157,8 @@ class AliasService:
             raise _invalid("name", "an alias cannot be renamed")
         before: list[Alias] = []
         routing = self._check(fn, body)
+        existing = self._alias(fn, name).webhook_key
+        key, dropped = self._webhook(fn, name, body.webhook, existing)
 
         def change(current: Function) -> Function:
             alias = self._alias(current, name)
@@ -155,10 +171,13 @@ class AliasService:
             alias.version, alias.routing = body.version, routing
             if body.description is not None:
                 alias.description = body.description
+            alias.webhook_key = key
             alias.updated_at = current.updated_at = now()
             return current
 
         fn = self.repo.update_function(fn.id, change)
+        if dropped:
+            self.repo.store.delete(webhook_index_key(dropped))
         self._note(fn, "alias_updated", before[0], fn.aliases[name], actor)
         return self.view(fn.aliases[name])
 
@@ -179,6 +198,8 @@ class AliasService:
             return current
 
         fn = self.repo.update_function(fn.id, drop)
+        if gone[0].webhook_key:
+            self.repo.store.delete(webhook_index_key(gone[0].webhook_key))
         self._note(fn, "alias_deleted", gone[0], None, actor)
 
     def _note(

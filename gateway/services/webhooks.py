@@ -134,19 +134,25 @@ class WebhookDirectory:
         self.unknown_ttl_sec = unknown_ttl_sec
 
     def find(self, key: str) -> Function:
+        return self.find_target(key)[0]
+
+    def find_target(self, key: str) -> tuple[Function, str | None]:
+        """The function behind a webhook key, and the alias whose own URL it is (or None)."""
         function_id = self._ids.get(key) or self._lookup(key)
         try:
             fn = self.cache.function(function_id)
-            if fn.webhook_key != key:  # a key just rotated in: the cached record is older
+            owner = _owner(fn, key)
+            if owner is None:  # a key just rotated in: the cached record is older
                 fn = self.cache.function(function_id, fresh=True)
+                owner = _owner(fn, key)
         except errors.NotFound:
             self._ids.pop(key, None)
             raise errors.NotFound("no webhook at this address") from None
-        if fn.webhook_key != key or not fn.webhook_enabled:
+        if owner is None:
             self._ids.pop(key, None)
             raise errors.NotFound("no webhook at this address")
         self._ids[key] = function_id
-        return fn
+        return fn, owner or None
 
     def _lookup(self, key: str) -> str:
         wall = time.monotonic()
@@ -159,6 +165,16 @@ class WebhookDirectory:
                 self._unknown.clear()
             self._unknown[key] = wall + self.unknown_ttl_sec
             raise
+
+
+def _owner(fn: Function, key: str) -> str | None:
+    """ "" for the function's own URL (if on), an alias's name for its URL, else None."""
+    if fn.webhook_key == key:
+        return "" if fn.webhook_enabled else None
+    for alias in fn.aliases.values():
+        if alias.webhook_key == key:
+            return alias.name
+    return None
 
 
 def new_request_id() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from gateway.services.aliases import choose
 from store.records import Alias, Function, Schedule
 from store.schedules import ScheduleRepo
@@ -69,3 +71,20 @@ def test_weights_walk_in_version_order_and_the_rest_goes_to_the_alias_version():
     a = Alias(name="a", version=1, routing={3: 10, 2: 20})
     assert [choose(a, p) for p in (0, 19.99, 20, 29.99, 30, 99.99)] == [2, 2, 3, 3, 1, 1]
     assert Function(id="fn_x", name="x", runtime="wasm").aliases == {}
+
+
+def test_an_alias_has_its_own_webhook_url_on_request(client):
+    deploy(client, 1)
+    deploy(client, 2)
+    made = alias(client, {"name": "prod", "version": 1, "webhook": True}, 201).json
+    path = made["webhook_url"].split("://", 1)[1].split("/", 1)[1]
+    resp = client.simulate_post(f"/{path}", json={})
+    assert resp.status_code == 200 and resp.json == {"v": 1}  # the alias's, not the latest
+    function_url = client.simulate_get(FN).json["webhook_url"].split("/webhook/")[1]
+    assert client.simulate_post(f"/webhook/{function_url}", json={}).json == {"v": 2}
+    moved = client.simulate_put(f"{FN}/aliases/prod", json={"version": 2})
+    assert moved.json["webhook_url"] == made["webhook_url"]  # the URL follows the alias
+    off = client.simulate_put(f"{FN}/aliases/prod", json={"version": 2, "webhook": False})
+    assert off.json["webhook_url"] is None
+    time.sleep(1.1)  # the worker's record cache
+    assert client.simulate_post(f"/{path}", json={}).status_code == 404

@@ -36,7 +36,7 @@ class WebhookResource:
 
     def _handle(self, req: falcon.Request, resp: falcon.Response, key: str, path: str = "") -> None:
         req.context.anonymous = True  # errors carry fixed messages (api/errors.py)
-        fn = self.directory.find(key)
+        fn, alias = self.directory.find_target(key)
         headers = _headers(req)
         cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
         event = lambda_event(
@@ -53,13 +53,17 @@ class WebhookResource:
             domain=req.host,
         )
         if (req.get_header("X-Nimbus-Invocation-Type") or "").lower() == "event":
-            accepted = self.queue.accept(fn.id, orjson.dumps(event), trigger=Trigger.webhook)
+            accepted = self.queue.accept(
+                fn.id, orjson.dumps(event), alias=alias, trigger=Trigger.webhook
+            )
             resp.status = 202
             resp.set_header("X-Nimbus-Invocation-Id", accepted.id)
             resp.media = {"invocation_id": accepted.id, "status": accepted.status}
             return
         with log_tail_on_error(req, resp):
-            inv = self.invoker.invoke(fn.id, orjson.dumps(event), {}, trigger=Trigger.webhook)
+            inv = self.invoker.invoke(
+                fn.id, orjson.dumps(event), {}, alias=alias, trigger=Trigger.webhook
+            )
         if wants_log_tail(req):
             set_log_tail(resp, inv.outcome)
         resp.set_header("X-Nimbus-Invocation-Id", inv.id)
