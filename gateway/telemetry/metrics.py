@@ -96,6 +96,14 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=own,
         )
+        # Per version (what a canary or an alias's weights change): kept apart from
+        # nimbus_invocations so that its series do not multiply by trigger and error.
+        self.version_invocations = Counter(
+            "nimbus_version_invocations",
+            "finished invocations per function version",
+            ["function", "version", "status"],
+            registry=own,
+        )
         self.cold_starts = Counter(
             "nimbus_cold_starts",
             "invocations that loaded their artifact in the worker",
@@ -166,10 +174,13 @@ class Metrics:
         """Count a flush's worth of outcomes (each counter series once per flush)."""
         # PERF: counts are summed per series first; labelled children are cached.
         counts: dict[tuple, int] = {}
+        per_version: dict[tuple, int] = {}
         colds: dict[tuple, int] = {}
         for o in outcomes:
             key = (o.function_name, o.runtime, o.trigger, o.status, o.error_code or "")
             counts[key] = counts.get(key, 0) + 1
+            at = (o.function_name, str(o.version), o.status)
+            per_version[at] = per_version.get(at, 0) + 1
             if o.status == THROTTLED:
                 continue  # it never ran: no duration
             fn = (o.function_name, o.runtime)
@@ -178,6 +189,8 @@ class Metrics:
                 colds[fn] = colds.get(fn, 0) + 1
         for key, n in counts.items():
             self._child(self.invocations, key).inc(n)
+        for key, n in per_version.items():
+            self._child(self.version_invocations, key).inc(n)
         for fn, n in colds.items():
             self._child(self.cold_starts, fn).inc(n)
 

@@ -7,7 +7,7 @@ import time
 
 from gateway.telemetry.histogram import GROWTH
 from tests.e2e import wasm as w
-from tests.e2e.test_observability import cold_count, deploy, once, poll
+from tests.e2e.test_observability import cold_count, deploy, metric, once, poll
 
 
 def client_p99(durations: list[float]) -> float:
@@ -53,6 +53,12 @@ def test_windowed_stats_agree_with_the_calls_made(server, name):
                     params={"since": "5m", "step": "10s", "version": 1}).json()  # fmt: skip
     assert only_one["totals"]["invocations"] == 120 and set(only_one["by_version"]) == {"1"}
     assert only_one["step_sec"] == 10 and only_one["resolution_sec"] == 10
+
+    text = once(server, "GET", "/metrics").text
+    assert metric(text, "nimbus_version_invocations_total", function=name, version="1",
+                  status="succeeded") == 120  # fmt: skip
+    assert metric(text, "nimbus_version_invocations_total", function=name, version="2",
+                  status="failed") == 40  # fmt: skip
 
     platform = once(server, "GET", "/api/v1/stats", params={"since": "5m", "step": "1m"}).json()
     assert platform["by_function"][name]["invocations"] == 160
