@@ -136,6 +136,7 @@ class Settings(BaseSettings):
     build_max_attempts: int = 3
     build_poll_sec: float = 1.0
     graceful_timeout_sec: float = 30
+    console_dir: Path | None = None  # the built web console; default: console/static
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -146,6 +147,10 @@ class Settings(BaseSettings):
         if self.native_dir is None:
             self.native_dir = self.data_dir / "native"
         self.native_dir = self.native_dir.resolve()
+        if self.console_dir is None:
+            import console
+
+            self.console_dir = console.BUILT
         if self.nimbus_store is None:
             self.nimbus_store = f"file://{self.data_dir}"
         if self.public_url is None:

@@ -54,3 +54,5 @@ scripts/runtimes/python.sh
 # JavaScript functions: componentize-js and esbuild from npm, and the shared
 # SpiderMonkey runtime component built and precompiled once (~2-4 min the first time).
 scripts/runtimes/javascript.sh
+# The web console: npm packages and an esbuild bundle into console/static (~5 s the first time).
+scripts/console.sh

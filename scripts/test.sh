@@ -27,6 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 phase install scripts/install.sh
+phase browser scripts/browser.sh
 scripts/engine.sh status || engine_started=1
 phase engine scripts/engine.sh start
 export "$(scripts/engine.sh env)"

@@ -17,6 +17,7 @@ from .openapi import app_routes, document
 from .ratelimit import RateLimit
 from .resources.aliases import AliasesResource, AliasResource, CanaryResource
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
+from .resources.console import ConsoleAssetResource, ConsoleFiles, ConsoleShellResource
 from .resources.functions import (
     BulkDeleteResource,
     BulkUpdateResource,
@@ -131,6 +132,10 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/v1/executions/{execution_id}", ExecutionResource(workflows))
     app.add_route("/api/v1/executions/{execution_id}/history", ExecutionHistoryResource(workflows))
     app.add_route("/api/v1/executions/{execution_id}/stop", ExecutionStopResource(workflows))
+
+    console = ConsoleFiles(platform.settings.console_dir)
+    app.add_route("/", ConsoleShellResource(console))
+    app.add_route("/assets/{name}", ConsoleAssetResource(console))
 
     webhook = WebhookResource(platform.webhooks, platform.invocations, platform.async_invocations)
     app.add_route("/webhook/{key}", webhook)

@@ -460,4 +460,13 @@ def _invoke_paths() -> dict:
                                 "responses": {"200": {"description": "alive"}}}},
         "/webhook/{key}": _webhook_item(),
         "/webhook/{key}/{path}": _webhook_item(),
+        "/": {"get": {"summary": "the web console's HTML shell (strict CSP)", "security": [],
+                      "responses": {"200": {"description": "HTML"},
+                                    "503": {"description": "the console is not built"}}}},
+        "/assets/{name}": {"parameters": [{"name": "name", "in": "path", "required": True,
+                                           "schema": {"type": "string"}}],
+                           "get": {"summary": "a console asset (hashed name, long cache)",
+                                   "security": [],
+                                   "responses": {"200": {"description": "JS or CSS"},
+                                                 "404": {"description": "no such asset"}}}},
     }  # fmt: skip

@@ -22,6 +22,8 @@ PUBLIC = {
     "/openapi.json",
     "/webhook/{key}",
     "/webhook/{key}/{path}",
+    "/",  # the web console's shell and assets (the console itself sends the key)
+    "/assets/{name}",
 }
 
 

@@ -1,0 +1,126 @@
+// A function over time: invocations, errors, cold starts, duration p50/p99, recent calls.
+// Source: the windowed stats API (GET …/stats) and the invocations list when the server has
+// them; until then both are derived from the END line each call writes to the function's log.
+import { useEffect, useState } from "preact/hooks";
+import { api, fn, hasRoute } from "./api.js";
+import { Chart } from "./chart.jsx";
+import { Badge, Notice, useInterval } from "./components.jsx";
+import { errorText, fmtAgo, fmtMs } from "./util.js";
+
+const RANGES = [[900, "15 min"], [3600, "1 hour"], [21600, "6 hours"], [86400, "24 hours"]];
+
+const END = /^END duration=([\d.]+)ms status=(\S+)(.*)$/;
+export function outcomesFromLogs(entries) {
+  const found = [];
+  for (const e of entries) {
+    if (e.stream !== "platform") continue;
+    const m = END.exec(e.line);
+    if (!m) continue;
+    const fields = Object.fromEntries([...m[3].matchAll(/(\w+)=(\S+)/g)].map((x) => [x[1], x[2]]));
+    found.push({
+      id: e.invocation_id,
+      created_at: e.ts,
+      duration_ms: Number(m[1]),
+      status: m[2],
+      error_code: fields.error,
+      version: fields.version ? Number(fields.version) : null,
+      trigger: fields.trigger,
+      cold_start: fields.cold_start === "true",
+    });
+  }
+  return found;
+}
+
+const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
+
+export function bucketize(outcomes, since, step) {
+  const now = Date.now() / 1000;
+  const n = Math.max(1, Math.ceil((now - since) / step));
+  const xs = Array.from({ length: n }, (_, i) => Math.floor(since + i * step));
+  const calls = new Array(n).fill(0), errors = new Array(n).fill(0), colds = new Array(n).fill(0);
+  const durations = Array.from({ length: n }, () => []);
+  for (const o of outcomes) {
+    const i = Math.floor((new Date(o.created_at).getTime() / 1000 - since) / step);
+    if (i < 0 || i >= n) continue;
+    calls[i]++;
+    if (o.status !== "succeeded") errors[i]++;
+    if (o.cold_start) colds[i]++;
+    durations[i].push(o.duration_ms);
+  }
+  const sorted = durations.map((d) => d.sort((a, b) => a - b));
+  return {
+    counts: [xs, calls, errors, colds],
+    durations: [xs, sorted.map((d) => quantile(d, 0.5)), sorted.map((d) => quantile(d, 0.99))],
+  };
+}
+
+async function recentInvocations(record, since) {
+  if (await hasRoute("/api/v1/functions/{}/invocations")) {
+    const data = await api.get(`${fn(record.id)}/invocations`, { limit: 50 });
+    return { list: data.invocations || data.items || [], source: "api" };
+  }
+  const { entries } = await api.get(`${fn(record.id)}/logs`, { limit: 1000, since });
+  return { list: outcomesFromLogs(entries), source: "logs" };
+}
+
+export function ObservePanel({ record }) {
+  const [range, setRange] = useState(3600);
+  const [data, setData] = useState(null);
+  const [error, setError] = useState(null);
+  const [live, setLive] = useState(true);
+  const load = async () => {
+    const since = Math.floor(Date.now() / 1000 - range);
+    const step = Math.max(10, Math.round(range / 40));
+    try {
+      const recent = await recentInvocations(record, since);
+      const outcomes = recent.source === "logs" ? recent.list
+        : outcomesFromLogs((await api.get(`${fn(record.id)}/logs`, { limit: 1000, since })).entries);
+      setData({ ...bucketize(outcomes, since, step), recent: recent.list.slice(0, 50), source: recent.source, total: outcomes.length });
+      setError(null);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  useEffect(() => { load(); }, [record.id, range]);
+  useInterval(load, live ? 5000 : 0, [range]);
+  return (
+    <div class="observe">
+      <div class="row filters">
+        <select aria-label="time range" value={range} onChange={(e) => setRange(Number(e.currentTarget.value))}>
+          {RANGES.map(([v, t]) => <option value={v}>last {t}</option>)}
+        </select>
+        <label class="inline"><input type="checkbox" checked={live} onChange={(e) => setLive(e.currentTarget.checked)} /> auto-refresh (5 s)</label>
+        {data && <span class="muted">{data.total} invocation(s) in range</span>}
+      </div>
+      <Notice>{error && errorText(error)}</Notice>
+      {data && (
+        <>
+          <div class="charts">
+            <Chart title="Invocations" data={data.counts}
+              series={[{ label: "calls", stroke: "#3b82f6" }, { label: "errors", stroke: "#ef4444" }, { label: "cold starts", stroke: "#a855f7" }]} />
+            <Chart title="Duration" unit=" ms" data={data.durations}
+              series={[{ label: "p50", stroke: "#10b981" }, { label: "p99", stroke: "#f59e0b" }]} />
+          </div>
+          <h2>Recent invocations</h2>
+          <table class="list" aria-label="recent invocations">
+            <thead><tr><th>When</th><th>Invocation</th><th>Status</th><th>Version</th><th>Trigger</th><th>Duration</th><th>Cold</th></tr></thead>
+            <tbody>
+              {data.recent.map((o) => (
+                <tr>
+                  <td>{fmtAgo(o.created_at)}</td>
+                  <td class="mono"><a href={`#/functions/${encodeURIComponent(record.name)}/logs`} title={o.id}>{o.id.slice(-12)}</a></td>
+                  <td><Badge status={o.status} title={o.error_code || ""} /></td>
+                  <td>{o.version ?? "—"}</td>
+                  <td>{o.trigger || "—"}</td>
+                  <td>{fmtMs(o.duration_ms)}</td>
+                  <td>{o.cold_start ? "yes" : ""}</td>
+                </tr>
+              ))}
+              {!data.recent.length && <tr><td colSpan={7} class="empty">No invocations yet.</td></tr>}
+            </tbody>
+          </table>
+        </>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,69 @@
+// The platform: GET /api/v1/stats and /api/v1/quota.
+import { useEffect, useState } from "preact/hooks";
+import { api } from "../api.js";
+import { Notice, useInterval } from "../components.jsx";
+import { errorText, fmtBytes, fmtMs } from "../util.js";
+
+const Stat = ({ label, value }) => <div class="stat"><div class="value">{value}</div><div class="label">{label}</div></div>;
+const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
+
+export function SystemPage() {
+  const [stats, setStats] = useState(null);
+  const [quota, setQuota] = useState(null);
+  const [error, setError] = useState(null);
+  const load = () => Promise.all([api.get("/api/v1/stats"), api.get("/api/v1/quota")])
+    .then(([s, q]) => { setStats(s); setQuota(q); setError(null); }, setError);
+  useEffect(() => { load(); }, []);
+  useInterval(load, 5000);
+  return (
+    <section aria-labelledby="sys-title">
+      <h1 id="sys-title">System</h1>
+      <Notice>{error && errorText(error)}</Notice>
+      {stats && (
+        <>
+          <div class="stats">
+            <Stat label="invocations" value={stats.total_invocations} />
+            <Stat label="success rate" value={pct(stats.success_rate)} />
+            <Stat label="failed" value={stats.failed} />
+            <Stat label="timed out" value={stats.timed_out} />
+            <Stat label="throttled" value={stats.throttled} />
+            <Stat label="cold starts" value={stats.cold_starts} />
+            <Stat label="avg duration" value={fmtMs(stats.duration_ms.avg)} />
+            <Stat label="max duration" value={fmtMs(stats.duration_ms.max)} />
+            <Stat label="functions" value={stats.functions.total} />
+          </div>
+          <div class="split">
+            <table class="list" aria-label="by runtime">
+              <thead><tr><th>Runtime</th><th>Functions</th><th>Calls</th><th>Success</th><th>Avg</th></tr></thead>
+              <tbody>
+                {Object.entries(stats.functions.by_runtime).map(([rt, n]) => {
+                  const s = stats.by_runtime[rt];
+                  return <tr><td>{rt}</td><td>{n}</td><td>{s ? s.total_invocations : 0}</td><td>{s ? pct(s.success_rate) : "—"}</td><td>{s ? fmtMs(s.duration_ms.avg) : "—"}</td></tr>;
+                })}
+              </tbody>
+            </table>
+            <table class="list" aria-label="errors">
+              <thead><tr><th>Error</th><th>Count</th></tr></thead>
+              <tbody>
+                {Object.entries({ ...stats.by_error_type, ...Object.fromEntries(Object.entries(stats.by_function_error_type).map(([k, v]) => [`function: ${k}`, v])) }).map(([k, v]) => <tr><td>{k}</td><td>{v}</td></tr>)}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+      {quota && (
+        <>
+          <h2>Quota</h2>
+          <div class="stats">
+            <Stat label="functions" value={`${quota.usage.functions} / ${quota.limits.max_functions}`} />
+            <Stat label="stored code" value={fmtBytes(quota.usage.stored_bytes)} />
+            <Stat label="running now" value={`${quota.usage.concurrent_invocations.server} / ${quota.limits.max_concurrent}`} />
+            <Stat label="memory" value={`${quota.limits.memory_mb.min}–${quota.limits.memory_mb.max} MB`} />
+            <Stat label="timeout max" value={`${quota.limits.timeout_sec.max} s`} />
+            <Stat label="log retention" value={`${quota.limits.log_retention_hours} h`} />
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
