@@ -51,7 +51,10 @@ def console_server(tmp_path_factory) -> Iterator[NimbusProcess]:
         proc.kill()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main
+# thread while it is started, and any later test that calls asyncio.run/anyio.run (the MCP
+# tests) would fail with "Already running asyncio in this thread".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
