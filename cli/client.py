@@ -138,20 +138,29 @@ class Client:
 
     def invoke(
         self,
-        name: str,
+        target: str,
         event: bytes,
         *,
         version: int | None = None,
+        alias: str | None = None,
         context: str | None = None,
+        routing_key: str | None = None,
         tail: bool = False,
     ) -> InvokeResult:
+        """Call `target` (`name`, `name:alias` or `name:version`; the server parses it)."""
         headers = {"Content-Type": "application/json"}
         if context:
             headers["X-Nimbus-Context"] = context
+        if routing_key:
+            headers["X-Nimbus-Routing-Key"] = routing_key
         if tail:
             headers["X-Nimbus-Log-Type"] = "Tail"
         resp = self.request(
-            "POST", _fn(name, "invoke"), content=event, headers=headers, params=_version(version)
+            "POST",
+            _fn(target, "invoke"),
+            content=event,
+            headers=headers,
+            params=_qualifier(version, alias),
         )
         failed = bool(resp.headers.get("X-Nimbus-Function-Error"))
         body = _result(resp)
@@ -169,13 +178,15 @@ class Client:
             log_tail=_log_tail(resp.headers.get("X-Nimbus-Log-Tail")),
         )
 
-    def invoke_async(self, name: str, event: bytes, version: int | None = None) -> dict:
+    def invoke_async(
+        self, target: str, event: bytes, version: int | None = None, alias: str | None = None
+    ) -> dict:
         return self.json(
             "POST",
-            _fn(name, "async"),
+            _fn(target, "async"),
             content=event,
             headers={"Content-Type": "application/json"},
-            params=_version(version),
+            params=_qualifier(version, alias),
         )
 
     def get_invocation(self, invocation_id: str) -> dict:
@@ -195,6 +206,45 @@ class Client:
             "GET", _fn(name, "logs"), params={k: v for k, v in params.items() if v is not None}
         )
         return list(reversed(page["entries"]))
+
+    # -- versions, aliases, canaries -------------------------------------------------
+
+    def list_versions(self, name: str, limit: int = 20, offset: int = 0) -> dict:
+        return self.json("GET", _fn(name, "versions"), params={"limit": limit, "offset": offset})
+
+    def get_version(self, name: str, version: int) -> dict:
+        return self.json("GET", _fn(name, "versions", str(version)))
+
+    def rollback(self, name: str, version: int, reason: str | None = None) -> dict:
+        body = {"reason": reason} if reason else {}
+        return self.json("POST", _fn(name, "versions", str(version), "rollback"), json=body)
+
+    def history(self, name: str, limit: int = 20, offset: int = 0) -> dict:
+        return self.json("GET", _fn(name, "history"), params={"limit": limit, "offset": offset})
+
+    def list_aliases(self, name: str) -> dict:
+        return self.json("GET", _fn(name, "aliases"))
+
+    def get_alias(self, name: str, alias: str) -> dict:
+        return self.json("GET", _fn(name, "aliases", quote(alias, safe="")))
+
+    def set_alias(self, name: str, alias: str, body: dict) -> tuple[dict, bool]:
+        """Create the alias, or replace it if it exists; the alias and whether it is new."""
+        try:
+            return self.json("POST", _fn(name, "aliases"), json={"name": alias, **body}), True
+        except ApiError as exc:
+            if exc.code != "alias_exists":
+                raise
+        return self.json("PUT", _fn(name, "aliases", quote(alias, safe="")), json=body), False
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.request("DELETE", _fn(name, "aliases", quote(alias, safe="")))
+
+    def start_canary(self, name: str, alias: str, body: dict) -> dict:
+        return self.json("POST", _fn(name, "aliases", quote(alias, safe=""), "canary"), json=body)
+
+    def abort_canary(self, name: str, alias: str) -> dict:
+        return self.json("DELETE", _fn(name, "aliases", quote(alias, safe=""), "canary"))
 
     # -- schedules ---------------------------------------------------------------
 
@@ -228,7 +278,8 @@ def poll(
 
 
 def _fn(name: str, *rest: str) -> str:
-    return "/".join([FUNCTIONS, quote(name, safe=""), *rest])
+    # ':' stays as it is: `hello:prod` is a target the server parses (services/targets.py)
+    return "/".join([FUNCTIONS, quote(name, safe=":"), *rest])
 
 
 def _wait(wait: bool) -> dict:
@@ -237,6 +288,10 @@ def _wait(wait: bool) -> dict:
 
 def _version(version: int | None) -> dict:
     return {"version": version} if version is not None else {}
+
+
+def _qualifier(version: int | None, alias: str | None) -> dict:
+    return {**_version(version), **({"alias": alias} if alias is not None else {})}
 
 
 def _api_error(resp: httpx.Response) -> ApiError:

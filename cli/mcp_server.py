@@ -1,8 +1,8 @@
 """The MCP server: a few well-described tools over the REST API, for AI assistants.
 
 Kept small on purpose (each tool's description costs the model context): list and read
-functions, deploy and wait for the build, invoke, read logs. `read_only` drops every
-tool that changes or runs anything.
+functions, deploy and wait for the build, invoke, read logs, list versions and roll back.
+`read_only` drops every tool that changes or runs anything.
 """
 
 from __future__ import annotations
@@ -23,14 +23,22 @@ Nimbus runs serverless functions (Python, JavaScript, Go, Rust, C, or WebAssembl
 sandboxes. Deploy source with deploy_function, then call it with invoke_function. A Python
 handler is `def main(event, context)` in handler.py (handler "handler.main"); JavaScript is
 `export function main(event, context)` in handler.js. The event and the result are JSON.
-Read a function's logs with get_logs. Functions are addressed by name."""
+Read a function's logs with get_logs. Functions are addressed by name; every deploy
+makes a new version, and rollback serves an earlier one again at once."""
 
 READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
 RUN = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=True)
+# changes what every caller is served, so a host may ask before it runs
+SWITCH = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True,
+                         openWorldHint=False)  # fmt: skip
 LOG_TAIL_LINES = 40
 
 Name = Annotated[str, Field(description="the function's name (or its fn_… id)")]
+Target = Annotated[
+    str,
+    Field(description="the function's name; name:alias or name:3 calls that alias or version"),
+]
 
 
 def build_server(client: Client, read_only: bool = False) -> MCPServer:
@@ -41,10 +49,12 @@ def build_server(client: Client, read_only: bool = False) -> MCPServer:
     server.add_tool(tools.get_build, annotations=READ)
     server.add_tool(tools.get_logs, annotations=READ)
     server.add_tool(tools.get_invocation, annotations=READ)
+    server.add_tool(tools.list_versions, annotations=READ)
     if not read_only:
         server.add_tool(tools.deploy_function, annotations=WRITE)
         server.add_tool(tools.invoke_function, annotations=RUN)
         server.add_tool(tools.invoke_async, annotations=RUN)
+        server.add_tool(tools.rollback, annotations=SWITCH)
     server.resource(
         "nimbus://functions/{name}/code",
         description="A function's source files (the active version)",
@@ -123,6 +133,19 @@ class NimbusTools:
         its result or error, attempts and duration."""
         return self._call(self.client.get_invocation, invocation_id)
 
+    def list_versions(self, name: Name) -> dict:
+        """A function's versions, newest first (the 20 latest): build status, which one is
+        active, and its aliases with where each sends calls (routing: version → % of calls,
+        the rest to the alias's version) and any canary in progress."""
+        page = self._call(self.client.list_versions, name, limit=20)
+        aliases = self._call(self.client.list_aliases, name)["aliases"]
+        keys = ("version", "status", "active", "aliases", "error", "description", "created_at")
+        return {
+            "total": page["total"],
+            "versions": [{k: v.get(k) for k in keys} for v in page["versions"]],
+            "aliases": [_alias_summary(a) for a in aliases],
+        }
+
     # -- changing and running ----------------------------------------------------
 
     def deploy_function(
@@ -186,7 +209,7 @@ class NimbusTools:
 
     def invoke_function(
         self,
-        name: Name,
+        name: Target,
         event: Annotated[Any, Field(description="the event: any JSON value")] = None,
         version: Annotated[int | None, Field(description="default: the active version")] = None,
     ) -> dict:
@@ -207,13 +230,26 @@ class NimbusTools:
 
     def invoke_async(
         self,
-        name: Name,
+        name: Target,
         event: Annotated[Any, Field(description="the event: any JSON value")] = None,
     ) -> dict:
         """Queue an invocation and return its invocation_id at once; get_invocation
         reports its status and result. Use it for long-running work."""
         payload = json.dumps({} if event is None else event).encode()
         return self._call(self.client.invoke_async, name, payload)
+
+    def rollback(
+        self,
+        name: Name,
+        version: Annotated[int, Field(ge=1, description="a ready version (see list_versions)")],
+        reason: Annotated[str | None, Field(description="why, kept in the history")] = None,
+    ) -> dict:
+        """Serve an earlier (or any ready) version of a function at once, without a
+        rebuild; every caller gets it within a second. Aliases keep their own versions."""
+        before = self._call(self.client.get_function, name).get("active_version")
+        fn = self._call(self.client.rollback, name, version, reason)
+        return {"name": fn["name"], "active_version": fn["active_version"],
+                "previous_version": before}  # fmt: skip
 
     # -- resources ---------------------------------------------------------------
 
@@ -237,6 +273,14 @@ class NimbusTools:
 def _summary(fn: dict) -> dict:
     keys = ("name", "runtime", "status", "active_version", "latest_version", "updated_at")
     return {key: fn.get(key) for key in keys}
+
+
+def _alias_summary(alias: dict) -> dict:
+    canary = alias.get("canary") or {}
+    summary = {"name": alias["name"], "version": alias["version"], "routing": alias["routing"]}
+    if canary.get("status") == "progressing":
+        summary["canary"] = {k: canary.get(k) for k in ("version", "weight", "status")}
+    return summary
 
 
 def _build_view(build: dict) -> dict:

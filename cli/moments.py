@@ -13,3 +13,12 @@ def since(value: str | None) -> str | None:
         moment = datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * UNITS[value[-1]])
         return moment.isoformat().replace("+00:00", "Z")
     return value
+
+
+def seconds(value: str) -> float:
+    """`90`, `90s`, `5m`, `1h` → seconds; ValueError otherwise."""
+    unit = UNITS.get(value[-1:], 0)
+    number = float(value[:-1] if unit else value)
+    if number < 0:
+        raise ValueError(f"{value!r} is negative")
+    return number * (unit or 1)

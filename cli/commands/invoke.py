@@ -22,7 +22,7 @@ FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
 
 
 @click.command()
-@click.argument("name")
+@click.argument("target", metavar="NAME[:ALIAS|:VERSION]")
 @click.option("--data", "-d", help="the event as JSON (@FILE reads a file, - reads stdin)")
 @click.option(
     "--file", "-f", "file", type=click.File("rb"), help="read the event from a file (- stdin)"
@@ -30,24 +30,39 @@ FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
 @click.option("--async", "is_async", is_flag=True, help="queue it; print the invocation id")
 @click.option("--wait", is_flag=True, help="with --async: wait for the outcome")
 @click.option("--version", type=click.IntRange(1), help="a version instead of the active one")
+@click.option("--alias", "-a", help="through an alias (as NAME:ALIAS)")
+@click.option("--routing-key", "-k", metavar="KEY",
+              help="keep calls with this key on one version of a weighted alias")  # fmt: skip
 @click.option("--context", help="caller context, a JSON object (X-Nimbus-Context)")
 @click.option("--verbose", "-v", is_flag=True, help="also the duration, version and log tail")
 @api_options
 @pass_session
-def invoke(session: Session, name, data, file, is_async, wait, version, context, verbose) -> None:
+def invoke(session: Session, target, data, file, is_async, wait, version, alias, routing_key,
+           context, verbose) -> None:  # fmt: skip
     """Invoke a function with an event (--data, --file, or stdin with -d -) and print its result.
+
+    \b
+      nimbus invoke hello -d '{"name": "World"}'
+      nimbus invoke hello:prod        # through the alias prod (or --alias prod)
+      nimbus invoke hello:3           # version 3 (or --version 3)
 
     Exits 3 when the function itself fails (its error is printed; JSON with -o json).
     """
     event = _event(data, file)
+    if version is not None and alias is not None:
+        raise click.UsageError("give --version or --alias, not both")
     if is_async:
-        accepted = session.client.invoke_async(name, event, version=version)
+        accepted = session.client.invoke_async(target, event, version=version, alias=alias)
         if wait:
             return _show_invocation(session, _await(session, accepted["invocation_id"]))
         session.output.emit(accepted, lambda c: c.print(accepted["invocation_id"]))
         return
-    outcome = session.client.invoke(name, event, version=version, context=context, tail=verbose)
+    outcome = session.client.invoke(
+        target, event, version=version, alias=alias, context=context,
+        routing_key=routing_key, tail=verbose,
+    )  # fmt: skip
     if verbose and outcome.log_tail is None and outcome.invocation_id:
+        name = target.partition(":")[0]
         outcome.log_tail = _log_lines(session, name, outcome.invocation_id)
     out = session.output
     if out.json:

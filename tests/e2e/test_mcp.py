@@ -12,10 +12,12 @@ import anyio
 from mcp import Client, ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from tests.e2e import wasm as w
 from tests.e2e.server import NIMBUS, free_port
+from tests.e2e.test_observability import deploy, once
 
 NIMBUS_MCP = NIMBUS.with_name("nimbus-mcp")
-WRITE_TOOLS = {"deploy_function", "invoke_function", "invoke_async"}
+WRITE_TOOLS = {"deploy_function", "invoke_function", "invoke_async", "rollback"}
 
 
 @asynccontextmanager
@@ -115,7 +117,7 @@ def test_read_only_hides_every_tool_that_changes_or_runs(make_server, tmp_path):
 
     names, refused = anyio.run(scenario)
     assert not names & WRITE_TOOLS
-    assert {"list_functions", "get_function", "get_logs"} <= names
+    assert {"list_functions", "get_function", "get_logs", "list_versions"} <= names
     assert refused.is_error
     with server.client() as api:
         assert api.get("/api/v1/functions").json()["total"] == 0
@@ -174,3 +176,44 @@ def test_a_build_still_running_returns_its_status_and_how_to_poll(make_server, t
     assert first["build_status"] in ("queued", "building")
     assert "get_build(name='mcp-slow', version=1)" in first["next"]
     assert polled[-1]["status"] == "ready"
+
+
+def test_list_versions_roll_back_and_invoke_an_alias(make_server, tmp_path):
+    server = make_server().start()
+    deploy(server, "mcp-versions", w.constant_wat(b'{"v":1}'))
+    resp = once(server, "PUT", "/api/v1/functions/mcp-versions?wait=true",
+                json={"artifact_base64": w.b64(w.wat(w.constant_wat(b'{"v":2}')))})  # fmt: skip
+    assert resp.json()["active_version"] == 2
+    resp = once(server, "POST", "/api/v1/functions/mcp-versions/aliases",
+                json={"name": "prod", "version": 1, "routing": {"2": 25}})  # fmt: skip
+    assert resp.status_code == 201
+
+    async def scenario():
+        async with mcp_session(server, home=tmp_path) as session:
+            listed = _data(await session.call_tool("list_versions", {"name": "mcp-versions"}))
+            assert [(v["version"], v["active"]) for v in listed["versions"]] == [
+                (2, True),
+                (1, False),
+            ]
+            assert listed["aliases"] == [{"name": "prod", "version": 1, "routing": {"2": 25.0}}]
+
+            rolled = _data(await session.call_tool(
+                "rollback", {"name": "mcp-versions", "version": 1, "reason": "v2 is wrong"}
+            ))  # fmt: skip
+            assert rolled == {"name": "mcp-versions", "active_version": 1, "previous_version": 2}
+            missing = await session.call_tool("rollback", {"name": "mcp-versions", "version": 9})
+            assert missing.is_error and "not_found" in missing.content[0].text
+
+            await anyio.sleep(1.1)  # every worker's record cache
+            pinned = _data(await session.call_tool(
+                "invoke_function", {"name": "mcp-versions:2"}
+            ))  # fmt: skip
+            assert pinned["result"] == {"v": 2} and pinned["version"] == 2
+            plain = _data(await session.call_tool("invoke_function", {"name": "mcp-versions"}))
+            assert plain["result"] == {"v": 1}
+
+    anyio.run(scenario)
+    with server.client() as api:  # the effect, seen through the REST API
+        assert api.get("/api/v1/functions/mcp-versions").json()["active_version"] == 1
+        history = api.get("/api/v1/functions/mcp-versions/history").json()["entries"]
+        assert history[0]["action"] == "rollback" and history[0]["reason"] == "v2 is wrong"
