@@ -18,6 +18,7 @@ from .errors import ApiError
 
 FINAL_BUILD_STATES = ("ready", "failed")
 FUNCTIONS = "/api/v1/functions"
+WORKFLOWS = "/api/v1/workflows"
 
 
 @dataclass
@@ -246,22 +247,24 @@ class Client:
     def abort_canary(self, name: str, alias: str) -> dict:
         return self.json("DELETE", _fn(name, "aliases", quote(alias, safe=""), "canary"))
 
-    # -- schedules ---------------------------------------------------------------
+    # -- schedules (of a function, or of a workflow with workflow=True) ----------
 
-    def list_schedules(self, name: str) -> dict:
-        return self.json("GET", _fn(name, "schedules"))
+    def list_schedules(self, name: str, workflow: bool = False) -> dict:
+        return self.json("GET", _schedules(name, workflow))
 
-    def create_schedule(self, name: str, body: dict) -> dict:
-        return self.json("POST", _fn(name, "schedules"), json=body)
+    def create_schedule(self, name: str, body: dict, workflow: bool = False) -> dict:
+        return self.json("POST", _schedules(name, workflow), json=body)
 
-    def get_schedule(self, name: str, schedule_id: str) -> dict:
-        return self.json("GET", _fn(name, "schedules", quote(schedule_id, safe="")))
+    def get_schedule(self, name: str, schedule_id: str, workflow: bool = False) -> dict:
+        return self.json("GET", _schedules(name, workflow, schedule_id))
 
-    def update_schedule(self, name: str, schedule_id: str, body: dict) -> dict:
-        return self.json("PUT", _fn(name, "schedules", quote(schedule_id, safe="")), json=body)
+    def update_schedule(
+        self, name: str, schedule_id: str, body: dict, workflow: bool = False
+    ) -> dict:
+        return self.json("PUT", _schedules(name, workflow, schedule_id), json=body)
 
-    def delete_schedule(self, name: str, schedule_id: str) -> None:
-        self.request("DELETE", _fn(name, "schedules", quote(schedule_id, safe="")))
+    def delete_schedule(self, name: str, schedule_id: str, workflow: bool = False) -> None:
+        self.request("DELETE", _schedules(name, workflow, schedule_id))
 
 
 def poll(
@@ -280,6 +283,11 @@ def poll(
 def _fn(name: str, *rest: str) -> str:
     # ':' stays as it is: `hello:prod` is a target the server parses (services/targets.py)
     return "/".join([FUNCTIONS, quote(name, safe=":"), *rest])
+
+
+def _schedules(name: str, workflow: bool, *schedule_id: str) -> str:
+    owner = f"{WORKFLOWS}/{quote(name, safe='')}" if workflow else _fn(name)
+    return "/".join([owner, "schedules", *(quote(s, safe="") for s in schedule_id)])
 
 
 def _wait(wait: bool) -> dict:

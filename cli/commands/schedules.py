@@ -1,4 +1,5 @@
-"""`nimbus schedules`: cron and rate() triggers of a function."""
+"""`nimbus schedules`: cron and rate() triggers of a function (or, with --workflow, of a
+workflow: each tick starts an execution)."""
 
 from __future__ import annotations
 
@@ -40,22 +41,32 @@ def _body(event, timezone, qualifier, description) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def owner_arguments(command):
+    """NAME (a function, or a workflow with --workflow)."""
+    command = click.option(
+        "--workflow", "-W", "workflow", is_flag=True,
+        help="NAME is a workflow: each tick starts an execution",
+    )(command)  # fmt: skip
+    return click.argument("name")(command)
+
+
 def _show(session: Session, schedule: dict) -> None:
     session.output.emit(schedule, lambda c: c.print(fields(schedule, VIEW_FIELDS)))
 
 
 @click.group()
 def schedules() -> None:
-    """Run a function on a schedule: cron (5 or 6 fields, @hourly) or rate(5 minutes)."""
+    """Run a function (or, with --workflow, a workflow) on a schedule: cron (5 or 6
+    fields, @hourly) or rate(5 minutes)."""
 
 
 @schedules.command("list")
-@click.argument("name")
+@owner_arguments
 @api_options
 @pass_session
-def list_schedules(session: Session, name: str) -> None:
+def list_schedules(session: Session, name: str, workflow: bool) -> None:
     """List a function's schedules and when each runs next."""
-    page = session.client.list_schedules(name)
+    page = session.client.list_schedules(name, workflow)
 
     def render(console: Console) -> None:
         grid = table("ID", "EXPRESSION", "WHEN", "ENABLED", "NEXT", "LAST")
@@ -68,39 +79,40 @@ def list_schedules(session: Session, name: str) -> None:
 
 
 @schedules.command("create")
-@click.argument("name")
+@owner_arguments
 @click.argument("expression")
 @schedule_options
 @click.option("--disabled", is_flag=True, help="create it switched off")
 @api_options
 @pass_session
-def create_schedule(session: Session, name, expression, disabled, **options) -> None:
+def create_schedule(session: Session, name, workflow, expression, disabled, **options) -> None:
     """Add a schedule, e.g. `nimbus schedules create report 'rate(5 minutes)'`."""
     body = {"expression": expression, **_body(**options)}
     if disabled:
         body["enabled"] = False
-    _show(session, session.client.create_schedule(name, body))
+    _show(session, session.client.create_schedule(name, body, workflow))
 
 
 @schedules.command("get")
-@click.argument("name")
+@owner_arguments
 @click.argument("schedule_id")
 @api_options
 @pass_session
-def get_schedule(session: Session, name: str, schedule_id: str) -> None:
+def get_schedule(session: Session, name: str, workflow: bool, schedule_id: str) -> None:
     """Show one schedule."""
-    _show(session, session.client.get_schedule(name, schedule_id))
+    _show(session, session.client.get_schedule(name, schedule_id, workflow))
 
 
 @schedules.command("update")
-@click.argument("name")
+@owner_arguments
 @click.argument("schedule_id")
 @click.option("--expression")
 @schedule_options
 @click.option("--enable/--disable", "enabled", default=None)
 @api_options
 @pass_session
-def update_schedule(session: Session, name, schedule_id, expression, enabled, **options) -> None:
+def update_schedule(session: Session, name, workflow, schedule_id, expression, enabled,
+                    **options) -> None:  # fmt: skip
     """Change a schedule (only what is given)."""
     body = _body(**options)
     if expression:
@@ -109,15 +121,32 @@ def update_schedule(session: Session, name, schedule_id, expression, enabled, **
         body["enabled"] = enabled
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
-    _show(session, session.client.update_schedule(name, schedule_id, body))
+    _show(session, session.client.update_schedule(name, schedule_id, body, workflow))
+
+
+def _switch(enabled: bool, verb: str):
+    @schedules.command(verb, help=f"{verb.capitalize()} a schedule (it keeps its settings).")
+    @owner_arguments
+    @click.argument("schedule_id")
+    @api_options
+    @pass_session
+    def switch(session: Session, name: str, workflow: bool, schedule_id: str) -> None:
+        body = {"enabled": enabled}
+        _show(session, session.client.update_schedule(name, schedule_id, body, workflow))
+
+    return switch
+
+
+enable = _switch(True, "enable")
+disable = _switch(False, "disable")
 
 
 @schedules.command("delete")
-@click.argument("name")
+@owner_arguments
 @click.argument("schedule_id")
 @api_options
 @pass_session
-def delete_schedule(session: Session, name: str, schedule_id: str) -> None:
+def delete_schedule(session: Session, name: str, workflow: bool, schedule_id: str) -> None:
     """Delete a schedule."""
-    session.client.delete_schedule(name, schedule_id)
+    session.client.delete_schedule(name, schedule_id, workflow)
     session.output.emit({"deleted": schedule_id}, lambda c: c.print(f"deleted {schedule_id}"))

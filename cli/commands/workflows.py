@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from urllib.parse import quote
@@ -11,13 +12,12 @@ from urllib.parse import quote
 import click
 from rich.console import Console
 
-from ..client import poll
+from ..client import WORKFLOWS, poll
 from ..errors import ApiError
 from ..output import ago, fields, table
 from ..output import status as styled
 from ..session import Session, api_options, pass_session
 
-WORKFLOWS = "/api/v1/workflows"
 EXECUTIONS = "/api/v1/executions"
 FINAL = ("succeeded", "failed", "timed_out", "aborted")
 EXECUTION_FIELDS = ["id", "workflow", "workflow_version", "status", "input", "output", "error",
@@ -124,14 +124,17 @@ def delete_workflow(session: Session, name: str) -> None:
 @click.argument("name")
 @click.option("--input", "-d", "input_", help="the input as JSON (@FILE, - for stdin)")
 @click.option("--wait", is_flag=True, help="wait for the execution to finish")
+@click.option("--watch", is_flag=True, help="print its events as they happen, then the outcome")
 @api_options
 @pass_session
-def start(session: Session, name: str, input_: str | None, wait: bool) -> None:
-    """Start an execution; prints its id (or, with --wait, its outcome)."""
+def start(session: Session, name: str, input_: str | None, wait: bool, watch: bool) -> None:
+    """Start an execution; prints its id (or, with --wait or --watch, its outcome)."""
     execution = session.client.json(
         "POST", _path(WORKFLOWS, name, "executions"), content=_json_arg(input_, "--input"),
         headers={"Content-Type": "application/json"},
     )  # fmt: skip
+    if watch:
+        return _watch(session, execution["id"])
     if wait:
         return _show(session, _await(session, execution["id"]))
     session.output.emit(execution, lambda c: c.print(execution["id"]))
@@ -155,7 +158,7 @@ def _show(session: Session, execution: dict) -> None:
 
 @click.group()
 def executions() -> None:
-    """Executions of workflows: list, get, history, stop."""
+    """Executions of workflows: list, get, watch, history, stop."""
 
 
 @executions.command("list")
@@ -188,6 +191,32 @@ def get_execution(session: Session, execution_id: str, wait: bool) -> None:
     if wait:
         return _show(session, _await(session, execution_id))
     _show(session, session.client.json("GET", _path(EXECUTIONS, execution_id)))
+
+
+@executions.command("watch")
+@click.argument("execution_id")
+@click.option("--interval", type=float, default=0.5, hidden=True)
+@api_options
+@pass_session
+def watch(session: Session, execution_id: str, interval: float) -> None:
+    """Print an execution's events as they happen (stderr), then its outcome; exits 3
+    if it failed."""
+    _watch(session, execution_id, interval)
+
+
+def _watch(session: Session, execution_id: str, interval: float = 0.5) -> None:
+    printed = 0
+    while True:
+        # the record first: a final record read before the history means no event is missed
+        execution = session.client.json("GET", _path(EXECUTIONS, execution_id))
+        events = session.client.json("GET", _path(EXECUTIONS, execution_id, "history"))["events"]
+        for event in events[printed:]:
+            state = f" {event['state']}" if event.get("state") else ""
+            session.output.note(f"[dim]{event['timestamp'][11:23]}[/dim] {event['type']}{state}")
+        printed = len(events)
+        if execution["status"] in FINAL:
+            return _show(session, execution)
+        time.sleep(interval)
 
 
 @executions.command("history")

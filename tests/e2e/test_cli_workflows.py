@@ -18,8 +18,9 @@ DEFINITION = {
 }
 
 
-def test_deploy_start_follow_and_stop_workflows(make_server, tmp_path):
-    server = make_server().start()
+def with_double(server, tmp_path):
+    """`nimbus …` (-o json) against `server`, where the function `double` exists, and the
+    path of a workflow definition calling it twice."""
     base = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
     runner = CliRunner()
 
@@ -29,6 +30,12 @@ def test_deploy_start_follow_and_stop_workflows(make_server, tmp_path):
     assert nimbus("create", "double", "-r", "python", "--code", DOUBLE).exit_code == 0
     asl = tmp_path / "twice.json"
     asl.write_text(json.dumps(DEFINITION))
+    return nimbus, asl
+
+
+def test_deploy_start_follow_and_stop_workflows(make_server, tmp_path):
+    server = make_server().start()
+    nimbus, asl = with_double(server, tmp_path)
     out = nimbus("workflows", "deploy", "twice", str(asl))
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["version"] == 1
@@ -73,3 +80,45 @@ def test_deploy_start_follow_and_stop_workflows(make_server, tmp_path):
     assert nimbus("workflows", "delete", "twice").exit_code == 0
     with server.client() as api:
         assert api.get("/api/v1/workflows/twice").status_code == 404
+
+
+def test_watch_an_execution_and_schedule_a_workflow(make_server, tmp_path):
+    server = make_server().start()
+    nimbus, asl = with_double(server, tmp_path)
+    assert nimbus("workflows", "deploy", "twice", str(asl)).exit_code == 0
+
+    out = nimbus("workflows", "start", "twice", "--input", '{"n": 3}', "--watch")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["output"] == {"n": 12}
+    events = [line.split(" ", 1)[1] for line in out.stderr.splitlines()]  # after the time
+    assert events[0] == "ExecutionStarted" and events[-1] == "ExecutionSucceeded"
+    entered = [e for e in events if e.startswith("TaskStateEntered")]
+    assert entered == ["TaskStateEntered Double", "TaskStateEntered Again"]  # each once, in order
+
+    failed = json.loads(nimbus("workflows", "start", "twice", "--input", '{"m": 1}').output)
+    out = nimbus("executions", "watch", failed["id"])
+    assert out.exit_code == 3 and json.loads(out.stdout)["status"] == "failed"
+    assert "ExecutionFailed" in out.stderr
+
+    hourly = ["schedules", "create", "twice", "--workflow", "rate(1 hour)", "--event", '{"n": 1}']
+    out = nimbus(*hourly)
+    assert out.exit_code == 0, out.output
+    schedule = json.loads(out.stdout)
+    assert schedule["workflow_id"] and schedule["next_run_at"]
+    with server.client() as api:
+        stored = api.get("/api/v1/workflows/twice/schedules").json()["schedules"]
+        assert [(s["id"], s["event"]) for s in stored] == [(schedule["id"], {"n": 1})]
+    out = nimbus("schedules", "disable", "twice", schedule["id"], "--workflow")
+    assert out.exit_code == 0 and json.loads(out.stdout)["next_run_at"] is None
+    with server.client() as api:
+        path = f"/api/v1/workflows/twice/schedules/{schedule['id']}"
+        assert api.get(path).json()["enabled"] is False
+    out = nimbus("schedules", "enable", "twice", schedule["id"], "--workflow")
+    assert out.exit_code == 0 and json.loads(out.stdout)["enabled"] is True
+    table = nimbus("-o", "table", "schedules", "list", "-W", "twice")
+    assert "rate(1 hour)" in table.output
+    out = nimbus("schedules", "list", "twice")  # without --workflow: the function "twice"
+    assert out.exit_code == 1 and json.loads(out.stdout)["error"]["code"] == "not_found"
+    assert nimbus("schedules", "delete", "twice", schedule["id"], "--workflow").exit_code == 0
+    with server.client() as api:
+        assert api.get("/api/v1/workflows/twice/schedules").json()["total"] == 0
