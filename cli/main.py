@@ -34,6 +34,7 @@ COMMANDS = {
     "logs": "cli.commands.logs:logs",
     "runtimes": "cli.commands.functions:runtimes",
     "stats": "cli.commands.stats:stats",
+    "quota": "cli.commands.stats:quota",
     "keys": "cli.commands.keys:keys",
     "schedules": "cli.commands.schedules:schedules",
     "workflows": "cli.commands.workflows:workflows",

@@ -9,37 +9,77 @@ from rich.console import Console
 
 from .. import moments
 from ..client import FUNCTIONS
-from ..output import table
+from ..output import fields, table
 from ..session import Session, api_options, pass_session
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--since", default="1h", show_default=True,
               help="an age (15m, 2h, 1d), RFC 3339 time or Unix seconds")  # fmt: skip
 @click.option("--step", help="seconds per point of the series (JSON output)")
 @click.option("--version", type=click.IntRange(1), help="only this version")
 @api_options
 @pass_session
-def stats(session: Session, name: str, since: str, step: str | None, version: int | None) -> None:
-    """A function's invocations, errors and latency since a time, by version."""
+def stats(session: Session, name: str | None, since: str, step: str | None,
+          version: int | None) -> None:  # fmt: skip
+    """A function's invocations, errors and latency since a time, by version (without
+    NAME: the whole platform's, by function)."""
+    if version is not None and name is None:
+        raise click.UsageError("--version needs a function NAME")
     given = {"since": moments.since(since), "step": step, "version": version}
+    path = f"{FUNCTIONS}/{quote(name, safe='')}/stats" if name else "/api/v1/stats"
     view = session.client.json(
-        "GET", f"{FUNCTIONS}/{quote(name, safe='')}/stats",
-        params={k: v for k, v in given.items() if v is not None},
+        "GET", path, params={k: v for k, v in given.items() if v is not None}
     )  # fmt: skip
 
     def render(console: Console) -> None:
-        grid = table("VERSION", "CALLS", "ERRORS", "ERROR %", "COLD", "THROTTLED",
+        first = "VERSION" if name else "FUNCTION"
+        grid = table(first, "CALLS", "ERRORS", "ERROR %", "COLD", "THROTTLED",
                      "P50 ms", "P95 ms", "P99 ms")  # fmt: skip
-        rows = sorted(view["by_version"].items(), key=lambda item: int(item[0]))
-        for label, window in [*((f"v{v}", w) for v, w in rows), ("all", view["totals"])]:
+        if name:
+            rows = sorted(view["by_version"].items(), key=lambda item: int(item[0]))
+            labelled = [(f"v{v}", w) for v, w in rows]
+        else:
+            labelled = sorted(view["by_function"].items())
+        for label, window in [*labelled, ("all", view["totals"])]:
             grid.add_row(label, *_cells(window))
         console.print(grid)
         console.print(f"[dim]since {view['since']} · others' calls up to "
                       f"{view['staleness_sec']:g} s late[/dim]")  # fmt: skip
 
     session.output.emit(view, render)
+
+
+@click.command()
+@api_options
+@pass_session
+def quota(session: Session) -> None:
+    """The server's limits and what is used of them."""
+    view = session.client.json("GET", "/api/v1/quota")
+
+    def render(console: Console) -> None:
+        limits, usage = view["limits"], view["usage"]
+        running = usage["concurrent_invocations"]["server"]
+        rows = {
+            "functions": f"{usage['functions']} of {limits['max_functions']}",
+            "running now": f"{running} of {limits['max_concurrent']} "
+                           f"({limits['workers']} workers)",
+            "stored code": f"{usage['stored_bytes']:,} bytes",
+            "memory_mb": _range(limits["memory_mb"]),
+            "timeout_sec": _range(limits["timeout_sec"]),
+            "code size": _range(limits["code_size_bytes"]),
+            "event size": f"{limits['event_size_bytes']:,} bytes",
+            "log retention": f"{limits['log_retention_hours']:g} h",
+        }  # fmt: skip
+        console.print(fields(rows, list(rows)))
+
+    session.output.emit(view, render)
+
+
+def _range(limit: dict) -> str:
+    """`min 64, max 4,096, default 128` (per-runtime detail is in the JSON)."""
+    return ", ".join(f"{k} {v:,g}" for k, v in limit.items() if isinstance(v, int | float))
 
 
 def _cells(window: dict) -> list[str]:
