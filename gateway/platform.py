@@ -11,6 +11,7 @@ from pathlib import Path
 import compiler
 from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
+from store.alerts import AlertRepo
 from store.canaries import CanaryRepo
 from store.functions import FunctionRepo, blob_key
 from store.history import HistoryRepo
@@ -20,18 +21,21 @@ from store.schedules import ScheduleRepo
 from store.workflows import WorkflowRepo
 
 from .api.auth import key_file, read_api_key
+from .jobs.alerts import AlertEvaluator
 from .jobs.asyncq import AsyncInvocations
 from .jobs.builds import BuildQueue
 from .jobs.canary import CanaryRunner
 from .jobs.periodic import PeriodicJobs
 from .jobs.schedules import ScheduleTicker
 from .jobs.workflows import WorkflowRunner
+from .services.alerts import AlertService
 from .services.aliases import AliasService
 from .services.canary import CanaryService
 from .services.deployments import DeploymentCache
 from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
 from .services.invoke import InvokeService
+from .services.outbound import OutboundClient
 from .services.schedules import ScheduleService
 from .services.versions import VersionService
 from .services.webhooks import WebhookDirectory
@@ -77,6 +81,8 @@ class Platform:
     versions: VersionService
     aliases: AliasService
     canaries: CanaryService
+    alerts: AlertService
+    alert_evaluator: AlertEvaluator
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -173,9 +179,8 @@ class Platform:
             batch_max=settings.log_batch_max,
             max_log_bytes=settings.log_max_bytes_per_invocation,
         )
-        invocations = InvokeService(
-            cache, sandbox, recorder, EnvCipher.from_setting(settings.nimbus_env_keys)
-        )
+        cipher = EnvCipher.from_setting(settings.nimbus_env_keys)
+        invocations = InvokeService(cache, sandbox, recorder, cipher)
         invocations.resolve_alias = aliases.pick
         webhooks = WebhookDirectory(repo, cache)
         queue = InvocationRepo(store)
@@ -213,6 +218,19 @@ class Platform:
         canary_runner = CanaryRunner(repo, CanaryRepo(store), HistoryRepo(store), leases,
                                      WindowQuery(store, recorder.flush))  # fmt: skip
         periodic.every(settings.canary_scan_sec, canary_runner.scan, name="canary-steps")
+        alert_repo = AlertRepo(store, history_max=settings.alert_history_max)
+        alerts = AlertService(alert_repo, repo, cipher, max_alerts=settings.max_alerts,
+                              allow_private=settings.alert_webhook_allow_private)  # fmt: skip
+        alert_evaluator = AlertEvaluator(
+            alert_repo, leases, WindowQuery(store, recorder.flush),
+            OutboundClient(allow_private=settings.alert_webhook_allow_private,
+                           timeout_sec=settings.alert_webhook_timeout_sec),
+            alerts.secret_of,
+            settle_sec=settings.log_flush_sec + settings.alert_settle_margin_sec,
+            max_attempts=settings.alert_delivery_max_attempts,
+            retry_base_sec=settings.alert_delivery_retry_base_sec,
+        )  # fmt: skip
+        periodic.every(settings.alert_scan_sec, alert_evaluator.scan, name="alert-rules")
         return cls(
             settings, store, repo, sandbox, builds, functions, invocations, webhooks,
             async_invocations,
@@ -254,6 +272,8 @@ class Platform:
             versions=versions,
             aliases=aliases,
             canaries=CanaryService(repo, CanaryRepo(store), HistoryRepo(store), aliases),
+            alerts=alerts,
+            alert_evaluator=alert_evaluator,
         )  # fmt: skip
 
     def start(self) -> None:
@@ -309,6 +329,7 @@ class Platform:
         self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)
         self.builds.stop()
         self.recorder.stop()  # after the last invocations: flush, fold this worker's stats
+        self.alert_evaluator.outbound.close()
         self.sandbox.close()
         self.store.close()
 

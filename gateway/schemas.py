@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from compiler import RUNTIMES
+from store.alerts import AlertEvent
 from store.records import (
     NAME_RE,
     BuildStatus,
@@ -702,3 +703,93 @@ class CanaryBody(_Body):
         if any(not 0 < s <= 100 for s in value) or value != sorted(set(value)):
             raise ValueError("steps are increasing percentages above 0, at most 100")
         return value if value[-1] == 100 else [*value, 100.0]
+
+
+# -- alert rules -----------------------------------------------------------------------
+
+
+class AlertNotifyBody(_Body):
+    webhook_url: str = Field(min_length=1, max_length=2048, description="http(s) only; public "
+                             "addresses unless ALERT_WEBHOOK_ALLOW_PRIVATE")  # fmt: skip
+    secret: str | None = Field(None, min_length=12, max_length=256, description="the HMAC-SHA256 "
+                               "key of X-Nimbus-Signature; generated (and shown once) if "
+                               "omitted")  # fmt: skip
+
+
+def _window_seconds(value: int | None) -> int | None:
+    if value is not None and value % 10:
+        raise ValueError("a multiple of 10 seconds (the stats' slot)")
+    return value
+
+
+class _AlertFields(_Body):
+    description: str | None = Field(None, max_length=1024)
+    function: str | None = Field(None, description="function id or name; omitted: every "
+                                 "function of the platform")  # fmt: skip
+    op: str | None = Field(None, description="> >= < <= (or gt, gte, lt, lte)")
+    threshold: float | None = Field(None, allow_inf_nan=False)
+    window_sec: int | None = Field(None, ge=10, le=86400, description="a multiple of 10")
+    for_sec: int | None = Field(None, ge=0, le=86400, description="breaching this long before "
+                                "firing (pending meanwhile); default 0")  # fmt: skip
+    enabled: bool | None = None
+
+    _window = field_validator("window_sec")(_window_seconds)
+
+
+class AlertCreate(_AlertFields):
+    name: str = Field(min_length=1, max_length=100)
+    metric: Literal["error_rate", "p99_ms", "throttles", "cold_starts", "invocations"]
+    op: str
+    threshold: float = Field(allow_inf_nan=False)
+    window_sec: int = Field(ge=10, le=86400, description="a multiple of 10")
+    notify: AlertNotifyBody
+
+
+class AlertUpdate(_AlertFields):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    metric: Literal["error_rate", "p99_ms", "throttles", "cold_starts", "invocations"] | None = None
+    notify: AlertNotifyBody | None = None
+
+
+class AlertNotifyView(BaseModel):
+    webhook_url: str = Field(description="a password in the URL is masked")
+    secret: str | None = Field(None, description="only in the answer that set it")
+
+
+class AlertView(BaseModel):
+    id: str
+    name: str
+    description: str
+    function: InvocationFunction | None = Field(description="null: every function")
+    metric: str
+    op: str
+    threshold: float
+    window_sec: int
+    for_sec: int
+    notify: AlertNotifyView
+    enabled: bool
+    state: Literal["ok", "pending", "firing"]
+    since: datetime = Field(description="when the state began (a window's end)")
+    value: float | None = Field(description="the metric over the last window evaluated; null "
+                                "for a rate or percentile without invocations")  # fmt: skip
+    evaluated_until: datetime | None = Field(description="the end of the last window evaluated")
+    evaluated_at: datetime | None
+    evaluate_every_sec: int
+    pending_deliveries: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertView]
+    total: int
+
+
+class AlertHistory(BaseModel):
+    events: list[AlertEvent] = Field(
+        description="newest first: state changes, delivery "
+        "attempts (outcome delivered|retrying|failed|dropped), edits"
+    )
+    total: int
+    limit: int
+    offset: int

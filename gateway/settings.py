@@ -90,6 +90,19 @@ class Settings(BaseSettings):
     # (store/references.py); artifact collection then frees their blobs.
     max_versions_per_function: int = Field(100, ge=2)
     canary_scan_sec: float = 1.0  # how often a worker looks for a due canary step
+    # Alert rules (gateway/jobs/alerts.py)
+    max_alerts: int = 1000
+    alert_scan_sec: float = 1.0  # how often a worker looks for a due rule or delivery
+    # How long after a window ends it is read: every worker has flushed it by then
+    # (LOG_FLUSH_SEC) plus this margin for the write itself and clock skew.
+    alert_settle_margin_sec: float = 1.0
+    alert_webhook_timeout_sec: float = 5.0
+    alert_delivery_max_attempts: int = Field(6, ge=1)
+    alert_delivery_retry_base_sec: float = 2.0  # then ×2 per attempt, with jitter
+    alert_history_max: int = Field(200, ge=10)  # entries kept per alert
+    # NOTE(security): webhooks to loopback, private, link-local (cloud metadata) and
+    # other non-public addresses are refused unless this is set (gateway/services/outbound.py).
+    alert_webhook_allow_private: bool = False
     max_schedules_per_function: int = 100  # creates beyond it: 409 quota_exceeded
     # Schedules (gateway/jobs/schedules.py): every worker offers every tick; one fires it.
     schedules_enabled: bool = True  # false: this server fires no ticks (others still may)

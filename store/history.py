@@ -10,6 +10,7 @@ Entries are create-only and never change; they go when their function does.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from . import errors
 from ._base import Store
@@ -22,13 +23,18 @@ def history_prefix(function_id: str) -> str:
     return f"history/{function_id}/"
 
 
+def newest_first_key(prefix: str, at: datetime) -> str:
+    """A create-only entry's key under `prefix`: a listing of the prefix is newest first."""
+    age = _AGE_BASE - int(at.timestamp() * 1000)
+    return f"{prefix}{age:013d}-{secrets.token_hex(4)}.json"
+
+
 class HistoryRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
 
     def append(self, function_id: str, entry: HistoryEntry) -> None:
-        age = _AGE_BASE - int(entry.at.timestamp() * 1000)
-        key = f"{history_prefix(function_id)}{age:013d}-{secrets.token_hex(4)}.json"
+        key = newest_first_key(history_prefix(function_id), entry.at)
         self.store.put(key, entry.model_dump_json().encode(), create=True)
 
     def page(self, function_id: str, limit: int, offset: int) -> tuple[list[HistoryEntry], int]:

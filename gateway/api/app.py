@@ -15,6 +15,12 @@ from . import errors
 from .middleware import AccessLog, ApiKeyAuth, RequestId
 from .openapi import app_routes, document
 from .ratelimit import RateLimit
+from .resources.alerts import (
+    AlertHistoryResource,
+    AlertResource,
+    AlertsResource,
+    AlertSwitchResource,
+)
 from .resources.aliases import AliasesResource, AliasResource, CanaryResource
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
 from .resources.console import ConsoleAssetResource, ConsoleFiles, ConsoleShellResource
@@ -132,6 +138,13 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route("/api/v1/executions/{execution_id}", ExecutionResource(workflows))
     app.add_route("/api/v1/executions/{execution_id}/history", ExecutionHistoryResource(workflows))
     app.add_route("/api/v1/executions/{execution_id}/stop", ExecutionStopResource(workflows))
+
+    alerts, alert = platform.alerts, "/api/v1/alerts/{alert_id}"
+    app.add_route("/api/v1/alerts", AlertsResource(alerts))
+    app.add_route(alert, AlertResource(alerts))
+    app.add_route(alert + "/enable", AlertSwitchResource(alerts, enabled=True))
+    app.add_route(alert + "/disable", AlertSwitchResource(alerts, enabled=False))
+    app.add_route(alert + "/history", AlertHistoryResource(alerts))
 
     console = ConsoleFiles(platform.settings.console_dir)
     app.add_route("/", ConsoleShellResource(console))

@@ -107,7 +107,7 @@ def _stats_op() -> dict:
 _REQUEST_BODIES = ("FunctionCreate", "FunctionUpdate", "BulkDelete", "BulkUpdate", "KeyCreate",
                    "ScheduleCreate", "ScheduleUpdate",
                    "WorkflowCreate", "WorkflowUpdate", "ExecutionStop", "RollbackBody",
-                   "AliasBody", "CanaryBody")  # fmt: skip
+                   "AliasBody", "CanaryBody", "AlertCreate", "AlertUpdate")  # fmt: skip
 
 
 def document(version: str, routes: list[tuple[str, object]] = ()) -> dict:
@@ -182,6 +182,8 @@ def _operations(version: str) -> dict:
         schemas.KeyList, schemas.RuntimeView,
         schemas.VersionView, schemas.VersionList, schemas.RollbackBody, schemas.FunctionHistory,
         schemas.AliasBody, schemas.AliasView, schemas.AliasList, schemas.CanaryBody,
+        schemas.AlertCreate, schemas.AlertUpdate, schemas.AlertView, schemas.AlertList,
+        schemas.AlertHistory,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
@@ -295,6 +297,7 @@ def _operations(version: str) -> dict:
             "/api/v1/functions/bulk-update": {
                 "post": _op("update many functions", ("200", "BulkResult"), body="BulkUpdate")},
             **_workflow_paths(),
+            **_alert_paths(),
             **_invoke_paths(),
             "/health": {"get": {"summary": "liveness", "security": [],
                                 "responses": {"200": {"description": "alive"}}}},
@@ -302,6 +305,37 @@ def _operations(version: str) -> dict:
                                "responses": {"200": {"description": "ready"},
                                              "503": {"description": "store unavailable"}}}},
         },
+    }  # fmt: skip
+
+
+def _alert_paths() -> dict:
+    alerts, one = "/api/v1/alerts", "/api/v1/alerts/{alert_id}"
+    alert_id = {"name": "alert_id", "in": "path", "required": True,
+                "schema": {"type": "string"}, "description": "alr_…"}  # fmt: skip
+    return {
+        alerts: {
+            "get": _op("list alert rules", ("200", "AlertList"), params=[
+                {**_query("function"), "description": "function id or name"},
+                {**_query("state"), "description": "ok|pending|firing"}]),
+            "post": _op("create an alert rule: evaluated once per window on one replica; a "
+                        "firing or resolved change POSTs a signed JSON payload to the webhook",
+                        ("201", "AlertView"), body="AlertCreate"),
+        },
+        one: {
+            "parameters": [alert_id],
+            "get": _op("get an alert rule and its state", ("200", "AlertView")),
+            "put": _op("update an alert rule (partial)", ("200", "AlertView"),
+                       body="AlertUpdate"),
+            "delete": _op("delete an alert rule and its history", ("204", None)),
+        },
+        one + "/enable": {"parameters": [alert_id], "post": _op(
+            "enable an alert rule", ("200", "AlertView"))},
+        one + "/disable": {"parameters": [alert_id], "post": _op(
+            "disable an alert rule (silently: no resolved notification)", ("200", "AlertView"))},
+        one + "/history": {"parameters": [alert_id], "get": _op(
+            "state changes, delivery attempts and edits, newest first (the last 200 kept)",
+            ("200", "AlertHistory"),
+            params=[_query("limit", "integer"), _query("offset", "integer")])},
     }  # fmt: skip
 
 

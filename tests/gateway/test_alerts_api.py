@@ -1,0 +1,153 @@
+"""`/api/v1/alerts`: create, read, update, switch, delete; 404s, 422s naming the field, scopes."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.services.outbound import OutboundClient, Refused, check_url
+from store import errors
+
+HOOK = "https://hooks.example.com/nimbus"
+
+
+def make(client, **fields) -> dict:
+    body = {"name": "errors", "metric": "error_rate", "op": ">", "threshold": 0.1,
+            "window_sec": 60, "notify": {"webhook_url": HOOK}, **fields}  # fmt: skip
+    resp = client.simulate_post("/api/v1/alerts", json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json
+
+
+@pytest.fixture
+def fn(client) -> str:
+    resp = client.simulate_post("/api/v1/functions", json={
+        "name": "checkout", "runtime": "wasm",
+        "artifact_base64": "AGFzbQEAAAA="})  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    return resp.json["id"]
+
+
+def test_create_get_list_update_and_delete(client, fn):
+    created = make(client, function="checkout", for_sec=30, description="pager")
+    assert created["id"].startswith("alr_") and created["state"] == "ok"
+    assert created["function"] == {"id": fn, "name": "checkout"}
+    assert (created["op"], created["for_sec"], created["enabled"]) == (">", 30, True)
+    assert created["evaluate_every_sec"] == 10 and created["value"] is None
+    secret = created["notify"]["secret"]
+    assert secret.startswith("nas_") and len(secret) > 40  # generated, shown this once
+
+    one = client.simulate_get(f"/api/v1/alerts/{created['id']}").json
+    assert one["notify"] == {"webhook_url": HOOK, "secret": None}
+    listed = client.simulate_get("/api/v1/alerts").json
+    assert listed["total"] == 1 and listed["alerts"][0]["id"] == created["id"]
+    assert client.simulate_get("/api/v1/alerts", params={"function": fn}).json["total"] == 1
+    assert client.simulate_get("/api/v1/alerts", params={"state": "firing"}).json["total"] == 0
+
+    changed = client.simulate_put(
+        f"/api/v1/alerts/{created['id']}", json={"threshold": 0.25, "op": "gte", "window_sec": 600}
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json["threshold"], changed.json["op"]) == (0.25, ">=")
+    assert changed.json["evaluate_every_sec"] == 60 and changed.json["name"] == "errors"
+    off = client.simulate_post(f"/api/v1/alerts/{created['id']}/disable")
+    assert off.status_code == 200 and off.json["enabled"] is False
+    on = client.simulate_post(f"/api/v1/alerts/{created['id']}/enable")
+    assert on.json["enabled"] is True
+
+    history = client.simulate_get(f"/api/v1/alerts/{created['id']}/history").json
+    assert [e["state"] for e in history["events"]] == ["enabled", "disabled", "updated",
+                                                       "created"]  # fmt: skip
+    assert history["events"][0]["by"] == "admin key"
+
+    assert client.simulate_delete(f"/api/v1/alerts/{created['id']}").status_code == 204
+    for method in ("GET", "PUT", "DELETE"):
+        gone = client.simulate_request(method, f"/api/v1/alerts/{created['id']}", json={})
+        assert gone.status_code == 404 and gone.json["error"]["code"] == "not_found"
+    assert client.simulate_get(f"/api/v1/alerts/{created['id']}/history").status_code == 404
+    assert client.simulate_post("/api/v1/alerts/alr_nope/enable").status_code == 404
+
+
+def test_a_secret_given_is_never_shown_and_a_password_in_the_url_is_masked(client):
+    created = make(client, notify={"webhook_url": "https://bot:hunter2hunter2@hooks.example.com/x",
+                                   "secret": "my-own-secret-123"})  # fmt: skip
+    assert created["notify"] == {"webhook_url": "https://bot:****@hooks.example.com/x",
+                                 "secret": None}  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"name": ""}, "name"),
+    ({"metric": "latency"}, "metric"),
+    ({"op": "=="}, "op"),
+    ({"threshold": 1.5}, "threshold"),  # an error rate is 0–1
+    ({"threshold": -1, "metric": "throttles"}, "threshold"),
+    ({"threshold": "NaN"}, "threshold"),
+    ({"window_sec": 5}, "window_sec"),
+    ({"window_sec": 15}, "window_sec"),  # a multiple of the 10 s slot
+    ({"window_sec": 90000}, "window_sec"),
+    ({"for_sec": -1}, "for_sec"),
+    ({"function": "no-such-function"}, "function"),
+    ({"notify": {"webhook_url": "ftp://example.com/x"}}, "notify.webhook_url"),
+    ({"notify": {"webhook_url": "file:///etc/passwd"}}, "notify.webhook_url"),
+    ({"notify": {"webhook_url": "http://169.254.169.254/latest"}}, "notify.webhook_url"),
+    ({"notify": {"webhook_url": "http://127.0.0.1:8080/x"}}, "notify.webhook_url"),
+    ({"notify": {"webhook_url": "http://[::1]/x"}}, "notify.webhook_url"),
+    ({"notify": {"webhook_url": "https:///nohost"}}, "notify.webhook_url"),
+    ({"notify": {"webhook_url": HOOK, "secret": "short"}}, "notify.secret"),
+    ({"notify": {"webhook_url": HOOK, "extra": 1}}, "notify.extra"),
+    ({"notify": None}, "notify"),
+    ({"colour": "red"}, "colour"),
+])  # fmt: skip
+def test_bad_rules_are_422_naming_the_field(client, change, field):
+    body = {"name": "e", "metric": "error_rate", "op": ">", "threshold": 0.1, "window_sec": 60,
+            "notify": {"webhook_url": HOOK}, **change}  # fmt: skip
+    resp = client.simulate_post("/api/v1/alerts", json=body)
+    assert resp.status_code == 422, resp.text
+    assert field in {d["field"] for d in resp.json["error"]["details"]}, resp.json
+
+
+def test_bad_updates_and_queries_are_422_too(client):
+    alert = make(client)
+    path = f"/api/v1/alerts/{alert['id']}"
+    for change, field in (
+        ({"window_sec": 25}, "window_sec"),
+        ({"op": "~"}, "op"),
+        ({"threshold": 2}, "threshold"),
+        ({"notify": {"webhook_url": "gopher://x"}}, "notify.webhook_url"),
+    ):
+        resp = client.simulate_put(path, json=change)
+        assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == field
+    assert client.simulate_get(path).json["threshold"] == 0.1  # nothing changed
+    assert client.simulate_get("/api/v1/alerts", params={"state": "on"}).status_code == 422
+    resp = client.simulate_get(path + "/history", params={"limit": "0"})
+    assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "limit"
+    assert client.simulate_post("/api/v1/alerts", body="{").status_code == 400
+
+
+def test_reads_need_read_and_changes_need_deploy(client):
+    alert = make(client)
+    keys = {}
+    for scope in ("read", "invoke", "deploy"):
+        made = client.simulate_post("/api/v1/keys", json={"name": scope, "scopes": [scope]})
+        keys[scope] = {"Authorization": f"Bearer {made.json['key']}"}
+    body = {"name": "e", "metric": "invocations", "op": "<", "threshold": 1, "window_sec": 60,
+            "notify": {"webhook_url": HOOK}}  # fmt: skip
+    assert client.simulate_get("/api/v1/alerts", headers=keys["read"]).status_code == 200
+    assert client.simulate_get("/api/v1/alerts", headers=keys["invoke"]).status_code == 403
+    assert client.simulate_post("/api/v1/alerts", json=body,
+                                headers=keys["read"]).status_code == 403  # fmt: skip
+    assert client.simulate_post(f"/api/v1/alerts/{alert['id']}/disable",
+                                headers=keys["read"]).status_code == 403  # fmt: skip
+    assert client.simulate_post("/api/v1/alerts", json=body,
+                                headers=keys["deploy"]).status_code == 201  # fmt: skip
+
+
+def test_private_addresses_are_refused_at_delivery_too_unless_allowed():
+    # a name is only resolved when sending: the guard checks what it connects to
+    assert check_url("http://localhost:9/x", allow_private=False) == "http://localhost:9/x"
+    guarded = OutboundClient(allow_private=False, timeout_sec=1)
+    for url in ("http://localhost:9/x", "http://127.0.0.1:9/x", "http://[::ffff:127.0.0.1]:9/"):
+        with pytest.raises(Refused, match="non-public"):
+            guarded.post(url, b"{}", {})
+    assert check_url("http://10.1.2.3/x", allow_private=True) == "http://10.1.2.3/x"
+    with pytest.raises(errors.Invalid):
+        check_url("http://10.1.2.3/x", allow_private=False)
