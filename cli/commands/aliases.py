@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from .. import moments
+from ..completion import function_argument
 from ..output import ago, fields, table
 from ..session import Session, api_options, pass_session
 
@@ -62,7 +63,7 @@ def _canary_line(canary: dict | None) -> str:
 def alias_arguments(command):
     """NAME ALIAS: the function and its alias."""
     command = click.argument("alias_name", metavar="ALIAS")(command)
-    return click.argument("name")(command)
+    return function_argument()(command)
 
 
 @click.group()
@@ -72,7 +73,7 @@ def alias() -> None:
 
 
 @alias.command("list")
-@click.argument("name")
+@function_argument()
 @api_options
 @pass_session
 def list_aliases(session: Session, name: str) -> None:

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from .. import sources
+from ..completion import function_argument
 from ..errors import BuildFailed
 from ..output import ago, fields, table
 from ..output import status as styled
@@ -213,7 +214,7 @@ def list_functions(session: Session, name, tags, runtime, status, limit, offset)
 
 
 @click.command()
-@click.argument("name")
+@function_argument()
 @api_options
 @pass_session
 def get(session: Session, name: str) -> None:
@@ -233,7 +234,7 @@ def get(session: Session, name: str) -> None:
 
 
 @click.command()
-@click.argument("name")
+@function_argument()
 @click.option("--status", type=click.Choice(["active", "offline"]),
               help="offline stops serving; active serves again")  # fmt: skip
 @config_options
@@ -252,7 +253,7 @@ def update(session: Session, name, status, no_wait, wait_timeout, **settings) ->
 
 
 @click.command()
-@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@function_argument("names", nargs=-1, required=True, metavar="NAME...")
 @api_options
 @pass_session
 def delete(session: Session, names: tuple[str, ...]) -> None:
@@ -263,7 +264,7 @@ def delete(session: Session, names: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("name")
+@function_argument()
 @click.option("--version", type=int, help="default: the latest")
 @api_options
 @pass_session

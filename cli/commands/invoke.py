@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from ..client import FUNCTIONS, poll
+from ..completion import function_argument
 from ..output import ago, fields, table
 from ..output import status as styled
 from ..session import Session, api_options, pass_session
@@ -22,7 +23,7 @@ FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
 
 
 @click.command()
-@click.argument("target", metavar="NAME[:ALIAS|:VERSION]")
+@function_argument("target", metavar="NAME[:ALIAS|:VERSION]")
 @click.option("--data", "-d", help="the event as JSON (@FILE reads a file, - reads stdin)")
 @click.option(
     "--file", "-f", "file", type=click.File("rb"), help="read the event from a file (- stdin)"
@@ -191,7 +192,7 @@ def get_invocation(session: Session, invocation_id: str, wait: bool) -> None:
 
 
 @invocations.command("list")
-@click.argument("name")
+@function_argument()
 @click.option("--status", type=click.Choice(["queued", "running", *FINAL_INVOCATION_STATES]))
 @click.option("--trigger", type=click.Choice(["api", "webhook", "async", "schedule", "workflow"]))
 @click.option("--since", help="RFC 3339 time or Unix seconds")

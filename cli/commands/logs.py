@@ -10,13 +10,14 @@ import click
 from rich.markup import escape
 
 from .. import moments
+from ..completion import function_argument
 from ..session import Session, api_options, pass_session
 
 STREAM_STYLES = {"stderr": "yellow", "stdout": "", "platform": "dim"}
 
 
 @click.command()
-@click.argument("name")
+@function_argument()
 @click.option("--follow", "-f", is_flag=True, help="keep printing new lines (Ctrl-C stops)")
 @click.option("--invocation", "invocation_id", metavar="ID", help="only this invocation's lines")
 @click.option("--since", help="RFC 3339 time, Unix seconds, or an age like 10m, 2h, 1d")

@@ -8,6 +8,7 @@ import json
 import click
 from rich.console import Console
 
+from ..completion import function_argument
 from ..output import ago, fields, table
 from ..session import Session, api_options, pass_session
 
@@ -47,7 +48,7 @@ def owner_arguments(command):
         "--workflow", "-W", "workflow", is_flag=True,
         help="NAME is a workflow: each tick starts an execution",
     )(command)  # fmt: skip
-    return click.argument("name")(command)
+    return function_argument()(command)
 
 
 def _show(session: Session, schedule: dict) -> None:

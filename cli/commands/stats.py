@@ -9,12 +9,13 @@ from rich.console import Console
 
 from .. import moments
 from ..client import FUNCTIONS
+from ..completion import function_argument
 from ..output import fields, table
 from ..session import Session, api_options, pass_session
 
 
 @click.command()
-@click.argument("name", required=False)
+@function_argument(required=False)
 @click.option("--since", default="1h", show_default=True,
               help="an age (15m, 2h, 1d), RFC 3339 time or Unix seconds")  # fmt: skip
 @click.option("--step", help="seconds per point of the series (JSON output)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
+from ..completion import function_argument
 from ..output import ago, fields, table
 from ..output import status as styled
 from ..session import Session, api_options, pass_session
@@ -15,7 +16,7 @@ VERSION_FIELDS = ["version", "status", "active", "aliases", "error", "runtime_ve
 
 
 @click.command()
-@click.argument("name")
+@function_argument()
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
@@ -48,7 +49,7 @@ def versions(session: Session, name: str, version: int | None, limit: int, offse
 
 
 @click.command()
-@click.argument("name")
+@function_argument()
 @click.argument("version", type=click.IntRange(1))
 @click.option("--reason", help="why, for the history")
 @api_options
@@ -65,7 +66,7 @@ def rollback(session: Session, name: str, version: int, reason: str | None) -> N
 
 
 @click.command()
-@click.argument("name")
+@function_argument()
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0)
 @api_options

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from ..client import WORKFLOWS, poll
+from ..completion import workflow_names
 from ..errors import ApiError
 from ..output import ago, fields, table
 from ..output import status as styled
@@ -71,7 +72,7 @@ def list_workflows(session: Session) -> None:
 
 
 @workflows.command("get")
-@click.argument("name")
+@click.argument("name", shell_complete=workflow_names)
 @api_options
 @pass_session
 def get_workflow(session: Session, name: str) -> None:
@@ -86,7 +87,7 @@ def get_workflow(session: Session, name: str) -> None:
 
 
 @workflows.command("deploy")
-@click.argument("name")
+@click.argument("name", shell_complete=workflow_names)
 @click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--description")
 @api_options
@@ -111,7 +112,7 @@ def deploy_workflow(session: Session, name: str, definition: Path, description) 
 
 
 @workflows.command("delete")
-@click.argument("name")
+@click.argument("name", shell_complete=workflow_names)
 @api_options
 @pass_session
 def delete_workflow(session: Session, name: str) -> None:
@@ -121,7 +122,7 @@ def delete_workflow(session: Session, name: str) -> None:
 
 
 @workflows.command("start")
-@click.argument("name")
+@click.argument("name", shell_complete=workflow_names)
 @click.option("--input", "-d", "input_", help="the input as JSON (@FILE, - for stdin)")
 @click.option("--wait", is_flag=True, help="wait for the execution to finish")
 @click.option("--watch", is_flag=True, help="print its events as they happen, then the outcome")
@@ -162,7 +163,7 @@ def executions() -> None:
 
 
 @executions.command("list")
-@click.argument("workflow")
+@click.argument("workflow", shell_complete=workflow_names)
 @click.option("--status", type=click.Choice(["running", *FINAL]))
 @api_options
 @pass_session
