@@ -43,6 +43,10 @@ class Params:
     # pooling (issue 19): the allocators side by side at 16 connections
     pool_duration_s: float
     pool_reps: int
+    # replicas (issue 18): 3 replicas vs 1 on one SeaweedFS store
+    replicas_reps: int
+    replicas_idle_s: float  # no traffic: the background runners' polling alone
+    replicas_invocations: int  # one async burst per side and repetition
 
     @classmethod
     def quick(cls) -> Params:
@@ -70,6 +74,9 @@ class Params:
             scale_reps=1,  # one start of each kind: a smoke, not a median
             pool_duration_s=1,
             pool_reps=1,
+            replicas_reps=1,
+            replicas_idle_s=2,
+            replicas_invocations=60,
         )
 
     @classmethod
@@ -112,6 +119,9 @@ class Params:
             scale_reps=5,
             pool_duration_s=4,
             pool_reps=3,
+            replicas_reps=3,
+            replicas_idle_s=10,
+            replicas_invocations=400,
         )
 
 

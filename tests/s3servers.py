@@ -42,6 +42,7 @@ class S3Server:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    metrics_url: str | None = None  # the server's own Prometheus counters, when asked for
 
     def env(self) -> dict[str, str]:
         """The environment a Nimbus process (or boto3) needs to use this server."""
@@ -144,8 +145,13 @@ def seaweedfs_server(
     access_key: str = "nimbus-test",
     secret_key: str = "nimbus-test-secret",
     startup_timeout: float = 30.0,
+    metrics: bool = False,
 ) -> Iterator[S3Server]:
     """Run `weed mini` with its data under `tmpdir`; yield its S3 endpoint.
+
+    `metrics`: also serve SeaweedFS's Prometheus counters (`metrics_url`), among
+    them `SeaweedFS_s3_request_total{type=GET|PUT|LIST|DELETE,code}` (a HEAD
+    counts as a GET): every request the store answered, counted by the store.
 
     Raises RuntimeError (with the server's log) if it does not come up, so a
     test that needs it fails rather than skips. The server is killed at exit:
@@ -160,8 +166,11 @@ def seaweedfs_server(
         "AWS_SECRET_ACCESS_KEY": secret_key,
     }
     for attempt in range(3):  # a port taken between our check and weed's bind: retry
-        ports = dict(zip(_WEED_ROLES, _free_port_pairs(len(_WEED_ROLES)), strict=True))
-        server = S3Server(f"http://127.0.0.1:{ports['s3']}", access_key, secret_key)
+        free = _free_port_pairs(len(_WEED_ROLES) + 1)
+        ports = dict(zip(_WEED_ROLES, free, strict=False))
+        metrics_url = f"http://127.0.0.1:{free[-1]}/metrics" if metrics else None
+        server = S3Server(f"http://127.0.0.1:{ports['s3']}", access_key, secret_key,
+                          metrics_url=metrics_url)  # fmt: skip
         log_path = tmpdir / f"weed-{attempt}.log"
         args = [
             weed,
@@ -175,6 +184,7 @@ def seaweedfs_server(
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             *(f"-{role}.port={port}" for role, port in ports.items()),
+            *([f"-metricsPort={free[-1]}"] if metrics else []),
         ]
         (tmpdir / "data").mkdir(exist_ok=True)
         with open(log_path, "wb") as log:

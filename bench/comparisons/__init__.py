@@ -18,6 +18,7 @@ from . import (
     http_invoke,
     native,
     pooling,
+    replicas,
     runtime_cold_start,
     runtime_load,
     runtimes,
@@ -38,6 +39,7 @@ COMPARISONS: list[Comparison] = [
     runtime_load.COMPARISON,
     pooling.COMPARISON,
     store_backends.COMPARISON,
+    replicas.COMPARISON,
     density.COMPARISON,
     scale_from_zero.COMPARISON,
 ]

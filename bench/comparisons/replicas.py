@@ -1,0 +1,215 @@
+"""Replicas on one S3 store: 3 `nimbus serve` vs 1, counted at the store.
+
+Each side is a set of fresh servers (`WORKERS=1` each, default settings
+otherwise) on one SeaweedFS store, a new prefix per repetition, the sides
+alternating. SeaweedFS counts every request it answers
+(`SeaweedFS_s3_request_total{type}`; a HEAD is a GET), so the store's own
+counters say what the platform costs it, polling included:
+
+- idle: requests per second with no traffic at all (the background runners'
+  LIST polling, leases, flushes) — what a replica costs while nobody calls;
+- async: a burst of invocations accepted round-robin over the replicas by 8
+  callers, then run; throughput is accepted → all finished (the servers' own
+  `nimbus_invocations_total{trigger="async"}`, read from /metrics, which
+  costs the store nothing), and every store request in that window, idle
+  polling included, divided by the invocations.
+
+On one 2-core machine three replicas share the same CPUs as one: the
+throughput ratio says what coordination costs, not what more machines add.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.s3servers import S3Server, seaweedfs_server
+
+from ..context import BenchContext
+from ..model import Comparison, Result, Side
+from ..servers import NimbusServer
+from ..wasm import EVENT, b64, echo_module
+
+SIDES = (3, 1)
+CALLERS = 8
+FUNCTION = "replica-echo"
+SETTLE_S = 1.0  # after start and deploy: the first runs of every periodic job are over
+KINDS = ("GET", "PUT", "LIST", "DELETE")
+
+
+def store_requests(s3: S3Server) -> Counter[str]:
+    """Requests the store has answered since it started, by kind (every status code)."""
+    text = httpx.get(s3.metrics_url, timeout=10).text
+    counts: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "SeaweedFS_s3_request_total":
+                counts[sample.labels["type"]] += int(sample.value)
+    return counts
+
+
+def async_finished(servers: list[NimbusServer]) -> int:
+    """Async invocations finished (any status) by these servers' workers."""
+    total = 0.0
+    for server in servers:
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if (
+                    sample.name == "nimbus_invocations_total"
+                    and sample.labels.get("trigger") == "async"
+                ):
+                    total += sample.value
+    return int(total)
+
+
+class _Run:
+    """One side of one repetition: `count` fresh replicas on a new prefix."""
+
+    def __init__(self, ctx: BenchContext, s3: S3Server, count: int, rep: int) -> None:
+        env = {
+            **s3.env(),
+            "NIMBUS_STORE": f"s3://nimbus-bench/replicas-{uuid.uuid4().hex[:10]}",
+            "NIMBUS_API_KEY": "bench-" + uuid.uuid4().hex,
+            "PRELOAD_RUNTIMES": "false",  # only a wasm module runs here
+        }
+        names = [f"replica-{rep}-{count}-{i}" for i in range(count)]
+        self.servers = [
+            NimbusServer(ctx.scratch(n), ctx.log_dir, workers=1, name=n, **env) for n in names
+        ]
+
+    def __enter__(self) -> _Run:
+        with ThreadPoolExecutor(len(self.servers)) as pool:
+            list(pool.map(lambda s: s.start(), self.servers))
+        self.servers[0].deploy_wasm(FUNCTION, b64(echo_module()))
+        time.sleep(SETTLE_S)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with ThreadPoolExecutor(len(self.servers)) as pool:
+            list(pool.map(lambda s: s.stop(), self.servers))
+
+    def submit(self, invocations: int) -> None:
+        """Accept `invocations` async calls, round-robin over the replicas."""
+        clients = [s.client() for s in self.servers]
+        path = f"/api/v1/functions/{FUNCTION}/async"
+
+        def accept(i: int) -> None:
+            resp = clients[i % len(clients)].post(
+                path, content=EVENT, headers={"Content-Type": "application/json"}
+            )
+            if resp.status_code != 202:
+                raise RuntimeError(f"async accept answered {resp.status_code}: {resp.text}")
+
+        try:
+            with ThreadPoolExecutor(CALLERS) as pool:
+                list(pool.map(accept, range(invocations)))
+        finally:
+            for client in clients:
+                client.close()
+
+    def wait_finished(self, invocations: int, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while async_finished(self.servers) < invocations:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {async_finished(self.servers)} of {invocations} ran")
+            time.sleep(0.1)
+
+
+def _per_second(counts: Counter[str], seconds: float) -> dict[str, float]:
+    return {kind: counts[kind] / seconds for kind in KINDS}
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    p = ctx.params
+    idle: dict[int, list[dict[str, float]]] = {n: [] for n in SIDES}
+    burst: dict[int, list[dict[str, float]]] = {n: [] for n in SIDES}
+    with contextlib.ExitStack() as stack:
+        s3 = stack.enter_context(seaweedfs_server(ctx.scratch("replicas-seaweedfs"), metrics=True))
+        for rep in range(p.replicas_reps):
+            for count in SIDES if rep % 2 == 0 else reversed(SIDES):
+                with _Run(ctx, s3, count, rep) as replicas:
+                    before = store_requests(s3)
+                    time.sleep(p.replicas_idle_s)
+                    idle[count].append(_per_second(store_requests(s3) - before, p.replicas_idle_s))
+
+                    before, started = store_requests(s3), time.monotonic()
+                    replicas.submit(p.replicas_invocations)
+                    accepted = time.monotonic()
+                    replicas.wait_finished(p.replicas_invocations)
+                    seconds = time.monotonic() - started
+                    used = store_requests(s3) - before
+                    burst[count].append({
+                        "throughput": p.replicas_invocations / seconds,
+                        "accept_rate": p.replicas_invocations / (accepted - started),
+                        "seconds": seconds,
+                        **{kind: used[kind] / p.replicas_invocations for kind in KINDS},
+                    })  # fmt: skip
+    return _results(idle, burst, p.replicas_invocations, p.replicas_idle_s)
+
+
+def _side(label: str, runs: list[dict[str, float]], field: str | None = None) -> Side:
+    values = [sum(r[k] for k in KINDS) if field is None else r[field] for r in runs]
+    return Side(label, values)
+
+
+def _breakdown(runs: list[dict[str, float]]) -> str:
+    return ", ".join(f"{kind} {statistics.median(r[kind] for r in runs):.2f}" for kind in KINDS)
+
+
+def _results(idle, burst, invocations: int, idle_s: float) -> list[Result]:
+    three, one = "3 replicas", "1 replica"
+    details = {"idle_per_s": idle, "async_burst": burst}
+    return [
+        Result(
+            key="replicas-async-throughput",
+            title=f"Async throughput, {invocations} invocations accepted round-robin → all "
+            f"finished: 3 replicas vs 1 on one S3 store",
+            unit="invocations/s",
+            higher_is_better=True,
+            a=_side(three, burst[3], "throughput"),
+            b=_side(one, burst[1], "throughput"),
+            notes=[
+                "WORKERS=1 per replica, all on the same 2 cores: this is the cost of "
+                "coordinating through the store, not the gain of more machines",
+                f"accept rate (202s/s, {CALLERS} callers): 3 replicas "
+                f"{statistics.median(r['accept_rate'] for r in burst[3]):.0f}, 1 replica "
+                f"{statistics.median(r['accept_rate'] for r in burst[1]):.0f}",
+            ],
+            details=details,
+        ),
+        Result(
+            key="replicas-store-requests-per-invocation",
+            title="Store requests per async invocation (counted by SeaweedFS, polling "
+            "included): 3 replicas vs 1",
+            unit="requests",
+            higher_is_better=False,
+            a=_side(three, burst[3]),
+            b=_side(one, burst[1]),
+            notes=[f"3 replicas: {_breakdown(burst[3])}", f"1 replica: {_breakdown(burst[1])}"],
+        ),
+        Result(
+            key="replicas-idle-store-requests",
+            title=f"Store requests per second with no traffic ({idle_s:g} s): 3 replicas vs 1",
+            unit="requests/s",
+            higher_is_better=False,
+            a=_side(three, idle[3]),
+            b=_side(one, idle[1]),
+            notes=[f"3 replicas: {_breakdown(idle[3])}", f"1 replica: {_breakdown(idle[1])}"],
+        ),
+    ]
+
+
+COMPARISON = Comparison(
+    key="replicas",
+    title="Replicas on one S3 store: async throughput and store requests, 3 vs 1",
+    run=run,
+    uses_servers=False,  # its servers are its own, stopped when it returns
+)
