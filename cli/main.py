@@ -36,6 +36,7 @@ COMMANDS = {
     "stats": "cli.commands.stats:stats",
     "quota": "cli.commands.stats:quota",
     "keys": "cli.commands.keys:keys",
+    "alerts": "cli.commands.alerts:alerts",
     "schedules": "cli.commands.schedules:schedules",
     "workflows": "cli.commands.workflows:workflows",
     "executions": "cli.commands.workflows:executions",

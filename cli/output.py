@@ -12,12 +12,16 @@ from rich.console import Console
 from rich.table import Table
 
 MODES = ("auto", "table", "json")
+PIPE_WIDTH = 200
+UNBROKEN = ("ID", "NAME", "ALIAS")  # columns a person copies from: never wrapped
 
 
 class Output:
     def __init__(self, mode: str = "auto") -> None:
         self.json = mode == "json" or (mode == "auto" and not sys.stdout.isatty())
-        self.console = Console(highlight=False, soft_wrap=True)
+        # NOTE: a pipe or a file has no width; rich's 80 columns would wrap and crop ids
+        width = None if sys.stdout.isatty() else PIPE_WIDTH
+        self.console = Console(highlight=False, soft_wrap=True, width=width)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def emit(self, data: Any, render: Callable[[Console], None] | None = None) -> None:
@@ -40,7 +44,7 @@ def print_json(data: Any) -> None:
 def table(*columns: str) -> Table:
     grid = Table(box=None, pad_edge=False, header_style="bold")
     for column in columns:
-        grid.add_column(column)
+        grid.add_column(column, no_wrap=column in UNBROKEN)
     return grid
 
 
