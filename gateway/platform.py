@@ -107,6 +107,7 @@ class Platform:
                 memory_cache_entries=settings.loaded_artifacts,
                 queue_size=settings.invoke_queue_size,
                 queue_timeout_sec=settings.invoke_queue_timeout_sec,
+                max_stuck_threads=settings.max_stuck_threads,
                 native=native_config(settings),
                 signing_key=artifact_signing_key(settings),
                 pooling=settings.pooling,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class NimbusServer(BaseApplication):
             "loglevel": s.log_level,
             "proc_name": "nimbus",
             "control_socket_disable": True,  # one per machine by default; we need none
+            "post_worker_init": self._post_worker_init,
             "worker_exit": self._worker_exit,
             "child_exit": self._child_exit,
         }
@@ -50,6 +52,10 @@ class NimbusServer(BaseApplication):
         self.platform.start()
         return create_app(self.platform, read_api_key(self.settings))
 
+    def _post_worker_init(self, worker) -> None:
+        if self.platform is not None:
+            self.platform.sandbox.on_stuck_threads = replace_this_worker
+
     def _worker_exit(self, server, worker) -> None:
         if self.platform is not None:
             self.platform.stop()
@@ -59,6 +65,24 @@ class NimbusServer(BaseApplication):
         from .telemetry.metrics import mark_worker_dead
 
         mark_worker_dead(self.metrics_dir, worker.pid)
+
+
+def replace_this_worker(stuck: int) -> None:
+    """Replace this worker: guest threads blocked for good in a host call (a
+    component sleeping for years) end only with the process.
+
+    SIGTERM is gunicorn's graceful stop of one worker: it stops accepting,
+    finishes the calls in flight (GRACEFUL_TIMEOUT_SEC), runs `worker_exit`
+    (jobs hand back their leases) and exits; the master starts a fresh worker
+    on the same socket, so waiting connections are served by it.
+    """
+    logging.getLogger("nimbus.serve").warning(
+        "%d guest threads are blocked past their deadline: replacing this worker "
+        "(pid %d) after its calls in flight",
+        stuck,
+        os.getpid(),
+    )
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(settings: Settings | None = None) -> None:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_concurrent: int = 10
     invoke_queue_size: int = 5  # callers waiting for a slot before 429
     invoke_queue_timeout_sec: float = 2.0
+    # Guest threads still blocked in a host call past their deadline (a component
+    # sleeping in WASI preview 2) a worker holds at most (then components answer
+    # 429); at half as many it drains and is replaced (gateway/serve.py).
+    # Default: MAX_CONCURRENT.
+    max_stuck_threads: int | None = Field(None, ge=1)
     # Artifacts kept loaded per worker (LRU; file-backed maps of the precompiled
     # files). Fewer than the functions served round-robin means a disk load per call.
     loaded_artifacts: int = 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import orjson
 import wasmtime
@@ -40,6 +41,12 @@ class Sandbox:
     `Timeout` at the deadline, `LimitExceeded` when the worker is full,
     `NimbusError` with code `memory_limit_exceeded` or `result_too_large`.
     A function's own failure is not raised: it is `InvokeResult.error`.
+
+    `on_stuck_threads(stuck)` is called (on the caller's thread) when guest
+    threads blocked past their deadline reach half of `max_stuck_threads`
+    (at the bound, components answer `LimitExceeded`): a thread blocked for
+    good returns only when the process ends, so the process model should
+    replace this process (gateway/serve.py does, draining first).
     """
 
     def __init__(self, store: Store, config: SandboxConfig) -> None:
@@ -48,6 +55,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._worker_state: Worker | None = None
         self._native = NativeExecutors(store, config.native)  # kind "native": containers
+        self.on_stuck_threads: Callable[[int], None] | None = None
 
     def _worker(self) -> Worker:
         worker = self._worker_state
@@ -57,8 +65,14 @@ class Sandbox:
             worker = self._worker_state
             if worker is None or worker.pid != os.getpid():
                 # A forked child must not touch its parent's engine, threads or locks.
-                worker = self._worker_state = Worker(self._store, self._config)
+                worker = self._worker_state = Worker(
+                    self._store, self._config, self._too_many_stuck
+                )
             return worker
+
+    def _too_many_stuck(self, stuck: int) -> None:
+        if self.on_stuck_threads is not None:
+            self.on_stuck_threads(stuck)
 
     def start(self) -> None:
         """Make the engine and the WASI linker now (e.g. in gunicorn's post_fork)

@@ -9,6 +9,14 @@ counted, and while `stuck_limit` threads are stuck no new guarded call is
 accepted (`LimitExceeded`), so stuck guests cannot pile up and starve the
 worker. A stuck thread that finally returns drops its result (its caller
 has gone) and becomes idle again.
+
+A thread stuck for good (a guest sleeping for years) never returns: nothing
+in the process can stop it, only the process's exit reclaims it. So when
+`replace_at` threads are stuck (half the bound), `on_replace` is called, with
+which the process model replaces the whole worker process, draining its calls
+in flight first (gateway/serve.py). Half, so that the calls a draining worker
+still takes (gunicorn answers requests on its kept-alive connections for up
+to 2 s) find room below the bound instead of a 429.
 """
 
 from __future__ import annotations
@@ -37,8 +45,15 @@ class _Job:
 
 
 class GuestThreads:
-    def __init__(self, stuck_limit: int) -> None:
+    def __init__(
+        self,
+        stuck_limit: int,
+        replace_at: int | None = None,
+        on_replace: Callable[[int], None] | None = None,
+    ) -> None:
         self.stuck_limit = stuck_limit
+        self.replace_at = replace_at if replace_at is not None else stuck_limit
+        self.on_replace = on_replace  # called with the count each time `replace_at` is reached
         self._lock = threading.Lock()
         self._idle: list[queue.SimpleQueue] = []
         self._stuck = 0
@@ -77,6 +92,9 @@ class GuestThreads:
                 if not job.done.is_set():
                     job.abandoned = True
                     self._stuck += 1
+                reached = job.abandoned and self._stuck == self.replace_at
+            if reached and self.on_replace is not None:
+                self.on_replace(self.replace_at)
             if job.abandoned:
                 raise Abandoned
         if job.error is not None:

@@ -28,7 +28,8 @@ class SandboxConfig:
     memory_cache_entries: int = 64  # in-memory LRU of deserialized modules/components
     # Threads still blocked in a host call (e.g. a component sleeping) after their
     # caller got its timeout. Bounded so they cannot starve the worker; at the
-    # bound, component invocations answer LimitExceeded. None: max_concurrent.
+    # bound, component invocations answer LimitExceeded; at half of it the sandbox
+    # asks for the process to be replaced (`Sandbox.on_stuck_threads`). None: max_concurrent.
     max_stuck_threads: int | None = None
     # Optional HMAC key for precompiled artifacts: with it, a `.cwasm` in the
     # store must carry a matching signature or it is rebuilt from the wasm.
@@ -70,6 +71,11 @@ class SandboxConfig:
     @property
     def stuck_thread_limit(self) -> int:
         return self.max_concurrent if self.max_stuck_threads is None else self.max_stuck_threads
+
+    @property
+    def stuck_threads_to_replace(self) -> int:
+        """Stuck threads at which the process should be replaced: half the bound."""
+        return max(1, (self.stuck_thread_limit + 1) // 2)
 
     @property
     def pool_slots(self) -> int:

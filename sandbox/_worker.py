@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from store import Store
@@ -37,7 +38,12 @@ class Prepared:
 class Worker:
     """What one process owns: the engine, the caches, admission, guarded threads."""
 
-    def __init__(self, store: Store, config: SandboxConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: SandboxConfig,
+        on_stuck_threads: Callable[[int], None] | None = None,
+    ) -> None:
         self.pid = os.getpid()
         pool = (
             PoolSize(config.pool_slots, config.max_memory_mb, config.pool_keep_resident_kb * 1024)
@@ -59,7 +65,9 @@ class Worker:
         self.gate = ConcurrencyGate(
             config.max_concurrent, config.queue_size, config.queue_timeout_sec
         )
-        self.threads = GuestThreads(config.stuck_thread_limit)
+        self.threads = GuestThreads(
+            config.stuck_thread_limit, config.stuck_threads_to_replace, on_stuck_threads
+        )
         self._lock = threading.Lock()
         self._limit = config.memory_cache_entries * 4
         self._prepared: OrderedDict[tuple, Prepared] = OrderedDict()

@@ -366,3 +366,44 @@ C_HUGE = (
 def wat_component(name: str) -> bytes:
     extra = C_RECURSION_EXTRA if name == "C_RECURSION" else ""
     return component(globals()[name], extra)
+
+
+# A handler component that blocks in one WASI preview 2 host call for ~31 years:
+# `pollable.block` on `subscribe-duration`. The epoch deadline cannot interrupt a
+# host call, so its thread stays behind after its caller's timeout, for good.
+C_SLEEP_FOREVER_WAT = r"""
+(component
+  (import "wasi:io/poll@0.2.0" (instance $poll
+    (export "pollable" (type (sub resource)))
+    (export "[method]pollable.block" (func (param "self" (borrow 0))))))
+  (alias export $poll "pollable" (type $pollable))
+  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock
+    (alias outer 1 $pollable (type $p))
+    (export "pollable" (type $pe (eq $p)))
+    (export "subscribe-duration" (func (param "when" u64) (result (own $pe))))))
+  (core func $subscribe (canon lower (func $clock "subscribe-duration")))
+  (core func $block (canon lower (func $poll "[method]pollable.block")))
+  (core module $m
+    (import "host" "subscribe" (func $subscribe (param i64) (result i32)))
+    (import "host" "block" (func $block (param i32)))
+    (memory (export "memory") 1)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+    (func (export "handle") (param i32 i32 i32 i32) (result i32)
+      (call $block (call $subscribe (i64.const 1000000000000000000)))
+      (i32.store8 (i32.const 16) (i32.const 0))
+      (i32.store (i32.const 20) (i32.const 0))
+      (i32.store (i32.const 24) (i32.const 0))
+      (i32.const 16)))
+  (core instance $host (export "subscribe" (func $subscribe)) (export "block" (func $block)))
+  (core instance $i (instantiate $m (with "host" (instance $host))))
+  (type $err (record (field "type" string) (field "message" string) (field "stack" string)))
+  (export $e "error-info" (type $err))
+  (func $h (param "event" string) (param "context" string) (result (result string (error $e)))
+    (canon lift (core func $i "handle") (memory (core memory $i "memory"))
+      (realloc (core func $i "realloc")) string-encoding=utf8))
+  (export "handle" (func $h)))
+"""
+
+
+def sleep_forever_component() -> bytes:
+    return bytes(wasmtime.wat2wasm(C_SLEEP_FOREVER_WAT))

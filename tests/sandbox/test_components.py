@@ -12,7 +12,7 @@ from sandbox import LOG_LIMIT_BYTES
 from store import LocalStore, errors
 
 from .conftest import CACHE, deployment, put_wasm
-from .guests import wat_component, wat_module
+from .guests import sleep_forever_component, wat_component, wat_module
 
 
 def _wait_unstuck(sandbox, seconds: float) -> None:
@@ -232,3 +232,30 @@ def test_python_component_text_result(py):
     sandbox, deploy = py
     result = call(sandbox, deploy(), "text")
     assert (result.output, result.content_type) == (b"plain words", "text/plain")
+
+
+def test_stuck_threads_ask_for_the_process_to_be_replaced(make_sandbox, store):
+    """A component sleeping for years never gives its thread back: at half the bound
+    the sandbox asks its owner to replace the process (once per crossing); at the
+    bound components answer 429, while command modules keep running."""
+    sandbox = make_sandbox(max_stuck_threads=4)
+    asked: list[int] = []
+    sandbox.on_stuck_threads = asked.append
+    key, sha = put_wasm(store, sleep_forever_component())
+    sandbox.precompile(key, sha)
+    sleeper = deployment(key, sha, kind="component", timeout_sec=0.3)
+    echo = deployment(*put_wasm(store, wat_component("C_ECHO")), kind="component")
+    for stuck in (1, 2):
+        with pytest.raises(errors.Timeout):
+            sandbox.invoke(sleeper, b"{}", {})
+        assert sandbox.stats()["stuck_threads"] == stuck
+    assert asked == [2]
+    assert sandbox.invoke(echo, b"1", {}).output == b"1"  # below the bound: still served
+    for _ in range(2):
+        with pytest.raises(errors.Timeout):
+            sandbox.invoke(sleeper, b"{}", {})
+    assert asked == [2]  # asked once, not on every stuck call
+    with pytest.raises(errors.LimitExceeded):
+        sandbox.invoke(echo, b"1", {})
+    module = deployment(*put_wasm(store, wat_module("ECHO")))
+    assert sandbox.invoke(module, b"1", {}).output == b"1"
