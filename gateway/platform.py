@@ -230,6 +230,7 @@ class Platform:
             settle_sec=settings.log_flush_sec + settings.alert_settle_margin_sec,
             max_attempts=settings.alert_delivery_max_attempts,
             retry_base_sec=settings.alert_delivery_retry_base_sec,
+            on_event=metrics.observe_alert,
         )  # fmt: skip
         periodic.every(settings.alert_scan_sec, alert_evaluator.scan, name="alert-rules")
         return cls(

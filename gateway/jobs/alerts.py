@@ -78,6 +78,7 @@ class AlertEvaluator:
         retry_base_sec: float = 2.0,
         max_outbox: int = 10,
         clock: Callable[[], float] = time.time,
+        on_event: Callable[[str, str], None] | None = None,
     ) -> None:
         self.repo = repo
         self.leases = leases
@@ -89,6 +90,7 @@ class AlertEvaluator:
         self.retry_base_sec = retry_base_sec
         self.max_outbox = max_outbox
         self.clock = clock  # wall-clock Unix seconds, as the leases' (tests move it)
+        self.on_event = on_event  # (kind, state or outcome): the Prometheus counters
         # PERF(nimbus): rule key → when it is next worth reading, so a rule costs one
         # read per evaluation, not one per scan.
         self._skip_until: dict[str, float] = {}
@@ -253,6 +255,8 @@ class AlertEvaluator:
         return _Attempt(pending.id, delivered, next_at)
 
     def _history(self, alert_id: str, event: AlertEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event.kind, event.outcome or event.state or "")
         with contextlib.suppress(errors.NimbusError):  # history is best effort; state is not
             self.repo.append(alert_id, event)
 

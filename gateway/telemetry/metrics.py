@@ -164,6 +164,19 @@ class Metrics:
             buckets=TICK_LATENESS_BUCKETS,
             registry=own,
         )
+        self.alert_changes = Counter(
+            "nimbus_alert_changes",
+            "alert rule state changes this worker decided, by the state entered",
+            ["state"],
+            registry=own,
+        )
+        self.alert_deliveries = Counter(
+            "nimbus_alert_deliveries",
+            "alert webhook delivery attempts, by outcome: delivered, retrying, failed "
+            "(attempts exhausted), dropped (too many owed)",
+            ["outcome"],
+            registry=own,
+        )
         self._children: dict[tuple, object] = {}
         self._seen_hits = 0
         self._seen_misses = 0
@@ -209,6 +222,10 @@ class Metrics:
         self.schedule_ticks.labels(outcome).inc()
         if lateness_sec is not None:
             self.schedule_lateness.observe(max(0.0, lateness_sec))
+
+    def observe_alert(self, kind: str, outcome: str) -> None:
+        """`kind` state (`outcome`: ok|pending|firing) or delivery (delivered|retrying|…)."""
+        (self.alert_changes if kind == "state" else self.alert_deliveries).labels(outcome).inc()
 
     def set_async_queue_depth(self, depth: int) -> None:
         """The number of queued async invocations, as last measured by any worker."""

@@ -1,10 +1,11 @@
-"""Alert rules on a real 2-worker `nimbus serve`, notifying a real receiver on 127.0.0.1.
+"""Alert rules on real servers, notifying a real receiver on 127.0.0.1.
 
 A function serves, then starts failing (a new version that exits 3), then
 serves again; calls run all along. The rule (error rate > 0.5 over 30 s)
-must fire within one window of the first failure and resolve within one
-window of the last; each change reaches the receiver once (two workers, one
-lease), signed with the rule's secret.
+must fire within one window of the first failure and resolve once the
+errors stop; each change reaches the receiver once, signed with the rule's
+secret — with one 2-worker `nimbus serve` on the local store, and with two
+replicas (1 worker each, calls spread over both) on one SeaweedFS store.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.e2e import wasm as w
-from tests.e2e.test_observability import deploy, once
+from tests.e2e.conftest import s3_env
+from tests.e2e.test_observability import deploy, metric, once
 from tests.webhook_receiver import webhook_receiver
 
 WINDOW = 30
@@ -23,19 +26,22 @@ SECRET = "e2e-alert-secret-0123456789"
 
 
 class Caller:
-    """Invokes the function ~20 times a second in the background; notes each answer."""
+    """Invokes the function ~20 times a second in the background, round-robin over the
+    servers; notes each answer."""
 
-    def __init__(self, server, name: str) -> None:
-        self.url = f"{server.url}/api/v1/functions/{name}/invoke"
-        self.headers = {"Authorization": f"Bearer {server.api_key}"}
+    def __init__(self, servers, name: str) -> None:
+        self.urls = [f"{s.url}/api/v1/functions/{name}/invoke" for s in servers]
+        self.headers = {"Authorization": f"Bearer {servers[0].api_key}"}
         self.answers: list[tuple[float, int]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with httpx.Client(headers=self.headers, timeout=30) as client:
+            n = 0
             while not self.stop.is_set():
-                status = client.post(self.url, json={}).status_code
+                n += 1
+                status = client.post(self.urls[n % len(self.urls)], json={}).status_code
                 self.answers.append((time.time(), status))
                 time.sleep(0.05)
 
@@ -49,8 +55,18 @@ def switch(server, name: str, source: str) -> None:
     assert resp.status_code == 200 and resp.json()["latest_build"]["status"] == "ready", resp.text
 
 
-def test_an_alert_fires_within_a_window_and_resolves_once_the_errors_stop(make_server, name):
-    server = make_server({"ALERT_WEBHOOK_ALLOW_PRIVATE": "true"}).start()
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def servers(request, make_server) -> list:
+    """One 2-worker server on the local store, or two 1-worker replicas on SeaweedFS."""
+    env = {"ALERT_WEBHOOK_ALLOW_PRIVATE": "true"}
+    if request.param == "local":
+        return [make_server(env).start()]
+    env.update(s3_env(request.getfixturevalue("e2e_seaweedfs")))
+    return [make_server(env, workers=1).start() for _ in range(2)]
+
+
+def test_an_alert_fires_within_a_window_and_resolves_once_the_errors_stop(servers, name):
+    server = servers[0]
     deploy(server, name, w.ECHO_WAT)
     with webhook_receiver() as receiver:
         rule = once(server, "POST", "/api/v1/alerts", json={
@@ -59,7 +75,7 @@ def test_an_alert_fires_within_a_window_and_resolves_once_the_errors_stop(make_s
             "notify": {"webhook_url": receiver.url, "secret": SECRET}})  # fmt: skip
         assert rule.status_code == 201, rule.text
         alert = rule.json()
-        caller = Caller(server, name)
+        caller = Caller(servers, name)
         caller.thread.start()
         try:
             time.sleep(12)  # a healthy window evaluated first
@@ -114,3 +130,8 @@ def test_an_alert_fires_within_a_window_and_resolves_once_the_errors_stop(make_s
     delivered = [e for e in history if e["kind"] == "delivery"]
     assert [e["outcome"] for e in delivered] == ["delivered", "delivered"]
     assert all(e["status_code"] == 200 for e in delivered)
+
+    texts = [once(s, "GET", "/metrics").text for s in servers]  # summed over replicas
+    assert sum(metric(t, "nimbus_alert_deliveries_total", outcome="delivered")
+               for t in texts) == 2  # fmt: skip
+    assert sum(metric(t, "nimbus_alert_changes_total", state="firing") for t in texts) == 1
