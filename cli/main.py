@@ -24,6 +24,7 @@ COMMANDS = {
     "update": "cli.commands.functions:update",
     "delete": "cli.commands.functions:delete",
     "build": "cli.commands.functions:build",
+    "webhook": "cli.commands.functions:webhook",
     "invoke": "cli.commands.invoke:invoke",
     "invocations": "cli.commands.invoke:invocations",
     "versions": "cli.commands.versions:versions",

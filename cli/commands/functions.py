@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 from rich.console import Console
 
 from .. import sources
+from ..client import FUNCTIONS
 from ..completion import function_argument
 from ..errors import BuildFailed
 from ..output import ago, fields, table
@@ -33,6 +35,8 @@ def config_options(command):
         click.option("--description"),
         click.option("--requirement", "requirements", multiple=True, metavar="SPEC",
                      help="a Python requirement (repeatable; a folder's requirements.txt too)"),
+        click.option("--webhook/--no-webhook", default=None,
+                     help="the public webhook URL on or off (default: on)"),
     )):  # fmt: skip
         command = option(command)
     return command
@@ -46,7 +50,9 @@ def wait_options(command):
     return click.option("--no-wait", is_flag=True, help="return once the build is queued")(command)
 
 
-def _settings(handler, memory_mb, timeout_sec, env, tags, description, requirements) -> dict:
+def _settings(
+    handler, memory_mb, timeout_sec, env, tags, description, requirements, webhook
+) -> dict:
     body: dict = {}
     if handler:
         body["handler"] = handler
@@ -62,7 +68,20 @@ def _settings(handler, memory_mb, timeout_sec, env, tags, description, requireme
         body["description"] = description
     if requirements:
         body["requirements"] = list(requirements)
+    if webhook is not None:
+        body["webhook"] = webhook
     return body
+
+
+def _note_dropped_env(session: Session, existing: dict, body: dict) -> None:
+    """`--env` replaces the whole set (the API keeps only what is given, and it shows
+    values masked, so the CLI cannot merge them): say which variables go."""
+    if "env_vars" not in body:
+        return
+    dropped = sorted(set(existing.get("env_vars") or {}) - set(body["env_vars"]))
+    if dropped:
+        session.output.note(f"[yellow]--env replaces every variable: {', '.join(dropped)} "
+                            "removed[/yellow] (give them again to keep them)")  # fmt: skip
 
 
 def _pairs(items: tuple[str, ...]) -> dict[str, str]:
@@ -124,6 +143,7 @@ def deploy(session: Session, args, runtime, no_wait, wait_timeout, **settings) -
         body = {"name": name, "runtime": source.runtime.name, **body}
         fn = session.client.create_function(body, source.artifact)
     else:
+        _note_dropped_env(session, existing, body)
         fn = session.client.update_function(name, body, source.artifact)
     _finish(session, fn, no_wait, wait_timeout, created=existing is None)
 
@@ -248,6 +268,8 @@ def update(session: Session, name, status, no_wait, wait_timeout, **settings) ->
         body["status"] = status
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
+    if "env_vars" in body:
+        _note_dropped_env(session, session.client.get_function(name), body)
     fn = session.client.update_function(name, body)
     _finish(session, fn, no_wait, wait_timeout, created=False)
 
@@ -300,3 +322,32 @@ def runtimes(session: Session) -> None:
         console.print(grid)
 
     session.output.emit({"runtimes": data}, render)
+
+
+@click.group()
+def webhook() -> None:
+    """A function's public webhook URL (no API key; Lambda function-URL events)."""
+
+
+@webhook.command("url")
+@function_argument()
+@api_options
+@pass_session
+def webhook_url(session: Session, name: str) -> None:
+    """Print the function's webhook URL (nothing when it is off)."""
+    _show_webhook(session, session.client.get_function(name))
+
+
+@webhook.command("rotate")
+@function_argument()
+@api_options
+@pass_session
+def webhook_rotate(session: Session, name: str) -> None:
+    """Give the webhook a new secret URL; the old one stops working at once."""
+    _show_webhook(session, session.client.json(
+        "POST", f"{FUNCTIONS}/{quote(name, safe='')}/webhook/rotate"))  # fmt: skip
+
+
+def _show_webhook(session: Session, fn: dict) -> None:
+    view = {"name": fn["name"], "webhook_url": fn.get("webhook_url")}
+    session.output.emit(view, lambda c: c.print(view["webhook_url"] or "(off)", markup=False))
