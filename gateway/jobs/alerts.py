@@ -54,7 +54,7 @@ from ..telemetry.window_query import WindowQuery
 
 log = logging.getLogger("nimbus.alerts")
 LEASE_SEC = 60.0
-DISABLED_RECHECK_SEC = 10.0
+RECHECK_SEC = 10.0  # the longest a worker goes without re-reading a rule or the rule list
 
 
 @dataclass
@@ -92,8 +92,11 @@ class AlertEvaluator:
         self.clock = clock  # wall-clock Unix seconds, as the leases' (tests move it)
         self.on_event = on_event  # (kind, state or outcome): the Prometheus counters
         # PERF(nimbus): rule key → when it is next worth reading, so a rule costs one
-        # read per evaluation, not one per scan.
+        # read per evaluation, not one per scan; and the rule list, listed again every
+        # RECHECK_SEC (a LIST per scan per worker would be most of the store's requests).
         self._skip_until: dict[str, float] = {}
+        self._keys: list[str] = []
+        self._keys_listed_at = -math.inf
 
     # -- when ------------------------------------------------------------------------
 
@@ -112,10 +115,11 @@ class AlertEvaluator:
     def scan(self) -> int:
         """Evaluate (and deliver for) every due rule this worker can claim; how many."""
         done = 0
-        keys = self.repo.keys()
-        for gone in set(self._skip_until) - set(keys):
-            del self._skip_until[gone]
-        for key in keys:
+        if self.clock() - self._keys_listed_at >= RECHECK_SEC:
+            self._keys, self._keys_listed_at = self.repo.keys(), self.clock()
+            for gone in set(self._skip_until) - set(self._keys):
+                del self._skip_until[gone]
+        for key in self._keys:
             wall = self.clock()
             if self._skip_until.get(key, 0.0) > wall:
                 continue
@@ -144,10 +148,12 @@ class AlertEvaluator:
         wall = self.clock()
         due = self.next_due(rule)
         if due > wall:
-            self._skip_until[key] = min(due, wall + DISABLED_RECHECK_SEC)
+            self._skip_until[key] = min(due, wall + RECHECK_SEC)
             return False
-        if (rule.lease_until or 0) > wall:  # another worker has it
-            self._skip_until[key] = rule.lease_until
+        if (rule.lease_until or 0) > wall:
+            # Another worker has it, and will likely take its next windows too: look
+            # again once per evaluation, to take over within one if that worker dies.
+            self._skip_until[key] = min(rule.lease_until, wall + eval_every(rule.window_sec))
         return True
 
     # -- one claimed rule --------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.jobs.alerts import AlertEvaluator
+from gateway.jobs.alerts import RECHECK_SEC, AlertEvaluator
 from gateway.schemas import AlertCreate
 from gateway.services.alert_conditions import advance, eval_every, metric_value
 from gateway.services.alerts import AlertService
@@ -298,7 +298,7 @@ def test_disabled_rules_are_not_evaluated_and_enabling_resumes(store, clock, ser
         calls(store, T0 - 30, T0, failing=True)
         assert job.scan() == 0 and receiver.requests == []
         service.set_enabled(alert_id, True, actor="test")
-        job._skip_until.clear()  # (a worker re-reads a disabled rule within 10 s)
+        clock.now += RECHECK_SEC  # a worker re-reads a disabled rule this often
         assert job.scan() == 1 and len(receiver.wait_for(1)) == 1
 
 
@@ -314,3 +314,36 @@ def test_throttles_of_every_function_when_no_function_is_named(store, clock, ser
         evaluator(store, clock, "worker-a").scan()
         (sent,) = receiver.wait_for(1)
         assert (sent.json["value"], sent.json["function"]) == (3.0, None)
+
+
+def test_scans_read_the_store_only_when_a_rule_is_due(tmp_path, clock):
+    """A worker scans every second; it lists rules every RECHECK_SEC and reads a rule once
+    per evaluation (every 10 s for a 30 s window), not once per scan."""
+
+    class Counting(LocalStore):
+        lists = gets = 0
+
+        def list(self, prefix: str = ""):
+            if prefix.startswith("alerts/rules"):
+                type(self).lists += 1
+            return super().list(prefix)
+
+        def get(self, key: str):
+            if key.startswith("alerts/rules"):
+                type(self).gets += 1
+            return super().get(key)
+
+    store = Counting(tmp_path / "counted")
+    repo = FunctionRepo(store)
+    repo.create_function(Function(id="fn_aaaaaaaaaaaaaaaa", name="checkout", runtime="wasm"))
+    service = AlertService(AlertRepo(store), repo, EnvCipher([]), allow_private=True)
+    rule(service, "http://127.0.0.1:9/unused")
+    job = evaluator(store, clock, "worker-a")
+    Counting.lists = Counting.gets = 0
+    evaluated = 0
+    for _ in range(60):  # a minute of scans
+        evaluated += job.scan()
+        clock.now += 1
+    assert evaluated == 6  # one per 10 s boundary
+    assert Counting.lists == 6  # once per RECHECK_SEC
+    assert Counting.gets <= 2 * evaluated, Counting.gets  # the claim's read (+ a look)
