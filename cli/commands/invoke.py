@@ -52,6 +52,8 @@ def invoke(session: Session, target, data, file, is_async, wait, version, alias,
     event = _event(data, file)
     if version is not None and alias is not None:
         raise click.UsageError("give --version or --alias, not both")
+    if is_async and routing_key:
+        raise click.UsageError("--routing-key applies to a synchronous call only")
     if is_async:
         accepted = session.client.invoke_async(target, event, version=version, alias=alias)
         if wait:

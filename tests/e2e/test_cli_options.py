@@ -91,8 +91,10 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
     base = ["--url", server.url, "--api-key", server.api_key]
     code = "def main(event):\n    print('hello log')\n    return {'ok': True}\n"
     created = cli(tmp_path, *base, "create", "shown", "-r", "python", "--code", code)
+    assert created.exit_code == 0, created.output  # (says why, if the build went wrong)
     assert json.loads(created.output)["name"] == "shown"
     run = cli(tmp_path, *base, "invoke", "shown", "-o", "json", "-v", "-d", "{}")
+    assert run.exit_code == 0, run.output
     assert json.loads(run.stdout)["result"] == {"ok": True}
     assert "hello log" in json.loads(run.stdout)["log_tail"]
     invocation = json.loads(run.stdout)["invocation_id"]

@@ -87,6 +87,9 @@ def test_alias_set_list_delete_and_invoke_through_it(make_server, tmp_path):
     assert nimbus.json("invoke", "aliased:2") == {"v": 2}
     verbose = nimbus.json("invoke", "aliased:prod", "-v")
     assert verbose["result"] == {"v": 1} and verbose["version"] == 1
+    queued = nimbus.json("invoke", "aliased:prod", "--async", "--wait")
+    assert queued["result"] == {"v": 1} and queued["version"] == 1  # fixed at accept time
+    assert nimbus("invoke", "aliased:prod", "--async", "-k", "user-1").exit_code == 2
 
     view = nimbus.json("alias", "set", "aliased", "prod", "1", "--weight", "2=50%")
     assert view["routing"] == {"2": 50.0}
