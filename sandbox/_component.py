@@ -17,16 +17,14 @@ from wasmtime import component
 
 from ._logs import ComponentLogs
 from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome, trap_cause
-from ._pool import busy, is_exhausted
+from ._pool import MEMORIES_PER_COMPONENT, busy, is_exhausted
 from ._types import RESULT_LIMIT_BYTES, FunctionFailure
 
 EXPORT = "handle"
 TABLE_ELEMENTS_LIMIT = 1_000_000
-# NOTE(sandbox): store limits count per linear memory; a component is several
-# core instances, each with at most a memory or two. Bounding their number
-# bounds what one store can take to a small multiple of memory_mb.
+# NOTE(security): store limits count per linear memory: one memory per store (as
+# the pool allows) makes memory_mb the total also when the pool is off.
 INSTANCES_LIMIT = 64
-MEMORIES_LIMIT = 8
 TABLES_LIMIT = 32
 
 _MAX_STACK_LINES = 64
@@ -79,7 +77,7 @@ class HandlerInstance:
             table_elements=TABLE_ELEMENTS_LIMIT,
             instances=INSTANCES_LIMIT,
             tables=TABLES_LIMIT,
-            memories=MEMORIES_LIMIT,
+            memories=MEMORIES_PER_COMPONENT,
         )
         self.store.set_epoch_deadline(deadline_ticks)  # start functions run under it too
         self.logs = ComponentLogs()

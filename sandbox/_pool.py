@@ -33,11 +33,12 @@ MiB = 1 << 20
 # What one component instance may hold; a component over these limits fails its
 # deploy with the limit named. The shared runtimes need (a pool that refused more
 # said so): Python 14 core instances and 1 memory, JavaScript fewer.
-# NOTE(sandbox): a store's memory limit applies to each linear memory; bounding
-# the number of memories per component bounds an invocation's total memory to
-# this many times memory_mb (it was 8 without the pool).
+# NOTE(security): a store's memory limit applies to each linear memory, so one
+# memory per component is what makes memory_mb an invocation's total (with 2, a
+# component growing both held 30 MiB under memory_mb=16; it was 8 without the
+# pool). Every component seen (both shared runtimes, componentize-py, WAT) has one.
 CORE_INSTANCES_PER_COMPONENT = 32
-MEMORIES_PER_COMPONENT = 2
+MEMORIES_PER_COMPONENT = 1
 TABLES_PER_COMPONENT = 16
 TABLES_PER_MODULE = 4
 # CPython's function table holds ~20k elements; a table element is 8 bytes of

@@ -301,9 +301,22 @@ def wat_module(name: str) -> bytes:
 # (ptr, len) pairs for the error record.
 
 
+def lifted(inner: str, instance: str = "$i") -> bytes:
+    """A component: `inner` (core modules and instances) with `instance`'s `handle`
+    lifted as the handler world's export."""
+    return bytes(
+        wasmtime.wat2wasm(f"""(component {inner}
+  (type $err (record (field "type" string) (field "message" string) (field "stack" string)))
+  (export $e "error-info" (type $err))
+  (func $h (param "event" string) (param "context" string) (result (result string (error $e)))
+    (canon lift (core func {instance} "handle") (memory (core memory {instance} "memory"))
+      (realloc (core func {instance} "realloc")) string-encoding=utf8))
+  (export "handle" (func $h)))""")
+    )
+
+
 def component(body: str, extra: str = "", pages: int = 1) -> bytes:
     wat = f"""
-(component
   (core module $m
     (memory (export "memory") {pages})
     (global $heap (mut i32) (i32.const 65536))
@@ -324,15 +337,8 @@ def component(body: str, extra: str = "", pages: int = 1) -> bytes:
       (result i32)
       {body})
   )
-  (core instance $i (instantiate $m))
-  (type $err (record (field "type" string) (field "message" string) (field "stack" string)))
-  (export $e "error-info" (type $err))
-  (func $h (param "event" string) (param "context" string) (result (result string (error $e)))
-    (canon lift (core func $i "handle") (memory (core memory $i "memory"))
-      (realloc (core func $i "realloc")) string-encoding=utf8))
-  (export "handle" (func $h))
-)"""
-    return bytes(wasmtime.wat2wasm(wat))
+  (core instance $i (instantiate $m))"""
+    return lifted(wat)
 
 
 def _ok(ptr: str, length: str) -> str:
@@ -372,7 +378,6 @@ def wat_component(name: str) -> bytes:
 # `pollable.block` on `subscribe-duration`. The epoch deadline cannot interrupt a
 # host call, so its thread stays behind after its caller's timeout, for good.
 C_SLEEP_FOREVER_WAT = r"""
-(component
   (import "wasi:io/poll@0.2.0" (instance $poll
     (export "pollable" (type (sub resource)))
     (export "[method]pollable.block" (func (param "self" (borrow 0))))))
@@ -396,14 +401,46 @@ C_SLEEP_FOREVER_WAT = r"""
       (i32.const 16)))
   (core instance $host (export "subscribe" (func $subscribe)) (export "block" (func $block)))
   (core instance $i (instantiate $m (with "host" (instance $host))))
-  (type $err (record (field "type" string) (field "message" string) (field "stack" string)))
-  (export $e "error-info" (type $err))
-  (func $h (param "event" string) (param "context" string) (result (result string (error $e)))
-    (canon lift (core func $i "handle") (memory (core memory $i "memory"))
-      (realloc (core func $i "realloc")) string-encoding=utf8))
-  (export "handle" (func $h)))
 """
 
 
 def sleep_forever_component() -> bytes:
-    return bytes(wasmtime.wat2wasm(C_SLEEP_FOREVER_WAT))
+    return lifted(C_SLEEP_FOREVER_WAT)
+
+
+# A hostile handler component with two linear memories (two core modules): it
+# grows both until refused and returns the total page count (64 KiB pages). Under
+# a per-memory limit that total is twice memory_mb.
+C_TWO_MEMORIES_WAT = r"""
+  (core module $b
+    (memory (export "memory") 1)
+    (func (export "grow_all") (result i32)
+      (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+      (memory.size)))
+  (core instance $bi (instantiate $b))
+  (core module $a
+    (import "b" "grow_all" (func $grow_b (result i32)))
+    (memory (export "memory") 1)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+    (func (export "handle") (param i32 i32 i32 i32) (result i32)
+      (local $pages i32) (local $p i32)
+      (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+      (local.set $pages (i32.add (memory.size) (call $grow_b)))
+      ;; the total as decimal digits, written backwards ending at 64
+      (local.set $p (i32.const 64))
+      (loop $digit
+        (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+        (i32.store8 (local.get $p)
+          (i32.add (i32.const 48) (i32.rem_u (local.get $pages) (i32.const 10))))
+        (local.set $pages (i32.div_u (local.get $pages) (i32.const 10)))
+        (br_if $digit (local.get $pages)))
+      (i32.store8 (i32.const 0) (i32.const 0))
+      (i32.store (i32.const 4) (local.get $p))
+      (i32.store (i32.const 8) (i32.sub (i32.const 64) (local.get $p)))
+      (i32.const 0)))
+  (core instance $ai (instantiate $a (with "b" (instance $bi))))
+"""
+
+
+def two_memories_component() -> bytes:
+    return lifted(C_TWO_MEMORIES_WAT, "$ai")

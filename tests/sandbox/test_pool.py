@@ -11,7 +11,7 @@ import pytest
 from store import errors
 
 from .conftest import deployment, put_wasm
-from .guests import wat_component
+from .guests import two_memories_component, wat_component
 
 
 def _concurrently(sandbox, deps: list) -> list[tuple[object, float]]:
@@ -79,3 +79,23 @@ def test_idle_instances_are_bounded_in_all_oldest_deployment_first(make_sandbox,
     for dep in deps:
         sandbox.invoke(dep, b"1", {})
     assert sandbox.stats()["idle_instances"] == 2
+
+
+def test_a_component_with_two_memories_cannot_hold_twice_memory_mb(make_sandbox, store):
+    """memory_mb bounds a guest's whole memory: a store's limit is per linear memory,
+    so a component growing two memories would hold twice as much. With the pool it
+    is refused at deploy, naming the limit; without, it never runs."""
+    key, sha = put_wasm(store, two_memories_component())
+    pooled = make_sandbox(max_memory_mb=64)
+    with pytest.raises(errors.Invalid, match="2 Wasm linear memories"):
+        pooled.precompile(key, sha)
+
+    unpooled = make_sandbox(pooling=False)
+    unpooled.precompile(key, sha)
+    dep = deployment(key, sha, kind="component", memory_mb=16)
+    result = unpooled.invoke(dep, b"{}", {})
+    assert result.output == b"" and result.error is not None, result.output  # not 482 pages
+    assert "memory count" in result.error.message
+    # Components with one memory run as before.
+    one = deployment(*put_wasm(store, wat_component("C_ECHO")), kind="component", memory_mb=16)
+    assert unpooled.invoke(one, b"1", {}).output == b"1"
