@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e import wasm as w
 from tests.e2e.conftest import s3_env
-from tests.e2e.test_observability import deploy, metric, once
+from tests.e2e.test_observability import deploy, metric, once, poll
 from tests.webhook_receiver import webhook_receiver
 
 WINDOW = 30
@@ -55,6 +55,12 @@ def switch(server, name: str, source: str) -> None:
     assert resp.status_code == 200 and resp.json()["latest_build"]["status"] == "ready", resp.text
 
 
+def evaluated_healthy(server, alert_id: str) -> dict | None:
+    """The rule's view once a window with calls, all good, was evaluated."""
+    view = once(server, "GET", f"/api/v1/alerts/{alert_id}").json()
+    return view if view["value"] == 0.0 else None
+
+
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def servers(request, make_server) -> list:
     """One 2-worker server on the local store, or two 1-worker replicas on SeaweedFS."""
@@ -78,10 +84,10 @@ def test_an_alert_fires_within_a_window_and_resolves_once_the_errors_stop(server
         caller = Caller(servers, name)
         caller.thread.start()
         try:
-            time.sleep(12)  # a healthy window evaluated first
+            # a healthy window evaluated first (a new rule is seen within 10 s)
+            ok = poll(lambda: evaluated_healthy(server, alert["id"]), timeout=25, every=0.5)
+            assert ok and ok["state"] == "ok", ok
             assert receiver.requests == []
-            ok = once(server, "GET", f"/api/v1/alerts/{alert['id']}").json()
-            assert ok["state"] == "ok" and ok["value"] == 0.0, ok
 
             switched = time.time()
             switch(server, name, w.FAIL_WAT)
