@@ -17,6 +17,7 @@ from .session import Session, api_options
 # must not pay for the HTTP client, rich or the MCP SDK).
 COMMANDS = {
     "config": "cli.commands.configure:config_group",
+    "init": "cli.commands.init:init",
     "create": "cli.commands.functions:create",
     "deploy": "cli.commands.functions:deploy",
     "list": "cli.commands.functions:list_functions",

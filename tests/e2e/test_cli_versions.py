@@ -23,6 +23,13 @@ class Nimbus:
         self.base = ["--url", server.url, "--api-key", server.api_key]
         self.runner = CliRunner()
 
+    @classmethod
+    def offline(cls) -> Nimbus:
+        """For commands that need no server (a dead address, should one be asked)."""
+        nimbus = cls.__new__(cls)
+        nimbus.base, nimbus.runner = ["--url", "http://127.0.0.1:9"], CliRunner()
+        return nimbus
+
     def __call__(self, *args: str, output: str = "json"):
         return self.runner.invoke(main, [*self.base, "-o", output, *args])
 
