@@ -278,5 +278,10 @@ def _follow(session: Session, name: str, alias_name: str, view: dict, interval=1
             if view["canary"]["status"] != "promoted":
                 sys.exit(CANARY_NOT_PROMOTED_EXIT)
             return
-        time.sleep(interval)
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            out.note(f"stopped watching; the canary goes on (nimbus canary abort {name} "
+                     f"{alias_name} stops it)")  # fmt: skip
+            raise click.Abort from None
         view = session.client.get_alias(name, alias_name)

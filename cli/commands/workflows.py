@@ -217,7 +217,12 @@ def _watch(session: Session, execution_id: str, interval: float = 0.5) -> None:
         printed = len(events)
         if execution["status"] in FINAL:
             return _show(session, execution)
-        time.sleep(interval)
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            session.output.note(f"stopped watching; the execution goes on "
+                                f"(nimbus executions stop {execution_id} stops it)")  # fmt: skip
+            raise click.Abort from None
 
 
 @executions.command("history")

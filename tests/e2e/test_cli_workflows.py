@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 
 from click.testing import CliRunner
 
 from cli.main import main
+from tests.e2e.server import NIMBUS
 
 DOUBLE = "def main(event):\n    return {'n': event['n'] * 2}\n"
 DEFINITION = {
@@ -16,6 +20,8 @@ DEFINITION = {
         "Again": {"Type": "Task", "Resource": "double", "End": True},
     },
 }
+
+PAUSE = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
 
 
 def with_double(server, tmp_path):
@@ -65,8 +71,7 @@ def test_deploy_start_follow_and_stop_workflows(make_server, tmp_path):
     assert out.exit_code == 1 and json.loads(out.stdout)["error"]["code"]
 
     pause = tmp_path / "pause.json"
-    pause.write_text(json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60,
-                                                                 "End": True}}}))  # fmt: skip
+    pause.write_text(json.dumps(PAUSE))
     assert nimbus("workflows", "deploy", "pause", str(pause)).exit_code == 0
     waiting = json.loads(nimbus("workflows", "start", "pause").output)
     out = nimbus("executions", "stop", waiting["id"], "--error", "Operator", "--cause", "test")
@@ -122,3 +127,23 @@ def test_watch_an_execution_and_schedule_a_workflow(make_server, tmp_path):
     assert nimbus("schedules", "delete", "twice", schedule["id"], "--workflow").exit_code == 0
     with server.client() as api:
         assert api.get("/api/v1/workflows/twice/schedules").json()["total"] == 0
+
+
+def test_ctrl_c_stops_watching_not_the_execution(make_server, tmp_path):
+    server = make_server().start()
+    pause = tmp_path / "pause.json"
+    pause.write_text(json.dumps(PAUSE))
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
+    deployed = CliRunner().invoke(main, [*base, "workflows", "deploy", "pause", str(pause)])
+    assert deployed.exit_code == 0, deployed.output
+    watcher = subprocess.Popen(
+        [str(NIMBUS), *base, "workflows", "start", "pause", "--watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(3)  # started, and watching
+    watcher.send_signal(signal.SIGINT)
+    _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 1 and "the execution goes on" in err, err
+    with server.client() as api:
+        running = api.get("/api/v1/workflows/pause/executions").json()["executions"]
+        assert [e["status"] for e in running] == ["running"]
