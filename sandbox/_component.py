@@ -21,6 +21,7 @@ from ._pool import MEMORIES_PER_COMPONENT, busy, is_exhausted
 from ._types import RESULT_LIMIT_BYTES, FunctionFailure
 
 EXPORT = "handle"
+LOAD = "load"  # the runtime world's: the function loaded ahead of its first call
 TABLE_ELEMENTS_LIMIT = 1_000_000
 # NOTE(security): store limits count per linear memory: one memory per store (as
 # the pool allows) makes memory_mb the total also when the pool is off.
@@ -48,10 +49,17 @@ class LoadedComponent:
     kind = "component"
     component: component.Component
     world: str = "handler"  # or "runtime": a shared language runtime
+    preloads: bool = False  # a runtime exporting `load` (older builds of a runtime do not)
 
     @classmethod
     def link(cls, comp: component.Component, engine: wasmtime.Engine) -> LoadedComponent:
-        return cls(comp, check_handler(comp, engine))
+        world = check_handler(comp, engine)
+        return cls(comp, world, world == "runtime" and LOAD in comp.type.exports(engine))
+
+
+class PreloadFailed(Exception):
+    """A runtime's `load` failed (the user's top level raised or trapped): the instance
+    is closed, and a call makes its own and reports the error itself."""
 
 
 class HandlerInstance:
@@ -93,13 +101,45 @@ class HandlerInstance:
         if func is None:
             raise ValueError(f"component does not export `{export}`")
         self.func = func
+        self._instance = instance
+        self._source_optional = loaded.preloads  # this runtime knows `load`: "" once loaded
         self.leading = leading  # arguments before (event, context): a runtime's source
+
+    def preload(self, context: str, deadline_ticks: int) -> None:
+        """A runtime's `load`: the function's code loaded (its top level run) now, off
+        the request path, so the first `run` only calls the handler. Closes the
+        instance and raises `PreloadFailed` if that fails."""
+        try:
+            func = self._instance.get_func(self.store, LOAD)
+            if func is None:
+                raise ValueError(f"component does not export `{LOAD}`")
+            self.store.set_epoch_deadline(deadline_ticks)
+            result = func(self.store, *self.leading, context)
+            func.post_return(self.store)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:  # e.g. a loop at top level
+            self.close()
+            raise PreloadFailed(trap_cause(str(exc))) from None
+        except BaseException:
+            self.close()
+            raise
+        if result is not None:  # result<_, error-info>: the error record
+            self.close()
+            kind = getattr(result, "type", "Error")
+            raise PreloadFailed(f"{kind}: {getattr(result, 'message', '')}")
+        self.mark_loaded()
 
     def call(self, event: str, context: str, deadline_ticks: int) -> object:
         self.store.set_epoch_deadline(deadline_ticks)
         result = self.func(self.store, *self.leading, event, context)
         self.func.post_return(self.store)
         return result
+
+    def mark_loaded(self) -> None:
+        """The runtime holds the function's code now (`load` or a `run` succeeded)."""
+        # PERF(sandbox): later calls need no copy of the source (the runtime world
+        # allows "" then): a bundle with its source map can be hundreds of KB.
+        if self._source_optional and self.leading:
+            self.leading = ("", *self.leading[1:])
 
     def close(self) -> None:
         # NOTE(sandbox): the store is deleted now, not when its last Python reference
@@ -130,6 +170,8 @@ def run_handler(
     except wasmtime.Trap as exc:
         return _failed(inst, str(exc), started), None
     outcome = _from_result(result)
+    if outcome.status == OK:
+        inst.mark_loaded()
     outcome.logs = inst.logs.take()
     outcome.duration_ms = (time.perf_counter() - started) * 1000
     failure = outcome.failure

@@ -1,5 +1,7 @@
 """Pre-warmed instances: fresh, never-called component instances per deployment in use,
-made on a background thread so the request path only calls the handler.
+made on a background thread so the request path only calls the handler (a shared
+language runtime's instance has the function's code loaded too, by the runtime's
+`load`; a deployment whose `load` fails is not pre-warmed again for `idle_sec`).
 
 Each one serves exactly one call and is then discarded, like any fresh
 instance: pre-warming moves instantiation off the request path (latency), it
@@ -17,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-from ._component import HandlerInstance
+from ._component import HandlerInstance, PreloadFailed
 
 log = logging.getLogger("nimbus.sandbox")
 
@@ -44,6 +46,7 @@ class WarmStock:
         self._stock: OrderedDict[Hashable, list[HandlerInstance]] = OrderedDict()
         self._wanted: dict[Hashable, tuple[Maker, float]] = {}  # maker, last call (monotonic)
         self._discarded: list[HandlerInstance] = []
+        self._failed: dict[Hashable, float] = {}  # whose `load` failed, when (monotonic)
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -60,12 +63,24 @@ class WarmStock:
         if self.per_deployment <= 0 or self.limit <= 0:
             return None
         with self._cond:
-            self._wanted[key] = (make, time.monotonic())
+            now = time.monotonic()
+            if now - self._failed.get(key, -self.idle_sec) < self.idle_sec:
+                return None  # its code failed to load ahead of a call: not again for a while
+            self._failed.pop(key, None)
+            self._wanted[key] = (make, now)
             stock = self._stock.get(key)
             inst = stock.pop() if stock else None
             self._start()
-            self._cond.notify()
+            # PERF(sandbox): with an instance taken, the refill waits for its call to
+            # end (`discard` or `wake`) rather than compete with it for the GIL.
+            if inst is None:
+                self._cond.notify()
         return inst
+
+    def wake(self) -> None:
+        """A call that took an instance ended without handing it back: refill now."""
+        with self._cond:
+            self._cond.notify()
 
     def discard(self, inst: HandlerInstance) -> None:
         """Close a used instance on the background thread.
@@ -109,6 +124,9 @@ class WarmStock:
     def _next(self) -> tuple[Hashable, Maker] | None:
         """Under the lock: forget idle deployments; the next one short of its stock."""
         now = time.monotonic()
+        for key, failed in list(self._failed.items()):
+            if now - failed > self.idle_sec:
+                del self._failed[key]
         for key, (_, used) in list(self._wanted.items()):
             if now - used > self.idle_sec:
                 del self._wanted[key]
@@ -146,6 +164,8 @@ class WarmStock:
                 log.debug("pre-warming failed: %s", exc)
                 with self._cond:
                     self._wanted.pop(key, None)
+                    if isinstance(exc, PreloadFailed):  # its calls fail too: stop trying
+                        self._failed[key] = time.monotonic()
                 continue
             with self._cond:
                 if key in self._wanted and not self._closed:

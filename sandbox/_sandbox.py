@@ -27,6 +27,9 @@ from ._worker import Prepared, Worker, deployment_key
 # before leaving a guarded thread behind.
 _GRACE_SEC = 0.25
 
+# What a pre-warmed instance's `load` is told: the function's, never a caller's.
+_LOAD_CONTEXT = ("function_name", "version", "memory_limit_mb")
+
 _STATS = ("running", "stuck_threads", "idle_instances", "prewarmed_instances",
           "cached_artifacts", "cache_hits", "cache_misses")  # fmt: skip
 
@@ -212,12 +215,22 @@ class Sandbox:
                 **runtime_call(RUN, code),
             )
 
+        def prewarmed() -> HandlerInstance:
+            inst = new()
+            if loaded.preloads:  # the function's code loaded too, under its own limits
+                # NOTE(sandbox): nothing of this caller's context: a later caller gets it.
+                load_context = {key: full_context[key] for key in _LOAD_CONTEXT}
+                load_context["deadline_ms"] = int((time.time() + dep.timeout_sec) * 1000)
+                inst.preload(orjson.dumps(load_context).decode(),
+                             worker.host.deadline_ticks(dep.timeout_sec))  # fmt: skip
+            return inst
+
         # A warm instance of this version if it opted into reuse; otherwise a
         # pre-warmed fresh one (never called), when one is ready.
         if dep.reuse_instance:
             reuse = worker.take_idle(dep)
         else:
-            reuse = worker.warm.take(deployment_key(dep), new)
+            reuse = worker.warm.take(deployment_key(dep), prewarmed)
         in_use: list[HandlerInstance] = [reuse] if reuse is not None else []
 
         def make_instance() -> HandlerInstance:
@@ -240,6 +253,8 @@ class Sandbox:
         except Abandoned:
             # Still blocked in a host call; its thread is counted as stuck. What it
             # logged so far can be read without disturbing it.
+            if not dep.reuse_instance:
+                worker.warm.wake()
             logs = in_use[0].logs.take() if in_use else b""
             return Outcome(TIMEOUT, logs=logs, duration_ms=(time.perf_counter() - started) * 1000)
         if keep is not None:
@@ -247,6 +262,8 @@ class Sandbox:
                 worker.give_back(dep, keep)
             else:
                 worker.warm.discard(keep)
+        elif not dep.reuse_instance:
+            worker.warm.wake()
         return outcome
 
 

@@ -359,6 +359,20 @@ def test_globals_do_not_leak_between_invocations_or_functions(runtime, deploy):
     assert ok(sandbox, reader) == ["none", '{"a":1}']
 
 
+def test_module_state_survives_only_with_reuse_and_the_bundle_runs_once(runtime, deploy):
+    sandbox = runtime[0]
+    source = """
+        let calls = 0;
+        const loads = (globalThis.loads = (globalThis.loads || 0) + 1);
+        exports.main = () => ({ calls: ++calls, loads });
+        """
+    fresh, warm = deploy(source), deploy(source, reuse_instance=True)
+    assert [ok(sandbox, fresh) for _ in range(3)] == [{"calls": 1, "loads": 1}] * 3
+    # Lambda-like: the bundle's top level ran once; module state lives on.
+    assert [ok(sandbox, warm)["calls"] for _ in range(3)] == [1, 2, 3]
+    assert ok(sandbox, warm)["loads"] == 1
+
+
 def test_busy_loop_is_stopped_at_the_deadline(runtime, deploy):
     sandbox = runtime[0]
     dep = deploy("exports.main = () => { for (;;) {} };", timeout_sec=1.0)

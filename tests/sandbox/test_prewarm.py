@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
+
+import pytest
+
+from store import errors
 
 from .conftest import deployment, put_wasm
 from .guests import wat_component
@@ -52,3 +57,59 @@ def test_prewarming_can_be_switched_off(make_sandbox, store):
         assert sandbox.invoke(dep, b"1", {}).output == b"1"
     time.sleep(0.2)
     assert sandbox.stats()["prewarmed_instances"] == 0
+
+
+def _settled(sandbox) -> int:
+    """The stock once earlier tests' refills are done."""
+    time.sleep(0.5)
+    return sandbox.stats()["prewarmed_instances"]
+
+
+LOADED_AT = """
+import time
+
+print("loading")
+loaded_at = time.time()
+
+def main(event):
+    return {"loaded_at": loaded_at}
+"""
+
+
+def test_a_prewarmed_python_instance_has_the_functions_module_loaded(runtime, deploy):  # noqa: F811
+    sandbox = runtime[0]
+    dep = deploy(LOADED_AT)
+    stocked = _settled(sandbox)  # other tests' deployments
+    ok(sandbox, dep)
+    assert _wait_for(sandbox, "prewarmed_instances", stocked + 1)
+    time.sleep(0.3)
+    called_at = time.time()
+    result = sandbox.invoke(dep, b"{}", {})
+    # The module's top level ran before the call, off the request path; what it
+    # printed is in the log of the call that used the instance.
+    assert json.loads(result.output)["loaded_at"] < called_at - 0.2
+    assert b"loading" in result.logs
+
+
+def test_a_module_that_fails_to_load_is_not_prewarmed_and_its_calls_report_it(runtime, deploy):  # noqa: F811
+    sandbox = runtime[0]
+    dep = deploy("raise RuntimeError('no config')\n\ndef main(event):\n    return 1\n")
+    stocked = _settled(sandbox)
+    for _ in range(2):
+        result = sandbox.invoke(dep, b"{}", {})
+        assert result.error is not None and result.error.type == "RuntimeError"
+        assert any("handler.py" in line for line in result.error.stack)
+        time.sleep(0.2)
+        assert sandbox.stats()["prewarmed_instances"] == stocked
+
+
+def test_a_module_that_loops_at_load_time_times_out_on_the_call(runtime, deploy):  # noqa: F811
+    sandbox = runtime[0]
+    dep = deploy("while True:\n    pass\n\ndef main(event):\n    return 1\n", timeout_sec=0.5)
+    stocked = _settled(sandbox)
+    for _ in range(2):
+        with pytest.raises(errors.Timeout):
+            sandbox.invoke(dep, b"{}", {})
+    time.sleep(0.6)  # the pre-warming thread's own attempt times out too
+    assert sandbox.stats()["prewarmed_instances"] == stocked
+    assert ok(sandbox, deploy(COUNTER)) == 1  # the worker keeps serving

@@ -6,8 +6,12 @@ wit/handler.wit, shared by every Python function. The host never imports it.
 - `check(source, handler)` — the build's validation: every file compiles with
   this interpreter (syntax errors name the user's file and line) and the
   handler module binds the handler name. Runs no user code.
-- `run(source, handler, event, context)` — loads the user's files into fresh
-  modules, calls the handler, returns its result as JSON.
+- `load(source, handler, context)` — loads the user's files into fresh modules
+  and imports the handler's (its top level runs): a pre-warmed instance does
+  this off the request path, so its `run` only calls the handler.
+- `run(source, handler, event, context)` — loads the function unless this
+  instance already has (`source` may then be ""), calls the handler, returns
+  its result as JSON. An instance serves one function, never another.
 
 `source` is a JSON object of path → text (the function's `files`). The files
 are served to `import` from memory by `_BundleFinder`, compiled under their
@@ -208,15 +212,17 @@ class _EventLoop(asyncio.BaseEventLoop):
 asyncio.new_event_loop = asyncio.events.new_event_loop = _EventLoop
 
 
-def _call(fn, event, context):
+def _takes_context(fn) -> bool:
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        params = None
-    takes_context = params is None or (
-        sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
-        or any(p.kind == p.VAR_POSITIONAL for p in params)
+        return True
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2 or any(
+        p.kind == p.VAR_POSITIONAL for p in params
     )
+
+
+def _call(fn, takes_context: bool, event, context):
     result = fn(event, context) if takes_context else fn(event)
     if inspect.isawaitable(result):
         result = asyncio.run(_awaited(result), loop_factory=_EventLoop)
@@ -299,24 +305,82 @@ def check(source: str, handler: str) -> str:
     return json.dumps({"python": sys.version.split()[0], "files": len(trees)})
 
 
-def run(source: str, handler: str, event: str, context: str) -> str:
+class _Function:
+    """The one function this instance serves: its files, and its handler once imported."""
+
+    def __init__(self, source: str, handler: str) -> None:
+        self.source = source
+        self.handler = handler
+        self.files = _load_files(source)
+        self.fn = None
+        self.takes_context = True
+
+
+_WARM_JSON = '{"a": [1, 2.5, "text", null, true, {"b": "\\u00e9"}]}'
+_serving = [None]  # the _Function of this instance (an instance never serves two)
+
+
+def _function(source: str, handler: str) -> _Function:
+    """This instance's function, its handler imported on first use (`load`, or the
+    first `run`).
+
+    `source` may be "" once this instance holds a function: the host then saves
+    copying the bundle into every call of a reused instance."""
+    function = _serving[0]
+    if function is None:
+        if not source:
+            raise ValueError("no source given and none loaded")
+        # NOTE(runtime): every instance starts from the same snapshot, so the
+        # generators seeded at build time would repeat: reseed from the host's
+        # entropy (WASI random) once per instance, before any user code runs.
+        random.seed()
+        function = _Function(source, handler)
+        folder = FUNCTION_DIR if os.path.isdir(FUNCTION_DIR) else None
+        if folder is not None:
+            os.chdir(folder)
+        sys.meta_path.insert(0, _BundleFinder(function.files, folder))
+        if os.path.isdir(DEPS_DIR) and DEPS_DIR not in sys.path:
+            sys.path.append(DEPS_DIR)
+        _serving[0] = function
+    elif (source and source != function.source) or handler != function.handler:
+        raise RuntimeError("this instance already serves another function")
+    if function.fn is None:  # not imported yet, or its import failed last time
+        module, name = _split_handler(handler)
+        fn = getattr(importlib.import_module(module), name)
+        function.takes_context = _takes_context(fn)
+        function.fn = fn
+    return function
+
+
+def _begin(context: str) -> Context:
     ctx = Context(json.loads(context))
     _deadline[0] = ctx.get("deadline_ms", float("inf")) / 1000
-    # NOTE(runtime): every instance starts from the same snapshot, so the
-    # generators seeded at build time would repeat: reseed from the host's
-    # entropy (WASI random) on every invocation.
-    random.seed()
-    files = _load_files(source)
-    folder = FUNCTION_DIR if os.path.isdir(FUNCTION_DIR) else None
-    if folder is not None:
-        os.chdir(folder)
-    sys.meta_path.insert(0, _BundleFinder(files, folder))
-    if os.path.isdir(DEPS_DIR) and DEPS_DIR not in sys.path:
-        sys.path.append(DEPS_DIR)
-    module, name = _split_handler(handler)
-    fn = getattr(importlib.import_module(module), name)
-    result = _call(fn, json.loads(event), ctx)
+    return ctx
+
+
+def load(source: str, handler: str, context: str) -> None:
+    _begin(context)
+    _function(source, handler)
+    # PERF(runtime): the path every `run` takes, once, on platform data: the memory
+    # pages it writes are copied now (a pre-warmed instance), not on the first call.
+    json.dumps(json.loads(_WARM_JSON), ensure_ascii=False, allow_nan=False)
+
+
+def run(source: str, handler: str, event: str, context: str) -> str:
+    ctx = _begin(context)
+    function = _function(source, handler)
+    result = _call(function.fn, function.takes_context, json.loads(event), ctx)
     return json.dumps(result, ensure_ascii=False, allow_nan=False)
+
+
+def _user_files(source: str) -> dict:
+    """The function's files, for tracebacks (the loaded ones when the host sent none)."""
+    if _serving[0] is not None:
+        return _serving[0].files
+    try:
+        return json.loads(source)
+    except Exception:
+        return {}
 
 
 class WitWorld(wit_world.WitWorld):
@@ -332,14 +396,21 @@ class WitWorld(wit_world.WitWorld):
             info = wit_world.ErrorInfo(type=type(exc).__name__, message=str(exc), stack="")
             raise Err(info) from None
 
+    def load(self, source: str, handler: str, context: str) -> None:
+        try:
+            load(source, handler, context)
+        except BaseException as exc:
+            raise Err(_run_error_info(exc, source)) from None
+
     def run(self, source: str, handler: str, event: str, context: str) -> str:
         try:
             return run(source, handler, event, context)
         except BaseException as exc:
-            try:
-                files = json.loads(source)
-            except Exception:
-                files = {}
-            if isinstance(exc, SyntaxError) and exc.filename in files:
-                raise Err(_syntax_error_info(exc)) from None
-            raise Err(_error_info(exc, files)) from None
+            raise Err(_run_error_info(exc, source)) from None
+
+
+def _run_error_info(exc: BaseException, source: str) -> "wit_world.ErrorInfo":
+    files = _user_files(source)
+    if isinstance(exc, SyntaxError) and exc.filename in files:
+        return _syntax_error_info(exc)
+    return _error_info(exc, files)

@@ -7,8 +7,12 @@
 // - check(source, handler): the build's validation. Parses the bundle with this
 //   engine's own parser (a syntax error names the user's file and line) and runs
 //   none of it.
-// - run(source, handler, event, context): evaluates the bundle in a CommonJS
-//   wrapper, calls the handler (sync or async), returns its result as JSON.
+// - load(source, handler, context): evaluates the bundle in a CommonJS wrapper
+//   (its top level runs) ahead of the first call: a pre-warmed instance.
+// - run(source, handler, event, context): loads the bundle unless this instance
+//   already has (`source` may then be ""), calls the handler (sync or async),
+//   returns its result as JSON. An instance serves one function, never another;
+//   with opt-in reuse its module state survives between calls, as in Lambda.
 //
 // `source` is what the build stored: the function bundled by esbuild as one
 // CommonJS script, ending in an inline source map (`//# sourceMappingURL=data:`)
@@ -21,7 +25,7 @@
 
 import { getEnvironment } from "wasi:cli/environment@0.2.12";
 
-const REVISION = 1; // bump when this file changes what functions see: a new runtime_version
+const REVISION = 2; // bump when this file changes what functions see: a new runtime_version
 const BUNDLE_URL = "nimbus-bundle.js"; // the name the engine gives the bundle's frames
 // The bundle is evaluated inside this wrapper. It shares the bundle's first line,
 // so line N of the bundle is line N for the engine (only line 1's columns shift).
@@ -393,7 +397,7 @@ function compile(source, file) {
   }
 }
 
-function load(source, file) {
+function evaluate(source, file) {
   const factory = compile(source, file);
   const module = { exports: {}, id: file, filename: `/${file}`, loaded: false };
   factory.call(module.exports, module.exports, requireUnavailable, module, `/${file}`, "/");
@@ -435,30 +439,66 @@ function call(fn, event, ctx) {
   });
 }
 
-export async function run(source, handler, event, context) {
-  let file = "handler.js";
-  try {
-    const ctx = jsonParse(context);
-    state.deadline = Number(ctx.deadline_ms) || Infinity;
-    ctx.getRemainingTimeInMillis = () => Math.max(0, state.deadline - Date.now());
-    globalThis.process = makeProcess(ctx);
+// The one function this instance serves: { source, handler, file, fn }, fn once
+// its bundle has been evaluated (by `load`, or by the first `run`).
+let serving = null;
+
+function loadFunction(source, handler, ctx) {
+  if (serving === null) {
+    if (!source) throw new TypeError("no source given and none loaded");
     const parts = splitHandler(handler);
-    file = parts.file;
+    serving = { source, handler, file: parts.file, name: parts.name, fn: null };
     state.source = source;
-    state.file = file;
-    const exported = load(source, file);
+    state.file = parts.file;
+    globalThis.process = makeProcess(ctx);
+  } else if ((source && source !== serving.source) || handler !== serving.handler) {
+    throw new Error("this instance already serves another function");
+  }
+  if (serving.fn === null) {
+    const exported = evaluate(serving.source, serving.file);
+    const name = serving.name;
     // `exports.main`, or `export default { main }` (its object is `exports.default`)
-    const fn =
-      exported?.[parts.name] ??
-      exported?.default?.[parts.name] ??
-      (parts.name === "default" ? exported : undefined);
+    const fn = exported?.[name] ?? exported?.default?.[name] ?? (name === "default" ? exported : undefined);
     if (typeof fn !== "function") {
-      throw new TypeError(`${file} does not export a function named '${parts.name}' (the handler is '${handler}')`);
+      throw new TypeError(`${serving.file} does not export a function named '${name}' (the handler is '${handler}')`);
     }
+    serving.fn = fn;
+  }
+  return serving.fn;
+}
+
+function begin(context) {
+  const ctx = jsonParse(context);
+  state.deadline = Number(ctx.deadline_ms) || Infinity;
+  ctx.getRemainingTimeInMillis = () => Math.max(0, state.deadline - Date.now());
+  return ctx;
+}
+
+// A pre-warmed instance: the bundle evaluated off the request path, so `run` only
+// calls the handler. Timers its top level starts are cleared, as after a `run`.
+export async function load(source, handler, context) {
+  try {
+    const ctx = begin(context);
+    loadFunction(source, handler, ctx);
+    // PERF(runtime): the engine compiles a function on its first call; take the path
+    // every `run` takes once now, with a platform no-op in place of the handler.
+    const pending = call(() => null, jsonParse("{}"), ctx);
+    encodeResult(await Promise.race([pending, stuck(pending)]));
+  } catch (error) {
+    fail(error, source || serving?.source || "", serving?.file || "handler.js");
+  } finally {
+    clearAllTimers();
+  }
+}
+
+export async function run(source, handler, event, context) {
+  try {
+    const ctx = begin(context);
+    const fn = loadFunction(source, handler, ctx);
     const pending = call(fn, jsonParse(event), ctx);
     return encodeResult(await Promise.race([pending, stuck(pending)]));
   } catch (error) {
-    fail(error, source, file);
+    fail(error, source || serving?.source || "", serving?.file || "handler.js");
   } finally {
     clearAllTimers();
   }
