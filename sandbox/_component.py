@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import wasmtime
 from wasmtime import component
 
+from ._component_call import call_strings
 from ._logs import ComponentLogs
 from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome, trap_cause
 from ._pool import MEMORIES_PER_COMPONENT, busy, is_exhausted
@@ -114,7 +115,7 @@ class HandlerInstance:
             if func is None:
                 raise ValueError(f"component does not export `{LOAD}`")
             self.store.set_epoch_deadline(deadline_ticks)
-            result = func(self.store, *self.leading, context)
+            result = call_strings(func, self.store, *self.leading, context)
             func.post_return(self.store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:  # e.g. a loop at top level
             self.close()
@@ -130,7 +131,7 @@ class HandlerInstance:
 
     def call(self, event: str, context: str, deadline_ticks: int) -> object:
         self.store.set_epoch_deadline(deadline_ticks)
-        result = self.func(self.store, *self.leading, event, context)
+        result = call_strings(self.func, self.store, *self.leading, event, context)
         self.func.post_return(self.store)
         return result
 
