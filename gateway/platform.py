@@ -28,6 +28,7 @@ from .jobs.canary import CanaryRunner
 from .jobs.periodic import PeriodicJobs
 from .jobs.schedules import ScheduleTicker
 from .jobs.workflows import WorkflowRunner
+from .services.alert_webhook import AlertWebhook
 from .services.alerts import AlertService
 from .services.aliases import AliasService
 from .services.canary import CanaryService
@@ -220,13 +221,13 @@ class Platform:
                                      WindowQuery(store, recorder.flush))  # fmt: skip
         periodic.every(settings.canary_scan_sec, canary_runner.scan, name="canary-steps")
         alert_repo = AlertRepo(store, history_max=settings.alert_history_max)
-        alerts = AlertService(alert_repo, repo, cipher, max_alerts=settings.max_alerts,
+        webhook = AlertWebhook(OutboundClient(allow_private=settings.alert_webhook_allow_private,
+                                              timeout_sec=settings.alert_webhook_timeout_sec),
+                               cipher)  # fmt: skip
+        alerts = AlertService(alert_repo, repo, webhook, max_alerts=settings.max_alerts,
                               allow_private=settings.alert_webhook_allow_private)  # fmt: skip
         alert_evaluator = AlertEvaluator(
-            alert_repo, leases, WindowQuery(store, recorder.flush),
-            OutboundClient(allow_private=settings.alert_webhook_allow_private,
-                           timeout_sec=settings.alert_webhook_timeout_sec),
-            alerts.secret_of,
+            alert_repo, leases, WindowQuery(store, recorder.flush), webhook,
             settle_sec=settings.log_flush_sec + settings.alert_settle_margin_sec,
             max_attempts=settings.alert_delivery_max_attempts,
             retry_base_sec=settings.alert_delivery_retry_base_sec,
@@ -331,7 +332,7 @@ class Platform:
         self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)
         self.builds.stop()
         self.recorder.stop()  # after the last invocations: flush, fold this worker's stats
-        self.alert_evaluator.outbound.close()
+        self.alert_evaluator.webhook.outbound.close()
         self.sandbox.close()
         self.store.close()
 

@@ -785,6 +785,14 @@ class AlertList(BaseModel):
     total: int
 
 
+class AlertTestResult(BaseModel):
+    delivery_id: str
+    delivered: bool = Field(description="the receiver answered 2xx")
+    status_code: int | None = Field(description="null: no answer (refused, unreachable, timeout)")
+    error: str | None
+    duration_ms: float | None
+
+
 class AlertHistory(BaseModel):
     events: list[AlertEvent] = Field(
         description="newest first: state changes, delivery "

@@ -20,6 +20,7 @@ from .resources.alerts import (
     AlertResource,
     AlertsResource,
     AlertSwitchResource,
+    AlertTestResource,
 )
 from .resources.aliases import AliasesResource, AliasResource, CanaryResource
 from .resources.asyncinv import AsyncInvokeResource, InvocationResource
@@ -144,6 +145,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(alert, AlertResource(alerts))
     app.add_route(alert + "/enable", AlertSwitchResource(alerts, enabled=True))
     app.add_route(alert + "/disable", AlertSwitchResource(alerts, enabled=False))
+    app.add_route(alert + "/test", AlertTestResource(alerts))
     app.add_route(alert + "/history", AlertHistoryResource(alerts))
 
     console = ConsoleFiles(platform.settings.console_dir)

@@ -183,7 +183,7 @@ def _operations(version: str) -> dict:
         schemas.VersionView, schemas.VersionList, schemas.RollbackBody, schemas.FunctionHistory,
         schemas.AliasBody, schemas.AliasView, schemas.AliasList, schemas.CanaryBody,
         schemas.AlertCreate, schemas.AlertUpdate, schemas.AlertView, schemas.AlertList,
-        schemas.AlertHistory,
+        schemas.AlertHistory, schemas.AlertTestResult,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
@@ -332,6 +332,9 @@ def _alert_paths() -> dict:
             "enable an alert rule", ("200", "AlertView"))},
         one + "/disable": {"parameters": [alert_id], "post": _op(
             "disable an alert rule (silently: no resolved notification)", ("200", "AlertView"))},
+        one + "/test": {"parameters": [alert_id], "post": _op(
+            "send a signed test notification (state: test) now; what the receiver answered",
+            ("200", "AlertTestResult"))},
         one + "/history": {"parameters": [alert_id], "get": _op(
             "state changes, delivery attempts and edits, newest first (the last 200 kept)",
             ("200", "AlertHistory"),

@@ -24,8 +24,6 @@ leaves it to be sent again, with the same `X-Nimbus-Delivery` id and body).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import logging
 import math
 import random
@@ -33,9 +31,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import httpx
-import orjson
 
 from store import errors
 from store.alerts import AlertEvent, AlertRepo, AlertRule, PendingDelivery
@@ -49,7 +44,7 @@ from ..services.alert_conditions import (
     latest_window_end,
     metric_value,
 )
-from ..services.outbound import OutboundClient, Refused
+from ..services.alert_webhook import AlertWebhook, payload
 from ..telemetry.window_query import WindowQuery
 
 log = logging.getLogger("nimbus.alerts")
@@ -70,8 +65,7 @@ class AlertEvaluator:
         repo: AlertRepo,
         leases: Leases,
         query: WindowQuery,
-        outbound: OutboundClient,
-        secret_of: Callable[[AlertRule], str],
+        webhook: AlertWebhook,
         *,
         settle_sec: float,
         max_attempts: int = 6,
@@ -83,8 +77,7 @@ class AlertEvaluator:
         self.repo = repo
         self.leases = leases
         self.query = query
-        self.outbound = outbound
-        self.secret_of = secret_of
+        self.webhook = webhook
         self.settle_sec = settle_sec
         self.max_attempts = max_attempts
         self.retry_base_sec = retry_base_sec
@@ -168,9 +161,8 @@ class AlertEvaluator:
         due = [d for d in claim.record.outbox if d.next_at <= self.clock()]
         attempts: list[_Attempt] = []
         if due:
-            secret = self._secret(claim.record)
             with self.leases.renewing(claim):
-                attempts = [self._deliver(claim.record, d, secret) for d in due]
+                attempts = [self._deliver(claim.record, d) for d in due]
         self.leases.finish(claim, lambda r: _apply(r, attempts))
 
     def _evaluate(self, claim: Claim[AlertRule], end: int) -> None:
@@ -199,53 +191,14 @@ class AlertEvaluator:
 
     def _delivery(self, rule: AlertRule, change: Transition) -> PendingDelivery:
         delivery_id = new_id("dlv_")
-        payload = {
-            "alert": rule.id,
-            "name": rule.name,
-            "state": change.notify,
-            "metric": rule.metric.value,
-            "op": rule.op,
-            "value": rule.value,
-            "threshold": rule.threshold,
-            "function": rule.function_name,
-            "window_sec": rule.window_sec,
-            "at": rule.since.isoformat().replace("+00:00", "Z"),
-            "delivery": delivery_id,
-        }
-        return PendingDelivery(
-            id=delivery_id,
-            state=change.notify,
-            body=orjson.dumps(payload).decode(),
-            next_at=self.clock(),
-        )
+        body = payload(rule, change.notify, delivery_id)
+        return PendingDelivery(id=delivery_id, state=change.notify, body=body.decode(),
+                               next_at=self.clock())  # fmt: skip
 
-    def _secret(self, rule: AlertRule) -> str | None:
-        try:
-            return self.secret_of(rule)
-        except errors.NimbusError as exc:  # sealed with a key this server lacks
-            log.warning("alert %s: %s", rule.id, exc)
-            return None
-
-    def _deliver(self, rule: AlertRule, pending: PendingDelivery, secret: str | None) -> _Attempt:
-        body = pending.body.encode()
+    def _deliver(self, rule: AlertRule, pending: PendingDelivery) -> _Attempt:
         attempt = pending.attempts + 1
-        status, error, duration = None, None, None
-        if secret is None:
-            error = "the webhook secret cannot be opened on this server (NIMBUS_ENV_KEYS)"
-        else:
-            signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            headers = {"X-Nimbus-Signature": f"sha256={signature}",
-                       "X-Nimbus-Delivery": pending.id,
-                       "X-Nimbus-Event": f"alert.{pending.state}"}  # fmt: skip
-            try:
-                answer = self.outbound.post(rule.notify.webhook_url, body, headers)
-                status, duration = answer.status_code, round(answer.duration_ms, 1)
-                if not 200 <= status < 300:
-                    error = f"the receiver answered {status}"
-            except Refused as exc:
-                error = str(exc)
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"[:300]
+        sent = self.webhook.send(rule, pending.id, pending.state, pending.body.encode())
+        status, error, duration = sent.status_code, sent.error, sent.duration_ms
         delivered = error is None
         next_at = None
         if not delivered and attempt < self.max_attempts:

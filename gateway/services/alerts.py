@@ -22,12 +22,13 @@ from ..schemas import (
     AlertList,
     AlertNotifyBody,
     AlertNotifyView,
+    AlertTestResult,
     AlertUpdate,
     AlertView,
     InvocationFunction,
 )
 from .alert_conditions import OP_ALIASES, OPS, eval_every
-from .env_crypto import EnvCipher
+from .alert_webhook import AlertWebhook, payload
 from .outbound import check_url
 
 ALERT_ID_PREFIX = "alr_"
@@ -67,14 +68,15 @@ class AlertService:
         self,
         repo: AlertRepo,
         functions: FunctionRepo,
-        cipher: EnvCipher,
+        webhook: AlertWebhook,
         *,
         allow_private: bool,
         max_alerts: int = 1000,
     ) -> None:
         self.repo = repo
         self.functions = functions
-        self.cipher = cipher
+        self.webhook = webhook
+        self.cipher = webhook.cipher
         self.allow_private = allow_private
         self.max_alerts = max_alerts
 
@@ -97,9 +99,6 @@ class AlertService:
             pending_deliveries=len(rule.outbox),
             created_at=rule.created_at, updated_at=rule.updated_at,
         )  # fmt: skip
-
-    def secret_of(self, rule: AlertRule) -> str:
-        return self.cipher.open({"secret": rule.notify.secret})["secret"]
 
     # -- reads -------------------------------------------------------------------------
 
@@ -193,6 +192,20 @@ class AlertService:
 
     def delete(self, alert_id: str) -> None:
         self.repo.delete(alert_id)
+
+    def test(self, alert_id: str, *, actor: str) -> AlertTestResult:
+        """Send a signed `test` notification now (state unchanged), as the rule would."""
+        rule = self.repo.get(alert_id)
+        delivery_id = new_id("dlv_")
+        sent = self.webhook.send(rule, delivery_id, "test", payload(rule, "test", delivery_id))
+        result = AlertTestResult(delivery_id=delivery_id, delivered=sent.delivered,
+                                 status_code=sent.status_code, error=sent.error,
+                                 duration_ms=sent.duration_ms)  # fmt: skip
+        self.repo.append(rule.id, AlertEvent(
+            kind="delivery", state="test", delivery_id=delivery_id, attempt=1,
+            outcome="delivered" if sent.delivered else "failed", status_code=sent.status_code,
+            error=sent.error, duration_ms=sent.duration_ms, by=actor))  # fmt: skip
+        return result
 
     # -- parts -------------------------------------------------------------------------
 

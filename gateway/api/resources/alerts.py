@@ -1,4 +1,4 @@
-"""`/api/v1/alerts[/{alert_id}[/enable|/disable|/history]]`: thin resources over `AlertService`.
+"""`/api/v1/alerts[/{alert_id}[/enable|/disable|/test|/history]]`: thin resources.
 
 Scopes: reads need `read`, every change `deploy` (the defaults). A deploy
 key can thereby make the server POST to a URL it names; the address guard
@@ -66,6 +66,16 @@ class AlertSwitchResource:
 
     def on_post(self, req, resp, alert_id: str) -> None:
         send(resp, self.service.set_enabled(alert_id, self.enabled, actor=actor_of(req)))
+
+
+class AlertTestResource:
+    """`POST …/test`: a signed `test` notification now; 200 with what the receiver said."""
+
+    def __init__(self, service: AlertService) -> None:
+        self.service = service
+
+    def on_post(self, req, resp, alert_id: str) -> None:
+        send(resp, self.service.test(alert_id, actor=actor_of(req)))
 
 
 class AlertHistoryResource:

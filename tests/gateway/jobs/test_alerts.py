@@ -14,6 +14,7 @@ import pytest
 from gateway.jobs.alerts import RECHECK_SEC, AlertEvaluator
 from gateway.schemas import AlertCreate
 from gateway.services.alert_conditions import advance, eval_every, metric_value
+from gateway.services.alert_webhook import AlertWebhook
 from gateway.services.alerts import AlertService
 from gateway.services.env_crypto import EnvCipher
 from gateway.services.outbound import OutboundClient
@@ -54,15 +55,16 @@ def clock() -> Clock:
 def service(store) -> AlertService:
     repo = FunctionRepo(store)
     repo.create_function(Function(id="fn_aaaaaaaaaaaaaaaa", name="checkout", runtime="wasm"))
-    return AlertService(AlertRepo(store), repo, EnvCipher([]), allow_private=True)
+    return AlertService(AlertRepo(store), repo, webhook(), allow_private=True)
+
+
+def webhook() -> AlertWebhook:
+    return AlertWebhook(OutboundClient(allow_private=True, timeout_sec=5), EnvCipher([]))
 
 
 def evaluator(store, clock, owner: str, **kw) -> AlertEvaluator:
     return AlertEvaluator(AlertRepo(store), Leases(store, owner, clock=clock), WindowQuery(store),
-                          OutboundClient(allow_private=True, timeout_sec=5),
-                          AlertService(AlertRepo(store), FunctionRepo(store), EnvCipher([]),
-                                       allow_private=True).secret_of,
-                          settle_sec=SETTLE, clock=clock, **kw)  # fmt: skip
+                          webhook(), settle_sec=SETTLE, clock=clock, **kw)  # fmt: skip
 
 
 def calls(store, start: float, end: float, *, failing: bool, every: float = 1.0) -> None:
@@ -274,7 +276,7 @@ def test_a_delivery_owed_by_a_worker_that_died_is_sent_by_another(store, clock, 
     with webhook_receiver() as receiver:
         alert_id = rule(service, receiver.url)
         doomed = evaluator(store, clock, "worker-a")
-        doomed.outbound = DyingClient(allow_private=True)
+        doomed.webhook.outbound = DyingClient(allow_private=True)
         calls(store, T0 - 30, T0 + 70, failing=True)  # still failing when the lease runs out
         with pytest.raises(Died):
             doomed.scan()
@@ -336,7 +338,7 @@ def test_scans_read_the_store_only_when_a_rule_is_due(tmp_path, clock):
     store = Counting(tmp_path / "counted")
     repo = FunctionRepo(store)
     repo.create_function(Function(id="fn_aaaaaaaaaaaaaaaa", name="checkout", runtime="wasm"))
-    service = AlertService(AlertRepo(store), repo, EnvCipher([]), allow_private=True)
+    service = AlertService(AlertRepo(store), repo, webhook(), allow_private=True)
     rule(service, "http://127.0.0.1:9/unused")
     job = evaluator(store, clock, "worker-a")
     Counting.lists = Counting.gets = 0
