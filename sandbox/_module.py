@@ -50,10 +50,13 @@ _MEMORY = b"memory"
 _EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
 _EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
-# The invocation's context JSON, in every command's environment (a reserved
-# name: it wins over a function env var of the same name). Handler-form glue
-# of compiled languages reads it; a program may.
+# The invocation's context JSON, in the environment of commands the platform
+# built (`Deployment.context_env`: the glue of compiled languages reads it, and
+# their programs may) and of modules that ask for it by exporting
+# `CONTEXT_EXPORT`; a reserved name there: it wins over an env var of that name.
+# Any other module's environment is exactly its env_vars (DESIGN.md).
 CONTEXT_ENV = "NIMBUS_CONTEXT"
+CONTEXT_EXPORT = "nimbus_context_env"
 # A table element costs 8 bytes of host memory; tables are not under memory_mb.
 TABLE_ELEMENTS_LIMIT = 1_000_000
 TABLES_LIMIT = 8
@@ -96,31 +99,50 @@ class LoadedModule:
     module: wasmtime.Module
     pre: wasmtime.InstancePre
     result_fd: int  # where the result is written: fd 1, or handler glue's channel
+    asks_for_context: bool  # exports CONTEXT_EXPORT: NIMBUS_CONTEXT in its environment
 
     @classmethod
     def link(cls, module: wasmtime.Module, linker: wasmtime.Linker) -> LoadedModule:
         check_command(module)
-        declared = any(e.name == _wasi.RESULT_CHANNEL_EXPORT for e in module.exports)
+        exports = {e.name for e in module.exports}
+        declared = _wasi.RESULT_CHANNEL_EXPORT in exports
         result_fd = _wasi.HANDLER_RESULT_FD if declared else _wasi.PROGRAM_RESULT_FD
-        return cls(module, linker.instantiate_pre(module), result_fd)
+        return cls(module, linker.instantiate_pre(module), result_fd, CONTEXT_EXPORT in exports)
 
 
 class WasiArgs:
-    """argv and environment as C arrays, encoded once per deployment; the
-    context variable's value is added per call (`values_with`)."""
+    """argv and environment as C arrays, encoded once per deployment: the
+    env_vars as they are, or with NIMBUS_CONTEXT, whose value is added per
+    call (`environment`)."""
 
     def __init__(self, argv: list[str], env: Mapping[str, str]) -> None:
-        env = {name: value for name, value in env.items() if name != CONTEXT_ENV}
         self.argc = len(argv)
         self.argv = to_char_array(argv)
-        self.envc = len(env) + 1
-        self.names = to_char_array([*env, CONTEXT_ENV])
-        self._values = [value.encode() for value in env.values()]
-        self._array = ctypes.c_char_p * self.envc
+        self._plain = _EnvArrays(env)
+        own = {name: value for name, value in env.items() if name != CONTEXT_ENV}
+        self._with_context = _EnvArrays({**own, CONTEXT_ENV: ""})
 
-    def values_with(self, context: bytes):
-        values = self._array(*self._values, context)
-        return ctypes.cast(values, ctypes.POINTER(ctypes.POINTER(ctypes.c_char))), values
+    def environment(self, context: bytes | None):
+        """(count, names, values, keep-alive) for wasi_config_set_env: the env_vars,
+        plus NIMBUS_CONTEXT=`context` unless it is None."""
+        if context is None:
+            return self._plain.with_last(None)
+        return self._with_context.with_last(context)
+
+
+class _EnvArrays:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.count = len(env)
+        self.names = to_char_array(list(env))
+        self._values = [value.encode() for value in env.values()]
+        self._array = ctypes.c_char_p * self.count
+
+    def with_last(self, last: bytes | None):
+        """The values, the last one replaced by `last` unless it is None."""
+        given = self._values if last is None else [*self._values[:-1], last]
+        values = self._array(*given)
+        pointer = ctypes.cast(values, ctypes.POINTER(ctypes.POINTER(ctypes.c_char)))
+        return self.count, self.names, pointer, values
 
 
 def context_json(dep: Deployment, context: Mapping) -> bytes:
@@ -145,7 +167,7 @@ def run_module(
     memory_bytes: int,
     timeout_sec: float,
     deadline_ticks: int,
-    guest_context: bytes = b"{}",
+    guest_context: bytes | None = None,
 ) -> Outcome:
     io = _wasi.GuestIO(event, timeout_sec, loaded.result_fd)
     _wasi.bind(io)
@@ -156,9 +178,9 @@ def run_module(
         _store_limiter(store, memory_bytes, TABLE_ELEMENTS_LIMIT, 1, TABLES_LIMIT, 1)
         _set_epoch_deadline(context, deadline_ticks)
         config = _wasi_config_new()
-        values, _keep = args.values_with(guest_context)
+        envc, names, values, _keep = args.environment(guest_context)
         if not _wasi_set_argv(config, args.argc, args.argv) or not _wasi_set_env(
-            config, args.envc, args.names, values
+            config, envc, names, values
         ):
             raw._wasi_config_delete(config)
             raise ValueError("invalid argv or environment for WASI")

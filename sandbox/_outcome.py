@@ -73,10 +73,19 @@ def trap_failure(trap: wasmtime.Trap) -> FunctionFailure:
 
 
 def error_failure(error: Exception) -> FunctionFailure:
-    """A wasmtime error that is neither an exit nor a plain trap (e.g. a link error)."""
-    lines = str(error).strip().splitlines() or ["wasm error"]
-    stack = [line.strip() for line in lines[1 : _MAX_FRAMES + 1] if line.strip()]
-    return FunctionFailure(type="Trap", message=lines[0], stack=stack)
+    """A wasmtime error that is neither an exit nor a plain trap (e.g. a link error,
+    or `proc_exit` with a status of 126 or more): the message is what wasmtime gives
+    as the cause, the stack its backtrace."""
+    text = str(error).strip() or "wasm error"
+    trace, caused_by, cause = text.partition("Caused by:")
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    if caused_by:
+        causes = [line.strip() for line in cause.splitlines() if line.strip()]
+        message = causes[0] if causes else lines[0]
+        lines = lines[1:]  # "error while executing at wasm backtrace:"
+    else:
+        message, lines = lines[0], lines[1:]
+    return FunctionFailure(type="Trap", message=message, stack=lines[:_MAX_FRAMES])
 
 
 # A command reports its own error as the last line of its stderr: an ASCII

@@ -170,7 +170,11 @@ class Sandbox:
                     memory_bytes=dep.memory_mb * MiB,
                     timeout_sec=dep.timeout_sec,
                     deadline_ticks=worker.host.deadline_ticks(dep.timeout_sec),
-                    guest_context=context_json(dep, context),
+                    guest_context=(
+                        context_json(dep, context)
+                        if dep.context_env or loaded.asks_for_context
+                        else None
+                    ),
                 )
             else:
                 outcome = self._call_component(worker, dep, loaded, prepared, event, context)

@@ -126,6 +126,10 @@ class Deployment:
     # Components only: keep the instance between calls of this version in this
     # worker (never across functions). Command modules always get a fresh one.
     reuse_instance: bool = False
+    # Command modules: NIMBUS_CONTEXT (the call's context JSON) in the environment,
+    # for glue the platform built. False: exactly env_vars, unless the module
+    # exports `nimbus_context_env` to ask for it.
+    context_env: bool = True
     # Kind "runtime" (a shared language runtime exporting the `runtime` world:
     # the artifact is that component): the user's source bundle, the entry
     # point, and read-only mounts.

@@ -55,6 +55,8 @@ _MAX_IOVS = 1024
 _MAX_SUBSCRIPTIONS = 64
 _SUBSCRIPTION, _EVENT = 48, 32
 _CLOCK_REALTIME, _CLOCK_MONOTONIC = 0, 1
+# Process and thread CPU time: wasmtime answers EBADF for both, and so do we.
+_CPU_CLOCKS = (2, 3)
 _EVENTTYPE_CLOCK, _EVENTTYPE_FD_READ, _EVENTTYPE_FD_WRITE = 0, 1, 2
 
 PROGRAM_RESULT_FD = 1  # a program's stdout is its result
@@ -236,7 +238,7 @@ def _clock_time_get(io: GuestIO, caller, args) -> int:
     clock_id, time_ptr = _u32(args[0].i32), _u32(args[2].i32)
     now = _now(io, clock_id)
     if now is None:
-        args[0].i32 = _EINVAL
+        args[0].i32 = _EBADF if clock_id in _CPU_CLOCKS else _EINVAL
         return 0
     base, size = _memory(caller)
     _check(size, time_ptr, 8)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from compiler import RUNTIMES
 from sandbox import Deployment, InvokeResult, Mount, Sandbox
 from store import errors
 from store.records import (
@@ -74,6 +75,14 @@ def runtime_fields(version: Version) -> dict:
         "source_sha256": build.bundle_sha256,
         "mounts": tuple(Mount(m.guest_path, m.key, m.sha256) for m in build.mounts),
     }
+
+
+def platform_built(runtime_name: str) -> bool:
+    """Whether the platform built the artifact from source: its glue (and a program,
+    as documented) reads the context from NIMBUS_CONTEXT. An uploaded `wasm`
+    module's environment is exactly its env_vars (DESIGN.md), unless it asks."""
+    runtime = RUNTIMES.get(runtime_name)
+    return runtime is None or runtime.kind == "source"
 
 
 def _refuse_unservable(fn: Function) -> None:
@@ -168,6 +177,7 @@ class InvokeService:
             memory_mb=version.memory_mb,
             timeout_sec=version.timeout_sec,
             reuse_instance=version.reuse,
+            context_env=platform_built(version.runtime),
             **runtime_fields(version),
         )
 

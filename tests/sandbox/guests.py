@@ -28,6 +28,9 @@ _PRELUDE = r"""
     (func $fd_prestat_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_open"
     (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_res_get"
+    (func $clock_res_get (param i32 i32) (result i32)))
 
   ;; write(fd, ptr, len) -> errno
   (func $write (param $fd i32) (param $ptr i32) (param $len i32) (result i32)
