@@ -133,6 +133,10 @@ class AlertEvaluator:
                 done += 1
             except LeaseLost:
                 log.info("alert %s changed while evaluated; it is looked at again", key)
+            except errors.NimbusError as exc:  # the store hiccuped: release, try next scan
+                log.warning("alert %s not evaluated: %s", key, exc)
+                with contextlib.suppress(LeaseLost, errors.NimbusError):
+                    self.leases.finish(claim, lambda rule: None)
             finally:
                 self._skip_until.pop(key, None)
         return done

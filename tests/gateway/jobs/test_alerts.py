@@ -21,7 +21,7 @@ from gateway.services.outbound import OutboundClient
 from gateway.telemetry.recorder import THROTTLED, InvocationOutcome
 from gateway.telemetry.window_query import WindowQuery
 from gateway.telemetry.windows import Window, WindowBook
-from store import LocalStore
+from store import LocalStore, errors
 from store.alerts import AlertMetric, AlertRepo, AlertRule, AlertState, Notify
 from store.functions import FunctionRepo
 from store.leases import Leases
@@ -349,3 +349,24 @@ def test_scans_read_the_store_only_when_a_rule_is_due(tmp_path, clock):
     assert evaluated == 6  # one per 10 s boundary
     assert Counting.lists == 6  # once per RECHECK_SEC
     assert Counting.gets <= 2 * evaluated, Counting.gets  # the claim's read (+ a look)
+
+
+def test_a_store_error_while_evaluating_releases_the_rule_for_the_next_scan(store, clock, service):
+    class Flaky(WindowQuery):
+        failures = 1
+
+        def series(self, *args, **kwargs):
+            if Flaky.failures:
+                Flaky.failures -= 1
+                raise errors.Unavailable("the store answered 503")
+            return super().series(*args, **kwargs)
+
+    with webhook_receiver() as receiver:
+        alert_id = rule(service, receiver.url)
+        job = evaluator(store, clock, "worker-a")
+        job.query = Flaky(store)
+        calls(store, T0 - 30, T0, failing=True)
+        assert job.scan() == 0 and receiver.requests == []
+        assert service.get(alert_id).evaluated_until is None
+        clock.now += 1  # the next scan, not the lease's 60 s later
+        assert job.scan() == 1 and len(receiver.wait_for(1)) == 1
