@@ -29,6 +29,10 @@ class ConcurrencyGate:
     def active(self) -> int:
         return self._active
 
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
     def _busy(self, why: str) -> errors.LimitExceeded:
         return errors.LimitExceeded(
             f"worker busy: {why}", retry_after=max(1, math.ceil(self.queue_timeout))

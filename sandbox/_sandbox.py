@@ -30,8 +30,8 @@ _GRACE_SEC = 0.25
 # What a pre-warmed instance's `load` is told: the function's, never a caller's.
 _LOAD_CONTEXT = ("function_name", "version", "memory_limit_mb")
 
-_STATS = ("running", "stuck_threads", "idle_instances", "prewarmed_instances",
-          "cached_artifacts", "cache_hits", "cache_misses")  # fmt: skip
+_STATS = ("running", "slots", "queued", "stuck_threads", "idle_instances",
+          "prewarmed_instances", "cached_artifacts", "cache_hits", "cache_misses")  # fmt: skip
 
 
 class Sandbox:
@@ -89,15 +89,20 @@ class Sandbox:
             worker.close()
 
     def stats(self) -> dict[str, int]:
-        """This process's numbers: guests running now, threads stuck past their
-        deadline, idle reusable instances, artifacts in the memory cache, and
-        the cache's hits and misses (loads that had to go to disk, store or wasm)
-        since the engine was made."""
+        """This process's numbers: guests running now, of how many slots, callers
+        queued for one, threads stuck past their deadline, idle reusable
+        instances, artifacts in the memory cache, the cache's hits and misses
+        (loads that had to go to disk, store or wasm) since the engine was made,
+        and the native executor's containers (`native_idle`, `native_busy`,
+        `native_started`)."""
+        native = self._native.stats()
         worker = self._worker_state
         if worker is None or worker.pid != os.getpid():
-            return dict.fromkeys(_STATS, 0)
-        return {
+            return dict.fromkeys(_STATS, 0) | native
+        return native | {
             "running": worker.gate.active,
+            "slots": worker.gate.max_concurrent,
+            "queued": worker.gate.waiting,
             "stuck_threads": worker.threads.stuck,
             "idle_instances": worker.idle_instances(),
             "prewarmed_instances": worker.warm.count,

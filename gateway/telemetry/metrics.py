@@ -55,6 +55,8 @@ TICK_LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0
 
 _SANDBOX_GAUGES = {
     "running": ("nimbus_sandbox_running", "guests running now"),
+    "slots": ("nimbus_sandbox_slots", "guests the workers may run at once (MAX_CONCURRENT each)"),
+    "queued": ("nimbus_sandbox_queued", "callers waiting for a free slot"),
     "stuck_threads": ("nimbus_sandbox_stuck_threads", "guest threads blocked past their deadline"),
     "idle_instances": ("nimbus_sandbox_idle_instances", "warm instances kept for reuse"),
     "prewarmed_instances": (
@@ -62,6 +64,8 @@ _SANDBOX_GAUGES = {
         "fresh instances made ahead of calls, each for one call",
     ),
     "cached_artifacts": ("nimbus_sandbox_cached_artifacts", "artifacts loaded in memory"),
+    "native_idle": ("nimbus_native_containers_idle", "warm native-function containers, idle"),
+    "native_busy": ("nimbus_native_containers_busy", "native-function containers running a call"),
 }
 
 

@@ -236,6 +236,39 @@ def test_throttled_calls_are_counted_apart_and_not_logged(make_server):
     }
 
 
+def test_slot_gauges_show_capacity_running_and_waiting_callers(make_server):
+    """What the dashboard's "Sandbox slots" and "Throttles" panels plot: the slots
+    (MAX_CONCURRENT per worker), the guests in them and the callers queued for one."""
+    server = make_server(
+        {
+            "WORKERS": "1",
+            "MAX_CONCURRENT": "1",
+            "INVOKE_QUEUE_SIZE": "2",
+            "INVOKE_QUEUE_TIMEOUT_SEC": "5",
+        }
+    ).start()
+    deploy(server, "sleeper", w.SLEEP_WAT, timeout_sec=3)
+    gauges = ("nimbus_sandbox_slots", "nimbus_sandbox_running", "nimbus_sandbox_queued")
+
+    def sampled(want: list[float]):
+        def check():
+            text = httpx.get(server.url + "/metrics").text
+            return text if [metric(text, g) for g in gauges] == want else None
+
+        return check
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(once, server, "POST", "/api/v1/functions/sleeper/invoke")
+        assert poll(sampled([1, 1, 0]), timeout=3)
+        second = pool.submit(once, server, "POST", "/api/v1/functions/sleeper/invoke")
+        text = poll(sampled([1, 1, 1]), timeout=2.5)  # the second waits for the slot
+        assert text, httpx.get(server.url + "/metrics").text
+        assert [first.result().status_code, second.result().status_code] == [504, 504]
+    assert poll(sampled([1, 0, 0]), timeout=3)
+    for native in ("nimbus_native_containers_busy", "nimbus_native_containers_idle"):
+        assert f"\n{native} 0.0\n" in text  # exported (no native function ran)
+
+
 # -- stats -------------------------------------------------------------------------
 
 

@@ -1,0 +1,133 @@
+"""deploy/k8s: the plain manifests against Kubernetes' own schemas (kubernetes-validate,
+strict), the Knative Service by explicit asserts and its pod spec against the core
+PodSpec schema, and how the pieces refer to each other."""
+
+from __future__ import annotations
+
+import copy
+
+import kubernetes_validate
+import pytest
+
+from gateway.settings import Settings
+from tests.deploy.conftest import BOTO_VARIABLES, DEPLOY, load_all_yaml, load_yaml
+
+K8S = DEPLOY / "k8s"
+KUBERNETES = "1.30"  # oldest release still common in clusters; the fields used are older
+# Fields of Knative's RevisionSpec that a core PodSpec does not have.
+KNATIVE_ONLY = {"containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds",
+                "idleTimeoutSeconds"}  # fmt: skip
+
+
+def base() -> dict[str, dict]:
+    """The base's resources by kind, as kustomize would list them."""
+    kustomization = load_yaml(K8S / "base" / "kustomization.yaml")
+    docs = [
+        doc for name in kustomization["resources"] for doc in load_all_yaml(K8S / "base" / name)
+    ]
+    by_kind = {doc["kind"]: doc for doc in docs}
+    assert len(by_kind) == len(docs)
+    return by_kind
+
+
+def knative() -> dict:
+    return load_yaml(K8S / "knative" / "service.yaml")
+
+
+def container(pod_spec: dict) -> dict:
+    (only,) = pod_spec["containers"]
+    return only
+
+
+def as_pod(pod_spec: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nimbus"}, "spec": pod_spec}
+
+
+def test_kustomization_lists_every_manifest_of_the_base():
+    listed = set(load_yaml(K8S / "base" / "kustomization.yaml")["resources"])
+    present = {p.name for p in (K8S / "base").glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "ConfigMap"} <= set(base())
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Service", "HorizontalPodAutoscaler",
+                                  "ConfigMap", "PodDisruptionBudget"])  # fmt: skip
+def test_manifest_is_valid_against_the_kubernetes_schema(kind):
+    kubernetes_validate.validate(base()[kind], KUBERNETES, strict=True)
+
+
+def test_the_schema_check_catches_a_misspelt_field():
+    deployment = copy.deepcopy(base()["Deployment"])
+    pod = deployment["spec"]["template"]["spec"]
+    pod["containers"][0]["readinesProbe"] = pod["containers"][0].pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinesProbe"):
+        kubernetes_validate.validate(deployment, KUBERNETES, strict=True)
+
+
+def test_service_hpa_and_budget_point_at_the_deployment():
+    resources = base()
+    deployment, service = resources["Deployment"], resources["Service"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert resources["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= (
+        labels.items()
+    )
+    nimbus = container(deployment["spec"]["template"]["spec"])
+    ports = {p["name"]: p["containerPort"] for p in nimbus["ports"]}
+    assert service["spec"]["ports"][0]["targetPort"] in ports and ports["http"] == 8080
+    target = resources["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    # CPU utilisation is a share of the request: without one the HPA cannot scale.
+    assert nimbus["resources"]["requests"]["cpu"]
+    assert resources["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
+
+
+def test_deployment_probes_and_configuration():
+    resources = base()
+    nimbus = container(resources["Deployment"]["spec"]["template"]["spec"])
+    assert nimbus["readinessProbe"]["httpGet"]["path"] == "/ready"  # the store answers
+    # A store outage must not restart every pod: liveness asks the process only.
+    assert nimbus["livenessProbe"]["httpGet"]["path"] == "/health"
+    sources = {next(iter(s)): s[next(iter(s))]["name"] for s in nimbus["envFrom"]}
+    assert sources["configMapRef"] == resources["ConfigMap"]["metadata"]["name"]
+    names = set(resources["ConfigMap"]["data"]) | {e["name"] for e in nimbus["env"]}
+    assert {n.lower() for n in names} <= set(Settings.model_fields)
+    assert resources["ConfigMap"]["data"]["NIMBUS_STORE"].startswith("s3://")
+    grace = resources["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > Settings.model_fields["max_timeout_sec"].default  # drains the longest call
+
+
+def test_knative_service_scales_to_zero_with_concurrency_matched_to_the_slots():
+    service = knative()
+    assert (service["apiVersion"], service["kind"]) == ("serving.knative.dev/v1", "Service")
+    template = service["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    assert int(annotations["autoscaling.knative.dev/max-scale"]) >= 1
+    spec = template["spec"]
+    nimbus = container(spec)
+    env = {e["name"]: e.get("value") for e in nimbus["env"]}
+    # One pod never gets more calls than its workers have sandbox slots.
+    slots = int(env["WORKERS"]) * int(env["MAX_CONCURRENT"])
+    assert spec["containerConcurrency"] == slots
+    assert spec["timeoutSeconds"] >= Settings.model_fields["max_timeout_sec"].default
+    assert spec["timeoutSeconds"] <= 600  # Knative's default max-revision-timeout-seconds
+    (port,) = nimbus["ports"]
+    assert port["containerPort"] == 8080 and port["name"] in ("http1", "h2c")
+    probe = nimbus["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/ready" and probe.get("port", port["containerPort"]) == 8080
+    assert "PORT" not in env  # Knative sets it; a user value is refused
+    assert {n.lower() for n in env} - {v.lower() for v in BOTO_VARIABLES} <= set(
+        Settings.model_fields
+    )
+    secret_refs = {e["name"] for e in nimbus["env"] if "valueFrom" in e}
+    assert secret_refs == {"NIMBUS_API_KEY", *BOTO_VARIABLES}
+
+
+def test_knative_pod_spec_is_a_valid_pod_spec():
+    spec = {k: v for k, v in knative()["spec"]["template"]["spec"].items() if k not in KNATIVE_ONLY}
+    kubernetes_validate.validate(as_pod(spec), KUBERNETES, strict=True)
+    spec["containers"][0]["readinessProbe"]["httpGet"]["path"] = 7
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(as_pod(spec), KUBERNETES, strict=True)
