@@ -155,7 +155,13 @@ def test_private_addresses_are_refused_at_delivery_too_unless_allowed():
     # a name is only resolved when sending: the guard checks what it connects to
     assert check_url("http://localhost:9/x", allow_private=False) == "http://localhost:9/x"
     guarded = OutboundClient(allow_private=False, timeout_sec=1)
-    for url in ("http://localhost:9/x", "http://127.0.0.1:9/x", "http://[::ffff:127.0.0.1]:9/"):
+    for url in (
+        "http://localhost:9/x",
+        "http://127.0.0.1:9/x",
+        "http://[::ffff:127.0.0.1]:9/",
+        "http://2130706433:9/x",
+        "http://0x7f.1:9/x",
+    ):  # 127.0.0.1 spelled otherwise
         with pytest.raises(Refused, match="non-public"):
             guarded.post(url, b"{}", {})
     assert check_url("http://10.1.2.3/x", allow_private=True) == "http://10.1.2.3/x"
