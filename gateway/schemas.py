@@ -731,6 +731,8 @@ class _AlertFields(_Body):
     window_sec: int | None = Field(None, ge=10, le=86400, description="a multiple of 10")
     for_sec: int | None = Field(None, ge=0, le=86400, description="breaching this long before "
                                 "firing (pending meanwhile); default 0")  # fmt: skip
+    repeat_sec: int | None = Field(None, ge=60, le=7 * 86400, description="while firing, "
+                                   "notify again this often; null: once per change")  # fmt: skip
     enabled: bool | None = None
 
     _window = field_validator("window_sec")(_window_seconds)
@@ -766,6 +768,7 @@ class AlertView(BaseModel):
     threshold: float
     window_sec: int
     for_sec: int
+    repeat_sec: int | None
     notify: AlertNotifyView
     enabled: bool
     state: Literal["ok", "pending", "firing"]

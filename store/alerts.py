@@ -71,12 +71,14 @@ class AlertRule(Leased):
     threshold: float
     window_sec: int
     for_sec: int = 0
+    repeat_sec: int | None = None  # while firing, notify again this often (window ends apart)
     notify: Notify
     enabled: bool = True
     state: AlertState = AlertState.ok
     since: datetime = Field(default_factory=now)  # when `state` began
     value: float | None = None  # the metric over the last window evaluated
     pending_since: float | None = None  # the window end that first breached (Unix s)
+    notified_until: float | None = None  # the window end of the last firing notification
     evaluated_until: float | None = None  # the end of the last window evaluated (Unix s)
     evaluated_at: datetime | None = None
     outbox: list[PendingDelivery] = Field(default_factory=list)

@@ -183,10 +183,11 @@ class AlertEvaluator:
             while len(rule.outbox) > self.max_outbox:
                 dropped.append(rule.outbox.pop(0))
         self.leases.renew(claim)  # the state and its delivery, durable before any POST
-        at = datetime.fromtimestamp(end, UTC)
-        self._history(rule.id, AlertEvent(
-            kind="state", state=change.state, previous=change.previous, value=value,
-            threshold=rule.threshold, window_end=at, by=self.leases.owner))  # fmt: skip
+        if change.state != change.previous:  # (a repeat is only a delivery)
+            at = datetime.fromtimestamp(end, UTC)
+            self._history(rule.id, AlertEvent(
+                kind="state", state=change.state, previous=change.previous, value=value,
+                threshold=rule.threshold, window_end=at, by=self.leases.owner))  # fmt: skip
         for old in dropped:
             self._history(rule.id, AlertEvent(kind="delivery", state=old.state,
                                               delivery_id=old.id, outcome="dropped",

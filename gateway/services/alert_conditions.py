@@ -9,7 +9,9 @@ evaluator (jobs/alerts.py) and the tests share one definition:
   (never breaching: "no data" resolves); the counts are 0 then;
 - breaching for `for_sec` (window ends apart) moves ok → pending → firing;
   with `for_sec` 0 the first breaching window fires. A window that does not
-  breach resolves a firing rule and drops a pending one silently.
+  breach resolves a firing rule and drops a pending one silently;
+- a firing rule with `repeat_sec` says `firing` again each time that long
+  has passed (window ends apart) since it last said so.
 """
 
 from __future__ import annotations
@@ -84,13 +86,22 @@ def advance(rule: AlertRule, value: float | None, window_end: float) -> Transiti
         rule.pending_since = None
         state = AlertState.ok
     if state == previous:
+        if state == AlertState.firing and _repeat_due(rule, window_end):
+            rule.notified_until = window_end
+            return Transition(previous, state, "firing")
         return None
     rule.state = state
     rule.since = datetime.fromtimestamp(window_end, UTC)
     if state == AlertState.firing:
+        rule.notified_until = window_end
         notify = "firing"
     elif previous == AlertState.firing:
         notify = "resolved"
     else:
         notify = None
     return Transition(previous, state, notify)
+
+
+def _repeat_due(rule: AlertRule, window_end: float) -> bool:
+    last = rule.notified_until
+    return rule.repeat_sec is not None and (last is None or window_end - last >= rule.repeat_sec)

@@ -91,7 +91,7 @@ class AlertService:
         return AlertView(
             id=rule.id, name=rule.name, description=rule.description, function=function,
             metric=rule.metric, op=rule.op, threshold=rule.threshold,
-            window_sec=rule.window_sec, for_sec=rule.for_sec,
+            window_sec=rule.window_sec, for_sec=rule.for_sec, repeat_sec=rule.repeat_sec,
             notify=AlertNotifyView(webhook_url=masked_url(rule.notify.webhook_url), secret=secret),
             enabled=rule.enabled, state=rule.state, since=rule.since, value=rule.value,
             evaluated_until=None if until is None else datetime.fromtimestamp(until, UTC),
@@ -136,7 +136,7 @@ class AlertService:
             id=new_id(ALERT_ID_PREFIX), name=body.name, description=body.description or "",
             function_id=function_id, function_name=function_name, metric=metric,
             op=normal_op(body.op), threshold=body.threshold, window_sec=body.window_sec,
-            for_sec=body.for_sec or 0, notify=notify,
+            for_sec=body.for_sec or 0, repeat_sec=body.repeat_sec, notify=notify,
             enabled=True if body.enabled is None else body.enabled,
         )  # fmt: skip
         shown = None if body.notify.secret else secret  # generated: shown this once
@@ -157,6 +157,8 @@ class AlertService:
                     setattr(rule, name, fields[name])
             if body.description is not None:
                 rule.description = body.description
+            if "repeat_sec" in fields:  # null turns repeats off
+                rule.repeat_sec = body.repeat_sec
             if body.metric is not None:
                 rule.metric = AlertMetric(body.metric)
             if op is not None:

@@ -49,12 +49,15 @@ def test_create_get_list_update_and_delete(client, fn):
     assert client.simulate_get("/api/v1/alerts", params={"function": fn}).json["total"] == 1
     assert client.simulate_get("/api/v1/alerts", params={"state": "firing"}).json["total"] == 0
 
-    changed = client.simulate_put(
-        f"/api/v1/alerts/{created['id']}", json={"threshold": 0.25, "op": "gte", "window_sec": 600}
-    )
+    assert created["repeat_sec"] is None
+    changed = client.simulate_put(f"/api/v1/alerts/{created['id']}", json={
+        "threshold": 0.25, "op": "gte", "window_sec": 600, "repeat_sec": 3600})  # fmt: skip
     assert changed.status_code == 200, changed.text
     assert (changed.json["threshold"], changed.json["op"]) == (0.25, ">=")
     assert changed.json["evaluate_every_sec"] == 60 and changed.json["name"] == "errors"
+    assert changed.json["repeat_sec"] == 3600
+    off_again = client.simulate_put(f"/api/v1/alerts/{created['id']}", json={"repeat_sec": None})
+    assert off_again.json["repeat_sec"] is None and off_again.json["threshold"] == 0.25
     off = client.simulate_post(f"/api/v1/alerts/{created['id']}/disable")
     assert off.status_code == 200 and off.json["enabled"] is False
     on = client.simulate_post(f"/api/v1/alerts/{created['id']}/enable")
@@ -62,7 +65,7 @@ def test_create_get_list_update_and_delete(client, fn):
 
     history = client.simulate_get(f"/api/v1/alerts/{created['id']}/history").json
     assert [e["state"] for e in history["events"]] == ["enabled", "disabled", "updated",
-                                                       "created"]  # fmt: skip
+                                                       "updated", "created"]  # fmt: skip
     assert history["events"][0]["by"] == "admin key"
 
     assert client.simulate_delete(f"/api/v1/alerts/{created['id']}").status_code == 204
@@ -91,6 +94,7 @@ BAD_RULES = [
     ({"window_sec": 15}, "window_sec"),  # a multiple of the 10 s slot
     ({"window_sec": 90000}, "window_sec"),
     ({"for_sec": -1}, "for_sec"),
+    ({"repeat_sec": 30}, "repeat_sec"),
     ({"function": "no-such-function"}, "function"),
     ({"notify": {"webhook_url": "ftp://example.com/x"}}, "notify.webhook_url"),
     ({"notify": {"webhook_url": "file:///etc/passwd"}}, "notify.webhook_url"),

@@ -128,6 +128,19 @@ def test_for_sec_holds_a_breach_pending_until_it_lasted_that_long():
     assert (resolved.state, resolved.notify) == ("ok", "resolved")
 
 
+def test_a_firing_rule_repeats_its_notification_every_repeat_sec():
+    r = _rule(repeat_sec=60)
+    assert advance(r, 0.9, T0).notify == "firing"
+    repeats = [t for t in range(T0 + 10, T0 + 200, 10) if (c := advance(r, 0.9, t)) and c.notify]
+    assert repeats == [T0 + 60, T0 + 120, T0 + 180]
+    assert advance(r, 0.1, T0 + 200).notify == "resolved"
+    assert advance(r, 0.9, T0 + 210).notify == "firing"  # a new firing: counted afresh
+    assert advance(r, 0.9, T0 + 260) is None and advance(r, 0.9, T0 + 270).notify == "firing"
+    quiet = _rule()  # without repeat_sec: once per change
+    advance(quiet, 0.9, T0)
+    assert all(advance(quiet, 0.9, T0 + 10 * n) is None for n in range(1, 100))
+
+
 def test_a_pending_breach_that_ends_early_is_dropped_silently():
     r = _rule(for_sec=60)
     advance(r, 0.9, T0)
@@ -370,3 +383,18 @@ def test_a_store_error_while_evaluating_releases_the_rule_for_the_next_scan(stor
         assert service.get(alert_id).evaluated_until is None
         clock.now += 1  # the next scan, not the lease's 60 s later
         assert job.scan() == 1 and len(receiver.wait_for(1)) == 1
+
+
+def test_repeats_are_delivered_without_a_state_change(store, clock, service):
+    with webhook_receiver() as receiver:
+        alert_id = rule(service, receiver.url, repeat_sec=60)
+        job = evaluator(store, clock, "worker-a")
+        calls(store, T0 - 30, T0 + 70, failing=True)
+        for _ in range(8):  # windows ending T0 … T0+70
+            job.scan()
+            clock.now += 10
+        sent = receiver.wait_for(2)
+        assert [r.json["state"] for r in sent] == ["firing", "firing"]
+        assert sent[1].json["delivery"] != sent[0].json["delivery"]
+        events = service.history(alert_id, limit=20, offset=0).events
+        assert [e.state for e in events if e.kind == "state"] == ["firing"]
