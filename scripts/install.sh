@@ -56,5 +56,5 @@ scripts/runtimes/python.sh
 scripts/runtimes/javascript.sh
 # The web console: npm packages and an esbuild bundle into console/static (~5 s the first time).
 scripts/console.sh
-# What tests/deploy validates deploy/ with: Compose v2 and promtool, into .cache/bin (~10 s once).
+# What tests/deploy validates deploy/ with: Compose v2, promtool and nginx, into .cache/bin (~10 s once).
 scripts/deploy-tools.sh

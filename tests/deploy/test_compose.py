@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from string import Template
 from urllib.parse import urlparse
@@ -17,7 +18,14 @@ from botocore.config import Config
 
 from gateway.settings import Settings
 from store import open_store, probe_conditional_writes
-from tests.deploy.conftest import BOTO_VARIABLES, COMPOSE_SECRETS, DEPLOY, compose_config, load_yaml
+from tests.deploy.conftest import (
+    BOTO_VARIABLES,
+    COMPOSE_SECRETS,
+    DEPLOY,
+    compose_config,
+    load_yaml,
+    tool,
+)
 from tests.s3servers import seaweedfs_server
 
 NIMBUS_PORT = 8080  # the image's PORT (Containerfile)
@@ -195,6 +203,36 @@ def test_replica_settings_open_a_store_that_enforces_conditional_writes(
 
 
 # -- proxy, Prometheus, Grafana ---------------------------------------------------------
+
+
+def nginx_test(server_conf: Path, prefix: Path) -> subprocess.CompletedProcess:
+    """`nginx -t` of a server block, included as the image's nginx.conf does conf.d/."""
+    prefix.mkdir(exist_ok=True)
+    temp = "\n".join(
+        f"    {kind}_temp_path {prefix / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main = prefix / "nginx.conf"
+    main.write_text(
+        f"pid {prefix / 'nginx.pid'};\nevents {{}}\n"
+        f"http {{\n    access_log off;\n{temp}\n    include {server_conf};\n}}\n"
+    )
+    return subprocess.run(
+        [tool("nginx"), "-t", "-e", "stderr", "-p", str(prefix), "-c", str(main)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_nginx_accepts_the_proxy_config(config, tmp_path):
+    conf = mounts(config["services"]["proxy"])["/etc/nginx/conf.d/default.conf"]
+    result = nginx_test(conf, tmp_path / "good")
+    assert result.returncode == 0, result.stderr
+    broken = tmp_path / "broken.conf"  # the check can fail: a misspelt directive
+    broken.write_text(conf.read_text().replace("proxy_pass $nimbus;", "proxy_pas $nimbus;"))
+    result = nginx_test(broken, tmp_path / "bad")
+    assert result.returncode != 0 and "proxy_pas" in result.stderr
 
 
 def test_proxy_round_robins_over_the_replicas(config):
