@@ -5,6 +5,7 @@ PodSpec schema, and how the pieces refer to each other."""
 from __future__ import annotations
 
 import copy
+import re
 
 import kubernetes_validate
 import pytest
@@ -131,3 +132,22 @@ def test_knative_pod_spec_is_a_valid_pod_spec():
     spec["containers"][0]["readinessProbe"]["httpGet"]["path"] = 7
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(as_pod(spec), KUBERNETES, strict=True)
+
+
+def test_manifests_agree_with_the_image():
+    """The port and data folder the Containerfile gives the server are what the pods
+    expose, probe and mount."""
+    image = (DEPLOY.parent / "Containerfile").read_text()
+    port = int(re.search(r"\bPORT=(\d+)", image).group(1))
+    data_dir = re.search(r"\bDATA_DIR=(\S+)", image).group(1)
+    assert re.search(rf"^EXPOSE {port}\b", image, re.M)
+    for pod in (
+        base()["Deployment"]["spec"]["template"]["spec"],
+        knative()["spec"]["template"]["spec"],
+    ):
+        nimbus = container(pod)
+        assert [p["containerPort"] for p in nimbus["ports"]] == [port]
+        env = {e["name"]: e.get("value") for e in nimbus["env"]}
+        assert env.get("PORT", str(port)) == str(port)
+        assert env.get("DATA_DIR", data_dir) == data_dir
+        assert [m["mountPath"] for m in nimbus["volumeMounts"]] == [data_dir]
