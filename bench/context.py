@@ -46,6 +46,7 @@ class Params:
     # replicas (issue 18): 3 replicas vs 1 on one SeaweedFS store
     replicas_reps: int
     replicas_idle_s: float  # no traffic: the background runners' polling alone
+    replicas_settle_s: float  # before the idle window: empty queues' polls back off (≤ 5 s)
     replicas_invocations: int  # one async burst per side and repetition
 
     @classmethod
@@ -76,6 +77,7 @@ class Params:
             pool_reps=1,
             replicas_reps=1,
             replicas_idle_s=2,
+            replicas_settle_s=1,
             replicas_invocations=60,
         )
 
@@ -121,6 +123,7 @@ class Params:
             pool_reps=3,
             replicas_reps=3,
             replicas_idle_s=10,
+            replicas_settle_s=8,
             replicas_invocations=400,
         )
 

@@ -126,6 +126,7 @@ class Platform:
             concurrency=settings.build_concurrency,
             lease_sec=settings.build_lease_sec,
             poll_sec=settings.build_poll_sec,
+            idle_poll_max_sec=settings.idle_poll_max_sec,
             max_attempts=settings.build_max_attempts,
             precompile=sandbox.precompile,
             build_config=compiler.BuildConfig(
@@ -197,6 +198,7 @@ class Platform:
             max_attempts=settings.async_max_attempts,
             retry_base_sec=settings.async_retry_base_sec,
             retention_sec=settings.invocation_retention_hours * 3600,
+            idle_poll_max_sec=settings.idle_poll_max_sec,
         )
         workflow_repo = WorkflowRepo(store)
         workflows = WorkflowService(

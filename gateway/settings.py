@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     async_max_queue_depth: int = 10000  # beyond it, async accepts answer 429
     async_lease_margin_sec: float = 30  # lease = the function's timeout + this
     async_poll_sec: float = 0.5
+    # While a queue (async, builds) stays empty a worker looks at it less often, down to
+    # once per this; work accepted by a worker wakes its own at once (jobs/polling.py).
+    idle_poll_max_sec: float = Field(5.0, gt=0)
     async_max_attempts: int = 3
     async_retry_base_sec: float = 1.0
     # Finished async (and scheduled) invocation records older than this are deleted;

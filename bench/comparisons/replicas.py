@@ -7,7 +7,8 @@ alternating. SeaweedFS counts every request it answers
 counters say what the platform costs it, polling included:
 
 - idle: requests per second with no traffic at all (the background runners'
-  LIST polling, leases, flushes) — what a replica costs while nobody calls;
+  LIST polling, leases, flushes) once the empty queues' polls have backed off
+  (full mode) — what a replica costs while nobody calls;
 - async: a burst of invocations accepted round-robin over the replicas by 8
   callers, then run; throughput is accepted → all finished (the servers' own
   `nimbus_invocations_total{trigger="async"}`, read from /metrics, which
@@ -40,18 +41,20 @@ from ..wasm import EVENT, b64, echo_module
 SIDES = (3, 1)
 CALLERS = 8
 FUNCTION = "replica-echo"
-SETTLE_S = 1.0  # after start and deploy: the first runs of every periodic job are over
 KINDS = ("GET", "PUT", "LIST", "DELETE")
 
 
 def store_requests(s3: S3Server) -> Counter[str]:
-    """Requests the store has answered since it started, by kind (every status code)."""
+    """Requests the store has answered since it started, by kind (every status code),
+    and under `412` the conditional writes it refused (a claim another worker won)."""
     text = httpx.get(s3.metrics_url, timeout=10).text
     counts: Counter[str] = Counter()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "SeaweedFS_s3_request_total":
                 counts[sample.labels["type"]] += int(sample.value)
+                if sample.labels["code"] == "412":
+                    counts["412"] += int(sample.value)
     return counts
 
 
@@ -89,7 +92,6 @@ class _Run:
         with ThreadPoolExecutor(len(self.servers)) as pool:
             list(pool.map(lambda s: s.start(), self.servers))
         self.servers[0].deploy_wasm(FUNCTION, b64(echo_module()))
-        time.sleep(SETTLE_S)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -136,21 +138,26 @@ def run(ctx: BenchContext) -> list[Result]:
         for rep in range(p.replicas_reps):
             for count in SIDES if rep % 2 == 0 else reversed(SIDES):
                 with _Run(ctx, s3, count, rep) as replicas:
+                    time.sleep(p.replicas_settle_s)
                     before = store_requests(s3)
                     time.sleep(p.replicas_idle_s)
                     idle[count].append(_per_second(store_requests(s3) - before, p.replicas_idle_s))
+                    idle_rate = sum(idle[count][-1][kind] for kind in KINDS)
 
                     before, started = store_requests(s3), time.monotonic()
                     replicas.submit(p.replicas_invocations)
                     accepted = time.monotonic()
                     replicas.wait_finished(p.replicas_invocations)
                     seconds = time.monotonic() - started
-                    used = store_requests(s3) - before
+                    used, n = store_requests(s3) - before, p.replicas_invocations
                     burst[count].append({
-                        "throughput": p.replicas_invocations / seconds,
-                        "accept_rate": p.replicas_invocations / (accepted - started),
+                        "throughput": n / seconds,
+                        "accept_rate": n / (accepted - started),
                         "seconds": seconds,
-                        **{kind: used[kind] / p.replicas_invocations for kind in KINDS},
+                        **{kind: used[kind] / n for kind in KINDS},
+                        # what the invocations added to the idle polling of the same replicas
+                        "marginal": (sum(used[k] for k in KINDS) - idle_rate * seconds) / n,
+                        "conflicts": used["412"] / n,
                     })  # fmt: skip
     return _results(idle, burst, p.replicas_invocations, p.replicas_idle_s)
 
@@ -158,6 +165,10 @@ def run(ctx: BenchContext) -> list[Result]:
 def _side(label: str, runs: list[dict[str, float]], field: str | None = None) -> Side:
     values = [sum(r[k] for k in KINDS) if field is None else r[field] for r in runs]
     return Side(label, values)
+
+
+def _median(runs: list[dict[str, float]], field: str) -> float:
+    return statistics.median(r[field] for r in runs)
 
 
 def _breakdown(runs: list[dict[str, float]]) -> str:
@@ -180,8 +191,8 @@ def _results(idle, burst, invocations: int, idle_s: float) -> list[Result]:
                 "WORKERS=1 per replica, all on the same 2 cores: this is the cost of "
                 "coordinating through the store, not the gain of more machines",
                 f"accept rate (202s/s, {CALLERS} callers): 3 replicas "
-                f"{statistics.median(r['accept_rate'] for r in burst[3]):.0f}, 1 replica "
-                f"{statistics.median(r['accept_rate'] for r in burst[1]):.0f}",
+                f"{_median(burst[3], 'accept_rate'):.0f}, 1 replica "
+                f"{_median(burst[1], 'accept_rate'):.0f}",
             ],
             details=details,
         ),
@@ -193,7 +204,16 @@ def _results(idle, burst, invocations: int, idle_s: float) -> list[Result]:
             higher_is_better=False,
             a=_side(three, burst[3]),
             b=_side(one, burst[1]),
-            notes=[f"3 replicas: {_breakdown(burst[3])}", f"1 replica: {_breakdown(burst[1])}"],
+            notes=[
+                f"3 replicas: {_breakdown(burst[3])}",
+                f"1 replica: {_breakdown(burst[1])}",
+                "above the same replicas' idle polling: 3 replicas "
+                f"{_median(burst[3], 'marginal'):.2f}, 1 replica "
+                f"{_median(burst[1], 'marginal'):.2f}",
+                "conditional writes refused (412: a claim another worker won): 3 replicas "
+                f"{_median(burst[3], 'conflicts'):.2f}, 1 replica "
+                f"{_median(burst[1], 'conflicts'):.2f} per invocation",
+            ],
         ),
         Result(
             key="replicas-idle-store-requests",

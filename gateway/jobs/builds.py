@@ -28,6 +28,8 @@ from store import Claim, LeaseLost, Leases, errors
 from store.functions import FunctionRepo
 from store.records import BuildMount, BuildStatus, BuildSummary, Function, Version, now
 
+from .polling import IdlePolling
+
 log = logging.getLogger("nimbus.builds")
 
 # (artifact_key, sha256) → precompiled key: the sandbox's step after a build.
@@ -53,6 +55,7 @@ class BuildQueue:
         lease_sec: float,
         poll_sec: float,
         max_attempts: int,
+        idle_poll_max_sec: float | None = None,
         precompile: Precompile | None = None,
         build_config: compiler.BuildConfig | None = None,
         check_source: CheckSource | None = None,
@@ -64,6 +67,8 @@ class BuildQueue:
         self.concurrency = concurrency
         self.lease_sec = lease_sec
         self.poll_sec = poll_sec
+        # None: look every poll_sec even while the queue stays empty
+        self.idle_poll_max_sec = poll_sec if idle_poll_max_sec is None else idle_poll_max_sec
         self.max_attempts = max_attempts
         self.precompile = precompile
         self.build_config = build_config or compiler.BuildConfig()
@@ -74,6 +79,7 @@ class BuildQueue:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._orphans: set[tuple[str, int]] = set()
+        self._queue_empty = False  # as the last look found it
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -93,6 +99,7 @@ class BuildQueue:
         self._wake.set()
 
     def _loop(self) -> None:
+        polling = IdlePolling(self.poll_sec, self.idle_poll_max_sec)
         while not self._stop.is_set():
             try:
                 worked = self.run_once()
@@ -100,14 +107,16 @@ class BuildQueue:
                 log.exception("build loop error")
                 worked = False
             if not worked:
-                self._wake.wait(self.poll_sec)
+                self._wake.wait(polling.after(empty=self._queue_empty))
                 self._wake.clear()
 
     # -- one job -------------------------------------------------------------
 
     def run_once(self) -> bool:
         """Claim and run one build; False when there was nothing to do."""
-        for function_id, number in self.repo.queued_builds():
+        queued = self.repo.queued_builds()
+        self._queue_empty = not queued
+        for function_id, number in queued:
             if self._stop.is_set():
                 return False
             claim = self._claim(function_id, number)
