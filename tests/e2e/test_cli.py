@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
@@ -135,6 +136,29 @@ def test_the_readme_command_line_block_runs_as_written(make_server, tmp_path):
     assert out.returncode == 0, out.stderr
     assert '"name": "World"' in out.stdout and '"invocation_id"' in out.stdout
     assert '{"deleted": ["hello"]}' in out.stdout.replace("\n", "").replace("  ", "")
+
+
+def test_the_readme_release_block_runs_as_written(make_server, tmp_path):
+    server = make_server().start()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("a release, end to end") : readme.index("## MCP server")]
+    block = textwrap.dedent(section.split("```sh\n", 1)[1].split("```", 1)[0])
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NIMBUS_", "XDG_"))}
+    out = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + block], capture_output=True, text=True,
+        timeout=300, cwd=tmp_path,
+        env={**clean, "HOME": str(tmp_path), "PATH": f"{NIMBUS.parent}:{os.environ['PATH']}",
+             "NIMBUS_API_URL": server.url, "NIMBUS_API_KEY": server.api_key},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    with server.client() as api:
+        assert api.get("/api/v1/functions/greeter").json()["active_version"] == 1
+        prod = api.get("/api/v1/functions/greeter/aliases/prod").json()
+        assert prod["version"] == 1 and prod["routing"] == {}
+        assert prod["canary"]["status"] == "aborted"
+        actions = [e["action"] for e in api.get("/api/v1/functions/greeter/history").json()[
+            "entries"]]  # fmt: skip
+        assert actions[:2] == ["rollback", "canary_aborted"]
 
 
 def test_invoke_reads_stdin_only_when_asked(make_server, tmp_path):
