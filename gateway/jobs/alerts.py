@@ -171,8 +171,9 @@ class AlertEvaluator:
 
     def _evaluate(self, claim: Claim[AlertRule], end: int) -> None:
         rule = claim.record
-        window = self.query.series(end - rule.window_sec, end, rule.window_sec,
-                                   function_id=rule.function_id).total  # fmt: skip
+        # NOTE: totals, not series(step=window): a series aligns its start down to a
+        # multiple of the step, which would stretch a 30 s window ending at :10 to 40 s.
+        window = self.query.totals(rule.function_id, end - rule.window_sec, end)
         value = metric_value(window, rule.metric)
         change = advance(rule, value, end)
         if change is None:

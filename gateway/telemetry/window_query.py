@@ -88,10 +88,10 @@ class WindowQuery:
         return self._collect(floor_to(since, step), math.ceil(until), step, function_id, version)
 
     def totals(
-        self, function_id: str, since: float, until: float, version: int | None = None
+        self, function_id: str | None, since: float, until: float, version: int | None = None
     ) -> Window:
-        """All of [since, until) in one window (e.g. a canary step's outcomes), from the
-        10 s slot holding `since`."""
+        """All of [since, until) in one window (e.g. a canary step's outcomes, an alert
+        rule's window), from the 10 s slot holding `since`; `function_id` None: all."""
         start, end = floor_to(since, SLOT_SEC), math.ceil(until)
         step = max(SLOT_SEC, math.ceil((end - start) / SLOT_SEC) * SLOT_SEC)
         return self._collect(start, end, step, function_id, version).total

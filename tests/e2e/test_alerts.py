@@ -112,7 +112,8 @@ def test_an_alert_fires_within_a_window_and_resolves_once_the_errors_stop(server
 
     print(f"fire latency {fire_latency:.1f} s, resolve latency {resolve_latency:.1f} s "
           f"(from the last failure; first success after the fix at "
-          f"+{healthy_from - last_failure:.1f} s), window {WINDOW} s, answers {rates}")  # fmt: skip
+          f"+{healthy_from - last_failure:.1f} s), window {WINDOW} s, answers {rates}, "
+          f"values {[r.json['value'] for r in receiver.requests]}")  # fmt: skip
     assert fire_latency <= WINDOW, fire_latency
     # resolved once the window holds at most half errors: up to one more evaluation
     # interval (10 s) when the failing calls ran faster than the healthy ones

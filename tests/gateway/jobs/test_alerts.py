@@ -368,11 +368,11 @@ def test_a_store_error_while_evaluating_releases_the_rule_for_the_next_scan(stor
     class Flaky(WindowQuery):
         failures = 1
 
-        def series(self, *args, **kwargs):
+        def totals(self, *args, **kwargs):
             if Flaky.failures:
                 Flaky.failures -= 1
                 raise errors.Unavailable("the store answered 503")
-            return super().series(*args, **kwargs)
+            return super().totals(*args, **kwargs)
 
     with webhook_receiver() as receiver:
         alert_id = rule(service, receiver.url)
@@ -398,3 +398,17 @@ def test_repeats_are_delivered_without_a_state_change(store, clock, service):
         assert sent[1].json["delivery"] != sent[0].json["delivery"]
         events = service.history(alert_id, limit=20, offset=0).events
         assert [e.state for e in events if e.kind == "state"] == ["firing"]
+
+
+@pytest.mark.parametrize("end", [T0, T0 + 10, T0 + 20])  # T0 % 30 == 20: every phase
+def test_the_window_is_exactly_window_sec_before_its_end(store, clock, service, end):
+    with webhook_receiver() as receiver:
+        alert_id = rule(service, receiver.url, window_sec=30)
+        calls(store, end - 60, end - 30, failing=True)  # just before the window
+        calls(store, end - 30, end, failing=False, every=3.0)  # 10 good calls in it
+        calls(store, end, end + 10, failing=True)  # just after
+        clock.now = end + SETTLE + 0.1
+        evaluator(store, clock, "worker-a").scan()
+        view = service.get(alert_id)
+        assert view.evaluated_until == datetime.fromtimestamp(end, UTC)
+        assert (view.value, view.state) == (0.0, "ok")
