@@ -429,14 +429,25 @@ function encodeResult(value) {
   return text;
 }
 
-// `main(event, context)`, sync or async, or Lambda's `main(event, context, callback)`.
+// `main(event, context)`, sync or async, or Lambda's `main(event, context, callback)`:
+// what the handler returned, or a promise of its result.
 function call(fn, event, ctx) {
-  if (fn.length < 3) return Promise.resolve(fn(event, ctx));
+  if (fn.length < 3) return fn(event, ctx);
   return new Promise((resolve, reject) => {
     const done = (error, value) => (error ? reject(error) : resolve(value));
     const returned = fn(event, ctx, done);
     if (returned && typeof returned.then === "function") returned.then(resolve, reject);
   });
+}
+
+function isThenable(value) {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof value.then === "function";
+}
+
+// The handler's result once its promise settles (or it is stuck).
+async function settle(returned) {
+  const pending = Promise.resolve(returned);
+  return await Promise.race([pending, stuck(pending)]);
 }
 
 // The one function this instance serves: { source, handler, file, fn }, fn once
@@ -482,8 +493,8 @@ export async function load(source, handler, context) {
     loadFunction(source, handler, ctx);
     // PERF(runtime): the engine compiles a function on its first call; take the path
     // every `run` takes once now, with a platform no-op in place of the handler.
-    const pending = call(() => null, jsonParse("{}"), ctx);
-    encodeResult(await Promise.race([pending, stuck(pending)]));
+    encodeResult(await settle(call(() => null, jsonParse("{}"), ctx)));
+    encodeResult(await settle(call(async () => null, jsonParse("{}"), ctx)));
   } catch (error) {
     fail(error, source || serving?.source || "", serving?.file || "handler.js");
   } finally {
@@ -495,8 +506,11 @@ export async function run(source, handler, event, context) {
   try {
     const ctx = begin(context);
     const fn = loadFunction(source, handler, ctx);
-    const pending = call(fn, jsonParse(event), ctx);
-    return encodeResult(await Promise.race([pending, stuck(pending)]));
+    const returned = call(fn, jsonParse(event), ctx);
+    // PERF(runtime): a plain value needs no promise machinery, nor the stuck check's
+    // timer (a host call into the event loop).
+    if (!isThenable(returned)) return encodeResult(returned);
+    return encodeResult(await settle(returned));
   } catch (error) {
     fail(error, source || serving?.source || "", serving?.file || "handler.js");
   } finally {
