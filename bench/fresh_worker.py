@@ -3,6 +3,7 @@
     python -m bench.fresh_worker sandbox lazy|started STORE_DIR CACHE_DIR KEY SHA256
     python -m bench.fresh_worker raw CWASM_PATH
     python -m bench.fresh_worker function STORE_DIR DATA_DIR NAME EVENT_JSON CALLS [profile]
+    python -m bench.fresh_worker prewarmed STORE_DIR DATA_DIR NAME EVENT_JSON CALLS 0|1
 
 Imports happen at worker start and are never timed. `setup_ms` is the worker
 start we can see: `Sandbox(...)` (plus `Sandbox.start()`, which makes the
@@ -165,6 +166,47 @@ def gateway_first_call(
     }
 
 
+def prewarmed_calls(
+    store_dir: str, data_dir: str, name: str, event: str, calls: str, prewarm: str
+) -> dict:
+    """A gateway worker over another server's store, calling `name` once every ~30 ms
+    through its own invoke path: with `prewarm` = "1" each call finds a pre-warmed
+    instance ready (it waits for the stock first), with "0" each makes its own."""
+    from gateway.platform import Platform
+    from gateway.settings import Settings
+
+    settings = Settings(data_dir=Path(data_dir), nimbus_store=f"file://{store_dir}",
+                        prewarm_per_function=int(prewarm))  # fmt: skip
+    platform = Platform.open(settings)
+    platform.sandbox.start()
+    platform._preload_runtimes()
+    first = platform.invocations.invoke(name, event.encode(), {}).result  # loads, pre-warms
+    times, ready = [], 0
+    for _ in range(int(calls)):
+        waited = time.monotonic()
+        while int(prewarm) and platform.sandbox.stats()["prewarmed_instances"] < 1:
+            if time.monotonic() - waited > 5:
+                break
+            time.sleep(0.005)
+        ready += platform.sandbox.stats()["prewarmed_instances"] >= 1
+        time.sleep(0.03)  # the refill thread idle again, as between sparse calls
+        t0 = time.perf_counter()
+        result = platform.invocations.invoke(name, event.encode(), {}).result
+        times.append((time.perf_counter() - t0) * 1000)
+        if result.error is not None:
+            first = result
+            break
+    error = first.error
+    return {
+        "median_ms": statistics.median(times) if times else None,
+        "min_ms": min(times) if times else None,
+        "ready": ready,
+        "calls": len(times),
+        "ok": error is None and len(times) == int(calls),
+        "error": None if error is None else f"{error.type}: {error.message}",
+    }
+
+
 def where_time_went(profiler: cProfile.Profile, top: int = 10) -> list[str]:
     """Our functions by cumulative time in the profiled call (the main thread only: a
     component's guest runs in a guarded thread and shows as a wait)."""
@@ -174,7 +216,12 @@ def where_time_went(profiler: cProfile.Profile, top: int = 10) -> list[str]:
     return [f"{label} {ct * 1000:.1f} ms" for ct, label in sorted(ours, reverse=True)[:top]]
 
 
-MODES = {"sandbox": sandbox_first_call, "raw": raw_first_call, "function": gateway_first_call}
+MODES = {
+    "sandbox": sandbox_first_call,
+    "raw": raw_first_call,
+    "function": gateway_first_call,
+    "prewarmed": prewarmed_calls,
+}
 
 
 def main(argv: list[str]) -> None:

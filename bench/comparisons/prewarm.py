@@ -1,0 +1,70 @@
+"""Pre-warmed instances: the first invoke of a pre-warmed Python / JavaScript function
+vs the same call making its instance, in-process (issue 19: ≤ 1 ms).
+
+A gateway worker (its own process, over the shared server's store) calls each
+hello once every ~30 ms through the gateway's invoke path: with pre-warming each
+call finds a fresh instance ready, the function's module already loaded by the
+runtime's `load`; without it (`PREWARM_PER_FUNCTION=0`) each call instantiates.
+Both sides use a fresh instance per call (no reuse).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from ..context import BenchContext
+from ..fresh_worker import spawn
+from ..model import Comparison, Result, Side, Target
+from ..workloads import HELLO_EVENT, JS_HANDLER, PY_HANDLER
+
+HELLOS = {"python": PY_HANDLER, "javascript": JS_HANDLER}
+TARGET = Target("<=", 1.0, on="a")
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    nimbus = ctx.nimbus()
+    event = orjson.dumps(HELLO_EVENT).decode()
+    work = ctx.scratch("prewarm")
+    calls = 5 if ctx.quick else 40
+    results = []
+    # PERF(bench): --quick (a smoke inside `make test`, on a time budget) does Python only.
+    hellos = {"python": PY_HANDLER} if ctx.quick else HELLOS
+    for lang, code in hellos.items():
+        name = f"prewarm-{lang}"
+        nimbus.deploy(name, lang, code=code)
+        sides: dict[str, list[float]] = {"1": [], "0": []}
+        ready: list[str] = []
+        for rep in range(1 if ctx.quick else 3):
+            for prewarm in ("1", "0") if rep % 2 == 0 else ("0", "1"):
+                data_dir = work / f"{lang}-{prewarm}-{rep}"  # a worker of its own, each time
+                got = spawn("prewarmed", str(nimbus.data_dir), str(data_dir), name, event,
+                            str(calls), prewarm)  # fmt: skip
+                sides[prewarm].append(got["median_ms"])
+                if prewarm == "1":
+                    ready.append(f"{got['ready']}/{got['calls']}")
+        results.append(
+            Result(
+                key=f"prewarm-{lang}",
+                title=f"In-process: first invoke of a pre-warmed {lang} hello vs a fresh "
+                "instance made on the call",
+                unit="ms",
+                higher_is_better=False,
+                a=Side(f"{lang}, pre-warmed (module loaded)", sides["1"]),
+                b=Side(f"{lang}, instance made on the call", sides["0"]),
+                target=TARGET,
+                notes=[
+                    f"median of {calls} calls per repetition through the gateway's invoke "
+                    "path, one every ~30 ms",
+                    f"calls that found a pre-warmed instance ready: {', '.join(ready)}",
+                ],
+            )
+        )
+    return results
+
+
+COMPARISON = Comparison(
+    key="prewarm",
+    title="Pre-warmed instances: first invoke in-process",
+    run=run,
+    uses_servers=True,
+)
