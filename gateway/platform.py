@@ -32,6 +32,7 @@ from .services.alert_webhook import AlertWebhook
 from .services.alerts import AlertService
 from .services.aliases import AliasService
 from .services.canary import CanaryService
+from .services.concurrency import FunctionConcurrency
 from .services.deployments import DeploymentCache
 from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
@@ -183,7 +184,8 @@ class Platform:
             max_log_bytes=settings.log_max_bytes_per_invocation,
         )
         cipher = EnvCipher.from_setting(settings.nimbus_env_keys)
-        invocations = InvokeService(cache, sandbox, recorder, cipher)
+        concurrency = FunctionConcurrency(settings.data_dir / "run" / "concurrency")
+        invocations = InvokeService(cache, sandbox, recorder, cipher, concurrency)
         invocations.resolve_alias = aliases.pick
         webhooks = WebhookDirectory(repo, cache)
         queue = InvocationRepo(store)
@@ -193,6 +195,7 @@ class Platform:
             leases,
             concurrency=settings.async_concurrency,
             max_queue_depth=settings.async_max_queue_depth,
+            max_queued_per_function=settings.async_max_queued_per_function,
             lease_margin_sec=settings.async_lease_margin_sec,
             poll_sec=settings.async_poll_sec,
             max_attempts=settings.async_max_attempts,

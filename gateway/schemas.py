@@ -19,6 +19,7 @@ from store.records import (
 )
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_CONCURRENCY = 10_000  # a function's max_concurrency (its slots are bytes of a lock file)
 
 
 def dns_label(value: str) -> str:
@@ -85,6 +86,14 @@ class _Meta(_Body):
     tags: list[str] | None = Field(None, max_length=50)
     description: str | None = Field(None, max_length=1024)
     webhook: bool | None = None
+    max_concurrency: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_CONCURRENCY,
+        description="at most this many invocations at once per server, as Lambda's reserved "
+        "concurrency: beyond it a call is 429 and an async invocation waits in the queue "
+        "(0 throttles every call); an update with null removes the cap",
+    )
 
     @field_validator("tags")
     @classmethod
@@ -155,6 +164,9 @@ class FunctionView(BaseModel):
     memory_mb: int
     timeout_sec: float
     reuse: bool = Field(description="warm instances serve further calls of the version")
+    max_concurrency: int | None = Field(
+        None, description="invocations at once per server; null: no cap of its own"
+    )
     env_vars: dict[str, str] = Field(description="values masked")
     tags: list[str]
     description: str

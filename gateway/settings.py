@@ -73,6 +73,9 @@ class Settings(BaseSettings):
 
     async_concurrency: int = 4  # async invocations running at once per worker
     async_max_queue_depth: int = 10000  # beyond it, async accepts answer 429
+    # One function's queued async invocations; beyond it its accepts answer 429, so
+    # one flooded function cannot fill the queue the others share.
+    async_max_queued_per_function: int = Field(1000, ge=1)
     async_lease_margin_sec: float = 30  # lease = the function's timeout + this
     async_poll_sec: float = 0.5
     # While a queue (async, builds) stays empty a worker looks at it less often, down to

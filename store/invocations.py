@@ -1,7 +1,9 @@
 """Async invocation records and their queue.
 
     invocations/<id>.json                       Invocation (event, status, attempts, lease, outcome)
-    queue/invocations/<created_ms:013d>.<id>    queue marker (empty), oldest first
+    queue/invocations/<created_ms:013d>.<id>.<function id>
+                                                queue marker (empty), oldest first (markers
+                                                written before the function id have none)
     finished/invocations/<function id>/<age>.<id>
                                                 finished index (empty), newest first per
                                                 function; <age> as in log batch keys
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from . import errors
 from ._base import Store
@@ -39,8 +42,14 @@ def invocation_key(invocation_id: str) -> str:
     return f"invocations/{invocation_id}.json"
 
 
-def marker_key(created_ms: int, invocation_id: str) -> str:
-    return f"queue/invocations/{created_ms:013d}.{invocation_id}"
+def marker_key(created_ms: int, invocation_id: str, function_id: str) -> str:
+    return f"queue/invocations/{created_ms:013d}.{invocation_id}.{function_id}"
+
+
+class QueueEntry(NamedTuple):
+    marker: str
+    invocation_id: str
+    function_id: str | None  # None in markers written before it was named
 
 
 def finished_key(function_id: str, finished_ms: int, invocation_id: str) -> str:
@@ -61,7 +70,7 @@ class InvocationRepo:
     def accept(self, record: Invocation) -> None:
         """Make an invocation (with its event) durable; when this returns, it will run."""
         created_ms = int(record.created_at.timestamp() * 1000)
-        self.store.put(marker_key(created_ms, record.id), b"")
+        self.store.put(marker_key(created_ms, record.id, record.function_id), b"")
         self.store.put(invocation_key(record.id), record.model_dump_json().encode(), create=True)
 
     def accept_once(self, record: Invocation, leases: Leases, *, queued_ms: int) -> bool:
@@ -69,7 +78,7 @@ class InvocationRepo:
         derives from the tick): the record's create-only write is the claim, so this
         is True for exactly one caller. `queued_ms` must be the same for every caller
         (the tick's time), so all of them write the one marker."""
-        self.store.put(marker_key(queued_ms, record.id), b"")
+        self.store.put(marker_key(queued_ms, record.id, record.function_id), b"")
         return leases.claim_once(invocation_key(record.id), record)
 
     def settle_once(self, record: Invocation, leases: Leases) -> bool:
@@ -97,11 +106,15 @@ class InvocationRepo:
 
     def queued(self) -> list[tuple[str, str]]:
         """(marker key, invocation id) of every unfinished invocation, oldest first."""
+        return [(entry.marker, entry.invocation_id) for entry in self.queue()]
+
+    def queue(self) -> list[QueueEntry]:
+        """Every unfinished invocation's marker, oldest first, with its function."""
         out = []
         for key in self.store.list("queue/invocations/"):
-            _, _, invocation_id = key.rsplit("/", 1)[1].partition(".")
-            if invocation_id:
-                out.append((key, invocation_id))
+            parts = key.rsplit("/", 1)[1].split(".", 2)
+            if len(parts) >= 2 and parts[1]:
+                out.append(QueueEntry(key, parts[1], parts[2] if len(parts) == 3 else None))
         return out
 
     def drop_marker(self, key: str) -> None:

@@ -243,6 +243,8 @@ class Function(BaseModel):
     env_var_names: list[str] = Field(default_factory=list)
     webhook_key: str | None = None
     webhook_enabled: bool = True
+    # At most this many invocations at once per server (None: no cap of its own).
+    max_concurrency: int | None = None
     aliases: dict[str, Alias] = Field(default_factory=dict)
     # The newest version a finished build ever made active: a rollback keeps it,
     # so a build's publish replayed later never undoes the rollback.

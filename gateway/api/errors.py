@@ -70,7 +70,7 @@ def handle_nimbus_error(req, resp, exc: errors.NimbusError, params) -> None:
     else:
         _respond(resp, status, error_body(exc.code, exc.message, exc.details))
     invocation_id = getattr(exc, "invocation_id", None)
-    if invocation_id:  # it ran (and timed out, or ran out of memory): its logs have this id
+    if invocation_id:  # it ran (and failed) or was throttled: its record has this id
         resp.set_header("X-Nimbus-Invocation-Id", invocation_id)
     if isinstance(exc, errors.LimitExceeded) or exc.code == "not_ready":
         resp.set_header("Retry-After", str(getattr(exc, "retry_after", 1)))

@@ -9,6 +9,13 @@ then claims the invocation again. Platform failures (busy sandbox, store
 trouble, an engine outage, a lost worker) are retried with backoff up to
 `max_attempts`; the function's own failures are final. Finished records are
 kept for the retention (`retention_sweep`), then deleted.
+
+Fairness: one flooded function cannot starve the others. The dispatcher takes
+the oldest invocation of each function before the second oldest of any; a
+function may hold at most `max_queued_per_function` queued invocations
+(beyond: 429); and a function at its `max_concurrency` is passed over — its
+invocations stay queued, no attempt counted, as Lambda keeps throttled async
+events — so the runner threads go to the others.
 """
 
 from __future__ import annotations
@@ -18,17 +25,19 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from store import Claim, LeaseLost, Leases, errors
-from store.invocations import InvocationRepo
+from store.invocations import InvocationRepo, QueueEntry
 from store.records import Invocation, InvocationStatus, Trigger, now
 
 from ..limits import ASYNC_EVENT_LIMIT
+from ..services.concurrency import ConcurrencyLimitReached, Slot
 from ..services.invoke import InvokeService
 from .polling import IdlePolling
 
@@ -49,6 +58,7 @@ class AsyncInvocations:
         *,
         concurrency: int,
         max_queue_depth: int,
+        max_queued_per_function: int,
         lease_margin_sec: float,
         poll_sec: float,
         max_attempts: int,
@@ -61,6 +71,7 @@ class AsyncInvocations:
         self.leases = leases
         self.concurrency = concurrency
         self.max_queue_depth = max_queue_depth
+        self.max_queued_per_function = max_queued_per_function
         self.lease_margin_sec = lease_margin_sec
         self.poll_sec = poll_sec
         self.max_attempts = max_attempts
@@ -69,6 +80,7 @@ class AsyncInvocations:
         # None: look every poll_sec even while the queue stays empty
         self.idle_poll_max_sec = poll_sec if idle_poll_max_sec is None else idle_poll_max_sec
         self.depth = 0  # queue depth seen by the last dispatcher pass
+        self.depth_by_function: Counter[str] = Counter()  # the same, per function id
         self._slots = threading.Semaphore(concurrency)
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[str, Claim[Invocation]] = {}
@@ -101,6 +113,15 @@ class AsyncInvocations:
                 f"the async queue holds {self.depth} invocations; try again later", retry_after=5
             )
         fn, record = self.invoker.resolve(ref, version, alias)
+        queued = self.depth_by_function[fn.id]
+        if queued >= self.max_queued_per_function:
+            raise errors.LimitExceeded(
+                f"function {fn.name} has {queued} async invocations queued; "
+                f"the limit is {self.max_queued_per_function}",
+                retry_after=5,
+                details={"reason": "function_queue_limit",
+                         "limit": self.max_queued_per_function},
+            )  # fmt: skip
         invocation = Invocation(
             id=self.invoker.new_invocation_id(),
             function_id=fn.id,
@@ -111,6 +132,7 @@ class AsyncInvocations:
         )
         self.repo.accept(invocation)
         self.depth += 1
+        self.depth_by_function[fn.id] += 1
         self._wake.set()
         return invocation
 
@@ -159,25 +181,49 @@ class AsyncInvocations:
             self._wake.clear()
 
     def dispatch_once(self) -> None:
-        queued = self.repo.queued()
-        self.depth = len(queued)
+        queue = self.repo.queue()
+        self.depth = len(queue)
+        self.depth_by_function = Counter(entry.function_id for entry in queue)
         wall = time.time()
         self._busy = {i: until for i, until in self._busy.items() if until > wall}
-        for marker, invocation_id in _spread_head(queued, 2 * self.concurrency):
+        throttled: set[str] = set()
+        in_turn = _each_function_in_turn(queue)
+        for marker, invocation_id, function_id in _spread_head(in_turn, 2 * self.concurrency):
             if invocation_id in self._running or invocation_id in self._busy:
                 continue  # PERF(replicas): held here or elsewhere, or just finished: no GET
+            if function_id in throttled:
+                continue
             if self._stop.is_set() or not self._slots.acquire(blocking=False):
                 return
-            claim = None
+            claim = slot = None
             try:
-                claim = self._claim(marker, invocation_id)
+                slot = self._function_slot(function_id)
+                if slot is not False:
+                    claim = self._claim(marker, invocation_id)
+                else:
+                    throttled.add(function_id)
             finally:
                 if claim is None:
                     self._slots.release()
+                    if slot:
+                        self.invoker.concurrency.release(slot)
             if claim is not None:
                 with self._lock:
                     self._running[invocation_id] = claim
-                self._pool.submit(self._run, marker, claim)
+                self._pool.submit(self._run, marker, claim, slot or None)
+
+    def _function_slot(self, function_id: str | None) -> Slot | Literal[False] | None:
+        """One of the function's max_concurrency slots (None: it has no cap, or the
+        marker names no function), or False when it runs as many as it may."""
+        if function_id is None or self.invoker.concurrency is None:
+            return None
+        try:
+            limit = self.invoker.cache.function(function_id).max_concurrency
+        except errors.NotFound:
+            return None  # the run fails with not_found
+        if limit is None:
+            return None
+        return self.invoker.concurrency.acquire(function_id, limit) or False
 
     def _claim(self, marker: str, invocation_id: str) -> Claim[Invocation] | None:
         try:
@@ -238,27 +284,35 @@ class AsyncInvocations:
 
     # -- running -------------------------------------------------------------
 
-    def _run(self, marker: str, claim: Claim[Invocation]) -> None:
+    def _run(self, marker: str, claim: Claim[Invocation], slot: Slot | None = None) -> None:
         try:
-            self._finish(marker, claim, self._execute(claim.record))
+            self._finish(marker, claim, self._execute(claim.record, slot))
         except _Retry as retry:
             self._retry(claim, retry.reason)
+        except ConcurrencyLimitReached:
+            # Its cap was set after this was claimed: wait in the queue, no attempt spent.
+            with contextlib.suppress(LeaseLost, errors.NimbusError):  # else it runs out
+                self.leases.finish(claim, _hand_back)
         except Exception:
             log.exception("async invocation %s crashed", claim.record.id)
             self._retry(claim, "internal error")
         finally:
+            if slot is not None:
+                self.invoker.concurrency.release(slot)
             with self._lock:
                 self._running.pop(claim.record.id, None)
             self._slots.release()
             self._wake.set()
 
-    def _execute(self, invocation: Invocation) -> dict[str, Any]:
+    def _execute(self, invocation: Invocation, slot: Slot | None = None) -> dict[str, Any]:
         """Run it; the fields of its final state (raises `_Retry` for a platform failure)."""
         try:
             done = self.invoker.invoke(
                 invocation.function_id, invocation.event.encode(), {}, version=invocation.version,
-                trigger=invocation.trigger, invocation_id=invocation.id,
+                trigger=invocation.trigger, invocation_id=invocation.id, slot=slot,
             )  # fmt: skip
+        except ConcurrencyLimitReached:
+            raise
         except (errors.LimitExceeded, errors.Unavailable) as exc:
             raise _Retry(exc.message) from None
         except errors.Timeout as exc:
@@ -328,8 +382,19 @@ class AsyncInvocations:
         return deleted
 
 
-def _spread_head(queued: list[tuple[str, str]], window: int) -> list[tuple[str, str]]:
-    """The queue, oldest first, but its oldest `window` in random order.
+def _each_function_in_turn(queue: list[QueueEntry]) -> list[QueueEntry]:
+    """The queue reordered so that each function's oldest comes before any function's
+    second oldest (then third...): a backlog of one does not delay the others."""
+    turn: Counter[str | None] = Counter()
+    ranked = []
+    for position, entry in enumerate(queue):
+        ranked.append((turn[entry.function_id], position, entry))
+        turn[entry.function_id] += 1
+    return [entry for *_, entry in sorted(ranked, key=lambda r: r[:2])]
+
+
+def _spread_head(queued: list[QueueEntry], window: int) -> list[QueueEntry]:
+    """The queue, in order, but its first `window` in random order.
 
     PERF(replicas): every worker lists the same queue; taking it strictly in order,
     two replicas' dispatchers woken together claimed the same invocation, and one

@@ -84,6 +84,7 @@ class FunctionService:
             memory_mb=fn.memory_mb,
             timeout_sec=fn.timeout_sec,
             reuse=fn.reuse,
+            max_concurrency=fn.max_concurrency,
             env_vars={name: "****" for name in fn.env_var_names},
             tags=fn.tags,
             description=fn.description,
@@ -106,6 +107,7 @@ class FunctionService:
             tags=body.tags or [],
             webhook_key=new_webhook_key(),
             webhook_enabled=body.webhook if body.webhook is not None else True,
+            max_concurrency=body.max_concurrency,
         )
         source = self._store_source(runtime, body, upload, body.handler)
         self.repo.create_function(fn)
@@ -154,6 +156,8 @@ class FunctionService:
                 fn.description = body.description
             if body.webhook is not None:
                 fn.webhook_enabled = body.webhook
+            if "max_concurrency" in body.model_fields_set:  # null removes the cap
+                fn.max_concurrency = body.max_concurrency
             if body.status is not None:
                 fn.disabled = body.status == "offline"
             fn.updated_at = now()

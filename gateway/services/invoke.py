@@ -21,6 +21,7 @@ from store.records import (
 )
 
 from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
+from .concurrency import FunctionConcurrency, Slot
 from .deployments import DeploymentCache
 from .env_crypto import EnvCipher
 from .targets import Target, parse_target
@@ -109,11 +110,13 @@ class InvokeService:
         sandbox: Sandbox,
         recorder: InvocationRecorder,
         env: EnvCipher | None = None,
+        concurrency: FunctionConcurrency | None = None,
     ) -> None:
         self.cache = cache
         self.sandbox = sandbox
         self.recorder = recorder
         self.env = env or EnvCipher([])
+        self.concurrency = concurrency  # None: max_concurrency is not enforced (tests)
         self.resolve_alias: AliasResolver = _no_aliases
         self._deployments: dict[tuple[str, int], Deployment] = {}
 
@@ -194,7 +197,10 @@ class InvokeService:
         source: str | None = None,
         routing_key: str | None = None,
         override: int | None = None,
+        slot: Slot | None = None,
     ) -> Invocation:
+        """Run one invocation. `slot`: one of the function's max_concurrency slots the
+        caller already holds (the async dispatcher takes it before its claim)."""
         fn, record = self.resolve(ref, version, alias, routing_key=routing_key, override=override)
         invocation_id = invocation_id or self.new_invocation_id()
         deadline = time.time() + record.timeout_sec
@@ -217,11 +223,15 @@ class InvokeService:
             source=source,
         )
         started = time.perf_counter()
+        taken = None
         try:
+            if slot is None and fn.max_concurrency is not None and self.concurrency is not None:
+                taken = self.concurrency.throttle(fn.id, fn.name, fn.max_concurrency)
             result = self.sandbox.invoke(self.deployment(fn, record), event, context)
         except errors.LimitExceeded as exc:
             outcome.status, outcome.error_code = THROTTLED, exc.code  # it never ran
             self.recorder.record(outcome)
+            exc.invocation_id = invocation_id  # recorded as throttled under this id
             raise
         except errors.NimbusError as exc:
             outcome.status = "timed_out" if isinstance(exc, errors.Timeout) else "failed"
@@ -234,6 +244,9 @@ class InvokeService:
             exc.invocation_id = invocation_id  # the error response names it, as a result does
             exc.outcome = outcome  # and may carry its log tail
             raise
+        finally:
+            if taken is not None:
+                self.concurrency.release(taken)
         outcome.duration_ms = result.duration_ms
         outcome.cold_start = result.cold_start
         outcome.output = result.output
