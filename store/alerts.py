@@ -101,6 +101,7 @@ class AlertEvent(BaseModel):
     outcome: str | None = None  # delivered | retrying | failed | dropped
     status_code: int | None = None
     error: str | None = None
+    detail: str | None = None  # a change's fields
     duration_ms: float | None = None
     by: str | None = None  # the worker, or "key:<id>" / "admin key" for a change
 

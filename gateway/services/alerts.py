@@ -105,8 +105,8 @@ class AlertService:
     def list(self, *, function: str | None = None, state: str | None = None) -> AlertList:
         rules = self.repo.list()
         if function:
-            fn, _ = self.functions.resolve(function)
-            rules = [r for r in rules if r.function_id == fn.id]
+            function_id, _ = self._function(function)  # 422 naming it if there is none
+            rules = [r for r in rules if r.function_id == function_id]
         if state:
             rules = [r for r in rules if r.state == state]
         views = sorted((self.view(r) for r in rules), key=lambda v: v.created_at)
@@ -118,8 +118,7 @@ class AlertService:
     def history(self, alert_id: str, *, limit: int, offset: int) -> AlertHistory:
         self.repo.get(alert_id)  # 404 for an unknown alert
         events, total = self.repo.history(alert_id, limit, offset)
-        return AlertHistory(events=events,
-                            total=total, limit=limit, offset=offset)  # fmt: skip
+        return AlertHistory(events=events, total=total, limit=limit, offset=offset)
 
     # -- writes ------------------------------------------------------------------------
 
@@ -181,12 +180,8 @@ class AlertService:
 
         rule = self.repo.update(alert_id, apply)
         what = "disabled" if body.enabled is False else "enabled" if body.enabled else "updated"
-        self.repo.append(
-            rule.id,
-            AlertEvent(
-                kind="change", state=what, by=actor, error="fields: " + ", ".join(sorted(fields))
-            ),
-        )
+        detail = "changed: " + ", ".join(sorted(fields))
+        self.repo.append(rule.id, AlertEvent(kind="change", state=what, detail=detail, by=actor))
         return self.view(rule)
 
     def set_enabled(self, alert_id: str, enabled: bool, *, actor: str) -> AlertView:

@@ -67,6 +67,7 @@ def test_create_get_list_update_and_delete(client, fn):
     assert [e["state"] for e in history["events"]] == ["enabled", "disabled", "updated",
                                                        "updated", "created"]  # fmt: skip
     assert history["events"][0]["by"] == "admin key"
+    assert history["events"][3]["detail"] == "changed: op, repeat_sec, threshold, window_sec"
 
     assert client.simulate_delete(f"/api/v1/alerts/{created['id']}").status_code == 204
     for method in ("GET", "PUT", "DELETE"):
@@ -132,6 +133,8 @@ def test_bad_updates_and_queries_are_422_too(client):
         assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == field
     assert client.simulate_get(path).json["threshold"] == 0.1  # nothing changed
     assert client.simulate_get("/api/v1/alerts", params={"state": "on"}).status_code == 422
+    unknown = client.simulate_get("/api/v1/alerts", params={"function": "nope"})
+    assert unknown.status_code == 422 and unknown.json["error"]["details"][0]["field"] == "function"
     resp = client.simulate_get(path + "/history", params={"limit": "0"})
     assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "limit"
     assert client.simulate_post("/api/v1/alerts", body="{").status_code == 400
