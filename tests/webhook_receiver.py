@@ -31,11 +31,12 @@ class Received:
 
 
 class WebhookReceiver:
-    """Records every POST; answers the given statuses in turn, then 200."""
+    """Records every POST; answers the given statuses in turn, then 200 (after `delay_sec`)."""
 
-    def __init__(self, server: ThreadingHTTPServer, statuses: list[int]) -> None:
+    def __init__(self, server: ThreadingHTTPServer, statuses: list[int], delay_sec: float) -> None:
         self.server = server
         self.statuses = list(statuses)
+        self.delay_sec = delay_sec
         self.requests: list[Received] = []
         self.lock = threading.Lock()
         host, port = server.server_address[:2]
@@ -53,7 +54,7 @@ class WebhookReceiver:
 
 
 @contextmanager
-def webhook_receiver(statuses: list[int] = ()) -> Iterator[WebhookReceiver]:
+def webhook_receiver(statuses: list[int] = (), delay_sec: float = 0.0) -> Iterator[WebhookReceiver]:
     holder: list[WebhookReceiver] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -65,6 +66,7 @@ def webhook_receiver(statuses: list[int] = ()) -> Iterator[WebhookReceiver]:
                     self.path, {k.lower(): v for k, v in self.headers.items()}, body,
                     time.time()))  # fmt: skip
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
+            time.sleep(receiver.delay_sec)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -73,7 +75,7 @@ def webhook_receiver(statuses: list[int] = ()) -> Iterator[WebhookReceiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder.append(WebhookReceiver(server, statuses))
+    holder.append(WebhookReceiver(server, statuses, delay_sec))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

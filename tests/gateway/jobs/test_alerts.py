@@ -412,3 +412,18 @@ def test_the_window_is_exactly_window_sec_before_its_end(store, clock, service, 
         view = service.get(alert_id)
         assert view.evaluated_until == datetime.fromtimestamp(end, UTC)
         assert (view.value, view.state) == (0.0, "ok")
+
+
+def test_a_receiver_slower_than_the_timeout_is_a_failed_attempt(store, clock, service):
+    with webhook_receiver(delay_sec=1.0) as receiver:
+        alert_id = rule(service, receiver.url)
+        job = evaluator(store, clock, "worker-a")
+        job.webhook.outbound = OutboundClient(allow_private=True, timeout_sec=0.3)
+        calls(store, T0 - 30, T0, failing=True)
+        job.scan()
+        (attempt,) = [e for e in service.history(alert_id, limit=10, offset=0).events
+                      if e.kind == "delivery"]  # fmt: skip
+        assert (attempt.outcome, attempt.status_code) == ("retrying", None)
+        assert attempt.error.startswith("ReadTimeout")
+        assert service.get(alert_id).pending_deliveries == 1
+        assert len(receiver.wait_for(1)) == 1  # it did arrive: why receivers should dedupe
