@@ -215,6 +215,8 @@ class AlertService:
     def _function(self, ref: str | None) -> tuple[str | None, str | None]:
         if ref is None or ref == "":
             return None, None
+        if ":" in ref:
+            raise _invalid("function", "a function id or name: a rule watches all its versions")
         try:
             fn, _ = self.functions.resolve(ref)
         except errors.NotFound:

@@ -97,6 +97,7 @@ BAD_RULES = [
     ({"for_sec": -1}, "for_sec"),
     ({"repeat_sec": 30}, "repeat_sec"),
     ({"function": "no-such-function"}, "function"),
+    ({"function": "checkout:prod"}, "function"),
     ({"notify": {"webhook_url": "ftp://example.com/x"}}, "notify.webhook_url"),
     ({"notify": {"webhook_url": "file:///etc/passwd"}}, "notify.webhook_url"),
     ({"notify": {"webhook_url": "http://169.254.169.254/latest"}}, "notify.webhook_url"),
