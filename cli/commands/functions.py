@@ -19,9 +19,28 @@ from ..session import Session, api_options, pass_session
 
 RECORD_FIELDS = [
     "id", "name", "runtime", "runtime_version", "status", "active_version", "latest_version",
-    "memory_mb", "timeout_sec", "code_size", "env_vars", "tags", "description", "webhook_url",
-    "created_at", "updated_at",
+    "memory_mb", "timeout_sec", "max_concurrency", "code_size", "env_vars", "tags",
+    "description", "webhook_url", "created_at", "updated_at",
 ]  # fmt: skip
+
+
+class _Concurrency(click.ParamType):
+    """A --max-concurrency value: a number of invocations, or "none" (no cap: JSON null)."""
+
+    name = "N|none"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == NO_CAP:
+            return value
+        if str(value).lower() == "none":
+            return NO_CAP
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'none'", param, ctx)
+
+
+NO_CAP = "none"
 
 
 def config_options(command):
@@ -37,6 +56,9 @@ def config_options(command):
                      help="a Python requirement (repeatable; a folder's requirements.txt too)"),
         click.option("--webhook/--no-webhook", default=None,
                      help="the public webhook URL on or off (default: on)"),
+        click.option("--max-concurrency", type=_Concurrency(),
+                     help="at most N invocations at once per server, beyond: 429 "
+                          "(0 throttles every call; none removes the cap)"),
     )):  # fmt: skip
         command = option(command)
     return command
@@ -51,9 +73,12 @@ def wait_options(command):
 
 
 def _settings(
-    handler, memory_mb, timeout_sec, env, tags, description, requirements, webhook
-) -> dict:
+    handler, memory_mb, timeout_sec, env, tags, description, requirements, webhook,
+    max_concurrency,
+) -> dict:  # fmt: skip
     body: dict = {}
+    if max_concurrency is not None:
+        body["max_concurrency"] = None if max_concurrency == NO_CAP else max_concurrency
     if handler:
         body["handler"] = handler
     if memory_mb is not None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from tests.e2e import wasm as w
 from tests.e2e.test_async import submit, wait_final
+from tests.e2e.test_cli_versions import Nimbus
 
 SLEEPY_PYTHON = """
 import time
@@ -113,3 +116,19 @@ def test_a_functions_async_queue_is_bounded_and_throttled_work_waits(make_server
         resp = api.put("/api/v1/functions/paused", json={"max_concurrency": None})
         assert resp.status_code == 200, resp.text
         assert [wait_final(api, i)["status"] for i in ids] == ["succeeded"] * 3
+
+
+def test_the_cli_sets_shows_and_removes_max_concurrency(server, tmp_path):
+    nimbus = Nimbus(server)
+    module = tmp_path / "echo.wasm"
+    module.write_bytes(w.wat(w.ECHO_WAT))
+    name = f"cli-cap-{uuid.uuid4().hex[:6]}"
+    created = nimbus.json("deploy", name, str(module), "--max-concurrency", "3")
+    assert created["max_concurrency"] == 3
+    shown = nimbus("get", name, output="table")
+    assert shown.exit_code == 0 and "max_concurrency" in shown.stdout, shown.output
+    paused = nimbus.json("update", name, "--max-concurrency", "0")
+    assert paused["max_concurrency"] == 0 and paused["latest_version"] == 1
+    assert nimbus.json("update", name, "--max-concurrency", "none")["max_concurrency"] is None
+    refused = nimbus("update", name, "--max-concurrency", "lots")
+    assert refused.exit_code == 2 and "neither a number nor 'none'" in refused.output
