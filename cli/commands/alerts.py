@@ -241,7 +241,8 @@ def alert_history(session: Session, alert_id: str, limit: int) -> None:
             delivery = ""
             if e["kind"] == "delivery":
                 delivery = f"#{e.get('attempt')} {e.get('outcome') or ''}".strip()
-            detail = e.get("error") or (f"HTTP {e['status_code']}" if e.get("status_code") else "")
+            detail = e.get("error") or e.get("detail") or (
+                f"HTTP {e['status_code']}" if e.get("status_code") else "")  # fmt: skip
             grid.add_row(ago(e["at"]), e["kind"], state, value, delivery,
                          detail or e.get("by") or "")  # fmt: skip
         console.print(grid)
