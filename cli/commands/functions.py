@@ -144,19 +144,29 @@ def create(session: Session, name, runtime, code, file, no_wait, wait_timeout, *
 @click.command()
 @click.argument("args", nargs=-1, required=True, metavar="[NAME] PATH")
 @click.option("--runtime", "-r", help="default: from the files")
+@click.option("--alias", "alias_name", metavar="ALIAS",
+              help="then point this alias at the new version")  # fmt: skip
+@click.option("--canary", "canary_alias", metavar="ALIAS",
+              help="then move this alias to the new version by an automatic canary")  # fmt: skip
 @config_options
 @wait_options
 @api_options
 @pass_session
-def deploy(session: Session, args, runtime, no_wait, wait_timeout, **settings) -> None:
+def deploy(session: Session, args, runtime, alias_name, canary_alias, no_wait, wait_timeout,
+           **settings) -> None:  # fmt: skip
     """Create or update a function from a folder or a file, and follow its build.
 
     The runtime comes from the files (package.json, Cargo.toml, go.mod or the source
     extensions); a folder's requirements.txt becomes the Python requirements. NAME
-    defaults to the folder's or file's name.
+    defaults to the folder's or file's name. With --alias or --canary, an alias then
+    follows the new version (at once, or step by step as `nimbus canary start` does).
     """
     if len(args) > 2:
         raise click.UsageError("deploy takes [NAME] PATH")
+    if alias_name and canary_alias:
+        raise click.UsageError("give --alias or --canary, not both")
+    if no_wait and (alias_name or canary_alias):
+        raise click.UsageError("--alias and --canary need the build: drop --no-wait")
     path = Path(args[-1])
     if not path.exists():
         raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
@@ -170,7 +180,8 @@ def deploy(session: Session, args, runtime, no_wait, wait_timeout, **settings) -
     else:
         _note_dropped_env(session, existing, body)
         fn = session.client.update_function(name, body, source.artifact)
-    _finish(session, fn, no_wait, wait_timeout, created=existing is None)
+    then = _release(session, alias_name, canary_alias)
+    _finish(session, fn, no_wait, wait_timeout, created=existing is None, then=then)
 
 
 def _source(session: Session, runtime: str, code: str | None, file: Path | None, handler):
@@ -186,7 +197,9 @@ def _guard(make, *args):
         raise click.UsageError(str(exc)) from None
 
 
-def _finish(session: Session, fn: dict, no_wait: bool, timeout: float, created: bool) -> None:
+def _finish(
+    session: Session, fn: dict, no_wait: bool, timeout: float, created: bool, then=None
+) -> None:
     """Follow the new version's build (a live line on a terminal), then print the record."""
     out = session.output
     build = fn.get("latest_build") or {}
@@ -200,10 +213,31 @@ def _finish(session: Session, fn: dict, no_wait: bool, timeout: float, created: 
         out.emit(fn, lambda c: None)
         raise BuildFailed(fn, details)
     verb = "created" if created else "updated"
-    out.emit(fn, lambda c: c.print(
-        f"{verb} [bold]{fn['name']}[/bold] v{fn['latest_version']}: {styled(fn['status'])}"
-        + (f"  (build {build.get('status')})" if build.get("status") != "ready" else "")
-    ))  # fmt: skip
+    line = f"{verb} [bold]{fn['name']}[/bold] v{fn['latest_version']}: {styled(fn['status'])}"
+    if build.get("status") != "ready":
+        line += f"  (build {build.get('status')})"
+    if then is not None and build.get("status") == "ready":
+        key, value, note = then(fn)
+        fn, line = {**fn, key: value}, f"{line}\n{note}"
+    out.emit(fn, lambda c: c.print(line))
+
+
+def _release(session: Session, alias_name: str | None, canary_alias: str | None):
+    """After a deploy's build: point an alias at the new version, or start a canary to it
+    (default steps), so one command releases behind an alias."""
+    from .aliases import split
+
+    def point(fn: dict) -> tuple[str, dict, str]:
+        version = fn["latest_version"]
+        if canary_alias:
+            view = session.client.start_canary(fn["name"], canary_alias, {"version": version})
+            return "alias", view, (f"canary started: {fn['name']}:{canary_alias} → v{version} "
+                                   f"({split(view)}; nimbus canary status {fn['name']} "
+                                   f"{canary_alias} --watch)")  # fmt: skip
+        view, _ = session.client.set_alias(fn["name"], alias_name, {"version": version})
+        return "alias", view, f"{fn['name']}:{alias_name} → {split(view)}"
+
+    return point if (alias_name or canary_alias) else None
 
 
 def _follow(session: Session, name: str, version: int, timeout: float) -> dict:

@@ -163,3 +163,31 @@ def test_canary_start_status_abort_and_a_rollback_followed_with_wait(make_server
     status = nimbus("canary", "status", "canaried", "prod", output="table")
     assert status.exit_code == 0 and "rolled_back" in status.output
     assert "error rate" in status.output
+
+
+def test_deploy_then_point_an_alias_or_start_a_canary(make_server, tmp_path):
+    server = make_server().start()
+    nimbus = Nimbus(server)
+    first, second = tmp_path / "v1.wasm", tmp_path / "v2.wasm"
+    first.write_bytes(w.wat(w.constant_wat(b'{"v":1}')))
+    second.write_bytes(w.wat(w.constant_wat(b'{"v":2}')))
+
+    out = nimbus("deploy", "released", str(first), "--alias", "prod")
+    assert out.exit_code == 0, out.output
+    deployed = json.loads(out.stdout)  # one document: the record, and the alias it moved
+    assert deployed["latest_version"] == 1 and deployed["alias"]["version"] == 1
+    with server.client() as api:
+        assert api.get("/api/v1/functions/released/aliases/prod").json()["version"] == 1
+
+    out = nimbus("deploy", "released", str(second), "--canary", "prod", output="table")
+    assert out.exit_code == 0, out.output
+    assert "canary started: released:prod → v2" in out.output
+    with server.client() as api:
+        prod = api.get("/api/v1/functions/released/aliases/prod").json()
+    assert prod["canary"]["status"] == "progressing" and prod["routing"] == {"2": 10.0}
+
+    both = nimbus("deploy", "released", str(second), "--alias", "a", "--canary", "b")
+    assert both.exit_code == 2
+    assert nimbus("deploy", "released", str(second), "--no-wait", "--alias", "a").exit_code == 2
+    with server.client() as api:  # refused before anything was sent: still two versions
+        assert api.get("/api/v1/functions/released").json()["latest_version"] == 2
