@@ -373,6 +373,19 @@ def test_module_state_survives_only_with_reuse_and_the_bundle_runs_once(runtime,
     assert ok(sandbox, warm)["loads"] == 1
 
 
+def test_a_bundle_that_throws_at_load_time_is_not_prewarmed_and_its_calls_say_why(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy('throw new Error("no config");\nexports.main = () => 1;\n')
+    time.sleep(0.5)  # earlier tests' refills done
+    stocked = sandbox.stats()["prewarmed_instances"]
+    for _ in range(2):
+        result = invoke(sandbox, dep)
+        assert result.error is not None and result.error.message == "no config"
+        assert any("handler.js:1" in line for line in result.error.stack)
+        time.sleep(0.2)
+        assert sandbox.stats()["prewarmed_instances"] == stocked
+
+
 def test_busy_loop_is_stopped_at_the_deadline(runtime, deploy):
     sandbox = runtime[0]
     dep = deploy("exports.main = () => { for (;;) {} };", timeout_sec=1.0)
