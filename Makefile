@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench bench-quick engine
+.PHONY: install run test lint bench bench-quick engine image image-full
 
 install:
 	@scripts/install.sh
@@ -32,3 +32,15 @@ bench-quick: install
 # and the runtime image; prints DOCKER_HOST=…  `scripts/engine.sh stop` stops it.
 engine: install
 	@scripts/engine.sh start
+
+# The server image (Containerfile) on the local engine, with no registry: a debootstrap
+# base, a wheelhouse and the runtimes built here (scripts/image/offline.sh; cached).
+# With a network, `docker build -f Containerfile -t nimbus:latest .` builds the same image.
+image: install
+	@scripts/engine.sh start >/dev/null
+	@DOCKER_HOST=$$(scripts/engine.sh env | cut -d= -f2-) scripts/image/offline.sh
+
+# The same with the C, Go and Rust toolchains baked in (nimbus:full).
+image-full: install
+	@scripts/engine.sh start >/dev/null
+	@DOCKER_HOST=$$(scripts/engine.sh env | cut -d= -f2-) scripts/image/offline.sh --full

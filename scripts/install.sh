@@ -21,7 +21,7 @@ fi
 
 # Debian packages: wrk (benchmark load generator); bubblewrap (the build jail); docker.io, busybox-static, gcc,
 # libc6-dev, iproute2 (native functions: the local engine of `make engine`, its
-# runtime image, the static test binaries).
+# runtime image, the static test binaries); debootstrap (the base of `make image`).
 installed() {
     if command -v dpkg-query >/dev/null; then
         dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q "ok installed"
@@ -30,7 +30,7 @@ installed() {
     fi
 }
 missing=()
-for pkg in wrk bubblewrap docker.io busybox-static gcc libc6-dev iproute2; do
+for pkg in wrk bubblewrap docker.io busybox-static gcc libc6-dev iproute2 debootstrap; do
     installed "$pkg" || missing+=("$pkg")
 done
 if (( ${#missing[@]} )); then
