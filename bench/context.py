@@ -48,6 +48,7 @@ class Params:
     replicas_idle_s: float  # no traffic: the background runners' polling alone
     replicas_settle_s: float  # before the idle window: empty queues' polls back off (≤ 5 s)
     replicas_invocations: int  # one async burst per side and repetition
+    replicas_backlog: int  # a deep async queue, listed as a dispatcher pass lists it
 
     @classmethod
     def quick(cls) -> Params:
@@ -79,6 +80,7 @@ class Params:
             replicas_idle_s=2,
             replicas_settle_s=1,
             replicas_invocations=60,
+            replicas_backlog=1100,  # two LIST pages
         )
 
     @classmethod
@@ -125,6 +127,7 @@ class Params:
             replicas_idle_s=10,
             replicas_settle_s=8,
             replicas_invocations=400,
+            replicas_backlog=5000,
         )
 
 

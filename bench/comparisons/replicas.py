@@ -15,6 +15,10 @@ counters say what the platform costs it, polling included:
   costs the store nothing), and every store request in that window, idle
   polling included, divided by the invocations.
 
+- a dispatcher's pass over a deep queue: the LIST of `queue/invocations/`
+  (S3's pages hold 1,000 keys) with `replicas_backlog` invocations waiting
+  against 100, through the store class the workers use.
+
 On one 2-core machine three replicas share the same CPUs as one: the
 throughput ratio says what coordination costs, not what more machines add.
 """
@@ -22,15 +26,19 @@ throughput ratio says what coordination costs, not what more machines add.
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from store import open_store
+from store.invocations import marker_key
 from tests.s3servers import S3Server, seaweedfs_server
 
 from ..context import BenchContext
@@ -159,7 +167,58 @@ def run(ctx: BenchContext) -> list[Result]:
                         "marginal": (sum(used[k] for k in KINDS) - idle_rate * seconds) / n,
                         "conflicts": used["412"] / n,
                     })  # fmt: skip
-    return _results(idle, burst, p.replicas_invocations, p.replicas_idle_s)
+        passes = _queue_passes(s3, p.replicas_backlog, p.replicas_reps)
+    return [*_results(idle, burst, p.replicas_invocations, p.replicas_idle_s), passes]
+
+
+SHALLOW = 100
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _queue_passes(s3: S3Server, deep: int, reps: int) -> Result:
+    """Time one LIST of the async queue (what every dispatcher pass starts with) at two
+    depths: empty markers written straight into a scratch prefix."""
+    stores = {}
+    for depth in (deep, SHALLOW):
+        with _environment(s3.env()):  # boto3 takes the credentials from it
+            store = open_store(f"s3://nimbus-bench/backlog-{uuid.uuid4().hex[:8]}",
+                               endpoint_url=s3.endpoint_url, region=s3.region)  # fmt: skip
+        keys = [marker_key(1_700_000_000_000 + i, f"inv_{i:08d}", "fn_bench") for i in range(depth)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda key, st=store: st.put(key, b""), keys))
+        stores[depth] = store
+    samples: dict[int, list[float]] = {deep: [], SHALLOW: []}
+    for rep in range(max(3, reps * 3)):
+        for depth in (deep, SHALLOW) if rep % 2 == 0 else (SHALLOW, deep):
+            started = time.perf_counter()
+            listed = sum(1 for _ in stores[depth].list("queue/invocations/"))
+            samples[depth].append((time.perf_counter() - started) * 1000)
+            assert listed == depth, (listed, depth)
+    return Result(
+        key="replicas-queue-pass",
+        title=f"One dispatcher pass over the async queue (LIST): {deep:,} waiting vs {SHALLOW}",
+        unit="ms",
+        higher_is_better=False,
+        a=Side(f"{deep:,} waiting ({-(-deep // 1000)} LIST pages)", samples[deep]),
+        b=Side(f"{SHALLOW} waiting (1 page)", samples[SHALLOW]),
+        notes=[
+            "every worker makes such a pass every ASYNC_POLL_SEC while the queue holds "
+            "anything, and again after each invocation it finishes"
+        ],
+    )
 
 
 def _side(label: str, runs: list[dict[str, float]], field: str | None = None) -> Side:
