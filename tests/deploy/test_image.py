@@ -32,6 +32,15 @@ REPO = Path(__file__).resolve().parents[2]
 API_KEY = "image-test-" + uuid.uuid4().hex
 GRACE_SEC = 20  # GRACEFUL_TIMEOUT_SEC given to the containers below
 
+# What source builds' jail (bubblewrap: user, PID and network namespaces, a fresh
+# /proc) needs from the engine, as the README's "Container image" says.
+BUILD_JAIL_OPTIONS = (
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "systempaths=unconfined",
+)
+
 HELLO = "def main(event, context):\n    return {'hello': event.get('name', 'world')}\n"
 SLOW = """import time
 
@@ -73,6 +82,7 @@ class Container:
             "--network", network, "--volume", f"{volume}:/data",
             "--env", f"NIMBUS_API_KEY={API_KEY}", "--env", "WORKERS=1",
             "--env", f"GRACEFUL_TIMEOUT_SEC={GRACE_SEC}",
+            *BUILD_JAIL_OPTIONS,
             image,
         )  # fmt: skip
         address = self.inspect("{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
@@ -152,8 +162,11 @@ def server(engine: Engine, image: str, network: str, volume: str) -> Iterator[Co
         container.close()
 
 
-def deploy(client: httpx.Client, name: str, code: str) -> dict:
-    body = {"name": name, "runtime": "python", "code": code}
+JS = "export function main(event) {\n  return { js: event.name, node: typeof process };\n}\n"
+
+
+def deploy(client: httpx.Client, name: str, code: str, runtime: str = "python") -> dict:
+    body = {"name": name, "runtime": runtime, "code": code}
     response = client.post("/api/v1/functions", params={"wait": "true"}, json=body)
     assert response.status_code == 201, response.text
     assert response.json()["status"] == "active", response.json()
@@ -167,7 +180,8 @@ def test_the_server_runs_as_a_non_root_user_with_the_image_settings(server: Cont
     # PID 1 is `nimbus serve` (gunicorn's master); it and its worker run as uid 10001.
     status = server.engine("exec", server.name, "cat", "/proc/1/status", "/proc/1/cmdline")
     uids = [line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")]
-    assert uids == [["10001"] * 4]
+    gids = [line.split()[1:] for line in status.splitlines() if line.startswith("Gid:")]
+    assert uids == [["10001"] * 4] and gids == [["10001"] * 4]
     assert "nimbus" in status
     assert server.client.get("/health").status_code == 200
 
@@ -178,6 +192,14 @@ def test_a_python_function_deploys_and_invokes(server: Container):
     response = server.client.post("/api/v1/functions/hello/invoke", json={"name": "image"})
     assert response.status_code == 200, response.text
     assert response.json() == {"hello": "image"}
+
+
+def test_a_javascript_function_deploys_and_invokes(server: Container):
+    record = deploy(server.client, "hello-js", JS, runtime="javascript")
+    assert record["runtime_version"].startswith("SpiderMonkey")
+    response = server.client.post("/api/v1/functions/hello-js/invoke", json={"name": "image"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"js": "image", "node": "object"}
 
 
 def test_the_healthcheck_reports_healthy(server: Container):
