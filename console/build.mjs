@@ -61,7 +61,7 @@ mkdirSync(assets, { recursive: true });
 const result = await esbuild.build({
   entryPoints: { app: join(here, "src", "main.jsx"), style: join(here, "src", "style.css") },
   bundle: true,
-  minify: true,
+  minify: process.env.CONSOLE_DEV !== "1",  // CONSOLE_DEV=1: readable stacks while debugging
   splitting: true,
   format: "esm",
   target: ["chrome110", "firefox110", "safari16"],

@@ -1,7 +1,7 @@
 // CodeMirror 6, loaded on first use (its own chunk): languages per file extension load
 // lazily too, so the list page never pays for the editor.
 import { basicSetup } from "codemirror";
-import { Compartment, EditorState } from "@codemirror/state";
+import { Annotation, Compartment, EditorState } from "@codemirror/state";
 import { EditorView, keymap } from "@codemirror/view";
 import { indentWithTab } from "@codemirror/commands";
 import { lintGutter, setDiagnostics } from "@codemirror/lint";
@@ -27,6 +27,10 @@ export async function languageFor(filename) {
   return languages[ext] ? languages[ext]() : [];
 }
 
+// Marks the transactions setDoc makes: a document the page pushed in is not echoed back to it
+// as an edit (an echo into the page's state re-ran setDoc with a stale value: an endless loop).
+const fromPage = Annotation.define();
+
 const cspNonce = () => document.querySelector('meta[name="csp-nonce"]')?.content || "";
 const dark = () => document.documentElement.dataset.theme === "dark";
 
@@ -48,7 +52,10 @@ export function createEditor(parent, { doc, onChange, label, readOnly = false })
         language.of([]),
         theme.of(dark() ? oneDark : []),
         editable.of(EditorState.readOnly.of(readOnly)),
-        EditorView.updateListener.of((u) => u.docChanged && onChange && onChange(u.state.doc.toString())),
+        EditorView.updateListener.of((u) => {
+          const edited = u.docChanged && !u.transactions.some((t) => t.annotation(fromPage));
+          if (edited && onChange) onChange(u.state.doc.toString());
+        }),
       ],
     }),
   });
@@ -59,7 +66,7 @@ export function createEditor(parent, { doc, onChange, label, readOnly = false })
     },
     setDoc(text) {
       if (text !== view.state.doc.toString()) {
-        view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
+        view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text }, annotations: fromPage.of(true) });
       }
     },
     setTheme() { view.dispatch({ effects: theme.reconfigure(dark() ? oneDark : []) }); },

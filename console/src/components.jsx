@@ -1,6 +1,7 @@
 // Pieces several pages share: the editor wrapper, status badges, notices, tabs.
 import { useEffect, useRef, useState } from "preact/hooks";
 
+const NO_ERRORS = [];
 let loading;
 const loadCodeMirror = () => (loading ||= import("./codemirror.js"));
 
@@ -10,6 +11,9 @@ export function Editor({ value, onChange, filename, errors, label, readOnly, min
   const editor = useRef(null);
   const latest = useRef(onChange);
   latest.current = onChange;
+  // What the user typed, as reported to the page: when `value` comes back as one of these it
+  // is the page catching up (maybe a keystroke late), not a new document to load.
+  const typed = useRef(new Set());
   const [ready, setReady] = useState(false);
 
   useEffect(() => {
@@ -20,7 +24,7 @@ export function Editor({ value, onChange, filename, errors, label, readOnly, min
         doc: value || "",
         label,
         readOnly,
-        onChange: (text) => latest.current && latest.current(text),
+        onChange: (text) => { typed.current.add(text); latest.current && latest.current(text); },
       });
       setReady(true);
     });
@@ -28,9 +32,17 @@ export function Editor({ value, onChange, filename, errors, label, readOnly, min
     addEventListener("nimbus-theme", onTheme);
     return () => { gone = true; removeEventListener("nimbus-theme", onTheme); editor.current && editor.current.destroy(); };
   }, []);
-  useEffect(() => { if (ready) editor.current.setDoc(value || ""); }, [ready, value]);
+  useEffect(() => {
+    if (!ready) return;
+    if (typed.current.has(value)) {
+      if (value === editor.current.view.state.doc.toString()) typed.current.clear();
+      return;
+    }
+    typed.current.clear();
+    editor.current.setDoc(value || "");
+  }, [ready, value]);
   useEffect(() => { if (ready) editor.current.setLanguage(filename || ""); }, [ready, filename]);
-  useEffect(() => { if (ready) editor.current.mark(errors || []); }, [ready, errors, value]);
+  useEffect(() => { if (ready) editor.current.mark(errors || NO_ERRORS); }, [ready, errors, value]);
   return <div class="editor" ref={host} data-ready={ready ? "yes" : "no"} data-filename={filename} style={{ minHeight: `${minHeight}px` }} />;
 }
 

@@ -78,7 +78,9 @@ class BuildQueue:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._orphans: set[tuple[str, int]] = set()
+        # (function id, version) of a marker seen without its version → when first seen.
+        self._orphans: dict[tuple[str, int], float] = {}
+        self._orphans_lock = threading.Lock()
         self._queue_empty = False  # as the last look found it
 
     # -- lifecycle -----------------------------------------------------------
@@ -127,11 +129,15 @@ class BuildQueue:
 
     def _claim(self, function_id: str, number: int) -> Claim[Version] | None:
         try:
-            return self.repo.claim_build(
+            claim = self.repo.claim_build(
                 self.leases, function_id, number, duration_sec=self.lease_sec,
                 ready=self._unfinished, begin=_begin, max_attempts=self.max_attempts,
                 exhausted=self._give_up,
             )  # fmt: skip
+            if self._orphans:
+                with self._orphans_lock:
+                    self._orphans.pop((function_id, number), None)  # its version came
+            return claim
         except errors.NotFound:
             # The creator died before writing the version (or the function is gone).
             if not self.repo.function_exists(function_id) or self._marker_old(function_id, number):
@@ -161,14 +167,23 @@ class BuildQueue:
         self.repo.drop_build_marker(version.function_id, version.version)
 
     def _marker_old(self, function_id: str, number: int) -> bool:
-        # Without a modification time in the Store interface, a marker without a
-        # version is given one poll to be joined by its version before it is dropped.
+        """Has this marker waited long enough for its version to be written?
+
+        The creator writes the marker, then the version. Without a modification time in
+        the Store interface, a marker without a version is given one lease period (from
+        when this worker first saw it) to be joined by its version before it is dropped.
+        NOTE: a count of looks is not a time: build threads, wake-ups and back-to-back
+        passes looked twice within milliseconds under load, dropped the marker of a
+        version written a moment later, and that version stayed `queued` for good.
+        """
         key = (function_id, number)
-        if key in self._orphans:
-            self._orphans.discard(key)
+        seen_now = time.monotonic()
+        with self._orphans_lock:
+            first_seen = self._orphans.setdefault(key, seen_now)
+            if seen_now - first_seen < self.lease_sec:
+                return False
+            del self._orphans[key]
             return True
-        self._orphans.add(key)
-        return False
 
     def _run(self, claim: Claim[Version]) -> None:
         version = claim.record

@@ -11,6 +11,8 @@ export function CreatePage({ runtime = "python" }) {
   const [templates, setTemplates] = useState(null);
   const [runtimes, setRuntimes] = useState(RUNTIMES);
   const [chosen, setChosen] = useState({ runtime, template: null });
+  // The form starts over on another runtime or template; the name typed so far is kept.
+  const [name, setName] = useState("");
   useEffect(() => { loadTemplates().then(setTemplates); loadRuntimes().then(setRuntimes); }, []);
 
   // The form starts from the runtime's first example (several: pick in the list).
@@ -19,7 +21,7 @@ export function CreatePage({ runtime = "python" }) {
   const initial = {
     ...initialForm(null, template ? template.files : runtimeInfo(chosen.runtime).source ? { [`handler.${runtimeInfo(chosen.runtime).extension}`]: "" } : {}),
     runtime: chosen.runtime,
-    name: "",
+    name,
     memory_mb: template && template.settings.memory_mb ? String(template.settings.memory_mb) : "",
     timeout_sec: template && template.settings.timeout_sec ? String(template.settings.timeout_sec) : "",
     handler: (template && template.settings.handler) || "",
@@ -28,8 +30,8 @@ export function CreatePage({ runtime = "python" }) {
   const picker = (form, set) => (
     <div class="grid create-head">
       <Field label="Name" hint="a DNS label: a-z, 0-9 and '-'">
-        <input aria-label="function name" required pattern="[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?" value={form.name}
-          onInput={(e) => set({ name: e.currentTarget.value })} autofocus />
+        <input aria-label="function name" required pattern="[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?" value={form.name}
+          onInput={(e) => { set({ name: e.currentTarget.value }); setName(e.currentTarget.value); }} autofocus />
       </Field>
       <Field label="Runtime">
         <select aria-label="runtime" value={chosen.runtime} onChange={(e) => setChosen({ runtime: e.currentTarget.value, template: null })}>

@@ -10,6 +10,7 @@ from gateway.jobs.builds import BuildQueue
 from gateway.jobs.polling import IdlePolling
 from store import Leases, LocalStore
 from store.functions import FunctionRepo, build_marker_key
+from store.records import Function
 
 
 class CountingStore(LocalStore):
@@ -68,5 +69,31 @@ def test_an_idle_build_queue_lists_less_and_still_sees_a_marker_another_worker_w
             assert time.monotonic() < written + 3, "the idle queue never looked again"
             time.sleep(0.01)
         assert time.monotonic() - written < 0.4 + 0.05 + 0.25
+    finally:
+        queue.stop()
+
+
+def test_a_marker_waits_a_lease_period_for_its_version_however_often_it_is_looked_at(
+    tmp_path: Path,
+) -> None:
+    """The creator writes the marker, then the version: a slow version write (a loaded
+    machine) must not lose its marker to quick successive looks (several build threads)."""
+    store = CountingStore(tmp_path / "store")
+    repo = FunctionRepo(store)
+    repo.create_function(Function(id="fn_slowwriter0000", name="slow", runtime="wasm"))
+    queue = BuildQueue(repo, Leases(store), workdir=tmp_path / "work", concurrency=3,
+                       lease_sec=1.5, poll_sec=0.01, max_attempts=3)  # fmt: skip
+    marker = build_marker_key("fn_slowwriter0000", 1)
+    store.put(marker, b"")
+    written = time.monotonic()
+    queue.start()
+    try:
+        time.sleep(1.0)
+        assert store.looks("queue/builds/", since=written) >= 50  # looked at often...
+        assert store.exists(marker)  # ...and kept while its version may still come
+        while store.exists(marker):  # a creator that died: dropped after the lease period
+            assert time.monotonic() < written + 5, "the orphan marker was never dropped"
+            time.sleep(0.02)
+        assert time.monotonic() - written >= 1.5
     finally:
         queue.stop()
