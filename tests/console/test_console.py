@@ -225,3 +225,50 @@ def test_system_page_and_phone_width_in_dark(signed_in):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the list scrolls sideways at phone width ({width}px)"
     signed_in.shot("11-phone-dark")
+
+
+def test_versions_diff_rollback_and_an_alias_weight(signed_in, api):
+    name = _name("versions")
+    code = "def main(event):\n    return {'v': %d}\n"
+    resp = api.post("/api/v1/functions?wait=true",
+                    json={"name": name, "runtime": "python", "code": code % 1})  # fmt: skip
+    assert resp.json()["status"] == "active", resp.text
+    resp = api.put(f"/api/v1/functions/{name}?wait=true", json={"code": code % 2})
+    assert resp.status_code == 200, resp.text
+    deadline = time.monotonic() + 60
+    while api.get(f"/api/v1/functions/{name}").json()["active_version"] != 2:
+        assert time.monotonic() < deadline, "version 2 never became active"
+        time.sleep(0.2)
+    assert api.post(f"/api/v1/functions/{name}/aliases", json={"name": "prod", "version": 1})
+    page = signed_in.page
+    signed_in.open(f"#/functions/{name}/versions")
+    rows = page.get_by_label("versions", exact=True).locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("tr[data-version='2']")).to_have_attribute("data-serving", "yes")
+    # The diff of the two versions' source.
+    page.get_by_label("compare version 1").check()
+    page.get_by_label("compare version 2").check()
+    diff = page.get_by_label("diff of version 1 and version 2")
+    expect(diff.locator(".del")).to_have_text("-     return {'v': 1}")
+    expect(diff.locator(".add")).to_have_text("+     return {'v': 2}")
+    signed_in.shot("12-versions-diff")
+    # Roll back: version 1 serves, here and in the API.
+    page.get_by_role("button", name="Roll back to v1").click()
+    expect(page.locator("tr[data-version='1']")).to_have_attribute("data-serving", "yes")
+    expect(page.get_by_text("Version 1 serves now.")).to_be_visible()
+    assert api.get(f"/api/v1/functions/{name}").json()["active_version"] == 1
+    # The alias: v2 as its second version, the slider moved to 30 % by keyboard.
+    alias = page.locator("tr[data-alias='prod']")
+    alias.get_by_label("prod second version").select_option("2")
+    slider = alias.get_by_label("prod weight of the second version")
+    slider.focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowRight")
+    expect(alias.locator("[data-fact='weight']")).to_have_text("30%")
+    alias.get_by_role("button", name="Save").click()
+    expect(page.locator("tr[data-alias='prod'] [data-fact='weight']")).to_have_text("30%")
+    deadline = time.monotonic() + 10
+    while api.get(f"/api/v1/functions/{name}/aliases/prod").json()["routing"] != {"2": 30.0}:
+        assert time.monotonic() < deadline, "the alias weight never reached the API"
+        time.sleep(0.2)
+    signed_in.shot("13-versions-alias")

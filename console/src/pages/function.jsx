@@ -11,8 +11,9 @@ import { TestPanel } from "../test-panel.jsx";
 import { LogsPanel } from "../logs.jsx";
 import { SettingsPanel } from "../settings.jsx";
 import { ObservePanel } from "../observe.jsx";
+import { VersionsPanel } from "../versions.jsx";
 
-const TABS = [["code", "Code"], ["test", "Test"], ["logs", "Logs"], ["observe", "Observe"], ["settings", "Settings"]];
+const TABS = [["code", "Code"], ["test", "Test"], ["logs", "Logs"], ["observe", "Observe"], ["versions", "Versions"], ["settings", "Settings"]];
 
 function CodeTab({ record, onChange }) {
   const [files, setFiles] = useState(null);
@@ -77,6 +78,7 @@ export function FunctionPage({ ref_, tab }) {
     test: <TestPanel record={record} />,
     logs: <LogsPanel record={record} />,
     observe: <ObservePanel record={record} />,
+    versions: <VersionsPanel record={record} onChange={reload} />,
     settings: <SettingsPanel record={record} onChange={reload} />,
   }[tab] || null;
   return (
