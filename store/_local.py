@@ -31,6 +31,18 @@ def _check_key(key: str) -> None:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise errors.Invalid(f"invalid store key {key!r}")
+    # A NUL cannot be in a file name, a lone surrogate cannot be sent to S3: both would surface
+    # as an unexplained error deep in the backend, so they are refused here, for both.
+    if any(c < " " or c == "\x7f" for c in key) or (not key.isascii() and not _encodable(key)):
+        raise errors.Invalid(f"invalid store key {key!r}")
+
+
+def _encodable(key: str) -> bool:
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class LocalStore(Store):

@@ -42,7 +42,16 @@ from . import errors
 from ._base import Store
 from .invocations import InvocationRepo
 from .leases import Claim, Leases
-from .records import BuildSummary, Function, NameClaim, Version, WebhookIndex, now
+from .records import (
+    FUNCTION_ID_RE,
+    NAME_RE,
+    BuildSummary,
+    Function,
+    NameClaim,
+    Version,
+    WebhookIndex,
+    now,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -207,6 +216,8 @@ class FunctionRepo:
 
     def resolve(self, ref: str) -> tuple[Function, str]:
         """Find a function by id or by name."""
+        if not (NAME_RE.match(ref) or FUNCTION_ID_RE.match(ref)):
+            raise errors.NotFound(f"function {ref!r} not found")  # no such name can exist
         if ref.startswith("fn_"):
             return self.get(ref)
         try:

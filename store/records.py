@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ID_PREFIX = "fn_"
+FUNCTION_ID_RE = re.compile(r"^fn_[a-z0-9]{1,64}$")
 
 
 def now() -> datetime:

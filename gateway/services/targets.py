@@ -15,9 +15,8 @@ import re
 from typing import NamedTuple
 
 from store import errors
-from store.records import NAME_RE
+from store.records import FUNCTION_ID_RE, NAME_RE
 
-_ID_RE = re.compile(r"^fn_[a-z0-9]{1,64}$")
 _PLAIN = re.compile(r"^(?:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|fn_[a-z0-9]{1,64})$")
 _VERSION_RE = re.compile(r"^[0-9]{1,9}$")
 MAX_TARGET_CHARS = 200
@@ -53,7 +52,7 @@ def parse_target(
     if not text or len(text) > MAX_TARGET_CHARS:
         raise _invalid(field, f"must be 1-{MAX_TARGET_CHARS} characters")
     function, colon, qualifier = text.partition(":")
-    if not (NAME_RE.match(function) or _ID_RE.match(function)):
+    if not (NAME_RE.match(function) or FUNCTION_ID_RE.match(function)):
         # no function can have this name or id: unknown, like any other
         raise errors.NotFound(f"function {function!r} not found")
     named_version = named_alias = None
