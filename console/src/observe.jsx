@@ -1,6 +1,6 @@
-// A function over time: invocations, errors, cold starts, duration p50/p99, recent calls.
-// Source: the windowed stats API (GET …/stats) and the invocations list when the server has
-// them; until then both are derived from the END line each call writes to the function's log.
+// A function over time: invocations, errors by outcome, cold starts, duration p50/p95/p99,
+// the same per version, recent calls. Source: the windowed stats API (GET …/stats?since&step)
+// and the invocations list; an older server without them: the END lines of the logs.
 import { useEffect, useState } from "preact/hooks";
 import { api, fn, hasRoute } from "./api.js";
 import { Chart } from "./chart.jsx";
@@ -54,6 +54,19 @@ export function bucketize(outcomes, since, step) {
   };
 }
 
+/** The windowed stats API → chart columns: [xs, ...ys] per chart, and the per-version rows. */
+export function fromStats(stats) {
+  const xs = stats.series.map((b) => Math.floor(new Date(b.start).getTime() / 1000));
+  const col = (get) => stats.series.map(get);
+  return {
+    counts: [xs, col((b) => b.invocations), col((b) => b.failed), col((b) => b.timed_out), col((b) => b.throttled), col((b) => b.cold_starts)],
+    durations: [xs, col((b) => b.duration_ms.p50), col((b) => b.duration_ms.p95), col((b) => b.duration_ms.p99)],
+    total: stats.totals.invocations,
+    totals: stats.totals,
+    byVersion: Object.entries(stats.by_version || {}).sort((a, b) => Number(b[0]) - Number(a[0])),
+  };
+}
+
 async function recentInvocations(record, since) {
   if (await hasRoute("/api/v1/functions/{}/invocations")) {
     const data = await api.get(`${fn(record.id)}/invocations`, { limit: 50 });
@@ -62,6 +75,16 @@ async function recentInvocations(record, since) {
   const { entries } = await api.get(`${fn(record.id)}/logs`, { limit: 1000, since });
   return { list: outcomesFromLogs(entries), source: "logs" };
 }
+
+/** Older servers without the stats API: the same charts from the END lines of the logs. */
+async function fromLogs(record, since, step) {
+  const outcomes = outcomesFromLogs((await api.get(`${fn(record.id)}/logs`, { limit: 1000, since })).entries);
+  const { counts, durations } = bucketize(outcomes, since, step);
+  const none = counts[0].map(() => null);
+  return { counts: [counts[0], counts[1], counts[2], none, none, counts[3]], durations: [durations[0], durations[1], none, durations[2]], total: outcomes.length, byVersion: [] };
+}
+
+const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 
 export function ObservePanel({ record }) {
   const [range, setRange] = useState(3600);
@@ -72,10 +95,13 @@ export function ObservePanel({ record }) {
     const since = Math.floor(Date.now() / 1000 - range);
     const step = Math.max(10, Math.round(range / 40));
     try {
-      const recent = await recentInvocations(record, since);
-      const outcomes = recent.source === "logs" ? recent.list
-        : outcomesFromLogs((await api.get(`${fn(record.id)}/logs`, { limit: 1000, since })).entries);
-      setData({ ...bucketize(outcomes, since, step), recent: recent.list.slice(0, 50), source: recent.source, total: outcomes.length });
+      const [charts, recent] = await Promise.all([
+        (await hasRoute("/api/v1/functions/{}/stats"))
+          ? api.get(`${fn(record.id)}/stats`, { since, step }).then(fromStats)
+          : fromLogs(record, since, step),
+        recentInvocations(record, since),
+      ]);
+      setData({ ...charts, recent: recent.list.slice(0, 50) });
       setError(null);
     } catch (e) {
       setError(e);
@@ -97,10 +123,28 @@ export function ObservePanel({ record }) {
         <>
           <div class="charts">
             <Chart title="Invocations" data={data.counts}
-              series={[{ label: "calls", stroke: "#3b82f6" }, { label: "errors", stroke: "#ef4444" }, { label: "cold starts", stroke: "#a855f7" }]} />
+              series={[{ label: "calls", stroke: "#3b82f6" }, { label: "failed", stroke: "#ef4444" }, { label: "timed out", stroke: "#f97316" },
+                { label: "throttled", stroke: "#eab308" }, { label: "cold starts", stroke: "#a855f7" }]} />
             <Chart title="Duration" unit=" ms" data={data.durations}
-              series={[{ label: "p50", stroke: "#10b981" }, { label: "p99", stroke: "#f59e0b" }]} />
+              series={[{ label: "p50", stroke: "#10b981" }, { label: "p95", stroke: "#0ea5e9" }, { label: "p99", stroke: "#f59e0b" }]} />
           </div>
+          {data.byVersion.length > 0 && (
+            <>
+              <h2>By version</h2>
+              <table class="list" aria-label="by version">
+                <thead><tr><th>Version</th><th>Calls</th><th>Error rate</th><th>Errors by code</th><th>Cold</th><th>p50</th><th>p95</th><th>p99</th></tr></thead>
+                <tbody>
+                  {data.byVersion.map(([v, s]) => (
+                    <tr data-version={v}>
+                      <td>v{v}</td><td data-fact="calls">{s.invocations}</td><td>{pct(s.error_rate)}</td>
+                      <td>{Object.entries(s.error_codes || {}).map(([c, n]) => `${c} ${n}`).join(", ") || "—"}</td>
+                      <td>{s.cold_starts}</td><td>{fmtMs(s.duration_ms.p50)}</td><td>{fmtMs(s.duration_ms.p95)}</td><td>{fmtMs(s.duration_ms.p99)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </>
+          )}
           <h2>Recent invocations</h2>
           <table class="list" aria-label="recent invocations">
             <thead><tr><th>When</th><th>Invocation</th><th>Status</th><th>Version</th><th>Trigger</th><th>Duration</th><th>Cold</th></tr></thead>

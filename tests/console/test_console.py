@@ -209,6 +209,13 @@ def test_observe_charts_the_calls_just_made(signed_in, api):
     expect(calls.locator("canvas")).to_be_visible()
     assert int(calls.get_attribute("data-points")) > 0
     expect(page.get_by_label("recent invocations").locator("tbody tr")).to_have_count(3)
+    # From the windowed stats API: the version's row, and three series of durations.
+    v1 = page.get_by_label("by version").locator("tr[data-version='1']")
+    expect(v1.locator("[data-fact='calls']")).to_have_text("3")
+    duration = page.get_by_label("Duration", exact=True)
+    for series in ("p50", "p95", "p99"):
+        expect(duration.locator(".u-legend")).to_contain_text(series)
+    expect(calls.locator(".u-legend")).to_contain_text("timed out")
     signed_in.shot("09-observe")
 
 
