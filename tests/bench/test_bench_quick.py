@@ -26,7 +26,7 @@ def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
         text=True,
         timeout=280,
     )
-    assert run.returncode == 0, run.stderr[-5000:]
+    assert run.returncode == 0, _failed_comparisons(results) + run.stderr[-5000:]
 
     report = json.loads((results / "latest.json").read_text())
     markdown = (results / "latest.md").read_text()
@@ -107,3 +107,14 @@ def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
     assert png.stat().st_size > 20_000
     assert report["plots"] == {"latency": "latency.png"}
     assert "![latency percentiles](latency.png)" in markdown
+
+
+def _failed_comparisons(results: Path) -> str:
+    """The errors of the comparisons that could not run (the report has them whole; the
+    end of stderr often starts after them)."""
+    try:
+        report = json.loads((results / "latest.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    failed = [f"{c['key']}: {c['error']}" for c in report["comparisons"] if c["error"]]
+    return "".join(f"{text[-3000:]}\n" for text in failed)
