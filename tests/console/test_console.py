@@ -279,3 +279,33 @@ def test_versions_diff_rollback_and_an_alias_weight(signed_in, api):
         assert time.monotonic() < deadline, "the alias weight never reached the API"
         time.sleep(0.2)
     signed_in.shot("13-versions-alias")
+
+
+def test_schedules_create_edit_and_disable(signed_in, api):
+    name = _deploy_wasm(api, _name("ticks"))["name"]
+    page = signed_in.page
+    signed_in.open(f"#/functions/{name}/schedules")
+    expect(page.get_by_label("schedules", exact=True)).to_contain_text("No schedules yet.")
+    form = page.get_by_role("form", name="Add schedule")
+    form.get_by_label("schedule expression").fill("0 9 * * 1-5")
+    form.get_by_label("time zone").fill("Europe/Paris")
+    form.get_by_label("schedule event").fill('{"report": "daily"}')
+    form.get_by_role("button", name="Add schedule").click()
+    row = page.locator("tr[data-schedule]")
+    expect(row).to_have_count(1)
+    expect(row.locator("[data-fact='summary']")).to_contain_text("Europe/Paris")
+    expect(row.locator("[data-fact='next-run'] time")).to_be_visible()
+    (made,) = api.get(f"/api/v1/functions/{name}/schedules").json()["schedules"]
+    assert (made["expression"], made["event"]) == ("0 9 * * 1-5", {"report": "daily"})
+    signed_in.shot("14-schedules")
+    # Edit to a rate, then switch it off: no next run while disabled.
+    row.get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("form", name="Save schedule")
+    edit.get_by_label("schedule expression").fill("rate(10 minutes)")
+    edit.get_by_role("button", name="Save schedule").click()
+    expect(row.locator("td.mono")).to_contain_text("rate(10 minutes)")
+    row.get_by_label("enable rate(10 minutes)").uncheck()
+    expect(row).to_have_attribute("data-enabled", "no")
+    expect(row.locator("[data-fact='next-run']")).to_have_text("—")
+    schedule = api.get(f"/api/v1/functions/{name}/schedules/{made['id']}").json()
+    assert (schedule["expression"], schedule["enabled"]) == ("rate(10 minutes)", False)

@@ -12,8 +12,9 @@ import { LogsPanel } from "../logs.jsx";
 import { SettingsPanel } from "../settings.jsx";
 import { ObservePanel } from "../observe.jsx";
 import { VersionsPanel } from "../versions.jsx";
+import { SchedulesPanel } from "../schedules.jsx";
 
-const TABS = [["code", "Code"], ["test", "Test"], ["logs", "Logs"], ["observe", "Observe"], ["versions", "Versions"], ["settings", "Settings"]];
+const TABS = [["code", "Code"], ["test", "Test"], ["logs", "Logs"], ["observe", "Observe"], ["versions", "Versions"], ["schedules", "Schedules"], ["settings", "Settings"]];
 
 function CodeTab({ record, onChange }) {
   const [files, setFiles] = useState(null);
@@ -79,6 +80,7 @@ export function FunctionPage({ ref_, tab }) {
     logs: <LogsPanel record={record} />,
     observe: <ObservePanel record={record} />,
     versions: <VersionsPanel record={record} onChange={reload} />,
+    schedules: <SchedulesPanel record={record} />,
     settings: <SettingsPanel record={record} onChange={reload} />,
   }[tab] || null;
   return (
