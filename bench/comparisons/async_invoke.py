@@ -27,6 +27,8 @@ def _drain(api: httpx.Client, paths: dict[str, str], timeout: float = 120) -> fl
     """Submit one more and wait for it: the queue in front of it is done too (FIFO)."""
     started = time.monotonic()
     resp = api.post(paths["async"], content=EVENT, headers=JSON)
+    if resp.status_code != 202:  # e.g. 429 right after the accept flood: say so
+        raise RuntimeError(f"the drain's accept answered {resp.status_code}: {resp.text[:500]}")
     invocation_id = resp.json()["invocation_id"]
     while time.monotonic() - started < timeout:
         if api.get(f"/api/v1/invocations/{invocation_id}").json()["status"] == "succeeded":
@@ -38,6 +40,8 @@ def _drain(api: httpx.Client, paths: dict[str, str], timeout: float = 120) -> fl
 def _completion_ms(api: httpx.Client, paths: dict[str, str]) -> float:
     started = time.perf_counter()
     resp = api.post(paths["async"], content=EVENT, headers=JSON)
+    if resp.status_code != 202:  # e.g. 429 right after the accept flood: say so
+        raise RuntimeError(f"the drain's accept answered {resp.status_code}: {resp.text[:500]}")
     invocation_id = resp.json()["invocation_id"]
     while True:
         record = api.get(f"/api/v1/invocations/{invocation_id}").json()
