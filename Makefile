@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench bench-quick engine image image-full
+.PHONY: install run test lint bench bench-quick engine image image-full soak
 
 install:
 	@scripts/install.sh
@@ -44,3 +44,6 @@ image: install
 image-full: install
 	@scripts/engine.sh start >/dev/null
 	@DOCKER_HOST=$$(scripts/engine.sh env | cut -d= -f2-) scripts/image/offline.sh --full
+
+soak: install  ## 10 minutes at 80 % of the measured maximum: nothing fails, workers do not grow
+	NIMBUS_SOAK_SECONDS=600 .venv/bin/pytest -q -p no:cacheprovider tests/e2e/test_soak.py
