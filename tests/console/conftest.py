@@ -51,8 +51,7 @@ def console_server(tmp_path_factory) -> Iterator[NimbusProcess]:
     proc = NimbusProcess(tmp_path_factory.mktemp("console") / "data")
     proc.start()
     yield proc
-    if proc.stop() is None:
-        proc.kill()
+    proc.stop()
 
 
 # Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main

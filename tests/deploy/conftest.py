@@ -95,5 +95,4 @@ def exported_metrics(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         time.sleep(1.5)  # and that flush's gauges (LOG_FLUSH_SEC 0.5) a moment later
         return scrape()
     finally:
-        if server.stop() is None:
-            server.kill()
+        server.stop()

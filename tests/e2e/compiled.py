@@ -24,8 +24,7 @@ def serving(tmp_path_factory) -> Iterator[httpx.Client]:
         with proc.client(timeout=900) as client:
             yield client
     finally:
-        if proc.stop() is None:
-            proc.kill()
+        proc.stop()
 
 
 def create(api: httpx.Client, runtime: str, name: str, files, **extra) -> dict:

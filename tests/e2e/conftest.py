@@ -39,8 +39,7 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest):
 
     yield make
     for server in started:
-        if server.stop() is None:
-            server.kill()
+        server.stop()
 
 
 @pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
@@ -50,8 +49,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[NimbusP
     proc = NimbusProcess(tmp_path_factory.mktemp(f"srv-{request.param}") / "data", env)
     proc.start()
     yield proc
-    if proc.stop() is None:
-        proc.kill()
+    proc.stop()
 
 
 @pytest.fixture

@@ -72,7 +72,8 @@ class NimbusProcess:
         raise RuntimeError(f"nimbus serve did not become ready: {self.log_path.read_text()}")
 
     def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM the master (graceful: in-flight requests finish)."""
+        """SIGTERM the master (graceful: in-flight requests finish); kill -9 the group if it
+        has not ended within `timeout`."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
         self.proc.send_signal(signal.SIGTERM)

@@ -15,8 +15,7 @@ def served(tmp_path_factory):
 
     server = NimbusProcess(tmp_path_factory.mktemp("init") / "data").start()
     yield server
-    if server.stop() is None:
-        server.kill()
+    server.stop()
 
 
 @pytest.mark.parametrize("runtime", sorted(TEMPLATES))

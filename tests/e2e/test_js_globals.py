@@ -123,8 +123,7 @@ def results(tmp_path_factory) -> Iterator[dict]:
             assert resp.status_code == 200, resp.text
             yield resp.json()
     finally:
-        if proc.stop() is None:
-            proc.kill()
+        proc.stop()
 
 
 @pytest.mark.parametrize("name", [*SUPPORTED, *SUPPORTED_ASYNC])

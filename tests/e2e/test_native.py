@@ -49,8 +49,7 @@ def nserver(tmp_path_factory, docker_host) -> NimbusProcess:
     )
     proc.start()
     yield proc
-    if proc.stop() is None:
-        proc.kill()
+    proc.stop()
 
 
 def deploy(api: httpx.Client, name: str, program: str, **extra) -> dict:

@@ -65,8 +65,7 @@ class Replicas:
     def stop(self) -> None:
         for server in self.servers:
             self.resume(server)
-            if server.stop() is None:
-                server.kill()
+            server.stop()
 
     @staticmethod
     def resume(server: NimbusProcess) -> None:

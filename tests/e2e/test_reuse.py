@@ -38,8 +38,7 @@ def api(tmp_path_factory):
     server = NimbusProcess(tmp_path_factory.mktemp("reuse") / "data", workers=1).start()
     with server.client() as client:
         yield client
-    if server.stop() is None:
-        server.kill()
+    server.stop()
 
 
 def deploy(api, name: str, runtime: str, **fields) -> dict:

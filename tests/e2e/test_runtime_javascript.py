@@ -26,8 +26,7 @@ def server(tmp_path_factory) -> Iterator[NimbusProcess]:
     proc = NimbusProcess(tmp_path_factory.mktemp("js-local") / "data")
     proc.start()
     yield proc
-    if proc.stop() is None:
-        proc.kill()
+    proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -59,8 +59,7 @@ def fuzzed_server(tmp_path_factory) -> Iterator[NimbusProcess]:
     proc = NimbusProcess(tmp_path_factory.mktemp("fuzz") / "data")
     proc.start()
     yield proc
-    if proc.stop() is None:
-        proc.kill()
+    proc.stop()
 
 
 @pytest.fixture(scope="module")

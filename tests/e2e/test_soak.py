@@ -109,5 +109,4 @@ def test_a_steady_load_fails_nothing_and_the_workers_do_not_grow(tmp_path):
         assert end["fds"] <= warm["fds"], (warm, end)
         assert end["threads"] <= warm["threads"], (warm, end)
     finally:
-        if server.stop() is None:
-            server.kill()
+        server.stop()

@@ -95,8 +95,7 @@ def server(tmp_path_factory):
     with proc.client() as api:
         deploy(api)
     yield proc
-    if proc.stop() is None:
-        proc.kill()
+    proc.stop()
 
 
 @pytest.fixture
