@@ -164,7 +164,13 @@ class BenchContext:
     def nimbus(self) -> NimbusServer:
         if self._nimbus is None:
             self._starts += 1  # a new data dir each time: nothing carries over
-            server = NimbusServer(self.scratch(f"nimbus-data-{self._starts}"), self.log_dir)
+            server = NimbusServer(
+                self.scratch(f"nimbus-data-{self._starts}"),
+                self.log_dir,
+                # The async flood measures the accept path: one function may fill the
+                # whole queue here (the default per-function share is 1,000).
+                ASYNC_MAX_QUEUED_PER_FUNCTION="10000",
+            )
             self._stack.callback(server.stop)
             self._nimbus = server.start()
         return self._nimbus

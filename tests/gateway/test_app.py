@@ -10,6 +10,8 @@ from falcon import testing
 
 import compiler
 from gateway.api.app import create_app
+from gateway.platform import Platform
+from gateway.settings import Settings
 from tests.e2e.wasm import b64, hello_module
 from tests.gateway.conftest import KEY
 
@@ -77,12 +79,20 @@ def test_create_and_wait_in_process(client):
     assert resp.json["status"] == "active"
 
 
-def test_ready_reports_an_unreachable_store(platform, client, tmp_path):
+def test_ready_reports_an_unreachable_store(tmp_path):
     import shutil
 
-    shutil.rmtree(tmp_path / "objects")
-    resp = client.simulate_get("/ready")
-    assert resp.status_code == 503 and resp.json["status"] == "unavailable"
+    # A platform not started: no background job writes into the folder while it goes.
+    settings = Settings(data_dir=tmp_path, nimbus_api_key=KEY)
+    platform = Platform.open(settings)
+    try:
+        client = testing.TestClient(create_app(platform, KEY))
+        assert client.simulate_get("/ready").status_code == 200
+        shutil.rmtree(tmp_path / "objects")
+        resp = client.simulate_get("/ready")
+        assert resp.status_code == 503 and resp.json["status"] == "unavailable"
+    finally:
+        platform.stop()
 
 
 def test_wait_true_callers_beyond_the_cap_get_429_before_anything_is_written(platform):
