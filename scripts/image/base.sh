@@ -21,7 +21,10 @@ cd "$(dirname "$0")/../.."
 SUITE=bookworm
 mapfile -t extra < <(scripts/image/system-packages.sh --list "$@")
 packages=(python3 python3-venv "${extra[@]}")
-inputs=$( { cat "$0"; echo "$SUITE"; printf '%s\n' "${packages[@]}"; } | sha256sum | cut -c1-16)
+# RECIPE names how the root filesystem is made: bump it when the debootstrap or
+# clean-up steps below change (edits elsewhere in this script need no rebuild).
+RECIPE=2
+inputs=$( { echo "$RECIPE $SUITE"; printf '%s\n' "${packages[@]}"; } | sha256sum | cut -c1-16)
 IMAGE=nimbus-base:$inputs
 CACHE=.cache/image
 TARBALL=$CACHE/base-$inputs.tar
@@ -35,7 +38,18 @@ fi
 started=$SECONDS
 mkdir -p "$CACHE"
 if [[ ! -f $TARBALL ]]; then
-    command -v debootstrap >/dev/null || { echo "error: debootstrap is missing (scripts/install.sh)" >&2; exit 1; }
+    # debootstrap lives in /usr/sbin, which a non-login shell's PATH may leave out.
+    PATH=$PATH:/usr/sbin:/sbin
+    if ! command -v debootstrap >/dev/null; then
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            say "installing debootstrap"
+            apt-get update -q >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2
+        else
+            echo "error: debootstrap is missing; install it (Debian: apt-get install debootstrap)" >&2
+            exit 1
+        fi
+    fi
     work=$(mktemp -d "$CACHE/.base-XXXXXX")
     trap 'rm -rf "$work"' EXIT
     say "base image: debootstrap $SUITE with ${packages[*]} (~2-3 min, once)"
@@ -49,7 +63,8 @@ if [[ ! -f $TARBALL ]]; then
         "$work"/root/tmp/* "$work"/root/var/log/*
     tar -C "$work/root" --numeric-owner -cf "$TARBALL.partial" .
     mv "$TARBALL.partial" "$TARBALL"
-    rm -f "$CACHE"/base-*.tar.partial
+    # Bases made from other inputs are never used again: keep only this one.
+    find "$CACHE" -maxdepth 1 -name 'base-*.tar*' ! -name "base-$inputs.tar" -delete
 fi
 say "base image: importing $(du -h "$TARBALL" | cut -f1) as $IMAGE"
 docker import --change 'CMD ["/bin/bash"]' --change "LABEL nimbus.inputs=$inputs" \
