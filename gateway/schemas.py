@@ -297,6 +297,9 @@ class InvocationListItem(BaseModel):
     status: InvocationStatus
     duration_ms: float | None = Field(description="the guest's run time; null until it ran")
     error_code: str | None = Field(None, description="function_error, timeout, …")
+    cold_start: bool | None = Field(
+        None, description="it started a new instance (X-Nimbus-Cold-Start); null until it ran"
+    )
     created_at: datetime = Field(description="when it started (sync) or was accepted (async)")
 
 

@@ -147,17 +147,17 @@ export function ObservePanel({ record }) {
           )}
           <h2>Recent invocations</h2>
           <table class="list" aria-label="recent invocations">
-            <thead><tr><th>When</th><th>Invocation</th><th>Status</th><th>Version</th><th>Trigger</th><th>Duration</th><th>Cold</th></tr></thead>
+            <thead><tr><th>When</th><th>Invocation</th><th>Status</th><th>Version</th><th>Trigger</th><th>Duration</th><th>Cold start</th></tr></thead>
             <tbody>
               {data.recent.map((o) => (
-                <tr>
+                <tr data-invocation={o.id}>
                   <td>{fmtAgo(o.created_at)}</td>
                   <td class="mono"><a href={`#/functions/${encodeURIComponent(record.name)}/logs`} title={o.id}>{o.id.slice(-12)}</a></td>
                   <td><Badge status={o.status} title={o.error_code || ""} /></td>
                   <td>{o.version ?? "—"}</td>
                   <td>{o.trigger || "—"}</td>
                   <td>{fmtMs(o.duration_ms)}</td>
-                  <td>{o.cold_start ? "yes" : ""}</td>
+                  <td data-fact="cold-start">{o.cold_start == null ? "—" : o.cold_start ? "yes" : "no"}</td>
                 </tr>
               ))}
               {!data.recent.length && <tr><td colSpan={7} class="empty">No invocations yet.</td></tr>}

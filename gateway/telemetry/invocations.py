@@ -44,6 +44,7 @@ def _pending(record: Invocation) -> dict:
         "status": record.status,
         "duration_ms": None,
         "error_code": None,
+        "cold_start": None,
         "created_at": format_ts(record.created_at),
     }
 

@@ -139,6 +139,7 @@ def entries_for(o: InvocationOutcome, max_bytes: int) -> tuple[list[dict], int]:
                 "status": o.status,
                 "duration_ms": round(o.duration_ms, 3),
                 "error_code": o.error_code,
+                "cold_start": o.cold_start,
                 "created_at": ts,
             },
         }

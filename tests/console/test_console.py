@@ -169,10 +169,6 @@ def test_upload_a_wasm_module_with_progress_then_bulk_offline_two(signed_in, api
     signed_in.shot("08-bulk-offline")
 
 
-@pytest.mark.skip(
-    reason="fails 2 of 2 runs with the whole module (passes alone): the tag filter typed while "
-    "the list refreshes is lost, so the pager counts every function; open in the console issue"
-)
 def test_filters_and_pagination_follow_the_api(signed_in, api):
     # Eleven functions under a tag of their own: one more than a page of 10, whatever else
     # the server holds.
@@ -200,8 +196,8 @@ def test_filters_and_pagination_follow_the_api(signed_in, api):
 
 def test_observe_charts_the_calls_just_made(signed_in, api):
     name = _deploy_wasm(api, _name("charted"))["name"]
-    for _ in range(3):
-        assert api.post(f"/api/v1/functions/{name}/invoke", json={}).status_code == 200
+    made = [api.post(f"/api/v1/functions/{name}/invoke", json={}) for _ in range(3)]
+    assert [c.status_code for c in made] == [200] * 3
     page = signed_in.page
     signed_in.open(f"#/functions/{name}/observe")
     deadline = time.monotonic() + 15  # outcomes are written off the request path in batches
@@ -213,6 +209,12 @@ def test_observe_charts_the_calls_just_made(signed_in, api):
     expect(calls.locator("canvas")).to_be_visible()
     assert int(calls.get_attribute("data-points")) > 0
     expect(page.get_by_label("recent invocations").locator("tbody tr")).to_have_count(3)
+    # Each call's cold start, as its response said (the first one started the instance).
+    for call in made:
+        row = page.locator(f"tr[data-invocation='{call.headers['X-Nimbus-Invocation-Id']}']")
+        cold = "yes" if call.headers["X-Nimbus-Cold-Start"] == "true" else "no"
+        expect(row.locator("[data-fact='cold-start']")).to_have_text(cold)
+    assert [c.headers["X-Nimbus-Cold-Start"] for c in made].count("true") == 1
     # From the windowed stats API: the version's row, and three series of durations.
     v1 = page.get_by_label("by version").locator("tr[data-version='1']")
     expect(v1.locator("[data-fact='calls']")).to_have_text("3")

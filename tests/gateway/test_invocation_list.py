@@ -68,12 +68,22 @@ def test_every_trigger_is_listed_newest_first(client):
     assert [i["id"] for i in _list(client, fn["id"], since=since)] == [i["id"] for i in listed[:2]]
 
 
+def test_each_invocation_says_whether_it_was_a_cold_start(client):
+    _deploy(client, "coldish", ECHO_WAT)
+    calls = [client.simulate_post("/api/v1/functions/coldish/invoke", json={}) for _ in range(3)]
+    said = {c.headers["X-Nimbus-Invocation-Id"]: c.headers["X-Nimbus-Cold-Start"] for c in calls}
+    listed = {i["id"]: i["cold_start"] for i in _list(client, "coldish")}
+    assert listed == {id_: header == "true" for id_, header in said.items()}
+    assert list(said.values()).count("true") == 1, said  # the first call starts the instance
+
+
 def test_an_unfinished_async_invocation_is_listed_with_its_state(client):
     _deploy(client, "sleepy", sleep_wat(1.5), timeout_sec=5)
     accepted = client.simulate_post("/api/v1/functions/sleepy/async", json={}).json
     listed = _list(client, "sleepy")
     assert [(i["id"], i["trigger"]) for i in listed] == [(accepted["invocation_id"], "async")]
     assert listed[0]["status"] in ("queued", "running") and listed[0]["duration_ms"] is None
+    assert listed[0]["cold_start"] is None  # not known until it ran
     _wait_final(client, accepted["invocation_id"])
     listed = _list(client, "sleepy")
     assert len(listed) == 1 and listed[0]["status"] == "succeeded"

@@ -1,5 +1,5 @@
 // The functions list: the API's filters, pagination and bulk actions with per-item results.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { Badge, Notice } from "../components.jsx";
 import { href } from "../router.js";
@@ -10,7 +10,9 @@ const STATUSES = ["active", "creating", "failed", "offline"];
 
 export function FunctionsPage() {
   const [filters, setFilters] = useState({ name: "", tags: "", runtime: "", status: "" });
-  const [typed, setTyped] = useState("");
+  // What is in the two text boxes: theirs alone (a list arriving never rewrites them); the
+  // filters take it a moment after the last key, or at once on Enter.
+  const [typed, setTyped] = useState({ name: "", tags: "" });
   const [page, setPage] = useState({ limit: remember.get("pageSize", 20), offset: 0 });
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
@@ -19,20 +21,31 @@ export function FunctionsPage() {
   const [busy, setBusy] = useState(false);
   const [reload, setReload] = useState(0);
 
-  // The name box filters as you type, a moment after the last key.
+  const current = useRef(filters);
+  current.current = filters;
+  const applyTyped = (text) => {
+    const name = text.name.trim(), tags = text.tags.replace(/\s+/g, "");
+    const now = current.current;  // not this render's: a select may have changed since
+    if (name === now.name && tags === now.tags) return;  // no refetch, keep the page
+    setFilters({ ...now, name, tags });
+    setPage((p) => ({ ...p, offset: 0 }));
+  };
   useEffect(() => {
-    const id = setTimeout(() => { setFilters((f) => ({ ...f, name: typed })); setPage((p) => ({ ...p, offset: 0 })); }, 250);
+    const id = setTimeout(() => applyTyped(typed), 250);
     return () => clearTimeout(id);
   }, [typed]);
 
+  // Only the newest request may fill the list: an older one answering late (a slow page
+  // before the filter was typed) would show, and count, the wrong functions.
+  const latest = useRef(0);
   useEffect(() => {
-    let gone = false;
-    api.get("/api/v1/functions", { ...filters, tags: filters.tags.replace(/\s+/g, ""), ...page })
-      .then((d) => { if (!gone) { setData(d); setError(null); } })
-      .catch((e) => !gone && setError(e));
-    return () => { gone = true; };
+    const mine = ++latest.current;
+    api.get("/api/v1/functions", { ...filters, ...page })
+      .then((d) => { if (mine === latest.current) { setData(d); setError(null); } })
+      .catch((e) => mine === latest.current && setError(e));
   }, [filters, page, reload]);
 
+  const type = (k) => (e) => setTyped({ ...typed, [k]: e.currentTarget.value });
   const setFilter = (k) => (e) => { setFilters({ ...filters, [k]: e.currentTarget.value }); setPage({ ...page, offset: 0 }); };
   const toggle = (id) => {
     const next = new Set(selected);
@@ -72,9 +85,9 @@ export function FunctionsPage() {
         <div class="spacer" />
         <a class="button primary" href={href("new")}>New function</a>
       </div>
-      <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
-        <input type="search" placeholder="Search names" aria-label="search names" value={typed} onInput={(e) => setTyped(e.currentTarget.value)} />
-        <input placeholder="tags: a,b" aria-label="tags (all must match)" value={filters.tags} onChange={setFilter("tags")} />
+      <form class="filters" role="search" onSubmit={(e) => { e.preventDefault(); applyTyped(typed); }}>
+        <input type="search" placeholder="Search names" aria-label="search names" value={typed.name} onInput={type("name")} />
+        <input placeholder="tags: a,b" aria-label="tags (all must match)" value={typed.tags} onInput={type("tags")} />
         <select aria-label="runtime" value={filters.runtime} onChange={setFilter("runtime")}>
           <option value="">All runtimes</option>
           {RUNTIMES.map((r) => <option value={r.name}>{r.label}</option>)}
