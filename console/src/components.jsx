@@ -50,7 +50,8 @@ const STATUS_CLASS = {
   active: "ok", ready: "ok", succeeded: "ok",
   creating: "busy", queued: "busy", building: "busy", running: "busy",
   failed: "bad", timed_out: "bad", build_failed: "bad",
-  offline: "off",
+  offline: "off", aborted: "off",
+  progressing: "busy", promoted: "ok", rolled_back: "bad",
 };
 
 export const Badge = ({ status, title }) => (

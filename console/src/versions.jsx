@@ -1,8 +1,9 @@
 // Versions and aliases: the version list with rollback, a line diff of two versions' source,
-// aliases with a weight slider for a second version and their canary state.
+// aliases with a weight slider for a second version, and their automatic canary (canary.jsx).
 import { useEffect, useState } from "preact/hooks";
 import { api, fn } from "./api.js";
-import { Badge, Notice } from "./components.jsx";
+import { Badge, Notice, useInterval } from "./components.jsx";
+import { CanaryForm, CanaryProgress } from "./canary.jsx";
 import { errorText, fmtAgo, fmtBytes } from "./util.js";
 
 /** Line diff (longest common subsequence): [{op: " " | "-" | "+", line}]. */
@@ -66,8 +67,10 @@ function AliasRow({ record, alias, versions, onChange }) {
     catch (e) { setError(e); }
   };
   const ready = versions.filter((v) => v.status === "ready");
-  const canary = alias.canary;
+  const [starting, setStarting] = useState(false);
+  const running = alias.canary && alias.canary.status === "progressing";
   return (
+    <>
     <tr data-alias={alias.name}>
       <td><strong>{alias.name}</strong></td>
       <td>
@@ -85,13 +88,20 @@ function AliasRow({ record, alias, versions, onChange }) {
           aria-label={`${alias.name} weight of the second version`} onInput={(e) => setWeight(Number(e.currentTarget.value))} />
         <output data-fact="weight">{second ? `${weight}%` : "—"}</output>
       </td>
-      <td data-fact="canary">
-        {canary ? (
-          <span><Badge status={canary.status} /> v{canary.version} at {canary.weight}%{canary.reason ? ` — ${canary.reason}` : ""}</span>
-        ) : <span class="muted">—</span>}
+      <td data-fact="canary"><CanaryProgress record={record} alias={alias} onChange={onChange} /></td>
+      <td>
+        <button onClick={save} disabled={running} title={running ? "the canary moves the weights" : ""}>Save</button>{" "}
+        {!running && <button aria-expanded={starting ? "true" : "false"} onClick={() => setStarting(!starting)}>Canary…</button>}
+        {error && <Notice>{errorText(error)}</Notice>}
       </td>
-      <td><button onClick={save}>Save</button>{error && <Notice>{errorText(error)}</Notice>}</td>
     </tr>
+    {starting && !running && (
+      <tr class="canary-row"><td colSpan={5}>
+        <CanaryForm record={record} alias={alias} versions={versions} onCancel={() => setStarting(false)}
+          onDone={(view) => { setStarting(false); onChange(view); }} />
+      </td></tr>
+    )}
+    </>
   );
 }
 
@@ -107,6 +117,8 @@ export function VersionsPanel({ record, onChange }) {
     api.get(`${fn(record.id)}/aliases`),
   ]).then(([v, a]) => { setVersions(v.versions); setAliases(a.aliases); }, setError);
   useEffect(() => { load(); }, [record.id, record.active_version]);
+  // A canary moves on its own: follow it while one runs.
+  useInterval(load, aliases.some((a) => a.canary && a.canary.status === "progressing") ? 3000 : 0);
 
   const rollback = async (v) => {
     setError(null);

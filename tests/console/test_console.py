@@ -315,3 +315,37 @@ def test_schedules_create_edit_and_disable(signed_in, api):
     expect(row.locator("[data-fact='next-run']")).to_have_text("—")
     schedule = api.get(f"/api/v1/functions/{name}/schedules/{made['id']}").json()
     assert (schedule["expression"], schedule["enabled"]) == ("rate(10 minutes)", False)
+
+
+def test_start_a_canary_on_an_alias_watch_it_then_abort_it(signed_in, api):
+    name = _deploy_wasm(api, _name("canary"))["name"]
+    resp = api.put(f"/api/v1/functions/{name}?wait=true",
+                   json={"artifact_base64": b64(hello_module())})  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    assert api.post(f"/api/v1/functions/{name}/aliases", json={"name": "live", "version": 1})
+    page = signed_in.page
+    signed_in.open(f"#/functions/{name}/versions")
+    alias = page.locator("tr[data-alias='live']")
+    alias.get_by_role("button", name="Canary…").click()
+    form = page.get_by_role("form", name="start a canary on live")
+    expect(form.get_by_label("canary version")).to_have_value("2")
+    form.get_by_label("canary steps").fill("20, 50")
+    form.get_by_label("canary interval").fill("600")  # no step passes during the test
+    form.get_by_label("canary max error rate").fill("1")
+    form.get_by_role("button", name="Start canary").click()
+    canary = alias.locator("[data-fact='canary']")
+    expect(canary.locator("[data-canary='progressing']")).to_be_visible()
+    expect(canary.locator("[data-fact='canary-weight']")).to_have_text("20%")
+    step = canary.locator("[data-fact='canary-step']")
+    expect(step).to_contain_text("step 1 of 3 (20 → 50 → 100 %)")
+    expect(canary).to_contain_text("v1 → v2")
+    state = api.get(f"/api/v1/functions/{name}/aliases/live").json()
+    assert (state["routing"], state["canary"]["max_error_rate"]) == ({"2": 20.0}, 0.01)
+    signed_in.shot("15-canary")
+    # Abort: the alias serves v1 alone again, here and in the API.
+    canary.get_by_role("button", name="Abort canary").click()
+    expect(canary.locator("[data-canary='aborted']")).to_be_visible()
+    expect(canary).to_contain_text("aborted by a user")
+    expect(alias.get_by_role("button", name="Canary…")).to_be_visible()
+    state = api.get(f"/api/v1/functions/{name}/aliases/live").json()
+    assert (state["version"], state["routing"], state["canary"]["status"]) == (1, {}, "aborted")
