@@ -139,9 +139,7 @@ class InvokeService:
         if override is not None:
             number = override
         elif target.alias is not None:
-            # NOTE: the key only when given: a resolver may take just (function, alias)
-            keyed = () if routing_key is None else (routing_key,)
-            number = self.resolve_alias(fn, target.alias, *keyed)
+            fn, number = self._alias_version(fn, target, routing_key)
         else:
             number = target.version if target.version is not None else fn.active_version
         record = self.cache.version(fn, number)
@@ -152,6 +150,25 @@ class InvokeService:
                 )
             raise errors.Conflict(f"version {number} is still building", code="not_ready")
         return fn, record
+
+    def _alias_version(
+        self, fn: Function, target: Target, routing_key: str | None
+    ) -> tuple[Function, int]:
+        """The version `target.alias` sends this call to, and the record that says so.
+
+        NOTE: the cached record may be up to `max_age` old, from before an alias was
+        made on another worker or replica: a miss re-reads the record once before it
+        is a 404, so a new alias serves everywhere at once (a moved one within max_age)."""
+        # the key only when given: a resolver may take just (function, alias)
+        keyed = () if routing_key is None else (routing_key,)
+        try:
+            return fn, self.resolve_alias(fn, target.alias, *keyed)
+        except errors.NotFound:
+            fresh = self.cache.function(target.function, fresh=True)
+            if fresh is fn:
+                raise  # the record had not changed: the alias does not exist
+            _refuse_unservable(fresh)
+            return fresh, self.resolve_alias(fresh, target.alias, *keyed)
 
     @staticmethod
     def new_invocation_id() -> str:

@@ -42,6 +42,14 @@ def make_server(tmp_path: Path, request: pytest.FixtureRequest):
         server.stop()
 
 
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def backend_env(request) -> dict[str, str]:
+    """Extra environment for a fresh server on each store backend."""
+    if request.param == "s3":
+        return s3_env(request.getfixturevalue("e2e_seaweedfs"))
+    return {}
+
+
 @pytest.fixture(scope="module", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def server(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[NimbusProcess]:
     """One server per module and backend, shared by that module's API tests."""

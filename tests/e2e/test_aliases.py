@@ -6,7 +6,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e import wasm as w
-from tests.e2e.test_observability import deploy, once
+from tests.e2e.test_observability import (
+    cold_count,
+    deploy,
+    invoke_on_both_workers,
+    once,
+)
 
 
 def two_versions(server, name: str) -> None:
@@ -82,3 +87,23 @@ def test_a_routing_key_sticks_and_a_weight_change_applies_within_a_second(server
         ("alias_updated", "live", 2),
         ("alias_created", "live", 1),
     ]
+
+
+def test_a_new_alias_serves_on_both_workers_at_once_whatever_their_cache(make_server, backend_env):
+    """Each worker caches the function record without the alias (here for 30 s, to make the
+    race certain); an alias made on one worker is served by both at once, not a 404."""
+    server = make_server({**backend_env, "CACHE_MAX_AGE_SEC": "30"}).start()
+    name = "fresh-alias"
+    two_versions(server, name)
+    invoke_on_both_workers(server, name, 2)  # both cache the record: no aliases, v2 active
+    made = once(server, "POST", f"/api/v1/functions/{name}/aliases",
+                json={"name": "beta", "version": 1})  # fmt: skip
+    assert made.status_code == 201, made.text
+    calls = []
+    while cold_count(calls) < 2:  # version 1 runs cold once in each worker
+        calls.append(once(server, "POST", f"/api/v1/functions/{name}:beta/invoke", json={}))
+        assert calls[-1].status_code == 200, calls[-1].text
+        assert len(calls) < 100, "the calls never reached the second worker"
+    assert {(c.json()["v"], c.headers["X-Nimbus-Version"]) for c in calls} == {(1, "1")}
+    unknown = once(server, "POST", f"/api/v1/functions/{name}:nope/invoke", json={})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"

@@ -19,18 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from store import Store, open_store
 from tests.e2e import wasm as w
-from tests.e2e.conftest import s3_env
 from tests.e2e.server import NimbusProcess
 
 FAST_UPKEEP = {"UPKEEP_INTERVAL_SEC": "0.3", "STATS_FOLD_AFTER_SEC": "2"}
-
-
-@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
-def backend_env(request) -> dict[str, str]:
-    """Extra environment for a fresh server on each store backend."""
-    if request.param == "s3":
-        return s3_env(request.getfixturevalue("e2e_seaweedfs"))
-    return {}
 
 
 def once(server: NimbusProcess, method: str, path: str, **kw) -> httpx.Response:
