@@ -12,7 +12,8 @@ Public surface: `parse_build_errors` (a failed build's errors as
 `BuildCache` (finished builds by what they were made from),
 `ArtifactCollector` (deletes compiled artifacts no version uses),
 `runtime_cache_dirs` (the shared runtimes' seed cache folders) and
-`runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs).
+`runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs),
+`SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache, CachedBuild
 from ._collect import ArtifactCollector
+from ._limits import BINARY_LIMIT, SOURCE_LIMIT
 from .diagnostics import BuildError, parse_build_errors
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
@@ -55,7 +57,9 @@ def runtimes_with_toolchains() -> list[str]:
 
 
 __all__ = [
+    "BINARY_LIMIT",
     "RUNTIMES",
+    "SOURCE_LIMIT",
     "ArtifactCollector",
     "BuildCache",
     "BuildConfig",

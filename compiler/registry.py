@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ._base import BuildConfig, Builder
+from ._limits import BINARY_LIMIT, SOURCE_LIMIT
 from .runtimes.c import CBuilder
 from .runtimes.go import GoBuilder
 from .runtimes.javascript import JavaScriptBuilder
@@ -55,6 +56,10 @@ class Runtime:
     # and version, never across them; issue 19). Native binaries run as processes.
     reuse_allowed: bool = True
     description: str = ""
+
+    @property
+    def code_size_limit(self) -> int:
+        return BINARY_LIMIT if self.kind == "binary" else SOURCE_LIMIT
 
     @property
     def extensions(self) -> tuple[str, ...]:

@@ -1,23 +1,41 @@
-"""The platform's size limits, defined once, and the per-runtime limits the registry implies."""
+"""The platform's size limits, defined once each, and the per-runtime limits the registry implies.
+
+Code sizes follow from a runtime's kind, so the registry's package defines them
+(`compiler`, whose builders check a native binary too); the result cap is the
+sandbox's, which enforces it. Both are re-exported here with the event limits,
+so the gateway reads every limit from this one module.
+"""
 
 from __future__ import annotations
 
-from compiler import RUNTIMES, Runtime
+from compiler import BINARY_LIMIT, RUNTIMES, SOURCE_LIMIT, Runtime
 from sandbox import RESULT_LIMIT_BYTES
 
 from .settings import Settings
 
 KiB, MiB = 1024, 1024 * 1024
 
-SOURCE_LIMIT = 512 * KiB  # decoded source of one version (code or files)
-BINARY_LIMIT = 50 * MiB  # an uploaded wasm or native artifact
 EVENT_LIMIT = 6 * MiB  # a sync invoke's or webhook's body
-ASYNC_EVENT_LIMIT = 256 * KiB  # an async invoke's event (it is stored)
+ASYNC_EVENT_LIMIT = 256 * KiB  # an async invoke's event (it is stored); a schedule's too
 RESULT_LIMIT = RESULT_LIMIT_BYTES  # 6 MB; the sandbox enforces it (502 result_too_large)
+# An execution's input and each state's input or output (Step Functions' 256 KB).
+WORKFLOW_PAYLOAD_LIMIT = 256 * KiB
+
+__all__ = [
+    "ASYNC_EVENT_LIMIT",
+    "BINARY_LIMIT",
+    "EVENT_LIMIT",
+    "RESULT_LIMIT",
+    "SOURCE_LIMIT",
+    "WORKFLOW_PAYLOAD_LIMIT",
+    "code_size_limit",
+    "memory_floor",
+    "memory_floors",
+]
 
 
 def code_size_limit(runtime: Runtime) -> int:
-    return BINARY_LIMIT if runtime.kind == "binary" else SOURCE_LIMIT
+    return runtime.code_size_limit
 
 
 def memory_floor(runtime: Runtime, settings: Settings) -> int:

@@ -20,8 +20,8 @@ import struct
 from pathlib import Path
 
 from .._base import BuildFailed, BuildLog, BuildRequest, BuildResult
+from .._limits import BINARY_LIMIT, MiB
 
-MAX_BYTES = 50 * 1024 * 1024  # DESIGN.md: binary uploads ≤ 50 MB
 # What the runtime image has (scripts/runtime-image.sh: Debian bookworm's libc6).
 IMAGE_GLIBC = (2, 36)
 IMAGE_LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
@@ -38,8 +38,10 @@ def check_native_executable(path: Path, log: BuildLog | None = None) -> str:
     Returns a short description for `runtime_version` ("native x86-64, static").
     """
     size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise BuildFailed(f"the binary is {size} bytes; native binaries may be at most 50 MB")
+    if size > BINARY_LIMIT:
+        raise BuildFailed(
+            f"the binary is {size} bytes; native binaries may be at most {BINARY_LIMIT // MiB} MB"
+        )
     with open(path, "rb") as f:
         head = f.read(64)
         if len(head) < 64 or head[:4] != b"\x7fELF":

@@ -18,12 +18,12 @@ from store.records import Function, Schedule, new_id, now
 from store.schedules import ScheduleRepo
 from store.workflows import WorkflowRepo
 
+from ..limits import ASYNC_EVENT_LIMIT as EVENT_LIMIT  # a tick is an async invocation
 from ..schemas import ScheduleCreate, ScheduleList, ScheduleUpdate, ScheduleView
 from . import cron
 from .targets import parse_target
 
 SCHEDULE_ID_PREFIX = "sch_"
-EVENT_LIMIT = 256 * 1024  # a tick is an async invocation: the async event limit
 
 
 def _invalid(field: str, message: str) -> errors.Invalid:

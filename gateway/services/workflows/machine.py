@@ -16,12 +16,11 @@ from typing import Any
 
 import orjson
 
+from ...limits import WORKFLOW_PAYLOAD_LIMIT as PAYLOAD_LIMIT  # per state's input or output
 from .choice import choose, parse_timestamp
 from .definition import Choice, Fail, Machine, Map, Parallel, Pass, Succeed, Task, Wait
 from .errors import DATA_LIMIT, RUNTIME, StatesError, matches
 from .paths import place, render, select
-
-PAYLOAD_LIMIT = 256 * 1024  # bytes of JSON per state's input or output
 
 
 @dataclass(frozen=True)

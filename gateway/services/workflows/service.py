@@ -30,6 +30,7 @@ from store.records import (
 )
 from store.workflows import WorkflowRepo
 
+from ...limits import WORKFLOW_PAYLOAD_LIMIT as INPUT_LIMIT  # an execution's input
 from ...schemas import (
     ExecutionList,
     ExecutionView,
@@ -44,7 +45,6 @@ from ...schemas import (
 from ..targets import parse_target
 from .definition import Machine, compile_definition, parse_definition, task_resources
 
-INPUT_LIMIT = 256 * 1024  # an execution's input, as a state's payload
 MACHINES_CACHED = 512  # compiled definitions kept per worker
 
 
