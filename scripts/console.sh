@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the web console (console/src → console/static: hashed, minified, gzipped assets and
-# the HTML shell) from npm packages (Preact, CodeMirror 6, uPlot, esbuild). Idempotent: a
+# the HTML shell) from npm packages (Preact, CodeMirror 6, uPlot, dagre, esbuild). Idempotent: a
 # second run with nothing changed returns at once. See console/build.mjs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 want=$(sha256sum "$DIR/package-lock.json" | cut -c1-16)
 if [[ ! -f $STAMP || $(cat "$STAMP") != "$want" ]]; then
-    echo "==> installing the console's npm packages (Preact, CodeMirror, uPlot, esbuild)"
+    echo "==> installing the console's npm packages (Preact, CodeMirror, uPlot, dagre, esbuild)"
     # NOTE: --ignore-scripts: no package's install script runs (esbuild's binary comes from
     # its platform package). Plain `install` with the lockfile, as scripts/runtimes/javascript.sh.
     (cd "$DIR" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -3,11 +3,15 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { checkKey, clearKey, getKey, onUnauthorized, setKey } from "./api.js";
 import { href, useRoute } from "./router.js";
-import { FunctionsPage } from "./pages/functions.jsx";
-import { CreatePage } from "./pages/create.jsx";
-import { FunctionPage } from "./pages/function.jsx";
-import { SystemPage } from "./pages/system.jsx";
+import { lazy } from "./lazy.jsx";
 import { remember } from "./util.js";
+
+const FunctionsPage = lazy(() => import("./pages/functions.jsx").then((m) => m.FunctionsPage));
+const CreatePage = lazy(() => import("./pages/create.jsx").then((m) => m.CreatePage));
+const FunctionPage = lazy(() => import("./pages/function.jsx").then((m) => m.FunctionPage));
+const SystemPage = lazy(() => import("./pages/system.jsx").then((m) => m.SystemPage));
+const WorkflowsPage = lazy(() => import("./pages/workflows.jsx").then((m) => m.WorkflowsPage));
+const WorkflowPage = lazy(() => import("./pages/workflow.jsx").then((m) => m.WorkflowPage));
 
 function applyTheme(theme) {
   const dark = theme === "dark" || (theme === "auto" && matchMedia("(prefers-color-scheme: dark)").matches);
@@ -67,6 +71,8 @@ function Shell({ onSignOut, theme, onTheme }) {
   if (section === "new") page = <CreatePage runtime={query.runtime} />;
   else if (section === "functions" && ref) page = <FunctionPage ref_={ref} tab={tab || "code"} key={ref} />;
   else if (section === "system") page = <SystemPage />;
+  else if (section === "workflows" && ref) page = <WorkflowPage ref_={ref} execution={tab === "executions" ? parts[3] : undefined} key={ref} />;
+  else if (section === "workflows") page = <WorkflowsPage creating={query.new === "1"} />;
   else page = <FunctionsPage />;
   const nav = (id, text, link) => (
     <a href={link} aria-current={section === id ? "page" : undefined}>{text}</a>
@@ -78,6 +84,7 @@ function Shell({ onSignOut, theme, onTheme }) {
         <nav aria-label="main">
           {nav("functions", "Functions", href("functions"))}
           {nav("new", "New function", href("new"))}
+          {nav("workflows", "Workflows", href("workflows"))}
           {nav("system", "System", href("system"))}
         </nav>
         <div class="spacer" />

@@ -4,6 +4,7 @@ are saved (see conftest) and were looked at by eye."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -11,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.wasm import b64, hello_module
+from tests.e2e.wasm import ECHO_WAT, b64, hello_module, wat
 
 # Each test fails at its own deadline instead of eating CI's time: a page that hangs (an
 # endless loop in the page blocks even Playwright's keyboard) fails here, not at the end.
@@ -349,3 +350,142 @@ def test_start_a_canary_on_an_alias_watch_it_then_abort_it(signed_in, api):
     expect(alias.get_by_role("button", name="Canary…")).to_be_visible()
     state = api.get(f"/api/v1/functions/{name}/aliases/live").json()
     assert (state["version"], state["routing"], state["canary"]["status"]) == (1, {}, "aborted")
+
+
+def _branching(function: str, next_after_call: str = "Both") -> dict:
+    """Choice → Task → Parallel (two Pass branches) → Succeed, or → Fail when `go` is not true."""
+    branch = lambda name: {"StartAt": name, "States": {name: {"Type": "Pass", "End": True}}}  # noqa: E731
+    return {
+        "StartAt": "Check",
+        "States": {
+            "Check": {"Type": "Choice", "Default": "Stop",
+                      "Choices": [{"Variable": "$.go", "BooleanEquals": True, "Next": "Call"}]},
+            "Call": {"Type": "Task", "Resource": function, "ResultPath": "$.echo",
+                     "Next": next_after_call},
+            "Both": {"Type": "Parallel", "Branches": [branch("Left"), branch("Right")],
+                     "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+            "Stop": {"Type": "Fail", "Error": "NoGo", "Cause": "go was not true"},
+        },
+    }  # fmt: skip
+
+
+def _replace_editor_text(page, editor, text: str) -> None:
+    editor.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(text)  # one insertion: no auto-closed brackets
+
+
+@pytest.mark.timeout(120)
+def test_workflow_create_graph_start_and_follow_executions(signed_in, api):
+    function = _name("echo")
+    echo = {"name": function, "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))}
+    resp = api.post("/api/v1/functions?wait=true", json=echo)
+    assert resp.status_code == 201, resp.text
+    name, page = _name("flow"), signed_in.page
+    page.get_by_role("link", name="Workflows").click()
+    page.get_by_role("link", name="New workflow").click()
+    form = page.get_by_role("form", name="new workflow")
+    form.get_by_label("workflow name").fill(name)
+    editor = form.locator(".editor[data-ready='yes'] .cm-content")
+    expect(editor).to_contain_text('"StartAt": "Call"')  # the starter definition
+    # A Next to nowhere: 422, and the problem is named.
+    signed_in.allow(r"status of 422")
+    _replace_editor_text(page, editor, json.dumps(_branching(function, "Nowhere")))
+    form.get_by_role("button", name="Create workflow").click()
+    expect(form.get_by_label("definition problems")).to_contain_text("Nowhere")
+    _replace_editor_text(page, editor, json.dumps(_branching(function)))
+    form.get_by_role("button", name="Create workflow").click()
+
+    # The graph: every state, the Parallel's two branches, nothing coloured yet.
+    graph = page.get_by_label("workflow graph")
+    for state in ("Check", "Call", "Both", "Left", "Right", "Done", "Stop"):
+        expect(graph.locator(f"[data-state='{state}']")).to_have_attribute("data-run", "none")
+    expect(graph.locator("[data-cluster]")).to_have_count(2)
+    expect(graph.locator("[data-edge='Check→Stop'] text")).to_have_text("default")
+    signed_in.shot("16-workflow-graph")
+
+    # Run it with go = true: the history grows to ExecutionSucceeded, the path turns green.
+    input_editor = page.get_by_label("start an execution").locator(
+        ".editor[data-ready='yes'] .cm-content"
+    )
+    _replace_editor_text(page, input_editor, '{"go": true, "n": 7}')
+    page.get_by_role("button", name="Start execution").click()
+    execution = page.get_by_label("execution", exact=True)
+    expect(execution).to_have_attribute("data-execution-status", "succeeded", timeout=30_000)
+    history = execution.get_by_label("execution history")
+    for event in ("ExecutionStarted", "ChoiceStateEntered", "TaskSucceeded", "ParallelStateStarted",
+                  "ExecutionSucceeded"):  # fmt: skip
+        expect(history.locator(f"tr[data-event='{event}']").first).to_be_visible()
+    expect(execution.get_by_label("execution output")).to_contain_text('"n": 7')
+    run = page.get_by_label(re.compile("^graph of execution "))
+    for state in ("Check", "Call", "Both", "Left", "Right", "Done"):
+        expect(run.locator(f"[data-state='{state}']")).to_have_attribute("data-run", "succeeded")
+    expect(run.locator("[data-state='Stop']")).to_have_attribute("data-run", "none")
+    for edge in ("Check→Call", "Both→Left", "Right→Done", "Done→End"):
+        expect(run.locator(f"[data-edge='{edge}']")).to_have_attribute("data-taken", "yes")
+    expect(run.locator("[data-edge='Check→Stop']")).to_have_attribute("data-taken", "no")
+    signed_in.shot("17-workflow-succeeded")
+
+    # go = false: the Fail state is red, the error shown; the list holds both runs.
+    _replace_editor_text(page, input_editor, '{"go": false}')
+    page.get_by_role("button", name="Start execution").click()
+    expect(execution).to_have_attribute("data-execution-status", "failed", timeout=30_000)
+    expect(execution.locator("[data-fact='execution-error']")).to_have_text("NoGo")
+    expect(run.locator("[data-state='Stop']")).to_have_attribute("data-run", "failed")
+    expect(run.locator("[data-state='Call']")).to_have_attribute("data-run", "none")
+    executions = page.get_by_label("executions", exact=True).locator("tr[data-execution]")
+    expect(executions).to_have_count(2)
+    listed = api.get(f"/api/v1/workflows/{name}/executions").json()["executions"]
+    assert [e["status"] for e in listed] == ["failed", "succeeded"]
+    assert listed[1]["input"] == {"go": True, "n": 7}
+    signed_in.shot("18-workflow-failed")
+
+
+def test_workflow_execution_followed_live_then_aborted(signed_in, api):
+    name = _name("nap")
+    nap = {"Type": "Wait", "Seconds": 600, "Next": "Done"}
+    definition = {"StartAt": "Nap", "States": {"Nap": nap, "Done": {"Type": "Succeed"}}}
+    assert (
+        api.post("/api/v1/workflows", json={"name": name, "definition": definition}).status_code
+        == 201
+    )
+    page = signed_in.page
+    signed_in.open(f"#/workflows/{name}")
+    page.get_by_role("button", name="Start execution").click()
+    execution = page.get_by_label("execution", exact=True)
+    expect(execution).to_have_attribute("data-execution-status", "running")
+    expect(
+        execution.get_by_label("execution history").locator("tr[data-event='WaitScheduled']")
+    ).to_be_visible()
+    run = page.get_by_label(re.compile("^graph of execution "))
+    expect(run.locator("[data-state='Nap']")).to_have_attribute("data-run", "running")
+    execution.get_by_role("button", name="Abort execution").click()
+    expect(execution).to_have_attribute("data-execution-status", "aborted")
+    expect(run.locator("[data-state='Nap']")).to_have_attribute("data-run", "aborted")
+    expect(run.locator("[data-state='Done']")).to_have_attribute("data-run", "none")
+    (listed,) = api.get(f"/api/v1/workflows/{name}/executions").json()["executions"]
+    assert listed["status"] == "aborted"
+    signed_in.shot("19-workflow-aborted")
+
+
+def test_the_first_load_is_the_shell_alone_and_pages_come_when_opened(console, console_server):
+    page = console.page
+    scripts: list[tuple[str, int]] = []
+    page.on(
+        "response",
+        lambda r: "/assets/" in r.url and r.url.endswith(".js")
+        and scripts.append((r.url.rsplit("/", 1)[1], len(r.body()))),
+    )  # fmt: skip
+    console.open()
+    expect(page.get_by_label("API key", exact=True)).to_be_visible()
+    shell = sum(size for _, size in scripts)
+    assert shell < 40_000, f"the key screen loaded {shell} bytes of JS: {scripts}"
+    console.login(console_server.api_key)
+    expect(page.get_by_role("heading", name="Functions")).to_be_visible()
+    # The list needs neither the editor nor the charts nor the graph layout.
+    names = [name for name, _ in scripts]
+    assert not [n for n in names if n.startswith(("codemirror-", "uPlot", "workflow"))], names
+    page.get_by_role("link", name="New function").first.click()
+    expect(page.locator(".editor[data-ready='yes']").first).to_be_visible()
+    assert any(n.startswith("codemirror-") for n, _ in scripts)  # fetched when first needed

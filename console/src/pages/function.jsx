@@ -1,66 +1,21 @@
-// One function: its code and builds, the test panel, logs, observability, settings.
+// One function: its code and builds, the test panel, logs, observability, settings (each tab
+// a module of its own, fetched the first time it is opened).
 import { useEffect, useState } from "preact/hooks";
 import { api, fn } from "../api.js";
 import { Badge, Notice, Tabs } from "../components.jsx";
-import { BuildWatch, errorsFromLog } from "../build.jsx";
-import { FunctionForm } from "../form.jsx";
-import { go, href, parseHash } from "../router.js";
-import { errorText, fmtAgo, fmtBytes } from "../util.js";
-import { runtime as runtimeInfo } from "../runtimes.js";
-import { TestPanel } from "../test-panel.jsx";
-import { LogsPanel } from "../logs.jsx";
-import { SettingsPanel } from "../settings.jsx";
-import { ObservePanel } from "../observe.jsx";
-import { VersionsPanel } from "../versions.jsx";
-import { SchedulesPanel } from "../schedules.jsx";
+import { lazy } from "../lazy.jsx";
+import { go, href } from "../router.js";
+import { errorText, fmtAgo } from "../util.js";
+
+const CodeTab = lazy(() => import("./code-tab.jsx").then((m) => m.CodeTab));
+const TestPanel = lazy(() => import("../test-panel.jsx").then((m) => m.TestPanel));
+const LogsPanel = lazy(() => import("../logs.jsx").then((m) => m.LogsPanel));
+const ObservePanel = lazy(() => import("../observe.jsx").then((m) => m.ObservePanel));
+const VersionsPanel = lazy(() => import("../versions.jsx").then((m) => m.VersionsPanel));
+const SchedulesPanel = lazy(() => import("../schedules.jsx").then((m) => m.SchedulesPanel));
+const SettingsPanel = lazy(() => import("../settings.jsx").then((m) => m.SettingsPanel));
 
 const TABS = [["code", "Code"], ["test", "Test"], ["logs", "Logs"], ["observe", "Observe"], ["versions", "Versions"], ["schedules", "Schedules"], ["settings", "Settings"]];
-
-function CodeTab({ record, onChange }) {
-  const [files, setFiles] = useState(null);
-  const [watch, setWatch] = useState(() => Number(parseHash().query.build) || null);
-  const [errors, setErrors] = useState([]);
-  const [error, setError] = useState(null);
-  const [binary, setBinary] = useState(null);
-
-  useEffect(() => {
-    let gone = false;
-    if (!runtimeInfo(record.runtime).source) { setBinary(true); setFiles({}); return undefined; }
-    api.get(`${fn(record.id)}/code`).then(
-      (data) => { if (!gone) typeof data === "object" && data && data.files ? setFiles(data.files) : (setBinary(true), setFiles({})); },
-      (e) => !gone && (e.status === 404 ? setFiles({}) : setError(e)),
-    );
-    return () => { gone = true; };
-  }, [record.id]);
-
-  const ended = (build) => {
-    onChange();
-    if (build.status === "failed") {
-      const structured = Array.isArray(build.errors) && build.errors.length ? build.errors : null;
-      setErrors(structured || errorsFromLog(build.log || "", Object.keys(files || {})));
-    } else {
-      setErrors([]);
-    }
-  };
-  return (
-    <div class="code-tab">
-      <Notice>{error && errorText(error)}</Notice>
-      {binary && <p class="muted">This function runs an uploaded binary ({fmtBytes(record.code_size)}). Upload a new one to deploy a new version.</p>}
-      {files === null ? <p class="muted">Loading code…</p> : (
-        <FunctionForm
-          fnRecord={record}
-          files={files}
-          errors={errors}
-          onSaved={(saved, version) => {
-            onChange(saved);
-            if (version) { setErrors([]); setWatch(version); }
-          }}
-        />
-      )}
-      {watch && <BuildWatch ref_={record.id} version={watch} key={watch} onEnd={ended} />}
-    </div>
-  );
-}
 
 export function FunctionPage({ ref_, tab }) {
   const [record, setRecord] = useState(null);
