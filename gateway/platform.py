@@ -10,7 +10,7 @@ from pathlib import Path
 
 import compiler
 from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
-from store import Store, open_store
+from store import Store, errors, open_store, probe_conditional_writes
 from store.alerts import AlertRepo
 from store.canaries import CanaryRepo
 from store.functions import FunctionRepo, blob_key
@@ -53,6 +53,32 @@ from .telemetry.window_query import WindowQuery
 from .telemetry.window_rollup import WindowRollup
 from .telemetry.window_stats import WindowStatsService
 from .telemetry.windows import WindowBook
+
+log = logging.getLogger("nimbus")
+
+STORE_REFUSAL = (
+    "the store ignores conditional writes (a second If-None-Match: * PUT of one key, or an "
+    "If-Match PUT with a stale etag, was accepted): leases and one firing per schedule tick "
+    "cannot be kept on it. Use a store that enforces them (MinIO, SeaweedFS, Garage, Ceph "
+    "RGW, AWS S3), or set STORE_WITHOUT_CONDITIONAL_WRITES=degrade to run without schedules"
+)
+
+
+def store_refused(settings: Settings) -> bool:
+    """Whether `nimbus serve` must not start: the store answers and ignores conditional
+    writes, and the settings do not say to degrade. A store that does not answer yet is
+    not refused here: each worker's schedule ticker probes it once it answers."""
+    if settings.uses_local_store or settings.store_without_conditional_writes == "degrade":
+        return False  # the local store enforces them (tests/store/test_leases.py)
+    store = open_store(
+        settings.nimbus_store, endpoint_url=settings.s3_endpoint_url, region=settings.aws_region
+    )
+    try:
+        return not probe_conditional_writes(store)
+    except errors.NimbusError as exc:
+        log.warning("the store does not answer yet (%s); its conditional writes are "
+                    "checked once it does", exc.message)  # fmt: skip
+        return False
 
 
 @dataclass
@@ -298,7 +324,28 @@ class Platform:
         self.workflow_runner.start()
         self.periodic.start()
         if self.ticker is not None:
+            self.ticker.on_refused = self._refuse_store
             self.ticker.start()
+
+    @property
+    def store_refused(self) -> bool:
+        """The store was found to ignore conditional writes after start, and the settings
+        do not say to degrade: this worker runs no background work and is not ready."""
+        return (
+            self.schedules_state == "refused"
+            and self.settings.store_without_conditional_writes == "refuse"
+        )
+
+    def _refuse_store(self) -> None:
+        if not self.store_refused:
+            return
+        log.error("%s; this worker takes no background work and /ready answers 503",
+                  STORE_REFUSAL)  # fmt: skip
+        # Every runner below claims through leases, which such a store cannot arbitrate.
+        self.periodic.stop()
+        self.workflow_runner.stop()
+        self.async_invocations.stop()
+        self.builds.stop()
 
     @property
     def schedules_state(self) -> str:
@@ -310,12 +357,10 @@ class Platform:
         try:
             moved = self.repo.migrate_webhook_index()
         except Exception as exc:  # lookups still find (and move) unmigrated entries
-            logging.getLogger("nimbus").warning("webhook index not migrated: %s", exc)
+            log.warning("webhook index not migrated: %s", exc)
             return
         if moved:
-            logging.getLogger("nimbus").info(
-                "moved %d webhook index entries to hashed names", moved
-            )
+            log.info("moved %d webhook index entries to hashed names", moved)
 
     def _preload_runtimes(self) -> None:
         """PERF(nimbus): load the shared language runtimes (a ~38 MB precompiled component
@@ -327,7 +372,7 @@ class Platform:
             try:
                 self.sandbox.prepare(preload)
             except Exception as exc:  # only a missed warm-up: the first invoke loads it
-                logging.getLogger("nimbus").info("runtime %s not preloaded: %s", sha[:12], exc)
+                log.info("runtime %s not preloaded: %s", sha[:12], exc)
 
     def stop(self) -> None:
         if self.ticker is not None:

@@ -115,6 +115,11 @@ def serve(settings: Settings | None = None) -> None:
             layout.HOME,
             ", ".join(missing),
         )
+    from .platform import STORE_REFUSAL, store_refused
+
+    if store_refused(settings):
+        logging.getLogger("nimbus.serve").error("not starting: %s", STORE_REFUSAL)
+        raise SystemExit(2)
     NimbusServer(settings, metrics_dir).run()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import (
@@ -25,6 +26,10 @@ class Settings(BaseSettings):
     nimbus_store: str | None = None
     s3_endpoint_url: str | None = None
     aws_region: str | None = None
+    # A store that ignores conditional writes (If-None-Match: *, If-Match) cannot arbitrate
+    # leases or fire a schedule's tick once: `nimbus serve` refuses to run on it, unless
+    # told to "degrade" (no schedules; the other background work then rests on luck).
+    store_without_conditional_writes: Literal["refuse", "degrade"] = "refuse"
     nimbus_api_key: str | None = None
     # Signs precompiled artifacts' manifests in the store (default: derived from the API key)
     nimbus_signing_secret: str | None = None

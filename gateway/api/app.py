@@ -81,7 +81,8 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     health = HealthResource()
     app.add_route("/health", health)
     app.add_route("/api/health", health)
-    app.add_route("/ready", ReadyResource(platform.store, lambda: platform.schedules_state))
+    app.add_route("/ready", ReadyResource(platform.store, lambda: platform.schedules_state,
+                                          lambda: platform.store_refused))  # fmt: skip
     runtimes = RuntimeCatalog(platform.settings)
     app.add_route(
         "/openapi.json", OpenApiResource(lambda: document(VERSION, app_routes(app)), runtimes.names)

@@ -86,6 +86,7 @@ class ScheduleTicker:
         misfire_grace_sec: float = 60.0,
         fire_threads: int = 4,
         clock: Callable[[], float] = time.time,
+        on_refused: Callable[[], None] = lambda: None,
     ) -> None:
         self.schedules = schedules
         self.invocations = invocations
@@ -101,6 +102,7 @@ class ScheduleTicker:
         self.misfire_grace_sec = misfire_grace_sec
         self.fire_threads = fire_threads
         self.clock = clock
+        self.on_refused = on_refused  # the store failed the probe (after the ticker stops)
         self.state = "starting"  # running | refused | starting (the store did not answer yet)
         self._entries: dict[str, _Entry] = {}
         self._change_tag: str | None = None
@@ -152,6 +154,7 @@ class ScheduleTicker:
             self.state = "refused"
             log.error("schedules %s", REFUSAL)
             self._stop.set()  # nothing more to do in this worker
+            self.on_refused()
 
     def _sleep_sec(self) -> float:
         with self._lock:

@@ -47,7 +47,8 @@ class NimbusProcess:
     def api_key(self) -> str:
         return self.env.get("NIMBUS_API_KEY") or (self.data_dir / "api_key").read_text().strip()
 
-    def start(self, timeout: float = 30) -> NimbusProcess:
+    def launch(self) -> NimbusProcess:
+        """Start the process, without waiting for it to be ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
@@ -58,6 +59,10 @@ class NimbusProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: we end exactly what we started
         )
+        return self
+
+    def start(self, timeout: float = 30) -> NimbusProcess:
+        self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

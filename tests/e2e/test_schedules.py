@@ -158,7 +158,9 @@ def store_ignoring_create_only():
 def test_a_store_that_ignores_create_only_writes_runs_no_schedules(
     store_ignoring_create_only, make_server
 ):
-    server = make_server(store_ignoring_create_only).start()
+    # Told to degrade: by default such a store is refused (tests/e2e/test_store_check.py).
+    env = {**store_ignoring_create_only, "STORE_WITHOUT_CONDITIONAL_WRITES": "degrade"}
+    server = make_server(env).start()
     deadline = time.monotonic() + 20
     while (ready := httpx.get(f"{server.url}/ready")).json()["status"] != "degraded":
         assert time.monotonic() < deadline, ready.text

@@ -24,12 +24,19 @@ class HealthResource:
 
 @public
 class ReadyResource:
-    """503 while the store does not answer. A server that refuses to run schedules (its
-    store ignores create-only writes) still serves everything else: 200, "degraded"."""
+    """503 while the store does not answer, or once it was found to ignore conditional
+    writes (STORE_WITHOUT_CONDITIONAL_WRITES=refuse, the default). Told to degrade, a
+    server on such a store runs no schedules and serves everything else: 200, "degraded"."""
 
-    def __init__(self, store: Store, schedules_state: Callable[[], str] = lambda: "disabled"):
+    def __init__(
+        self,
+        store: Store,
+        schedules_state: Callable[[], str] = lambda: "disabled",
+        store_refused: Callable[[], bool] = lambda: False,
+    ):
         self.store = store
         self.schedules_state = schedules_state
+        self.store_refused = store_refused
 
     def on_get(self, req, resp) -> None:
         try:
@@ -40,6 +47,10 @@ class ReadyResource:
             log.warning("not ready: the store does not answer: %s", exc.message)
             resp.status = 503
             resp.media = {"status": "unavailable", "store": "unreachable"}
+            return
+        if self.store_refused():
+            resp.status = 503
+            resp.media = {"status": "unavailable", "store": "no_conditional_writes"}
             return
         if self.schedules_state() == "refused":
             resp.media = {"status": "degraded", "schedules": REFUSAL}
