@@ -14,7 +14,7 @@
 # Cached: the image is labelled with a hash of its inputs (every file of the
 # checkout git does not ignore, the runtimes, the base, the toolchains) and
 # left alone while that matches (~1 s); the dependency wheelhouse is kept under
-# .cache/image/ keyed on pyproject.toml.
+# .cache/image/ keyed on pyproject.toml (older ones are deleted after a build).
 # Needs: DOCKER_HOST (scripts/engine.sh env), the runtimes built (make install).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -99,5 +99,9 @@ if ! DOCKER_BUILDKIT=0 docker build --file Containerfile \
     exit 1
 fi
 docker image prune --force --filter "label=nimbus.inputs" >/dev/null  # earlier builds, untagged
+# Wheelhouses of other pyproject.toml versions (~120 MB each; the checkouts sharing this
+# .cache rebuild theirs when needed), and half-made ones an hour old (not a build running now).
+find "$CACHE" -mindepth 1 -maxdepth 1 -name 'wheelhouse-*' ! -name "wheelhouse-$wheel_key" \
+    \( ! -name '*.partial' -o -mmin +60 \) -exec rm -rf {} +
 say "$IMAGE built: $(docker image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=iec)"
 echo "$IMAGE"

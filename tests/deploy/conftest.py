@@ -18,6 +18,9 @@ DEPLOY = REPO / "deploy"
 
 # What a replica's environment may hold beyond Settings' fields: boto3 reads these itself.
 BOTO_VARIABLES = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+# What source builds' jail (bubblewrap: user, PID and network namespaces, a fresh /proc,
+# mounts) needs from Docker: `--security-opt`s of the image test, compose's security_opt.
+BUILD_JAIL_SECURITY_OPTS = ("seccomp=unconfined", "systempaths=unconfined", "apparmor=unconfined")
 # What deploy/.env must define (deploy/.env.example): made-up values for `config`.
 COMPOSE_SECRETS = {
     "S3_ACCESS_KEY": "nimbus-test",

@@ -20,6 +20,7 @@ from gateway.settings import Settings
 from store import open_store, probe_conditional_writes
 from tests.deploy.conftest import (
     BOTO_VARIABLES,
+    BUILD_JAIL_SECURITY_OPTS,
     COMPOSE_SECRETS,
     DEPLOY,
     compose_config,
@@ -138,6 +139,14 @@ def test_store_settings_and_bucket_reach_every_replica(config, monkeypatch):
     assert (store.bucket, store.endpoint_url) == ("team-functions", "http://minio:9000")
     assert settings.nimbus_api_key == COMPOSE_SECRETS["NIMBUS_API_KEY"]
     assert settings.max_concurrent == 10 and settings.workers == 2
+
+
+def test_replicas_can_build_and_refuse_a_store_without_conditional_writes(config, monkeypatch):
+    # The options tests/deploy/test_image.py builds JavaScript with in a container.
+    assert config["services"]["nimbus"]["security_opt"] == list(BUILD_JAIL_SECURITY_OPTS)
+    settings = replica_settings(config, monkeypatch)
+    assert settings.build_concurrency >= 1
+    assert settings.store_without_conditional_writes == "refuse"
 
 
 def test_order_minio_then_bucket_then_replicas(config):

@@ -11,6 +11,7 @@ The engine has no port forwarding, so the API is reached through
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.deploy.conftest import BUILD_JAIL_SECURITY_OPTS
 from tests.deploy.netns import NamespaceRelay
 from tests.native import engine_host
 
@@ -32,13 +34,9 @@ REPO = Path(__file__).resolve().parents[2]
 API_KEY = "image-test-" + uuid.uuid4().hex
 GRACE_SEC = 20  # GRACEFUL_TIMEOUT_SEC given to the containers below
 
-# What source builds' jail (bubblewrap: user, PID and network namespaces, a fresh
-# /proc) needs from the engine, as the README's "Container image" says.
-BUILD_JAIL_OPTIONS = (
-    "--security-opt",
-    "seccomp=unconfined",
-    "--security-opt",
-    "systempaths=unconfined",
+# What source builds' jail needs from the engine, as the README's "Container image" says.
+BUILD_JAIL_OPTIONS = tuple(
+    word for option in BUILD_JAIL_SECURITY_OPTS for word in ("--security-opt", option)
 )
 
 HELLO = "def main(event, context):\n    return {'hello': event.get('name', 'world')}\n"
@@ -134,6 +132,10 @@ def image(engine: Engine) -> str:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     print(f"image {out.stdout.strip()} ready in {time.monotonic() - started:.1f} s")
+    if " built: " in out.stderr:  # a build ran: other pyproject.toml's wheelhouses are gone
+        key = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+        kept = {p.name for p in (REPO / ".cache" / "image").glob("wheelhouse-*")}
+        assert {n for n in kept if not n.endswith(".partial")} == {f"wheelhouse-{key}"}
     return out.stdout.strip()
 
 

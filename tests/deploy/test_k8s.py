@@ -18,6 +18,30 @@ KUBERNETES = "1.30"  # oldest release still common in clusters; the fields used 
 # Fields of Knative's RevisionSpec that a core PodSpec does not have.
 KNATIVE_ONLY = {"containerConcurrency", "timeoutSeconds", "responseStartTimeoutSeconds",
                 "idleTimeoutSeconds"}  # fmt: skip
+# What Knative Serving keeps of a revision's pod spec, container and container
+# securityContext with its feature flags at their defaults (pkg/apis/serving/fieldmask.go,
+# 2026): anything else is refused, procMount and hostUsers among them.
+KNATIVE_POD_FIELDS = {
+    "serviceAccountName",
+    "containers",
+    "volumes",
+    "imagePullSecrets",
+    "enableServiceLinks",
+    "automountServiceAccountToken",
+} | KNATIVE_ONLY
+KNATIVE_CONTAINER_FIELDS = {"name", "args", "command", "env", "workingDir", "envFrom", "image",
+                            "imagePullPolicy", "livenessProbe", "ports", "readinessProbe",
+                            "resources", "securityContext", "startupProbe",
+                            "terminationMessagePath", "terminationMessagePolicy",
+                            "volumeMounts"}  # fmt: skip
+KNATIVE_CONTAINER_SECURITY = {"capabilities", "readOnlyRootFilesystem", "runAsUser",
+                              "runAsGroup", "runAsNonRoot", "allowPrivilegeEscalation",
+                              "seccompProfile", "privileged"}  # fmt: skip
+# On scale-down Knative's queue-proxy waits this long without new requests before the
+# user container gets SIGTERM (drainSleepDuration in knative/serving's queue).
+KNATIVE_DRAIN_QUIET_SEC = 30
+# What a worker needs after its calls in flight: hand back async work, flush, exit.
+HAND_BACK_SEC = 30
 
 
 def base() -> dict[str, dict]:
@@ -33,6 +57,14 @@ def base() -> dict[str, dict]:
 
 def knative() -> dict:
     return load_yaml(K8S / "knative" / "service.yaml")
+
+
+def knative_worker() -> dict:
+    return load_yaml(K8S / "knative" / "worker.yaml")
+
+
+def env_of(nimbus: dict) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in nimbus["env"]}
 
 
 def container(pod_spec: dict) -> dict:
@@ -126,6 +158,79 @@ def test_knative_service_scales_to_zero_with_concurrency_matched_to_the_slots():
     assert secret_refs == {"NIMBUS_API_KEY", *BOTO_VARIABLES}
 
 
+def test_deployment_and_knative_worker_are_valid_against_the_kubernetes_schema():
+    for manifest in (base()["Deployment"], knative_worker()):
+        kubernetes_validate.validate(manifest, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize("where", ["deployment", "knative worker"])
+def test_pods_that_build_let_the_build_jail_make_its_namespaces_and_proc(where):
+    """bubblewrap needs unshare(CLONE_NEWUSER) (seccomp), a mount (AppArmor) and a fresh
+    /proc over an unmasked one; Kubernetes accepts procMount: Unmasked only in a pod user
+    namespace (hostUsers: false), a rule its schema does not carry."""
+    manifest = base()["Deployment"] if where == "deployment" else knative_worker()
+    pod = manifest["spec"]["template"]["spec"]
+    nimbus = container(pod)
+    assert env_of(nimbus).get("BUILD_CONCURRENCY", "1") != "0"  # this pod builds
+    security = nimbus["securityContext"]
+    assert security["seccompProfile"] == {"type": "Unconfined"}
+    assert security["appArmorProfile"] == {"type": "Unconfined"}
+    assert security["procMount"] == "Unmasked"
+    assert pod["hostUsers"] is False
+    # Nothing else is relaxed: no root, no escalation, no capabilities.
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert "privileged" not in security
+
+
+def test_knative_uses_only_fields_knative_accepts_and_leaves_builds_to_its_worker():
+    spec = knative()["spec"]["template"]["spec"]
+    assert set(spec) <= KNATIVE_POD_FIELDS
+    nimbus = container(spec)
+    assert set(nimbus) <= KNATIVE_CONTAINER_FIELDS
+    assert set(nimbus["securityContext"]) <= KNATIVE_CONTAINER_SECURITY
+    assert nimbus["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # Without procMount the jail cannot start here: these pods build nothing ...
+    assert env_of(nimbus)["BUILD_CONCURRENCY"] == "0"
+    # ... and the worker, on the same store with the same secrets, builds.
+    worker = container(knative_worker()["spec"]["template"]["spec"])
+    assert int(env_of(worker)["BUILD_CONCURRENCY"]) >= 1
+    store_vars = {"NIMBUS_STORE", "S3_ENDPOINT_URL", "AWS_REGION"}
+    assert {k: v for k, v in env_of(worker).items() if k in store_vars} == {
+        k: v for k, v in env_of(nimbus).items() if k in store_vars
+    }
+    secrets = {e["name"]: e["valueFrom"] for e in nimbus["env"] if "valueFrom" in e}
+    assert {e["name"]: e["valueFrom"] for e in worker["env"] if "valueFrom" in e} == secrets
+    assert {n.lower() for n in env_of(worker)} - {v.lower() for v in BOTO_VARIABLES} <= set(
+        Settings.model_fields
+    )
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/ready"
+
+
+def graceful_sec(nimbus: dict) -> float:
+    return float(env_of(nimbus)["GRACEFUL_TIMEOUT_SEC"])
+
+
+@pytest.mark.parametrize("where", ["deployment", "knative worker"])
+def test_the_grace_period_covers_the_longest_call_and_the_hand_back(where):
+    manifest = base()["Deployment"] if where == "deployment" else knative_worker()
+    pod = manifest["spec"]["template"]["spec"]
+    graceful = graceful_sec(container(pod))
+    assert graceful >= Settings.model_fields["max_timeout_sec"].default  # calls in flight
+    assert pod["terminationGracePeriodSeconds"] >= graceful + HAND_BACK_SEC
+
+
+def test_knative_drain_fits_its_termination_grace_period():
+    """Knative makes the pod's grace period its timeoutSeconds; the queue-proxy's quiet
+    period comes before Nimbus's SIGTERM, then GRACEFUL_TIMEOUT_SEC and the hand-back."""
+    spec = knative()["spec"]["template"]["spec"]
+    graceful = graceful_sec(container(spec))
+    assert graceful >= Settings.model_fields["max_timeout_sec"].default
+    assert spec["timeoutSeconds"] >= KNATIVE_DRAIN_QUIET_SEC + graceful + HAND_BACK_SEC
+    assert spec["timeoutSeconds"] <= 600  # Knative's default max-revision-timeout-seconds
+
+
 def test_knative_pod_spec_is_a_valid_pod_spec():
     spec = {k: v for k, v in knative()["spec"]["template"]["spec"].items() if k not in KNATIVE_ONLY}
     kubernetes_validate.validate(as_pod(spec), KUBERNETES, strict=True)
@@ -144,6 +249,7 @@ def test_manifests_agree_with_the_image():
     for pod in (
         base()["Deployment"]["spec"]["template"]["spec"],
         knative()["spec"]["template"]["spec"],
+        knative_worker()["spec"]["template"]["spec"],
     ):
         nimbus = container(pod)
         assert [p["containerPort"] for p in nimbus["ports"]] == [port]
