@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.liar_store import liar_proxy
 from tests.e2e.server import NimbusProcess
-from tests.s3servers import S3Server, seaweedfs_server
+from tests.s3servers import S3Server, moto_server, seaweedfs_server
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +71,20 @@ def api(server: NimbusProcess) -> Iterator[httpx.Client]:
 @pytest.fixture
 def name() -> str:
     return f"fn-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def store_ignoring_create_only() -> Iterator[dict[str, str]]:
+    """The environment of a server on a store that accepts a second create-only write."""
+    with moto_server() as moto:
+        proxy = liar_proxy(moto.endpoint_url)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        try:
+            yield {
+                **moto.env(),
+                "S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.server_port}",
+                "NIMBUS_STORE": "s3://liar/nimbus",
+                "NIMBUS_API_KEY": "e2e-liar-" + "k" * 32,
+            }
+        finally:
+            proxy.shutdown()

@@ -4,10 +4,7 @@ refused."""
 
 from __future__ import annotations
 
-import http.client
-import http.server
 import statistics
-import threading
 import time
 from datetime import datetime, timedelta
 
@@ -19,7 +16,6 @@ from store.invocations import invocation_key
 from store.records import Invocation
 from tests.e2e.conftest import s3_env
 from tests.e2e.wasm import b64, constant_wat, wat
-from tests.s3servers import moto_server
 
 RUN_SEC = 20
 
@@ -105,53 +101,6 @@ def test_two_servers_fire_every_tick_once_and_one_killed_midway_costs_none(
           f"mean {statistics.mean(lateness) * 1000:.0f} ms")  # fmt: skip
     assert min(lateness) >= -0.05  # never early (beyond clock reading noise)
     assert p99 < 1.0  # the contract: created_at within 1 s of scheduled_at
-
-
-class _DropIfNoneMatch(http.server.BaseHTTPRequestHandler):
-    """Forwards every request to `upstream` without its If-None-Match header: an
-    S3-compatible server that accepts create-only writes and ignores them."""
-
-    upstream: str = ""
-    protocol_version = "HTTP/1.1"
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "if-none-match"}
-        conn = http.client.HTTPConnection(self.upstream, timeout=30)
-        conn.request(self.command, self.path, body=body, headers=headers)
-        reply = conn.getresponse()
-        data = reply.read()
-        self.send_response(reply.status)
-        for name, value in reply.getheaders():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-        conn.close()
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def store_ignoring_create_only():
-    with moto_server() as moto:
-        handler = type("Handler", (_DropIfNoneMatch,), {"upstream": moto.endpoint_url[7:]})
-        proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        try:
-            yield {
-                **moto.env(),
-                "S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.server_port}",
-                "NIMBUS_STORE": "s3://liar/nimbus",
-                "NIMBUS_API_KEY": "e2e-liar-" + "k" * 32,
-            }
-        finally:
-            proxy.shutdown()
 
 
 @pytest.mark.s3

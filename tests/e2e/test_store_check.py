@@ -1,7 +1,7 @@
 """A store that ignores conditional writes is refused: leases (async, builds, workflows,
 alerts) and one firing per schedule tick rest on If-None-Match / If-Match.
 
-The store here is moto behind a proxy that drops If-None-Match (tests/e2e/test_schedules.py):
+The store here is moto behind a proxy that drops If-None-Match (tests/e2e/liar_store.py):
 an S3 server that accepts a second create-only write. `STORE_WITHOUT_CONDITIONAL_WRITES=
 degrade` runs on it without schedules (test_schedules.py's
 test_a_store_that_ignores_create_only_writes_runs_no_schedules).
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.e2e.liar_store import liar_proxy
 from tests.e2e.server import NimbusProcess, free_port
-from tests.e2e.test_schedules import _DropIfNoneMatch, store_ignoring_create_only  # noqa: F401
 from tests.s3servers import moto_server
 
 pytestmark = pytest.mark.s3
@@ -28,7 +28,7 @@ HINT = "STORE_WITHOUT_CONDITIONAL_WRITES=degrade"
 
 def test_nimbus_serve_refuses_to_start_on_a_store_that_ignores_conditional_writes(
     store_ignoring_create_only,
-    make_server,  # noqa: F811
+    make_server,
 ):
     server: NimbusProcess = make_server(store_ignoring_create_only)
     with pytest.raises(RuntimeError, match="nimbus serve exited"):
@@ -43,13 +43,12 @@ def store_that_answers_later() -> Iterator[tuple[dict[str, str], threading.Event
     """A lying store whose endpoint refuses connections until the event is set."""
     with moto_server() as moto:
         port = free_port()
-        handler = type("Handler", (_DropIfNoneMatch,), {"upstream": moto.endpoint_url[7:]})
         up = threading.Event()
         proxies: list[http.server.ThreadingHTTPServer] = []
 
         def open_later() -> None:
             up.wait()
-            proxies.append(http.server.ThreadingHTTPServer(("127.0.0.1", port), handler))
+            proxies.append(liar_proxy(moto.endpoint_url, port))
             proxies[0].serve_forever()
 
         threading.Thread(target=open_later, daemon=True).start()
