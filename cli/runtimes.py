@@ -17,6 +17,7 @@ class Runtime:
     extensions: tuple[str, ...] = ()  # with the dot; the first is its main one
     default_handler: str | None = None
     binary: bool = False  # takes an artifact (wasm, native), not source
+    project_files: tuple[str, ...] = ()  # a folder holding one is this runtime's
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Catalog:
 
     def get(self, name: str) -> Runtime | None:
         return self._by_name.get(name.strip().lower())
+
+    def for_project(self, names: set[str]) -> Runtime | None:
+        """The runtime whose project file (package.json, go.mod, ...) is among `names`."""
+        return next((r for r in self.runtimes if names & set(r.project_files)), None)
 
     def for_extension(self, suffix: str) -> Runtime | None:
         suffix = suffix.lower()
@@ -51,4 +56,5 @@ def _from_api(item: dict) -> Runtime:
         extensions=tuple(extensions),
         default_handler=item.get("default_handler"),
         binary=item.get("kind") == "binary",
+        project_files=tuple(item.get("project_files") or ()),
     )

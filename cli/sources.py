@@ -105,13 +105,8 @@ def _from_dir(
 
 
 def _guess(catalog: Catalog, files: dict[str, str], root: Path) -> Runtime:
-    if "package.json" in files:
-        runtime = catalog.get("javascript")
-    elif "Cargo.toml" in files:
-        runtime = catalog.get("rust")
-    elif "go.mod" in files:
-        runtime = catalog.get("go")
-    else:
+    runtime = catalog.for_project(set(files))
+    if runtime is None:
         counts = Counter(r.name for f in files if (r := catalog.for_extension(Path(f).suffix)))
         top = counts.most_common(2)
         if not top or (len(top) == 2 and top[0][1] == top[1][1]):

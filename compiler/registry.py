@@ -46,6 +46,8 @@ class Runtime:
     aliases: tuple[str, ...] = ()
     # Other file endings that mean this runtime (the CLI guesses runtimes from them).
     other_extensions: tuple[str, ...] = ()
+    # Files whose presence makes a folder a project of this runtime (`nimbus deploy DIR`).
+    project_files: tuple[str, ...] = ()
     default_handler: str | None = None  # what `handler` is when a function gives none
     forms: tuple[str, ...] = ("handler", "program")
     # What in the source makes it the program form (the builder detects it; shown to users).
@@ -145,9 +147,12 @@ def _binary(make: Callable[[], Builder]) -> Callable[[BuildConfig], Builder]:
 BUILTIN = (
     Runtime(
         "go", "source", "go", GoBuilder, program_marker="func main()", memory_floor_mb=32,
-        native_allowed=True, description="Go, compiled for wasip1",
+        native_allowed=True, project_files=("go.mod",), description="Go, compiled for wasip1",
     ),
-    Runtime("rust", "source", "rs", RustBuilder, program_marker="fn main", description="Rust"),
+    Runtime(
+        "rust", "source", "rs", RustBuilder, program_marker="fn main",
+        project_files=("Cargo.toml",), description="Rust",
+    ),
     Runtime(
         "c", "source", "c", CBuilder, program_marker="int main(", native_allowed=True,
         description="C (zig cc for wasm32-wasi)",
@@ -160,6 +165,7 @@ BUILTIN = (
     Runtime(
         "javascript", "source", "js", JavaScriptBuilder,
         aliases=("nodejs", "node20", "node", "js"), other_extensions=("mjs", "cjs"),
+        project_files=("package.json",),
         default_handler="handler.main", forms=("handler",), memory_floor_mb=32,
         description="JavaScript on the shared SpiderMonkey runtime component",
     ),

@@ -225,6 +225,10 @@ class RuntimeView(BaseModel):
     )
     extension: str | None = Field(description="of its source files or artifact, without a dot")
     extensions: list[str] = Field(description="every file ending that means this runtime")
+    project_files: list[str] = Field(
+        default_factory=list,
+        description="files that make a folder a project of this runtime (package.json, go.mod)",
+    )
     default_handler: str | None
     forms: list[Literal["handler", "program"]]
     program_marker: str | None = Field(description="what in the source makes it a program")

@@ -21,6 +21,7 @@ class RuntimeCatalog:
             kind=runtime.kind,
             extension=runtime.extension or None,
             extensions=list(runtime.extensions),
+            project_files=list(runtime.project_files),
             default_handler=runtime.default_handler,
             forms=list(runtime.forms),
             program_marker=runtime.program_marker,

@@ -6,17 +6,11 @@ import pytest
 
 from cli import sources
 from cli.runtimes import Catalog, _from_api
+from gateway.services.runtimes import RuntimeCatalog
+from gateway.settings import Settings
 
-API_RUNTIMES = [
-    {"name": "python", "aliases": ["python3.11", "python3"], "kind": "source",
-     "extension": "py", "extensions": ["py"], "default_handler": "handler.main"},
-    {"name": "javascript", "aliases": ["nodejs", "js"], "kind": "source", "extension": "js",
-     "extensions": ["js", "mjs", "cjs"], "default_handler": "handler.main"},
-    {"name": "go", "aliases": [], "kind": "source", "extension": "go", "extensions": ["go"],
-     "default_handler": None},
-    {"name": "wasm", "aliases": [], "kind": "binary", "extension": "wasm",
-     "extensions": ["wasm"], "default_handler": None},
-]  # fmt: skip
+# The catalog exactly as the server's `GET /api/v1/runtimes` gives it.
+API_RUNTIMES = RuntimeCatalog(Settings()).list().model_dump(mode="json")["runtimes"]
 CATALOG = Catalog(tuple(_from_api(item) for item in API_RUNTIMES))
 
 

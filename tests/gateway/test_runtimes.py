@@ -11,6 +11,7 @@ import wasmtime
 from compiler import RUNTIMES, BuildFailed, BuildLog, BuildRequest, BuildResult, Runtime
 from gateway.settings import Settings
 from tests.e2e.wasm import HELLO_WAT
+from tests.gateway.conftest import KEY
 
 
 class WatBuilder:
@@ -136,3 +137,29 @@ def test_registering_a_taken_name_or_alias_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         RUNTIMES.register(Runtime("js", "source", "js", WatBuilder))
     assert RUNTIMES.canonical("js") == "javascript"
+
+
+def test_a_toy_runtime_registered_once_is_known_to_the_cli(client, tmp_path, monkeypatch):
+    """`nimbus runtimes` lists it and `nimbus deploy FILE` picks it from the extension,
+    with no edit of the CLI (it reads the server's registry)."""
+    import httpx
+    from click.testing import CliRunner
+
+    from cli.main import main as nimbus
+
+    transport = httpx.WSGITransport(app=client.app)
+    real_client = httpx.Client
+    monkeypatch.setattr(httpx, "Client", lambda **kw: real_client(transport=transport, **kw))
+    source = tmp_path / "hello.wat"
+    source.write_text(HELLO_WAT)
+    api = ["--api-url", "http://nimbus.test", "--api-key", KEY, "-o", "json"]
+    with RUNTIMES.registered(TOY):
+        listed = CliRunner().invoke(nimbus, ["runtimes", *api])
+        assert listed.exit_code == 0, listed.output
+        assert "webassembly-text" in listed.output
+        deployed = CliRunner().invoke(nimbus, ["deploy", "toy-cli", str(source), *api])
+        assert deployed.exit_code == 0, deployed.output
+        fn = client.simulate_get("/api/v1/functions/toy-cli").json
+        assert fn["runtime"] == "wat" and fn["status"] == "active"
+        called = CliRunner().invoke(nimbus, ["invoke", "toy-cli", *api])
+        assert called.exit_code == 0 and '"hello": "world"' in called.output, called.output
