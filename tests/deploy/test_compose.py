@@ -149,6 +149,20 @@ def test_replicas_can_build_and_refuse_a_store_without_conditional_writes(config
     assert settings.store_without_conditional_writes == "refuse"
 
 
+def seconds(duration: str) -> float:
+    """A Compose duration as `config` writes it ("5m30s", "10s") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)([hms])", duration))
+
+
+def test_stopping_a_replica_lets_the_longest_call_finish(config, monkeypatch):
+    settings = replica_settings(config, monkeypatch)
+    assert settings.graceful_timeout_sec >= Settings.model_fields["max_timeout_sec"].default
+    # Docker kills a container this long after SIGTERM (default 10 s): past the drain.
+    grace = seconds(config["services"]["nimbus"].get("stop_grace_period", "10s"))
+    assert grace >= settings.graceful_timeout_sec + 30
+
+
 def test_order_minio_then_bucket_then_replicas(config):
     services = config["services"]
     assert services["bucket"]["depends_on"]["minio"]["condition"] == "service_healthy"
