@@ -715,6 +715,12 @@ class CanaryBody(_Body):
     max_error_rate: float = Field(0.05, ge=0, le=1, description="errors / invocations, 0–1")
     min_invocations: int = Field(10, ge=1, description="needed on a step before deciding")
     max_p99_ms: float | None = Field(None, gt=0)
+    on_idle: Literal["hold", "promote", "rollback"] = Field(
+        "hold",
+        description="after idle_intervals without min_invocations calls on a step: keep "
+        "holding (the reason says so), promote by time, or roll back",
+    )
+    idle_intervals: int = Field(3, ge=1, le=10000, description="intervals before on_idle acts")
 
     @field_validator("steps")
     @classmethod

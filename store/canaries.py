@@ -22,6 +22,7 @@ class CanaryJob(Leased):
     function_id: str
     alias: str
     step: int  # the step whose outcome is decided next
+    held: int = 0  # intervals that step has been held so far (one decision per interval)
     next_due: float  # Unix seconds
 
 

@@ -197,6 +197,12 @@ class CanaryState(BaseModel):
     max_error_rate: float
     min_invocations: int
     max_p99_ms: float | None = None
+    # A step with fewer than `min_invocations` calls is held; after `idle_intervals`
+    # such intervals `on_idle` says what happens: "hold" (on, with the reason shown),
+    # "promote" (by time, as CodeDeploy's canaries do) or "rollback".
+    on_idle: str = "hold"
+    idle_intervals: int = 3
+    held: int = 0  # intervals the current step has been held for want of calls
     status: CanaryStatus = CanaryStatus.progressing
     reason: str = ""
     started_at: datetime = Field(default_factory=now)

@@ -172,11 +172,16 @@ def canary() -> None:
               help="calls a step needs before it is judged")  # fmt: skip
 @click.option("--max-p99-ms", type=click.FloatRange(0, min_open=True),
               help="roll back above this p99 latency")  # fmt: skip
+@click.option("--on-idle", type=click.Choice(["hold", "promote", "rollback"]), default="hold",
+              show_default=True, help="what a step without enough calls comes to")  # fmt: skip
+@click.option("--idle-intervals", type=click.IntRange(1), default=3, show_default=True,
+              help="intervals a step may lack calls before --on-idle acts")  # fmt: skip
 @click.option("--wait", is_flag=True, help="follow it until promoted or rolled back")
 @api_options
 @pass_session
 def start_canary(session: Session, name, alias_name, version_text, steps, interval,
-                 max_error_rate, min_invocations, max_p99_ms, wait) -> None:  # fmt: skip
+                 max_error_rate, min_invocations, max_p99_ms, on_idle, idle_intervals,
+                 wait) -> None:  # fmt: skip
     """Start moving ALIAS to VERSION, e.g. `nimbus canary start hello prod 5 --steps 10,50`.
 
     With --wait, exits 0 once promoted and 3 if rolled back or aborted.
@@ -187,6 +192,8 @@ def start_canary(session: Session, name, alias_name, version_text, steps, interv
         "interval_sec": _interval(interval),
         "max_error_rate": max_error_rate,
         "min_invocations": min_invocations,
+        "on_idle": on_idle,
+        "idle_intervals": idle_intervals,
     }
     if max_p99_ms is not None:
         body["max_p99_ms"] = max_p99_ms

@@ -5,7 +5,10 @@ the lease primitive, so exactly one worker of any replica decides a step. The
 decision reads the windowed stats of the canary version alone since its step
 began (function errors, timeouts and memory kills count; throttles do not):
 
-- fewer than `min_invocations`: hold the step and look again an interval later;
+- fewer than `min_invocations`: hold the step (its calls keep adding up) and look
+  again an interval later; after `idle_intervals` such intervals `on_idle` acts:
+  keep holding with the reason shown, promote by time (unless the errors seen are
+  already more than a full sample's budget), or roll back;
 - error rate above `max_error_rate` or p99 above `max_p99_ms`: roll back at once
   (the alias serves the old version alone) and say why;
 - otherwise the next step's weight, or at 100 % the alias points at the new version.
@@ -26,7 +29,7 @@ from store.canaries import CanaryJob, CanaryRepo
 from store.functions import FunctionRepo
 from store.history import HistoryRepo
 from store.leases import LeaseLost, Leases
-from store.records import CanaryEvent, CanaryStatus, Function, HistoryEntry, now
+from store.records import CanaryEvent, CanaryState, CanaryStatus, Function, HistoryEntry, now
 
 from ..telemetry import histogram
 from ..telemetry.window_query import WindowQuery
@@ -78,61 +81,95 @@ class CanaryRunner:
         if canary is None or canary.status != CanaryStatus.progressing:
             self._end(claim)
             return 0
-        if canary.step != job.step:  # decided before a crash: catch the job up
-            self.leases.finish(claim, lambda j: _due(j, canary.step, canary.interval_sec))
+        if (canary.step, canary.held) != (job.step, job.held):  # decided before a crash
+            self.leases.finish(claim, lambda j: _due(j, canary))  # only catch the job up
             return 0
         window = self.query.totals(fn.id, canary.step_started_at.timestamp(), time.time(),
                                    version=canary.version)  # fmt: skip
         rate = window.errors / window.invocations if window.invocations else None
         p99 = histogram.quantile(window.latency, 0.99)
-        event = CanaryEvent(step=canary.step, weight=canary.weight, decision="held",
+        decision, reason = judge(canary, window.invocations, window.errors, p99)
+        event = CanaryEvent(step=canary.step, weight=canary.weight, decision=decision,
                             invocations=window.invocations, errors=window.errors,
-                            error_rate=rate, p99_ms=p99,
+                            error_rate=rate, p99_ms=p99, reason=reason,
                             decided_by=self.leases.owner)  # fmt: skip
-        if window.invocations < canary.min_invocations:
-            event.reason = f"{window.invocations} of {canary.min_invocations} invocations"
-        elif rate is not None and rate > canary.max_error_rate:
-            event.decision = "rolled_back"
-            event.reason = f"error rate {rate:.3f} > {canary.max_error_rate:g}"
-        elif canary.max_p99_ms is not None and p99 is not None and p99 > canary.max_p99_ms:
-            event.decision = "rolled_back"
-            event.reason = f"p99 {p99:.1f} ms > {canary.max_p99_ms:g} ms"
-        else:
-            event.decision = "promoted"
-        fn = self.repo.update_function(fn.id, lambda f: _apply(f, job, event))
-        canary = fn.aliases[job.alias].canary
-        if canary.status == CanaryStatus.progressing:
-            self.leases.finish(claim, lambda j: _due(j, canary.step, canary.interval_sec))
-        else:
-            self._end(claim)
+        applied: list[bool] = [False]
+
+        def decide(current: Function) -> Function | None:
+            changed = _apply(current, job, event)
+            applied[0] = changed is not None
+            return changed
+
+        fn = self.repo.update_function(fn.id, decide)
+        alias = fn.aliases.get(job.alias)
+        canary = alias.canary if alias else None
+        if canary is not None and canary.status == CanaryStatus.progressing:
+            self.leases.finish(claim, lambda j: _due(j, canary))
+            return int(applied[0])
+        self._end(claim)
+        if applied[0]:
             self.history.append(fn.id, HistoryEntry(
                 action=f"canary_{canary.status}", alias=job.alias,
                 from_version=canary.from_version if canary.status == "promoted" else canary.version,
                 to_version=canary.version if canary.status == "promoted" else canary.from_version,
                 actor="canary", reason=canary.reason))  # fmt: skip
-        return 1
+        return int(applied[0])
 
     def _end(self, claim) -> None:
         with contextlib.suppress(LeaseLost):
-            self.leases.finish(claim, lambda j: _due(j, j.step, 1e9))
+            self.leases.finish(claim, _never)
         with contextlib.suppress(errors.NimbusError):
             self.canaries.store.delete(claim.key, if_match=claim.etag)
+
+
+def judge(canary: CanaryState, invocations: int, errors: int, p99: float | None) -> tuple[str, str]:
+    """This step's decision ("held", "promoted" or "rolled_back") and why, from the canary
+    version's own calls since the step began."""
+    if invocations < canary.min_invocations:
+        intervals = canary.held + 1
+        seen = (f"{invocations} of {canary.min_invocations} invocations in {intervals} "
+                f"interval{'s' if intervals > 1 else ''} of {canary.interval_sec:g} s")  # fmt: skip
+        if intervals < canary.idle_intervals or canary.on_idle == "hold":
+            return "held", f"waiting for traffic: {seen}"
+        if canary.on_idle == "rollback":
+            return "rolled_back", f"too little traffic to judge: {seen}"
+        budget = canary.max_error_rate * canary.min_invocations
+        if errors > budget:  # more than a full sample may hold: no time promotes that
+            return "rolled_back", f"{errors} errors > {budget:g} allowed in a full step: {seen}"
+        return "promoted", f"promoted by time: {seen}"
+    rate = errors / invocations
+    if rate > canary.max_error_rate:
+        return "rolled_back", f"error rate {rate:.3f} > {canary.max_error_rate:g}"
+    if canary.max_p99_ms is not None and p99 is not None and p99 > canary.max_p99_ms:
+        return "rolled_back", f"p99 {p99:.1f} ms > {canary.max_p99_ms:g} ms"
+    return "promoted", ""
 
 
 def _is_due(job: CanaryJob) -> bool:
     return job.next_due <= time.time()
 
 
-def _due(job: CanaryJob, step: int, interval: float) -> None:
-    job.step, job.next_due = step, time.time() + interval
+def _due(job: CanaryJob, canary: CanaryState) -> None:
+    """The job follows the alias's canary: the next look is an interval away."""
+    job.step, job.held, job.next_due = canary.step, canary.held, time.time() + canary.interval_sec
+
+
+def _never(job: CanaryJob) -> None:
+    job.next_due = time.time() + 1e9  # the record goes next; this only keeps a survivor idle
 
 
 def _apply(fn: Function, job: CanaryJob, event: CanaryEvent) -> Function | None:
     alias = fn.aliases.get(job.alias)
     canary = alias.canary if alias else None
-    if canary is None or canary.status != CanaryStatus.progressing or canary.step != job.step:
-        return None  # aborted, or decided already
-    canary.history.append(event)
+    if canary is None or canary.status != CanaryStatus.progressing:
+        return None  # aborted
+    if (canary.step, canary.held) != (job.step, job.held):
+        return None  # decided already
+    last = canary.history[-1] if canary.history else None
+    if event.decision == "held" and last and last.decision == "held" and last.step == event.step:
+        canary.history[-1] = event  # NOTE: one held entry per step: a long wait stays small
+    else:
+        canary.history.append(event)
     stamp = now()
     if event.decision == "rolled_back":
         canary.status, canary.reason, canary.finished_at = (
@@ -144,6 +181,7 @@ def _apply(fn: Function, job: CanaryJob, event: CanaryEvent) -> Function | None:
         alias.version, alias.routing = canary.from_version, {}
     elif event.decision == "promoted":
         canary.step += 1
+        canary.held, canary.reason = 0, event.reason  # "" or "promoted by time: …"
         if canary.step >= len(canary.steps) or canary.steps[canary.step] >= 100:
             canary.status, canary.finished_at, canary.weight = CanaryStatus.promoted, stamp, 100
             canary.reason = "every step passed"
@@ -152,7 +190,8 @@ def _apply(fn: Function, job: CanaryJob, event: CanaryEvent) -> Function | None:
             canary.weight = canary.steps[canary.step]
             alias.routing = {canary.version: canary.weight}
         canary.step_started_at = stamp
-    else:  # held
-        canary.step_started_at = stamp  # the same step again, counted afresh
+    else:  # held: the step's calls keep adding up from its start
+        canary.held += 1
+        canary.reason = event.reason
     alias.updated_at = fn.updated_at = stamp
     return fn

@@ -44,7 +44,8 @@ class CanaryService:
                 version=body.version, from_version=alias.version, weight=weight, step=0,
                 steps=body.steps, interval_sec=body.interval_sec,
                 max_error_rate=body.max_error_rate, min_invocations=body.min_invocations,
-                max_p99_ms=body.max_p99_ms,
+                max_p99_ms=body.max_p99_ms, on_idle=body.on_idle,
+                idle_intervals=body.idle_intervals,
                 history=[CanaryEvent(step=0, weight=weight, decision="started")],
             )  # fmt: skip
             alias.routing = {body.version: weight}

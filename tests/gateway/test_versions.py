@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from falcon import testing
 
-from gateway.api.app import create_app
-from gateway.platform import Platform
-from gateway.settings import Settings
 from store.invocations import InvocationRepo
 from store.records import Invocation, Schedule
 from store.references import version_references
 from store.schedules import ScheduleRepo
 from tests.e2e.wasm import b64, constant_wat, wat
-from tests.gateway.conftest import KEY
+from tests.gateway.conftest import running_platform
 
 FN = "/api/v1/functions/hello"
 
@@ -108,14 +104,8 @@ def test_a_new_build_after_a_rollback_serves_again(client):
 @pytest.fixture
 def small(tmp_path):
     """A platform that keeps at most 3 versions per function."""
-    settings = Settings(data_dir=tmp_path, build_poll_sec=0.05, nimbus_api_key=KEY,
-                        max_versions_per_function=3)  # fmt: skip
-    platform = Platform.open(settings)
-    platform.start()
-    client = testing.TestClient(create_app(platform, KEY),
-                                headers={"Authorization": f"Bearer {KEY}"})  # fmt: skip
-    yield platform, client
-    platform.stop()
+    with running_platform(tmp_path, max_versions_per_function=3) as (platform, client):
+        yield platform, client
 
 
 def versions_kept(client) -> list[int]:
