@@ -336,10 +336,11 @@ def test_openapi_document_is_valid(server):
     assert "FunctionCreate" in doc["components"]["schemas"]
 
 
-def _raw_get(server, path: str) -> int:
-    """The status of a GET sent exactly as written (as `curl --path-as-is` does)."""
+def _raw_get(server, path: str, method: str = "GET") -> int:
+    """The status of a request sent exactly as written (as `curl --path-as-is` does)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        sock.sendall(f"{head}Connection: close\r\n\r\n".encode())
         status_line = sock.makefile("rb").readline().decode()
     return int(status_line.split()[1])
 
@@ -351,6 +352,35 @@ def _raw_get(server, path: str) -> int:
 def test_no_spelling_of_the_path_skips_the_key(server, path):
     assert _raw_get(server, path) in (401, 404)
     assert _raw_get(server, "/api/v1/functions") == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "spelling"),
+    [
+        ("GET", "//api/v1/functions/{name}/code"),
+        ("GET", "/api/v1/./functions/{name}/code"),
+        ("GET", "/api/v1%2Ffunctions/{name}/code"),
+        ("GET", "/API/v1/functions/{name}/code"),
+        ("GET", "/api/v1/functions/x/../{name}/code"),
+        ("POST", "//api/v1/functions/{name}/invoke"),
+        ("POST", "/api//v1/functions/{name}/webhook/rotate"),
+        ("DELETE", "//api/v1/functions/{name}"),
+        ("DELETE", "/%2Fapi/v1/functions/{name}"),
+        ("DELETE", "/api/v1/Functions/{name}"),
+    ],
+)
+def test_no_spelling_reads_invokes_or_deletes_a_function_without_the_key(
+    server, api, name, method, spelling
+):
+    """As an outside caller would try it: raw request lines against a real function."""
+    create = api.post("/api/v1/functions", json={"name": name, "runtime": "wasm",
+                                                  "artifact_base64": b64(HELLO)})  # fmt: skip
+    assert create.status_code == 201, create.text
+    before = api.get(f"/api/v1/functions/{name}").json()
+    assert _raw_get(server, spelling.format(name=name), method) in (401, 404)
+    after = api.get(f"/api/v1/functions/{name}")
+    assert after.status_code == 200
+    assert after.json()["webhook_url"] == before["webhook_url"]  # not rotated
 
 
 def _chunked(*pieces: bytes):
