@@ -36,6 +36,7 @@ from store import Claim, LeaseLost, Leases, errors
 from store.invocations import InvocationRepo, QueueEntry
 from store.records import Invocation, InvocationStatus, Trigger, now
 
+from ..background import BackgroundLoop
 from ..limits import ASYNC_EVENT_LIMIT
 from ..services.concurrency import ConcurrencyLimitReached, Slot
 from ..services.invoke import InvokeService
@@ -85,9 +86,9 @@ class AsyncInvocations:
         self._pool: ThreadPoolExecutor | None = None
         self._running: dict[str, Claim[Invocation]] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._polling = IdlePolling(self.poll_sec, self.idle_poll_max_sec)
+        self._loop = BackgroundLoop("async-dispatch", self._dispatch_step,
+                                    error_wait_sec=self.poll_sec)  # fmt: skip
         self._orphans: set[str] = set()
         # invocation id → wall time before which this dispatcher does not read it again
         self._busy: dict[str, float] = {}
@@ -133,12 +134,12 @@ class AsyncInvocations:
         self.repo.accept(invocation)
         self.depth += 1
         self.depth_by_function[fn.id] += 1
-        self._wake.set()
+        self._loop.wake()
         return invocation
 
     def wake(self) -> None:
         """Look at the queue now (a schedule's tick was just accepted here)."""
-        self._wake.set()
+        self._loop.wake()
 
     def get(self, invocation_id: str) -> Invocation:
         return self.repo.get(invocation_id)[0]
@@ -147,16 +148,11 @@ class AsyncInvocations:
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="async")
-        self._thread = threading.Thread(target=self._dispatch_loop, name="async-dispatch",
-                                        daemon=True)  # fmt: skip
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Take no new work; let running invocations finish, hand back the rest."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         if self._pool is not None:
             deadline = time.monotonic() + timeout
             while self._running and time.monotonic() < deadline:
@@ -170,15 +166,9 @@ class AsyncInvocations:
 
     # -- dispatching ---------------------------------------------------------
 
-    def _dispatch_loop(self) -> None:
-        polling = IdlePolling(self.poll_sec, self.idle_poll_max_sec)
-        while not self._stop.is_set():
-            try:
-                self.dispatch_once()
-            except Exception:
-                log.exception("async dispatcher error")
-            self._wake.wait(polling.after(empty=self.depth == 0))
-            self._wake.clear()
+    def _dispatch_step(self) -> float:
+        self.dispatch_once()
+        return self._polling.after(empty=self.depth == 0)
 
     def dispatch_once(self) -> None:
         queue = self.repo.queue()
@@ -193,7 +183,7 @@ class AsyncInvocations:
                 continue  # PERF(replicas): held here or elsewhere, or just finished: no GET
             if function_id in throttled:
                 continue
-            if self._stop.is_set() or not self._slots.acquire(blocking=False):
+            if self._loop.stopping.is_set() or not self._slots.acquire(blocking=False):
                 return
             claim = slot = None
             try:
@@ -302,7 +292,7 @@ class AsyncInvocations:
             with self._lock:
                 self._running.pop(claim.record.id, None)
             self._slots.release()
-            self._wake.set()
+            self._loop.wake()
 
     def _execute(self, invocation: Invocation, slot: Slot | None = None) -> dict[str, Any]:
         """Run it; the fields of its final state (raises `_Retry` for a platform failure)."""

@@ -28,6 +28,7 @@ from store import Claim, LeaseLost, Leases, errors
 from store.functions import FunctionRepo
 from store.records import BuildMount, BuildStatus, BuildSummary, Function, Version, now
 
+from ..background import BackgroundLoop
 from .polling import IdlePolling
 
 log = logging.getLogger("nimbus.builds")
@@ -75,9 +76,9 @@ class BuildQueue:
         self.check_source = check_source
         self._shared_files: dict[tuple, tuple[str, str]] = {}
         self.on_finished = on_finished
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._thread_state = threading.local()  # each build thread backs off on its own
+        self._loop = BackgroundLoop("build", self._step, threads=concurrency,
+                                    error_wait_sec=poll_sec)  # fmt: skip
         # (function id, version) of a marker seen without its version → when first seen.
         self._orphans: dict[tuple[str, int], float] = {}
         self._orphans_lock = threading.Lock()
@@ -86,31 +87,20 @@ class BuildQueue:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
-        for i in range(self.concurrency):
-            thread = threading.Thread(target=self._loop, name=f"build-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        for thread in self._threads:
-            thread.join(timeout)
+        self._loop.stop(timeout)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
-    def _loop(self) -> None:
-        polling = IdlePolling(self.poll_sec, self.idle_poll_max_sec)
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:
-                log.exception("build loop error")
-                worked = False
-            if not worked:
-                self._wake.wait(polling.after(empty=self._queue_empty))
-                self._wake.clear()
+    def _step(self) -> float:
+        if self.run_once():
+            return 0.0  # another build may be waiting: look again at once
+        if not hasattr(self._thread_state, "polling"):
+            self._thread_state.polling = IdlePolling(self.poll_sec, self.idle_poll_max_sec)
+        return self._thread_state.polling.after(empty=self._queue_empty)
 
     # -- one job -------------------------------------------------------------
 
@@ -119,7 +109,7 @@ class BuildQueue:
         queued = self.repo.queued_builds()
         self._queue_empty = not queued
         for function_id, number in queued:
-            if self._stop.is_set():
+            if self._loop.stopping.is_set():
                 return False
             claim = self._claim(function_id, number)
             if claim is not None:

@@ -24,6 +24,8 @@ import schedule
 
 from store import Leases
 
+from ..background import BackgroundLoop
+
 log = logging.getLogger("nimbus.jobs")
 
 
@@ -49,10 +51,8 @@ class PeriodicJobs:
         self._scheduler = schedule.Scheduler()
         self._states: dict[str, JobState] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop(name, self._dispatch, error_wait_sec=tick_sec)
 
     def every(
         self,
@@ -100,15 +100,11 @@ class PeriodicJobs:
         self._pool = ThreadPoolExecutor(
             max(1, len(self._states)), thread_name_prefix=f"{self.name}-job"
         )
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Start nothing new; wait up to `timeout` for running jobs, then leave them."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         if self._pool is not None:
             deadline = time.monotonic() + timeout
             while self._any_running() and time.monotonic() < deadline:
@@ -120,14 +116,11 @@ class PeriodicJobs:
         with self._lock:
             return any(state.running for state in self._states.values())
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._scheduler.run_pending()
-            except Exception:  # a bug in scheduling, not in a job: keep the worker's upkeep
-                log.exception("periodic job dispatcher error")
-            idle = self._scheduler.idle_seconds
-            self._wake.wait(self.tick_sec if idle is None else min(max(idle, 0.0), self.tick_sec))
+    def _dispatch(self) -> float:
+        # NOTE: a bug in scheduling (not in a job) is logged by the loop, which goes on.
+        self._scheduler.run_pending()
+        idle = self._scheduler.idle_seconds
+        return self.tick_sec if idle is None else min(max(idle, 0.0), self.tick_sec)
 
     # -- one run -----------------------------------------------------------------
 

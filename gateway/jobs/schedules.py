@@ -35,6 +35,7 @@ from store.records import Invocation, InvocationStatus, Schedule, ScheduleRun, T
 from store.schedules import ScheduleRepo
 from store.workflows import execution_key
 
+from ..background import BackgroundLoop
 from ..services import cron
 from ..services.invoke import InvokeService
 from ..services.schedules import ticks_of
@@ -108,39 +109,28 @@ class ScheduleTicker:
         self._change_tag: str | None = None
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("schedule-ticker", self._tick, error_wait_sec=check_sec)
 
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
         self._pool = ThreadPoolExecutor(self.fire_threads, thread_name_prefix="schedule-fire")
-        self._thread = threading.Thread(target=self._loop, name="schedule-ticker", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.state != "running":
-                    self._probe()
-                if self.state == "running":
-                    self.refresh()
-                    for schedule, at in self.due():
-                        self._pool.submit(self._fire_logged, schedule, at)
-            except Exception:
-                log.exception("schedule ticker error")
-            self._wake.wait(self._sleep_sec())
-            self._wake.clear()
+    def _tick(self) -> float:
+        if self.state != "running":
+            self._probe()
+        if self.state == "running":
+            self.refresh()
+            for schedule, at in self.due():
+                self._pool.submit(self._fire_logged, schedule, at)
+        return self._sleep_sec()
 
     def _probe(self) -> None:
         try:
@@ -153,7 +143,7 @@ class ScheduleTicker:
         else:
             self.state = "refused"
             log.error("schedules %s", REFUSAL)
-            self._stop.set()  # nothing more to do in this worker
+            self._loop.stopping.set()  # nothing more to do in this worker
             self.on_refused()
 
     def _sleep_sec(self) -> float:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from store import errors
 
+from ..background import BackgroundLoop
 from .logs import InvocationLogs, entries_for
 from .metrics import Metrics
 from .recorder import THROTTLED, InvocationOutcome, InvocationRecorder
@@ -74,9 +75,10 @@ class OutcomeFlusher(InvocationRecorder):
         self._retry: list[_Batch] = []
         self._seq = 0
         self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop(
+            "recorder-flush", self._flush_step, first_wait_sec=interval_sec,
+            error_wait_sec=interval_sec,
+        )  # fmt: skip
         self.flushes = 0  # flushes that wrote something, and what they wrote
         self.outcomes_flushed = 0
         self.batches_written = 0
@@ -87,19 +89,15 @@ class OutcomeFlusher(InvocationRecorder):
         # PERF: one deque append (atomic under the GIL); all else is the flusher's.
         self._pending.append(outcome)
         if len(self._pending) >= self.batch_max:
-            self._wake.set()
+            self._loop.wake()
 
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._flush_loop, name="recorder-flush", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         try:
             self.flush()
             self.stats.retire()
@@ -107,14 +105,9 @@ class OutcomeFlusher(InvocationRecorder):
             # What was not folded is folded by a surviving worker later.
             log.warning("could not write the last invocation records: %s", exc.message)
 
-    def _flush_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval_sec)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:
-                log.exception("flushing invocation records failed")
+    def _flush_step(self) -> float:
+        self.flush()
+        return self.interval_sec
 
     # -- flushing -----------------------------------------------------------------
 
