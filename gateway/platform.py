@@ -16,6 +16,7 @@ from store.canaries import CanaryRepo
 from store.functions import FunctionRepo, blob_key
 from store.history import HistoryRepo
 from store.invocations import InvocationRepo
+from store.keys import KeyRepo
 from store.leases import Leases
 from store.schedules import ScheduleRepo
 from store.workflows import WorkflowRepo
@@ -37,6 +38,7 @@ from .services.deployments import DeploymentCache
 from .services.env_crypto import EnvCipher
 from .services.functions import FunctionService
 from .services.invoke import InvokeService
+from .services.keys import WRITE_USES_EVERY_SEC, KeyUses
 from .services.outbound import OutboundClient
 from .services.schedules import ScheduleService
 from .services.versions import VersionService
@@ -104,6 +106,7 @@ class Platform:
     workflow_runner: WorkflowRunner
     leases: Leases  # this worker's: the background runners claim through them
     periodic: PeriodicJobs
+    key_uses: KeyUses  # the API keys' last_used_at, written by a periodic job
     ticker: ScheduleTicker | None  # None: SCHEDULES_ENABLED=false on this server
 
     versions: VersionService
@@ -265,6 +268,8 @@ class Platform:
             on_event=metrics.observe_alert,
         )  # fmt: skip
         periodic.every(settings.alert_scan_sec, alert_evaluator.scan, name="alert-rules")
+        key_uses = KeyUses(KeyRepo(store))
+        periodic.every(WRITE_USES_EVERY_SEC, key_uses.write, name="key-last-used")
         return cls(
             settings, store, repo, sandbox, builds, functions, invocations, webhooks,
             async_invocations,
@@ -292,6 +297,7 @@ class Platform:
             workflow_runner=workflow_runner,
             leases=leases,
             periodic=periodic,
+            key_uses=key_uses,
             ticker=ScheduleTicker(
                 ScheduleRepo(store), queue, invocations, leases,
                 wake_dispatcher=async_invocations.wake,

@@ -67,7 +67,7 @@ VERSION = "0.1.0"
 
 def create_app(platform: Platform, api_key: str) -> falcon.App:
     access_log = [AccessLog()] if platform.settings.access_log else []
-    keys = KeyService(KeyRepo(platform.store), api_key)
+    keys = KeyService(KeyRepo(platform.store), api_key, platform.key_uses)
     settings = platform.settings
     limit = RateLimit(settings.rate_limit_per_key, settings.rate_limit_per_webhook)
     app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys), limit])

@@ -26,6 +26,7 @@ from ..schemas import KeyCreate, KeyCreated, KeyList, KeyView
 
 KEY_PREFIX = "nk_"
 _LAST_USED_EVERY_SEC = 60.0  # how often a key's last_used_at is written, per worker
+WRITE_USES_EVERY_SEC = 5.0  # the `key-last-used` periodic job's interval
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,44 @@ def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+class KeyUses:
+    """Keys used since the last write; the worker's `key-last-used` periodic job writes
+    their `last_used_at` (PERF: at most once a minute per key per worker, never on the
+    caller's time, and no thread per key)."""
+
+    def __init__(self, repo: KeyRepo) -> None:
+        self.repo = repo
+        self._last_noted: dict[str, float] = {}
+        self._due: set[str] = set()
+        self._lock = threading.Lock()
+
+    def note(self, key_id: str) -> None:
+        wall = time.monotonic()
+        with self._lock:
+            if wall - self._last_noted.get(key_id, -_LAST_USED_EVERY_SEC) < _LAST_USED_EVERY_SEC:
+                return
+            self._last_noted[key_id] = wall
+            self._due.add(key_id)
+
+    def write(self) -> None:
+        with self._lock:
+            due, self._due = self._due, set()
+        for key_id in due:
+            with contextlib.suppress(errors.NimbusError):  # a revoked key: nothing to mark
+                record = self.repo.get(key_id)
+                record.last_used_at = now()
+                self.repo.save(record)
+
+
 class KeyService:
-    def __init__(self, repo: KeyRepo, root_key: str, *, cache_sec: float = 1.0) -> None:
+    def __init__(
+        self, repo: KeyRepo, root_key: str, uses: KeyUses, *, cache_sec: float = 1.0
+    ) -> None:
         self.repo = repo
         self._root = root_key.encode()
+        self.uses = uses
         self.cache_sec = cache_sec
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
-        self._last_write: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # -- the request path ----------------------------------------------------------
@@ -73,7 +105,7 @@ class KeyService:
         record = self._record("key_" + id_part)
         if record is None or not hmac.compare_digest(_sha256(secret), record.secret_sha256):
             return None
-        self._note_use(record)
+        self.uses.note(record.id)
         return Principal(record.id, frozenset(record.scopes))
 
     def _record(self, key_id: str) -> ApiKey | None:
@@ -90,21 +122,6 @@ class KeyService:
                 self._cache.clear()
             self._cache[key_id] = (wall, record)
         return record
-
-    def _note_use(self, record: ApiKey) -> None:
-        # PERF: at most one write per key per minute per worker, off the caller's time.
-        wall = time.monotonic()
-        with self._lock:
-            if wall - self._last_write.get(record.id, -_LAST_USED_EVERY_SEC) < _LAST_USED_EVERY_SEC:
-                return
-            self._last_write[record.id] = wall
-        threading.Thread(target=self._write_last_used, args=(record.id,), daemon=True).start()
-
-    def _write_last_used(self, key_id: str) -> None:
-        with contextlib.suppress(errors.NimbusError):
-            record = self.repo.get(key_id)
-            record.last_used_at = now()
-            self.repo.save(record)
 
     # -- the /api/v1/keys routes -----------------------------------------------------
 
