@@ -248,6 +248,7 @@ class Platform:
             task_concurrency=settings.workflow_task_concurrency,
             lease_sec=settings.workflow_lease_sec,
             max_attempts=settings.workflow_max_attempts,
+            max_history=settings.workflow_max_history_events,
         )
         periodic = recurring_jobs(settings, leases, logs, book, rollup, async_invocations)
         periodic.every(settings.workflow_scan_sec, workflow_runner.scan, name="workflow-scan")

@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     workflow_scan_sec: float = 1.0  # how often a worker looks for due executions (Wait ends)
     workflow_max_attempts: int = 5  # claims without a clean release before an execution fails
     workflow_max_duration_sec: float = 365 * 24 * 3600  # an execution's limit (States.Timeout)
+    # Past it an execution fails (States.Runtime); Step Functions' own cap is the most
+    workflow_max_history_events: int = Field(25_000, ge=10, le=25_000)
 
     max_functions: int = 1000  # creates beyond it: 409 quota_exceeded
     # Past it, a new version prunes the oldest versions nothing refers to

@@ -50,7 +50,7 @@ from ..services.workflows.service import WorkflowService
 
 log = logging.getLogger("nimbus.workflows")
 
-MAX_HISTORY = 25_000
+MAX_HISTORY = 25_000  # events per execution, as Step Functions (WORKFLOW_MAX_HISTORY_EVENTS)
 TAIL_BYTES = 64 * 1024  # history carried in the record before a page is sealed early
 _WAKE = object()  # put in a driver's queue to make it look at the runner's state
 
@@ -76,6 +76,7 @@ class WorkflowRunner:
         task_concurrency: int,
         lease_sec: float,
         max_attempts: int,
+        max_history: int = MAX_HISTORY,
     ) -> None:
         self.repo = repo
         self.service = service
@@ -84,6 +85,7 @@ class WorkflowRunner:
         self.concurrency = concurrency
         self.lease_sec = lease_sec
         self.max_attempts = max_attempts
+        self.max_history = max_history
         self.task_concurrency = task_concurrency
         self._slots = threading.Semaphore(concurrency)
         self._drivers: ThreadPoolExecutor | None = None
@@ -601,11 +603,11 @@ class _Drive:
         """One transition, durable before the next step: the record's conditional write."""
         if self.ex.final or not self._dirty:
             return
-        if self.ex.history_count > MAX_HISTORY:
+        if self.ex.history_count > self.runner.max_history:
             self.end(
                 ExecutionStatus.failed,
                 error=RUNTIME,
-                cause=f"the history passed {MAX_HISTORY} events",
+                cause=f"the history passed {self.runner.max_history} events",
             )
             return
         self._seal()

@@ -14,20 +14,16 @@ from datetime import datetime
 import httpx
 import pytest
 
+from tests.workflow_examples import (
+    FUNCTIONS,
+    catch_example,
+    choice_example,
+    nap_task,
+    parallel_example,
+)
+
 # Short leases and scans, so a dead server's executions are taken over in seconds.
 ENV = {"WORKFLOW_LEASE_SEC": "2", "WORKFLOW_SCAN_SEC": "0.2", "PRELOAD_RUNTIMES": "false"}
-
-FUNCTIONS = {
-    "add": "def main(event):\n    return {'sum': event['a'] + event['b']}\n",
-    "nap": (
-        "import time\n\n\ndef main(event):\n    time.sleep(event.get('seconds', 0.5))\n"
-        "    return {'napped': event.get('seconds', 0.5), 'tag': event.get('tag')}\n"
-    ),
-    "always-fails": (
-        "class CustomError(Exception):\n    pass\n\n\n"
-        "def main(event):\n    raise CustomError('this always fails')\n"
-    ),
-}
 
 
 def deploy(api: httpx.Client) -> None:
@@ -106,38 +102,7 @@ def api(server):
 
 def test_retry_with_backoff_then_catch_to_a_fallback(api):
     # "Handling error conditions": retry a custom error, then catch everything.
-    definition = {
-        "Comment": "A Catch example of the Amazon States Language using an AWS Lambda function",
-        "StartAt": "CreateAccount",
-        "States": {
-            "CreateAccount": {
-                "Type": "Task",
-                "Resource": "always-fails",
-                "Retry": [
-                    {
-                        "ErrorEquals": ["CustomError"],
-                        "IntervalSeconds": 1,
-                        "MaxAttempts": 2,
-                        "BackoffRate": 2.0,
-                    }
-                ],
-                "Catch": [
-                    {
-                        "ErrorEquals": ["States.ALL"],
-                        "Next": "CatchAllFallback",
-                        "ResultPath": "$.error",
-                    }
-                ],
-                "End": True,
-            },
-            "CatchAllFallback": {
-                "Type": "Pass",
-                "Result": "This is a fallback from any error",
-                "ResultPath": "$.fallback",
-                "End": True,
-            },
-        },
-    }
+    definition = catch_example("always-fails")
     execution_id = start(api, "catch-example", definition, {"user": "ada"})
     done = finished(api, execution_id)
     assert done["status"] == "succeeded"
@@ -153,35 +118,13 @@ def test_retry_with_backoff_then_catch_to_a_fallback(api):
 
 
 def test_choice_example(api):
-    definition = {
-        "StartAt": "ChoiceStateX",
-        "States": {
-            "ChoiceStateX": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Not": {"Variable": "$.type", "StringEquals": "Private"}, "Next": "Public"},
-                    {"Variable": "$.value", "NumericEquals": 0, "Next": "ValueIsZero"},
-                    {
-                        "And": [
-                            {"Variable": "$.value", "NumericGreaterThanEquals": 20},
-                            {"Variable": "$.value", "NumericLessThan": 30},
-                        ],
-                        "Next": "ValueInTwenties",
-                    },
-                ],
-                "Default": "DefaultState",
-            },
-            "Public": {"Type": "Pass", "Result": "public", "End": True},
-            "ValueIsZero": {"Type": "Pass", "Result": "zero", "End": True},
-            "ValueInTwenties": {
-                "Type": "Task",
-                "Resource": "add",
-                "Parameters": {"a.$": "$.value", "b": 100},
-                "End": True,
-            },
-            "DefaultState": {"Type": "Fail", "Error": "DefaultStateError", "Cause": "No Matches!"},
-        },
+    in_twenties = {
+        "Type": "Task",
+        "Resource": "add",
+        "Parameters": {"a.$": "$.value", "b": 100},
+        "End": True,
     }
+    definition = choice_example(in_twenties)
     made = api.post("/api/v1/workflows", json={"name": "choice", "definition": definition})
     assert made.status_code == 201, made.text
     cases = [
@@ -204,39 +147,7 @@ def test_choice_example(api):
 
 
 def test_parallel_branches_overlap(api):
-    definition = {
-        "StartAt": "LookupCustomerInfo",
-        "States": {
-            "LookupCustomerInfo": {
-                "Type": "Parallel",
-                "End": True,
-                "Branches": [
-                    {
-                        "StartAt": "LookupAddress",
-                        "States": {
-                            "LookupAddress": {
-                                "Type": "Task",
-                                "Resource": "nap",
-                                "Parameters": {"seconds": 1, "tag": "address"},
-                                "End": True,
-                            }
-                        },
-                    },
-                    {
-                        "StartAt": "LookupPhone",
-                        "States": {
-                            "LookupPhone": {
-                                "Type": "Task",
-                                "Resource": "nap",
-                                "Parameters": {"seconds": 1, "tag": "phone"},
-                                "End": True,
-                            }
-                        },
-                    },
-                ],
-            }
-        },
-    }
+    definition = parallel_example(nap_task(1, "address", End=True), nap_task(1, "phone", End=True))
     execution_id = start(api, "parallel-example", definition)
     done = finished(api, execution_id)
     assert done["output"] == [{"napped": 1, "tag": "address"}, {"napped": 1, "tag": "phone"}]
@@ -317,13 +228,7 @@ def test_kill_during_a_task_runs_only_that_task_again(make_server):
         "StartAt": "First",
         "States": {
             "First": {"Type": "Task", "Resource": "add", "ResultPath": "$.first", "Next": "Slow"},
-            "Slow": {
-                "Type": "Task",
-                "Resource": "nap",
-                "Parameters": {"seconds": 2, "tag": "slow"},
-                "ResultPath": "$.slow",
-                "End": True,
-            },
+            "Slow": nap_task(2, "slow", ResultPath="$.slow", End=True),
         },
     }
     with server.client() as api:
@@ -374,12 +279,7 @@ def test_another_replica_continues_the_execution_of_a_dead_one(make_server, e2e_
     definition = {
         "StartAt": "Slow",
         "States": {
-            "Slow": {
-                "Type": "Task",
-                "Resource": "nap",
-                "Parameters": {"seconds": 3, "tag": "x"},
-                "Next": "Pause",
-            },
+            "Slow": nap_task(3, "x", Next="Pause"),
             "Pause": {"Type": "Wait", "Seconds": 1, "Next": "Add"},
             "Add": {
                 "Type": "Task",
@@ -414,12 +314,7 @@ def test_sigterm_lets_the_task_in_flight_finish_and_hands_the_execution_back(mak
     definition = {
         "StartAt": "Slow",
         "States": {
-            "Slow": {
-                "Type": "Task",
-                "Resource": "nap",
-                "Parameters": {"seconds": 2, "tag": "t"},
-                "Next": "Add",
-            },
+            "Slow": nap_task(2, "t", Next="Add"),
             "Add": {"Type": "Task", "Resource": "add", "Parameters": {"a": 1, "b": 1}, "End": True},
         },
     }

@@ -6,15 +6,12 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from falcon import testing
 
-from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
 from store import errors
 from tests.e2e.wasm import b64, hello_module
-
-KEY = "test-key"
+from tests.gateway.conftest import KEY
 
 
 @pytest.fixture
@@ -24,11 +21,6 @@ def platform(tmp_path) -> Platform:
     platform = Platform.open(settings)  # not started: schedules need no running jobs here
     yield platform
     platform.stop()
-
-
-@pytest.fixture
-def client(platform) -> testing.TestClient:
-    return testing.TestClient(create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"})
 
 
 @pytest.fixture

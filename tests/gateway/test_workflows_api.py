@@ -14,11 +14,8 @@ from falcon import testing
 from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
-
-KEY = "test-key"
-ADD = "def main(event):\n    return {'sum': event['a'] + event['b']}\n"
-BOOM = "def main(event):\n    raise ValueError('bad input')\n"
-NAP = "import time\n\n\ndef main(event):\n    time.sleep(event['seconds'])\n    return 'rested'\n"
+from tests.gateway.conftest import KEY
+from tests.workflow_examples import FUNCTIONS, nap_task
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +26,7 @@ def platform(tmp_path_factory):
         build_poll_sec=0.05,
         preload_runtimes=False,
         workflow_scan_sec=0.2,
+        workflow_max_history_events=200,  # the history limit, reachable in a test
     )
     platform = Platform.open(settings)
     platform.start()
@@ -41,7 +39,7 @@ def client(platform) -> testing.TestClient:
     client = testing.TestClient(
         create_app(platform, KEY), headers={"Authorization": f"Bearer {KEY}"}
     )
-    for name, code in (("add", ADD), ("boom", BOOM), ("nap", NAP)):
+    for name, code in FUNCTIONS.items():
         made = client.simulate_post(
             "/api/v1/functions?wait=true", json={"name": name, "runtime": "python", "code": code}
         )
@@ -254,20 +252,20 @@ def test_a_task_invocation_is_logged_with_trigger_workflow_and_the_execution(cli
     ).json["entries"]
     end = next(entry["line"] for entry in logs if entry["line"].startswith("END"))
     assert "trigger=workflow" in end and f"source={execution_id}" in end
+    metrics = client.simulate_get("/metrics").text
+    assert 'function="add"' in metrics and 'trigger="workflow"' in metrics
 
 
 def test_task_timeout_seconds_is_a_catchable_states_timeout(client):
     definition = {
         "StartAt": "Slow",
         "States": {
-            "Slow": {
-                "Type": "Task",
-                "Resource": "nap",
-                "Parameters": {"seconds": 3},
-                "TimeoutSeconds": 1,
-                "End": True,
-                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "TooSlow"}],
-            },
+            "Slow": nap_task(
+                3,
+                TimeoutSeconds=1,
+                End=True,
+                Catch=[{"ErrorEquals": ["States.Timeout"], "Next": "TooSlow"}],
+            ),
             "TooSlow": {"Type": "Pass", "Result": "gave up", "End": True},
         },
     }
@@ -295,12 +293,7 @@ def test_stop_during_a_task_wins_over_the_runner(client):
     definition = {
         "StartAt": "Slow",
         "States": {
-            "Slow": {
-                "Type": "Task",
-                "Resource": "nap",
-                "Parameters": {"seconds": 1},
-                "Next": "After",
-            },
+            "Slow": nap_task(1, Next="After"),
             "After": {"Type": "Pass", "Result": "should not run", "End": True},
         },
     }
@@ -344,3 +337,80 @@ def test_a_map_of_large_items_keeps_its_whole_history(client, platform):
     assert sum(e["type"] == "MapIterationSucceeded" for e in events) == 20
     record = platform.workflows.repo.execution(started["id"])[0]
     assert record.history_pages >= 2  # sealed early by size, not only every 100 events
+
+
+# -- limits ---------------------------------------------------------------------------
+
+
+def test_a_definition_over_1000_states_is_422_naming_the_limit(client):
+    states = {f"S{i}": {"Type": "Pass", "Next": f"S{i + 1}"} for i in range(1000)}
+    states["S1000"] = {"Type": "Succeed"}
+    resp = create(client, "too-many-states", {"StartAt": "S0", "States": states})
+    assert resp.status_code == 422
+    assert any("1001 states; at most 1000" in d["message"] for d in resp.json["error"]["details"])
+    del states["S1000"]
+    states["S999"] = {"Type": "Succeed"}
+    made = create(client, "a-thousand-states", {"StartAt": "S0", "States": states})
+    assert made.status_code == 201
+
+
+def test_an_endless_loop_fails_at_the_history_limit(client):
+    loop = {
+        "StartAt": "Count",
+        "States": {
+            "Count": {"Type": "Pass", "Next": "Done?"},
+            "Done?": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                "Default": "Count",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    assert create(client, "endless", loop).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/endless/executions", json={}).json
+    done = finished(client, started["id"])
+    assert (done["status"], done["error"]) == ("failed", "States.Runtime")
+    assert done["cause"] == "the history passed 200 events"
+    events = client.simulate_get(f"/api/v1/executions/{started['id']}/history").json["events"]
+    assert 200 < len(events) <= 205 and events[-1]["type"] == "ExecutionFailed"
+
+
+def test_a_state_output_over_256_kb_fails_with_data_limit_exceeded(client):
+    doubled = {
+        "StartAt": "Double",
+        "States": {"Double": {"Type": "Pass", "Parameters": {"a.$": "$", "b.$": "$"}, "End": True}},
+    }
+    assert create(client, "doubler", doubled).status_code == 201
+    data = {"text": "x" * 200_000}  # under the 256 KB input limit; twice that is over
+    started = client.simulate_post("/api/v1/workflows/doubler/executions", json=data).json
+    done = finished(client, started["id"])
+    assert (done["status"], done["error"]) == ("failed", "States.DataLimitExceeded")
+    assert "262144" in done["cause"], done["cause"]
+
+
+def test_waiting_executions_hold_no_driver(client, platform):
+    long_wait = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    assert create(client, "sleepers", long_wait).status_code == 201
+    drivers = platform.settings.workflow_concurrency  # executions a worker drives at once
+    sleepers = [
+        client.simulate_post("/api/v1/workflows/sleepers/executions", json={}).json["id"]
+        for _ in range(drivers + 4)
+    ]
+    deadline = time.monotonic() + 30
+    for execution_id in sleepers:
+        path = f"/api/v1/executions/{execution_id}/history"
+        while not any(
+            e["type"] == "WaitScheduled" for e in client.simulate_get(path).json["events"]
+        ):
+            assert time.monotonic() < deadline, execution_id
+            time.sleep(0.05)
+    # More executions sleep than there are drivers, and a new one still runs at once.
+    assert create(client, "not-blocked", ADD_THEN_PASS).status_code == 201
+    started = client.simulate_post(
+        "/api/v1/workflows/not-blocked/executions", json={"a": 1, "b": 2}
+    )
+    assert finished(client, started.json["id"], timeout=15)["output"] == {"total": 3}
+    for execution_id in sleepers:
+        stopped = client.simulate_post(f"/api/v1/executions/{execution_id}/stop", json={})
+        assert stopped.json["status"] == "aborted"

@@ -18,6 +18,7 @@ from gateway.services.workflows.machine import (
     on_error,
 )
 from tests.gateway.workflows.driver import run
+from tests.workflow_examples import catch_example, choice_example, parallel_example
 
 
 def failing(times: int, error: str = "HandledError", then=None):
@@ -103,36 +104,15 @@ def test_max_delay_caps_the_backoff():
 
 
 def test_catch_all_fallback_after_retries_run_out():
-    definition = {
-        "StartAt": "HelloWorld",
-        "States": {
-            "HelloWorld": {
-                "Type": "Task",
-                "Resource": "hello",
-                "Retry": [{"ErrorEquals": ["CustomError"], "IntervalSeconds": 1, "MaxAttempts": 2}],
-                "Catch": [
-                    {
-                        "ErrorEquals": ["States.ALL"],
-                        "Next": "fallback",
-                        "ResultPath": "$.error-info",
-                    }
-                ],
-                "End": True,
-            },
-            "fallback": {
-                "Type": "Pass",
-                "Parameters": {
-                    "message": "This is a fallback from any error code",
-                    "error.$": "$.error-info.Error",
-                },
-                "End": True,
-            },
-        },
-    }
     task = failing(10, "CustomError")
-    end = run(definition, {"who": "me"}, {"hello": task})
+    end = run(catch_example("hello"), {"who": "me"}, {"hello": task})
     assert end == Goto(
-        None, {"message": "This is a fallback from any error code", "error": "CustomError"}
+        None,
+        {
+            "who": "me",
+            "error": {"Error": "CustomError", "Cause": "attempt 3"},
+            "fallback": "This is a fallback from any error",
+        },
     )
     assert len(task.calls) == 3  # the first try and two retries
 
@@ -151,58 +131,22 @@ def test_task_failed_matches_function_errors_but_not_timeouts():
 
 
 def test_choice_example():
-    definition = {
-        "StartAt": "ChoiceStateX",
-        "States": {
-            "ChoiceStateX": {
-                "Type": "Choice",
-                "Choices": [
-                    {"Not": {"Variable": "$.type", "StringEquals": "Private"}, "Next": "Public"},
-                    {
-                        "And": [
-                            {"Variable": "$.value", "IsPresent": True},
-                            {"Variable": "$.value", "NumericGreaterThanEquals": 20},
-                            {"Variable": "$.value", "NumericLessThan": 30},
-                        ],
-                        "Next": "ValueInTwenties",
-                    },
-                ],
-                "Default": "DefaultState",
-            },
-            "Public": {"Type": "Pass", "Result": "public", "End": True},
-            "ValueInTwenties": {"Type": "Pass", "Result": "twenties", "End": True},
-            "DefaultState": {"Type": "Fail", "Error": "DefaultStateError", "Cause": "No Matches!"},
-        },
-    }
+    definition = choice_example({"Type": "Pass", "Result": "twenties", "End": True})
     assert run(definition, {"type": "Public"}, {}).output == "public"
+    assert run(definition, {"type": "Private", "value": 0}, {}).output == "zero"
     assert run(definition, {"type": "Private", "value": 25}, {}).output == "twenties"
-    assert run(definition, {"type": "Private"}, {}) == Stop("DefaultStateError", "No Matches!")
+    assert run(definition, {"type": "Private", "value": 5}, {}) == Stop(
+        "DefaultStateError", "No Matches!"
+    )
+    # a missing variable in a comparison is a runtime error, not a quiet Default
+    assert run(definition, {"type": "Private"}, {}).error == "States.Runtime"
 
 
 def test_parallel_collects_branch_outputs_in_order():
-    definition = {
-        "StartAt": "LookupCustomerInfo",
-        "States": {
-            "LookupCustomerInfo": {
-                "Type": "Parallel",
-                "End": True,
-                "Branches": [
-                    {
-                        "StartAt": "LookupAddress",
-                        "States": {
-                            "LookupAddress": {"Type": "Task", "Resource": "address", "End": True}
-                        },
-                    },
-                    {
-                        "StartAt": "LookupPhone",
-                        "States": {
-                            "LookupPhone": {"Type": "Task", "Resource": "phone", "End": True}
-                        },
-                    },
-                ],
-            }
-        },
-    }
+    definition = parallel_example(
+        {"Type": "Task", "Resource": "address", "End": True},
+        {"Type": "Task", "Resource": "phone", "End": True},
+    )
     tasks = {"address": lambda e: {"street": e["id"] + " Main St"}, "phone": lambda e: "555"}
     assert run(definition, {"id": "12"}, tasks).output == [{"street": "12 Main St"}, "555"]
 
