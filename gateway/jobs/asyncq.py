@@ -300,6 +300,7 @@ class AsyncInvocations:
             done = self.invoker.invoke(
                 invocation.function_id, invocation.event.encode(), {}, version=invocation.version,
                 trigger=invocation.trigger, invocation_id=invocation.id, slot=slot,
+                source=invocation.schedule_id,  # a tick's log line names its schedule
             )  # fmt: skip
         except ConcurrencyLimitReached:
             raise

@@ -1,6 +1,7 @@
 """Schedules through real servers: two `nimbus serve` on one SeaweedFS store fire each tick
-exactly once, one of them killed -9 mid-way; a store that ignores create-only writes is
-refused."""
+of a function's and a workflow's schedule exactly once, one of them killed -9 mid-way;
+ticks that fell while no server ran are not replayed; a store that ignores create-only
+writes is refused."""
 
 from __future__ import annotations
 
@@ -25,10 +26,45 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
+def _every_second(api: httpx.Client, name: str, result: bytes = b"1") -> httpx.Response:
+    """Deploy a function `name` answering `result` and give it a rate(1 second) schedule."""
+    body = {"name": name, "runtime": "wasm", "timeout_sec": 2,
+            "artifact_base64": b64(wat(constant_wat(result)))}  # fmt: skip
+    assert api.post("/api/v1/functions?wait=true", json=body).status_code == 201
+    made = api.post(f"/api/v1/functions/{name}/schedules", json={"expression": "rate(1 second)"})
+    assert made.status_code == 201, made.text
+    return made
+
+
+PASS_THROUGH = {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}}
+
+
+def _ticks_between(created_at: str, switched_off_at: str) -> int:
+    """How many ticks of a rate(1 second) schedule fall after its creation (its anchor,
+    whole second) up to its switch-off."""
+    anchor = datetime.fromisoformat(created_at).replace(microsecond=0)
+    return int((datetime.fromisoformat(switched_off_at) - anchor).total_seconds())
+
+
+def _started_executions(api: httpx.Client, workflow: str) -> list[datetime]:
+    """The tick times of a workflow's executions, each one seen through to success."""
+    listed = api.get(f"/api/v1/workflows/{workflow}/executions", params={"limit": 100}).json()
+    assert listed["total"] == len(listed["executions"]) < 100
+    deadline = time.monotonic() + 30
+    starts = []
+    for execution in listed["executions"]:
+        while execution["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            execution = api.get(f"/api/v1/executions/{execution['id']}").json()
+        assert (execution["status"], execution["output"]) == ("succeeded", {"n": 1}), execution
+        starts.append(datetime.fromisoformat(execution["started_at"]))
+    return sorted(starts)
+
+
 def _tick_records(env: dict[str, str], schedule_id: str) -> list[Invocation]:
     """Every invocation record in the store that belongs to the schedule, whatever its id."""
-    store = open_store(env["NIMBUS_STORE"], endpoint_url=env["S3_ENDPOINT_URL"],
-                       region=env["AWS_REGION"])  # fmt: skip
+    store = open_store(env["NIMBUS_STORE"], endpoint_url=env.get("S3_ENDPOINT_URL"),
+                       region=env.get("AWS_REGION"))  # fmt: skip
     records = []
     for key in store.list("invocations/"):
         record = Invocation.model_validate_json(store.get(key).data)
@@ -47,13 +83,14 @@ def test_two_servers_fire_every_tick_once_and_one_killed_midway_costs_none(
         monkeypatch.setenv(name, value)  # this test reads the store too
     first, second = make_server(env).start(), make_server(env).start()
     with first.client() as api:
-        body = {"name": "every-second", "runtime": "wasm", "timeout_sec": 2,
-                "artifact_base64": b64(wat(constant_wat(b'{"tick": true}')))}  # fmt: skip
-        assert api.post("/api/v1/functions?wait=true", json=body).status_code == 201
-        made = api.post("/api/v1/functions/every-second/schedules",
-                        json={"expression": "rate(1 second)"})  # fmt: skip
-        assert made.status_code == 201, made.text
+        made = _every_second(api, "every-second", b'{"tick": true}')
         sid = made.json()["id"]
+        # A workflow's schedule on the same servers: each tick starts one execution.
+        flow = {"name": "every-second", "definition": PASS_THROUGH}
+        assert api.post("/api/v1/workflows", json=flow).status_code == 201
+        flow_made = api.post("/api/v1/workflows/every-second/schedules",
+                             json={"expression": "rate(1 second)", "event": {"n": 1}})  # fmt: skip
+        assert flow_made.status_code == 201, flow_made.text
     time.sleep(RUN_SEC / 2)
     first.kill()  # -9, master and workers: mid-way through the ticks
     killed_at = time.time()
@@ -62,6 +99,9 @@ def test_two_servers_fire_every_tick_once_and_one_killed_midway_costs_none(
         stopped = api.put(f"/api/v1/functions/every-second/schedules/{sid}",
                           json={"enabled": False})  # fmt: skip
         assert stopped.status_code == 200
+        flow_path = f"/api/v1/workflows/every-second/schedules/{flow_made.json()['id']}"
+        flow_stopped = api.put(flow_path, json={"enabled": False})
+        assert flow_stopped.status_code == 200
         time.sleep(2)  # the workers notice within ~1 s
 
         records = _tick_records(env, sid)
@@ -71,6 +111,20 @@ def test_two_servers_fire_every_tick_once_and_one_killed_midway_costs_none(
         assert ticks == [ticks[0] + timedelta(seconds=i) for i in range(len(ticks))]  # no gap
         assert RUN_SEC - 2 <= len(ticks) <= RUN_SEC + 4, (len(ticks), span)
         assert ticks[-1].timestamp() > killed_at + RUN_SEC / 2 - 3  # the survivor kept firing
+        # Exactly the ticks from the schedule's anchor to its switch-off, give or take
+        # one at either edge (the first may fall before a worker loaded the schedule, one
+        # more may fire before the workers saw the switch-off).
+        expected = _ticks_between(made.json()["created_at"], stopped.json()["updated_at"])
+        assert abs(len(ticks) - expected) <= 1, (len(ticks), expected)
+
+        starts = _started_executions(api, "every-second")
+        assert len(starts) == len(set(starts))  # no execution started twice for a tick
+        assert starts == [starts[0] + timedelta(seconds=i) for i in range(len(starts))]
+        expected = _ticks_between(flow_made.json()["created_at"],
+                                  flow_stopped.json()["updated_at"])  # fmt: skip
+        assert abs(len(starts) - expected) <= 1, (len(starts), expected)
+        print(f"\nticks fired {len(ticks)}, executions started {len(starts)}, "
+              f"ticks between creation and switch-off {expected}")  # fmt: skip
 
         # Each tick ran (a run the killed server held is taken over when its lease ends).
         deadline = time.monotonic() + 30
@@ -103,6 +157,71 @@ def test_two_servers_fire_every_tick_once_and_one_killed_midway_costs_none(
     assert p99 < 1.0  # the contract: created_at within 1 s of scheduled_at
 
 
+def test_ticks_missed_while_no_server_ran_are_not_replayed(make_server):
+    server = make_server({"ASYNC_POLL_SEC": "0.2"}).start()
+    with server.client() as api:
+        sid = _every_second(api, "missable").json()["id"]
+        time.sleep(3)  # a few ticks fire
+    server.kill()  # -9: nothing runs the schedule now
+    killed_at = time.time()
+    time.sleep(4)  # four ticks fall while no server runs
+    restarted_at = time.time()
+    again = make_server({"ASYNC_POLL_SEC": "0.2"}, data_dir=server.data_dir).start()
+    ready_at = time.time()
+    time.sleep(3)
+    with again.client() as api:
+        stopped = api.put(f"/api/v1/functions/missable/schedules/{sid}", json={"enabled": False})
+        assert stopped.status_code == 200
+    time.sleep(1.5)  # a tick in flight at the switch-off lands
+
+    records = _tick_records({"NIMBUS_STORE": f"file://{server.data_dir}"}, sid)
+    before = sorted(r.scheduled_at for r in records if r.scheduled_at.timestamp() <= killed_at)
+    after = sorted(
+        (r for r in records if r.scheduled_at.timestamp() > killed_at),
+        key=lambda r: r.scheduled_at,
+    )
+    assert len(before) >= 2 and len(after) >= 2, (before, after)
+    # Nothing that fell while no server ran was fired late: the first tick after the
+    # restart is the first one due once the new server was up, and then each second.
+    first = after[0].scheduled_at.timestamp()
+    assert restarted_at <= first <= ready_at + 2, (killed_at, restarted_at, ready_at, first)
+    ticks = [r.scheduled_at for r in after]
+    assert ticks == [ticks[0] + timedelta(seconds=i) for i in range(len(ticks))]
+    assert all((r.created_at - r.scheduled_at).total_seconds() < 1 for r in after)
+    missed = int(first - before[-1].timestamp()) - 1
+    print(f"\n{missed} ticks missed while no server ran ({first - killed_at:.1f} s down)")
+    assert missed >= 4
+
+    # The function's log says which trigger ran it and which schedule.
+    with again.client() as api:
+        deadline = time.monotonic() + 15
+        while True:
+            entries = api.get("/api/v1/functions/missable/logs",
+                              params={"invocation_id": after[0].id}).json()["entries"]  # fmt: skip
+            ends = [e["line"] for e in entries if e["line"].startswith("END")]
+            if ends or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+    assert ends and "trigger=schedule" in ends[0] and f"source={sid}" in ends[0], entries
+
+
+def test_tick_records_are_deleted_after_the_invocation_retention(make_server):
+    server = make_server({"INVOCATION_RETENTION_HOURS": "0.001",  # 3.6 s
+                          "INVOCATION_SWEEP_INTERVAL_SEC": "0.5"}).start()  # fmt: skip
+    with server.client() as api:
+        sid = _every_second(api, "short-lived").json()["id"]
+        path = f"/api/v1/functions/short-lived/schedules/{sid}"
+        deadline = time.monotonic() + 20
+        while (first := api.get(path).json()["last_invocation_id"]) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        while api.get(f"/api/v1/invocations/{first}").status_code == 200:
+            assert time.monotonic() < deadline, f"{first} was kept past the retention"
+            time.sleep(0.2)
+        latest = api.get(path).json()["last_invocation_id"]
+        assert latest != first and api.get(f"/api/v1/invocations/{latest}").status_code == 200
+
+
 @pytest.mark.s3
 def test_a_store_that_ignores_create_only_writes_runs_no_schedules(
     store_ignoring_create_only, make_server
@@ -118,12 +237,7 @@ def test_a_store_that_ignores_create_only_writes_runs_no_schedules(
     assert "If-None-Match" in ready.json()["schedules"]
     assert "schedules refused" in server.log_path.read_text()
     with server.client() as api:
-        body = {"name": "never-ticked", "runtime": "wasm",
-                "artifact_base64": b64(wat(constant_wat(b"1")))}  # fmt: skip
-        assert api.post("/api/v1/functions?wait=true", json=body).status_code == 201
-        made = api.post("/api/v1/functions/never-ticked/schedules",
-                        json={"expression": "rate(1 second)"})  # fmt: skip
-        assert made.status_code == 201  # kept, to run once the store is fixed
+        made = _every_second(api, "never-ticked")  # kept, to run once the store is fixed
         time.sleep(2.5)
         view = api.get(f"/api/v1/functions/never-ticked/schedules/{made.json()['id']}").json()
         assert view["last_run_at"] is None
