@@ -10,7 +10,7 @@ from pathlib import Path
 
 import compiler
 from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
-from store import Store, errors, open_store, probe_conditional_writes
+from store import Store, open_store
 from store.alerts import AlertRepo
 from store.canaries import CanaryRepo
 from store.functions import FunctionRepo, blob_key
@@ -45,6 +45,7 @@ from .services.versions import VersionService
 from .services.webhooks import WebhookDirectory
 from .services.workflows.service import WorkflowService
 from .settings import Settings
+from .store_check import STORE_REFUSAL
 from .telemetry.flusher import OutcomeFlusher
 from .telemetry.invocations import InvocationLister
 from .telemetry.logs import InvocationLogs, LogReader
@@ -57,30 +58,6 @@ from .telemetry.window_stats import WindowStatsService
 from .telemetry.windows import WindowBook
 
 log = logging.getLogger("nimbus")
-
-STORE_REFUSAL = (
-    "the store ignores conditional writes (a second If-None-Match: * PUT of one key, or an "
-    "If-Match PUT with a stale etag, was accepted): leases and one firing per schedule tick "
-    "cannot be kept on it. Use a store that enforces them (MinIO, SeaweedFS, Garage, Ceph "
-    "RGW, AWS S3), or set STORE_WITHOUT_CONDITIONAL_WRITES=degrade to run without schedules"
-)
-
-
-def store_refused(settings: Settings) -> bool:
-    """Whether `nimbus serve` must not start: the store answers and ignores conditional
-    writes, and the settings do not say to degrade. A store that does not answer yet is
-    not refused here: each worker's schedule ticker probes it once it answers."""
-    if settings.uses_local_store or settings.store_without_conditional_writes == "degrade":
-        return False  # the local store enforces them (tests/store/test_leases.py)
-    store = open_store(
-        settings.nimbus_store, endpoint_url=settings.s3_endpoint_url, region=settings.aws_region
-    )
-    try:
-        return not probe_conditional_writes(store)
-    except errors.NimbusError as exc:
-        log.warning("the store does not answer yet (%s); its conditional writes are "
-                    "checked once it does", exc.message)  # fmt: skip
-        return False
 
 
 @dataclass
