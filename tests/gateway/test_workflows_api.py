@@ -15,7 +15,7 @@ from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
 from tests.gateway.conftest import KEY
-from tests.workflow_examples import FUNCTIONS, nap_task
+from tests.workflow_examples import FUNCTIONS, nap_task, parallel_example
 
 
 @pytest.fixture(scope="module")
@@ -414,3 +414,75 @@ def test_waiting_executions_hold_no_driver(client, platform):
     for execution_id in sleepers:
         stopped = client.simulate_post(f"/api/v1/executions/{execution_id}/stop", json={})
         assert stopped.json["status"] == "aborted"
+    listed = client.simulate_get(
+        "/api/v1/workflows/sleepers/executions", params={"status": "aborted", "limit": 5}
+    ).json
+    assert listed["total"] == len(sleepers) and len(listed["executions"]) == 5
+    assert {e["status"] for e in listed["executions"]} == {"aborted"}
+    bad = client.simulate_get("/api/v1/workflows/sleepers/executions", params={"status": "done"})
+    assert bad.status_code == 422 and bad.json["error"]["details"][0]["field"] == "status"
+
+
+def test_a_parallel_state_retries_and_catches_a_failed_branch(client):
+    definition = parallel_example(
+        {"Type": "Task", "Resource": "add", "End": True},
+        {"Type": "Task", "Resource": "boom", "End": True},
+    )
+    lookup = definition["States"]["LookupCustomerInfo"]
+    lookup["Retry"] = [{"ErrorEquals": ["ValueError"], "IntervalSeconds": 1, "MaxAttempts": 1}]
+    lookup["Catch"] = [{"ErrorEquals": ["States.ALL"], "Next": "Fallback", "ResultPath": "$.error"}]
+    lookup.pop("End")
+    lookup["Next"] = "Fallback"  # the Catch's target is also reachable on success
+    definition["States"]["Fallback"] = {"Type": "Pass", "End": True}
+    assert create(client, "parallel-caught", definition).status_code == 201
+    started = client.simulate_post(
+        "/api/v1/workflows/parallel-caught/executions", json={"a": 1, "b": 2}
+    ).json
+    done = finished(client, started["id"])
+    assert done["status"] == "succeeded"
+    assert done["output"] == {
+        "a": 1,
+        "b": 2,
+        "error": {"Error": "ValueError", "Cause": "bad input"},
+    }
+    events = client.simulate_get(f"/api/v1/executions/{started['id']}/history").json["events"]
+    boom_runs = [e for e in events if e["type"] == "TaskFailed" and e["state"] == "LookupPhone"]
+    assert len(boom_runs) == 2  # the first run and one retry of the whole Parallel state
+    assert [e["type"] for e in events if e["type"].startswith("Retry")] == ["RetryScheduled"]
+
+
+def test_a_map_state_catches_a_failed_item(client):
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "StartAt": "Check",
+                    "States": {
+                        "Check": {
+                            "Type": "Choice",
+                            "Choices": [{"Variable": "$", "NumericGreaterThan": 2, "Next": "Bad"}],
+                            "Default": "Good",
+                        },
+                        "Good": {"Type": "Succeed"},
+                        "Bad": {"Type": "Fail", "Error": "TooBig", "Cause": "an item over 2"},
+                    },
+                },
+                "Catch": [{"ErrorEquals": ["TooBig"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    assert create(client, "map-caught", definition).status_code == 201
+    for items, output in (
+        ([1, 2], [1, 2]),
+        ([1, 3], {"Error": "TooBig", "Cause": "an item over 2"}),
+    ):
+        started = client.simulate_post(
+            "/api/v1/workflows/map-caught/executions", json={"items": items}
+        ).json
+        done = finished(client, started["id"])
+        assert (done["status"], done["output"]) == ("succeeded", output)
