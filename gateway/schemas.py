@@ -294,6 +294,34 @@ class InvocationView(BaseModel):
         )
 
 
+class InvocationAccepted(BaseModel):
+    """202 of an async invoke (or a webhook called with `X-Nimbus-Invocation-Type: Event`)."""
+
+    invocation_id: str = Field(description="poll GET /api/v1/invocations/{invocation_id}")
+    status: InvocationStatus
+
+
+class CodeFiles(BaseModel):
+    """`GET …/code` of a version sent as `files` (or Python/JavaScript `code`)."""
+
+    version: int
+    runtime: str
+    handler: str | None
+    files: dict[str, str] = Field(description="path → text")
+
+
+class HealthView(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyView(BaseModel):
+    status: Literal["ready", "degraded", "unavailable"]
+    store: Literal["unreachable", "no_conditional_writes"] | None = Field(
+        None, description="why the server is not ready (503)"
+    )
+    schedules: str | None = Field(None, description="degraded: schedules refused, and why")
+
+
 class InvocationListItem(BaseModel):
     id: str
     version: int

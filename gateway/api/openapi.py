@@ -74,10 +74,33 @@ _VERSION = {"name": "version", "in": "path", "required": True,
             "schema": {"type": "integer", "minimum": 1}}  # fmt: skip
 
 
-_METRICS = {"get": {"summary": "Prometheus metrics of every worker", "security": [],
+_METRICS = {"get": {"summary": "Prometheus metrics of every worker (no key; with METRICS_TOKEN "
+                               "set, `Authorization: Bearer <METRICS_TOKEN>`)", "security": [],
                     "responses": {"200": {"description": "Prometheus text format",
                                           "content": {"text/plain": {"schema": {
-                                              "type": "string"}}}}}}}  # fmt: skip
+                                              "type": "string"}}}},
+                                  "401": {"description": "METRICS_TOKEN is set and not given",
+                                          "content": _json("ErrorResponse")}}}}  # fmt: skip
+
+
+_HEALTH = {
+    "get": {
+        "summary": "liveness: the process answers",
+        "security": [],
+        "responses": {"200": {"description": "alive", "content": _json("HealthView")}},
+    }
+}
+
+
+def _code_op() -> dict:
+    op = _op("source or artifact of a version (X-Nimbus-Version names it)", ("200", None),
+             params=[_query("version", "integer")])  # fmt: skip
+    op["responses"]["200"]["content"] = {
+        "application/json": {"schema": _ref("CodeFiles")},
+        "application/wasm": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    }
+    return op
 
 
 _WINDOW = [
@@ -184,6 +207,7 @@ def _operations(version: str) -> dict:
         schemas.AliasBody, schemas.AliasView, schemas.AliasList, schemas.CanaryBody,
         schemas.AlertCreate, schemas.AlertUpdate, schemas.AlertView, schemas.AlertList,
         schemas.AlertHistory, schemas.AlertTestResult,
+        schemas.InvocationAccepted, schemas.CodeFiles, schemas.HealthView, schemas.ReadyView,
     ]  # fmt: skip
     _, defs = models_json_schema(
         [(m, "validation" if m.__name__ in _REQUEST_BODIES else "serialization") for m in models],
@@ -214,9 +238,7 @@ def _operations(version: str) -> dict:
                            params=[_query("wait", "boolean")]),
                 "delete": _op("delete a function", ("204", None)),
             },
-            fn + "/code": {"parameters": [_REF], "get": _op(
-                "source or artifact of a version", ("200", None),
-                params=[_query("version", "integer")])},
+            fn + "/code": {"parameters": [_REF], "get": _code_op()},
             fn + "/build": {"parameters": [_REF], "get": _op(
                 "build status and log", ("200", "BuildView"),
                 params=[_query("version", "integer")])},
@@ -299,11 +321,14 @@ def _operations(version: str) -> dict:
             **_workflow_paths(),
             **_alert_paths(),
             **_invoke_paths(),
-            "/health": {"get": {"summary": "liveness", "security": [],
-                                "responses": {"200": {"description": "alive"}}}},
+            "/health": _HEALTH,
             "/ready": {"get": {"summary": "readiness (the store answers)", "security": [],
-                               "responses": {"200": {"description": "ready"},
-                                             "503": {"description": "store unavailable"}}}},
+                               "responses": {
+                                   "200": {"description": "ready (or degraded: no schedules)",
+                                           "content": _json("ReadyView")},
+                                   "503": {"description": "the store does not answer, or "
+                                                          "ignores conditional writes",
+                                           "content": _json("ReadyView")}}}},
         },
     }  # fmt: skip
 
@@ -443,8 +468,15 @@ def _webhook_item() -> dict:
         "requestBody": {"required": False, "content": {"*/*": {"schema": {}}}},
         "parameters": _INVOKE_HEADERS[1:],
         "responses": {
-            "200": {"description": "the function's response"},
-            "202": {"description": "accepted (X-Nimbus-Invocation-Type: Event)"},
+            "200": {
+                "description": "the function's response: a {statusCode, headers, body} "
+                "result shapes it, any other result is JSON",
+                "content": {"*/*": {"schema": {}}},
+            },
+            "202": {
+                "description": "accepted (X-Nimbus-Invocation-Type: Event)",
+                "content": _json("InvocationAccepted"),
+            },
             "502": {"description": "the function failed", "content": _json("ErrorResponse")},
             "504": {"description": "timeout", "content": _json("ErrorResponse")},
             **_PUBLIC_ERRORS,
@@ -458,15 +490,7 @@ def _invoke_paths() -> dict:
     async_op = _op("invoke asynchronously: durable before the 202; the version is fixed now",
                    ("202", None), params=_TARGET_QUERY)  # fmt: skip
     async_op["requestBody"] = _ANY_JSON
-    async_op["responses"]["202"]["content"] = {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["invocation_id", "status"],
-                "properties": {"invocation_id": {"type": "string"}, "status": {"type": "string"}},
-            }
-        }
-    }
+    async_op["responses"]["202"]["content"] = _json("InvocationAccepted")
     key_id = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         fn + "/invoke": {"parameters": [_TARGET], "post": _invoke_op()},
@@ -493,17 +517,24 @@ def _invoke_paths() -> dict:
         "/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {
                 "schema": {"type": "object"}}}}}}},
-        "/api/health": {"get": {"summary": "liveness (alias of /health)", "security": [],
-                                "responses": {"200": {"description": "alive"}}}},
+        "/api/health": _HEALTH,
         "/webhook/{key}": _webhook_item(),
         "/webhook/{key}/{path}": _webhook_item(),
         "/": {"get": {"summary": "the web console's HTML shell (strict CSP)", "security": [],
-                      "responses": {"200": {"description": "HTML"},
-                                    "503": {"description": "the console is not built"}}}},
+                      "responses": {"200": {"description": "HTML", "content": {
+                                        "text/html": {"schema": {"type": "string"}}}},
+                                    "503": {"description": "the console is not built",
+                                            "content": {"text/plain": {"schema": {
+                                                "type": "string"}}}}}}},
         "/assets/{name}": {"parameters": [{"name": "name", "in": "path", "required": True,
                                            "schema": {"type": "string"}}],
                            "get": {"summary": "a console asset (hashed name, long cache)",
                                    "security": [],
-                                   "responses": {"200": {"description": "JS or CSS"},
-                                                 "404": {"description": "no such asset"}}}},
+                                   "responses": {"200": {"description": "JS or CSS",
+                                                         "content": {"text/javascript": {
+                                                             "schema": {"type": "string"}},
+                                                             "text/css": {"schema": {
+                                                                 "type": "string"}}}},
+                                                 "404": {"description": "no such asset",
+                                                         "content": _json("ErrorResponse")}}}},
     }  # fmt: skip

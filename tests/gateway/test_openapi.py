@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jsonschema
 from openapi_spec_validator import validate
 
 from gateway.api.app import create_app
@@ -57,3 +58,25 @@ def test_path_parameters_come_from_the_route_templates(client):
     headers = {p["name"] for p in invoke["parameters"] if p["in"] == "header"}
     assert {"X-Nimbus-Log-Type", "X-Nimbus-Context"} <= headers
     assert "X-Nimbus-Log-Tail" in invoke["responses"]["200"]["headers"]
+
+
+def test_every_answer_with_a_body_has_a_schema(client):
+    """Each 2xx but 204 says what it sends (a media type and a schema), as do the errors."""
+    missing = []
+    for path, item in _document(client)["paths"].items():
+        for method, op in item.items():
+            if method in ("parameters", "head"):
+                continue
+            for status, response in op["responses"].items():
+                if status == "204":
+                    continue
+                content = response.get("content") or {}
+                if not content or any("schema" not in media for media in content.values()):
+                    missing.append(f"{method.upper()} {path} {status}")
+    assert missing == []
+
+
+def test_the_documented_health_and_ready_bodies_are_what_they_send(client):
+    schemas = _document(client)["components"]["schemas"]
+    jsonschema.validate(client.simulate_get("/ready").json, schemas["ReadyView"])
+    jsonschema.validate(client.simulate_get("/health").json, schemas["HealthView"])
