@@ -6,7 +6,7 @@ Runs a chain of Pass states and a chain of Task states (a Python `add`) on
 an in-process platform, on the local store and on SeaweedFS over real HTTP,
 and counts the store calls made by the runner's driver threads (the Task
 invocations' own reads go through the invoke path's caches and are counted
-apart). Prints a Markdown table; docs/decisions/0011 quotes a run.
+apart). Prints a Markdown table; docs/decisions/0010 quotes a run.
 """
 
 from __future__ import annotations

@@ -486,3 +486,37 @@ def test_a_map_state_catches_a_failed_item(client):
         ).json
         done = finished(client, started["id"])
         assert (done["status"], done["output"]) == ("succeeded", output)
+
+
+def test_task_resources_run_the_version_or_alias_they_name(client):
+    first = "def main(event):\n    return 'v1'\n"
+    made = client.simulate_post(
+        "/api/v1/functions?wait=true",
+        json={"name": "versioned", "runtime": "python", "code": first},
+    )
+    assert made.json["status"] == "active", made.json
+    second = {"code": first.replace("v1", "v2")}
+    assert (
+        client.simulate_put("/api/v1/functions/versioned?wait=true", json=second).json[
+            "latest_version"
+        ]
+        == 2
+    )
+    alias = client.simulate_post(
+        "/api/v1/functions/versioned/aliases", json={"name": "stable", "version": 1}
+    )
+    assert alias.status_code == 201, alias.json
+    states = {
+        "Latest": {"Type": "Task", "Resource": "versioned", "ResultPath": "$.latest",
+                   "Next": "One"},
+        "One": {"Type": "Task", "Resource": "versioned:1", "ResultPath": "$.one",
+                "Next": "Stable"},
+        "Stable": {"Type": "Task", "Resource": "versioned:stable", "ResultPath": "$.stable",
+                   "End": True},
+    }  # fmt: skip
+    assert (
+        create(client, "pinned-tasks", {"StartAt": "Latest", "States": states}).status_code == 201
+    )
+    started = client.simulate_post("/api/v1/workflows/pinned-tasks/executions", json={}).json
+    done = finished(client, started["id"])
+    assert done["output"] == {"latest": "v2", "one": "v1", "stable": "v1"}
