@@ -96,3 +96,13 @@ export function useInterval(fn, ms, deps = []) {
     return () => clearInterval(id);
   }, [ms, ...deps]);
 }
+
+/** `value`, once it has stayed the same for `ms` (what a search box filters by). */
+export function useDebounced(value, ms = 250) {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const id = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(id);
+  }, [value, ms]);
+  return settled;
+}

@@ -94,7 +94,7 @@ function EnvVars({ form, set }) {
         </div>
       ))}
       <button type="button" onClick={() => set({ env: [...form.env, { name: "", value: "", kept: false }], envTouched: true })}>Add variable</button>
-      <small class="hint">Values are never shown again once saved. Changing any variable re-sends them all, so re-enter kept values then.</small>
+      <small class="hint">Saved values are never shown again; leave one empty to keep it, type to replace it.</small>
     </fieldset>
   );
 }
@@ -117,9 +117,8 @@ function requestBody(form, original, creating) {
   num("memory_mb");
   num("timeout_sec");
   if (form.envTouched || (creating && form.env.length)) {
-    const missing = form.env.filter((r) => r.kept && !r.value).map((r) => r.name);
-    if (missing.length) throw new Error(`re-enter the value of ${missing.join(", ")}: the API never returns saved values`);
-    body.env_vars = Object.fromEntries(form.env.filter((r) => r.name.trim()).map((r) => [r.name.trim(), r.value]));
+    // A kept variable goes back masked: the API keeps its saved value (it never returns it).
+    body.env_vars = Object.fromEntries(form.env.filter((r) => r.name.trim()).map((r) => [r.name.trim(), r.kept && !r.value ? MASK : r.value]));
   }
   const tags = form.tags.split(",").map((t) => t.trim()).filter(Boolean);
   if (creating ? tags.length : form.tags !== original.tags) body.tags = tags;

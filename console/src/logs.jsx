@@ -1,30 +1,37 @@
 // A function's logs: search by invocation id and time, auto-refresh.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, fn } from "./api.js";
-import { Notice, useInterval } from "./components.jsx";
+import { Notice, useDebounced, useInterval } from "./components.jsx";
 import { errorText } from "./util.js";
 
 const RANGES = [["", "any time"], ["300", "last 5 min"], ["3600", "last hour"], ["86400", "last day"]];
 
 export function LogsPanel({ record }) {
+  // The boxes hold what the user types (an auto-refresh never rewrites them); the invocation
+  // id is searched a moment after the last key.
   const [query, setQuery] = useState({ invocation_id: "", range: "", text: "" });
+  const invocationId = useDebounced(query.invocation_id.trim());
   const [entries, setEntries] = useState(null);
   const [error, setError] = useState(null);
   const [live, setLive] = useState(true);
+  const latest = useRef(0);
   const load = () => {
+    const mine = ++latest.current;  // a late answer to an older search must not show
     const since = query.range ? Math.floor(Date.now() / 1000 - Number(query.range)) : undefined;
-    api.get(`${fn(record.id)}/logs`, { limit: 500, since, invocation_id: query.invocation_id.trim() })
-      .then((d) => { setEntries(d.entries); setError(null); }, setError);
+    api.get(`${fn(record.id)}/logs`, { limit: 500, since, invocation_id: invocationId }).then(
+      (d) => { if (mine === latest.current) { setEntries(d.entries); setError(null); } },
+      (e) => mine === latest.current && setError(e),
+    );
   };
-  useEffect(load, [record.id, query.invocation_id, query.range]);
-  useInterval(load, live ? 3000 : 0, [query.invocation_id, query.range]);
+  useEffect(load, [record.id, invocationId, query.range]);
+  useInterval(load, live ? 3000 : 0, [invocationId, query.range]);
   const text = query.text.toLowerCase();
   const shown = (entries || []).filter((e) => !text || e.line.toLowerCase().includes(text));
   return (
     <div class="logs-panel">
       <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <input type="search" aria-label="invocation id" placeholder="invocation id" value={query.invocation_id}
-          onChange={(e) => setQuery({ ...query, invocation_id: e.currentTarget.value })} />
+          onInput={(e) => setQuery({ ...query, invocation_id: e.currentTarget.value })} />
         <select aria-label="time range" value={query.range} onChange={(e) => setQuery({ ...query, range: e.currentTarget.value })}>
           {RANGES.map(([v, t]) => <option value={v}>{t}</option>)}
         </select>
@@ -38,7 +45,7 @@ export function LogsPanel({ record }) {
         <thead><tr><th>Time</th><th>Invocation</th><th>Stream</th><th>Line</th></tr></thead>
         <tbody>
           {shown.map((e) => (
-            <tr class={`stream-${e.stream}`}>
+            <tr class={`stream-${e.stream}`} data-invocation={e.invocation_id}>
               <td class="nowrap">{new Date(e.ts).toLocaleTimeString()}</td>
               <td><button class="link mono" title="only this invocation" onClick={() => setQuery({ ...query, invocation_id: e.invocation_id })}>{e.invocation_id.slice(-10)}</button></td>
               <td>{e.stream}</td>

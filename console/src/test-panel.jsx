@@ -78,11 +78,11 @@ function AsyncResult({ id }) {
     return () => { gone = true; clearTimeout(timer); };
   }, [id]);
   return (
-    <section class="result card" aria-label="async invocation">
+    <section class="result card" aria-label="async invocation" data-status={inv ? inv.status : "pending"}>
       <div class="row"><strong>Async invocation</strong> <code>{id}</code> {inv && <Badge status={inv.status} />}
         {inv && <span class="muted">attempts {inv.attempts} · {fmtMs(inv.duration_ms)} · version {inv.version}</span>}</div>
       <Notice>{error && errorText(error)}</Notice>
-      {inv && FINAL.has(inv.status) && <pre class="output">{pretty(inv.error || inv.result)}</pre>}
+      {inv && FINAL.has(inv.status) && <pre class="output" aria-label="async result">{pretty(inv.error || inv.result)}</pre>}
     </section>
   );
 }
@@ -90,7 +90,9 @@ function AsyncResult({ id }) {
 export function TestPanel({ record }) {
   const key = `event.${record.name}`;
   const savedKey = `events.${record.name}`;
-  const [event, setEvent] = useState(() => remember.get(key, "{}"));
+  const [event, setEventState] = useState(() => remember.get(key, "{}"));
+  // Kept at once, not in an effect: a tab closed right after a keystroke keeps it too.
+  const setEvent = (text) => { remember.set(key, text); setEventState(text); };
   const [saved, setSaved] = useState(() => remember.get(savedKey, []));
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState(null);
@@ -101,7 +103,6 @@ export function TestPanel({ record }) {
   const [files, setFiles] = useState([]);
   const run = useRef(null);
 
-  useEffect(() => { remember.set(key, event); }, [event]);
   useEffect(() => {
     if (!runtimeInfo(record.runtime).source) return;
     api.get(`${fn(record.id)}/code`).then((d) => d && d.files && setFiles(Object.keys(d.files)), () => {});

@@ -44,6 +44,22 @@ def _invalid(field: str, message: str) -> errors.Invalid:
     return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
+MASKED = "****"  # how a record shows each env var's value
+
+
+def _keep_masked(new: dict[str, str], saved: dict[str, str]) -> dict[str, str]:
+    """A variable sent back with its masked value keeps the saved one, so a client edits one
+    variable without knowing the others (the API never returns them)."""
+    unknown = [name for name, value in new.items() if value == MASKED and name not in saved]
+    if unknown:
+        message = f"{MASKED} keeps a saved value, and there is none to keep"
+        raise errors.Invalid(
+            f"env_vars: {message}: {', '.join(unknown)}",
+            details=[{"field": f"env_vars.{name}", "message": message} for name in unknown],
+        )
+    return {name: saved[name] if value == MASKED else value for name, value in new.items()}
+
+
 class FunctionService:
     def __init__(
         self,
@@ -85,7 +101,7 @@ class FunctionService:
             timeout_sec=fn.timeout_sec,
             reuse=fn.reuse,
             max_concurrency=fn.max_concurrency,
-            env_vars={name: "****" for name in fn.env_var_names},
+            env_vars={name: MASKED for name in fn.env_var_names},
             tags=fn.tags,
             description=fn.description,
             created_at=fn.created_at,
@@ -281,7 +297,9 @@ class FunctionService:
         for field in ("handler", "requirements", "memory_mb", "timeout_sec", "env_vars", "reuse"):
             value = getattr(body, field)
             if value is not None:
-                base[field] = self.env.seal(value) if field == "env_vars" else value
+                if field == "env_vars":
+                    value = self.env.seal(_keep_masked(value, base.get("env_vars") or {}))
+                base[field] = value
         for field in ("form", "target"):
             if field in body.model_fields_set:
                 base[field] = getattr(body, field)

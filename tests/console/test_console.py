@@ -489,3 +489,171 @@ def test_the_first_load_is_the_shell_alone_and_pages_come_when_opened(console, c
     page.get_by_role("link", name="New function").first.click()
     expect(page.locator(".editor[data-ready='yes']").first).to_be_visible()
     assert any(n.startswith("codemirror-") for n, _ in scripts)  # fetched when first needed
+
+
+def _deploy_echo(api, **extra) -> str:
+    name = _name("echo")
+    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT)), **extra}
+    resp = api.post("/api/v1/functions?wait=true", json=body)
+    assert resp.status_code == 201 and resp.json()["status"] == "active", resp.text
+    return name
+
+
+def test_saved_test_events_async_invoke_and_logs_by_invocation_id(signed_in, api):
+    name, page = _deploy_echo(api), signed_in.page
+    signed_in.open(f"#/functions/{name}/test")
+    editor = page.locator(".test-panel .editor[data-ready='yes'] .cm-content")
+    _replace_editor_text(page, editor, '{"order": 41}')
+    page.once("dialog", lambda d: d.accept("order 41"))
+    page.get_by_role("button", name="Save event").click()
+    expect(page.get_by_label("saved events").locator("option", has_text="order 41")).to_have_count(
+        1
+    )
+    # Async: the invocation is followed until it ends, with its result.
+    page.get_by_role("button", name="Invoke async").click()
+    invocation = page.get_by_label("async invocation")
+    expect(invocation).to_have_attribute("data-status", "succeeded")
+    expect(invocation.get_by_label("async result")).to_contain_text('"order": 41')
+    # The event is remembered for this function, the saved one too, across a reload.
+    _replace_editor_text(page, editor, '{"order": 42}')
+    page.reload()
+    expect(editor).to_have_text('{"order": 42}')
+    page.get_by_label("saved events").select_option("order 41")
+    expect(editor).to_have_text('{"order": 41}')
+    signed_in.shot("20-test-async")
+
+    # Logs: two more calls, then only the second one's lines by its invocation id.
+    ids = []
+    for n in (1, 2):
+        resp = api.post(f"/api/v1/functions/{name}/invoke", json={"call": n})
+        ids.append(resp.headers["X-Nimbus-Invocation-Id"])
+    page.get_by_role("tab", name="Logs").click()
+    rows = page.get_by_label("log entries").locator("tr[data-invocation]")
+    expect(rows.filter(has_text='"call":1')).not_to_have_count(0)
+    page.get_by_label("invocation id").press_sequentially(ids[1], delay=5)  # live refresh on
+    expect(rows.filter(has_text='"call":2')).not_to_have_count(0)
+    expect(rows.filter(has_text='"call":1')).to_have_count(0)
+    assert set(rows.evaluate_all("rs => rs.map(r => r.dataset.invocation)")) == {ids[1]}
+    expect(page.get_by_label("invocation id")).to_have_value(ids[1])
+    signed_in.shot("21-logs-by-invocation")
+
+
+def test_edit_memory_timeout_tags_and_env_then_webhook_copy_and_rotate(signed_in, api):
+    name, page = _deploy_echo(api, env_vars={"TOKEN": "abc"}), signed_in.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    signed_in.open(f"#/functions/{name}/code")
+    form = page.get_by_role("form", name=f"edit {name}")
+    token = form.get_by_label("value of TOKEN")
+    expect(token).to_have_attribute("type", "password")
+    expect(token).to_have_value("")  # never sent back by the API
+    expect(token).to_have_attribute("placeholder", re.compile(r"\*\*\*\* \(unchanged\)"))
+    form.get_by_label("memory in MB").fill("64")
+    form.get_by_label("timeout in seconds").fill("2")
+    form.get_by_label("tags", exact=True).fill("blue, green")
+    form.get_by_role("button", name="Add variable").click()
+    form.get_by_label("variable name").last.fill("MODE")
+    form.get_by_label("value of MODE").fill("fast")
+    form.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.locator("section.build")).to_have_attribute("data-build-status", "ready")
+    record = api.get(f"/api/v1/functions/{name}").json()
+    assert (record["memory_mb"], record["timeout_sec"], record["tags"]) == (
+        64,
+        2,
+        ["blue", "green"],
+    )
+    assert record["env_vars"] == {"TOKEN": "****", "MODE": "****"}
+    signed_in.shot("22-edit-settings")
+
+    page.get_by_role("tab", name="Settings").click()
+    url = page.get_by_label("webhook URL")
+    expect(url).to_have_text(record["webhook_url"])
+    expect(page.get_by_label("curl snippet")).to_contain_text(f"/api/v1/functions/{name}/invoke")
+    expect(page.get_by_label("CLI snippet")).to_contain_text(f"nimbus invoke {name}")
+    page.get_by_role("button", name="Copy").first.click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == record["webhook_url"]
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Rotate").click()
+    expect(url).not_to_have_text(record["webhook_url"])
+    rotated = api.get(f"/api/v1/functions/{name}").json()["webhook_url"]
+    expect(url).to_have_text(rotated)
+    old_path = "/webhook/" + record["webhook_url"].rsplit("/", 1)[1]
+    new_path = "/webhook/" + rotated.rsplit("/", 1)[1]
+    assert api.post(old_path, json={}).status_code == 404
+    assert api.post(new_path, json={}).status_code == 200
+    signed_in.shot("23-settings-webhook")
+
+
+def test_runtime_and_status_filters_then_bulk_online_and_delete(signed_in, api):
+    tag = f"t{uuid.uuid4().hex[:6]}"
+    made = sorted(_deploy_wasm(api, _name("bulk"), tags=[tag])["name"] for _ in range(3))
+    assert api.put(f"/api/v1/functions/{made[0]}", json={"status": "offline"}).status_code == 200
+    page = signed_in.page
+    rows = page.locator("tbody tr[data-name]")
+    page.get_by_label("tags (all must match)").fill(tag)
+    expect(rows).to_have_count(3)
+    page.get_by_label("runtime").select_option("python")
+    expect(page.get_by_text("No functions match.")).to_be_visible()
+    page.get_by_label("runtime").select_option("wasm")
+    page.get_by_label("status").select_option("offline")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-name", made[0])
+    # Online again, by the bulk bar: one success, named.
+    page.get_by_label(f"select {made[0]}").check()
+    page.get_by_role("toolbar", name="bulk actions").get_by_role(
+        "button", name="Set online"
+    ).click()
+    outcome = page.get_by_label("bulk result")
+    expect(outcome).to_contain_text("1 succeeded, 0 failed")
+    expect(outcome).to_contain_text(f"✓ {made[0]}")
+    assert api.get(f"/api/v1/functions/{made[0]}").json()["status"] == "active"
+    # Delete two (after the browser's confirm): gone here and from the API.
+    page.get_by_label("status").select_option("")
+    expect(rows).to_have_count(3)
+    for name in made[:2]:
+        page.get_by_label(f"select {name}").check()
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("toolbar", name="bulk actions").get_by_role("button", name="Delete").click()
+    expect(outcome).to_contain_text("2 succeeded, 0 failed")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-name", made[2])
+    assert [api.get(f"/api/v1/functions/{n}").status_code for n in made] == [404, 404, 200]
+    signed_in.shot("24-bulk-delete")
+
+
+def test_drag_and_drop_a_wasm_module_shows_the_upload_progress(signed_in, api):
+    page, name = signed_in.page, _name("dropped")
+    page.get_by_role("link", name="New function").first.click()
+    page.get_by_label("function name").fill(name)
+    page.get_by_label("runtime").select_option("wasm")
+    data = list(hello_module())
+    transfer = page.evaluate_handle(
+        """(bytes) => {
+            const dt = new DataTransfer();
+            const type = {type: "application/wasm"};
+            dt.items.add(new File([new Uint8Array(bytes)], "dropped.wasm", type));
+            return dt;
+        }""",
+        data,
+    )
+    zone = page.get_by_test_id("dropzone")
+    zone.dispatch_event("dragover", {"dataTransfer": transfer})
+    expect(zone).to_have_class(re.compile(r"\bover\b"))
+    zone.dispatch_event("drop", {"dataTransfer": transfer})
+    expect(zone).to_contain_text(f"dropped.wasm — {len(data)} B")
+    # Every percentage the bar shows, recorded as it changes (the page moves on to the build
+    # as soon as the upload is answered).
+    zone.evaluate(
+        """(zone) => {
+            window.shownProgress = [];
+            new MutationObserver(() => {
+                const bar = zone.querySelector("progress");
+                if (bar) window.shownProgress.push(Math.round(bar.value * 100));
+            }).observe(zone, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    page.get_by_role("button", name="Create and deploy").click()
+    expect(page.locator("section.build")).to_have_attribute("data-build-status", "ready")
+    shown = page.evaluate("window.shownProgress")
+    assert shown and shown[-1] == 100 and shown == sorted(shown), shown
+    assert api.get(f"/api/v1/functions/{name}").json()["code_size"] == len(data)

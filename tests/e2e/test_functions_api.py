@@ -412,3 +412,24 @@ def test_a_large_body_without_an_artifact_is_refused_before_it_is_parsed(api):
     body = b'{"name": "big", "runtime": "python", "code": "' + b"x" * (3 << 20)
     resp = api.post("/api/v1/functions", content=body, headers={"Content-Type": "application/json"})
     assert_error(resp, 413, "too_large")
+
+
+ENV_CODE = "import os\n\n\ndef main(event):\n    return {k: os.environ.get(k) for k in 'ABC'}\n"
+
+
+def test_a_masked_env_value_sent_back_keeps_the_saved_one(api, name):
+    body = {"name": name, "runtime": "python", "code": ENV_CODE, "env_vars": {"A": "1", "B": "2"}}
+    assert api.post("/api/v1/functions?wait=true", json=body).json()["status"] == "active"
+    # What the console sends after editing B and adding C: A as the record showed it.
+    resp = api.put(f"/api/v1/functions/{name}?wait=true",
+                   json={"env_vars": {"A": "****", "B": "two", "C": "3"}})  # fmt: skip
+    assert resp.status_code == 200 and resp.json()["active_version"] == 2, resp.text
+    assert resp.json()["env_vars"] == {"A": "****", "B": "****", "C": "****"}
+    assert api.post(f"/api/v1/functions/{name}/invoke", json={}).json() == {
+        "A": "1", "B": "two", "C": "3"
+    }  # fmt: skip
+    # A mask with nothing saved behind it is refused, field by field; nothing changes.
+    resp = api.put(f"/api/v1/functions/{name}", json={"env_vars": {"D": "****"}})
+    details = assert_error(resp, 422, "validation_error")["details"]
+    assert [d["field"] for d in details] == ["env_vars.D"]
+    assert api.get(f"/api/v1/functions/{name}").json()["latest_version"] == 2
