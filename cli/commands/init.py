@@ -10,7 +10,7 @@ from ..session import Session, api_options, pass_session
 from ..templates import TEMPLATES
 
 # NOTE: init works without a server, so it cannot ask the server's registry; these are the
-# registry's aliases of the runtimes it has templates for (tests/cli/test_init_offline.py
+# registry's aliases of the runtimes it has templates for (tests/cli/test_offline_copies.py
 # fails when they drift from compiler/registry.py). `deploy` asks the server as always.
 ALIASES = {"python3.11": "python", "python3": "python", "nodejs": "javascript",
            "node20": "javascript", "node": "javascript", "js": "javascript"}  # fmt: skip

@@ -20,6 +20,8 @@ from ..session import Session, api_options, pass_session
 
 FUNCTION_ERROR_EXIT = 3
 FINAL_INVOCATION_STATES = ("succeeded", "failed", "timed_out")
+# The server's trigger enum (store.records.Trigger; tests/cli/test_offline_copies.py).
+TRIGGERS = ("api", "webhook", "async", "schedule", "workflow")
 
 
 @click.command()
@@ -196,7 +198,7 @@ def get_invocation(session: Session, invocation_id: str, wait: bool) -> None:
 @invocations.command("list")
 @function_argument()
 @click.option("--status", type=click.Choice(["queued", "running", *FINAL_INVOCATION_STATES]))
-@click.option("--trigger", type=click.Choice(["api", "webhook", "async", "schedule", "workflow"]))
+@click.option("--trigger", type=click.Choice(TRIGGERS))
 @click.option("--since", help="RFC 3339 time or Unix seconds")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
 @api_options

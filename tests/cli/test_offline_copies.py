@@ -1,11 +1,15 @@
-"""`nimbus init` works without a server, so it carries what it needs of the runtime registry:
-these tests fail when that copy drifts from compiler/registry.py."""
+"""What the client carries of the server's facts (it may not import server packages):
+`nimbus init` works without a server, so it keeps the registry's aliases and a template per
+source runtime; `invocations list --trigger` offers the trigger enum. These tests fail when
+a copy drifts from its source (compiler/registry.py, store/records.py)."""
 
 from __future__ import annotations
 
 from cli.commands.init import ALIASES
+from cli.commands.invoke import TRIGGERS
 from cli.templates import TEMPLATES
 from compiler import RUNTIMES
+from store.records import Trigger
 
 
 def test_init_knows_exactly_the_registry_aliases_of_its_runtimes():
@@ -20,3 +24,7 @@ def test_every_template_is_a_source_runtime_stored_under_its_default_file():
         assert list(files) == [runtime.code_filename(None)], name
     templated = {rt.name for rt in RUNTIMES if rt.kind == "source"}
     assert set(TEMPLATES) == templated
+
+
+def test_the_trigger_choices_are_the_trigger_enum():
+    assert list(TRIGGERS) == [trigger.value for trigger in Trigger]
