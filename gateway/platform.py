@@ -143,6 +143,7 @@ class Platform:
                 install_toolchains=settings.toolchains_auto_install,
             ),
             check_source=sandbox.check,
+            history=HistoryRepo(store),
             on_finished=metrics.observe_build,
         )
         versions = VersionService(

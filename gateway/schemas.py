@@ -677,7 +677,10 @@ class RollbackBody(_Body):
 
 class FunctionHistoryEntry(BaseModel):
     at: datetime
-    action: str = Field(description="rollback, alias_created/updated/deleted, canary_*")
+    action: str = Field(
+        description="deploy (a new version serves), rollback, "
+        "alias_created/updated/deleted, canary_*"
+    )
     from_version: int | None
     to_version: int | None
     alias: str | None

@@ -151,6 +151,7 @@ class Version(BaseModel):
     reuse: bool = False
 
     description: str = ""  # the function's description when this version was made
+    created_by: str = ""  # who made it ("key:<id>", "admin key"), for the history
     created_at: datetime = Field(default_factory=now)
     build: Build = Field(default_factory=Build)
 
@@ -286,7 +287,7 @@ class HistoryEntry(BaseModel):
     """Who changed what serves a function, when, from which version to which."""
 
     at: datetime = Field(default_factory=now)
-    action: str  # rollback | alias_created | alias_updated | alias_deleted | canary_*
+    action: str  # deploy | rollback | alias_created | alias_updated | alias_deleted | canary_*
     from_version: int | None = None
     to_version: int | None = None
     alias: str | None = None

@@ -26,7 +26,16 @@ import compiler
 from sandbox import Deployment, Mount
 from store import Claim, LeaseLost, Leases, errors
 from store.functions import FunctionRepo
-from store.records import BuildMount, BuildStatus, BuildSummary, Function, Version, now
+from store.history import HistoryRepo
+from store.records import (
+    BuildMount,
+    BuildStatus,
+    BuildSummary,
+    Function,
+    HistoryEntry,
+    Version,
+    now,
+)
 
 from ..background import BackgroundLoop
 from .polling import IdlePolling
@@ -61,8 +70,10 @@ class BuildQueue:
         build_config: compiler.BuildConfig | None = None,
         check_source: CheckSource | None = None,
         on_finished: BuildObserver | None = None,
+        history: HistoryRepo | None = None,
     ) -> None:
         self.repo = repo
+        self.history = history  # where a version that starts serving is noted
         self.leases = leases
         self.workdir = workdir
         self.concurrency = concurrency
@@ -370,9 +381,12 @@ class BuildQueue:
         self._settle(version)
 
     def _publish(self, version: Version) -> None:
-        """Reflect a finished build in the function record (idempotent)."""
+        """Reflect a finished build in the function record (idempotent); a version that
+        starts serving is noted in the function's history, by whoever made it."""
+        replaced: list[int | None] = []  # the active version it replaced, once it does
 
         def apply(fn: Function) -> Function | None:
+            replaced.clear()
             changed = False
             if version.version >= fn.latest_version:
                 summary = BuildSummary(
@@ -387,6 +401,7 @@ class BuildQueue:
             if version.build.status == BuildStatus.ready and version.version > max(
                 fn.active_version or 0, fn.highest_activated
             ):
+                replaced.append(fn.active_version)
                 fn.active_version = fn.highest_activated = version.version
                 fn.runtime_version = version.build.runtime_version
                 changed = True
@@ -397,6 +412,13 @@ class BuildQueue:
 
         with contextlib.suppress(errors.NotFound):  # deleted while it built
             self.repo.update_function(version.function_id, apply)
+        if replaced and self.history is not None:
+            # NOTE: after the record write: a crash between the two loses the entry,
+            # never makes two (a replayed publish finds the version active already)
+            with contextlib.suppress(errors.NimbusError):
+                self.history.append(version.function_id, HistoryEntry(
+                    action="deploy", from_version=replaced[0], to_version=version.version,
+                    actor=version.created_by or "unknown"))  # fmt: skip
 
 
 def _begin(version: Version) -> None:

@@ -110,7 +110,9 @@ class FunctionService:
 
     # -- create and update ---------------------------------------------------
 
-    def create(self, body: FunctionCreate, upload: Path | None = None) -> tuple[Function, int]:
+    def create(
+        self, body: FunctionCreate, upload: Path | None = None, *, actor: str = ""
+    ) -> tuple[Function, int]:
         """Create a function and queue the build of its version 1."""
         runtime = RUNTIMES[body.runtime]  # the schema checked the name
         self._check_source(runtime, body, upload, required=True)
@@ -129,7 +131,7 @@ class FunctionService:
         self.repo.create_function(fn)
         try:
             version = self.repo.new_version(
-                fn, lambda previous, n: self._derive(fn, None, body, source, n)
+                fn, lambda previous, n: self._derive(fn, None, body, source, n, actor)
             )
         except BaseException:
             self.repo.delete_function(fn)  # no half-created function is left behind
@@ -138,7 +140,7 @@ class FunctionService:
         return self.repo.get(fn.id)[0], version.version
 
     def update(
-        self, ref: str, body: FunctionUpdate, upload: Path | None = None
+        self, ref: str, body: FunctionUpdate, upload: Path | None = None, *, actor: str = ""
     ) -> tuple[Function, int | None]:
         """Apply a partial update; returns the record and the version it made, if any."""
         fn, _ = self.repo.resolve(ref)
@@ -157,7 +159,7 @@ class FunctionService:
                 handler = self.repo.get_version(fn.id, fn.latest_version)[0].handler
             source = self._store_source(runtime, body, upload, handler)
             made = self.repo.new_version(
-                fn, lambda previous, n: self._derive(fn, previous, body, source, n)
+                fn, lambda previous, n: self._derive(fn, previous, body, source, n, actor)
             ).version
             self._on_enqueue()
             if self._on_new_version is not None:
@@ -274,9 +276,10 @@ class FunctionService:
         return {"key": key, "sha": sha, "kind": "files", "size": size}
 
     def _derive(
-        self, fn: Function, previous: Version | None, body, source: dict | None, n: int
+        self, fn: Function, previous: Version | None, body, source: dict | None, n: int, actor: str
     ) -> Version:
-        base = previous.model_dump(exclude={"version", "created_at", "build"}) if previous else {}
+        exclude = {"version", "created_at", "created_by", "build"}
+        base = previous.model_dump(exclude=exclude) if previous else {}
         if previous is None:
             base.update(
                 function_id=fn.id,
@@ -307,7 +310,7 @@ class FunctionService:
         base["memory_mb"] = max(
             base["memory_mb"], memory_floor(RUNTIMES[fn.runtime], self.settings)
         )
-        return Version(version=n, **base)
+        return Version(version=n, created_by=actor, **base)
 
     # -- reading -------------------------------------------------------------
 

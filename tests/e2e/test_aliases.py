@@ -86,6 +86,8 @@ def test_a_routing_key_sticks_and_a_weight_change_applies_within_a_second(server
     assert [(e["action"], e["alias"], e["to_version"]) for e in history] == [
         ("alias_updated", "live", 2),
         ("alias_created", "live", 1),
+        ("deploy", None, 2),
+        ("deploy", None, 1),
     ]
 
 

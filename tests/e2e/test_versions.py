@@ -43,7 +43,8 @@ def test_rollback_is_served_by_every_worker_within_one_second(server, name):
     assert cold_count(calls) == 2, served  # version 1 first ran here, once in each worker
     history = once(server, "GET", f"/api/v1/functions/{name}/history").json()
     assert [(e["action"], e["from_version"], e["to_version"], e["reason"])
-            for e in history["entries"]] == [("rollback", 2, 1, "e2e")]  # fmt: skip
+            for e in history["entries"]] == [("rollback", 2, 1, "e2e"), ("deploy", 1, 2, ""),
+                                             ("deploy", None, 1, "")]  # fmt: skip
 
 
 def test_rollback_to_a_failed_version_is_409_and_changes_nothing(server, name):
@@ -60,4 +61,5 @@ def test_rollback_to_a_failed_version_is_409_and_changes_nothing(server, name):
         (2, "failed", False),
         (1, "ready", True),
     ]
-    assert once(server, "GET", f"/api/v1/functions/{name}/history").json()["total"] == 0
+    history = once(server, "GET", f"/api/v1/functions/{name}/history").json()["entries"]
+    assert [(e["action"], e["to_version"]) for e in history] == [("deploy", 1)]  # v2 never served

@@ -67,6 +67,21 @@ def test_invoking_an_alias_and_deleting_one_a_schedule_uses(client, platform):
     assert client.simulate_get(f"{FN}/aliases/prod").status_code == 404
 
 
+def test_deleting_an_alias_a_workflow_task_names_is_409_in_use(client):
+    deploy(client, 1)
+    alias(client, {"name": "prod", "version": 1}, 201)
+    definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "hello:prod",
+                                                   "End": True}}}  # fmt: skip
+    made = client.simulate_post("/api/v1/workflows", json={"name": "flow",
+                                                           "definition": definition})  # fmt: skip
+    assert made.status_code == 201, made.text
+    resp = client.simulate_delete(f"{FN}/aliases/prod")
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "in_use"
+    assert resp.json["error"]["details"] == ["workflow flow"]
+    assert client.simulate_delete("/api/v1/workflows/flow").status_code == 204
+    assert client.simulate_delete(f"{FN}/aliases/prod").status_code == 204
+
+
 def test_weights_walk_in_version_order_and_the_rest_goes_to_the_alias_version():
     a = Alias(name="a", version=1, routing={3: 10, 2: 20})
     assert [choose(a, p) for p in (0, 19.99, 20, 29.99, 30, 99.99)] == [2, 2, 3, 3, 1, 1]

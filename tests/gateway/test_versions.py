@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from store.invocations import InvocationRepo
@@ -72,14 +74,14 @@ def test_rollback_serves_the_version_at_once_and_is_in_the_history(client):
     # a rollback forward again, with no body
     assert client.simulate_post(f"{FN}/versions/2/rollback").json["active_version"] == 2
     history = client.simulate_get(f"{FN}/history").json
-    assert history["total"] == 2
-    latest, first = history["entries"]
+    assert history["total"] == 4  # two rollbacks after the two deploys
+    latest, first = history["entries"][:2]
     assert (first["action"], first["from_version"], first["to_version"]) == ("rollback", 2, 1)
     assert first["reason"] == "v2 is slow" and first["actor"] == "admin key"
     assert (latest["from_version"], latest["to_version"]) == (1, 2)
     # the version already serving: nothing changes, nothing recorded
     assert client.simulate_post(f"{FN}/versions/2/rollback").status_code == 200
-    assert client.simulate_get(f"{FN}/history").json["total"] == 2
+    assert client.simulate_get(f"{FN}/history").json["total"] == 4
 
 
 def test_rollback_to_a_version_that_cannot_serve_is_refused_and_changes_nothing(client):
@@ -91,7 +93,27 @@ def test_rollback_to_a_version_that_cannot_serve_is_refused_and_changes_nothing(
     bad = client.simulate_post(f"{FN}/versions/1/rollback", json={"nope": 1})
     assert bad.status_code == 422
     fn = client.simulate_get(FN).json
-    assert fn["active_version"] == 1 and client.simulate_get(f"{FN}/history").json["total"] == 0
+    history = client.simulate_get(f"{FN}/history").json["entries"]
+    assert fn["active_version"] == 1 and [e["action"] for e in history] == ["deploy"]
+
+
+def test_each_version_that_starts_serving_is_in_the_history_with_who_made_it(client):
+    deploy(client, 1)
+    assert deploy_broken(client) == 2  # never serves: no entry
+    deploy(client, 3)
+    client.simulate_post(f"{FN}/versions/1/rollback")
+    resp = client.simulate_put(FN, json={"memory_mb": 64}, params={"wait": "true"})
+    assert resp.json["active_version"] == 4  # a configuration change is a new version too
+    deadline = time.monotonic() + 5  # the entry follows the record's write by a moment
+    while client.simulate_get(f"{FN}/history").json["total"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    history = client.simulate_get(f"{FN}/history").json["entries"]
+    assert [(e["action"], e["from_version"], e["to_version"], e["actor"]) for e in history] == [
+        ("deploy", 1, 4, "admin key"),
+        ("rollback", 3, 1, "admin key"),
+        ("deploy", 1, 3, "admin key"),
+        ("deploy", None, 1, "admin key"),
+    ]
 
 
 def test_a_new_build_after_a_rollback_serves_again(client):
@@ -160,6 +182,37 @@ def test_pruning_never_removes_a_version_a_schedule_names(small):
     for n in range(2, 6):
         deploy(client, n)
     assert versions_kept(client) == [1, 4, 5]
+
+
+def task(resource: str, **extra) -> dict:
+    return {"Type": "Task", "Resource": resource, "End": True, **extra}
+
+
+def test_pruning_never_removes_a_version_a_workflow_names(small):
+    """A Task inside a Parallel branch of a workflow's latest definition names v1; a running
+    execution (waiting an hour) follows an older definition that names v2."""
+    platform, client = small
+    deploy(client, 1)
+    deploy(client, 2)
+    branch = {"StartAt": "T", "States": {"T": task("hello:1")}}
+    nested = {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [branch],
+                                               "End": True}}}  # fmt: skip
+    waiting = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "Next": "T"},
+                                          "T": task("hello:2")}}  # fmt: skip
+    for name, definition in (("nested", nested), ("waiting", waiting)):
+        body = {"name": name, "definition": definition}
+        resp = client.simulate_post("/api/v1/workflows", json=body)
+        assert resp.status_code == 201, resp.text
+    started = client.simulate_post("/api/v1/workflows/waiting/executions", json={})
+    assert started.status_code == 202, started.text
+    plain = {"StartAt": "T", "States": {"T": task("hello")}}
+    assert client.simulate_put("/api/v1/workflows/waiting",
+                               json={"definition": plain}).status_code == 200  # fmt: skip
+    for n in range(3, 6):
+        deploy(client, n)
+    assert versions_kept(client) == [1, 2, 4, 5]  # 3 went; 4 was active when 5 was made
+    refs = version_references(platform.store, platform.repo.resolve("hello")[0])
+    assert refs[1] == ["workflow nested"] and refs[2] == ["workflow waiting"]
 
 
 def test_pruning_never_removes_a_version_an_alias_points_or_routes_to(small):

@@ -14,6 +14,7 @@ from ...limits import BINARY_LIMIT, SOURCE_LIMIT
 from ...schemas import BulkDelete, BulkUpdate, FunctionCreate, FunctionUpdate
 from ...services.functions import FunctionService
 from ..bodies import is_multipart, multipart_upload, read_model
+from .versions import actor_of
 
 # base64 of the largest binary, plus room for the other fields
 _JSON_LIMIT = BINARY_LIMIT * 4 // 3 + 1024 * 1024
@@ -107,7 +108,9 @@ class FunctionsResource(_Writes):
         )
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        fn = self._write(req, resp, FunctionCreate, self.service.create)
+        actor = actor_of(req)
+        fn = self._write(req, resp, FunctionCreate,
+                         lambda b, u: self.service.create(b, u, actor=actor))  # fmt: skip
         resp.location = f"/api/v1/functions/{fn.id}"
         _send(resp, self.service.view(fn), status=201)
 
@@ -117,7 +120,9 @@ class FunctionResource(_Writes):
         _send(resp, self.service.view(self.service.get(ref)))
 
     def on_put(self, req, resp, ref: str) -> None:
-        fn = self._write(req, resp, FunctionUpdate, lambda b, u: self.service.update(ref, b, u))
+        actor = actor_of(req)
+        fn = self._write(req, resp, FunctionUpdate,
+                         lambda b, u: self.service.update(ref, b, u, actor=actor))  # fmt: skip
         _send(resp, self.service.view(fn))
 
     on_patch = on_put
