@@ -1,5 +1,5 @@
 """What `nimbus init` writes: the smallest working function per runtime, in the handler
-form each runtime documents (README "Handler conventions"). tests/e2e/test_cli_init.py
+form each runtime documents (README, "Handler conventions"). tests/e2e/test_cli_init.py
 deploys and invokes every one against a real server.
 
 NOTE: close to examples/*/hello.*, on purpose: a client-only `pip install nimbus` has no

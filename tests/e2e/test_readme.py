@@ -189,3 +189,11 @@ def test_the_api_examples_run_as_written(make_server, tmp_path):
                         ids[placeholder] = found.group(1)
                 ran += 1
     assert ran >= 20 and set(ids) == set(PLACEHOLDERS), (ran, ids)
+
+
+def test_the_handler_conventions_name_every_runtime_of_the_registry():
+    from compiler import RUNTIMES
+
+    table = _subsection((REPO / "README.md").read_text(), "### Handler conventions")
+    rows = set(re.findall(r"^\| `([a-z0-9]+)` \|", table, re.M))
+    assert rows == set(RUNTIMES.names())
