@@ -177,3 +177,19 @@ def test_workflow_schedules_share_the_routes_shape(client):
     assert client.simulate_get("/api/v1/workflows/nope/schedules").status_code == 404
     assert client.simulate_delete(url).status_code == 204
     assert client.simulate_get(url).status_code == 404
+
+
+def test_deleting_a_workflow_deletes_its_schedules(client, platform):
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    flow = client.simulate_post(
+        "/api/v1/workflows", json={"name": "brief", "definition": definition}
+    )
+    made = client.simulate_post("/api/v1/workflows/brief/schedules", json={"expression": "@daily"})
+    assert made.status_code == 201
+    assert client.simulate_delete("/api/v1/workflows/brief").status_code == 204
+    assert platform.schedules.repo.list_for(flow.json["id"]) == []  # no tick fires for it
+    again = client.simulate_post(
+        "/api/v1/workflows", json={"name": "brief", "definition": definition}
+    )
+    assert again.status_code == 201
+    assert client.simulate_get("/api/v1/workflows/brief/schedules").json["total"] == 0
