@@ -32,7 +32,8 @@ from store import Store, errors
 from store.functions import STATS_TOTAL_KEY, stats_worker_key
 from store.records import now
 
-from .recorder import THROTTLED, InvocationOutcome
+from .counts import OutcomeCounts
+from .recorder import InvocationOutcome
 
 log = logging.getLogger("nimbus.stats")
 
@@ -45,59 +46,18 @@ _CAS_ATTEMPTS = 50
 
 
 @dataclass(slots=True)
-class Tally:
+class Tally(OutcomeCounts):
     """Counts and durations of a set of invocations; tallies merge by addition."""
 
-    total: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    timed_out: int = 0
-    throttled: int = 0  # refused (429) before running: not in `total`, as Lambda counts them
-    cold_starts: int = 0
-    duration_sum_ms: float = 0.0
-    duration_min_ms: float | None = None
-    duration_max_ms: float | None = None
+    total: int = 0  # ran (throttled calls never did)
 
     def add(self, o: InvocationOutcome) -> None:
-        if o.status == THROTTLED:
-            self.throttled += 1
-            return
-        self.total += 1
-        if o.status == "succeeded":
-            self.succeeded += 1
-        elif o.status == "timed_out":
-            self.timed_out += 1
-        else:
-            self.failed += 1
-        if o.cold_start:
-            self.cold_starts += 1
-        ms = o.duration_ms
-        self.duration_sum_ms += ms
-        if self.duration_min_ms is None or ms < self.duration_min_ms:
-            self.duration_min_ms = ms
-        if self.duration_max_ms is None or ms > self.duration_max_ms:
-            self.duration_max_ms = ms
+        if self.count(o):
+            self.total += 1
 
     def merge(self, other: Tally) -> None:
         self.total += other.total
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.timed_out += other.timed_out
-        self.throttled += other.throttled
-        self.cold_starts += other.cold_starts
-        if other.total:
-            self._durations(other.duration_sum_ms, other.duration_min_ms, other.duration_max_ms)
-
-    def _durations(self, total: float, low: float | None, high: float | None) -> None:
-        self.duration_sum_ms += total
-        if low is not None:
-            self.duration_min_ms = (
-                low if self.duration_min_ms is None else min(self.duration_min_ms, low)
-            )
-        if high is not None:
-            self.duration_max_ms = (
-                high if self.duration_max_ms is None else max(self.duration_max_ms, high)
-            )
+        self.merge_counts(other)
 
 
 # NOTE(security): a guest chooses its error `type`: kept short, and only the most

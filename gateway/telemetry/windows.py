@@ -32,7 +32,8 @@ from pydantic import BaseModel, Field
 from store import Store, errors
 
 from . import histogram
-from .recorder import THROTTLED, InvocationOutcome
+from .counts import OutcomeCounts
+from .recorder import InvocationOutcome
 
 SLOT_SEC = 10
 MINUTE = 60
@@ -68,18 +69,10 @@ def floor_to(t: float, step: int) -> int:
 
 
 @dataclass(slots=True)
-class Window:
+class Window(OutcomeCounts):
     """What a set of invocations did; windows merge by addition."""
 
     invocations: int = 0  # ran (throttled calls never did)
-    succeeded: int = 0
-    failed: int = 0  # function errors, memory kills, results too large, …
-    timed_out: int = 0
-    throttled: int = 0  # refused with 429 before running
-    cold_starts: int = 0
-    duration_sum_ms: float = 0.0
-    duration_min_ms: float | None = None
-    duration_max_ms: float | None = None
     error_codes: dict[str, int] = field(default_factory=dict)
     latency: dict[int, int] = field(default_factory=dict)  # histogram bucket → count
 
@@ -89,43 +82,16 @@ class Window:
         return self.failed + self.timed_out
 
     def add(self, o: InvocationOutcome) -> None:
-        if o.status == THROTTLED:
-            self.throttled += 1
+        if not self.count(o):
             return
         self.invocations += 1
-        if o.status == "succeeded":
-            self.succeeded += 1
-        elif o.status == "timed_out":
-            self.timed_out += 1
-        else:
-            self.failed += 1
         if o.error_code:
             self.error_codes[o.error_code] = self.error_codes.get(o.error_code, 0) + 1
-        if o.cold_start:
-            self.cold_starts += 1
-        ms = o.duration_ms
-        self.duration_sum_ms += ms
-        if self.duration_min_ms is None or ms < self.duration_min_ms:
-            self.duration_min_ms = ms
-        if self.duration_max_ms is None or ms > self.duration_max_ms:
-            self.duration_max_ms = ms
-        histogram.add(self.latency, ms)
+        histogram.add(self.latency, o.duration_ms)
 
     def merge(self, other: Window) -> None:
         self.invocations += other.invocations
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.timed_out += other.timed_out
-        self.throttled += other.throttled
-        self.cold_starts += other.cold_starts
-        self.duration_sum_ms += other.duration_sum_ms
-        for mine, theirs, pick in (
-            ("duration_min_ms", other.duration_min_ms, min),
-            ("duration_max_ms", other.duration_max_ms, max),
-        ):
-            if theirs is not None:
-                ours = getattr(self, mine)
-                setattr(self, mine, theirs if ours is None else pick(ours, theirs))
+        self.merge_counts(other)
         for code, n in other.error_codes.items():
             self.error_codes[code] = self.error_codes.get(code, 0) + n
         histogram.merge(self.latency, other.latency)
