@@ -43,6 +43,14 @@ class OutcomeCounts:
             self.duration_max_ms = ms
         return True
 
+    def by_status(self) -> dict[str, int]:
+        """The counts every stats view shows, under these names."""
+        return {"succeeded": self.succeeded, "failed": self.failed, "timed_out": self.timed_out,
+                "throttled": self.throttled, "cold_starts": self.cold_starts}  # fmt: skip
+
+    def avg_ms(self, ran: int) -> float | None:
+        return round(self.duration_sum_ms / ran, 3) if ran else None
+
     def merge_counts(self, other: OutcomeCounts) -> None:
         self.succeeded += other.succeeded
         self.failed += other.failed
@@ -58,3 +66,8 @@ def _either(pick, ours: float | None, theirs: float | None) -> float | None:
     if ours is None or theirs is None:
         return theirs if ours is None else ours
     return pick(ours, theirs)
+
+
+def rate(part: int, whole: int) -> float | None:
+    """`part / whole` as a 0–1 fraction; None before anything ran."""
+    return round(part / whole, 6) if whole else None

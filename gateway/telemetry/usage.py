@@ -22,6 +22,7 @@ from ..schemas import (
     TimeoutLimits,
 )
 from ..settings import Settings
+from .counts import rate
 from .stats import StatsBook, Tally
 
 
@@ -29,16 +30,10 @@ def summary(tally: Tally) -> InvocationSummary:
     total = tally.total
     return InvocationSummary(
         total_invocations=total,
-        succeeded=tally.succeeded,
-        failed=tally.failed,
-        timed_out=tally.timed_out,
-        throttled=tally.throttled,
-        success_rate=round(tally.succeeded / total, 6) if total else None,
-        cold_starts=tally.cold_starts,
+        success_rate=rate(tally.succeeded, total),
+        **tally.by_status(),
         duration_ms=DurationSummary(
-            min=tally.duration_min_ms,
-            avg=round(tally.duration_sum_ms / total, 3) if total else None,
-            max=tally.duration_max_ms,
+            min=tally.duration_min_ms, avg=tally.avg_ms(total), max=tally.duration_max_ms
         ),
     )
 

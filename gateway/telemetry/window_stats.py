@@ -26,6 +26,7 @@ from ..schemas import (
     WindowView,
 )
 from . import histogram
+from .counts import rate
 from .window_query import WindowQuery, WindowSeries
 from .windows import MINUTE, SLOT_SEC, Window
 
@@ -84,17 +85,13 @@ def window_view(w: Window) -> WindowView:
     n = w.invocations
     return WindowView(
         invocations=n,
-        succeeded=w.succeeded,
-        failed=w.failed,
-        timed_out=w.timed_out,
-        throttled=w.throttled,
+        **w.by_status(),
         errors=w.errors,
-        error_rate=round(w.errors / n, 6) if n else None,
-        cold_starts=w.cold_starts,
+        error_rate=rate(w.errors, n),
         error_codes=dict(sorted(w.error_codes.items())),
         duration_ms=LatencyView(
             min=_round(w.duration_min_ms),
-            avg=_round(w.duration_sum_ms / n) if n else None,
+            avg=w.avg_ms(n),
             max=_round(w.duration_max_ms),
             p50=_quantile(w, 0.50),
             p95=_quantile(w, 0.95),
