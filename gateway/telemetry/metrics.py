@@ -14,6 +14,7 @@ platform-wide number that any worker may measure (`livemostrecent`).
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 from prometheus_client import (
@@ -190,26 +191,25 @@ class Metrics:
     def observe_invocations(self, outcomes: list[InvocationOutcome]) -> None:
         """Count a flush's worth of outcomes (each counter series once per flush)."""
         # PERF: counts are summed per series first; labelled children are cached.
-        counts: dict[tuple, int] = {}
-        per_version: dict[tuple, int] = {}
-        colds: dict[tuple, int] = {}
+        counts: collections.Counter[tuple] = collections.Counter()
+        per_version: collections.Counter[tuple] = collections.Counter()
+        colds: collections.Counter[tuple] = collections.Counter()
         for o in outcomes:
-            key = (o.function_name, o.runtime, o.trigger, o.status, o.error_code or "")
-            counts[key] = counts.get(key, 0) + 1
-            at = (o.function_name, str(o.version), o.status)
-            per_version[at] = per_version.get(at, 0) + 1
+            counts[(o.function_name, o.runtime, o.trigger, o.status, o.error_code or "")] += 1
+            per_version[(o.function_name, str(o.version), o.status)] += 1
             if o.status == THROTTLED:
                 continue  # it never ran: no duration
             fn = (o.function_name, o.runtime)
             self._child(self.duration, fn).observe(o.duration_ms / 1000)
             if o.cold_start:
-                colds[fn] = colds.get(fn, 0) + 1
-        for key, n in counts.items():
-            self._child(self.invocations, key).inc(n)
-        for key, n in per_version.items():
-            self._child(self.version_invocations, key).inc(n)
-        for fn, n in colds.items():
-            self._child(self.cold_starts, fn).inc(n)
+                colds[fn] += 1
+        for metric, summed in (
+            (self.invocations, counts),
+            (self.version_invocations, per_version),
+            (self.cold_starts, colds),
+        ):
+            for labels, n in summed.items():
+                self._child(metric, labels).inc(n)
 
     def _child(self, metric, labels: tuple):
         child = self._children.get((metric, labels))
