@@ -22,58 +22,48 @@ class NimbusError(Exception):
             self.code = code
         self.details = details
 
+    def __init_subclass__(cls, *, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code  # `class NotFound(NimbusError, code="not_found")`
 
-class BadRequest(NimbusError):
+
+class BadRequest(NimbusError, code="bad_request"):
     """The request cannot be read at all (malformed JSON, a header that is not an object)."""
 
-    code = "bad_request"
+
+class UnsupportedMediaType(NimbusError, code="unsupported_media_type"): ...
 
 
-class UnsupportedMediaType(NimbusError):
-    code = "unsupported_media_type"
-
-
-class MemoryLimitExceeded(NimbusError):
+class MemoryLimitExceeded(NimbusError, code="memory_limit_exceeded"):
     """The function ran out of its memory (the function's failure, not the platform's)."""
 
-    code = "memory_limit_exceeded"
+
+class ResultTooLarge(NimbusError, code="result_too_large"): ...
 
 
-class ResultTooLarge(NimbusError):
-    code = "result_too_large"
+class NotFound(NimbusError, code="not_found"): ...
 
 
-class NotFound(NimbusError):
-    code = "not_found"
-
-
-class Conflict(NimbusError):
+class Conflict(NimbusError, code="conflict"):
     """A precondition failed: the object changed or already exists."""
 
-    code = "conflict"
+
+class Invalid(NimbusError, code="validation_error"): ...
 
 
-class Invalid(NimbusError):
-    code = "validation_error"
+class TooLarge(NimbusError, code="too_large"): ...
 
 
-class TooLarge(NimbusError):
-    code = "too_large"
-
-
-class LimitExceeded(NimbusError):
+class LimitExceeded(NimbusError, code="too_many_requests"):
     """A rate or capacity limit; callers may retry after `retry_after` seconds."""
-
-    code = "too_many_requests"
 
     def __init__(self, message: str, *, retry_after: int = 1, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
 
-class Timeout(NimbusError):
-    code = "timeout"
+class Timeout(NimbusError, code="timeout"): ...
 
 
-class Unavailable(NimbusError):
-    code = "unavailable"
+class Unavailable(NimbusError, code="unavailable"): ...
