@@ -80,6 +80,11 @@ def alternate(
     return runs
 
 
+def wrk_details(runs: dict[str, list[LoadRun]]) -> dict[str, list[dict]]:
+    """Every wrk run's figures by side, for a result's details."""
+    return {side: [r.wrk.as_dict() for r in rs] for side, rs in runs.items()}
+
+
 def _measured(target: LoadTarget, connections: int, duration_s: float) -> LoadRun:
     server = target.server
     before = server.cpu_split() if server else None

@@ -12,7 +12,7 @@ from .. import load
 from ..context import BenchContext
 from ..model import Comparison, Result, Target
 from ..wasm import EVENT, b64, echo_module
-from .http_invoke import check_echo
+from .http_invoke import ready_echoes
 
 # Resolving an alias is a dict lookup and one draw: within the noise of a call.
 RATIO_TARGET = Target(">=", 0.95)
@@ -47,10 +47,8 @@ def run(ctx: BenchContext) -> list[Result]:
         "alias": load.LoadTarget(nimbus.invoke_url(f"{name}:bench"), auth, EVENT, nimbus),
         "plain": load.LoadTarget(nimbus.invoke_url(name), auth, EVENT, nimbus),
     }
-    for label, target in targets.items():
-        check_echo(target.url, target.headers, label)
     p = ctx.params
-    load.warm_up(targets, p.wrk_warmup_s)
+    ready_echoes(targets, p.wrk_warmup_s)
     runs = load.alternate(
         targets, connections=CONNECTIONS, duration_s=p.wrk_duration_s, reps=p.http_reps
     )
@@ -66,7 +64,7 @@ def run(ctx: BenchContext) -> list[Result]:
     details = {
         "connections": CONNECTIONS,
         "wrk_duration_s": p.wrk_duration_s,
-        "wrk": {label: [r.wrk.as_dict() for r in rs] for label, rs in runs.items()},
+        "wrk": load.wrk_details(runs),
     }
     return pair.rows(target=RATIO_TARGET, details=details)
 

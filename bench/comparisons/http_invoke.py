@@ -25,6 +25,13 @@ def check_echo(url: str, headers: dict[str, str], what: str) -> None:
         raise RuntimeError(f"{what} did not echo the event: {answer!r:.500}")
 
 
+def ready_echoes(targets: dict[str, load.LoadTarget], warmup_s: float) -> None:
+    """Every target must echo the event once; then all are warmed up."""
+    for name, target in targets.items():
+        check_echo(target.url, target.headers, name)
+    load.warm_up(targets, warmup_s)
+
+
 def run(ctx: BenchContext) -> list[Result]:
     baseline = ctx.baseline()
     nimbus = ctx.nimbus()
@@ -35,10 +42,8 @@ def run(ctx: BenchContext) -> list[Result]:
         # NOTE: the echo ignores the key, but wrk sends the same bytes to both.
         "echo": load.LoadTarget(baseline.echo_url, auth, EVENT, baseline),
     }
-    for name, target in targets.items():
-        check_echo(target.url, target.headers, name)
     p = ctx.params
-    load.warm_up(targets, p.wrk_warmup_s)
+    ready_echoes(targets, p.wrk_warmup_s)
 
     settings = baseline.worker_settings()
     results: list[Result] = []
@@ -60,7 +65,7 @@ def run(ctx: BenchContext) -> list[Result]:
             "connections": connections,
             "wrk_duration_s": p.wrk_duration_s,
             "worker_settings": settings,
-            "wrk": {name: [r.wrk.as_dict() for r in rs] for name, rs in runs.items()},
+            "wrk": load.wrk_details(runs),
         }
         target = THROUGHPUT_TARGET if connections == TARGET_AT_CONNECTIONS else None
         results += pair.rows(target=target, details=details)

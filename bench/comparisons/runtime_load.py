@@ -102,7 +102,7 @@ def _rows(
         "connections": connections,
         "wrk_duration_s": duration_s,
         "event_bytes": len(w.body),
-        "wrk": {side: [r.wrk.as_dict() for r in runs[side]] for side in (w.name, ECHO)},
+        "wrk": load.wrk_details({side: runs[side] for side in (w.name, ECHO)}),
     }
     target = TARGETS.get((w.runtime, w.kind)) if connections == 16 else None
     rows = pair.rows(target=target, details=details)

@@ -88,7 +88,7 @@ def run(ctx: BenchContext) -> list[Result]:
         b=runs["local"],
         panel=f"store backends, {load.conns_text(CONNECTIONS)}",
     )
-    details = {"wrk": {side: [r.wrk.as_dict() for r in rs] for side, rs in runs.items()}}
+    details = {"wrk": load.wrk_details(runs)}
     deploy = Result(
         key="store-deploy",
         title="Deploy (create → ready of a small wasm module) on S3 vs local store",
