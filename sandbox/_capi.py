@@ -28,3 +28,7 @@ def holding_gil(name: str, restype: object = None):
     function.argtypes = like.argtypes
     function.restype = like.restype if restype is None else restype
     return function
+
+
+# The epoch deadline of a store's context: a field write, never guest code.
+set_epoch_deadline = holding_gil("wasmtime_context_set_epoch_deadline")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import wasmtime
 from wasmtime import component
 
+from ._capi import set_epoch_deadline
 from ._component_call import call_strings
 from ._logs import ComponentLogs
 from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome, trap_cause
@@ -88,7 +89,7 @@ class HandlerInstance:
             tables=TABLES_LIMIT,
             memories=MEMORIES_PER_COMPONENT,
         )
-        self.store.set_epoch_deadline(deadline_ticks)  # start functions run under it too
+        set_epoch_deadline(self.store._context(), deadline_ticks)  # start functions too
         self.logs = ComponentLogs()
         wasi = wasmtime.WasiConfig()
         wasi.argv = argv
@@ -114,9 +115,8 @@ class HandlerInstance:
             func = self._instance.get_func(self.store, LOAD)
             if func is None:
                 raise ValueError(f"component does not export `{LOAD}`")
-            self.store.set_epoch_deadline(deadline_ticks)
+            set_epoch_deadline(self.store._context(), deadline_ticks)
             result = call_strings(func, self.store, *self.leading, context)
-            func.post_return(self.store)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:  # e.g. a loop at top level
             self.close()
             raise PreloadFailed(trap_cause(str(exc))) from None
@@ -130,10 +130,12 @@ class HandlerInstance:
         self.mark_loaded()
 
     def call(self, event: str, context: str, deadline_ticks: int) -> object:
-        self.store.set_epoch_deadline(deadline_ticks)
-        result = call_strings(self.func, self.store, *self.leading, event, context)
-        self.func.post_return(self.store)
-        return result
+        # PERF(sandbox): GIL kept (see _capi.py); the call below releases it.
+        set_epoch_deadline(self.store._context(), deadline_ticks)
+        # NOTE(sandbox): no `post_return`: wasmtime's C API runs the post-return
+        # function inside the call and has made `..._func_post_return` a no-op (a
+        # deprecated C call, but one that released and retook the GIL per call).
+        return call_strings(self.func, self.store, *self.leading, event, context)
 
     def mark_loaded(self) -> None:
         """The runtime holds the function's code now (`load` or a `run` succeeded)."""

@@ -26,7 +26,7 @@ from wasmtime import _ffi as ffi
 from wasmtime._wasi import to_char_array
 
 from . import _wasi
-from ._capi import holding_gil
+from ._capi import holding_gil, set_epoch_deadline
 from ._outcome import (
     FAILED,
     MEMORY,
@@ -65,7 +65,6 @@ _store_new = holding_gil("wasmtime_store_new")
 _store_context = holding_gil("wasmtime_store_context")
 _store_limiter = holding_gil("wasmtime_store_limiter")
 _store_delete = holding_gil("wasmtime_store_delete")
-_set_epoch_deadline = holding_gil("wasmtime_context_set_epoch_deadline")
 _wasi_config_new = holding_gil("wasi_config_new")
 _wasi_set_argv = holding_gil("wasi_config_set_argv")
 _wasi_set_env = holding_gil("wasi_config_set_env")
@@ -176,7 +175,7 @@ def run_module(
     try:
         context = _store_context(store)
         _store_limiter(store, memory_bytes, TABLE_ELEMENTS_LIMIT, 1, TABLES_LIMIT, 1)
-        _set_epoch_deadline(context, deadline_ticks)
+        set_epoch_deadline(context, deadline_ticks)
         config = _wasi_config_new()
         envc, names, values, _keep = args.environment(guest_context)
         if not _wasi_set_argv(config, args.argc, args.argv) or not _wasi_set_env(

@@ -21,7 +21,7 @@ to 2 s) find room below the bound instead of a 429.
 
 from __future__ import annotations
 
-import queue
+import _thread
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -34,14 +34,35 @@ class Abandoned(Exception):
 
 
 class _Job:
+    """One call handed to a guest thread. `done` is a raw lock held until the call ends.
+
+    PERF(sandbox): a raw lock per job and one per thread instead of an `Event` and a
+    `SimpleQueue`: an Event's wait makes a Condition waiter and its set walks the
+    waiters, all Python run with the GIL held, twice per call. In-process with 8
+    callers that hand-off was ~0.13 ms of CPU per call (guarded 0.32-0.36 ms vs
+    called inline 0.20-0.22 ms for a reused Python hello).
+    """
+
     __slots__ = ("abandoned", "done", "error", "fn", "result")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn = fn
-        self.done = threading.Event()
+        self.done = _thread.allocate_lock()
+        self.done.acquire()  # released by the guest thread when `fn` returned
         self.result: Any = None
         self.error: BaseException | None = None
         self.abandoned = False
+
+
+class _Guest:
+    """A guest thread's mailbox: `wake` is released when `job` is set."""
+
+    __slots__ = ("job", "wake")
+
+    def __init__(self) -> None:
+        self.job: _Job | None = None
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
 
 
 class GuestThreads:
@@ -55,7 +76,7 @@ class GuestThreads:
         self.replace_at = replace_at if replace_at is not None else stuck_limit
         self.on_replace = on_replace  # called with the count each time `replace_at` is reached
         self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue] = []
+        self._idle: list[_Guest] = []
         self._stuck = 0
         self._threads = 0
 
@@ -76,20 +97,23 @@ class GuestThreads:
         with self._lock:
             if self._stuck >= self.stuck_limit:
                 self.check_capacity()
-            inbox = self._idle.pop() if self._idle else None
-            if inbox is None:
-                inbox = queue.SimpleQueue()
+            guest = self._idle.pop() if self._idle else None
+            if guest is None:
+                guest = _Guest()
                 self._threads += 1
                 threading.Thread(
                     target=self._serve,
-                    args=(inbox,),
+                    args=(guest,),
                     name=f"nimbus-guest-{self._threads}",
                     daemon=True,
                 ).start()
-        inbox.put(job)
-        if not job.done.wait(wait_sec):
+        guest.job = job
+        guest.wake.release()
+        if not job.done.acquire(timeout=wait_sec):
             with self._lock:
-                if not job.done.is_set():
+                # The guest thread releases `done` under this lock: either it has
+                # (the call ended just now) or the call is abandoned, never both.
+                if not job.done.acquire(blocking=False):
                     job.abandoned = True
                     self._stuck += 1
                 reached = job.abandoned and self._stuck == self.replace_at
@@ -101,16 +125,18 @@ class GuestThreads:
             raise job.error
         return job.result
 
-    def _serve(self, inbox: queue.SimpleQueue) -> None:
+    def _serve(self, guest: _Guest) -> None:
         while True:
-            job: _Job = inbox.get()
+            guest.wake.acquire()
+            job, guest.job = guest.job, None
+            assert job is not None
             try:
                 job.result = job.fn()
             except BaseException as exc:  # handed to the caller
                 job.error = exc
             with self._lock:
-                job.done.set()
                 if job.abandoned:
                     self._stuck -= 1
                     job.result = job.error = None
-                self._idle.append(inbox)
+                job.done.release()
+                self._idle.append(guest)

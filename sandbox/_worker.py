@@ -143,14 +143,20 @@ class Worker:
 
 def deployment_key(dep: Deployment) -> tuple:
     """Everything a prepared deployment or a reused instance was made from."""
-    return (
-        dep.function_id,
-        dep.version,
-        dep.artifact_sha256,
-        dep.function_name,
-        dep.memory_mb,
-        tuple(dep.env_vars.items()),
-        dep.source_sha256,
-        dep.handler,
-        dep.mounts,
-    )
+    # PERF(sandbox): three lookups per call; the gateway keeps one Deployment per
+    # version, so the key is made once and kept on it (a frozen dataclass).
+    key = dep.__dict__.get("_key")
+    if key is None:
+        key = (
+            dep.function_id,
+            dep.version,
+            dep.artifact_sha256,
+            dep.function_name,
+            dep.memory_mb,
+            tuple(dep.env_vars.items()),
+            dep.source_sha256,
+            dep.handler,
+            dep.mounts,
+        )
+        object.__setattr__(dep, "_key", key)
+    return key

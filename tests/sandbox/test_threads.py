@@ -1,0 +1,55 @@
+"""Guarded guest threads: results and errors come back, a call past its wait is
+abandoned and counted stuck until it returns, and threads are reused."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from sandbox._threads import Abandoned, GuestThreads
+from store import errors
+
+
+def test_results_and_errors_come_back_on_a_reused_thread():
+    threads = GuestThreads(stuck_limit=2)
+    names = {threads.run(lambda: threading.current_thread().name, 5) for _ in range(50)}
+    assert len(names) == 1 and names != {threading.current_thread().name}
+    with pytest.raises(ZeroDivisionError):
+        threads.run(lambda: 1 / 0, 5)
+    assert threads.run(lambda: 42, 5) == 42
+
+
+def test_an_abandoned_call_is_stuck_until_it_returns_and_bounds_new_calls():
+    replaced: list[int] = []
+    threads = GuestThreads(stuck_limit=1, on_replace=replaced.append)
+    release = threading.Event()
+    t0 = time.monotonic()
+    with pytest.raises(Abandoned):
+        threads.run(lambda: release.wait(10) and "late", 0.2)
+    assert time.monotonic() - t0 < 2
+    assert threads.stuck == 1 and replaced == [1]
+    with pytest.raises(errors.LimitExceeded):
+        threads.run(lambda: "refused", 5)
+    release.set()  # the guest returns: its result is dropped, the thread serves again
+    deadline = time.monotonic() + 5
+    while threads.stuck and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threads.stuck == 0
+    assert threads.run(lambda: "again", 5) == "again"
+
+
+def test_concurrent_callers_each_get_their_own_answer():
+    threads = GuestThreads(stuck_limit=4)
+    got: dict[int, list[int]] = {}
+
+    def caller(n: int) -> None:
+        got[n] = [threads.run(lambda i=i: n * 1000 + i, 5) for i in range(200)]
+
+    callers = [threading.Thread(target=caller, args=(n,)) for n in range(8)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert got == {n: [n * 1000 + i for i in range(200)] for n in range(8)}
