@@ -95,10 +95,20 @@ def test_an_alias_has_its_own_webhook_url_on_request(client):
     path = made["webhook_url"].split("://", 1)[1].split("/", 1)[1]
     resp = client.simulate_post(f"/{path}", json={})
     assert resp.status_code == 200 and resp.json == {"v": 1}  # the alias's, not the latest
+    pinned = client.simulate_post(f"/{path}", json={}, headers={"X-Nimbus-Version-Override": "2"})
+    assert pinned.json == {"v": 1}  # the pin header needs an API key: not on a public URL
     function_url = client.simulate_get(FN).json["webhook_url"].split("/webhook/")[1]
     assert client.simulate_post(f"/webhook/{function_url}", json={}).json == {"v": 2}
     moved = client.simulate_put(f"{FN}/aliases/prod", json={"version": 2})
     assert moved.json["webhook_url"] == made["webhook_url"]  # the URL follows the alias
+    split = client.simulate_put(f"{FN}/aliases/prod", json={"version": 1, "routing": {"2": 50}})
+    assert split.status_code == 200
+    time.sleep(1.1)  # the worker's record cache
+    for key in ("alice", "bob", "carol"):  # a public caller's routing key sticks too
+        served = {client.simulate_post(f"/{path}", json={},
+                                       headers={"X-Nimbus-Routing-Key": key}).json["v"]
+                  for _ in range(6)}  # fmt: skip
+        assert len(served) == 1, (key, served)
     off = client.simulate_put(f"{FN}/aliases/prod", json={"version": 2, "webhook": False})
     assert off.json["webhook_url"] is None
     time.sleep(1.1)  # the worker's record cache

@@ -60,10 +60,14 @@ class WebhookResource:
             resp.set_header("X-Nimbus-Invocation-Id", accepted.id)
             resp.media = {"invocation_id": accepted.id, "status": accepted.status}
             return
+        # NOTE: an alias's public URL keeps a caller on one version by routing key, as
+        # Cloudflare's version key does; the pin header needs an API key (not honored here)
+        routing_key = req.get_header("X-Nimbus-Routing-Key") if alias else None
         with log_tail_on_error(req, resp):
             inv = self.invoker.invoke(
-                fn.id, orjson.dumps(event), {}, alias=alias, trigger=Trigger.webhook
-            )
+                fn.id, orjson.dumps(event), {}, alias=alias, trigger=Trigger.webhook,
+                routing_key=routing_key,
+            )  # fmt: skip
         if wants_log_tail(req):
             set_log_tail(resp, inv.outcome)
         resp.set_header("X-Nimbus-Invocation-Id", inv.id)
