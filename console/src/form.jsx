@@ -191,7 +191,7 @@ export function FunctionForm({ fnRecord, files, errors = [], templatePicker, onS
           <p class="hint">npm dependencies: add a <code>package.json</code> file with <code>dependencies</code>.</p>
         )}
         <Field label="Memory (MB)">
-          <input type="number" min="16" max="4096" step="1" inputMode="numeric" aria-label="memory in MB" placeholder="default"
+          <input type="number" min={info.memoryFloor || 16} max="4096" step="1" inputMode="numeric" aria-label="memory in MB" placeholder="default"
             value={form.memory_mb} onInput={(e) => set({ memory_mb: e.currentTarget.value })} />
         </Field>
         <Field label="Timeout (s)">

@@ -21,10 +21,18 @@ export function loadRuntimes() {
     (data) => {
       const list = Array.isArray(data) ? data : data && data.runtimes;
       if (!Array.isArray(list) || !list.length) return RUNTIMES;
+      // The registry's facts win (kind, default handler, memory floor); the built-in list
+      // only adds labels, so a runtime the server registers needs no console edit.
       RUNTIMES = list.map((r) => {
         const known = runtime(r.name);
-        const binary = r.binary !== undefined ? Boolean(r.binary) : !known.source;
-        return { ...known, ...r, label: known.label || r.name, source: !binary, extension: r.extension || r.file_extension || known.extension };
+        const binary = r.kind ? r.kind === "binary" : !known.source;
+        const accept = known.accept !== undefined ? known.accept : r.extension ? `.${r.extension}` : "";
+        return {
+          ...known, ...r, label: known.label || r.description || r.name, source: !binary, accept,
+          extension: r.extension || known.extension,
+          handler: r.default_handler !== undefined ? r.default_handler : known.handler,
+          memoryFloor: r.memory_floor_mb,
+        };
       });
       return RUNTIMES;
     },

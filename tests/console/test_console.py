@@ -657,3 +657,24 @@ def test_drag_and_drop_a_wasm_module_shows_the_upload_progress(signed_in, api):
     shown = page.evaluate("window.shownProgress")
     assert shown and shown[-1] == 100 and shown == sorted(shown), shown
     assert api.get(f"/api/v1/functions/{name}").json()["code_size"] == len(data)
+
+
+def test_the_create_form_follows_the_servers_runtime_registry(signed_in, api):
+    """Runtimes, their memory floor and what an upload accepts come from GET /api/v1/runtimes."""
+    registry = {r["name"]: r for r in api.get("/api/v1/runtimes").json()["runtimes"]}
+    page = signed_in.page
+    page.get_by_role("link", name="New function").first.click()
+    choice = page.get_by_label("runtime")
+    expect(choice.locator("option")).to_have_count(len(registry))
+    # the page starts from its built-in list (python first) until the registry answers
+    expect(choice.locator("option").first).to_have_attribute("value", next(iter(registry)))
+    values = choice.locator("option").evaluate_all("(options) => options.map((o) => o.value)")
+    assert values == list(registry)
+    choice.select_option("python")
+    memory = page.get_by_label("memory in MB")
+    expect(memory).to_have_attribute("min", str(registry["python"]["memory_floor_mb"]))
+    expect(page.get_by_label("handler", exact=True)).to_have_attribute(
+        "placeholder", registry["python"]["default_handler"]
+    )
+    choice.select_option("wasm")
+    expect(page.get_by_label("artifact file")).to_have_attribute("accept", ".wasm")
