@@ -223,6 +223,9 @@ class WorkflowRepo:
     def execution(self, execution_id: str) -> tuple[Execution, str]:
         return self._read(execution_key(execution_id), Execution, f"execution {execution_id!r}")
 
+    def execution_exists(self, execution_id: str) -> bool:
+        return self.store.exists(execution_key(execution_id))
+
     def executions_of(self, workflow_id: str) -> list[str]:
         """Execution ids of a workflow, newest first (one listing, no reads)."""
         return [

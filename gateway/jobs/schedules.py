@@ -33,7 +33,6 @@ from store import Leases, errors, probe_conditional_writes
 from store.invocations import InvocationRepo
 from store.records import Invocation, InvocationStatus, Schedule, ScheduleRun, Trigger, now
 from store.schedules import ScheduleRepo
-from store.workflows import execution_key
 
 from ..background import BackgroundLoop
 from ..services import cron
@@ -265,7 +264,7 @@ class ScheduleTicker:
         execution_id = tick_invocation_id(schedule.id, at, prefix="ex_")
         if self.workflows is None:
             return None
-        if self.workflows.repo.store.exists(execution_key(execution_id)):
+        if self.workflows.repo.execution_exists(execution_id):
             self.on_tick("taken", None)
             return None
         try:
