@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -114,6 +115,29 @@ def test_each_version_that_starts_serving_is_in_the_history_with_who_made_it(cli
         ("deploy", 1, 3, "admin key"),
         ("deploy", None, 1, "admin key"),
     ]
+
+
+def test_a_version_still_building_cannot_serve_an_alias_or_a_rollback(client, platform):
+    deploy(client, 1)
+    platform.builds.stop()  # version 2 stays queued
+    resp = client.simulate_put(FN, json={"artifact_base64": module(2)})
+    assert resp.status_code == 200 and resp.headers["X-Nimbus-Version"] == "2"
+    rollback = client.simulate_post(f"{FN}/versions/2/rollback")
+    assert rollback.status_code == 409 and rollback.json["error"]["code"] == "not_ready"
+    alias = client.simulate_post(f"{FN}/aliases", json={"name": "next", "version": 2})
+    assert alias.status_code == 409 and alias.json["error"]["code"] == "not_ready"
+    assert client.simulate_get(f"{FN}/versions/2").json["status"] == "queued"
+    assert client.simulate_get(FN).json["active_version"] == 1
+
+
+def test_the_code_of_each_version_is_served(client):
+    deploy(client, 1)
+    deploy(client, 2)
+    for n in (1, 2):
+        code = client.simulate_get(f"{FN}/code", params={"version": n})
+        assert code.status_code == 200 and code.headers["X-Nimbus-Version"] == str(n)
+        assert code.content == base64.b64decode(module(n))
+    assert client.simulate_get(f"{FN}/code", params={"version": 9}).status_code == 404
 
 
 def test_a_new_build_after_a_rollback_serves_again(client):
