@@ -47,6 +47,7 @@ export function CanaryForm({ record, alias, versions, onDone, onCancel }) {
   const [form, setForm] = useState({
     version: candidates.length ? String(candidates[0].version) : "",
     steps: "10, 25, 50, 100", interval: "60", errorRate: "5", minCalls: "10", p99: "",
+    onIdle: "hold", idleIntervals: "3",
   });
   const [error, setError] = useState(null);
   const set = (k) => (e) => setForm({ ...form, [k]: e.currentTarget.value });
@@ -59,6 +60,8 @@ export function CanaryForm({ record, alias, versions, onDone, onCancel }) {
       interval_sec: Number(form.interval),
       max_error_rate: Number(form.errorRate) / 100,
       min_invocations: Number(form.minCalls),
+      on_idle: form.onIdle,
+      idle_intervals: Number(form.idleIntervals),
     };
     if (form.p99.trim()) body.max_p99_ms = Number(form.p99);
     try { onDone(await api.post(canaryPath(record, alias), body)); } catch (err) { setError(err); }
@@ -82,6 +85,14 @@ export function CanaryForm({ record, alias, versions, onDone, onCancel }) {
       </Field>
       <Field label="Calls needed per step"><input type="number" min="1" aria-label="canary min invocations" required value={form.minCalls} onInput={set("minCalls")} /></Field>
       <Field label="Max p99 (ms)" hint="optional"><input type="number" min="1" step="any" aria-label="canary max p99" value={form.p99} onInput={set("p99")} /></Field>
+      <Field label="Without enough calls" hint="after this many intervals short of the calls needed">
+        <select aria-label="canary on idle" value={form.onIdle} onChange={set("onIdle")}>
+          <option value="hold">keep waiting</option>
+          <option value="promote">promote by time</option>
+          <option value="rollback">roll back</option>
+        </select>
+        <input type="number" min="1" aria-label="canary idle intervals" required value={form.idleIntervals} onInput={set("idleIntervals")} />
+      </Field>
       <div class="row actions">
         <button class="primary" type="submit">Start canary</button>
         <button type="button" class="link" onClick={onCancel}>Cancel</button>

@@ -333,6 +333,8 @@ def test_start_a_canary_on_an_alias_watch_it_then_abort_it(signed_in, api):
     form.get_by_label("canary steps").fill("20, 50")
     form.get_by_label("canary interval").fill("600")  # no step passes during the test
     form.get_by_label("canary max error rate").fill("1")
+    form.get_by_label("canary on idle").select_option("promote")
+    form.get_by_label("canary idle intervals").fill("4")
     form.get_by_role("button", name="Start canary").click()
     canary = alias.locator("[data-fact='canary']")
     expect(canary.locator("[data-canary='progressing']")).to_be_visible()
@@ -342,6 +344,7 @@ def test_start_a_canary_on_an_alias_watch_it_then_abort_it(signed_in, api):
     expect(canary).to_contain_text("v1 → v2")
     state = api.get(f"/api/v1/functions/{name}/aliases/live").json()
     assert (state["routing"], state["canary"]["max_error_rate"]) == ({"2": 20.0}, 0.01)
+    assert (state["canary"]["on_idle"], state["canary"]["idle_intervals"]) == ("promote", 4)
     signed_in.shot("15-canary")
     # Abort: the alias serves v1 alone again, here and in the API.
     canary.get_by_role("button", name="Abort canary").click()
