@@ -681,3 +681,21 @@ def test_the_create_form_follows_the_servers_runtime_registry(signed_in, api):
     )
     choice.select_option("wasm")
     expect(page.get_by_label("artifact file")).to_have_attribute("accept", ".wasm")
+
+
+@pytest.mark.parametrize(
+    "runtime, language, keyword",
+    [("python", "python", "def"), ("javascript", "javascript", "function"), ("go", "go", "func"),
+     ("rust", "rust", "fn"), ("c", "cpp", "return")],
+)  # fmt: skip
+def test_each_language_opens_on_its_template_with_highlighting(
+    signed_in, runtime, language, keyword
+):
+    page = signed_in.page
+    signed_in.open(f"#/new?runtime={runtime}")
+    editor = page.locator(".editor[data-ready='yes'] .cm-content")
+    expect(editor).to_have_attribute("data-language", language)
+    # Highlighted: the language's keyword sits in a token span of its own.
+    expect(
+        editor.locator(".cm-line span", has_text=re.compile(rf"^{keyword}$")).first
+    ).to_be_visible()
