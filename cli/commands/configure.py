@@ -110,6 +110,7 @@ def list_profiles(session: Session) -> None:
 
 @config_group.command()
 @click.argument("profile")
+@OUTPUT_OPTION
 @pass_session
 def use(session: Session, profile: str) -> None:
     """Make PROFILE the default."""
@@ -118,4 +119,5 @@ def use(session: Session, profile: str) -> None:
         raise config.ConfigError(f"no profile {profile!r} in {config.config_path()}")
     data["default_profile"] = profile
     config.save(data)
-    session.output.note(f"default profile: {profile}")
+    session.output.emit({"default_profile": profile},
+                        lambda c: c.print(f"default profile: [bold]{profile}[/bold]"))  # fmt: skip
