@@ -19,6 +19,14 @@ def cli(home, *args, input=None, **env):
     return CliRunner().invoke(main, list(args), input=input, env=environ)
 
 
+def _json(out) -> dict:
+    """The one JSON document a command prints on stdout. NOTE: not `out.output`, which
+    (click >= 8.2) interleaves stderr: an error's message or a note to the person there made
+    a failure under load show up as a bare JSONDecodeError instead of its cause."""
+    assert out.exit_code == 0, out.output
+    return json.loads(out.stdout)
+
+
 def test_flag_beats_environment_beats_profile(make_server, tmp_path):
     server = make_server().start()
     key = server.api_key
@@ -35,7 +43,7 @@ def test_flag_beats_environment_beats_profile(make_server, tmp_path):
     assert cli(tmp_path, "--profile", "prod", "list").exit_code == 0
     assert cli(tmp_path, "list", NIMBUS_PROFILE="prod").exit_code == 0
 
-    shown = json.loads(cli(tmp_path, "config", "show", NIMBUS_API_URL=server.url).output)
+    shown = _json(cli(tmp_path, "config", "show", NIMBUS_API_URL=server.url))
     assert shown["sources"] == {"api_url": "NIMBUS_API_URL", "api_key": "profile dead"}
     assert key not in json.dumps(shown)  # masked
 
@@ -92,13 +100,13 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
     code = "def main(event):\n    print('hello log')\n    return {'ok': True}\n"
     created = cli(tmp_path, *base, "create", "shown", "-r", "python", "--code", code)
     assert created.exit_code == 0, created.output  # (says why, if the build went wrong)
-    assert json.loads(created.output)["name"] == "shown"
+    assert _json(created)["name"] == "shown"
     run = cli(tmp_path, *base, "invoke", "shown", "-o", "json", "-v", "-d", "{}")
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout)["result"] == {"ok": True}
     assert "hello log" in json.loads(run.stdout)["log_tail"]
     invocation = json.loads(run.stdout)["invocation_id"]
-    queued = json.loads(cli(tmp_path, *base, "invoke", "shown", "--async").output)
+    queued = _json(cli(tmp_path, *base, "invoke", "shown", "--async"))
     for args in (
         ["list"], ["get", "shown"], ["build", "shown"], ["runtimes"],
         ["update", "shown", "--memory", "64"], ["logs", "shown", "--invocation", invocation],
@@ -115,13 +123,13 @@ def test_every_command_prints_json_or_a_table(make_server, tmp_path):
         table = cli(tmp_path, *base, *args, "-o", "table")
         assert table.exit_code == 0 and not table.stdout.lstrip().startswith("{"), args
     assert cli(tmp_path, *base, "get", "shown").output.count('"memory_mb": 64') == 1
-    recent = json.loads(cli(tmp_path, *base, "invocations", "list", "shown").output)
+    recent = _json(cli(tmp_path, *base, "invocations", "list", "shown"))
     by_id = {i["id"]: i for i in recent["invocations"]}
     assert by_id[invocation]["trigger"] == "api" and by_id[invocation]["status"] == "succeeded"
     assert by_id[queued["invocation_id"]]["trigger"] == "async"
     deadline = time.monotonic() + 5  # outcomes reach the stats within the flush interval
     while True:
-        stats = json.loads(cli(tmp_path, *base, "stats", "shown", "-o", "json").output)
+        stats = _json(cli(tmp_path, *base, "stats", "shown", "-o", "json"))
         if stats["totals"]["invocations"] >= 2 or time.monotonic() > deadline:
             break
         time.sleep(0.3)
@@ -136,12 +144,12 @@ def test_keys_create_a_scoped_key_that_works_then_revoke_it(make_server, tmp_pat
     admin = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
     out = cli(tmp_path, *admin, "keys", "create", "reader", "--scope", "read")
     assert out.exit_code == 0, out.output
-    created = json.loads(out.output)
+    created = _json(out)
     reader = ["--url", server.url, "--api-key", created["key"]]
     assert cli(tmp_path, *reader, "list").exit_code == 0
     out = cli(tmp_path, *reader, "create", "x", "-r", "python", "--code", "def main(e): 1")
     assert out.exit_code == 1 and "403 forbidden" in out.output
-    listed = json.loads(cli(tmp_path, *admin, "keys", "list").output)
+    listed = _json(cli(tmp_path, *admin, "keys", "list"))
     assert created["id"] in [k["id"] for k in listed["keys"]]
     assert created["key"] not in json.dumps(listed)
     assert cli(tmp_path, *admin, "keys", "revoke", created["id"]).exit_code == 0
