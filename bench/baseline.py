@@ -4,11 +4,14 @@ Run as `python -m bench.baseline` with HOST/PORT/WORKERS/THREADS in the
 environment. It reuses the gateway's gunicorn application class and settings
 object and only swaps the WSGI app, so worker class, `workers`, `threads`,
 keep-alive and timeouts are the ones `nimbus serve` uses — whatever they
-become.
+become. With `ECHO_GUNICORN_DEFAULTS=1` the same app runs under gunicorn's own
+defaults instead (one sync worker, nothing set but the address): the bare
+Falcon figure issue 19 asks for beside the like-for-like one.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -56,7 +59,25 @@ def create_app(settings: dict[str, object] | None = None) -> falcon.App:
     return app
 
 
+def serve_with_gunicorn_defaults() -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class DefaultsEcho(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{os.environ['HOST']}:{os.environ['PORT']}")
+            self.cfg.set("control_socket_disable", True)  # one per machine; we need none
+
+        def load(self):
+            keys = ("workers", "threads")
+            chosen = {key: getattr(self.cfg, key) for key in keys}
+            return create_app({"worker_class": self.cfg.worker_class_str, **chosen})
+
+    DefaultsEcho().run()
+
+
 def serve() -> None:
+    if os.environ.get("ECHO_GUNICORN_DEFAULTS") == "1":
+        return serve_with_gunicorn_defaults()
     from gateway.serve import NimbusServer
     from gateway.settings import Settings
 
@@ -73,9 +94,11 @@ def serve() -> None:
 class BaselineServer(ServerProcess):
     """The echo app as a subprocess on a free 127.0.0.1 port."""
 
-    def __init__(self, log_dir: Path, workers: int = 2, **env: str) -> None:
+    def __init__(
+        self, log_dir: Path, workers: int = 2, name: str = "baseline-echo", **env: str
+    ) -> None:
         super().__init__(
-            "baseline-echo",
+            name,
             [str(BIN / "python"), "-m", "bench.baseline"],
             base_env(
                 HOST="127.0.0.1",

@@ -145,6 +145,7 @@ class BenchContext:
         self.profiles: dict[str, str] = {}  # comparison key -> profile path (relative)
         self._stack = contextlib.ExitStack()
         self._baseline: BaselineServer | None = None
+        self._defaults_echo: BaselineServer | None = None
         self._nimbus: NimbusServer | None = None
         self._deployed: set[str] = set()
         self._starts = 0
@@ -160,6 +161,15 @@ class BenchContext:
             self._stack.callback(server.stop)
             self._baseline = server.start()
         return self._baseline
+
+    def defaults_echo(self) -> BaselineServer:
+        """The same echo under gunicorn's own defaults (one sync worker)."""
+        if self._defaults_echo is None:
+            server = BaselineServer(self.log_dir, name="echo-gunicorn-defaults",
+                                    ECHO_GUNICORN_DEFAULTS="1")  # fmt: skip
+            self._stack.callback(server.stop)
+            self._defaults_echo = server.start()
+        return self._defaults_echo
 
     def nimbus(self) -> NimbusServer:
         if self._nimbus is None:
@@ -188,7 +198,7 @@ class BenchContext:
     def stop_servers(self) -> None:
         self._stack.close()
         self._stack = contextlib.ExitStack()
-        self._baseline = self._nimbus = None
+        self._baseline = self._defaults_echo = self._nimbus = None
         self._deployed.clear()
 
     def close(self) -> None:

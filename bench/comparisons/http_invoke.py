@@ -2,7 +2,8 @@
 
 Both servers run side by side with the same gunicorn worker settings; wrk
 loads them in alternating order, repetition by repetition, so drift in the
-machine's load hits both sides alike.
+machine's load hits both sides alike. The full run adds the same echo under
+gunicorn's own defaults (one sync worker) as a context row (issue 19).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def run(ctx: BenchContext) -> list[Result]:
         # NOTE: the echo ignores the key, but wrk sends the same bytes to both.
         "echo": load.LoadTarget(baseline.echo_url, auth, EVENT, baseline),
     }
+    if not ctx.quick:  # PERF(bench): context only; the quick smoke keeps its time budget
+        defaults = ctx.defaults_echo()  # the echo under gunicorn's own defaults
+        targets["defaults"] = load.LoadTarget(defaults.echo_url, auth, EVENT, defaults)
     p = ctx.params
     ready_echoes(targets, p.wrk_warmup_s)
 
@@ -69,7 +73,24 @@ def run(ctx: BenchContext) -> list[Result]:
         }
         target = THROUGHPUT_TARGET if connections == TARGET_AT_CONNECTIONS else None
         results += pair.rows(target=target, details=details)
+        if "defaults" in runs:
+            results += _defaults_rows(connections, runs)
     return results
+
+
+def _defaults_rows(connections: int, runs: dict[str, list[load.LoadRun]]) -> list[Result]:
+    """Issue 19: the echo under Nimbus's gunicorn settings vs gunicorn's defaults."""
+    pair = load.Pair(
+        key=f"echo-settings-{connections}c",
+        title=f"bare echo: Nimbus's gunicorn settings vs gunicorn's defaults, "
+        f"{load.conns_text(connections)}",
+        connections=connections,
+        a_label="bare Falcon echo, Nimbus's gunicorn settings",
+        a=runs["echo"],
+        b_label="bare Falcon echo, gunicorn defaults (1 sync worker)",
+        b=runs["defaults"],
+    )
+    return pair.rows()[:1]  # throughput only: context, no target
 
 
 COMPARISON = Comparison(
