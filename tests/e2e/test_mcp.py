@@ -83,9 +83,24 @@ def test_tools_deploy_and_invoke_a_python_function(make_server, tmp_path):
             missing = await session.call_tool("get_function", {"name": "nope"})
             assert missing.is_error and "not_found" in missing.content[0].text
 
-    anyio.run(scenario)
+            queued = _data(await session.call_tool(
+                "invoke_async", {"name": "mcp-double", "event": {"n": 5}}
+            ))  # fmt: skip
+            record = {"status": "queued"}
+            for _ in range(150):  # the status tool, polled as a model would
+                record = _data(await session.call_tool(
+                    "get_invocation", {"invocation_id": queued["invocation_id"]}
+                ))  # fmt: skip
+                if record["status"] not in ("queued", "running"):
+                    break
+                await anyio.sleep(0.2)
+            assert record["status"] == "succeeded" and record["result"] == {"n": 10}
+            return queued["invocation_id"]
+
+    invocation_id = anyio.run(scenario)
     with server.client() as api:  # the effect, seen through the REST API
         assert api.get("/api/v1/functions/mcp-double").json()["active_version"] == 1
+        assert api.get(f"/api/v1/invocations/{invocation_id}").json()["result"] == {"n": 10}
 
 
 def test_failed_build_is_a_tool_error_with_the_compilers_message(make_server, tmp_path):
