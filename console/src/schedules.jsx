@@ -1,5 +1,6 @@
-// A function's schedules: cron / rate() expressions, each tick one async invocation.
-// List with the expression in words and the next run, create, edit, enable/disable, delete.
+// Schedules of a function (each tick one async invocation) or of a workflow (each tick one
+// execution): cron / rate() expressions listed in words with the next run; create, edit,
+// enable/disable, delete.
 import { useEffect, useState } from "preact/hooks";
 import { api, fn } from "./api.js";
 import { Field, Notice, useInterval } from "./components.jsx";
@@ -15,7 +16,7 @@ export function When({ ts }) {
 
 const EMPTY = { expression: "rate(5 minutes)", timezone: "UTC", qualifier: "", event: "{}", description: "" };
 
-function ScheduleForm({ initial = EMPTY, onSubmit, onCancel, label }) {
+function ScheduleForm({ initial = EMPTY, onSubmit, onCancel, label, workflow }) {
   const [form, setForm] = useState(initial);
   const [error, setError] = useState(null);
   const set = (k) => (e) => setForm({ ...form, [k]: e.currentTarget.value });
@@ -33,10 +34,12 @@ function ScheduleForm({ initial = EMPTY, onSubmit, onCancel, label }) {
         <input aria-label="schedule expression" required value={form.expression} onInput={set("expression")} />
       </Field>
       <Field label="Time zone"><input aria-label="time zone" value={form.timezone} onInput={set("timezone")} /></Field>
-      <Field label="Version or alias" hint="empty: the serving version">
-        <input aria-label="version or alias" value={form.qualifier} onInput={set("qualifier")} />
-      </Field>
-      <Field label="Event (JSON)"><textarea rows={2} aria-label="schedule event" value={form.event} onInput={set("event")} /></Field>
+      {!workflow && (
+        <Field label="Version or alias" hint="empty: the serving version">
+          <input aria-label="version or alias" value={form.qualifier} onInput={set("qualifier")} />
+        </Field>
+      )}
+      <Field label={workflow ? "Execution input (JSON)" : "Event (JSON)"}><textarea rows={2} aria-label="schedule event" value={form.event} onInput={set("event")} /></Field>
       <Field label="Description"><input aria-label="schedule description" value={form.description} onInput={set("description")} /></Field>
       <div class="row actions">
         <button class="primary" type="submit">{label}</button>
@@ -47,14 +50,16 @@ function ScheduleForm({ initial = EMPTY, onSubmit, onCancel, label }) {
   );
 }
 
-export function SchedulesPanel({ record }) {
-  const base = `${fn(record.id)}/schedules`;
+export const SchedulesPanel = ({ record }) => <Schedules base={`${fn(record.id)}/schedules`} key={record.id} />;
+
+/** `base`: the schedules' collection; a workflow's ticks start executions (no version to pick). */
+export function Schedules({ base, workflow = false }) {
   const [list, setList] = useState(null);
   const [editing, setEditing] = useState(null);
   const [added, setAdded] = useState(0);  // a fresh add form after each add
   const [error, setError] = useState(null);
   const load = () => api.get(base).then((d) => { setList(d.schedules); setError(null); }, setError);
-  useEffect(() => { load(); }, [record.id]);
+  useEffect(() => { load(); }, [base]);
   useInterval(load, 10000);
   const act = (p) => p.then(load, setError);
   if (!list) return <p class="muted">Loading schedules…</p>;
@@ -62,7 +67,7 @@ export function SchedulesPanel({ record }) {
     <div class="schedules">
       <Notice onClose={() => setError(null)}>{error && errorText(error)}</Notice>
       <table class="list" aria-label="schedules">
-        <thead><tr><th>On</th><th>Expression</th><th>When</th><th>Target</th><th>Next run</th><th class="hide-narrow">Last run</th><th /></tr></thead>
+        <thead><tr><th>On</th><th>Expression</th><th>When</th>{!workflow && <th>Target</th>}<th>Next run</th><th class="hide-narrow">Last run</th><th /></tr></thead>
         <tbody>
           {list.map((s) => (
             <tr data-schedule={s.id} data-enabled={s.enabled ? "yes" : "no"}>
@@ -70,7 +75,7 @@ export function SchedulesPanel({ record }) {
                 onChange={(e) => act(api.put(`${base}/${s.id}`, { enabled: e.currentTarget.checked }))} /></td>
               <td class="mono">{s.expression}{s.description && <div class="muted small">{s.description}</div>}</td>
               <td data-fact="summary">{s.summary} <span class="muted">({s.timezone})</span></td>
-              <td>{s.qualifier || <span class="muted">serving version</span>}</td>
+              {!workflow && <td>{s.qualifier || <span class="muted">serving version</span>}</td>}
               <td data-fact="next-run"><When ts={s.next_run_at} /></td>
               <td class="hide-narrow"><When ts={s.last_run_at} /></td>
               <td>
@@ -79,16 +84,16 @@ export function SchedulesPanel({ record }) {
               </td>
             </tr>
           ))}
-          {!list.length && <tr><td colSpan={7} class="empty">No schedules yet.</td></tr>}
+          {!list.length && <tr><td colSpan={workflow ? 6 : 7} class="empty">No schedules yet.</td></tr>}
         </tbody>
       </table>
       {editing ? (() => {
         const s = list.find((x) => x.id === editing);
         const initial = { expression: s.expression, timezone: s.timezone, qualifier: s.qualifier || "", event: JSON.stringify(s.event ?? {}), description: s.description };
-        return <ScheduleForm key={editing} initial={initial} label="Save schedule" onCancel={() => setEditing(null)}
+        return <ScheduleForm key={editing} initial={initial} label="Save schedule" workflow={workflow} onCancel={() => setEditing(null)}
           onSubmit={async (body) => { await api.put(`${base}/${editing}`, body); setEditing(null); load(); }} />;
       })() : (
-        <ScheduleForm key={added} label="Add schedule" onSubmit={async (body) => { await api.post(base, body); setAdded((n) => n + 1); load(); }} />
+        <ScheduleForm key={added} label="Add schedule" workflow={workflow} onSubmit={async (body) => { await api.post(base, body); setAdded((n) => n + 1); load(); }} />
       )}
     </div>
   );

@@ -445,7 +445,7 @@ def test_workflow_create_graph_start_and_follow_executions(signed_in, api):
     signed_in.shot("18-workflow-failed")
 
 
-def test_workflow_execution_followed_live_then_aborted(signed_in, api):
+def test_workflow_execution_followed_live_aborted_then_a_schedule(signed_in, api):
     name = _name("nap")
     nap = {"Type": "Wait", "Seconds": 600, "Next": "Done"}
     definition = {"StartAt": "Nap", "States": {"Nap": nap, "Done": {"Type": "Succeed"}}}
@@ -470,6 +470,19 @@ def test_workflow_execution_followed_live_then_aborted(signed_in, api):
     (listed,) = api.get(f"/api/v1/workflows/{name}/executions").json()["executions"]
     assert listed["status"] == "aborted"
     signed_in.shot("19-workflow-aborted")
+    # A schedule of the workflow: each tick would start an execution with this input.
+    schedules = page.get_by_label("workflow schedules")
+    expect(schedules.get_by_label("version or alias")).to_have_count(0)  # no versions to pick
+    form = schedules.get_by_role("form", name="Add schedule")
+    form.get_by_label("schedule expression").fill("0 3 1 1 *")
+    form.get_by_label("schedule event").fill('{"from": "schedule"}')
+    form.get_by_role("button", name="Add schedule").click()
+    row = schedules.locator("tr[data-schedule]")
+    expect(row.locator("[data-fact='summary']")).to_contain_text("UTC")
+    expect(row.locator("[data-fact='next-run'] time")).to_be_visible()
+    (made,) = api.get(f"/api/v1/workflows/{name}/schedules").json()["schedules"]
+    assert (made["expression"], made["event"]) == ("0 3 1 1 *", {"from": "schedule"})
+    assert made["workflow_id"] == listed["workflow"]["id"] and made["next_run_at"]
 
 
 def test_the_first_load_is_the_shell_alone_and_pages_come_when_opened(console, console_server):

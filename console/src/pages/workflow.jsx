@@ -7,6 +7,7 @@ import { Badge, Editor, Notice, useInterval } from "../components.jsx";
 import { go, href } from "../router.js";
 import { errorText, fmtAgo, fmtMs, pretty, remember } from "../util.js";
 import { runOf } from "../workflow-graph.js";
+import { Schedules } from "../schedules.jsx";
 import { WorkflowGraph } from "../workflow-view.jsx";
 import { problems } from "./workflows.jsx";
 
@@ -221,6 +222,11 @@ export function WorkflowPage({ ref_, execution: executionId }) {
       </div>
       {executionId && <ExecutionView run={run} onChange={() => setBump((n) => n + 1)} key={executionId} />}
       <Definition workflow={workflow} onSaved={setWorkflow} />
+      <section aria-label="workflow schedules">
+        <h2>Schedules</h2>
+        <p class="muted small">Each tick starts one execution of the latest version with the schedule's input.</p>
+        <Schedules base={`${wf(workflow.id)}/schedules`} workflow />
+      </section>
     </section>
   );
 }
