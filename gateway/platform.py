@@ -153,7 +153,8 @@ class Platform:
         functions = FunctionService(
             repo, settings, on_enqueue=builds.wake, on_new_version=versions.prune_quietly
         )
-        cache = DeploymentCache(repo, max_age=settings.cache_max_age_sec)
+        cache = DeploymentCache(repo, max_age=settings.cache_max_age_sec,
+                                stale_if_error=settings.store_outage_grace_sec)  # fmt: skip
         logs = InvocationLogs(
             store,
             retention_sec=settings.log_retention_hours * 3600,

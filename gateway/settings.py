@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     prewarm_per_function: int = 1
     prewarm_idle_sec: float = 60
     cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
+    # While the store does not answer, records it confirmed this recently keep serving.
+    store_outage_grace_sec: float = Field(300.0, ge=0)
     log_level: str = "info"
     # One line per request. Off by default, as in gunicorn: invocations already
     # have their own logs and metrics, and a log line is ~15% of a warm invoke.

@@ -66,4 +66,10 @@ class LimitExceeded(NimbusError, code="too_many_requests"):
 class Timeout(NimbusError, code="timeout"): ...
 
 
-class Unavailable(NimbusError, code="unavailable"): ...
+class Unavailable(NimbusError, code="unavailable"):
+    """The platform cannot serve this now (its store or engine is away); callers may retry
+    after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int = 2, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

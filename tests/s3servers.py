@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # SeaweedFS derives a gRPC port (+10000) from every HTTP port it opens.
 _GRPC_OFFSET = 10000
@@ -138,44 +139,87 @@ def _tail(path: Path, lines: int = 30) -> str:
     return ""
 
 
-@contextlib.contextmanager
-def seaweedfs_server(
-    tmpdir: Path,
-    *,
-    access_key: str = "nimbus-test",
-    secret_key: str = "nimbus-test-secret",
-    startup_timeout: float = 30.0,
-    metrics: bool = False,
-) -> Iterator[S3Server]:
-    """Run `weed mini` with its data under `tmpdir`; yield its S3 endpoint.
+class SeaweedFS:
+    """One `weed mini` with its data under `tmpdir`, on ports fixed for its lifetime.
 
-    `metrics`: also serve SeaweedFS's Prometheus counters (`metrics_url`), among
-    them `SeaweedFS_s3_request_total{type=GET|PUT|LIST|DELETE,code}` (a HEAD
-    counts as a GET): every request the store answered, counted by the store.
-
-    Raises RuntimeError (with the server's log) if it does not come up, so a
-    test that needs it fails rather than skips. The server is killed at exit:
-    its data is disposable (a graceful stop takes SeaweedFS ~13 s).
+    `stop()` kills it (its data stays on disk) and `start()` brings it back on the
+    same ports with the same data, so a test can take the store away from running
+    servers and give it back (an outage, not a new store). Use `seaweedfs_server`
+    unless a test needs that.
     """
-    tmpdir = Path(tmpdir)
-    tmpdir.mkdir(parents=True, exist_ok=True)
-    weed = weed_binary()
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": access_key,
-        "AWS_SECRET_ACCESS_KEY": secret_key,
-    }
-    for attempt in range(3):  # a port taken between our check and weed's bind: retry
-        free = _free_port_pairs(len(_WEED_ROLES) + 1)
-        ports = dict(zip(_WEED_ROLES, free, strict=False))
-        metrics_url = f"http://127.0.0.1:{free[-1]}/metrics" if metrics else None
-        server = S3Server(f"http://127.0.0.1:{ports['s3']}", access_key, secret_key,
-                          metrics_url=metrics_url)  # fmt: skip
-        log_path = tmpdir / f"weed-{attempt}.log"
-        args = [
-            weed,
+
+    def __init__(self, tmpdir: Path, *, access_key: str, secret_key: str, metrics: bool) -> None:
+        self.tmpdir = Path(tmpdir)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        (self.tmpdir / "data").mkdir(exist_ok=True)
+        self._weed = weed_binary()
+        self._env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key,
+                     "AWS_SECRET_ACCESS_KEY": secret_key}  # fmt: skip
+        self._keys = (access_key, secret_key)
+        self._metrics = metrics
+        self._ports: dict[str, int] = {}
+        self._proc: subprocess.Popen | None = None
+        self._starts = 0
+        self.server: S3Server | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 30.0) -> S3Server:
+        """Start (the first time on free ports, later on the same ones) and wait until a
+        signed request succeeds. RuntimeError, with the server's log, if it does not."""
+        first = not self._ports
+        for attempt in range(3 if first else 1):
+            if first:  # a port taken between our check and weed's bind: retry on others
+                free = _free_port_pairs(len(_WEED_ROLES) + 1)
+                self._ports = dict(zip(_WEED_ROLES, free, strict=False))
+                metrics_url = f"http://127.0.0.1:{free[-1]}/metrics" if self._metrics else None
+                self.server = S3Server(f"http://127.0.0.1:{self._ports['s3']}", *self._keys,
+                                       metrics_url=metrics_url)  # fmt: skip
+            log_path = self.tmpdir / f"weed-{self._starts}.log"
+            self._starts += 1
+            self._remove_sockets()  # a killed weed leaves them; a new one cannot bind
+            with open(log_path, "wb") as log:
+                self._proc = subprocess.Popen(
+                    self._args(),
+                    cwd=self.tmpdir,
+                    env=self._env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent(),
+                )
+            try:
+                _wait_ready(self.server, self._proc, timeout)
+                return self.server
+            except RuntimeError as exc:
+                exited = self._proc.poll() is not None
+                self.stop()
+                if first and exited and attempt < 2:
+                    self._ports = {}
+                    continue  # exited early, most likely a port clash
+                raise RuntimeError(
+                    f"SeaweedFS did not start ({exc}); log {log_path}:\n{_tail(log_path)}"
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        """kill -9 (by PID: only the process we started): a crash, as an outage is.
+        A graceful stop takes SeaweedFS ~13 s; what it acknowledged is on disk either way."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(timeout=10)
+        self._remove_sockets()
+
+    def _args(self) -> list[str]:
+        metrics_port = urlsplit(self.server.metrics_url).port if self.server.metrics_url else None
+        return [
+            self._weed,
             "mini",
-            f"-dir={tmpdir / 'data'}",
+            f"-dir={self.tmpdir / 'data'}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             "-master.telemetry=false",
@@ -183,42 +227,46 @@ def seaweedfs_server(
             "-webdav=false",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
-            *(f"-{role}.port={port}" for role, port in ports.items()),
-            *([f"-metricsPort={free[-1]}"] if metrics else []),
+            *(f"-{role}.port={port}" for role, port in self._ports.items()),
+            *([f"-metricsPort={metrics_port}"] if metrics_port else []),
         ]
-        (tmpdir / "data").mkdir(exist_ok=True)
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                args,
-                cwd=tmpdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(),
-            )
-        try:
-            try:
-                _wait_ready(server, proc, startup_timeout)
-            except RuntimeError as exc:
-                if proc.poll() is not None and attempt < 2:
-                    continue  # exited early, most likely a port clash
-                raise RuntimeError(
-                    f"SeaweedFS did not start ({exc}); log {log_path}:\n{_tail(log_path)}"
-                ) from exc
-            yield server
-            return
-        finally:
-            _stop(proc)
-            _remove_sockets(ports)
-    raise AssertionError("unreachable")
+
+    def _remove_sockets(self) -> None:
+        _remove_sockets(self._ports)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)  # by PID: only the process we started
-    proc.wait(timeout=10)
+@contextlib.contextmanager
+def seaweedfs_process(
+    tmpdir: Path,
+    *,
+    access_key: str = "nimbus-test",
+    secret_key: str = "nimbus-test-secret",
+    startup_timeout: float = 30.0,
+    metrics: bool = False,
+) -> Iterator[SeaweedFS]:
+    """A started `SeaweedFS` (its endpoint is `.server`), killed at exit."""
+    weed = SeaweedFS(tmpdir, access_key=access_key, secret_key=secret_key, metrics=metrics)
+    try:
+        weed.start(startup_timeout)
+        yield weed
+    finally:
+        weed.stop()
+
+
+@contextlib.contextmanager
+def seaweedfs_server(tmpdir: Path, **options) -> Iterator[S3Server]:
+    """Run `weed mini` with its data under `tmpdir`; yield its S3 endpoint.
+
+    `metrics`: also serve SeaweedFS's Prometheus counters (`metrics_url`), among
+    them `SeaweedFS_s3_request_total{type=GET|PUT|LIST|DELETE,code}` (a HEAD
+    counts as a GET): every request the store answered, counted by the store.
+
+    `options` are `seaweedfs_process`'s. Raises RuntimeError (with the server's log)
+    if it does not come up, so a test that needs it fails rather than skips. The
+    server is killed at exit: its data is disposable.
+    """
+    with seaweedfs_process(tmpdir, **options) as weed:
+        yield weed.server
 
 
 def _remove_sockets(ports: dict[str, int]) -> None:

@@ -72,7 +72,7 @@ def handle_nimbus_error(req, resp, exc: errors.NimbusError, params) -> None:
     invocation_id = getattr(exc, "invocation_id", None)
     if invocation_id:  # it ran (and failed) or was throttled: its record has this id
         resp.set_header("X-Nimbus-Invocation-Id", invocation_id)
-    if isinstance(exc, errors.LimitExceeded) or exc.code == "not_ready":
+    if isinstance(exc, errors.LimitExceeded | errors.Unavailable) or exc.code == "not_ready":
         resp.set_header("Retry-After", str(getattr(exc, "retry_after", 1)))
 
 

@@ -4,6 +4,13 @@ PERF(nimbus): the invoke path must not read records from the store on every
 call. A function record is reused for up to `max_age` seconds (the stated
 staleness, ≤ 1 s), then revalidated with a HEAD (etag compare) and re-read
 only if it changed. Ready versions never change, so they are cached for good.
+
+While the store does not answer (`Unavailable`), a record the store confirmed within
+`stale_if_error` seconds keeps serving, as HTTP's stale-if-error: a store outage must not
+take down functions every worker already holds. Nothing can change a record meanwhile (a
+change needs the store); a replica cut off from a store others still reach serves what it
+last saw for that long. The failed revalidation counts as one, so the callers of the next
+`max_age` do not each wait on the store.
 """
 
 from __future__ import annotations
@@ -21,13 +28,21 @@ from store.records import BuildStatus, Function, Version
 class _Entry:
     function: Function
     etag: str
-    checked: float
+    checked: float  # last revalidation (monotonic), successful or not
+    confirmed: float  # last time the store answered for this record (monotonic)
 
 
 class DeploymentCache:
-    def __init__(self, repo: FunctionRepo, max_age: float = 1.0, max_versions: int = 4096):
+    def __init__(
+        self,
+        repo: FunctionRepo,
+        max_age: float = 1.0,
+        max_versions: int = 4096,
+        stale_if_error: float = 0.0,
+    ):
         self.repo = repo
         self.max_age = max_age
+        self.stale_if_error = stale_if_error
         self.max_versions = max_versions
         self._functions: dict[str, _Entry] = {}
         self._names: dict[str, str] = {}
@@ -42,9 +57,15 @@ class DeploymentCache:
         if entry is not None and not fresh and now - entry.checked < self.max_age:
             return entry.function
         if entry is not None:
-            etag = self.repo.store.head(function_key(entry.function.id))
-            if etag == entry.etag:
+            try:
+                etag = self.repo.store.head(function_key(entry.function.id))
+            except errors.Unavailable:
+                if now - entry.confirmed >= self.stale_if_error:
+                    raise
                 entry.checked = now
+                return entry.function
+            if etag == entry.etag:
+                entry.checked = entry.confirmed = now
                 return entry.function
         try:
             fn, etag = self.repo.resolve(ref) if entry is None else self.repo.get(function_id)
@@ -57,7 +78,7 @@ class DeploymentCache:
                 return self.function(ref)  # the name may belong to a new function now
             raise
         with self._lock:
-            self._functions[fn.id] = _Entry(fn, etag, now)
+            self._functions[fn.id] = _Entry(fn, etag, now, now)
             self._names[fn.name] = fn.id
         return fn
 
