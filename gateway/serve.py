@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import shutil
 import signal
 import sys
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from .api.auth import ensure_api_key, key_file, read_api_key
 from .settings import Settings
@@ -29,7 +31,7 @@ class NimbusServer(BaseApplication):
         options = {
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
-            "worker_class": "gthread",
+            "worker_class": DrainingThreadWorker,
             "threads": s.threads,
             "graceful_timeout": int(s.graceful_timeout_sec),
             "timeout": 60,
@@ -67,6 +69,33 @@ class NimbusServer(BaseApplication):
         from .telemetry.metrics import mark_worker_dead
 
         mark_worker_dead(self.metrics_dir, worker.pid)
+
+
+class DrainingThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker, except that a stopping worker takes the connections
+    already waiting in the listening socket's backlog and then closes its copy of the
+    socket at once, not after its drain.
+
+    A client whose connection the kernel completed before the stop is served like any
+    call in flight; once the master (which closes its copy first) and every worker have
+    closed theirs, a new connection is refused at once (ECONNREFUSED: the client knows
+    its request was never read). Before, the kernel kept completing handshakes into the
+    backlog of a socket no one accepted from, for as long as the calls in flight took,
+    then reset them all: clients that had sent a request saw it reset, not knowing
+    whether it ran (measured: 16 of 16 busy clients' next calls). A worker replaced alone
+    (SIGTERM to it) changes nothing for clients: the others still hold the socket.
+    """
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if enabled or self.alive:
+            return
+        for listener in self.sockets:
+            for _ in range(self.cfg.backlog):
+                if not select.select([listener], [], [], 0)[0]:
+                    break
+                self.accept(listener)  # another worker may take it first: EAGAIN, ignored
+            listener.close()  # idempotent: gunicorn closes them again at the end
 
 
 def replace_this_worker(stuck: int) -> None:
