@@ -33,6 +33,7 @@ class LoadRun:
     wrk: wrk.WrkResult
     server_cpu_s: float | None = None
     server_sys_s: float | None = None  # the kernel's part of server_cpu_s
+    server_switches: int | None = None  # context switches of the server's threads
 
     @property
     def kernel_pct(self) -> float | None:
@@ -40,6 +41,13 @@ class LoadRun:
         if self.server_sys_s is None or not self.server_cpu_s:
             return None
         return 100 * self.server_sys_s / self.server_cpu_s
+
+    @property
+    def switches_per_call(self) -> float | None:
+        ok = self.wrk.requests * self.wrk.ok_fraction
+        if self.server_switches is None or ok <= 0:
+            return None
+        return self.server_switches / ok
 
     @property
     def cpu_ms_per_call(self) -> float | None:
@@ -88,12 +96,13 @@ def wrk_details(runs: dict[str, list[LoadRun]]) -> dict[str, list[dict]]:
 def _measured(target: LoadTarget, connections: int, duration_s: float) -> LoadRun:
     server = target.server
     before = server.cpu_split() if server else None
+    switches = server.context_switches() if server else 0
     result = wrk.run(target.url, body=target.body, headers=target.headers,
                      connections=connections, duration_s=duration_s)  # fmt: skip
     if server is None or before is None:
         return LoadRun(result)
     user, system = (after - then for after, then in zip(server.cpu_split(), before, strict=True))
-    return LoadRun(result, user + system, system)
+    return LoadRun(result, user + system, system, server.context_switches() - switches)
 
 
 def bracketed(before: list[LoadRun], after: list[LoadRun]) -> list[LoadRun]:
@@ -122,12 +131,14 @@ def _mean_of_two(a: LoadRun, b: LoadRun) -> LoadRun:
             for (p, ms1), (_, ms2) in zip(x.percentiles, y.percentiles, strict=False)
         ),
     )
-    cpu = system = None
+    cpu = system = switches = None
     if a.server_cpu_s is not None and b.server_cpu_s is not None:
         cpu = a.server_cpu_s + b.server_cpu_s
     if a.server_sys_s is not None and b.server_sys_s is not None:
         system = a.server_sys_s + b.server_sys_s
-    return LoadRun(mean, cpu, system)
+    if a.server_switches is not None and b.server_switches is not None:
+        switches = a.server_switches + b.server_switches
+    return LoadRun(mean, cpu, system, switches)
 
 
 def median_curve(runs: list[LoadRun]) -> list[list[float]]:
@@ -209,6 +220,12 @@ class Pair:
         note = ("system time over user + system time of the server's processes during the "
                 "load: mapping, faulting and unmapping guest memory shows here")  # fmt: skip
         return self._server_row(key, title, "% kernel", lambda r: r.kernel_pct, note, target)
+
+    def switches_row(self, key: str, title: str) -> Result | None:
+        """Context switches of the server's threads per successful call, both sides."""
+        note = ("voluntary + involuntary switches of every server thread during the load, "
+                "per call: hand-offs between threads and waits for the GIL show here")  # fmt: skip
+        return self._server_row(key, title, "switches/call", lambda r: r.switches_per_call, note)
 
     def cpu_row(self, key: str, title: str) -> Result | None:
         """Server CPU per successful call, both sides (None when it was not counted)."""

@@ -103,17 +103,38 @@ class ServerProcess:
     def cpu_split(self) -> tuple[float, float]:
         """(user, system) CPU seconds of the server's session: the second is the kernel's."""
         user = system = 0
+        for _, fields in self._session_stats():
+            # After the command: state ppid pgrp session … utime(12) stime(13), 0-based here.
+            user += int(fields[11])
+            system += int(fields[12])
+        ticks = os.sysconf("SC_CLK_TCK")
+        return user / ticks, system / ticks
+
+    def _session_stats(self) -> list[tuple[int, list[str]]]:
+        """(pid, /proc/PID/stat fields after the command) of every live process in the
+        server's session (master and workers)."""
+        found = []
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue  # the process ended while we looked
-            # After the command: state ppid pgrp session … utime(12) stime(13), 0-based here.
             if int(fields[3]) == self.pid:
-                user += int(fields[11])
-                system += int(fields[12])
-        ticks = os.sysconf("SC_CLK_TCK")
-        return user / ticks, system / ticks
+                found.append((int(stat.parent.name), fields))
+        return found
+
+    def context_switches(self) -> int:
+        """Voluntary + involuntary context switches of every live thread of the server's
+        session so far (threads that ended are not counted)."""
+        total = 0
+        for pid, _ in self._session_stats():
+            for status in Path(f"/proc/{pid}/task").glob("*/status"):
+                try:
+                    lines = status.read_text().splitlines()
+                except OSError:
+                    continue  # the thread ended while we looked
+                total += sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line)
+        return total
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers (children of the master we started)."""

@@ -73,6 +73,9 @@ def run(ctx: BenchContext) -> list[Result]:
         }
         target = THROUGHPUT_TARGET if connections == TARGET_AT_CONNECTIONS else None
         results += pair.rows(target=target, details=details)
+        title = f"HTTP invoke vs bare echo, {load.conns_text(connections)}: context switches"
+        switches = pair.switches_row(f"http-invoke-{connections}c-switches", title)
+        results += [switches] if switches is not None else []
         if "defaults" in runs:
             results += _defaults_rows(connections, runs)
     return results

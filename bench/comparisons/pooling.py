@@ -89,7 +89,9 @@ def _reuse_rows(ctx: BenchContext, server: NimbusServer, body: bytes) -> list[Re
                      ("bare Falcon echo", runs[ECHO]))  # fmt: skip
         rows += pair.rows(target=Target(">=", 0.5))
         cpu = pair.cpu_row(f"reuse-{lang}-cpu", f"{lang} hello with reuse: server CPU per call")
-        rows += [cpu] if cpu else []
+        title = f"{lang} hello with reuse: context switches per call"
+        switches = pair.switches_row(f"reuse-{lang}-switches", title)
+        rows += [row for row in (cpu, switches) if row is not None]
     return rows
 
 
