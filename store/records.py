@@ -18,6 +18,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -108,6 +109,30 @@ class Hold(BaseModel):
     owner: str
     until: float  # Unix seconds
     since: float | None = None
+
+
+Totals = TypeVar("Totals")
+
+
+class WorkerStats(BaseModel, Generic[Totals]):
+    """`stats/workers/<writer>.json`: one worker's invocation totals since it started.
+
+    What `totals` counts (and how totals add up) is the gateway's telemetry:
+    the store keeps the record, its key and its compare-and-swap (store/stats.py).
+    """
+
+    writer: str
+    updated_at: datetime = Field(default_factory=now)
+    totals: Totals
+    folding: bool = False  # being folded into the total; its writer no longer owns it
+
+
+class FoldedStats(BaseModel, Generic[Totals]):
+    """`stats/total.json`: totals of workers that stopped, and which ones they were."""
+
+    totals: Totals
+    folded: dict[str, datetime] = Field(default_factory=dict)  # writer → when folded
+    updated_at: datetime = Field(default_factory=now)
 
 
 class Build(Leased):

@@ -24,13 +24,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-
-from pydantic import BaseModel, Field
+from datetime import timedelta
 
 from store import Store, errors
-from store.functions import STATS_TOTAL_KEY, stats_worker_key
+from store.records import FoldedStats as _FoldedStats
+from store.records import WorkerStats as _WorkerStats
 from store.records import now
+from store.stats import StatsRepo
 
 from .counts import OutcomeCounts
 from .recorder import InvocationOutcome
@@ -124,21 +124,9 @@ class InvocationTotals:
         return out
 
 
-class WorkerStats(BaseModel):
-    """`stats/workers/<writer>.json`: one worker's totals since it started."""
-
-    writer: str
-    updated_at: datetime = Field(default_factory=now)
-    totals: InvocationTotals = Field(default_factory=InvocationTotals)
-    folding: bool = False  # being folded into the total; its writer no longer owns it
-
-
-class FoldedStats(BaseModel):
-    """`stats/total.json`: totals of workers that stopped, and which ones they were."""
-
-    totals: InvocationTotals = Field(default_factory=InvocationTotals)
-    folded: dict[str, datetime] = Field(default_factory=dict)  # writer → when folded
-    updated_at: datetime = Field(default_factory=now)
+# The durable records are the store's (store/records.py); their totals are ours.
+WorkerStats = _WorkerStats[InvocationTotals]
+FoldedStats = _FoldedStats[InvocationTotals]
 
 
 class StatsBook:
@@ -148,6 +136,7 @@ class StatsBook:
         self, store: Store, writer: str, *, heartbeat_sec: float, fold_after_sec: float
     ) -> None:
         self.store = store
+        self.repo = StatsRepo(store, InvocationTotals)
         self._base = writer
         self._generation = 0
         self.writer = writer
@@ -173,12 +162,7 @@ class StatsBook:
             merged = self._written.plus(self._pending)
             record = WorkerStats(writer=self.writer, totals=merged)
             try:
-                self._etag = self.store.put(
-                    stats_worker_key(self.writer),
-                    record.model_dump_json().encode(),
-                    create=self._etag is None,
-                    if_match=self._etag,
-                )
+                self._etag = self.repo.put_worker(record, self._etag)
             except errors.Conflict:
                 # Our object is being folded into the total (we were stalled longer
                 # than fold_after_sec): what it held is counted there; carry on with
@@ -188,9 +172,7 @@ class StatsBook:
                 self.writer = f"{self._base}.{self._generation}"
                 merged = self._pending
                 record = WorkerStats(writer=self.writer, totals=merged)
-                self._etag = self.store.put(
-                    stats_worker_key(self.writer), record.model_dump_json().encode(), create=True
-                )
+                self._etag = self.repo.put_worker(record, None)
             self._written = merged
             self._pending = InvocationTotals()
             self._saved_at = time.monotonic()
@@ -200,43 +182,33 @@ class StatsBook:
         """On a graceful stop: write what is pending, then fold our object into the total."""
         self.save(force=True)
         with self._lock:
-            key, etag = stats_worker_key(self.writer), self._etag
+            writer, etag = self.writer, self._etag
         if etag is not None:
-            record = WorkerStats.model_validate_json(self.store.get(key).data)
-            self._fold(key, record, etag)
+            record, _ = self.repo.worker(writer)
+            self._fold(record, etag)
 
     def fold_stale(self) -> int:
         """Fold the objects of workers that stopped writing (killed) or whose fold
         was interrupted; how many were folded."""
         cutoff = now() - timedelta(seconds=self.fold_after_sec)
-        own = stats_worker_key(self.writer)
         folded = 0
-        for key in list(self.store.list("stats/workers/")):
-            if key == own:
+        for record, etag in self.repo.workers():
+            if record.writer == self.writer:
                 continue
-            try:
-                blob = self.store.get(key)
-            except errors.NotFound:
-                continue
-            record = WorkerStats.model_validate_json(blob.data)
             if record.folding or record.updated_at < cutoff:
-                folded += self._fold(key, record, blob.etag)
+                folded += self._fold(record, etag)
         return folded
 
-    def _fold(self, key: str, record: WorkerStats, etag: str) -> bool:
+    def _fold(self, record: WorkerStats, etag: str) -> bool:
         if not record.folding:
             record.folding = True
             try:  # (1) take the object from its writer, unless it wrote meanwhile
-                etag = self.store.put(key, record.model_dump_json().encode(), if_match=etag)
+                etag = self.repo.put_worker(record, etag)
             except (errors.Conflict, errors.NotFound):
                 return False  # it is alive, or someone else is folding it
         gone = self._forgettable()
         for _ in range(_CAS_ATTEMPTS):  # (2) add it to the total, once
-            try:
-                blob = self.store.get(STATS_TOTAL_KEY)
-                total, total_etag = FoldedStats.model_validate_json(blob.data), blob.etag
-            except errors.NotFound:
-                total, total_etag = FoldedStats(), None
+            total, total_etag = self.repo.total()
             if record.writer in total.folded:
                 break
             total.totals.merge(record.totals)
@@ -244,47 +216,33 @@ class StatsBook:
             total.folded[record.writer] = now()
             total.updated_at = now()
             try:
-                self.store.put(
-                    STATS_TOTAL_KEY,
-                    total.model_dump_json().encode(),
-                    create=total_etag is None,
-                    if_match=total_etag,
-                )
+                self.repo.put_total(total, total_etag)
                 break
             except errors.Conflict:
                 time.sleep(0.01)
         else:
             raise errors.Unavailable("too much contention folding stats")
-        self.store.delete(key)  # (3) nobody writes a marked object again
+        self.repo.delete_worker(record.writer)  # (3) nobody writes a marked object again
         return True
 
     def _forgettable(self) -> set[str]:
         """Folded writers whose objects are gone for good: the total need not name them."""
-        try:
-            total = FoldedStats.model_validate_json(self.store.get(STATS_TOTAL_KEY).data)
-        except errors.NotFound:
+        total, etag = self.repo.total()
+        if etag is None:
             return set()
         old = now() - timedelta(seconds=self.fold_after_sec)
         return {
             writer
             for writer, when in total.folded.items()
-            if when < old and not self.store.exists(stats_worker_key(writer))
+            if when < old and not self.repo.worker_exists(writer)
         }
 
     def totals(self) -> InvocationTotals:
         """The sum over every worker, live or gone (this worker's as of its last save)."""
         # Worker objects first, then the total: a fold between the two reads
         # is then seen in the total and its object skipped, never missed.
-        records = []
-        for key in list(self.store.list("stats/workers/")):
-            try:
-                records.append(WorkerStats.model_validate_json(self.store.get(key).data))
-            except errors.NotFound:
-                continue
-        try:
-            total = FoldedStats.model_validate_json(self.store.get(STATS_TOTAL_KEY).data)
-        except errors.NotFound:
-            total = FoldedStats()
+        records = [record for record, _ in self.repo.workers()]
+        total, _ = self.repo.total()
         out = total.totals  # parsed just now: ours to add to
         for record in records:
             if record.writer not in total.folded:
