@@ -1,5 +1,5 @@
 // Code split by page and tab: a page's module is fetched the first time it is shown, so the
-// first load carries the shell alone (numbers in docs/decisions/0008-web-console.md).
+// first load carries the shell alone (numbers in docs/decisions/0019-web-console.md).
 import { useEffect, useState } from "preact/hooks";
 import { Notice } from "./components.jsx";
 

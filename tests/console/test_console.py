@@ -374,9 +374,19 @@ def _branching(function: str, next_after_call: str = "Both") -> dict:
 
 
 def _replace_editor_text(page, editor, text: str) -> None:
+    """Select all, then paste `text` as a user's clipboard would (the editor takes it whole:
+    no auto-closed brackets, no browser-made markup in the editable area)."""
     editor.click()
     page.keyboard.press("Control+a")
-    page.keyboard.insert_text(text)  # one insertion: no auto-closed brackets
+    editor.evaluate(
+        """(el, text) => {
+            const data = new DataTransfer();
+            data.setData("text/plain", text);
+            const init = {clipboardData: data, bubbles: true, cancelable: true};
+            el.dispatchEvent(new ClipboardEvent("paste", init));
+        }""",
+        text,
+    )
 
 
 @pytest.mark.timeout(120)
@@ -712,3 +722,28 @@ def test_each_language_opens_on_its_template_with_highlighting(
     expect(
         editor.locator(".cm-line span", has_text=re.compile(rf"^{keyword}$")).first
     ).to_be_visible()
+
+
+@pytest.mark.timeout(180)  # a build that resolves a requirement
+def test_python_requirements_are_installed_by_the_build(signed_in):
+    page, name = signed_in.page, _name("tabled")
+    signed_in.open("#/new?runtime=python")
+    page.get_by_label("function name").fill(name)
+    editor = page.locator(".editor[data-ready='yes'] .cm-content")
+    expect(editor).to_contain_text("def main")
+    code = (
+        "import importlib.metadata\nimport tabulate\n\n\ndef main(event):\n"
+        "    return {'tabulate': importlib.metadata.version('tabulate'),\n"
+        "            'head': tabulate.tabulate([[1, 2]], headers=['a', 'b']).splitlines()[0]}\n"
+    )
+    _replace_editor_text(page, editor, code)
+    page.get_by_label("requirements").fill("tabulate>=0.9")
+    page.get_by_role("button", name="Create and deploy").click()
+    build = page.locator("section.build")
+    expect(build).to_have_attribute("data-build-status", "ready", timeout=150_000)
+    expect(build.get_by_label("build log")).to_contain_text("resolved tabulate==")
+    page.get_by_role("tab", name="Test").click()
+    page.get_by_role("button", name="Invoke", exact=True).click()
+    body = page.get_by_label("invocation result").get_by_label("result body")
+    expect(body).to_contain_text('"tabulate": "0.')
+    expect(body).to_contain_text(re.compile(r'"head": "\s*a\s+b"'))
