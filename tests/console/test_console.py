@@ -747,3 +747,19 @@ def test_python_requirements_are_installed_by_the_build(signed_in):
     body = page.get_by_label("invocation result").get_by_label("result body")
     expect(body).to_contain_text('"tabulate": "0.')
     expect(body).to_contain_text(re.compile(r'"head": "\s*a\s+b"'))
+
+
+@pytest.mark.parametrize("console", [{"width": 390, "height": 844}], indirect=True)
+def test_a_workflow_at_phone_width_in_dark(signed_in, api):
+    name = _name("phone")
+    definition = _branching(_deploy_echo(api))
+    resp = api.post("/api/v1/workflows", json={"name": name, "definition": definition})
+    assert resp.status_code == 201, resp.text
+    page = signed_in.page
+    page.get_by_label("theme").select_option("dark")
+    signed_in.open(f"#/workflows/{name}")
+    expect(page.get_by_label("workflow graph").locator("[data-state='Both']")).to_be_visible()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the workflow page scrolls sideways at phone width ({width}px)"
+    signed_in.shot("25-workflow-phone-dark")
