@@ -16,7 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(300)
+# ~140 s on a quiet machine; 280 s ran out at a load average of 20 (other work beside it).
+@pytest.mark.timeout(620)
 def test_quick_bench_writes_a_sane_report(tmp_path: Path) -> None:
     results = tmp_path / "results"
     run = subprocess.run(
