@@ -211,6 +211,15 @@ class CanaryEvent(BaseModel):
     decided_by: str = ""  # the worker that took the decision (its lease owner id)
 
 
+class CarriedCalls(BaseModel):
+    """The canary version's calls already in the 10 s stats slot a step began in: they
+    belong to the step before and are taken off when the step is judged."""
+
+    invocations: int = 0
+    errors: int = 0
+    latency: dict[int, int] = Field(default_factory=dict)  # histogram bucket → count
+
+
 class CanaryState(BaseModel):
     """An alias's automatic canary, as the alias shows it (the job's lease is elsewhere)."""
 
@@ -229,6 +238,7 @@ class CanaryState(BaseModel):
     on_idle: str = "hold"
     idle_intervals: int = 3
     held: int = 0  # intervals the current step has been held for want of calls
+    carried: CarriedCalls | None = None  # the previous step's calls in this step's first slot
     status: CanaryStatus = CanaryStatus.progressing
     reason: str = ""
     started_at: datetime = Field(default_factory=now)

@@ -23,13 +23,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from datetime import UTC, datetime
 
 from store import errors
 from store.canaries import CanaryJob, CanaryRepo
 from store.functions import FunctionRepo
 from store.history import HistoryRepo
 from store.leases import LeaseLost, Leases
-from store.records import CanaryEvent, CanaryState, CanaryStatus, Function, HistoryEntry, now
+from store.records import (
+    CanaryEvent,
+    CanaryState,
+    CanaryStatus,
+    CarriedCalls,
+    Function,
+    HistoryEntry,
+    now,
+)
 
 from ..telemetry import histogram
 from ..telemetry.window_query import WindowQuery
@@ -84,19 +93,27 @@ class CanaryRunner:
         if (canary.step, canary.held) != (job.step, job.held):  # decided before a crash
             self.leases.finish(claim, lambda j: _due(j, canary))  # only catch the job up
             return 0
-        window = self.query.totals(fn.id, canary.step_started_at.timestamp(), time.time(),
+        looked = time.time()
+        window = self.query.totals(fn.id, canary.step_started_at.timestamp(), looked,
                                    version=canary.version)  # fmt: skip
-        rate = window.errors / window.invocations if window.invocations else None
-        p99 = histogram.quantile(window.latency, 0.99)
-        decision, reason = judge(canary, window.invocations, window.errors, p99)
-        event = CanaryEvent(step=canary.step, weight=canary.weight, decision=decision,
-                            invocations=window.invocations, errors=window.errors,
+        calls = _own(window, canary.carried)
+        rate = calls.errors / calls.invocations if calls.invocations else None
+        p99 = histogram.quantile(calls.latency, 0.99)
+        decision, reason = judge(canary, calls.invocations, calls.errors, p99)
+        event = CanaryEvent(at=datetime.fromtimestamp(looked, UTC), step=canary.step,
+                            weight=canary.weight, decision=decision,
+                            invocations=calls.invocations, errors=calls.errors,
                             error_rate=rate, p99_ms=p99, reason=reason,
                             decided_by=self.leases.owner)  # fmt: skip
+        carried = None
+        if decision == "promoted":  # the next step begins now, mid-slot: note what is in it
+            slot = self.query.totals(fn.id, looked, looked, version=canary.version)
+            carried = CarriedCalls(invocations=slot.invocations, errors=slot.errors,
+                                   latency=dict(slot.latency))  # fmt: skip
         applied: list[bool] = [False]
 
         def decide(current: Function) -> Function | None:
-            changed = _apply(current, job, event)
+            changed = _apply(current, job, event, carried)
             applied[0] = changed is not None
             return changed
 
@@ -158,7 +175,23 @@ def _never(job: CanaryJob) -> None:
     job.next_due = time.time() + 1e9  # the record goes next; this only keeps a survivor idle
 
 
-def _apply(fn: Function, job: CanaryJob, event: CanaryEvent) -> Function | None:
+def _own(window, carried: CarriedCalls | None) -> CarriedCalls:
+    """The step's own calls: the window since its first slot, less what the previous
+    step had put in that slot."""
+    if carried is None:
+        return CarriedCalls(invocations=window.invocations, errors=window.errors,
+                            latency=window.latency)  # fmt: skip
+    latency = {b: n - carried.latency.get(b, 0) for b, n in window.latency.items()}
+    return CarriedCalls(
+        invocations=max(0, window.invocations - carried.invocations),
+        errors=max(0, window.errors - carried.errors),
+        latency={b: n for b, n in latency.items() if n > 0},
+    )
+
+
+def _apply(
+    fn: Function, job: CanaryJob, event: CanaryEvent, carried: CarriedCalls | None
+) -> Function | None:
     alias = fn.aliases.get(job.alias)
     canary = alias.canary if alias else None
     if canary is None or canary.status != CanaryStatus.progressing:
@@ -189,7 +222,7 @@ def _apply(fn: Function, job: CanaryJob, event: CanaryEvent) -> Function | None:
         else:
             canary.weight = canary.steps[canary.step]
             alias.routing = {canary.version: canary.weight}
-        canary.step_started_at = stamp
+        canary.step_started_at, canary.carried = event.at, carried
     else:  # held: the step's calls keep adding up from its start
         canary.held += 1
         canary.reason = event.reason

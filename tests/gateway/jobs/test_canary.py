@@ -91,6 +91,22 @@ def test_a_quiet_step_holds_with_its_reason_shown_and_its_calls_add_up(world):
     assert [e["decision"] for e in canary["history"]] == ["started", "held", "promoted"]
 
 
+def test_a_new_step_does_not_count_the_calls_of_the_step_before(world):
+    """Stats come in 10 s slots; the calls the previous step put in the slot a step began
+    in are taken off, so each step is judged on its own calls."""
+    client = world[1]
+    fn = start(client)  # steps 25, 50, 100
+    call_canary(client, 4)
+    assert step(world, fn)["canary"]["step"] == 1  # promoted on its 4 calls
+    canary = step(world, fn)["canary"]
+    assert (canary["status"], canary["held"]) == ("progressing", 1)
+    assert canary["history"][-1]["invocations"] == 0, canary["history"]
+    call_canary(client, 4)
+    canary = step(world, fn)["canary"]
+    assert (canary["status"], canary["weight"]) == ("promoted", 100), canary["history"]
+    assert canary["history"][-1]["invocations"] == 4
+
+
 def test_a_quiet_canary_promotes_by_time_when_asked(world):
     client = world[1]
     fn = start(client, on_idle="promote", idle_intervals=2, steps=[50, 100])
