@@ -59,6 +59,19 @@ def create_app(settings: dict[str, object] | None = None) -> falcon.App:
     return app
 
 
+def worker_settings(cfg, keys: tuple[str, ...]) -> dict[str, object]:
+    """What gunicorn was given: the worker type by gunicorn's own name ("gthread" also
+    for the gateway's draining subclass of it), the class itself, and `keys`."""
+    from gunicorn.workers.gthread import ThreadWorker
+    from gunicorn.workers.sync import SyncWorker
+
+    cls = cfg.worker_class
+    kinds = ((ThreadWorker, "gthread"), (SyncWorker, "sync"))
+    kind = next((name for base, name in kinds if issubclass(cls, base)), cfg.worker_class_str)
+    chosen = {key: getattr(cfg, key) for key in keys}
+    return {"worker_class": kind, "worker_class_impl": cls.__name__, **chosen}
+
+
 def serve_with_gunicorn_defaults() -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -68,9 +81,7 @@ def serve_with_gunicorn_defaults() -> None:
             self.cfg.set("control_socket_disable", True)  # one per machine; we need none
 
         def load(self):
-            keys = ("workers", "threads")
-            chosen = {key: getattr(self.cfg, key) for key in keys}
-            return create_app({"worker_class": self.cfg.worker_class_str, **chosen})
+            return create_app(worker_settings(self.cfg, ("workers", "threads")))
 
     DefaultsEcho().run()
 
@@ -84,8 +95,7 @@ def serve() -> None:
     class EchoServer(NimbusServer):
         def load(self):
             keys = ("workers", "threads", "keepalive", "timeout")
-            chosen = {key: getattr(self.cfg, key) for key in keys}
-            return create_app({"worker_class": self.cfg.worker_class_str, **chosen})
+            return create_app(worker_settings(self.cfg, keys))
 
     # The echo records no metrics; an empty folder satisfies the worker-exit hook.
     EchoServer(Settings(), Path(tempfile.mkdtemp(prefix="echo-metrics-"))).run()
