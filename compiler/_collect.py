@@ -22,11 +22,11 @@ import time
 import orjson
 
 from store import Leases, Store, errors
+from store.leases import ARTIFACT_COLLECT
 
 from ._buildcache import PREFIX, CachedBuild
 
 STATE_KEY = "gc/artifacts.json"
-HOLD_KEY = "gc/collect.json"
 
 
 def _blob_keys(value, found: set[str]) -> None:
@@ -57,7 +57,7 @@ class ArtifactCollector:
     def collect(self, now: float | None = None) -> int:
         """One collection if the last was at least `grace_sec` ago; returns blobs deleted."""
         now = time.time() if now is None else now
-        if not Leases(self.store, clock=lambda: now).hold(HOLD_KEY, self.grace_sec):
+        if not Leases(self.store, clock=lambda: now).hold_job(ARTIFACT_COLLECT, self.grace_sec):
             return 0  # this round is another worker's (or was)
         try:
             state = orjson.loads(self.store.get(STATE_KEY).data)

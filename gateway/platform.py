@@ -174,7 +174,7 @@ class Platform:
 
         rollup = WindowRollup(
             store,
-            leases.hold,
+            leases.hold_job,
             grace_sec=settings.stats_rollup_grace_sec,
             raw_retention_sec=settings.stats_raw_retention_hours * 3600,
             retention_sec=settings.stats_retention_days * 86400,

@@ -129,9 +129,6 @@ def schedule_prefix(function_id: str) -> str:
     return f"schedules/by-function/{function_id}/"
 
 
-LOG_SWEEP_LEASE_KEY = "logs/sweep.json"
-
-
 def _backoff(attempt: int) -> None:
     time.sleep(min(0.05, 0.001 * (2 ** min(attempt, 6))) * random.random())
 

@@ -10,6 +10,8 @@ Three shapes cover every background runner (decision 0007):
   record is still as our last write left it; otherwise `LeaseLost`.
 - **A standalone lease object** (`hold`): "at most one worker does this
   for a while" — the log sweep, the stats fold, artifact collection.
+  Callers outside the store name the job (`hold_job("stats-fold", …)`);
+  the store maps the name to its key.
 - **Exactly once** (`claim_once`): a create-only write of a key derived from
   the work (a schedule's tick), so one replica of many does it. Only a store
   that refuses a second create-only write can promise this:
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 import time
@@ -36,6 +39,31 @@ from pydantic import BaseModel
 from . import errors
 from ._base import Store
 from .records import Hold
+
+# Jobs with a hold of their own (`Leases.hold_job`). Periodic jobs held once
+# per interval (gateway/jobs/periodic.py) are named by their job names.
+LOG_SWEEP = "logs.sweep"
+WINDOW_ROLLUP = "stats-windows.rollup"
+WINDOW_SWEEP = "stats-windows.sweep"
+ARTIFACT_COLLECT = "artifacts.collect"
+
+# Jobs whose holds predate `holds/<job>.json` keep their keys, so a store
+# written by an older release is still held by the same object.
+_OWN_HOLD_KEYS = {
+    LOG_SWEEP: "logs/sweep.json",
+    WINDOW_ROLLUP: "stats/windows/rollup-hold.json",
+    WINDOW_SWEEP: "stats/windows/sweep-hold.json",
+    ARTIFACT_COLLECT: "gc/collect.json",
+}
+_JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,99}$")
+
+
+def hold_key(job: str) -> str:
+    """The key of a job's hold: its own for the jobs above, else `holds/<job>.json`."""
+    if not _JOB_NAME.match(job):
+        raise ValueError(f"not a job name: {job!r}")
+    return _OWN_HOLD_KEYS.get(job, f"holds/{job}.json")
+
 
 # A record with its lease fields (`records.Leased`) at `.lease`: an
 # `Invocation`, a `Version` (its build), any `Leased` subclass.
@@ -214,6 +242,10 @@ class Leases:
         except (errors.Conflict, errors.NotFound):
             return False  # another worker took it first
         return True
+
+    def hold_job(self, job: str, duration_sec: float) -> bool:
+        """`hold` for the store-wide job named `job` (the store picks its key)."""
+        return self.hold(hold_key(job), duration_sec)
 
     # -- exactly once ----------------------------------------------------------
 

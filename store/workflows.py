@@ -28,6 +28,7 @@ from pydantic import BaseModel, TypeAdapter
 from . import errors
 from ._base import Store
 from .functions import SCHEDULES_CHANGED_KEY, schedule_prefix
+from .leases import Claim, Leases
 from .records import (
     Execution,
     HistoryEvent,
@@ -222,6 +223,11 @@ class WorkflowRepo:
 
     def execution(self, execution_id: str) -> tuple[Execution, str]:
         return self._read(execution_key(execution_id), Execution, f"execution {execution_id!r}")
+
+    def claim_execution(self, leases: Leases, execution_id: str, **how) -> Claim[Execution] | None:
+        """Claim an execution to run its next step (`how`: as for `Leases.claim`);
+        NotFound if its record was never written."""
+        return leases.claim(execution_key(execution_id), Execution, **how)
 
     def execution_exists(self, execution_id: str) -> bool:
         return self.store.exists(execution_key(execution_id))

@@ -8,7 +8,7 @@ another (a cron tick). A job still running when it is due again is skipped
 
 A job listed with `hold=leases` runs at most once per interval across all
 workers sharing the store, not once per worker: each worker that finds it
-due first takes the store hold `holds/<name>.json` (`store.Leases.hold`).
+due first takes the store hold of the job's name (`store.Leases.hold_job`).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class PeriodicJobs:
         else:
             when = self._scheduler.every(seconds).seconds
         if hold is not None:
-            job = _held(hold, f"holds/{name}.json", seconds, job)
+            job = _held(hold, name, seconds, job)
         when.do(self._submit, name, job)
         self._states[name] = JobState(name, seconds)
 
@@ -153,8 +153,8 @@ class PeriodicJobs:
                 state.last_duration_sec = time.monotonic() - started
 
 
-def _held(leases: Leases, key: str, seconds: float, job: Callable[[], object]):
+def _held(leases: Leases, name: str, seconds: float, job: Callable[[], object]):
     def run_if_held() -> object:
-        return job() if leases.hold(key, seconds) else None
+        return job() if leases.hold_job(name, seconds) else None
 
     return run_if_held

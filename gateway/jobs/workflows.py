@@ -40,7 +40,7 @@ from store.records import (
     Trigger,
     now,
 )
-from store.workflows import WorkflowRepo, execution_key
+from store.workflows import WorkflowRepo
 
 from ..services.invoke import InvokeService
 from ..services.workflows import machine as steps
@@ -156,9 +156,9 @@ class WorkflowRunner:
             return execution.due <= time.time()
 
         try:
-            return self.leases.claim(
-                execution_key(execution_id),
-                Execution,
+            return self.repo.claim_execution(
+                self.leases,
+                execution_id,
                 duration_sec=self.lease_sec,
                 ready=ready,
                 max_attempts=self.max_attempts,

@@ -30,13 +30,13 @@ import orjson
 
 from store import Leases, Store, errors
 from store.functions import (
-    LOG_SWEEP_LEASE_KEY,
     FunctionRepo,
     function_key,
     invocation_log_key,
     invocation_log_prefix,
     parse_invocation_log_key,
 )
+from store.leases import LOG_SWEEP
 
 from ..schemas import LogEntry, LogList
 from .recorder import InvocationOutcome
@@ -261,7 +261,7 @@ class InvocationLogs:
 
     def maybe_sweep(self) -> int | None:
         """Sweep if no worker has within `sweep_every_sec`; the number deleted, or None."""
-        if not self.leases.hold(LOG_SWEEP_LEASE_KEY, self.sweep_every_sec):
+        if not self.leases.hold_job(LOG_SWEEP, self.sweep_every_sec):
             return None  # another worker swept (or sweeps) this round
         deleted = self.sweep()
         if deleted:

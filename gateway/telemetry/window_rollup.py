@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 from store import Store, errors
+from store.leases import WINDOW_ROLLUP, WINDOW_SWEEP
 
 from .windows import (
     HOUR,
@@ -37,10 +38,7 @@ from .windows import (
     rolled_key,
 )
 
-ROLLUP_HOLD_KEY = "stats/windows/rollup-hold.json"
-SWEEP_HOLD_KEY = "stats/windows/sweep-hold.json"
-
-# (key, seconds) → True when this worker may do the job now (Leases.hold).
+# (job name, seconds) → True when this worker may do the job now (Leases.hold_job).
 Hold = Callable[[str, float], bool]
 
 
@@ -71,8 +69,8 @@ class WindowRollup:
 
     def upkeep(self) -> tuple[int, int]:
         """Roll up and sweep if it is this worker's turn: (hours rolled, objects deleted)."""
-        rolled = self.roll() if self.hold(ROLLUP_HOLD_KEY, self.roll_every_sec) else 0
-        deleted = self.sweep() if self.hold(SWEEP_HOLD_KEY, self.sweep_every_sec) else 0
+        rolled = self.roll() if self.hold(WINDOW_ROLLUP, self.roll_every_sec) else 0
+        deleted = self.sweep() if self.hold(WINDOW_SWEEP, self.sweep_every_sec) else 0
         return rolled, deleted
 
     def due_hours(self, now: float) -> range:

@@ -339,6 +339,27 @@ def test_hold_at_most_one_worker_per_period(store: Store, clock: Clock) -> None:
     assert a.hold("upkeep/other.json", 60)  # keys are independent
 
 
+def test_a_job_is_held_by_name_at_the_key_existing_stores_have(store: Store, clock: Clock) -> None:
+    from store.leases import ARTIFACT_COLLECT, LOG_SWEEP, WINDOW_ROLLUP, WINDOW_SWEEP
+
+    a, b = Leases(store, "a", clock=clock), Leases(store, "b", clock=clock)
+    for job in (LOG_SWEEP, WINDOW_ROLLUP, WINDOW_SWEEP, ARTIFACT_COLLECT, "stats-fold"):
+        assert a.hold_job(job, 60)
+        assert not b.hold_job(job, 60)
+    # The keys of releases before named holds: a hold they left is still live.
+    assert sorted(store.list("")) == [
+        "gc/collect.json",
+        "holds/stats-fold.json",
+        "logs/sweep.json",
+        "stats/windows/rollup-hold.json",
+        "stats/windows/sweep-hold.json",
+    ]
+    assert not b.hold("logs/sweep.json", 60)
+    for bad in ("", "../keys/x", "a/b", "Upper"):
+        with pytest.raises(ValueError):
+            a.hold_job(bad, 60)
+
+
 def test_racing_holders_exactly_one_wins(cas_store: Store) -> None:
     held = _race(4, lambda i: Leases(cas_store, f"w{i}").hold("upkeep/fold.json", 60))
     assert held.count(True) == 1
