@@ -1,8 +1,12 @@
-"""Collecting compiled artifacts no version uses any more (mark, then sweep).
+"""Collecting blobs no version uses any more (mark, then sweep).
 
-What is collected: the artifacts the build cache knows (C, Go, Rust modules),
-with their precompiled forms and cache records, once no version of any
-function references them. Sources and shared runtimes are left alone.
+What is collected, in one round: first the artifacts the build cache knows (C,
+Go, Rust modules) with their cache records; then every other blob — sources,
+uploaded wasm/native artifacts, bundles and mounts of pruned versions and
+deleted functions — that no version record, cache record or installed shared
+runtime names and that nothing stored or reused for a grace (store/blobs.py:
+the touch/claim protocol on each blob's mark). Precompiled forms go with
+their blob.
 
 A collection runs at most once per `grace_sec` store-wide (a store hold,
 `gc/collect.json`). A blob is deleted only when it was unreferenced at two
@@ -10,23 +14,28 @@ collections at least `grace_sec` apart (the first records it as a candidate
 in `gc/artifacts.json`),
 so a build that uploaded an artifact but has not written its version yet never
 loses it. A cache hit touches its record with a conditional write, and the
-collector deletes a record only if it is unchanged, then the blob: a build
-reusing an artifact and a collection deleting it cannot both win.
+collector deletes a record only if it is unchanged, then the blob (claiming its
+mark, as the sweep does): a build reusing an artifact and a collection deleting
+it cannot both win.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+from collections.abc import Callable, Iterable
 
 import orjson
 
 from store import Leases, Store, errors
+from store.blobs import BlobRepo, SweepReport, sha_of
 from store.leases import ARTIFACT_COLLECT
 
 from ._buildcache import PREFIX, CachedBuild
 
 STATE_KEY = "gc/artifacts.json"
+log = logging.getLogger("nimbus.collect")
 
 
 def _blob_keys(value, found: set[str]) -> None:
@@ -42,9 +51,17 @@ def _blob_keys(value, found: set[str]) -> None:
 
 
 class ArtifactCollector:
-    def __init__(self, store: Store, *, grace_sec: float = 3600.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        grace_sec: float = 3600.0,
+        pinned: Callable[[], Iterable[str]] = tuple,
+    ) -> None:
         self.store = store
         self.grace_sec = grace_sec
+        self.pinned = pinned  # blob keys never collected (the installed shared runtimes)
+        self.last_sweep: SweepReport | None = None
 
     def live(self) -> set[str]:
         """Every blob key any version record mentions (source, artifact, bundle, mounts)."""
@@ -84,11 +101,16 @@ class ArtifactCollector:
                     self.store.delete(key, if_match=etag)
                 except (errors.Conflict, errors.NotFound):
                     kept.add(entry.artifact_key)  # used again meanwhile
+        blobs = BlobRepo(self.store)
         deleted = 0
         for key in sorted(due - kept):
-            sha = key.rsplit("/", 1)[-1]
-            for precompiled in list(self.store.list(f"precompiled/{sha}/")):
-                self.store.delete(precompiled)
-            self.store.delete(key)
-            deleted += 1
-        return deleted
+            sha = sha_of(key)
+            if sha is not None and blobs.delete_if_untouched(sha, self.grace_sec, now) == "deleted":
+                deleted += 1
+        still_cached = {entry.artifact_key for entry, _ in entries.values()} - due
+        started = time.monotonic()
+        self.last_sweep = blobs.sweep(live | still_cached | set(self.pinned()), self.grace_sec, now)
+        if self.last_sweep.deleted:
+            log.info("freed %d unreferenced blobs in %.2fs", len(self.last_sweep.deleted),
+                     time.monotonic() - started)  # fmt: skip
+        return deleted + len(self.last_sweep.deleted)

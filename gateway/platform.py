@@ -12,8 +12,9 @@ import compiler
 from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
 from store.alerts import AlertRepo
+from store.blobs import blob_key
 from store.canaries import CanaryRepo
-from store.functions import FunctionRepo, blob_key
+from store.functions import FunctionRepo
 from store.history import HistoryRepo
 from store.invocations import InvocationRepo
 from store.keys import KeyRepo
@@ -395,7 +396,11 @@ def recurring_jobs(
                name="invocation-retention", jitter=True, hold=leases)  # fmt: skip
     grace = settings.artifact_gc_grace_sec
     if grace > 0:
-        collector = compiler.ArtifactCollector(leases.store, grace_sec=grace)
+        collector = compiler.ArtifactCollector(
+            leases.store,
+            grace_sec=grace,
+            pinned=lambda: [blob_key(sha) for sha in compiler.runtime_components()],
+        )
         jobs.every(min(300.0, grace / 4), collector.collect, name="artifact-collect", jitter=True)
     return jobs
 

@@ -162,7 +162,8 @@ class Settings(BaseSettings):
     build_memory_mb: int = 2048  # per compiler process (RLIMIT_DATA in the build jail)
     toolchains_dir: Path = Path("./.cache/toolchains")  # compilers, installed by scripts/toolchains
     toolchains_auto_install: bool = True  # install a missing toolchain on a language's first build
-    # Compiled artifacts no version uses are deleted after being unused this long (0: never).
+    # Blobs (sources, artifacts) and build-cache artifacts no version uses are freed after
+    # being unused this long (0: never); store/blobs.py.
     artifact_gc_grace_sec: float = 3600
     build_wait_sec: float = 300  # how long ?wait=true holds a request
     max_build_waiters: int = 8  # requests held by ?wait=true at once per worker; then 429

@@ -8,7 +8,8 @@ Key layout (all JSON unless noted):
     queue/builds/<id>.<n:08d>           build queue marker (empty)
     webhooks/<sha256 of key>.json       WebhookIndex: webhook key → function id (and alias)
     history/<fn>/…                      HistoryEntry: rollbacks, alias, canary changes (history.py)
-    blobs/sha256/<hex>                  sources and artifacts, content-addressed
+    blobs/sha256/<hex>                  sources and artifacts, content-addressed (blobs.py:
+                                        marks, and how unreferenced ones are freed)
     logs/builds/<id>/<n:08d>.log        build log (text)
     logs/invocations/<id>/<age>-<writer>-<seq:08d>.jsonl
                                         a batch of invocation log entries, one JSON
@@ -40,6 +41,7 @@ from pydantic import BaseModel
 
 from . import errors
 from ._base import Store
+from .blobs import BlobRepo
 from .invocations import InvocationRepo
 from .leases import Claim, Leases
 from .records import (
@@ -88,10 +90,6 @@ def _legacy_webhook_index_key(webhook_key: str) -> str:
 
 
 _HASHED_INDEX = re.compile(r"^webhooks/[0-9a-f]{64}\.json$")
-
-
-def blob_key(sha256: str) -> str:
-    return f"blobs/sha256/{sha256}"
 
 
 def build_log_key(function_id: str, version: int) -> str:
@@ -164,23 +162,11 @@ class FunctionRepo:
 
     def put_blob(self, data: bytes) -> tuple[str, str]:
         """Store bytes content-addressed; identical bytes share one object."""
-        sha = hashlib.sha256(data).hexdigest()
-        key = blob_key(sha)
-        if not self.store.exists(key):
-            self.store.put(key, data)
-        return key, sha
+        return BlobRepo(self.store).put(data)
 
-    def put_blob_file(self, path) -> tuple[str, str]:
-        """Store a large file content-addressed, streaming it."""
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        sha = digest.hexdigest()
-        key = blob_key(sha)
-        if not self.store.exists(key):
-            self.store.put_file(key, path)
-        return key, sha
+    def put_blob_file(self, path, sha256: str | None = None) -> tuple[str, str]:
+        """Store a large file content-addressed, streaming it (`sha256` if already known)."""
+        return BlobRepo(self.store).put_file(path, sha256)
 
     # -- functions -----------------------------------------------------------
 
@@ -364,6 +350,8 @@ class FunctionRepo:
         for attempt in range(_CAS_ATTEMPTS):
             previous = self.get_version(fn.id, n - 1)[0] if n > 1 else None
             version = derive(previous, n)
+            if previous is not None and version.source_key == previous.source_key:
+                BlobRepo(self.store).reuse(version.source_key)  # kept code: a new reference
             self.store.put(build_marker_key(fn.id, n), b"")
             try:
                 self.write(version_key(fn.id, n), version, create=True)
@@ -392,8 +380,8 @@ class FunctionRepo:
         self.update_function(function_id, bump)
 
     def delete_version(self, function_id: str, version: int) -> None:
-        """Remove a version's record and build log (pruning; its blobs go with the
-        artifact collection once nothing else names them)."""
+        """Remove a version's record and build log (pruning; its blobs are freed by the
+        artifact collection's blob sweep once nothing else names them, store/blobs.py)."""
         self.store.delete(version_key(function_id, version))
         self.store.delete(build_log_key(function_id, version))
 

@@ -314,12 +314,13 @@ class BuildQueue:
         """
         stat = path.stat()
         memo = (str(path), stat.st_size, stat.st_mtime_ns)
-        found = self._shared_files.get(memo)
-        if found is None or not self.repo.store.exists(found[0]):
-            found = self.repo.put_blob_file(path)
-            if len(self._shared_files) > 64:
-                self._shared_files.clear()
-            self._shared_files[memo] = found
+        known = self._shared_files.get(memo)
+        # Through put_blob_file even when known: its touch keeps a sweep from freeing
+        # the blob between here and this build's version record (store/blobs.py).
+        found = self.repo.put_blob_file(path, known[1] if known else None)
+        if len(self._shared_files) > 64:
+            self._shared_files.clear()
+        self._shared_files[memo] = found
         return found
 
     def _build_or_reuse(
