@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     native_max_idle_per_function: int = 4  # warm containers per function version per worker
     native_pids_limit: int = 64
     native_tmpfs_mb: int = 16  # the function's writable /tmp
-    native_cpus: float | None = None  # CPU quota per container
+    native_cpus: float | None = 1.0  # CPU quota per container, in cores (0: none)
 
     build_concurrency: int = Field(1, description="build workers per gunicorn worker")
     build_lease_sec: float = 30

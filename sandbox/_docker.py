@@ -36,7 +36,7 @@ from store import Store, errors
 from . import _docker_agent as agent
 from ._docker_agent import AgentChannel, AgentGone, AgentListener, AgentReply, AgentSilent
 from ._docker_config import NativeConfig
-from ._docker_engine import ContainerSpec, Engine, unavailable
+from ._docker_engine import ContainerSpec, Engine, EngineBusy, unavailable
 from ._limits import ConcurrencyGate
 from ._module import context_json
 from ._outcome import (
@@ -293,32 +293,46 @@ class NativeExecutor:
         return self._start(dep, key), True
 
     def _start(self, dep: Deployment, key: tuple) -> WarmContainer:
+        """A new container for `dep`, its agent configured. A start the engine was too
+        slow or too busy for is tried once more in a fresh container: on a loaded
+        host the second try usually gets through, and a 503 costs the caller more."""
+        try:
+            return self._start_once(dep, key)
+        except EngineBusy as exc:
+            log.warning("native container start failed (%s); trying once more", exc)
+        return self._start_once(dep, key)
+
+    def _start_once(self, dep: Deployment, key: tuple) -> WarmContainer:
         binary = self._binaries.path(dep)
         name = f"nimbus-{dep.function_name[:40]}-v{dep.version}-{self._nonce}-{next(self._serial)}"
         token = secrets.token_hex(16)
         self._run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         listener = AgentListener(self._run_dir / name)
         try:
-            container_id = self.engine.run(
-                ContainerSpec(
-                    name=name,
-                    binary=binary,
-                    socket_dir=listener.directory,
-                    token=token,
-                    memory_mb=dep.memory_mb,
-                    labels={
-                        "nimbus.function": dep.function_id,
-                        "nimbus.version": str(dep.version),
-                        "nimbus.owner": self._owner,
-                    },
+            try:
+                container_id = self.engine.run(
+                    ContainerSpec(
+                        name=name,
+                        binary=binary,
+                        socket_dir=listener.directory,
+                        token=token,
+                        memory_mb=dep.memory_mb,
+                        labels={
+                            "nimbus.function": dep.function_id,
+                            "nimbus.version": str(dep.version),
+                            "nimbus.owner": self._owner,
+                        },
+                    )
                 )
-            )
+            except EngineBusy:
+                self._remove_later(name)  # the engine may have made it after all
+                raise
             try:
                 channel = listener.accept(token, self.config.start_timeout_sec)
                 channel.configure(dep.function_name, dep.env_vars)
             except (AgentSilent, AgentGone) as exc:
-                self.engine.remove(container_id)
-                raise unavailable(
+                self._remove_later(container_id)
+                raise EngineBusy(
                     f"the function's container did not start its agent: {exc}"
                 ) from None
         finally:
@@ -336,8 +350,13 @@ class NativeExecutor:
     def _discard(self, container: WarmContainer) -> None:
         """Close the agent's connection (it exits) and have the reaper remove the container."""
         container.channel.close()
+        self._remove_later(container.id)
+
+    def _remove_later(self, container: str) -> None:
+        """Have the reaper remove a container (by id or name), off the caller's path."""
+        self._ensure_reaper()
         with self._lock:
-            self._removals.append(container.id)
+            self._removals.append(container)
         self._wake.set()
 
     def _ensure_reaper(self) -> None:

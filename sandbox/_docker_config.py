@@ -27,7 +27,10 @@ class NativeConfig:
     pids_limit: int = 64  # processes and threads per container (fork bombs stop here)
     tmpfs_mb: int = 16  # the writable /tmp (counts against the function's memory)
     nofile: int = 1024  # open files per process
-    cpus: float | None = None  # CPU quota per container; None: no quota
+    # CPU quota per container (cores; None or 0: none). One core by default, so a guest's
+    # spinning processes (a fork bomb: pids_limit of them) leave the host's other cores
+    # to the gateway and to every other function.
+    cpus: float | None = 1.0
     start_timeout_sec: float = 15.0  # create + start + the agent's hello
     api_timeout_sec: float = 15.0  # one engine API call
     grace_sec: float = 2.0  # past the deadline before a silent agent's container is killed

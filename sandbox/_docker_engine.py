@@ -28,6 +28,14 @@ def unavailable(message: str) -> errors.Unavailable:
     return errors.Unavailable(message, code="engine_unavailable")
 
 
+class EngineBusy(errors.Unavailable):
+    """The engine did not answer in time or failed on its side (a 5xx): a loaded engine
+    often does the same thing at the second try, unlike a missing image or a refusal."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="engine_unavailable")
+
+
 @dataclass(frozen=True)
 class ContainerSpec:
     name: str
@@ -94,10 +102,12 @@ class Engine:
             ) from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             self._forget()
-            raise unavailable(
+            raise EngineBusy(
                 f"the container engine at {self.address} does not answer ({what}): {_reason(exc)}"
             ) from None
         except docker.errors.APIError as exc:
+            if exc.is_server_error():
+                raise EngineBusy(f"the container engine failed to {what}: {_reason(exc)}") from None
             raise unavailable(f"the container engine refused to {what}: {_reason(exc)}") from None
 
     def ping(self) -> None:

@@ -259,7 +259,8 @@ def test_hostile_binary_is_contained(nserver, napi, fns, name, status, code):
                     resp = api.post(f"/api/v1/functions/{fn}/invoke", json={"ok": 1})
                     took = time.monotonic() - started
                     if resp.status_code != 200 or resp.json() != {"ok": 1} or took > 1.5:
-                        slow.append(f"{fn}: {resp.status_code} in {took:.2f}s")
+                        cold = resp.headers.get("X-Nimbus-Cold-Start")
+                        slow.append(f"{fn}: {resp.status_code} in {took:.2f}s (cold {cold})")
                 time.sleep(0.05)
 
     invoke(napi, "echo", {})  # warm before the hostile call starts

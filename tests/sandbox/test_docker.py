@@ -268,6 +268,7 @@ def test_container_settings_as_the_engine_sees_them(sandbox, mstore, engine):
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["Memory"] == 48 * MiB
     assert host["PidsLimit"] == 64
+    assert host["NanoCpus"] == 10**9  # one core: a fork bomb leaves the others alone
     assert "/tmp" in host["Tmpfs"] and "size=16m" in host["Tmpfs"]["/tmp"]
     assert container.attrs["Config"]["User"] == "65534:65534"
     binds = {b.split(":")[1]: b.split(":")[2] for b in host["Binds"]}
@@ -298,6 +299,32 @@ def test_a_removed_container_is_replaced(sandbox, mstore, engine):
     container.remove(force=True)
     result = call(sandbox, dep, b"[1]")
     assert result.output == b"[1]" and result.cold_start
+
+
+def test_a_start_the_busy_engine_loses_is_tried_again_and_leaves_nothing(
+    sandbox, mstore, engine, monkeypatch
+):
+    """The engine makes the container, but its answer is lost (a loaded engine past the
+    API timeout): the call is served by a second start and the orphan is removed."""
+    from sandbox._docker_engine import EngineBusy
+
+    dep = native_dep(mstore, "echo", name="native-busy-engine")
+    executor = sandbox._native.get()
+    real_run, starts = executor.engine.run, []
+
+    def run_then_lose_the_answer(spec):
+        starts.append(real_run(spec))
+        if len(starts) == 1:
+            raise EngineBusy("the container engine does not answer: Read timed out")
+        return starts[-1]
+
+    monkeypatch.setattr(executor.engine, "run", run_then_lose_the_answer)
+    result = call(sandbox, dep, b"[7]")
+    assert result.output == b"[7]" and result.cold_start and len(starts) == 2
+    deadline = time.monotonic() + 10
+    while len(containers_of(engine, dep)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [c.id for c in containers_of(engine, dep)] == [starts[1]]
 
 
 # -- lifecycle and degraded engines ---------------------------------------------------
