@@ -373,6 +373,22 @@ def test_module_state_survives_only_with_reuse_and_the_bundle_runs_once(runtime,
     assert ok(sandbox, warm)["loads"] == 1
 
 
+def test_a_prewarmed_instance_has_never_called_the_handler(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy('let calls = 0;\nexports.main = () => { console.log("called"); return ++calls; };')
+    assert ok(sandbox, dep) == 1
+    for _ in range(3):
+        deadline = time.monotonic() + 20
+        while sandbox.stats()["prewarmed_instances"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # this deployment's refill done too
+        result = invoke(sandbox, dep)
+        # Warming the instance (its bundle loaded, the runtime's `run` path taken once)
+        # ran none of the handler: this call is its first, and logs only its own line.
+        assert json.loads(result.output) == 1
+        assert result.logs.decode().strip() == "called"
+
+
 def test_a_bundle_that_throws_at_load_time_is_not_prewarmed_and_its_calls_say_why(runtime, deploy):
     sandbox = runtime[0]
     dep = deploy('throw new Error("no config");\nexports.main = () => 1;\n')
