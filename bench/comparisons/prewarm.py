@@ -4,7 +4,8 @@ vs the same call making its instance, in-process (issue 19: ≤ 1 ms).
 A gateway worker (its own process, over the shared server's store) calls each
 hello once every ~30 ms through the gateway's invoke path: with pre-warming each
 call finds a fresh instance ready, the function's module already loaded by the
-runtime's `load`; without it (`PREWARM_PER_FUNCTION=0`) each call instantiates.
+runtime's `load` and its `run` path taken once (refused before the handler, so
+the engine has compiled it); without it (`PREWARM_PER_FUNCTION=0`) each call instantiates.
 Both sides use a fresh instance per call (no reuse).
 """
 
