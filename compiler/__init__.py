@@ -13,7 +13,8 @@ Public surface: `parse_build_errors` (a failed build's errors as
 `ArtifactCollector` (deletes compiled artifacts no version uses),
 `runtime_cache_dirs` (the shared runtimes' seed cache folders) and
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs),
-`SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind).
+`SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind),
+`bounded_folder` (a build folder as a size-limited tmpfs: BUILD_MAX_DISK_MB).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, Bu
 from ._buildcache import BuildCache, CachedBuild
 from ._collect import ArtifactCollector
 from ._limits import BINARY_LIMIT, SOURCE_LIMIT
+from ._scratch import bounded_folder
 from .diagnostics import BuildError, parse_build_errors
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
@@ -72,6 +74,7 @@ __all__ = [
     "CachedBuild",
     "Runtime",
     "RuntimeRegistry",
+    "bounded_folder",
     "builder_for",
     "parse_build_errors",
     "runtime_cache_dirs",

@@ -23,6 +23,8 @@ class BuildConfig:
     toolchains_dir: Path = Path(".cache/toolchains")  # TOOLCHAINS_DIR
     timeout_sec: float = 600  # one compile, in its jail (BUILD_TIMEOUT_SEC)
     memory_mb: int = 2048  # per compiler process, in its jail (BUILD_MEMORY_MB)
+    max_pids: int = 512  # processes and threads of one compile, in all (BUILD_MAX_PIDS)
+    max_disk_mb: int = 1024  # what one build writes, in all (BUILD_MAX_DISK_MB)
     install_toolchains: bool = True  # install a missing toolchain on its first build
 
     def __post_init__(self) -> None:

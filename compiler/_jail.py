@@ -24,6 +24,12 @@ untrusted work. `run_jailed` runs one command with:
   mapped, which is what a hungry compiler grows. It is per process, so a build
   running N compiler processes may use N times the limit; a cgroup would
   bound the total but needs a delegated cgroup tree the platform may not have;
+- a process bound: `max_pids` processes and threads in all, counted by a pids
+  cgroup of its own (`_cgroups`); a fork beyond it fails with EAGAIN, and a
+  build that then fails says it reached the bound;
+- a size bound: the writable `workdir` is normally a size-limited tmpfs
+  (`_scratch.bounded_folder`, made by the build pipeline); a build that fails
+  with its space used up says so;
 - output (stdout and stderr merged) streamed line by line into the build log,
   bounded (`LOG_LINES` lines, `LOG_LINE_CHARS` characters a line), and the
   last `TAIL_LINES` lines handed back in `output` for the build's message.
@@ -40,6 +46,8 @@ from collections import deque
 from pathlib import Path
 
 from ._base import BuildFailed, BuildLog
+from ._cgroups import PidsBound
+from ._scratch import out_of_space
 
 LOG_LINES = 2000
 LOG_LINE_CHARS = 2000
@@ -155,14 +163,45 @@ def run_jailed(
     memory_mb: int,
     log: BuildLog,
     output: list[str] | None = None,
+    max_pids: int = 0,
 ) -> int:
     """Run `cmd` in the build jail; returns its exit code.
 
     `output`, when given, receives the last `TAIL_LINES` lines of output (for
     the message of a failed build). Raises `BuildFailed("build timed out …")`
-    at the timeout, after the whole jail was killed.
+    at the timeout, after the whole jail was killed, and a `BuildFailed` naming
+    the bound when the command failed after reaching `max_pids` (0: no bound)
+    or filling its bounded `workdir`.
     """
     argv = jail_command(cmd, workdir=workdir, ro_binds=ro_binds, env=env, memory_mb=memory_mb)
+    bound = PidsBound.make(max_pids)
+    try:
+        code = _run(bound.wrap(argv) if bound else argv, timeout, log, output)
+        if code != 0:
+            _explain_bounds(bound, Path(workdir), log)
+        return code
+    finally:
+        if bound is not None:
+            bound.close()
+
+
+def _explain_bounds(bound: PidsBound | None, workdir: Path, log: BuildLog) -> None:
+    """A failed command that ran into a bound fails the build with that bound's name."""
+    if bound is not None and bound.reached():
+        message = (
+            f"the build reached its limit of {bound.max_pids} processes and threads "
+            f"(BUILD_MAX_PIDS); a fork beyond it failed"
+        )
+        log.write(message)
+        raise BuildFailed(message)
+    full = out_of_space(workdir)
+    if full is not None:
+        message = f"the build used up its {full} MB of disk space (BUILD_MAX_DISK_MB)"
+        log.write(message)
+        raise BuildFailed(message)
+
+
+def _run(argv: list[str], timeout: float, log: BuildLog, output: list[str] | None) -> int:
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(
         argv,

@@ -141,6 +141,8 @@ class Platform:
                 toolchains_dir=settings.toolchains_dir,
                 timeout_sec=settings.build_timeout_sec,
                 memory_mb=settings.build_memory_mb,
+                max_pids=settings.build_max_pids,
+                max_disk_mb=settings.build_max_disk_mb,
                 install_toolchains=settings.toolchains_auto_install,
             ),
             check_source=sandbox.check,

@@ -160,6 +160,8 @@ class Settings(BaseSettings):
     build_lease_sec: float = 30
     build_timeout_sec: float = 600  # one compile, killed at this age
     build_memory_mb: int = 2048  # per compiler process (RLIMIT_DATA in the build jail)
+    build_max_pids: int = 512  # processes and threads of one compile (pids cgroup; 0: none)
+    build_max_disk_mb: int = 1024  # what one build writes (its folder is a tmpfs; 0: none)
     toolchains_dir: Path = Path("./.cache/toolchains")  # compilers, installed by scripts/toolchains
     toolchains_auto_install: bool = True  # install a missing toolchain on a language's first build
     # Blobs (sources, artifacts) and build-cache artifacts no version uses are freed after

@@ -190,6 +190,7 @@ class CBuilder:
             env=env,
             timeout=self.config.timeout_sec,
             memory_mb=self.config.memory_mb,
+            max_pids=self.config.max_pids,
             log=log,
             output=lines,
         )

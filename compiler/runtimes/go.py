@@ -211,6 +211,7 @@ class GoBuilder:
             },
             timeout=self.config.timeout_sec,
             memory_mb=self.config.memory_mb,
+            max_pids=self.config.max_pids,
             log=log,
             output=lines,
         )

@@ -234,6 +234,7 @@ class JavaScriptBuilder:
             env={},
             timeout=_ESBUILD_TIMEOUT_SEC,
             memory_mb=self._config.memory_mb,
+            max_pids=self._config.max_pids,
             log=log,
             output=output,
         )

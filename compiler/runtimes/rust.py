@@ -216,6 +216,7 @@ class RustBuilder:
             env=env,
             timeout=self.config.timeout_sec,
             memory_mb=self.config.memory_mb,
+            max_pids=self.config.max_pids,
             log=log,
             output=lines,
         )

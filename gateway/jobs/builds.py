@@ -247,24 +247,27 @@ class BuildQueue:
         )
         out = folder / "out"
         out.mkdir()
-        result, key, sha = self._build_or_reuse(builder, request, out, build_log)
-        precompiled = None
-        if self.precompile is not None and result.kind in ("module", "component", "runtime"):
-            started = time.monotonic()
-            try:
-                precompiled = self.precompile(key, sha)
-            except errors.NimbusError as exc:
-                raise compiler.BuildFailed(f"the artifact does not load: {exc.message}") from None
-            build_log.write(f"precompiled in {time.monotonic() - started:.2f}s")
-        parts = self._runtime_parts(version, result, (key, sha), build_log)
-        return {
-            "artifact_key": key,
-            "artifact_sha256": sha,
-            "artifact_kind": result.kind,
-            "precompiled_key": precompiled,
-            "runtime_version": result.runtime_version,
-            **parts,
-        }
+        # One size bound over all the build writes (BUILD_MAX_DISK_MB); gone when it ends.
+        with compiler.bounded_folder(out, self.build_config.max_disk_mb):
+            result, key, sha = self._build_or_reuse(builder, request, out, build_log)
+            precompiled = None
+            if self.precompile is not None and result.kind in ("module", "component", "runtime"):
+                started = time.monotonic()
+                try:
+                    precompiled = self.precompile(key, sha)
+                except errors.NimbusError as exc:
+                    message = f"the artifact does not load: {exc.message}"
+                    raise compiler.BuildFailed(message) from None
+                build_log.write(f"precompiled in {time.monotonic() - started:.2f}s")
+            parts = self._runtime_parts(version, result, (key, sha), build_log)
+            return {
+                "artifact_key": key,
+                "artifact_sha256": sha,
+                "artifact_kind": result.kind,
+                "precompiled_key": precompiled,
+                "runtime_version": result.runtime_version,
+                **parts,
+            }
 
     def _runtime_parts(
         self, version: Version, result, runtime: tuple[str, str], build_log: compiler.BuildLog

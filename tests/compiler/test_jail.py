@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler import BuildFailed, BuildLog
+from compiler import BuildFailed, BuildLog, bounded_folder
+from compiler._cgroups import builds_parent
 from compiler._jail import LOG_LINES, TAIL_LINES, run_jailed
 
 PYTHON = "/usr/bin/python3"  # the system's, under the read-only /usr
@@ -23,7 +24,7 @@ def jail(tmp_path):
     workdir.mkdir()
     log = BuildLog(tmp_path / "build.log")
 
-    def run(script: str, *, ro_binds=(), env=None, timeout=30, memory_mb=512):
+    def run(script: str, *, ro_binds=(), env=None, timeout=30, memory_mb=512, max_pids=0):
         output: list[str] = []
         code = run_jailed(
             [PYTHON, "-c", script],
@@ -34,6 +35,7 @@ def jail(tmp_path):
             memory_mb=memory_mb,
             log=log,
             output=output,
+            max_pids=max_pids,
         )
         return code, output
 
@@ -188,3 +190,72 @@ def test_output_is_streamed_to_the_log_and_bounded(jail):
 
 def test_exit_code_is_returned(jail):
     assert jail("raise SystemExit(7)")[0] == 7
+
+
+def _jail_processes(marker: str) -> list[str]:
+    return [pid for pid in os.listdir("/proc") if pid.isdigit() and marker in _cmdline(pid)]
+
+
+@pytest.mark.skipif(builds_parent() is None, reason="no pids cgroup can be made here")
+def test_a_build_that_forks_without_end_stops_at_the_process_bound(jail):
+    marker = "forker-23456"
+    script = f"""
+import os, time
+started = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(120)  # {marker}
+            os._exit(0)
+        started += 1
+except OSError as e:
+    print("fork failed after", started, "children:", e.strerror)
+    raise SystemExit(1)
+"""
+    began = time.monotonic()
+    with pytest.raises(BuildFailed, match="limit of 24 processes and threads"):
+        jail(script, max_pids=24)
+    assert time.monotonic() - began < 20
+    text = jail.log.text()
+    assert "limit of 24 processes and threads (BUILD_MAX_PIDS)" in text
+    started = int(text.split("fork failed after ")[1].split()[0])
+    assert 10 <= started < 24  # bwrap and its init count too
+    time.sleep(0.5)
+    assert _jail_processes(marker) == []
+    assert not any(p.name.startswith("build-") for p in builds_parent().iterdir())
+
+
+@pytest.mark.skipif(builds_parent() is None, reason="no pids cgroup can be made here")
+def test_the_process_bound_leaves_a_build_within_it_alone(jail):
+    script = """
+import subprocess
+procs = [subprocess.Popen(["sleep", "0.5"]) for _ in range(16)]
+print(sum(p.wait() == 0 for p in procs))
+"""
+    assert jail(script, max_pids=24) == (0, ["16"])
+
+
+def test_a_build_writing_without_end_stops_at_the_disk_bound(jail):
+    script = """
+import os
+chunk, written = b"x" * (1 << 20), 0
+try:
+    for n in range(10_000):
+        with open(f"junk-{n % 7}.bin", "ab") as f:
+            f.write(chunk)
+        written += 1
+except OSError as e:
+    print("wrote", written, "MB:", e.strerror)
+    raise SystemExit(1)
+"""
+    with bounded_folder(jail.workdir, 48) as bounded:
+        if not bounded:
+            pytest.skip("mounting a tmpfs needs CAP_SYS_ADMIN")
+        with pytest.raises(BuildFailed, match="used up its 48 MB of disk space"):
+            jail(script)
+        assert jail("open('ok.bin', 'wb').write(b'fits')") == (0, [])
+    text = jail.log.text()
+    assert "No space left on device" in text
+    assert 40 <= int(text.split("wrote ")[1].split()[0]) <= 48
+    assert "the build used up its 48 MB of disk space (BUILD_MAX_DISK_MB)" in text
+    assert list(jail.workdir.iterdir()) == []  # the tmpfs and all in it are gone

@@ -1,0 +1,87 @@
+"""A size bound on what a build writes: its folder is a tmpfs of `max_mb` megabytes.
+
+Every file a build writes (sources, the warm cache copy, objects, the artifact) is
+in one folder, which the jail binds read-write. Mounting a size-limited tmpfs
+there bounds the whole build, across all its compiler runs, with a plain ENOSPC
+at the limit, and leaves nothing on the disk once the build is over.
+NOTE(scratch): tmpfs is memory (or swap): a build holds what it wrote in RAM
+until it ends; pages not written cost nothing, so the bound is a ceiling, not a
+reservation. Mounting needs CAP_SYS_ADMIN (the server as root); without it the
+folder stays on the disk, with only the per-file limit, and a warning says so once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MS_NOSUID, MS_NODEV = 2, 4
+MNT_DETACH = 2
+MiB = 1 << 20
+_FULL_MARGIN = 2 * MiB  # less free than this after a failed run: the space was used up
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mounted: dict[Path, int] = {}  # bounded folder -> its size in MB
+_lock = threading.Lock()
+_unavailable = False
+
+
+def _mount_tmpfs(folder: Path, max_mb: int) -> bool:
+    global _unavailable
+    if _unavailable:
+        return False
+    options = f"size={max_mb}m,mode=0700".encode()
+    flags = MS_NOSUID | MS_NODEV
+    if _libc.mount(b"nimbus-build", str(folder).encode(), b"tmpfs", flags, options) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+        _unavailable = True
+        log.warning(
+            "builds run without a disk bound (BUILD_MAX_DISK_MB): mounting a tmpfs "
+            "needs CAP_SYS_ADMIN (%s)",
+            os.strerror(err),
+        )
+        return False
+    raise OSError(err, f"mount tmpfs on {folder}: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def bounded_folder(folder: Path, max_mb: int) -> Iterator[bool]:
+    """Make the empty `folder` a tmpfs of `max_mb` MB for the block (0: no bound).
+
+    Yields whether the bound holds. The tmpfs and all in it are gone afterwards.
+    """
+    folder = Path(folder).resolve()
+    if max_mb <= 0 or not _mount_tmpfs(folder, max_mb):
+        yield False
+        return
+    with _lock:
+        _mounted[folder] = max_mb
+    try:
+        yield True
+    finally:
+        with _lock:
+            _mounted.pop(folder, None)
+        if _libc.umount2(str(folder).encode(), MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            log.warning("unmount of build folder %s failed: %s", folder, os.strerror(err))
+
+
+def out_of_space(path: Path) -> int | None:
+    """The bound in MB when `path` is in a bounded folder that is (nearly) full, else None."""
+    path = Path(path).resolve()
+    with _lock:
+        bound = next((mb for f, mb in _mounted.items() if path.is_relative_to(f)), None)
+    if bound is None:
+        return None
+    stat = os.statvfs(path)
+    return bound if stat.f_bavail * stat.f_frsize < _FULL_MARGIN else None
