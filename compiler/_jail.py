@@ -175,17 +175,20 @@ def run_jailed(
     """
     argv = jail_command(cmd, workdir=workdir, ro_binds=ro_binds, env=env, memory_mb=memory_mb)
     bound = PidsBound.make(max_pids)
+    lines = output if output is not None else []
     try:
-        code = _run(bound.wrap(argv) if bound else argv, timeout, log, output)
+        code = _run(bound.wrap(argv) if bound else argv, timeout, log, lines)
         if code != 0:
-            _explain_bounds(bound, Path(workdir), log)
+            _explain_bounds(bound, Path(workdir), lines, log)
         return code
     finally:
         if bound is not None:
             bound.close()
 
 
-def _explain_bounds(bound: PidsBound | None, workdir: Path, log: BuildLog) -> None:
+def _explain_bounds(
+    bound: PidsBound | None, workdir: Path, lines: list[str], log: BuildLog
+) -> None:
     """A failed command that ran into a bound fails the build with that bound's name."""
     if bound is not None and bound.reached():
         message = (
@@ -194,14 +197,14 @@ def _explain_bounds(bound: PidsBound | None, workdir: Path, log: BuildLog) -> No
         )
         log.write(message)
         raise BuildFailed(message)
-    full = out_of_space(workdir)
+    full = out_of_space(workdir, lines)
     if full is not None:
         message = f"the build used up its {full} MB of disk space (BUILD_MAX_DISK_MB)"
         log.write(message)
         raise BuildFailed(message)
 
 
-def _run(argv: list[str], timeout: float, log: BuildLog, output: list[str] | None) -> int:
+def _run(argv: list[str], timeout: float, log: BuildLog, output: list[str]) -> int:
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(
         argv,
@@ -224,8 +227,7 @@ def _run(argv: list[str], timeout: float, log: BuildLog, output: list[str] | Non
         if proc.poll() is None:  # an exception (e.g. the server stopping): leave nothing behind
             _kill(proc)
         proc.stdout.close()
-        if output is not None:
-            output[:] = list(tail)
+        output[:] = list(tail)
     return code
 
 

@@ -27,6 +27,7 @@ MS_NOSUID, MS_NODEV = 2, 4
 MNT_DETACH = 2
 MiB = 1 << 20
 _FULL_MARGIN = 2 * MiB  # less free than this after a failed run: the space was used up
+_ENOSPC = os.strerror(errno.ENOSPC)  # "No space left on device"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _mounted: dict[Path, int] = {}  # bounded folder -> its size in MB
@@ -76,12 +77,18 @@ def bounded_folder(folder: Path, max_mb: int) -> Iterator[bool]:
             log.warning("unmount of build folder %s failed: %s", folder, os.strerror(err))
 
 
-def out_of_space(path: Path) -> int | None:
-    """The bound in MB when `path` is in a bounded folder that is (nearly) full, else None."""
+def out_of_space(path: Path, output: list[str]) -> int | None:
+    """The bound in MB when `path` is in a bounded folder that was filled, else None.
+
+    Filled: (nearly) full now, or the output names ENOSPC (a compiler deletes the
+    output it could not finish, so the space is often free again by now).
+    """
     path = Path(path).resolve()
     with _lock:
         bound = next((mb for f, mb in _mounted.items() if path.is_relative_to(f)), None)
     if bound is None:
         return None
+    if any(_ENOSPC in line for line in output):
+        return bound
     stat = os.statvfs(path)
     return bound if stat.f_bavail * stat.f_frsize < _FULL_MARGIN else None

@@ -248,7 +248,9 @@ class BuildQueue:
         out = folder / "out"
         out.mkdir()
         # One size bound over all the build writes (BUILD_MAX_DISK_MB); gone when it ends.
-        with compiler.bounded_folder(out, self.build_config.max_disk_mb):
+        with compiler.bounded_folder(out, self.build_config.max_disk_mb) as bounded:
+            if bounded:
+                build_log.write(f"build folder: {self.build_config.max_disk_mb} MB at most")
             result, key, sha = self._build_or_reuse(builder, request, out, build_log)
             precompiled = None
             if self.precompile is not None and result.kind in ("module", "component", "runtime"):
