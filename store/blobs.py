@@ -151,8 +151,9 @@ class BlobRepo:
         now = self.clock() if now is None else now
         live = set(live)
         report = SweepReport(deleted=[])
-        blobs = [key for key in self.store.list(BLOB_PREFIX) if key not in live]
-        for key in blobs:
+        marks = list(self.store.list(MARK_PREFIX))  # before the blobs: see _drop_orphan_marks
+        stored = list(self.store.list(BLOB_PREFIX))
+        for key in (key for key in stored if key not in live):
             sha = key[len(BLOB_PREFIX) :]
             outcome = self.delete_if_untouched(sha, grace_sec, now, unmarked="mark")
             if outcome == "deleted":
@@ -163,7 +164,7 @@ class BlobRepo:
                 report.lost_races += 1
             else:
                 report.kept_touched += 1
-        self._drop_orphan_marks(grace_sec, now)
+        self._drop_orphan_marks(marks, set(stored), grace_sec, now)
         return report
 
     def delete_if_untouched(
@@ -205,20 +206,24 @@ class BlobRepo:
             self.store.delete(key, if_match=claimed)
         return "deleted"
 
-    def _drop_orphan_marks(self, grace_sec: float, now: float) -> None:
+    def _drop_orphan_marks(
+        self, marks: list[str], stored: set[str], grace_sec: float, now: float
+    ) -> None:
         """Marks whose blob is gone (a crash between deleting the two, or a touch
-        whose upload never came) go once untouched for a grace."""
-        for key in list(self.store.list(MARK_PREFIX)):
+        whose upload never came) go once untouched for a grace. Only marks with no
+        blob in the listing are read (listed first: a blob uploaded after its touch
+        is seen)."""
+        for key in marks:
             sha = key[len(MARK_PREFIX) : -len(".json")]
+            if blob_key(sha) in stored:
+                continue
             mark, etag = self._read_mark(key)
             if mark is None or self.store.exists(blob_key(sha)):
                 continue
             since = mark.deleting_since if mark.deleting_since is not None else mark.touched_at
             if now - since >= max(grace_sec, STALE_CLAIM_SEC):
-                try:
+                with contextlib.suppress(errors.Conflict, errors.NotFound):
                     self.store.delete(key, if_match=etag)
-                except (errors.Conflict, errors.NotFound):
-                    continue
 
     def _read_mark(self, key: str) -> tuple[BlobMark | None, str | None]:
         try:

@@ -186,3 +186,13 @@ def test_reuses_racing_sweeps_never_leave_a_version_without_its_bytes(cas_store)
         blobs.sweep(live, GRACE)
         creator.join()
         assert cas_store.exists(code), f"round {i}: version {i} of fn_new lost its bytes"
+
+
+def test_a_mark_whose_blob_never_came_goes_once_old(cas_store):
+    blobs = BlobRepo(cas_store)
+    blobs.touch("a" * 64)  # a create touched it, then died before uploading
+    blobs.touch("b" * 64)
+    cas_store.put(mark_key("a" * 64), BlobMark(touched_at=0.0).model_dump_json().encode())
+    blobs.sweep(set(), GRACE)
+    assert not cas_store.exists(mark_key("a" * 64))
+    assert cas_store.exists(mark_key("b" * 64))  # its upload may still be on the way
