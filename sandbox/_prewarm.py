@@ -25,6 +25,10 @@ log = logging.getLogger("nimbus.sandbox")
 
 Maker = Callable[[], HandlerInstance]
 
+# Used instances waiting for the background thread to close them; a call that
+# finds this many already waiting closes its own.
+MAX_PENDING_CLOSES = 2
+
 
 class WarmStock:
     def __init__(
@@ -89,12 +93,17 @@ class WarmStock:
         bytes rewritten, ~1.5 ms for Python): done here, the caller has its answer first.
         """
         with self._cond:
-            if self._closed:
-                inst.close()
-                return
-            self._discarded.append(inst)
-            self._start()
-            self._cond.notify()
+            # PERF(sandbox): under load the background thread falls behind (it waits
+            # for the GIL like every other thread): unbounded, used instances held
+            # the whole pool (every slot touched, 429s in-process with 4 callers),
+            # so a full backlog makes the caller close its own.
+            inline = self._closed or len(self._discarded) >= MAX_PENDING_CLOSES
+            if not inline:
+                self._discarded.append(inst)
+                self._start()
+                self._cond.notify()
+        if inline:
+            inst.close()
 
     def drop_all(self) -> int:
         """Close every pre-warmed instance and every used one still to close (freeing

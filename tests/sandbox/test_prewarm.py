@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 
+from sandbox._prewarm import MAX_PENDING_CLOSES, WarmStock
 from store import errors
 
 from .conftest import deployment, put_wasm
@@ -113,3 +115,38 @@ def test_a_module_that_loops_at_load_time_times_out_on_the_call(runtime, deploy)
     time.sleep(0.6)  # the pre-warming thread's own attempt times out too
     assert sandbox.stats()["prewarmed_instances"] == stocked
     assert ok(sandbox, deploy(COUNTER)) == 1  # the worker keeps serving
+
+
+class _GatedInstance:
+    """Stands in for a used instance: its close can be held to stall the closing thread."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.closed = threading.Event()
+
+    def close(self) -> None:
+        if self.gate is not None:
+            self.gate.wait(10)
+        self.closed.set()
+
+
+def test_used_instances_waiting_to_close_are_bounded():
+    # A stalled closing thread must not let used instances pile up: each holds a pool
+    # slot, and a backlog once held every slot of a loaded worker (429s, all slots dirty).
+    stock = WarmStock(per_deployment=0, limit=0, idle_sec=60, slots=40, slots_taken=lambda: 0)
+    gate = threading.Event()
+    stalled = _GatedInstance(gate)
+    stock.discard(stalled)  # the background thread takes it and blocks in its close
+    deadline = time.monotonic() + 5
+    while stock._discarded and time.monotonic() < deadline:
+        time.sleep(0.01)
+    waiting = [_GatedInstance() for _ in range(MAX_PENDING_CLOSES)]
+    for inst in waiting:
+        stock.discard(inst)
+    over = _GatedInstance()
+    stock.discard(over)
+    assert over.closed.is_set()  # closed by the caller, at once
+    assert not any(inst.closed.is_set() for inst in waiting)  # still queued behind the stall
+    gate.set()
+    assert all(inst.closed.wait(5) for inst in [stalled, *waiting])
+    stock.close()
