@@ -100,6 +100,7 @@ class Platform:
             settings.nimbus_store,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.aws_region,
+            timeouts=settings.store_timeouts,
         )
         repo = FunctionRepo(store)
         leases = Leases(store)

@@ -13,6 +13,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from store import StoreTimeouts
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
     cache_max_age_sec: float = 1.0  # staleness of the invoke path's function records
     # While the store does not answer, records it confirmed this recently keep serving.
     store_outage_grace_sec: float = Field(300.0, ge=0)
+    # A hung store costs a call about attempts × read timeout (store.StoreTimeouts).
+    store_connect_timeout_sec: float = Field(2.0, gt=0)
+    store_read_timeout_sec: float = Field(10.0, gt=0)
+    store_attempts: int = Field(2, ge=1, le=10)
+    store_quick_timeout_sec: float = Field(1.5, gt=0)  # invoke revalidation, /ready
     log_level: str = "info"
     # One line per request. Off by default, as in gunicorn: invocations already
     # have their own logs and metrics, and a log line is ~15% of a warm invoke.
@@ -197,6 +204,15 @@ class Settings(BaseSettings):
             # and a couple of threads for everything else (health, API)
             self.threads = self.max_concurrent + self.invoke_queue_size + 2
         return self
+
+    @property
+    def store_timeouts(self) -> StoreTimeouts:
+        return StoreTimeouts(
+            connect_sec=self.store_connect_timeout_sec,
+            read_sec=self.store_read_timeout_sec,
+            attempts=self.store_attempts,
+            quick_sec=self.store_quick_timeout_sec,
+        )
 
     @property
     def uses_local_store(self) -> bool:

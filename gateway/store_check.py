@@ -24,7 +24,10 @@ def store_to_probe(settings: Settings) -> Store | None:
     if settings.uses_local_store or settings.store_without_conditional_writes == "degrade":
         return None
     return open_store(
-        settings.nimbus_store, endpoint_url=settings.s3_endpoint_url, region=settings.aws_region
+        settings.nimbus_store,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.aws_region,
+        timeouts=settings.store_timeouts,
     )
 
 

@@ -11,12 +11,18 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import errors
-from ._base import Blob, Store
+from ._base import Blob, Store, StoreTimeouts
 from ._local import LocalStore
 from .leases import Claim, LeaseLost, Leases, probe_conditional_writes
 
 
-def open_store(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Store:
+def open_store(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    timeouts: StoreTimeouts | None = None,
+) -> Store:
     """Open `file:///path` (or a bare path) or `s3://bucket/prefix`."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
@@ -29,6 +35,7 @@ def open_store(url: str, *, endpoint_url: str | None = None, region: str | None 
             prefix=parsed.path.strip("/"),
             endpoint_url=endpoint_url,
             region=region,
+            timeouts=timeouts,
         )
     raise errors.Invalid(f"unsupported store URL {url!r} (use file://PATH or s3://BUCKET/PREFIX)")
 
@@ -40,6 +47,7 @@ __all__ = [
     "Leases",
     "LocalStore",
     "Store",
+    "StoreTimeouts",
     "errors",
     "open_store",
     "probe_conditional_writes",

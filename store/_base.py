@@ -9,6 +9,29 @@ from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
+class StoreTimeouts:
+    """How long a remote store may take before a call raises `errors.Unavailable`.
+
+    A hung store (connections accepted, nothing answered) must cost a caller seconds,
+    not boto3's default minutes. `quick_sec` bounds the calls a hot path makes that have
+    a fallback (the invoke path's revalidation HEAD, `/ready`): one attempt, connect and
+    read each within it. The local store has nothing to wait on and ignores these.
+    """
+
+    connect_sec: float = 2.0
+    read_sec: float = 10.0  # per socket read: a response's first byte, or the next chunk
+    attempts: int = 2  # total tries of a call that timed out or failed transiently
+    quick_sec: float = 1.5
+
+    @property
+    def worst_case_sec(self) -> float:
+        """How long one call can wait on a store that accepts connections and never
+        answers: per attempt the read timeout, plus up to 1 s a PUT waits for
+        `100 Continue`, plus up to 1 s of retry backoff between attempts."""
+        return self.attempts * (self.read_sec + 1.0) + (self.attempts - 1) * 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Blob:
     """An object's bytes and the opaque version tag that conditional writes compare."""
 
@@ -31,8 +54,9 @@ class Store(abc.ABC):
     def get(self, key: str) -> Blob: ...
 
     @abc.abstractmethod
-    def head(self, key: str) -> str | None:
-        """The current etag, or None if the key does not exist (a cheap revalidation)."""
+    def head(self, key: str, *, quick: bool = False) -> str | None:
+        """The current etag, or None if the key does not exist (a cheap revalidation).
+        `quick`: within `StoreTimeouts.quick_sec`, one attempt (for a caller with a fallback)."""
 
     @abc.abstractmethod
     def put(
@@ -57,7 +81,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def ping(self) -> None:
-        """Raise `Unavailable` unless the backend answers."""
+        """Raise `Unavailable` unless the backend answers (within `StoreTimeouts.quick_sec`)."""
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None

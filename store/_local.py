@@ -105,7 +105,7 @@ class LocalStore(Store):
             raise errors.NotFound(f"{key} not found")
         return Blob(data, _etag(data))
 
-    def head(self, key: str) -> str | None:
+    def head(self, key: str, *, quick: bool = False) -> str | None:
         data = self._read(self._path(key))
         return None if data is None else _etag(data)
 

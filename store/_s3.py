@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoC
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from . import errors
-from ._base import Blob, Store
+from ._base import Blob, Store, StoreTimeouts
 from ._local import _check_key
 
 _CHUNK = 1 << 20
@@ -54,25 +54,38 @@ class S3Store(Store):
         prefix: str = "",
         endpoint_url: str | None = None,
         region: str | None = None,
+        timeouts: StoreTimeouts | None = None,
     ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
-        config = Config(
-            # NOTE: boto3 ≥ 1.36 adds checksum headers some S3-compatible servers reject.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
-            max_pool_connections=32,
-        )
+        self.timeouts = timeouts = timeouts or StoreTimeouts()
         # A session per store: boto3's default session is not thread-safe to create clients.
         session = boto3.session.Session()
-        self._s3 = session.client(
-            "s3", endpoint_url=endpoint_url, region_name=region, config=config
-        )
+
+        def client(connect_sec: float, read_sec: float, attempts: int, pool: int):
+            config = Config(
+                # NOTE: boto3 ≥ 1.36 adds checksum headers some S3-compatible servers reject.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path"},
+                # NOTE: bounded so a hung store (it accepts connections, never answers)
+                # costs a call about attempts × read_sec, not minutes. total_max_attempts
+                # counts the first try; boto3's `max_attempts` counts only the retries.
+                retries={"total_max_attempts": attempts, "mode": "standard"},
+                connect_timeout=connect_sec,
+                read_timeout=read_sec,
+                max_pool_connections=pool,
+            )
+            return session.client(
+                "s3", endpoint_url=endpoint_url, region_name=region, config=config
+            )
+
+        self._s3 = client(timeouts.connect_sec, timeouts.read_sec, timeouts.attempts, 32)
+        # The hot path's revalidations and /ready: one short try, their callers have a
+        # fallback (a cached record, a 503) better than waiting on a store that hangs.
+        quick = min(timeouts.quick_sec, timeouts.connect_sec)
+        self._s3_quick = client(quick, timeouts.quick_sec, 1, 16)
 
     def __repr__(self) -> str:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
@@ -115,10 +128,10 @@ class S3Store(Store):
         except (ClientError, BotoCoreError) as exc:
             self._raise(exc, key, conditional=conditional)
 
-    def _ensure_bucket(self) -> None:
+    def _ensure_bucket(self, s3: Any = None) -> None:
         with self._translated(self.bucket):
             try:
-                self._s3.head_bucket(Bucket=self.bucket)
+                (s3 or self._s3).head_bucket(Bucket=self.bucket)
                 return
             except ClientError as exc:
                 if _status(exc) != 404:
@@ -157,10 +170,11 @@ class S3Store(Store):
                 data = body.read()
         return Blob(data, _unquote(response["ETag"]))
 
-    def head(self, key: str) -> str | None:
+    def head(self, key: str, *, quick: bool = False) -> str | None:
+        s3 = self._s3_quick if quick else self._s3
         try:
             with self._translated(key):
-                response = self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
+                response = s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except errors.NotFound:
             return None
         return _unquote(response["ETag"])
@@ -231,8 +245,9 @@ class S3Store(Store):
                 raise
 
     def ping(self) -> None:
-        """Check the bucket answers, creating it if it does not exist yet."""
-        self._ensure_bucket()
+        """Check the bucket answers (quickly), creating it if it does not exist yet."""
+        self._ensure_bucket(self._s3_quick)
 
     def close(self) -> None:
         self._s3.close()
+        self._s3_quick.close()

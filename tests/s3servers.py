@@ -144,8 +144,8 @@ class SeaweedFS:
 
     `stop()` kills it (its data stays on disk) and `start()` brings it back on the
     same ports with the same data, so a test can take the store away from running
-    servers and give it back (an outage, not a new store). Use `seaweedfs_server`
-    unless a test needs that.
+    servers and give it back (an outage, not a new store); `pause()` / `resume()`
+    hang it and wake it. Use `seaweedfs_server` unless a test needs that.
     """
 
     def __init__(self, tmpdir: Path, *, access_key: str, secret_key: str, metrics: bool) -> None:
@@ -210,9 +210,20 @@ class SeaweedFS:
         A graceful stop takes SeaweedFS ~13 s; what it acknowledged is on disk either way."""
         if self._proc is not None:
             if self._proc.poll() is None:
-                self._proc.send_signal(signal.SIGKILL)
+                self._proc.send_signal(signal.SIGKILL)  # a stopped (paused) one dies too
             self._proc.wait(timeout=10)
         self._remove_sockets()
+
+    def pause(self) -> None:
+        """SIGSTOP (by PID: only the process we started): a hung store. The kernel still
+        completes connections into its listening sockets, but nothing is ever answered."""
+        assert self.running, "SeaweedFS is not running"
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: it answers again, what was sent to it meanwhile included."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def _args(self) -> list[str]:
         metrics_port = urlsplit(self.server.metrics_url).port if self.server.metrics_url else None

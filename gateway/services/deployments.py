@@ -9,15 +9,21 @@ While the store does not answer (`Unavailable`), a record the store confirmed wi
 `stale_if_error` seconds keeps serving, as HTTP's stale-if-error: a store outage must not
 take down functions every worker already holds. Nothing can change a record meanwhile (a
 change needs the store); a replica cut off from a store others still reach serves what it
-last saw for that long. The failed revalidation counts as one, so the callers of the next
-`max_age` do not each wait on the store.
+last saw for that long.
+
+A store that hangs (accepts connections, never answers) must not hold calls either: the
+revalidation HEAD is the store's quick one (one short attempt, `StoreTimeouts.quick_sec`);
+after it fails the whole worker skips revalidations for `retry_after` seconds; and while one
+caller revalidates a record, the others serve it as it is (within the grace) rather than
+queue behind it. So during an outage at most one call per function per `retry_after` waits,
+and for at most the quick timeout.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from store import errors
 from store.functions import FunctionRepo, function_key
@@ -30,6 +36,7 @@ class _Entry:
     etag: str
     checked: float  # last revalidation (monotonic), successful or not
     confirmed: float  # last time the store answered for this record (monotonic)
+    revalidating: threading.Lock = field(default_factory=threading.Lock)
 
 
 class DeploymentCache:
@@ -39,10 +46,13 @@ class DeploymentCache:
         max_age: float = 1.0,
         max_versions: int = 4096,
         stale_if_error: float = 0.0,
+        retry_after: float = 2.0,
     ):
         self.repo = repo
         self.max_age = max_age
         self.stale_if_error = stale_if_error
+        self.retry_after = retry_after
+        self._store_down_until = 0.0  # monotonic: no revalidation before, the store failed
         self.max_versions = max_versions
         self._functions: dict[str, _Entry] = {}
         self._names: dict[str, str] = {}
@@ -57,13 +67,23 @@ class DeploymentCache:
         if entry is not None and not fresh and now - entry.checked < self.max_age:
             return entry.function
         if entry is not None:
-            try:
-                etag = self.repo.store.head(function_key(entry.function.id))
-            except errors.Unavailable:
-                if now - entry.confirmed >= self.stale_if_error:
-                    raise
-                entry.checked = now
+            grace = now - entry.confirmed < self.stale_if_error
+            if grace and not fresh and now < self._store_down_until:
                 return entry.function
+            if not entry.revalidating.acquire(blocking=False):
+                if grace and not fresh:
+                    return entry.function  # another caller is asking the store
+                entry.revalidating.acquire()
+            try:
+                etag = self.repo.store.head(function_key(entry.function.id), quick=True)
+            except errors.Unavailable:
+                self._store_down_until = time.monotonic() + self.retry_after
+                entry.checked = now
+                if not grace:
+                    raise
+                return entry.function
+            finally:
+                entry.revalidating.release()
             if etag == entry.etag:
                 entry.checked = entry.confirmed = now
                 return entry.function

@@ -1,17 +1,23 @@
 """The store goes away under load and comes back on the same address (SeaweedFS killed and
 restarted with its data): deployed functions keep answering from the workers' caches, what
 needs the store answers 503 `unavailable` at once (never a hang, never a 500), nothing that
-was accepted or answered is lost, and the server recovers by itself."""
+was accepted or answered is lost, and the server recovers by itself.
+
+The store can also hang (SeaweedFS paused with SIGSTOP: connections are accepted, nothing is
+answered): then deployed functions still answer within the quick revalidation timeout, and
+what needs the store answers 503 within the store's timeouts (`StoreTimeouts`), not minutes."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from store import StoreTimeouts
 from tests.e2e import wasm as w
 from tests.e2e.conftest import s3_env
 from tests.s3servers import seaweedfs_process
@@ -80,6 +86,34 @@ def _until(predicate, timeout: float, what: str):
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
+def _assert_counted(api: httpx.Client, total: int) -> None:
+    """The stats count exactly `total` calls, soon (workers write what they kept late)."""
+
+    def counted():
+        stats = api.get("/api/v1/stats").json()
+        return stats if stats["total_invocations"] >= total else None
+
+    stats = _until(counted, 30, f"{total} calls counted")
+    assert stats["total_invocations"] == total
+
+
+def _assert_refused(health, during, *, ready_within: float, refused_within: float) -> float:
+    """/health answers, /ready says the store is unreachable, and each call that needs the
+    store is a 503 `unavailable` with Retry-After, all within their bounds. /ready's time."""
+    assert health.status_code == 200
+    during = dict(during)
+    ready, ready_took = during.pop("ready")
+    assert (ready.status_code, ready.json()) == (503, {"status": "unavailable",
+                                                       "store": "unreachable"})  # fmt: skip
+    assert ready_took < ready_within, ready_took
+    for what, (resp, took) in during.items():
+        assert resp.status_code == 503, (what, resp.status_code, resp.text)
+        assert resp.json()["error"]["code"] == "unavailable", (what, resp.text)
+        assert "Retry-After" in resp.headers, what
+        assert took < refused_within, (what, took)
+    return ready_took
+
+
 @pytest.mark.timeout(180)
 def test_a_store_outage_keeps_functions_serving_and_loses_nothing(weed, make_server):
     server = make_server(s3_env(weed.server)).start()
@@ -112,16 +146,8 @@ def test_a_store_outage_keeps_functions_serving_and_loses_nothing(weed, make_ser
             ready_after = time.monotonic() - up_at
             time.sleep(2.0)
 
-        assert health.status_code == 200
-        ready, took = during.pop("ready")
-        assert (ready.status_code, ready.json()) == (503, {"status": "unavailable",
-                                                           "store": "unreachable"})  # fmt: skip
-        assert took < SLOWEST_ANSWER_SEC, took
-        for what, (resp, took) in during.items():
-            assert resp.status_code == 503, (what, resp.status_code, resp.text)
-            assert resp.json()["error"]["code"] == "unavailable", (what, resp.text)
-            assert took < SLOWEST_ANSWER_SEC, (what, took)
-        assert "Retry-After" in during["create"][0].headers
+        _assert_refused(health, during, ready_within=SLOWEST_ANSWER_SEC,
+                        refused_within=SLOWEST_ANSWER_SEC)  # fmt: skip
 
         # Deployed functions kept serving through the outage, and nothing hung.
         outcomes = Counter(outcome for _, outcome, _, _ in load.answers)
@@ -147,15 +173,94 @@ def test_a_store_outage_keeps_functions_serving_and_loses_nothing(weed, make_ser
 
         # Nothing answered is lost: the calls answered while the store was away are counted
         # once it is back (the workers kept their outcomes and wrote them late).
-        total = len(load.answers) + 2  # + the async call and the one to `after`
-
-        def counted():
-            stats = api.get("/api/v1/stats").json()
-            return stats if stats["total_invocations"] >= total else None
-
-        stats = _until(counted, 30, f"{total} calls counted")
-        assert stats["total_invocations"] == total
-        refused_in = [round(took, 3) for _, took in during.values()]
+        _assert_counted(api, len(load.answers) + 2)  # + the async call and the one to `after`
+        refused_in = [round(took, 3) for what, (_, took) in during.items() if what != "ready"]
         print(f"outage {OUTAGE_SECONDS:.0f} s: {len(in_outage)} calls answered 200 meanwhile, "
               f"slowest call {slowest:.2f} s, 503s in {refused_in} s, "
               f"ready {ready_after:.2f} s after the store came back")  # fmt: skip
+
+
+# The server runs with the default timeouts: a call that needs a hung store gives up after
+# about StoreTimeouts().worst_case_sec (2 × (10 + 1) + 1 = 23 s), a revalidation on the
+# invoke path after one quick attempt (1.5 s).
+API_BOUND_SEC = StoreTimeouts().worst_case_sec + 5.0
+INVOKE_BOUND_SEC = 2 * StoreTimeouts().quick_sec + 2.0
+HANG_SECONDS = 8.0  # at least; the store stays paused until the calls above have answered
+
+
+@pytest.mark.timeout(240)
+def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, make_server):
+    server = make_server(s3_env(weed.server)).start()
+    echo = {"name": "echo", "runtime": "wasm", "artifact_base64": w.b64(w.wat(w.ECHO_WAT))}
+
+    def timed_call(method: str, path: str, **kw) -> tuple[httpx.Response, float]:
+        with server.client(timeout=120) as api:
+            return _timed(lambda: api.request(method, path, **kw))
+
+    with server.client(timeout=30) as api:
+        assert api.post("/api/v1/functions?wait=true", json=echo).status_code == 201
+        accepted = api.post("/api/v1/functions/echo/async", json={"before": 1})
+        assert accepted.status_code == 202, accepted.text
+        before = accepted.json()["invocation_id"]
+
+        with Invoker(server) as load, ThreadPoolExecutor(4) as pool:
+            time.sleep(2.0)
+            paused_at = time.monotonic()
+            weed.pause()
+            try:
+                time.sleep(1.5)  # every worker's cache is past its 1 s staleness now
+                calls = {
+                    "ready": pool.submit(timed_call, "GET", "/ready"),
+                    "create": pool.submit(timed_call, "POST", "/api/v1/functions",
+                                          json={**echo, "name": "late"}),
+                    "async": pool.submit(timed_call, "POST", "/api/v1/functions/echo/async",
+                                         json={}),
+                    "get": pool.submit(timed_call, "GET", "/api/v1/functions/other"),
+                }  # fmt: skip
+                during = {what: call.result() for what, call in calls.items()}
+                health = api.get("/health")
+                time.sleep(max(0.0, paused_at + HANG_SECONDS - time.monotonic()))
+            finally:
+                weed.resume()
+            resumed_at = time.monotonic()
+            _until(lambda: api.get("/ready").status_code == 200, 30, "/ready answers 200")
+            ready_after = time.monotonic() - resumed_at
+            time.sleep(2.0)
+
+        # /ready asks the store the quick way; the rest wait out the store's timeouts.
+        ready_took = _assert_refused(health, during, ready_within=INVOKE_BOUND_SEC,
+                                     refused_within=API_BOUND_SEC)  # fmt: skip
+
+        # Deployed functions kept serving through the hang, each call within the bound.
+        outcomes = Counter(outcome for _, outcome, _, _ in load.answers)
+        assert set(outcomes) == {200}, outcomes
+        hung_for = resumed_at - paused_at
+        in_hang = [a for a in load.answers if paused_at <= a[0] <= resumed_at]
+        assert len(in_hang) >= CLIENTS * hung_for * 2, len(in_hang)  # it really ran
+        slowest = max(took for _, _, _, took in in_hang)
+        assert slowest < INVOKE_BOUND_SEC, slowest
+
+        # Awake again: nothing refused was half-made (the name is free, nothing stuck),
+        # the async call accepted before ran, and every answered call is counted.
+        assert ready_after < 10, ready_after
+        assert api.get("/api/v1/functions/late").status_code == 404
+        again = api.post("/api/v1/functions?wait=true", json={**echo, "name": "late"})
+        assert again.status_code == 201, again.text
+        assert api.post("/api/v1/functions/late/invoke", json={"a": 1}).json() == {"a": 1}
+
+        def finished():
+            record = api.get(f"/api/v1/invocations/{before}").json()
+            return record if record["status"] == "succeeded" else None
+
+        done = _until(finished, 30, "the async call accepted before the hang succeeds")
+        assert done["result"] == {"before": 1}
+        functions = {f["name"] for f in api.get("/api/v1/functions").json()["functions"]}
+        assert functions == {"echo", "late"}, functions
+
+        _assert_counted(api, len(load.answers) + 2)  # + the async call and the one to `late`
+        refused_in = {what: round(took, 2) for what, (_, took) in during.items()
+                      if what != "ready"}  # fmt: skip
+        p99 = sorted(took for *_, took in in_hang)[int(len(in_hang) * 0.99)]
+        print(f"hang {hung_for:.1f} s: {len(in_hang)} calls answered 200 meanwhile, "
+              f"p99 {p99:.2f} s, slowest {slowest:.2f} s; /ready 503 in {ready_took:.2f} s; "
+              f"503s in {refused_in} s; ready {ready_after:.2f} s after SIGCONT")  # fmt: skip
