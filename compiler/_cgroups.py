@@ -8,8 +8,10 @@ for bubblewrap's whole process tree, which is placed in it before it starts.
 Where builds' cgroups live is found once: under the server's own cgroup in the
 cgroup v1 `pids` hierarchy, or under its cgroup v2 cgroup when that cgroup can
 give the `pids` controller to children (the root of a cgroup namespace, or a
-delegated subtree). Without either the builds run without a process bound and
-a warning says so once.
+delegated subtree). Without either, a server that is not root falls back to
+RLIMIT_NPROC (`nproc_limit`), which a user namespace counts per namespace and
+again for the server's uid as a whole; as root nothing bounds the processes,
+and a warning says so once.
 """
 
 from __future__ import annotations
@@ -74,11 +76,39 @@ def builds_parent() -> Path | None:
         except OSError as exc:
             reasons.append(f"{parent}: {exc.strerror or exc}")
     log.warning(
-        "builds run without a process bound (BUILD_MAX_PIDS): no pids cgroup can be made "
-        "here (%s); give the server a delegated cgroup or run it as root",
+        "builds run %s (BUILD_MAX_PIDS): no pids cgroup can be made here (%s); "
+        "give the server a delegated cgroup or run it as root",
+        "without a process bound" if os.geteuid() == 0 else "with RLIMIT_NPROC only",
         "; ".join(reasons) or "no cgroup file system",
     )
     return None
+
+
+def nproc_limit(max_pids: int) -> int | None:
+    """RLIMIT_NPROC for a jail when no cgroup can hold it and the server is not root.
+
+    The kernel checks a fork in the jail's user namespace against the count there,
+    and at the top against every task of the server's uid (its own threads, other
+    builds): so the limit is `max_pids` above what that uid runs now. Root is exempt.
+    """
+    uid = os.geteuid()
+    if max_pids <= 0 or uid == 0:
+        return None
+    return max_pids + _tasks_of(uid)
+
+
+def _tasks_of(uid: int) -> int:
+    tasks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":", 1) for line in Path(entry.path, "status").read_text().splitlines()
+            )
+            if int(fields["Uid"].split()[0]) == uid:
+                tasks += int(fields["Threads"])
+    return tasks
 
 
 class PidsBound:

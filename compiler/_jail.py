@@ -25,8 +25,9 @@ untrusted work. `run_jailed` runs one command with:
   running N compiler processes may use N times the limit; a cgroup would
   bound the total but needs a delegated cgroup tree the platform may not have;
 - a process bound: `max_pids` processes and threads in all, counted by a pids
-  cgroup of its own (`_cgroups`); a fork beyond it fails with EAGAIN, and a
-  build that then fails says it reached the bound;
+  cgroup of its own (`_cgroups`; RLIMIT_NPROC when the server is neither root
+  nor given a cgroup); a fork beyond it fails with EAGAIN, and a build that
+  then fails says it reached the bound;
 - a size bound: the writable `workdir` is normally a size-limited tmpfs
   (`_scratch.bounded_folder`, made by the build pipeline); a build that fails
   with its space used up says so;
@@ -38,6 +39,7 @@ untrusted work. `run_jailed` runs one command with:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -46,7 +48,7 @@ from collections import deque
 from pathlib import Path
 
 from ._base import BuildFailed, BuildLog
-from ._cgroups import PidsBound
+from ._cgroups import PidsBound, nproc_limit
 from ._scratch import out_of_space
 
 LOG_LINES = 2000
@@ -55,6 +57,7 @@ TAIL_LINES = 200
 TMP_MB = 256  # the jail's /tmp (RAM-backed, so small)
 FILE_SIZE_MB = 1024  # largest file a build may write
 JAIL_UID = 1000
+_EAGAIN = os.strerror(errno.EAGAIN)  # a fork at the bound: "Resource temporarily unavailable"
 
 _CANDIDATES = {
     "bwrap": ("/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"),
@@ -88,7 +91,13 @@ def _system_mounts() -> list[str]:
 
 
 def jail_command(
-    cmd: list[str], *, workdir: Path, ro_binds: list[Path], env: dict[str, str], memory_mb: int
+    cmd: list[str],
+    *,
+    workdir: Path,
+    ro_binds: list[Path],
+    env: dict[str, str],
+    memory_mb: int,
+    nproc: int | None = None,
 ) -> list[str]:
     """The full command line: prlimit, then bubblewrap, then `cmd`."""
     workdir = Path(workdir).resolve()
@@ -97,6 +106,7 @@ def jail_command(
         f"--data={memory_mb << 20}",
         f"--fsize={FILE_SIZE_MB << 20}",
         "--core=0",
+        *([f"--nproc={nproc}"] if nproc is not None else []),
         "--",
     ]
     jail = [
@@ -173,13 +183,16 @@ def run_jailed(
     the bound when the command failed after reaching `max_pids` (0: no bound)
     or filling its bounded `workdir`.
     """
-    argv = jail_command(cmd, workdir=workdir, ro_binds=ro_binds, env=env, memory_mb=memory_mb)
     bound = PidsBound.make(max_pids)
+    nproc = None if bound is not None else nproc_limit(max_pids)
+    argv = jail_command(
+        cmd, workdir=workdir, ro_binds=ro_binds, env=env, memory_mb=memory_mb, nproc=nproc
+    )
     lines = output if output is not None else []
     try:
         code = _run(bound.wrap(argv) if bound else argv, timeout, log, lines)
         if code != 0:
-            _explain_bounds(bound, Path(workdir), lines, log)
+            _explain_bounds(bound, nproc is not None, max_pids, Path(workdir), lines, log)
         return code
     finally:
         if bound is not None:
@@ -187,12 +200,18 @@ def run_jailed(
 
 
 def _explain_bounds(
-    bound: PidsBound | None, workdir: Path, lines: list[str], log: BuildLog
+    bound: PidsBound | None,
+    by_nproc: bool,
+    max_pids: int,
+    workdir: Path,
+    lines: list[str],
+    log: BuildLog,
 ) -> None:
     """A failed command that ran into a bound fails the build with that bound's name."""
-    if bound is not None and bound.reached():
+    # Under RLIMIT_NPROC only the failed fork's EAGAIN in the output tells.
+    if (bound is not None and bound.reached()) or (by_nproc and any(_EAGAIN in x for x in lines)):
         message = (
-            f"the build reached its limit of {bound.max_pids} processes and threads "
+            f"the build reached its limit of {max_pids} processes and threads "
             f"(BUILD_MAX_PIDS); a fork beyond it failed"
         )
         log.write(message)

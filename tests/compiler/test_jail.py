@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -259,3 +263,55 @@ except OSError as e:
     assert 40 <= int(text.split("wrote ")[1].split()[0]) <= 48
     assert "the build used up its 48 MB of disk space (BUILD_MAX_DISK_MB)" in text
     assert list(jail.workdir.iterdir()) == []  # the tmpfs and all in it are gone
+
+
+_AS_ANOTHER_USER = """
+import sys
+from pathlib import Path
+from compiler import BuildFailed, BuildLog
+from compiler._jail import run_jailed
+work = Path(sys.argv[1])
+log = BuildLog(work / "build.log")
+try:
+    code = run_jailed([sys.argv[2], "-c", sys.argv[3]], workdir=work, ro_binds=[],
+                      env={"PATH": "/usr/bin:/bin"}, timeout=30, memory_mb=512, log=log,
+                      max_pids=24)
+    print("exit", code)
+except BuildFailed as exc:
+    print(exc.message)
+print(log.text())
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become nobody"
+)
+def test_a_server_that_is_not_root_bounds_processes_with_rlimit_nproc():
+    forker = """
+import os, time
+started = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        started += 1
+except OSError as e:
+    print("fork failed after", started, "children:", e.strerror)
+    raise SystemExit(1)
+"""
+    work = Path(tempfile.mkdtemp(prefix="jail-nobody-"))
+    try:
+        os.chown(work, 65534, 65534)
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-c", _AS_ANOTHER_USER, str(work), PYTHON, forker],
+            capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2],
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work)
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
+    assert out.startswith("the build reached its limit of 24 processes and threads"), out
+    started = int(out.split("fork failed after ")[1].split()[0])
+    assert 10 <= started < 24, out

@@ -15,10 +15,11 @@ EXAMPLES = REPO / "examples"
 
 
 @contextlib.contextmanager
-def serving(tmp_path_factory) -> Iterator[httpx.Client]:
-    """A server on the local store for one test module, and a client of it (the
-    toolchains live in the repository's .cache/toolchains, warm after `make install`)."""
-    proc = NimbusProcess(tmp_path_factory.mktemp("compiled") / "data")
+def serving(tmp_path_factory, **env: str) -> Iterator[httpx.Client]:
+    """A server on the local store for one test module (`env`: its settings), and a
+    client of it (the toolchains live in the repository's .cache/toolchains, warm after
+    `make install`)."""
+    proc = NimbusProcess(tmp_path_factory.mktemp("compiled") / "data", env=env or None)
     proc.start()
     try:
         with proc.client(timeout=900) as client:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from compiler._cgroups import builds_parent
-from tests.e2e.compiled import EXAMPLES, build_log, create, deployed, invoke
-from tests.e2e.server import NimbusProcess
+from tests.e2e.compiled import EXAMPLES, build_log, create, deployed, invoke, serving
 
 pytestmark = pytest.mark.timeout(900)  # a fresh machine installs zig on the first build
 
@@ -22,19 +19,8 @@ HOARDER = (
 )
 
 
-@contextlib.contextmanager
-def server(tmp_path_factory, **env: str):
-    proc = NimbusProcess(tmp_path_factory.mktemp("bounds") / "data", env=env, workers=1)
-    proc.start()
-    try:
-        with proc.client(timeout=900) as client:
-            yield client
-    finally:
-        proc.stop()
-
-
 def test_a_build_writing_past_the_disk_bound_fails_saying_so(tmp_path_factory):
-    with server(tmp_path_factory, BUILD_MAX_DISK_MB="24") as api:
+    with serving(tmp_path_factory, BUILD_MAX_DISK_MB="24") as api:
         fn = deployed(api, "c", "c-small", HELLO)  # ~10 MB at its peak: fits
         assert "build folder: 24 MB at most" in build_log(api, "c-small")
         assert invoke(api, "c-small", {"name": "Ada"}).json()["message"] == "Hello, Ada!"
@@ -50,7 +36,7 @@ def test_a_build_writing_past_the_disk_bound_fails_saying_so(tmp_path_factory):
 @pytest.mark.skipif(builds_parent() is None, reason="no pids cgroup can be made here")
 def test_a_build_past_the_process_bound_fails_saying_so(tmp_path_factory):
     # zig cc runs 5-7 processes and threads at its peak: 3 cannot build anything.
-    with server(tmp_path_factory, BUILD_MAX_PIDS="3") as api:
+    with serving(tmp_path_factory, BUILD_MAX_PIDS="3") as api:
         fn = create(api, "c", "c-crowded", HELLO)
         assert fn["status"] == "failed"
         expected = "the build reached its limit of 3 processes and threads (BUILD_MAX_PIDS)"
