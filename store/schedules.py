@@ -17,6 +17,7 @@ from collections.abc import Callable
 from . import errors
 from ._base import Store
 from .functions import SCHEDULES_CHANGED_KEY, FunctionRepo, schedule_prefix
+from .leases import probe_conditional_writes
 from .records import Schedule, ScheduleRun
 
 _SCHEDULE_ID = re.compile(r"^sch_[a-z2-7]{16}$")
@@ -34,6 +35,11 @@ class ScheduleRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._records = FunctionRepo(store)  # its generic JSON read/write/compare-and-swap
+
+    def conditional_writes_enforced(self) -> bool:
+        """Whether the store refuses a lost compare-and-swap (`probe_conditional_writes`):
+        exactly-once ticks depend on it."""
+        return probe_conditional_writes(self.store)
 
     def _key(self, function_id: str, schedule_id: str) -> str:
         if not _SCHEDULE_ID.match(schedule_id):

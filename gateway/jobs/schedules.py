@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from store import Leases, errors, probe_conditional_writes
+from store import Leases, errors
 from store.invocations import InvocationRepo
 from store.records import Invocation, InvocationStatus, Schedule, ScheduleRun, Trigger, now
 from store.schedules import ScheduleRepo
@@ -133,7 +133,7 @@ class ScheduleTicker:
 
     def _probe(self) -> None:
         try:
-            enforced = probe_conditional_writes(self.schedules.store)
+            enforced = self.schedules.conditional_writes_enforced()
         except errors.NimbusError as exc:
             log.warning("schedules wait for the store: %s", exc.message)
             return

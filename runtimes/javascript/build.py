@@ -85,8 +85,9 @@ def componentize(work: Path, out: Path) -> None:
     )  # fmt: skip
 
 
-def smoke(repo: FunctionRepo, wasm: tuple[str, str]) -> tuple[str, dict, float]:
+def smoke(store: LocalStore, wasm: tuple[str, str]) -> tuple[str, dict, float]:
     """Run and check a tiny function on the new runtime; (result, check facts, fresh-call ms)."""
+    repo = FunctionRepo(store)
     key, sha = repo.put_blob(_SMOKE.encode())
     dep = Deployment(
         function_id="fn_runtimebuild",
@@ -102,7 +103,7 @@ def smoke(repo: FunctionRepo, wasm: tuple[str, str]) -> tuple[str, dict, float]:
         memory_mb=64,
         timeout_sec=30,
     )
-    sandbox = Sandbox(repo.store, SandboxConfig(cache_dir=SEED_CACHE_DIR))
+    sandbox = Sandbox(store, SandboxConfig(cache_dir=SEED_CACHE_DIR))
     try:
         facts = json.loads(sandbox.check(dep))
         timings = []
@@ -130,16 +131,17 @@ def build(root: Path) -> js.JavaScriptRuntime:
         componentize(work / "src", wasm_path)
         componentize_s = step(f"componentized ({wasm_path.stat().st_size >> 20} MB)", began)
 
-        repo = FunctionRepo(LocalStore(work / "store"))
+        store = LocalStore(work / "store")
+        repo = FunctionRepo(store)
         wasm = repo.put_blob_file(wasm_path)
-        seed = Sandbox(repo.store, SandboxConfig(cache_dir=SEED_CACHE_DIR))
+        seed = Sandbox(store, SandboxConfig(cache_dir=SEED_CACHE_DIR))
         try:
             seed.precompile(*wasm)
         finally:
             seed.close()
         precompile_s = step("precompiled into the seed cache", began)
 
-        output, facts, call_ms = smoke(repo, wasm)
+        output, facts, call_ms = smoke(store, wasm)
         step(f"smoke test: {output}, fresh instance + call {call_ms:.1f} ms", began)
 
         shutil.rmtree(work / "store")

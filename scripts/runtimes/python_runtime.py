@@ -71,9 +71,10 @@ def build(root: Path) -> rt.PythonRuntime:
         rt.componentize(work / "runtime.wasm")
         step(f"componentized ({(work / 'runtime.wasm').stat().st_size >> 20} MB)", began)
 
-        repo = FunctionRepo(LocalStore(work / "store"))
+        store = LocalStore(work / "store")
+        repo = FunctionRepo(store)
         wasm = repo.put_blob_file(work / "runtime.wasm")
-        seed = Sandbox(repo.store, SandboxConfig(cache_dir=rt.SEED_CACHE_DIR))
+        seed = Sandbox(store, SandboxConfig(cache_dir=rt.SEED_CACHE_DIR))
         try:
             seed.precompile(*wasm)
         finally:
@@ -83,7 +84,7 @@ def build(root: Path) -> rt.PythonRuntime:
         pycs = 0
         source_mount = Mount(rt.STDLIB_MOUNT, *repo.put_blob_file(work / "stdlib-source.tar"))
         sandbox = Sandbox(
-            repo.store,
+            store,
             SandboxConfig(cache_dir=work / "cache", seed_cache_dirs=(rt.SEED_CACHE_DIR,)),
         )
         try:
@@ -107,7 +108,7 @@ def build(root: Path) -> rt.PythonRuntime:
         rt.archive(stdlib, work / "stdlib.tar")
         step(f"compiled {pycs} stdlib modules to .pyc in the guest", began)
 
-        check = Sandbox(repo.store, SandboxConfig(cache_dir=rt.SEED_CACHE_DIR))
+        check = Sandbox(store, SandboxConfig(cache_dir=rt.SEED_CACHE_DIR))
         try:
             mount = Mount(rt.STDLIB_MOUNT, *repo.put_blob_file(work / "stdlib.tar"))
             smoke = json.dumps({"handler.py": _SMOKE})
