@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from compiler import ArtifactCollector
-from store import Store
+from store import Store, errors
 from store.blobs import BlobMark, BlobRepo, blob_key, mark_key, precompiled_prefix
 from store.functions import FunctionRepo
 from store.records import Function, Version
@@ -196,3 +198,27 @@ def test_a_mark_whose_blob_never_came_goes_once_old(cas_store):
     blobs.sweep(set(), GRACE)
     assert not cas_store.exists(mark_key("a" * 64))
     assert cas_store.exists(mark_key("b" * 64))  # its upload may still be on the way
+
+
+def test_a_version_that_keeps_its_code_touches_it_and_refuses_code_already_freed(cas_store):
+    repo = FunctionRepo(cas_store)
+    fn = Function(id="fn_keep", name="keep", runtime="wasm")
+    repo.create_function(fn)
+    code, sha = repo.put_blob(b"kept by a config-only update")
+    cas_store.put(mark_key(sha), BlobMark(touched_at=0.0).model_dump_json().encode())
+    version(repo, fn.id, 1, code, code)
+    fn.latest_version = 1
+
+    def keep(previous, n):
+        return previous.model_copy(update={"version": n, "memory_mb": 256})
+
+    repo.new_version(fn, keep)
+    mark = BlobMark.model_validate_json(cas_store.get(mark_key(sha)).data)
+    assert time.time() - mark.touched_at < 60  # a sweep now waits a grace before it
+
+    cas_store.delete(code)  # as if freed between the read of v2 and the write of v3
+    fn.latest_version = 2
+    with pytest.raises(errors.Conflict) as refused:
+        repo.new_version(fn, keep)
+    assert refused.value.code == "code_collected"
+    assert not cas_store.exists("versions/fn_keep/00000003.json")
