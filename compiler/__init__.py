@@ -14,7 +14,8 @@ Public surface: `parse_build_errors` (a failed build's errors as
 `runtime_cache_dirs` (the shared runtimes' seed cache folders) and
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs),
 `SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind),
-`bounded_folder` (a build folder as a size-limited tmpfs: BUILD_MAX_DISK_MB).
+`bounded_folder` (a build folder as a size-limited tmpfs: BUILD_MAX_DISK_MB) and
+`release_orphans` (unmounts those of workers killed mid-build).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, Bu
 from ._buildcache import BuildCache, CachedBuild
 from ._collect import ArtifactCollector
 from ._limits import BINARY_LIMIT, SOURCE_LIMIT
-from ._scratch import bounded_folder
+from ._scratch import bounded_folder, release_orphans
 from .diagnostics import BuildError, parse_build_errors
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
@@ -77,6 +78,7 @@ __all__ = [
     "bounded_folder",
     "builder_for",
     "parse_build_errors",
+    "release_orphans",
     "runtime_cache_dirs",
     "runtime_components",
     "runtimes_with_toolchains",

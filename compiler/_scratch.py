@@ -29,6 +29,7 @@ MiB = 1 << 20
 _FULL_MARGIN = 2 * MiB  # less free than this after a failed run: the space was used up
 _ENOSPC = os.strerror(errno.ENOSPC)  # "No space left on device"
 
+_SOURCE = "nimbus-build-"  # + the mounting process's pid, in /proc/self/mountinfo
 _libc = ctypes.CDLL(None, use_errno=True)
 _mounted: dict[Path, int] = {}  # bounded folder -> its size in MB
 _lock = threading.Lock()
@@ -41,7 +42,8 @@ def _mount_tmpfs(folder: Path, max_mb: int) -> bool:
         return False
     options = f"size={max_mb}m,mode=0700".encode()
     flags = MS_NOSUID | MS_NODEV
-    if _libc.mount(b"nimbus-build", str(folder).encode(), b"tmpfs", flags, options) == 0:
+    source = f"{_SOURCE}{os.getpid()}".encode()  # who mounted it: see release_orphans
+    if _libc.mount(source, str(folder).encode(), b"tmpfs", flags, options) == 0:
         return True
     err = ctypes.get_errno()
     if err in (errno.EPERM, errno.EACCES, errno.ENOSYS):
@@ -92,3 +94,38 @@ def out_of_space(path: Path, output: list[str]) -> int | None:
         return bound
     stat = os.statvfs(path)
     return bound if stat.f_bavail * stat.f_frsize < _FULL_MARGIN else None
+
+
+def release_orphans(parent: Path) -> list[Path]:
+    """Unmount bounded folders under `parent` whose server process is gone.
+
+    A worker killed mid-build (kill -9, OOM) leaves its tmpfs mounted, holding what
+    the build wrote in memory; the next worker to start lets go of it. Returns the
+    folders released.
+    """
+    parent = Path(parent).resolve()
+    released = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        source = fields[fields.index("-") + 2]
+        point = Path(fields[4].replace("\\040", " "))
+        if not source.startswith(_SOURCE) or not point.is_relative_to(parent):
+            continue
+        pid = int(source.removeprefix(_SOURCE))
+        if pid == os.getpid() or _alive(pid):
+            continue
+        if _libc.umount2(str(point).encode(), MNT_DETACH) == 0:
+            released.append(point)
+    if released:
+        log.warning("released %d build folder(s) of dead workers: %s", len(released), released)
+    return released
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -98,6 +98,9 @@ class BuildQueue:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> None:
+        # A worker killed mid-build left its folder's tmpfs mounted (memory held).
+        for folder in compiler.release_orphans(self._ensure_workdir()):
+            shutil.rmtree(folder.parent, ignore_errors=True)
         self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
