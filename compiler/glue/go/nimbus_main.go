@@ -11,7 +11,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -54,11 +53,13 @@ type nimbusErrorRecord struct {
 	Stack   []string `json:"stack"`
 }
 
+// The glue's JSON is nimbus_json.go's: a handler that imports encoding/json pays for it, no other.
+
 func nimbusFail(kind, message string, stack []string) {
 	if stack == nil {
 		stack = []string{}
 	}
-	record, _ := json.Marshal(nimbusErrorRecord{kind, message, stack})
+	record, _ := nimbusMarshal(nimbusErrorRecord{kind, message, stack})
 	os.Stderr.Write(append(append([]byte("\n\x1e"), record...), '\n'))
 	os.Exit(1)
 }
@@ -96,20 +97,44 @@ func nimbusStack() []string {
 	return stack
 }
 
+// nimbusContext is NIMBUS_CONTEXT's members as text: strings as they are, null
+// as "", whole numbers without a fraction, anything else as its JSON.
 func nimbusContext() map[string]string {
 	context := map[string]string{}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(os.Getenv("NIMBUS_CONTEXT")), &raw); err != nil {
+	d := &nimbusDecoder{data: []byte(os.Getenv("NIMBUS_CONTEXT"))}
+	if nimbusValid(d.data) != nil {
 		return context
 	}
-	for key, value := range raw {
-		var text string
-		if json.Unmarshal(value, &text) == nil {
-			context[key] = text
-		} else if n, err := strconv.ParseFloat(string(value), 64); err == nil && n == float64(int64(n)) {
-			context[key] = strconv.FormatInt(int64(n), 10)
-		} else {
-			context[key] = string(value)
+	d.space()
+	if d.data[d.pos] != '{' {
+		return context
+	}
+	d.pos++
+	d.space()
+	for d.pos < len(d.data) && d.data[d.pos] == '"' {
+		key, _ := d.string()
+		d.space()
+		d.pos++ // the ':'
+		d.space()
+		start := d.pos
+		value, _ := d.value(1)
+		raw := string(d.data[start:d.pos])
+		switch text := value.(type) {
+		case string:
+			context[key.(string)] = text
+		case nil:
+			context[key.(string)] = ""
+		default:
+			if n, err := strconv.ParseFloat(raw, 64); err == nil && n == float64(int64(n)) {
+				context[key.(string)] = strconv.FormatInt(int64(n), 10)
+			} else {
+				context[key.(string)] = raw
+			}
+		}
+		d.space()
+		if d.pos < len(d.data) && d.data[d.pos] == ',' {
+			d.pos++
+			d.space()
 		}
 	}
 	return context
@@ -122,7 +147,7 @@ func main() {
 	}
 	var event interface{} = map[string]interface{}{}
 	if len(bytes.TrimSpace(data)) > 0 {
-		if err := json.Unmarshal(data, &event); err != nil {
+		if event, err = nimbusUnmarshal(data); err != nil {
 			nimbusFail("EventError", "the event is not JSON: "+err.Error(), nil)
 		}
 	}
@@ -139,7 +164,7 @@ func main() {
 	if err != nil {
 		nimbusFail(nimbusErrorType(err), err.Error(), nil)
 	}
-	out, err := json.Marshal(value)
+	out, err := nimbusMarshal(value)
 	if err != nil {
 		nimbusFail("ResultError", "the handler's result is not JSON-encodable: "+err.Error(), nil)
 	}
