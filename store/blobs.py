@@ -128,10 +128,13 @@ class BlobRepo:
         caller upload the bytes again."""
         key = mark_key(sha256)
         deadline = time.monotonic() + self.wait_sec
+        started = self.clock()
         while True:
             mark, etag = self._read_mark(key)
             wall = self.clock()
             deleting = mark is not None and mark.deleting_since is not None
+            if mark is not None and not deleting and mark.touched_at >= started:
+                return  # a concurrent touch since we began protects us as much as ours would
             if deleting and wall - mark.deleting_since < STALE_CLAIM_SEC:
                 if time.monotonic() > deadline:
                     raise errors.Unavailable("a blob is being collected; try again", code="busy")

@@ -222,3 +222,23 @@ def test_a_version_that_keeps_its_code_touches_it_and_refuses_code_already_freed
         repo.new_version(fn, keep)
     assert refused.value.code == "code_collected"
     assert not cas_store.exists("versions/fn_keep/00000003.json")
+
+
+def test_many_creates_storing_the_same_bytes_at_once_all_get_them(cas_store):
+    repo = FunctionRepo(cas_store)
+    go = threading.Barrier(8)
+    results: list[tuple[str, str]] = []
+
+    def create() -> None:
+        go.wait()
+        results.append(repo.put_blob(b"the same upload, eight times"))
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 8 and len(set(results)) == 1
+    assert cas_store.get(results[0][0]).data == b"the same upload, eight times"
+    mark = BlobMark.model_validate_json(cas_store.get(mark_key(results[0][1])).data)
+    assert mark.deleting_since is None and time.time() - mark.touched_at < 60
