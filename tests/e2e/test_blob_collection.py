@@ -4,6 +4,7 @@ server on the local store and on SeaweedFS, while every live version still invok
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 
@@ -95,4 +96,46 @@ def test_pruned_versions_and_a_deleted_function_give_their_bytes_back(
     took = wait_until(lambda: [*store.list("blobs/"), *store.list("precompiled/")] == [])
     final = held(store)  # (0, 0): the function's blobs, their forms and marks are gone
     print(f"deleted the function: {after} -> {final} in {took:.1f}s")
+    store.close()
+
+
+def test_a_python_functions_pruned_code_goes_and_the_shared_runtime_stays(
+    make_server, backend_env, name, monkeypatch
+):
+    """Built versions name a source, a bundle, the shared runtime and its stdlib mount:
+    the first two go with the pruned version; the runtime's blobs stay while anything
+    uses them (and the installed runtime always), so every live function still runs."""
+    env = {**backend_env, "MAX_VERSIONS_PER_FUNCTION": "2", "ARTIFACT_GC_GRACE_SEC": str(GRACE)}
+    server = make_server(env).start()
+    store = server_store(server, monkeypatch)
+
+    def deploy(fn: str, n: int, method: str = "POST") -> dict:
+        code = f"def main(event, context):\n    return {{'v': {n}, 'fn': {fn!r}}}\n"
+        path = "/api/v1/functions" if method == "POST" else f"/api/v1/functions/{fn}"
+        body = {"files": {"handler.py": code}}
+        if method == "POST":
+            body |= {"name": fn, "runtime": "python"}
+        resp = once(server, method, path + "?wait=true", json=body)
+        assert resp.status_code in (200, 201) and resp.json()["status"] == "active", resp.text
+        return resp.json()
+
+    def record(fn_id: str, n: int) -> dict:
+        return json.loads(store.get(f"versions/{fn_id}/{n:08d}.json").data)
+
+    other = deploy(f"{name}-b", 1)
+    fn_id = deploy(name, 1)["id"]
+    first = record(fn_id, 1)
+    own = {first["source_key"], first["build"]["bundle_key"]}
+    shared = {first["build"]["artifact_key"], *(m["key"] for m in first["build"]["mounts"])}
+    for n in (2, 3):
+        deploy(name, n, "PUT")
+    wait_until(lambda: not any(store.exists(key) for key in own), timeout=60)
+    assert all(store.exists(key) for key in shared)
+    for fn, n in ((name, 3), (f"{name}-b", 1)):
+        resp = once(server, "POST", f"/api/v1/functions/{fn}/invoke", json={})
+        assert resp.status_code == 200 and resp.json() == {"v": n, "fn": fn}, resp.text
+    assert once(server, "DELETE", f"/api/v1/functions/{name}").status_code == 204
+    assert once(server, "DELETE", f"/api/v1/functions/{other['id']}").status_code == 204
+    runtime = first["build"]["artifact_key"]  # installed: never collected
+    wait_until(lambda: set(store.list("blobs/sha256/")) == {runtime}, timeout=60)
     store.close()
