@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     # copy-on-write after each call (sandbox/_pool.py, docs/decisions/0009).
     pooling: bool = True
     pool_instances: int | None = None  # slots per worker; default: every guest that can hold one
-    pool_keep_resident_kb: int = 0  # per memory slot: reset in place, not by the kernel
+    # Per memory slot: reset in place, not by the kernel. 16 MiB covers the Python
+    # runtime's whole initial memory (its dirty pages lie near the top: less helps
+    # nothing); costs ~16 MiB per slot a worker has used (decision 0009, fourth pass).
+    pool_keep_resident_kb: int = 16384
     # Fresh instances made off the request path per Python/JS/component function version
     # in use (each serves one call); dropped after PREWARM_IDLE_SEC without a call.
     prewarm_per_function: int = 1
