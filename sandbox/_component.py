@@ -16,7 +16,7 @@ import wasmtime
 from wasmtime import component
 
 from ._capi import set_epoch_deadline
-from ._component_call import GuestError, call_strings
+from ._component_call import GuestError, Via, call_strings
 from ._logs import ComponentLogs
 from ._outcome import FAILED, MEMORY, OK, TIMEOUT, TOO_LARGE, Outcome, trap_cause
 from ._pool import MEMORIES_PER_COMPONENT, busy, is_exhausted
@@ -152,13 +152,13 @@ class HandlerInstance:
             self.close()
             raise PreloadFailed("the runtime accepted a handler it was not loaded with")
 
-    def call(self, event: str, context: str, deadline_ticks: int) -> object:
+    def call(self, event: str, context: str, deadline_ticks: int, via: Via | None = None) -> object:
         # PERF(sandbox): GIL kept (see _capi.py); the call below releases it.
         set_epoch_deadline(self.store._context(), deadline_ticks)
         # NOTE(sandbox): no `post_return`: wasmtime's C API runs the post-return
         # function inside the call and has made `..._func_post_return` a no-op (a
         # deprecated C call, but one that released and retook the GIL per call).
-        return call_strings(self.func, self.store, *self.leading, event, context)
+        return call_strings(self.func, self.store, *self.leading, event, context, via=via)
 
     def mark_loaded(self) -> None:
         """The runtime holds the function's code now (`load` or a `run` succeeded)."""
@@ -181,14 +181,16 @@ def run_handler(
     event: str,
     context: str,
     deadline_ticks: int,
+    via: Via | None = None,
 ) -> tuple[Outcome, HandlerInstance | None]:
-    """Call `handle` once; returns the outcome and the instance if it may be reused."""
+    """Call `handle` once; returns the outcome and the instance if it may be reused.
+    `via`: how the call itself is made (a native lane), for an instance already made."""
     started = time.perf_counter()
     inst = reuse
     try:
         if inst is None:
             inst = make_instance()
-        result = inst.call(event, context, deadline_ticks)
+        result = inst.call(event, context, deadline_ticks, via)
     except wasmtime.WasmtimeError as exc:
         if inst is None and is_exhausted(str(exc)):
             raise busy() from None

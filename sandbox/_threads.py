@@ -17,16 +17,25 @@ which the process model replaces the whole worker process, draining its calls
 in flight first (gateway/serve.py). Half, so that the calls a draining worker
 still takes (gunicorn answers requests on its kept-alive connections for up
 to 2 s) find room below the bound instead of a 429.
+
+`run_native` guards one C call on a native lane instead (`_lanes.py`, built
+from `_native/lane.c`): no Python runs on the guest's side, so the caller
+releases the GIL once, as for an unguarded call. Used for a call into an
+instance already made (reused or pre-warmed); a stuck lane is counted like a
+stuck thread and serves again once its call returns (seen on the next call).
 """
 
 from __future__ import annotations
 
 import _thread
+import ctypes
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from store import errors
+
+from . import _lanes
 
 
 class Abandoned(Exception):
@@ -79,24 +88,32 @@ class GuestThreads:
         self._idle: list[_Guest] = []
         self._stuck = 0
         self._threads = 0
+        self.lanes = _lanes.library()  # None: every guarded call takes a Python thread
+        self._free_lanes: list[int] = []
+        self._stuck_lanes: list[tuple[int, Callable[[int | None], None]]] = []
 
     @property
     def stuck(self) -> int:
+        self._reap_lanes()
         return self._stuck
 
     def check_capacity(self) -> None:
+        self._reap_lanes()
         if self._stuck >= self.stuck_limit:
-            raise errors.LimitExceeded(
-                f"worker busy: {self._stuck} guests are still blocked past their deadline",
-                retry_after=5,
-            )
+            self._refuse()
+
+    def _refuse(self) -> None:
+        raise errors.LimitExceeded(
+            f"worker busy: {self._stuck} guests are still blocked past their deadline",
+            retry_after=5,
+        )
 
     def run(self, fn: Callable[[], Any], wait_sec: float) -> Any:
         """Run `fn` on a guarded thread; `Abandoned` if it is not done in `wait_sec`."""
         job = _Job(fn)
         with self._lock:
             if self._stuck >= self.stuck_limit:
-                self.check_capacity()
+                self._refuse()  # (the lock is held: no reaping here)
             guest = self._idle.pop() if self._idle else None
             if guest is None:
                 guest = _Guest()
@@ -124,6 +141,51 @@ class GuestThreads:
         if job.error is not None:
             raise job.error
         return job.result
+
+    def run_native(self, fn: int, args: Sequence[int], wait_sec: float,
+                   on_late_return: Callable[[int | None], None]) -> int | None:  # fmt: skip
+        """Call the C function `fn` (six arguments: a component call) on a native lane;
+        its return value, or `Abandoned` if not back in `wait_sec`. The lane is then
+        stuck, counted like a stuck thread; when it returns, `on_late_return` gets the
+        value (the caller's memory must live until then)."""
+        lanes = self.lanes
+        assert lanes is not None
+        with self._lock:
+            if self._stuck >= self.stuck_limit:
+                self._refuse()  # (the lock is held: no reaping here)
+            lane = self._free_lanes.pop() if self._free_lanes else None
+        if lane is None:
+            lane = lanes.new()
+            if not lane:
+                raise errors.LimitExceeded("worker busy: no thread for the call", retry_after=1)
+        out = ctypes.c_void_p()
+        if lanes.call(lane, fn, *args, int(wait_sec * 1e9), ctypes.byref(out)) == 0:
+            with self._lock:
+                self._free_lanes.append(lane)
+            return out.value
+        with self._lock:
+            self._stuck_lanes.append((lane, on_late_return))
+            self._stuck += 1
+            reached = self._stuck == self.replace_at
+        if reached and self.on_replace is not None:
+            self.on_replace(self.replace_at)
+        raise Abandoned
+
+    def _reap_lanes(self) -> None:
+        """Stuck lanes whose call has returned serve again (looked at on each call)."""
+        if not self._stuck_lanes:
+            return
+        returned = []
+        with self._lock:
+            out = ctypes.c_void_p()
+            for entry in list(self._stuck_lanes):
+                if self.lanes is not None and self.lanes.finished(entry[0], ctypes.byref(out)):
+                    self._stuck_lanes.remove(entry)
+                    self._stuck -= 1
+                    self._free_lanes.append(entry[0])
+                    returned.append((entry[1], out.value))
+        for on_late_return, value in returned:
+            on_late_return(value)
 
     def _serve(self, guest: _Guest) -> None:
         while True:

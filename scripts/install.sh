@@ -43,6 +43,15 @@ if (( ${#missing[@]} )); then
     fi
 fi
 
+# The sandbox's native lanes (sandbox/_native/lane.c): guarded guest calls without a
+# Python thread's GIL hand-offs. Rebuilt when the source is newer; without a C
+# compiler the sandbox uses Python threads instead.
+lane=sandbox/_native/liblane.so
+if [[ ! -f $lane || sandbox/_native/lane.c -nt $lane ]] && command -v cc >/dev/null; then
+    echo "==> building $lane"
+    cc -O2 -Wall -shared -fPIC -pthread -o "$lane.tmp" sandbox/_native/lane.c && mv "$lane.tmp" "$lane"
+fi
+
 # Compiled languages (C, Go, Rust): each toolchain installed by its
 # scripts/toolchains/<language>.sh under .cache/toolchains, and its compiler
 # cache warmed (~3-5 min the first time; a second run takes a second).

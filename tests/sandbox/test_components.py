@@ -165,20 +165,44 @@ def test_python_component_cannot_read_host_files(py):
     assert all(str(v).startswith("error:") for v in seen.values()), seen
 
 
+def _sleep_past_the_deadline(sandbox, dep, sec: float) -> dict[str, int]:
+    """A call sleeping `sec` past a 1 s deadline times out at the deadline with its
+    logs; the sandbox's stats just after."""
+    started = time.monotonic()
+    with pytest.raises(errors.Timeout) as caught:
+        call(sandbox, dep, "sleep", sec=sec)
+    assert 0.95 <= time.monotonic() - started < 2.5
+    assert caught.value.logs == b"stdout line for sleep\nstderr line for sleep\n"
+    return sandbox.stats()
+
+
 def test_python_component_sleeping_past_the_deadline(py):
     """time.sleep blocks in a WASI host call the epoch cannot interrupt; the caller
     still gets its timeout at the deadline and its slot back."""
     sandbox, deploy = py
     dep = deploy(timeout_sec=1.0)
-    started = time.monotonic()
-    with pytest.raises(errors.Timeout) as caught:
-        call(sandbox, dep, "sleep", sec=5)
-    assert 0.95 <= time.monotonic() - started < 2.5
-    assert caught.value.logs == b"stdout line for sleep\nstderr line for sleep\n"
-    stats = sandbox.stats()
+    stats = _sleep_past_the_deadline(sandbox, dep, 5)
     assert stats["running"] == 0
     assert stats["stuck_threads"] == 1  # still asleep in the host; counted
     assert call(sandbox, dep, "echo").error is None  # the worker keeps serving
+
+
+def test_a_reused_instance_sleeping_past_the_deadline_is_stuck_then_dropped(py):
+    """A warm instance's call is guarded on a native lane (Python thread without the
+    helper built): the caller still gets its timeout at the deadline, the call is
+    counted stuck until the sleep ends, and the instance is never reused."""
+    sandbox, deploy = py
+    dep = deploy(timeout_sec=1.0, reuse_instance=True)
+    assert call(sandbox, dep, "echo").error is None
+    assert sandbox.stats()["idle_instances"] == 1  # the next call takes it
+    stats = _sleep_past_the_deadline(sandbox, dep, 2)
+    assert (stats["running"], stats["stuck_threads"], stats["idle_instances"]) == (0, 1, 0)
+    _wait_unstuck(sandbox, 5)  # back when the sleep ended
+    again = call(sandbox, dep, "echo")
+    assert again.error is None
+    assert again.logs == b"stdout line for echo\nstderr line for echo\n"  # a new instance
+    for _ in range(20):  # the lane serves again
+        assert call(sandbox, dep, "echo").error is None
 
 
 def test_stuck_threads_are_bounded(python_component, make_sandbox):

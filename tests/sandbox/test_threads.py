@@ -3,6 +3,7 @@ abandoned and counted stuck until it returns, and threads are reused."""
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 
@@ -53,3 +54,26 @@ def test_concurrent_callers_each_get_their_own_answer():
     for t in callers:
         t.join()
     assert got == {n: [n * 1000 + i for i in range(200)] for n in range(8)}
+
+
+def test_a_native_lane_call_past_its_wait_is_stuck_until_it_returns():
+    threads = GuestThreads(stuck_limit=1, on_replace=(replaced := []).append)
+    if threads.lanes is None:
+        pytest.skip("the native lane helper is not built (scripts/install.sh)")
+    # Any C function of up to six word arguments will do: libc's usleep stands in for
+    # a guest call blocked in a host call.
+    usleep = ctypes.cast(ctypes.CDLL(None).usleep, ctypes.c_void_p).value
+    late: list[int | None] = []
+    assert threads.run_native(usleep, (1000, 0, 0, 0, 0, 0), 5, late.append) in (0, None)
+    t0 = time.monotonic()
+    with pytest.raises(Abandoned):
+        threads.run_native(usleep, (1_000_000, 0, 0, 0, 0, 0), 0.2, late.append)
+    assert time.monotonic() - t0 < 0.9
+    assert threads.stuck == 1 and replaced == [1] and late == []
+    with pytest.raises(errors.LimitExceeded):
+        threads.check_capacity()
+    deadline = time.monotonic() + 5
+    while threads.stuck and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threads.stuck == 0 and late in ([0], [None])  # its late return was handed over
+    assert threads.run_native(usleep, (1000, 0, 0, 0, 0, 0), 5, late.append) in (0, None)
