@@ -11,13 +11,21 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    HTTPClientError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from . import errors
@@ -25,6 +33,8 @@ from ._base import Blob, Store, StoreTimeouts
 from ._local import _check_key
 
 _CHUNK = 1 << 20
+# After a call timed out, the calls of the next few seconds get one quick try each.
+_HUNG_WINDOW_SEC = 2.0
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
 _MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
 
@@ -86,6 +96,14 @@ class S3Store(Store):
         # fallback (a cached record, a 503) better than waiting on a store that hangs.
         quick = min(timeouts.quick_sec, timeouts.connect_sec)
         self._s3_quick = client(quick, timeouts.quick_sec, 1, 16)
+        self._hung_until = 0.0  # monotonic; see _client
+
+    def _client(self) -> Any:
+        """The full client, or the quick one while the store seems hung: within
+        `_HUNG_WINDOW_SEC` of a call that timed out, so that a hung store costs the
+        callers after the first one short try each (a 503 in seconds), not attempts ×
+        read timeout. A quick call that times out meanwhile keeps the window open."""
+        return self._s3_quick if time.monotonic() < self._hung_until else self._s3
 
     def __repr__(self) -> str:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
@@ -122,26 +140,33 @@ class S3Store(Store):
         raise errors.Unavailable(f"S3 failed for {where}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _translated(self, key: str, *, conditional: bool = False) -> Iterator[None]:
+    def _translated(
+        self, key: str, *, conditional: bool = False, quick: bool = False
+    ) -> Iterator[None]:
+        """`quick`: a call that asked for the quick client; its timeout alone (a slow
+        answer on a busy store) does not make the store look hung."""
         try:
             yield
         except (ClientError, BotoCoreError) as exc:
+            timed_out = isinstance(exc, ReadTimeoutError | ConnectTimeoutError)
+            if timed_out and (not quick or time.monotonic() < self._hung_until):
+                self._hung_until = time.monotonic() + _HUNG_WINDOW_SEC
             self._raise(exc, key, conditional=conditional)
 
-    def _ensure_bucket(self, s3: Any = None) -> None:
-        with self._translated(self.bucket):
+    def _ensure_bucket(self, *, quick: bool = False) -> None:
+        with self._translated(self.bucket, quick=quick):
             try:
-                (s3 or self._s3).head_bucket(Bucket=self.bucket)
+                (self._s3_quick if quick else self._client()).head_bucket(Bucket=self.bucket)
                 return
             except ClientError as exc:
                 if _status(exc) != 404:
                     raise
             kwargs: dict[str, Any] = {"Bucket": self.bucket}
-            region = self._s3.meta.region_name
+            region = self._client().meta.region_name
             if region and region not in ("us-east-1", "aws-global"):
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
             try:
-                self._s3.create_bucket(**kwargs)
+                self._client().create_bucket(**kwargs)
             except ClientError as exc:
                 if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
@@ -151,29 +176,29 @@ class S3Store(Store):
         s3_key = self._key(key)
         with self._translated(key, conditional=conditional):
             try:
-                response = self._s3.put_object(Bucket=self.bucket, Key=s3_key, **kwargs)
+                response = self._client().put_object(Bucket=self.bucket, Key=s3_key, **kwargs)
             except ClientError as exc:
                 if _code(exc) != "NoSuchBucket":
                     raise
                 self._ensure_bucket()
                 if hasattr(kwargs["Body"], "seek"):
                     kwargs["Body"].seek(0)
-                response = self._s3.put_object(Bucket=self.bucket, Key=s3_key, **kwargs)
+                response = self._client().put_object(Bucket=self.bucket, Key=s3_key, **kwargs)
         return _unquote(response["ETag"])
 
     # -- Store --------------------------------------------------------------
 
     def get(self, key: str) -> Blob:
         with self._translated(key):
-            response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+            response = self._client().get_object(Bucket=self.bucket, Key=self._key(key))
             with contextlib.closing(response["Body"]) as body:
                 data = body.read()
         return Blob(data, _unquote(response["ETag"]))
 
     def head(self, key: str, *, quick: bool = False) -> str | None:
-        s3 = self._s3_quick if quick else self._s3
+        s3 = self._s3_quick if quick else self._client()
         try:
-            with self._translated(key):
+            with self._translated(key, quick=quick):
                 response = s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except errors.NotFound:
             return None
@@ -195,7 +220,7 @@ class S3Store(Store):
         s3_key = self._key(key)
         if if_match is None:
             with contextlib.suppress(errors.NotFound), self._translated(key):
-                self._s3.delete_object(Bucket=self.bucket, Key=s3_key)  # NotFound: no bucket
+                self._client().delete_object(Bucket=self.bucket, Key=s3_key)  # NotFound: no bucket
             return
         # NOTE: SeaweedFS, moto and AWS honour If-Match on DeleteObject, but a
         # server that ignores it would delete unconditionally. Comparing first
@@ -204,14 +229,18 @@ class S3Store(Store):
         if self.head(key) != _unquote(if_match):
             raise errors.Conflict(f"{key} changed since it was read")
         with self._translated(key, conditional=True):
-            self._s3.delete_object(Bucket=self.bucket, Key=s3_key, IfMatch=_quote(if_match))
+            self._client().delete_object(Bucket=self.bucket, Key=s3_key, IfMatch=_quote(if_match))
 
     def list(self, prefix: str) -> Iterator[str]:
         full = f"{self.prefix}/{prefix}" if self.prefix else prefix
         keys: list[str] = []
         with self._translated(prefix):
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
+            pages = (
+                self._client()
+                .get_paginator("list_objects_v2")
+                .paginate(
+                    Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
+                )
             )
             try:
                 for page in pages:
@@ -231,7 +260,7 @@ class S3Store(Store):
     def get_file(self, key: str, path: Path) -> None:
         path = Path(path)
         with self._translated(key):
-            response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+            response = self._client().get_object(Bucket=self.bucket, Key=self._key(key))
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
@@ -246,7 +275,7 @@ class S3Store(Store):
 
     def ping(self) -> None:
         """Check the bucket answers (quickly), creating it if it does not exist yet."""
-        self._ensure_bucket(self._s3_quick)
+        self._ensure_bucket(quick=True)
 
     def close(self) -> None:
         self._s3.close()

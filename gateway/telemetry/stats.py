@@ -144,6 +144,7 @@ class StatsBook:
         self.fold_after_sec = fold_after_sec
         self._lock = threading.Lock()
         self._pending = InvocationTotals()  # not yet in the store
+        self._unsure: list[InvocationTotals] = []  # added by writes that got no answer
         self._written = InvocationTotals()  # what our object holds
         self._etag: str | None = None
         self._saved_at = 0.0
@@ -157,26 +158,64 @@ class StatsBook:
         """Write our object if anything changed or a heartbeat is due; True if written."""
         with self._lock:
             due = time.monotonic() - self._saved_at >= self.heartbeat_sec
-            if self._pending.empty and not (force or due):
+            if self._pending.empty and not self._unsure and not (force or due):
                 return False
-            merged = self._written.plus(self._pending)
-            record = WorkerStats(writer=self.writer, totals=merged)
             try:
-                self._etag = self.repo.put_worker(record, self._etag)
+                self._put(self._written.plus(self._unsaved()))
             except errors.Conflict:
-                # Our object is being folded into the total (we were stalled longer
-                # than fold_after_sec): what it held is counted there; carry on with
-                # the rest under a new writer id.
-                log.warning("stats of %s were folded while it ran; new writer id", self.writer)
-                self._generation += 1
-                self.writer = f"{self._base}.{self._generation}"
-                merged = self._pending
-                record = WorkerStats(writer=self.writer, totals=merged)
-                self._etag = self.repo.put_worker(record, None)
-            self._written = merged
-            self._pending = InvocationTotals()
+                if self._adopt_landed_write():
+                    self._put(self._written.plus(self._unsaved()))
+                else:
+                    # Our object is being folded into the total (we were stalled longer
+                    # than fold_after_sec): what it held is counted there; carry on with
+                    # the rest under a new writer id.
+                    log.warning("stats of %s were folded while it ran; new writer id",
+                                self.writer)  # fmt: skip
+                    self._generation += 1
+                    self.writer = f"{self._base}.{self._generation}"
+                    self._etag = None
+                    self._put(self._unsaved())
             self._saved_at = time.monotonic()
             return True
+
+    def _unsaved(self) -> InvocationTotals:
+        out = InvocationTotals()
+        for part in [*self._unsure, self._pending]:
+            out.merge(part)
+        return out
+
+    def _put(self, merged: InvocationTotals) -> None:
+        try:
+            self._etag = self.repo.put_worker(WorkerStats(writer=self.writer, totals=merged),
+                                              self._etag)  # fmt: skip
+        except errors.Unavailable:
+            # NOTE: the write may still land (a store that hung answers it when it wakes):
+            # keep what it added apart, so a later Conflict can tell it landed.
+            self._unsure.append(self._pending)
+            self._pending = InvocationTotals()
+            raise
+        self._written = merged
+        self._unsure, self._pending = [], InvocationTotals()
+
+    def _adopt_landed_write(self) -> bool:
+        """True if our object holds what one of our unanswered writes held (it landed
+        after all): our state moves to it. Taking that Conflict for a fold would count
+        those outcomes twice."""
+        if not self._unsure:
+            return False
+        try:
+            record, etag = self.repo.worker(self.writer)
+        except errors.NotFound:
+            return False
+        if record.folding:
+            return False
+        candidate = self._written
+        for n, part in enumerate(self._unsure, 1):
+            candidate = candidate.plus(part)
+            if record.totals == candidate:
+                self._written, self._etag, self._unsure = candidate, etag, self._unsure[n:]
+                return True
+        return False
 
     def retire(self) -> None:
         """On a graceful stop: write what is pending, then fold our object into the total."""

@@ -185,6 +185,9 @@ def test_a_store_outage_keeps_functions_serving_and_loses_nothing(weed, make_ser
 # invoke path after one quick attempt (1.5 s).
 API_BOUND_SEC = StoreTimeouts().worst_case_sec + 5.0
 INVOKE_BOUND_SEC = 2 * StoreTimeouts().quick_sec + 2.0
+# Once a worker saw the store time out, its calls get one quick try each (a PUT also waits
+# up to 1 s for `100 Continue`).
+LATER_BOUND_SEC = StoreTimeouts().quick_sec + 1.0 + 2.5
 HANG_SECONDS = 8.0  # at least; the store stays paused until the calls above have answered
 
 
@@ -196,6 +199,17 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
     def timed_call(method: str, path: str, **kw) -> tuple[httpx.Response, float]:
         with server.client(timeout=120) as api:
             return _timed(lambda: api.request(method, path, **kw))
+
+    def needing_the_store(pool: ThreadPoolExecutor, name: str) -> dict:
+        """/ready, a create of `name`, an async accept and a read, at once: their answers."""
+        calls = {
+            "ready": pool.submit(timed_call, "GET", "/ready"),
+            "create": pool.submit(timed_call, "POST", "/api/v1/functions",
+                                  json={**echo, "name": name}),
+            "async": pool.submit(timed_call, "POST", "/api/v1/functions/echo/async", json={}),
+            "get": pool.submit(timed_call, "GET", "/api/v1/functions/other"),
+        }  # fmt: skip
+        return {what: call.result() for what, call in calls.items()}
 
     with server.client(timeout=30) as api:
         assert api.post("/api/v1/functions?wait=true", json=echo).status_code == 201
@@ -209,15 +223,9 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
             weed.pause()
             try:
                 time.sleep(1.5)  # every worker's cache is past its 1 s staleness now
-                calls = {
-                    "ready": pool.submit(timed_call, "GET", "/ready"),
-                    "create": pool.submit(timed_call, "POST", "/api/v1/functions",
-                                          json={**echo, "name": "late"}),
-                    "async": pool.submit(timed_call, "POST", "/api/v1/functions/echo/async",
-                                         json={}),
-                    "get": pool.submit(timed_call, "GET", "/api/v1/functions/other"),
-                }  # fmt: skip
-                during = {what: call.result() for what, call in calls.items()}
+                during = needing_the_store(pool, "late")
+                # The workers have seen the store time out by now: one quick try each.
+                later = needing_the_store(pool, "later")
                 health = api.get("/health")
                 time.sleep(max(0.0, paused_at + HANG_SECONDS - time.monotonic()))
             finally:
@@ -230,6 +238,8 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
         # /ready asks the store the quick way; the rest wait out the store's timeouts.
         ready_took = _assert_refused(health, during, ready_within=INVOKE_BOUND_SEC,
                                      refused_within=API_BOUND_SEC)  # fmt: skip
+        _assert_refused(health, later, ready_within=INVOKE_BOUND_SEC,
+                        refused_within=LATER_BOUND_SEC)  # fmt: skip
 
         # Deployed functions kept serving through the hang, each call within the bound.
         outcomes = Counter(outcome for _, outcome, _, _ in load.answers)
@@ -244,6 +254,7 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
         # the async call accepted before ran, and every answered call is counted.
         assert ready_after < 10, ready_after
         assert api.get("/api/v1/functions/late").status_code == 404
+        assert api.get("/api/v1/functions/later").status_code == 404
         again = api.post("/api/v1/functions?wait=true", json={**echo, "name": "late"})
         assert again.status_code == 201, again.text
         assert api.post("/api/v1/functions/late/invoke", json={"a": 1}).json() == {"a": 1}
@@ -260,7 +271,9 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
         _assert_counted(api, len(load.answers) + 2)  # + the async call and the one to `late`
         refused_in = {what: round(took, 2) for what, (_, took) in during.items()
                       if what != "ready"}  # fmt: skip
+        later_in = {what: round(took, 2) for what, (_, took) in later.items()}
         p99 = sorted(took for *_, took in in_hang)[int(len(in_hang) * 0.99)]
         print(f"hang {hung_for:.1f} s: {len(in_hang)} calls answered 200 meanwhile, "
               f"p99 {p99:.2f} s, slowest {slowest:.2f} s; /ready 503 in {ready_took:.2f} s; "
-              f"503s in {refused_in} s; ready {ready_after:.2f} s after SIGCONT")  # fmt: skip
+              f"503s in {refused_in} s, then {later_in} s; "
+              f"ready {ready_after:.2f} s after SIGCONT")  # fmt: skip

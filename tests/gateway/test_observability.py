@@ -254,6 +254,36 @@ def test_a_stalled_worker_whose_stats_were_folded_carries_on_under_a_new_id(stor
     assert slow.totals().all.total == 2  # one in the total, one in the new object
 
 
+class AnswerLostStore(CountingStore):
+    """Writes under `lose` land, but the caller hears nothing (a store that hung)."""
+
+    lose: str | None = None
+
+    def put(self, key, data, **kw):
+        etag = super().put(key, data, **kw)
+        if self.lose and key.startswith(self.lose):
+            raise errors.Unavailable("timed out (the write landed)")
+        return etag
+
+
+def test_stats_whose_write_landed_unanswered_are_counted_once(tmp_path):
+    store = AnswerLostStore(tmp_path / "store")
+    worker = book(store, "w")
+    worker.add_all([outcome(1)])
+    worker.save()
+    store.lose = "stats/workers/"
+    for n in (2, 3):  # two writes in a row time out, and both land
+        worker.add_all([outcome(n)])
+        with pytest.raises(errors.Unavailable):
+            worker.save()
+    store.lose = None
+    worker.add_all([outcome(4)])
+    assert worker.save()  # If-Match fails on the landed write: it is adopted, not a fold
+    assert worker.writer == "w"
+    assert worker.totals().all.total == 4
+    assert list(store.list("stats/workers/")) == [stats_worker_key("w")]
+
+
 # -- metrics and the flusher -----------------------------------------------------------------
 
 
