@@ -11,11 +11,7 @@ Key layout (all JSON unless noted):
     blobs/sha256/<hex>                  sources and artifacts, content-addressed (blobs.py:
                                         marks, and how unreferenced ones are freed)
     logs/builds/<id>/<n:08d>.log        build log (text)
-    logs/invocations/<id>/<age>-<writer>-<seq:08d>.jsonl
-                                        a batch of invocation log entries, one JSON
-                                        object a line; <age> = 9999999999999 minus the
-                                        newest entry's Unix ms (13 digits), so a listing
-                                        is newest first and retention needs no reads
+    logs/invocations/<id>/…             invocation log batches (store/logs.py)
     logs/sweep.json                     lease: which worker sweeps expired logs, until when
     stats/workers/<writer>.json         one worker's running invocation totals (its own)
     stats/total.json                    totals folded in from workers that stopped
@@ -44,6 +40,7 @@ from ._base import Store
 from .blobs import BlobRepo
 from .invocations import InvocationRepo
 from .leases import Claim, Leases
+from .logs import invocation_log_prefix
 from .records import (
     FUNCTION_ID_RE,
     NAME_RE,
@@ -94,23 +91,6 @@ _HASHED_INDEX = re.compile(r"^webhooks/[0-9a-f]{64}\.json$")
 
 def build_log_key(function_id: str, version: int) -> str:
     return f"logs/builds/{function_id}/{version:08d}.log"
-
-
-_AGE_BASE = 10**13 - 1  # Unix ms up to the year 2286
-
-
-def invocation_log_key(function_id: str, newest_ms: int, writer: str, seq: int) -> str:
-    return f"logs/invocations/{function_id}/{_AGE_BASE - newest_ms:013d}-{writer}-{seq:08d}.jsonl"
-
-
-def invocation_log_prefix(function_id: str | None = None) -> str:
-    return f"logs/invocations/{function_id}/" if function_id else "logs/invocations/"
-
-
-def parse_invocation_log_key(key: str) -> tuple[str, int]:
-    """(function id, newest entry's Unix ms) from a batch key, without reading it."""
-    _, _, function_id, name = key.split("/", 3)
-    return function_id, _AGE_BASE - int(name[:13])
 
 
 def stats_worker_key(writer: str) -> str:

@@ -7,8 +7,8 @@ stdout; a `platform` line says what was dropped) and ends with one
 `platform` line: `END duration=3.21ms status=failed error=timeout …`.
 
 The recorder writes one batch object per function per flush
-(`logs/invocations/<id>/…`, store/functions.py). Batch keys sort newest
-first and carry their newest entry's time, so a query stops listing at
+(store/logs.py `LogBatches`). Batches list newest first and carry their
+newest entry's time in their name, so a query stops listing at
 `since` or once it has `limit` newer entries, and retention deletes expired
 batches from the key alone. All lines of one invocation are in one batch.
 
@@ -29,14 +29,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from store import Leases, Store, errors
-from store.functions import (
-    FunctionRepo,
-    function_key,
-    invocation_log_key,
-    invocation_log_prefix,
-    parse_invocation_log_key,
-)
+from store.functions import FunctionRepo
 from store.leases import LOG_SWEEP
+from store.logs import LogBatches
 
 from ..schemas import LogEntry, LogList
 from .recorder import InvocationOutcome
@@ -196,7 +191,8 @@ class InvocationLogs:
     def __init__(
         self, store: Store, *, retention_sec: float, sweep_every_sec: float, owner: str
     ) -> None:
-        self.store = store
+        self.batches = LogBatches(store)
+        self.functions = FunctionRepo(store)
         self.retention_sec = retention_sec
         self.sweep_every_sec = sweep_every_sec
         self.leases = Leases(store, owner)
@@ -206,24 +202,20 @@ class InvocationLogs:
     ) -> str:
         # Round up: every entry of the batch is at or before the time in its key.
         newest_ms = -(-newest_us // 1000)
-        key = invocation_log_key(function_id, newest_ms, writer, seq)
-        self.store.put(key, encode_batch(entries))
-        return key
+        return self.batches.put(function_id, newest_ms, writer, seq, encode_batch(entries))
 
     def batch_keys(self, function_id: str, since_us: int | None) -> Iterator[tuple[int, str]]:
-        """(newest entry's Unix µs, key) of each batch, newest first, down to `since`:
+        """(newest entry's Unix µs, ref) of each batch, newest first, down to `since`:
         callers read (`read_batch`) only until no older batch can matter to them."""
-        for key in self.store.list(invocation_log_prefix(function_id)):
-            _, newest_ms = parse_invocation_log_key(key)
-            newest_us = newest_ms * 1000
+        for batch in self.batches.of_function(function_id):
+            newest_us = batch.newest_ms * 1000
             if since_us is not None and newest_us < since_us:
                 return  # this batch and every later one is older than `since`
-            yield newest_us, key
+            yield newest_us, batch.ref
 
-    def read_batch(self, key: str) -> list[dict]:
-        try:
-            data = self.store.get(key).data
-        except errors.NotFound:
+    def read_batch(self, ref: str) -> list[dict]:
+        data = self.batches.read(ref)
+        if data is None:
             return []  # swept while we listed
         return [orjson.loads(line) for line in data.splitlines()]
 
@@ -273,15 +265,11 @@ class InvocationLogs:
         cutoff_ms = ((now or time.time()) - self.retention_sec) * 1000
         exists: dict[str, bool] = {}
         deleted = 0
-        for key in self.store.list(invocation_log_prefix()):
-            try:
-                function_id, newest_ms = parse_invocation_log_key(key)
-            except ValueError:
-                continue
-            if function_id not in exists:
-                exists[function_id] = self.store.exists(function_key(function_id))
-            if newest_ms < cutoff_ms or not exists[function_id]:
-                self.store.delete(key)
+        for batch in self.batches.all():
+            if batch.function_id not in exists:
+                exists[batch.function_id] = self.functions.function_exists(batch.function_id)
+            if batch.newest_ms < cutoff_ms or not exists[batch.function_id]:
+                self.batches.delete(batch.ref)
                 deleted += 1
         return deleted
 

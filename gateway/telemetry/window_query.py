@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from store import Store, errors
+from store.windows import StatsWindows
 
 from .windows import (
     HOUR,
@@ -26,10 +27,6 @@ from .windows import (
     Slots,
     Window,
     floor_to,
-    hour_key,
-    hour_prefix,
-    raw_prefix,
-    rolled_key,
 )
 
 MAX_POINTS = 1440
@@ -71,7 +68,7 @@ def check_range(since: float, until: float, step: int) -> None:
 
 class WindowQuery:
     def __init__(self, store: Store, flush: Callable[[], None] | None = None) -> None:
-        self.store = store
+        self.windows = StatsWindows(store)
         self.flush = flush  # this worker's pending outcomes first
 
     def series(
@@ -113,29 +110,17 @@ class WindowQuery:
         self, hour: int, function_id: str | None, step: int
     ) -> Iterable[tuple[str, Slots, int]]:
         if step % MINUTE == 0 and self._rolled(hour):
-            keys = [hour_key(hour, function_id)] if function_id else self._list(hour_prefix(hour))
-            for key in keys:
-                try:
-                    record = HourWindows.model_validate_json(self.store.get(key).data)
-                except errors.NotFound:
-                    continue
+            for data in self.windows.hour(hour, function_id):
+                record = HourWindows.model_validate_json(data)
                 yield record.function_id, record.slots, MINUTE
             return
-        for key in self._list(raw_prefix(hour, function_id)):
-            try:
-                raw = RawWindows.model_validate_json(self.store.get(key).data)
-            except errors.NotFound:
-                continue  # rolled up and deleted while we listed
+        for data in self.windows.raw(hour, function_id):
+            raw = RawWindows.model_validate_json(data)
             yield raw.function_id, raw.slots, SLOT_SEC
 
     def _rolled(self, hour: int) -> bool:
-        try:
-            return RolledHour.model_validate_json(self.store.get(rolled_key(hour)).data) is not None
-        except errors.NotFound:
-            return False
-
-    def _list(self, prefix: str) -> list[str]:
-        return list(self.store.list(prefix))
+        data = self.windows.marker(hour)
+        return data is not None and RolledHour.model_validate_json(data) is not None
 
     @staticmethod
     def _add(out: WindowSeries, function_id: str, slots: Slots, version: int | None) -> None:

@@ -1,16 +1,14 @@
 """Windowed invocation stats per function × version: written by each worker, merged on read.
 
-Key layout (all JSON):
+Records (their objects' layout is store/windows.py):
 
-    stats/windows/raw/<hour>/<fn>/<minute>-<writer>.json    RawWindows: one worker's
-        10 s slots of one minute of one function, per version (only that worker writes it)
-    stats/windows/hour/<hour>/<fn>.json                     HourWindows: the hour rolled
-        up to 1 min slots, per version (window_rollup.py)
-    stats/windows/rolled/<hour>.json                        RolledHour: the hour's roll-up
-        is complete (and whether its raw objects are gone)
+    RawWindows    one worker's 10 s slots of one minute of one function, per version
+                  (only that worker writes it)
+    HourWindows   an hour of one function rolled up to 1 min slots, per version
+                  (window_rollup.py)
+    RolledHour    the hour's roll-up is complete (and whether its raw objects are gone)
 
-`<hour>` and `<minute>` are Unix seconds (10 digits) of the period's start. A
-window is counts by outcome plus a mergeable latency histogram
+A window is counts by outcome plus a mergeable latency histogram
 (`histogram.py`), so windows from any number of workers and replicas add up
 exactly, and p50/p95/p99 of the sum are within one bucket (10 %).
 
@@ -30,6 +28,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from store import Store, errors
+from store.windows import StatsWindows
 
 from . import histogram
 from .counts import OutcomeCounts
@@ -38,30 +37,6 @@ from .recorder import InvocationOutcome
 SLOT_SEC = 10
 MINUTE = 60
 HOUR = 3600
-PREFIX = "stats/windows/"
-RAW_PREFIX = PREFIX + "raw/"
-HOUR_PREFIX = PREFIX + "hour/"
-ROLLED_PREFIX = PREFIX + "rolled/"
-
-
-def raw_key(hour: int, function_id: str, minute: int, writer: str) -> str:
-    return f"{RAW_PREFIX}{hour:010d}/{function_id}/{minute:010d}-{writer}.json"
-
-
-def raw_prefix(hour: int, function_id: str | None = None) -> str:
-    return f"{RAW_PREFIX}{hour:010d}/{function_id}/" if function_id else f"{RAW_PREFIX}{hour:010d}/"
-
-
-def hour_key(hour: int, function_id: str) -> str:
-    return f"{HOUR_PREFIX}{hour:010d}/{function_id}.json"
-
-
-def hour_prefix(hour: int) -> str:
-    return f"{HOUR_PREFIX}{hour:010d}/"
-
-
-def rolled_key(hour: int) -> str:
-    return f"{ROLLED_PREFIX}{hour:010d}.json"
 
 
 def floor_to(t: float, step: int) -> int:
@@ -141,7 +116,7 @@ class WindowBook:
     """
 
     def __init__(self, store: Store, writer: str) -> None:
-        self.store = store
+        self.windows = StatsWindows(store)
         self.writer = writer
         self._lock = threading.Lock()
         self._minutes: dict[tuple[str, int], Slots] = {}
@@ -173,9 +148,7 @@ class WindowBook:
         failed: list[tuple[str, int]] = []
         for (function_id, minute), data in payloads:
             try:
-                self.store.put(
-                    raw_key(floor_to(minute, HOUR), function_id, minute, self.writer), data
-                )
+                self.windows.put_raw(floor_to(minute, HOUR), function_id, minute, self.writer, data)
                 written += 1
             except errors.NimbusError:
                 failed.append((function_id, minute))

@@ -18,10 +18,11 @@ from gateway.telemetry.window_stats import (
     parse_step,
     window_view,
 )
-from gateway.telemetry.windows import RAW_PREFIX, WindowBook, rolled_key
+from gateway.telemetry.windows import WindowBook
 from store import LocalStore, errors
 from store.functions import FunctionRepo
 from store.records import Function
+from store.windows import RAW_PREFIX, rolled_key
 
 # an hour boundary, so tests know which hour objects they touch
 T0 = datetime(2030, 1, 2, 3, 0, 0, tzinfo=UTC)
