@@ -9,8 +9,8 @@ Public surface: `parse_build_errors` (a failed build's errors as
 `{file, line, column, message}`), the registry (`RUNTIMES`, `Runtime`, `RuntimeRegistry`),
 `builder_for`, the protocol's types (`Builder`,
 `BuildRequest`, `BuildResult`, `BuildLog`, `BuildFailed`, `BuildConfig`),
-`BuildCache` (finished builds by what they were made from),
-`ArtifactCollector` (deletes compiled artifacts no version uses),
+`BuildCache` (finished builds by what they were made from; its records and
+their collection are store's: `store.buildcache`, `store.collect`),
 `runtime_cache_dirs` (the shared runtimes' seed cache folders) and
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs),
 `SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind),
@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from store.collect import ArtifactCollector
+from store.records import CachedBuild
+
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
-from ._buildcache import BuildCache, CachedBuild
-from ._collect import ArtifactCollector
+from ._buildcache import BuildCache
 from ._limits import BINARY_LIMIT, SOURCE_LIMIT
 from ._scratch import bounded_folder, release_orphans
 from .diagnostics import BuildError, parse_build_errors

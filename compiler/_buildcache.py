@@ -4,9 +4,9 @@ A build is keyed by the sha256 of everything its artifact is made from —
 the source files, runtime, handler, form, target, the toolchain's
 fingerprint (its pinned installer), the glue's version (its files' hash) and
 the compiler flags — so an upgraded toolchain or glue rebuilds, and nothing
-else does. `buildcache/<key>.json` records the artifact blob it produced;
-artifacts themselves are content-addressed blobs, so identical artifacts
-share bytes.
+else does. A `CachedBuild` record (store/buildcache.py) names the artifact
+blob it produced; artifacts themselves are content-addressed blobs, so
+identical artifacts share bytes.
 """
 
 from __future__ import annotations
@@ -14,18 +14,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 
 import orjson
-from pydantic import BaseModel, Field
 
-from store import Store, errors
-from store.records import now
+from store import Store
+from store.buildcache import BuildCacheRepo
+from store.records import CachedBuild
 
 from ._base import BuildRequest
-
-PREFIX = "buildcache/"
 
 
 def cache_key(
@@ -59,21 +56,9 @@ def files_version(paths: Iterable[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-class CachedBuild(BaseModel):
-    artifact_key: str
-    artifact_sha256: str
-    artifact_kind: str
-    runtime_version: str
-    size: int
-    function_id: str  # the build that made it (for the log)
-    version: int
-    created_at: datetime = Field(default_factory=now)
-    used_at: float = Field(default_factory=time.time)  # Unix seconds: made or last reused
-
-
 class BuildCache:
     def __init__(self, store: Store) -> None:
-        self.store = store
+        self.records = BuildCacheRepo(store)
 
     @staticmethod
     def key_for(builder: object, request: BuildRequest) -> str | None:
@@ -87,22 +72,14 @@ class BuildCache:
         A hit touches the record (`used_at`) with a conditional write: the
         artifact collector deletes only records it saw unchanged, so either
         this build keeps the artifact or it misses and builds again."""
-        try:
-            blob = self.store.get(PREFIX + key + ".json")
-            entry = CachedBuild.model_validate_json(blob.data)
-        except errors.NotFound:
+        found = self.records.get(key)  # an unreadable record is a miss, and is overwritten
+        if found is None:
             return None
-        except ValueError:  # an unreadable record is a miss, and is overwritten
-            return None
-        if not self.store.exists(entry.artifact_key):
+        entry, etag = found
+        if not self.records.artifact_exists(entry):
             return None  # collected since: build again
         entry.used_at = time.time()
-        try:
-            self.store.put(PREFIX + key + ".json", entry.model_dump_json().encode(),
-                           if_match=blob.etag)  # fmt: skip
-        except (errors.Conflict, errors.NotFound):
-            return None
-        return entry
+        return entry if self.records.touch(key, entry, etag) else None
 
     def put(self, key: str, entry: CachedBuild) -> None:
-        self.store.put(PREFIX + key + ".json", entry.model_dump_json().encode())
+        self.records.put(key, entry)

@@ -12,8 +12,8 @@ import compiler
 from sandbox import Deployment, NativeConfig, Sandbox, SandboxConfig
 from store import Store, open_store
 from store.alerts import AlertRepo
-from store.blobs import blob_key
 from store.canaries import CanaryRepo
+from store.collect import ArtifactCollector
 from store.functions import FunctionRepo
 from store.history import HistoryRepo
 from store.invocations import InvocationRepo
@@ -233,7 +233,13 @@ class Platform:
             max_attempts=settings.workflow_max_attempts,
             max_history=settings.workflow_max_history_events,
         )
-        periodic = recurring_jobs(settings, leases, logs, book, rollup, async_invocations)
+        collector = ArtifactCollector(
+            store,
+            grace_sec=settings.artifact_gc_grace_sec,
+            pinned=lambda: [repo.blob_key(sha) for sha in compiler.runtime_components()],
+        )
+        periodic = recurring_jobs(settings, leases, logs, book, rollup, async_invocations,
+                                  collector)  # fmt: skip
         periodic.every(settings.workflow_scan_sec, workflow_runner.scan, name="workflow-scan")
         canary_runner = CanaryRunner(repo, CanaryRepo(store), HistoryRepo(store), leases,
                                      WindowQuery(store, recorder.flush))  # fmt: skip
@@ -357,7 +363,7 @@ class Platform:
         for Python) at worker start, not on the worker's first invoke (~0.2 s)."""
         for sha in compiler.runtime_components():
             preload = Deployment(function_id="_runtime", function_name="runtime", version=0,
-                                 artifact_key=blob_key(sha), artifact_sha256=sha,
+                                 artifact_key=self.repo.blob_key(sha), artifact_sha256=sha,
                                  kind="component")  # fmt: skip
             try:
                 self.sandbox.prepare(preload)
@@ -384,6 +390,7 @@ def recurring_jobs(
     book: StatsBook,
     rollup: WindowRollup,
     async_invocations: AsyncInvocations,
+    collector: ArtifactCollector,
 ) -> PeriodicJobs:
     """A worker's recurring upkeep, each job with its interval (its runners add theirs).
 
@@ -399,11 +406,6 @@ def recurring_jobs(
                name="invocation-retention", jitter=True, hold=leases)  # fmt: skip
     grace = settings.artifact_gc_grace_sec
     if grace > 0:
-        collector = compiler.ArtifactCollector(
-            leases.store,
-            grace_sec=grace,
-            pinned=lambda: [blob_key(sha) for sha in compiler.runtime_components()],
-        )
         jobs.every(min(300.0, grace / 4), collector.collect, name="artifact-collect", jitter=True)
     return jobs
 

@@ -3,10 +3,7 @@
 A precompiled artifact is native code, so it is only ever made by the
 platform from wasm whose sha256 it checked, and it is only loaded after its
 own sha256 (and, with a signing key, an HMAC) matches the manifest written
-beside it. Layout in the store:
-
-    precompiled/<wasm sha256>/<engine tag>.cwasm   the serialized module/component
-    precompiled/<wasm sha256>/<engine tag>.json    Manifest (written after the .cwasm)
+beside it (store/precompiled.py keeps both, by wasm sha256 and engine tag).
 
 The engine tag is `wasmtime-<version>-<config hash>-<cpu features hash>`,
 so workers on another wasmtime, engine configuration or CPU class never see
@@ -48,12 +45,6 @@ def sha256_hex(data: bytes | bytearray | memoryview) -> str:
 def file_sha256(path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def precompiled_keys(wasm_sha256: str, fp: Fingerprint) -> tuple[str, str]:
-    """(artifact key, manifest key) for this wasm on this engine."""
-    base = f"precompiled/{wasm_sha256}/{fp.tag}"
-    return f"{base}.cwasm", f"{base}.json"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import wasmtime
 from wasmtime import component
 
 from store import Store, errors
+from store.precompiled import PrecompiledRepo
 
 from ._artifact import (
     Manifest,
@@ -31,7 +32,6 @@ from ._artifact import (
     kind_of,
     make_manifest,
     manifest_problem,
-    precompiled_keys,
     sha256_hex,
 )
 from ._compile import compile_in_child
@@ -64,6 +64,7 @@ class ArtifactCache:
         # wasm at least this large compiles in a child process, on every core.
         self._child_compile_bytes = child_compile_bytes
         self._fp = fingerprint()
+        self._precompiled = PrecompiledRepo(store, self._fp.tag)
         self._dir = Path(cache_dir) / self._fp.tag
         self._seeds = [Path(d) / self._fp.tag for d in seed_dirs]
         self._verified = VerifiedFiles(self._dir / "verified")
@@ -204,13 +205,14 @@ class ArtifactCache:
 
     def _fetch(self, sha256: str, kind: str) -> Path | None:
         """The verified precompiled artifact from the store on local disk, or None."""
-        key, manifest_key = precompiled_keys(sha256, self._fp)
-        try:
-            manifest = Manifest.parse(self._store.get(manifest_key).data)
-        except errors.NotFound:
+        key = self._precompiled.key(sha256)
+        data = self._precompiled.manifest(sha256)
+        if data is None:
             return None
+        try:
+            manifest = Manifest.parse(data)
         except (ValueError, KeyError, TypeError) as exc:
-            log.warning("precompiled manifest %s is unreadable (%s); rebuilding", manifest_key, exc)
+            log.warning("precompiled manifest of %s is unreadable (%s); rebuilding", key, exc)
             return None
         problem = manifest_problem(manifest, sha256, self._fp, self._signing_key)
         if problem is not None:
@@ -220,7 +222,7 @@ class ArtifactCache:
         try:
             if manifest.size <= _IN_MEMORY_FETCH:
                 # PERF(sandbox): small artifacts: one read, hashed in memory.
-                payload = self._store.get(key).data
+                payload = self._precompiled.read(sha256)
                 if len(payload) != manifest.size or sha256_hex(payload) != manifest.cwasm_sha256:
                     log.warning("precompiled %s does not match its manifest; rebuilding", key)
                     return None
@@ -233,7 +235,7 @@ class ArtifactCache:
         """Large artifacts stream to disk, then are hashed there."""
         tmp = self._temp_path(sha256)
         try:
-            self._store.get_file(key, tmp)
+            self._precompiled.read_to_file(sha256, tmp)
             actual = file_sha256(tmp)
             if actual != manifest.cwasm_sha256 or tmp.stat().st_size != manifest.size:
                 log.warning("precompiled %s does not match its manifest; rebuilding", key)
@@ -289,16 +291,12 @@ class ArtifactCache:
     def _store_precompiled(self, kind: str, sha256: str, payload: bytes, compiled):
         manifest = make_manifest(kind, sha256, payload, self._fp, self._signing_key)
         path = self._write_disk(sha256, kind, payload)
-        key, manifest_key = precompiled_keys(sha256, self._fp)
-        # The manifest goes last: its presence says the artifact is complete.
-        self._store.put_file(key, path)
-        self._store.put(manifest_key, manifest.to_bytes())
+        key = self._precompiled.put(sha256, path, manifest.to_bytes())
         return kind, compiled, key
 
     def precompile(self, artifact_key: str, sha256: str) -> str:
-        key, manifest_key = precompiled_keys(sha256, self._fp)
-        if self._store.exists(manifest_key):
-            return key
+        if self._precompiled.has(sha256):
+            return self._precompiled.key(sha256)
         _, _, key = self._build(artifact_key, sha256)
         return key
 

@@ -40,6 +40,10 @@ class CanaryRepo:
     def stop(self, function_id: str, alias: str) -> None:
         self.store.delete(canary_key(function_id, alias))
 
+    def drop_claimed(self, key: str, etag: str) -> None:
+        """Delete a finished job unless someone changed it since (`key`, `etag` of its claim)."""
+        self.store.delete(key, if_match=etag)
+
     def keys(self) -> Iterator[str]:
         return self.store.list(PREFIX)
 

@@ -37,7 +37,7 @@ from pydantic import BaseModel
 
 from . import errors
 from ._base import Store
-from .blobs import BlobRepo
+from .blobs import BlobRepo, blob_key
 from .invocations import InvocationRepo
 from .leases import Claim, Leases
 from .logs import invocation_log_prefix
@@ -148,7 +148,28 @@ class FunctionRepo:
         """Store a large file content-addressed, streaming it (`sha256` if already known)."""
         return BlobRepo(self.store).put_file(path, sha256)
 
+    @staticmethod
+    def blob_key(sha256: str) -> str:
+        """Where the blob with this digest is (or would be) stored."""
+        return blob_key(sha256)
+
+    def blob_exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    def read_blob(self, key: str) -> bytes:
+        """A source or artifact by the key a record holds (`source_key`, `artifact_key`)."""
+        return self.store.get(key).data
+
+    def blob_to_file(self, key: str, path) -> None:
+        """Download a (large) source or artifact to `path`."""
+        self.store.get_file(key, path)
+
     # -- functions -----------------------------------------------------------
+
+    def etag(self, function_id: str, *, quick: bool = False) -> str | None:
+        """The function record's current etag, None once deleted (a cheap revalidation;
+        `quick`: one short attempt, for a caller with a fallback)."""
+        return self.store.head(function_key(function_id), quick=quick)
 
     def create_function(self, fn: Function) -> None:
         """Claim the name, then write the record; a name in use raises Conflict."""
@@ -217,8 +238,7 @@ class FunctionRepo:
             pass
         for key in [fn.webhook_key, *(a.webhook_key for a in fn.aliases.values())]:
             if key:
-                self.store.delete(webhook_index_key(key))
-                self.store.delete(_legacy_webhook_index_key(key))
+                self.drop_webhook(key)
         schedules = list(self.store.list(schedule_prefix(fn.id)))
         InvocationRepo(self.store).delete_finished_of(fn.id)
         for prefix in (
@@ -281,6 +301,15 @@ class FunctionRepo:
             self.write(webhook_index_key(webhook_key), index, create=True)
         self.store.delete(legacy)
 
+    def index_webhook(self, webhook_key: str, index: WebhookIndex) -> None:
+        """Point a (new) webhook key at its function (and alias), before a record holds it."""
+        self.write(webhook_index_key(webhook_key), index)
+
+    def drop_webhook(self, webhook_key: str) -> None:
+        """Forget a webhook key no record holds any more (its old index entry too)."""
+        self.store.delete(webhook_index_key(webhook_key))
+        self.store.delete(_legacy_webhook_index_key(webhook_key))
+
     def rotate_webhook(self, function_id: str, new_key: str) -> Function:
         """Give the function a new webhook key; the old one stops working."""
         old: list[str] = []
@@ -295,8 +324,7 @@ class FunctionRepo:
         self.write(webhook_index_key(new_key), WebhookIndex(function_id=function_id))
         fn = self.update_function(function_id, apply)
         for key in old:
-            self.store.delete(webhook_index_key(key))
-            self.store.delete(_legacy_webhook_index_key(key))
+            self.drop_webhook(key)
         return fn
 
     # -- versions ------------------------------------------------------------
@@ -306,6 +334,23 @@ class FunctionRepo:
             return self.read(version_key(function_id, version), Version)
         except errors.NotFound:
             raise errors.NotFound(f"version {version} of {function_id} not found") from None
+
+    def version_references(self, fn: Function) -> dict[int, list[str]]:
+        """Every version of `fn` something refers to → what does (never pruned)."""
+        from .references import version_references  # they read schedules, workflows, queues
+
+        return version_references(self.store, fn)
+
+    def alias_references(self, fn: Function, alias: str) -> list[str]:
+        """What names `fn:alias` and would break if the alias went."""
+        from .references import alias_references
+
+        return alias_references(self.store, fn, alias)
+
+    def version_numbers(self, function_id: str) -> list[int]:
+        """The function's version numbers, oldest first, from one listing (no reads)."""
+        prefix = f"versions/{function_id}/"
+        return [int(key[len(prefix) :].removesuffix(".json")) for key in self.store.list(prefix)]
 
     def list_versions(self, function_id: str) -> list[Version]:
         out = []
@@ -390,6 +435,13 @@ class FunctionRepo:
         """Claim a version for its build (`how`: as for `Leases.claim`); NotFound if
         the version was never written."""
         return leases.claim(version_key(function_id, version), Version, **how)
+
+    def build_log(self, function_id: str, version: int) -> str:
+        """A build's log so far ("" before the build wrote any)."""
+        try:
+            return self.store.get(build_log_key(function_id, version)).data.decode(errors="replace")
+        except errors.NotFound:
+            return ""
 
     def put_build_log(self, function_id: str, version: int, text: str) -> str:
         """Store a build's log (so far); returns its key."""

@@ -67,10 +67,14 @@ class InvocationRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    def put_queue_marker(self, queued_ms: int, invocation_id: str, function_id: str) -> None:
+        """The empty queue entry a dispatcher lists (written before the record it names)."""
+        self.store.put(marker_key(queued_ms, invocation_id, function_id), b"")
+
     def accept(self, record: Invocation) -> None:
         """Make an invocation (with its event) durable; when this returns, it will run."""
         created_ms = int(record.created_at.timestamp() * 1000)
-        self.store.put(marker_key(created_ms, record.id, record.function_id), b"")
+        self.put_queue_marker(created_ms, record.id, record.function_id)
         self.store.put(invocation_key(record.id), record.model_dump_json().encode(), create=True)
 
     def accept_once(self, record: Invocation, leases: Leases, *, queued_ms: int) -> bool:
@@ -78,7 +82,7 @@ class InvocationRepo:
         derives from the tick): the record's create-only write is the claim, so this
         is True for exactly one caller. `queued_ms` must be the same for every caller
         (the tick's time), so all of them write the one marker."""
-        self.store.put(marker_key(queued_ms, record.id, record.function_id), b"")
+        self.put_queue_marker(queued_ms, record.id, record.function_id)
         return leases.claim_once(invocation_key(record.id), record)
 
     def settle_once(self, record: Invocation, leases: Leases) -> bool:

@@ -16,6 +16,7 @@ import itertools
 import os
 import re
 import secrets
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -542,3 +543,20 @@ class Execution(Leased):
     @property
     def final(self) -> bool:
         return self.status != ExecutionStatus.running
+
+
+# -- the build cache ---------------------------------------------------------
+
+
+class CachedBuild(BaseModel):
+    """A finished build, found again by what it was made from (compiler's build cache)."""
+
+    artifact_key: str
+    artifact_sha256: str
+    artifact_kind: str
+    runtime_version: str
+    size: int
+    function_id: str  # the build that made it (for the log)
+    version: int
+    created_at: datetime = Field(default_factory=now)
+    used_at: float = Field(default_factory=time.time)  # Unix seconds: made or last reused

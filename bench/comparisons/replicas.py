@@ -38,7 +38,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from store import open_store
-from store.invocations import marker_key
+from store.invocations import InvocationRepo
 from tests.s3servers import S3Server, seaweedfs_server
 
 from ..context import BenchContext
@@ -196,15 +196,17 @@ def _queue_passes(s3: S3Server, deep: int, reps: int) -> Result:
         with _environment(s3.env()):  # boto3 takes the credentials from it
             store = open_store(f"s3://nimbus-bench/backlog-{uuid.uuid4().hex[:8]}",
                                endpoint_url=s3.endpoint_url, region=s3.region)  # fmt: skip
-        keys = [marker_key(1_700_000_000_000 + i, f"inv_{i:08d}", "fn_bench") for i in range(depth)]
+        queue = InvocationRepo(store)
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(lambda key, st=store: st.put(key, b""), keys))
-        stores[depth] = store
+            list(pool.map(lambda i, q=queue: q.put_queue_marker(1_700_000_000_000 + i,
+                                                                f"inv_{i:08d}", "fn_bench"),
+                          range(depth)))  # fmt: skip
+        stores[depth] = queue
     samples: dict[int, list[float]] = {deep: [], SHALLOW: []}
     for rep in range(max(3, reps * 3)):
         for depth in (deep, SHALLOW) if rep % 2 == 0 else (SHALLOW, deep):
             started = time.perf_counter()
-            listed = sum(1 for _ in stores[depth].list("queue/invocations/"))
+            listed = len(stores[depth].queue())  # what a dispatcher pass lists
             samples[depth].append((time.perf_counter() - started) * 1000)
             assert listed == depth, (listed, depth)
     return Result(

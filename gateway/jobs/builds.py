@@ -233,10 +233,10 @@ class BuildQueue:
         builder = compiler.builder_for(version.runtime, self.build_config)
         files, binary = None, None
         if version.source_kind == "files":
-            files = orjson.loads(self.repo.store.get(version.source_key).data)
+            files = orjson.loads(self.repo.read_blob(version.source_key))
         else:
             binary = folder / "upload.bin"
-            self.repo.store.get_file(version.source_key, binary)
+            self.repo.blob_to_file(version.source_key, binary)
         request = compiler.BuildRequest(
             function_id=version.function_id,
             version=version.version,

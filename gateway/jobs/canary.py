@@ -136,7 +136,7 @@ class CanaryRunner:
         with contextlib.suppress(LeaseLost):
             self.leases.finish(claim, _never)
         with contextlib.suppress(errors.NimbusError):
-            self.canaries.store.delete(claim.key, if_match=claim.etag)
+            self.canaries.drop_claimed(claim.key, claim.etag)
 
 
 def judge(canary: CanaryState, invocations: int, errors: int, p99: float | None) -> tuple[str, str]:

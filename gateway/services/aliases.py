@@ -17,10 +17,9 @@ import random
 import re
 
 from store import errors
-from store.functions import FunctionRepo, webhook_index_key
+from store.functions import FunctionRepo
 from store.history import HistoryRepo
 from store.records import Alias, Function, HistoryEntry, WebhookIndex, new_webhook_key, now
-from store.references import alias_references
 
 from ..schemas import AliasBody, AliasList, AliasView
 from .versions import refuse_unready
@@ -105,7 +104,7 @@ class AliasService:
             return current, None
         if wanted:
             key = new_webhook_key()
-            self.repo.write(webhook_index_key(key), WebhookIndex(function_id=fn.id, alias=name))
+            self.repo.index_webhook(key, WebhookIndex(function_id=fn.id, alias=name))
             return key, None
         return None, current
 
@@ -177,14 +176,14 @@ class AliasService:
 
         fn = self.repo.update_function(fn.id, change)
         if dropped:
-            self.repo.store.delete(webhook_index_key(dropped))
+            self.repo.drop_webhook(dropped)
         self._note(fn, "alias_updated", before[0], fn.aliases[name], actor)
         return self.view(fn.aliases[name])
 
     def delete(self, ref: str, name: str, *, actor: str) -> None:
         fn, _ = self.repo.resolve(ref)
         self._alias(fn, name)
-        users = alias_references(self.repo.store, fn, name)
+        users = self.repo.alias_references(fn, name)
         if users:
             raise errors.Conflict(
                 f"alias {name!r} is in use by {', '.join(users)}", code="in_use", details=users
@@ -199,7 +198,7 @@ class AliasService:
 
         fn = self.repo.update_function(fn.id, drop)
         if gone[0].webhook_key:
-            self.repo.store.delete(webhook_index_key(gone[0].webhook_key))
+            self.repo.drop_webhook(gone[0].webhook_key)
         self._note(fn, "alias_deleted", gone[0], None, actor)
 
     def _note(

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from store import errors
-from store.functions import FunctionRepo, function_key
+from store.functions import FunctionRepo
 from store.records import BuildStatus, Function, Version
 
 
@@ -75,7 +75,7 @@ class DeploymentCache:
                     return entry.function  # another caller is asking the store
                 entry.revalidating.acquire()
             try:
-                etag = self.repo.store.head(function_key(entry.function.id), quick=True)
+                etag = self.repo.etag(entry.function.id, quick=True)
             except errors.Unavailable:
                 self._store_down_until = time.monotonic() + self.retry_after
                 entry.checked = now

@@ -15,7 +15,7 @@ import orjson
 
 from compiler import RUNTIMES, Runtime, parse_build_errors
 from store import errors
-from store.functions import FunctionRepo, build_log_key
+from store.functions import FunctionRepo
 from store.records import BuildStatus, Function, Version, new_id, new_webhook_key, now
 
 from ..limits import BINARY_LIMIT, SOURCE_LIMIT, code_size_limit, memory_floor
@@ -354,17 +354,12 @@ class FunctionService:
         fn = self.get(ref)
         number = version or fn.latest_version
         record, _ = self.repo.get_version(fn.id, number)
-        return record, self.repo.store.get(record.source_key).data
+        return record, self.repo.read_blob(record.source_key)
 
     def build(self, ref: str, version: int | None) -> BuildView:
         fn = self.get(ref)
         record, _ = self.repo.get_version(fn.id, version or fn.latest_version)
-        try:
-            log = self.repo.store.get(build_log_key(fn.id, record.version)).data.decode(
-                errors="replace"
-            )
-        except errors.NotFound:
-            log = ""
+        log = self.repo.build_log(fn.id, record.version)
         build = record.build
         return BuildView(
             function_id=fn.id,

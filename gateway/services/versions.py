@@ -4,7 +4,7 @@ Rollback only moves the function record's `active_version` (no rebuild):
 every worker's record cache revalidates within CACHE_MAX_AGE_SEC (1 s), so
 every worker serves the version within that. Pruning keeps at most
 MAX_VERSIONS_PER_FUNCTION versions, deleting the oldest finished ones that
-nothing refers to (`store.references.version_references`).
+nothing refers to (`FunctionRepo.version_references`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from store import errors
 from store.functions import FunctionRepo
 from store.history import HistoryRepo
 from store.records import BuildStatus, Function, HistoryEntry, Version, now
-from store.references import version_references
 
 from ..schemas import FunctionHistory, FunctionHistoryEntry, VersionList, VersionView
 
@@ -74,14 +73,14 @@ class VersionService:
     def list(self, ref: str, *, limit: int = 20, offset: int = 0) -> VersionList:
         check_page(limit, offset)
         fn, _ = self.repo.resolve(ref)
-        keys = list(self.repo.store.list(f"versions/{fn.id}/"))[::-1]  # newest first
+        numbers = self.repo.version_numbers(fn.id)[::-1]  # newest first
         page = []
-        for key in keys[offset : offset + limit]:
+        for number in numbers[offset : offset + limit]:
             try:
-                page.append(self.view(fn, self.repo.read(key, Version)[0]))
+                page.append(self.view(fn, self.repo.get_version(fn.id, number)[0]))
             except errors.NotFound:
                 continue  # pruned while we listed
-        return VersionList(versions=page, total=len(keys), limit=limit, offset=offset)
+        return VersionList(versions=page, total=len(numbers), limit=limit, offset=offset)
 
     def get(self, ref: str, version: int) -> VersionView:
         fn, _ = self.repo.resolve(ref)
@@ -134,18 +133,18 @@ class VersionService:
 
     def prune(self, function_id: str) -> list[int]:
         """Delete the oldest finished versions nothing refers to, down to the limit."""
-        keys = list(self.repo.store.list(f"versions/{function_id}/"))
-        excess = len(keys) - self.max_versions
+        numbers = self.repo.version_numbers(function_id)
+        excess = len(numbers) - self.max_versions
         if excess <= 0:
             return []
         fn, _ = self.repo.get(function_id)
-        referenced = version_references(self.repo.store, fn)
+        referenced = self.repo.version_references(fn)
         pruned: list[int] = []
-        for key in keys[:-1]:  # never the newest
+        for number in numbers[:-1]:  # never the newest
             if len(pruned) >= excess:
                 break
             try:
-                record = self.repo.read(key, Version)[0]
+                record = self.repo.get_version(function_id, number)[0]
             except errors.NotFound:
                 continue
             if record.version in referenced or record.build.status not in (

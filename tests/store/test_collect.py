@@ -5,8 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from compiler import ArtifactCollector, BuildCache, CachedBuild
+from compiler import BuildCache
 from store import LocalStore
+from store.collect import ArtifactCollector
+from store.records import CachedBuild
 
 GRACE = 100.0
 

@@ -28,11 +28,11 @@ from collections.abc import Callable, Iterable
 
 import orjson
 
-from store import Leases, Store, errors
-from store.blobs import BlobRepo, SweepReport, sha_of
-from store.leases import ARTIFACT_COLLECT
-
-from ._buildcache import PREFIX, CachedBuild
+from . import errors
+from ._base import Store
+from .blobs import BlobRepo, SweepReport, sha_of
+from .buildcache import BuildCacheRepo
+from .leases import ARTIFACT_COLLECT, Leases
 
 STATE_KEY = "gc/artifacts.json"
 log = logging.getLogger("nimbus.collect")
@@ -59,6 +59,7 @@ class ArtifactCollector:
         pinned: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.store = store
+        self.cache = BuildCacheRepo(store)
         self.grace_sec = grace_sec
         self.pinned = pinned  # blob keys never collected (the installed shared runtimes)
         self.last_sweep: SweepReport | None = None
@@ -81,11 +82,7 @@ class ArtifactCollector:
         except errors.NotFound:
             state = {"candidates": []}
         live = self.live()
-        entries: dict[str, tuple[CachedBuild, str]] = {}
-        for key in self.store.list(PREFIX):
-            with contextlib.suppress(errors.NotFound, ValueError):
-                blob = self.store.get(key)
-                entries[key] = (CachedBuild.model_validate_json(blob.data), blob.etag)
+        entries = self.cache.entries()
         unreferenced = {
             entry.artifact_key
             for entry, _ in entries.values()
@@ -96,11 +93,8 @@ class ArtifactCollector:
         self.store.put(STATE_KEY, orjson.dumps(marked))
         kept: set[str] = set()
         for key, (entry, etag) in entries.items():
-            if entry.artifact_key in due:
-                try:
-                    self.store.delete(key, if_match=etag)
-                except (errors.Conflict, errors.NotFound):
-                    kept.add(entry.artifact_key)  # used again meanwhile
+            if entry.artifact_key in due and not self.cache.drop(key, etag):
+                kept.add(entry.artifact_key)  # used again meanwhile
         blobs = BlobRepo(self.store)
         deleted = 0
         for key in sorted(due - kept):
