@@ -9,6 +9,7 @@ what needs the store answers 503 within the store's timeouts (`StoreTimeouts`), 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -189,12 +190,17 @@ INVOKE_BOUND_SEC = 2 * StoreTimeouts().quick_sec + 2.0
 # up to 1 s for `100 Continue`).
 LATER_BOUND_SEC = StoreTimeouts().quick_sec + 1.0 + 2.5
 HANG_SECONDS = 8.0  # at least; the store stays paused until the calls above have answered
+THREAD_GROWTH_BOUND = 9 + 4  # the upkeep jobs (platform.recurring_jobs) + concurrent API calls
 
 
 @pytest.mark.timeout(240)
 def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, make_server):
-    server = make_server(s3_env(weed.server)).start()
+    # Upkeep jobs fall due every second, so during the hang each is due ~25 times.
+    server = make_server({**s3_env(weed.server), "UPKEEP_INTERVAL_SEC": "1"}).start()
     echo = {"name": "echo", "runtime": "wasm", "artifact_base64": w.b64(w.wat(w.ECHO_WAT))}
+
+    def threads() -> dict[int, int]:
+        return {pid: len(os.listdir(f"/proc/{pid}/task")) for pid in server.worker_pids()}
 
     def timed_call(method: str, path: str, **kw) -> tuple[httpx.Response, float]:
         with server.client(timeout=120) as api:
@@ -219,6 +225,7 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
 
         with Invoker(server) as load, ThreadPoolExecutor(4) as pool:
             time.sleep(2.0)
+            threads_before = threads()
             paused_at = time.monotonic()
             weed.pause()
             try:
@@ -228,6 +235,7 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
                 later = needing_the_store(pool, "later")
                 health = api.get("/health")
                 time.sleep(max(0.0, paused_at + HANG_SECONDS - time.monotonic()))
+                threads_hung = threads()
             finally:
                 weed.resume()
             resumed_at = time.monotonic()
@@ -249,6 +257,15 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
         assert len(in_hang) >= CLIENTS * hung_for * 2, len(in_hang)  # it really ran
         slowest = max(took for _, _, _, took in in_hang)
         assert slowest < INVOKE_BOUND_SEC, slowest
+
+        # Nothing piled up on the hung store: a job still running when due again is skipped,
+        # so each worker has at most a thread per upkeep job more (and the 4 API calls').
+        assert set(threads_hung) == set(threads_before), (threads_before, threads_hung)
+        for pid, count in threads_hung.items():
+            assert count <= threads_before[pid] + THREAD_GROWTH_BOUND, (
+                threads_before,
+                threads_hung,
+            )
 
         # Awake again: nothing refused was half-made (the name is free, nothing stuck),
         # the async call accepted before ran, and every answered call is counted.
@@ -276,4 +293,5 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
         print(f"hang {hung_for:.1f} s: {len(in_hang)} calls answered 200 meanwhile, "
               f"p99 {p99:.2f} s, slowest {slowest:.2f} s; /ready 503 in {ready_took:.2f} s; "
               f"503s in {refused_in} s, then {later_in} s; "
-              f"ready {ready_after:.2f} s after SIGCONT")  # fmt: skip
+              f"ready {ready_after:.2f} s after SIGCONT; "
+              f"threads {threads_before} -> {threads_hung}")  # fmt: skip
