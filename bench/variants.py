@@ -62,4 +62,4 @@ def built_module(data_dir: Path, name: str) -> bytes:
     version, _ = repo.get_version(fn.id, fn.active_version)
     if version.build.artifact_key is None:
         raise ValueError(f"{name} v{fn.active_version} has no artifact")
-    return repo.store.get(version.build.artifact_key).data
+    return repo.read_blob(version.build.artifact_key)

@@ -57,8 +57,9 @@ def files_version(paths: Iterable[Path]) -> str:
 
 
 class BuildCache:
-    def __init__(self, store: Store) -> None:
-        self.records = BuildCacheRepo(store)
+    def __init__(self, records: BuildCacheRepo | Store) -> None:
+        """Over the build cache's repository (`FunctionRepo.build_cache()`), or a store's."""
+        self.records = records if isinstance(records, BuildCacheRepo) else BuildCacheRepo(records)
 
     @staticmethod
     def key_for(builder: object, request: BuildRequest) -> str | None:

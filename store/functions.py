@@ -38,6 +38,7 @@ from pydantic import BaseModel
 from . import errors
 from ._base import Store
 from .blobs import BlobRepo, blob_key
+from .buildcache import BuildCacheRepo
 from .invocations import InvocationRepo
 from .leases import Claim, Leases
 from .logs import invocation_log_prefix
@@ -152,6 +153,10 @@ class FunctionRepo:
     def blob_key(sha256: str) -> str:
         """Where the blob with this digest is (or would be) stored."""
         return blob_key(sha256)
+
+    def build_cache(self) -> BuildCacheRepo:
+        """The build cache's records, kept in the same store (store/buildcache.py)."""
+        return BuildCacheRepo(self.store)
 
     def blob_exists(self, key: str) -> bool:
         return self.store.exists(key)

@@ -339,7 +339,7 @@ class BuildQueue:
         build_log: compiler.BuildLog,
     ) -> tuple[compiler.BuildResult, str, str]:
         """Build and store the artifact, or reuse the one an identical build made."""
-        cache = compiler.BuildCache(self.repo.store)
+        cache = compiler.BuildCache(self.repo.build_cache())
         cache_key = cache.key_for(builder, request)
         hit = cache.get(cache_key) if cache_key else None
         if hit is not None:

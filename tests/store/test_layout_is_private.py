@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("gateway", "compiler", "sandbox", "console", "cli", "bench")
+PACKAGES = ("gateway", "compiler", "sandbox", "console", "cli", "bench", "runtimes", "scripts")
 
 # Names store exports that end like key builders but are not store keys.
 NOT_KEYS = {
@@ -78,3 +78,49 @@ def test_no_module_outside_store_builds_store_keys(path: Path):
             if slash and head + "/" in prefixes and text not in NOT_KEY_STRINGS:
                 problems.append(f"line {node.lineno}: spells a store key {text!r}")
     assert not problems, f"{path.relative_to(ROOT)} builds store keys:\n" + "\n".join(problems)
+
+
+# Objects that hold the opened Store and hand it to what they wire (not repositories).
+STORE_HOLDERS = {"self", "platform"}
+STORE_IO = {"get", "put", "list", "delete", "exists", "head", "get_file", "put_file"}
+
+
+def reaches_into_store(tree: ast.AST) -> list[str]:
+    """`repo.store` / `self.repo.store` (taking the raw store back out of a
+    repository), and raw I/O on a store an object keeps (`self.store.put(…)`):
+    whoever reads or writes objects under keys of its own keeps a repository."""
+    problems = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        owner = ast.unparse(node.value)
+        if node.attr == "store" and owner not in STORE_HOLDERS:
+            problems.append(f"line {node.lineno}: reaches into {owner}.store")
+        elif node.attr in STORE_IO and owner.endswith(".store"):
+            problems.append(f"line {node.lineno}: raw store I/O {owner}.{node.attr}")
+    return sorted(problems)
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_outside_store_reaches_into_a_store(path: Path):
+    problems = reaches_into_store(ast.parse(path.read_text()))
+    assert not problems, f"{path.relative_to(ROOT)} bypasses store's repositories:\n" + "\n".join(
+        problems
+    )
+
+
+def test_the_store_check_catches_each_bypass():
+    planted = ast.parse(
+        "self.repo.store.get('functions/x.json')\n"
+        "repo.store\n"
+        "self.store.put('x', b'')\n"
+        "self.store = store\n"
+        "platform.store\n"
+        "Sandbox(store)\n"
+    )
+    assert reaches_into_store(planted) == [
+        "line 1: raw store I/O self.repo.store.get",
+        "line 1: reaches into self.repo.store",
+        "line 2: reaches into repo.store",
+        "line 3: raw store I/O self.store.put",
+    ]
