@@ -136,6 +136,36 @@ class FoldedStats(BaseModel, Generic[Totals]):
     updated_at: datetime = Field(default_factory=now)
 
 
+Window = TypeVar("Window")
+
+
+class RawWindows(BaseModel, Generic[Window]):
+    """One worker's 10 s windows of one function for one minute (store/windows.py):
+    slot start (Unix s) → version → window. What a window counts, and how windows
+    merge, is the gateway's telemetry (telemetry/windows.py)."""
+
+    writer: str
+    function_id: str
+    minute: int
+    slots: dict[int, dict[int, Window]] = Field(default_factory=dict)
+
+
+class HourWindows(BaseModel, Generic[Window]):
+    """One function's hour, rolled up from every worker's raw windows to 1 min slots."""
+
+    function_id: str
+    hour: int
+    slots: dict[int, dict[int, Window]] = Field(default_factory=dict)
+
+
+class RolledHour(BaseModel):
+    """The hour's roll-up is complete (and whether its raw objects are gone)."""
+
+    hour: int
+    functions: int
+    raw_deleted: bool = False
+
+
 class Build(Leased):
     status: BuildStatus = BuildStatus.queued
     error: str | None = None

@@ -1,6 +1,6 @@
 """Windowed invocation stats per function × version: written by each worker, merged on read.
 
-Records (their objects' layout is store/windows.py):
+Records (store/records.py, over `Window`; their objects' layout is store/windows.py):
 
     RawWindows    one worker's 10 s slots of one minute of one function, per version
                   (only that worker writes it)
@@ -25,9 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
-
-from store import Store, errors
+from store import Store, errors, records
 from store.windows import StatsWindows
 
 from . import histogram
@@ -76,27 +74,10 @@ class Window(OutcomeCounts):
 Slots = dict[int, dict[int, Window]]
 
 
-class RawWindows(BaseModel):
-    """One worker's 10 s windows of one function for one minute."""
-
-    writer: str
-    function_id: str
-    minute: int
-    slots: Slots = Field(default_factory=dict)
-
-
-class HourWindows(BaseModel):
-    """One function's hour, rolled up from every worker's raw windows to 1 min slots."""
-
-    function_id: str
-    hour: int
-    slots: Slots = Field(default_factory=dict)
-
-
-class RolledHour(BaseModel):
-    hour: int
-    functions: int
-    raw_deleted: bool = False
+# The records (store/records.py) over this module's windows.
+RawWindows = records.RawWindows[Window]
+HourWindows = records.HourWindows[Window]
+RolledHour = records.RolledHour
 
 
 def merge_slots(into: Slots, other: Slots, *, step: int | None = None) -> None:
