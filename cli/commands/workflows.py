@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-import time
+import threading
 from functools import partial
 from pathlib import Path
 from urllib.parse import quote
@@ -206,6 +207,20 @@ def watch(session: Session, execution_id: str, interval: float) -> None:
 
 
 def _watch(session: Session, execution_id: str, interval: float = 0.5) -> None:
+    # Ctrl+C only sets a flag, seen between polls: an interrupt raised inside an HTTP
+    # call could leave the client's connection pool locked, and the exit then hangs
+    # (seen once under load: the watcher outlived SIGINT by 30 s).
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        return _poll(session, execution_id, interval, stop)  # signals reach the main thread only
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        _poll(session, execution_id, interval, stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _poll(session: Session, execution_id: str, interval: float, stop: threading.Event) -> None:
     printed = 0
     while True:
         # the record first: a final record read before the history means no event is missed
@@ -217,12 +232,10 @@ def _watch(session: Session, execution_id: str, interval: float = 0.5) -> None:
         printed = len(events)
         if execution["status"] in FINAL:
             return _show(session, execution)
-        try:
-            time.sleep(interval)
-        except KeyboardInterrupt:
+        if stop.wait(interval):
             session.output.note(f"stopped watching; the execution goes on "
                                 f"(nimbus executions stop {execution_id} stops it)")  # fmt: skip
-            raise click.Abort from None
+            raise click.Abort
 
 
 @executions.command("history")
