@@ -32,12 +32,7 @@ def _top_level_prefixes() -> frozenset[str]:
     found: set[str] = set()
     for path in (ROOT / "store").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            parts = []
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                parts = [node.value]
-            elif isinstance(node, ast.JoinedStr):
-                parts = [v.value for v in node.values[:1] if isinstance(v, ast.Constant)]
-            for text in parts:
+            for text in _strings(node):
                 if m := re.fullmatch(r"([a-z][a-z-]+/)[^\s]*", text):
                     found.add(m.group(1))
     return frozenset(found)
