@@ -25,7 +25,7 @@ MAX_CONCURRENCY = 10_000  # a function's max_concurrency (its slots are bytes of
 def dns_label(value: str) -> str:
     """A function's or workflow's name: unique, immutable, never a valid id."""
     if not NAME_RE.match(value):
-        raise ValueError("name must be a DNS label: 1-63 of a-z, 0-9 and '-', not at the ends")
+        raise ValueError("must be a DNS label: 1-63 of a-z, 0-9 and '-', not at the ends")
     return value
 
 

@@ -18,8 +18,10 @@ export const pretty = (value) => (typeof value === "string" ? value : JSON.strin
 
 export function errorText(err) {
   if (!err) return "";
+  // A validation error's message already reads "field: problem; …": repeat no detail it holds.
   const details = Array.isArray(err.details)
-    ? err.details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message || JSON.stringify(d))).join("; ")
+    ? err.details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message || JSON.stringify(d)))
+      .filter((text) => !String(err.message).includes(text)).join("; ")
     : "";
   return `${err.code ? err.code + ": " : ""}${err.message}${details ? ` (${details})` : ""}`;
 }

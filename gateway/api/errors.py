@@ -78,11 +78,17 @@ def handle_nimbus_error(req, resp, exc: errors.NimbusError, params) -> None:
 
 def handle_validation_error(req, resp, exc: ValidationError, params) -> None:
     details = [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "body",
+            # pydantic prefixes a validator's own ValueError with its class name
+            "message": e["msg"].removeprefix("Value error, "),
+        }
         for e in exc.errors(include_url=False)
     ]
-    fields = ", ".join(sorted({d["field"] for d in details}))
-    _respond(resp, 422, error_body("validation_error", f"invalid fields: {fields}", details))
+    # The message says what is wrong, not only where: clients (the CLI, the MCP tools)
+    # often show the message alone.
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    _respond(resp, 422, error_body("validation_error", message, details))
 
 
 def handle_http_error(req, resp, exc: falcon.HTTPError, params) -> None:

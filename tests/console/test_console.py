@@ -610,6 +610,21 @@ def test_edit_memory_timeout_tags_and_env_then_webhook_copy_and_rotate(signed_in
     signed_in.shot("23-settings-webhook")
 
 
+def test_a_refused_setting_shows_what_is_wrong_once(signed_in, api):
+    signed_in.allow(r"status of 422")  # the browser logs the refused request
+    name, page = _deploy_echo(api), signed_in.page
+    signed_in.open(f"#/functions/{name}/code")
+    form = page.get_by_role("form", name=f"edit {name}")
+    form.get_by_role("button", name="Add variable").click()
+    form.get_by_label("variable name").last.fill("1BAD")
+    form.get_by_label("value of 1BAD").fill("x")
+    form.get_by_role("button", name="Deploy", exact=True).click()
+    # The API's message names the field and the problem; the notice says it once.
+    expect(form.get_by_role("alert").locator("> div")).to_have_text(
+        "validation_error: env_vars: '1BAD' is not a valid environment variable name"
+    )
+
+
 def test_runtime_and_status_filters_then_bulk_online_and_delete(signed_in, api):
     tag = f"t{uuid.uuid4().hex[:6]}"
     made = sorted(_deploy_wasm(api, _name("bulk"), tags=[tag])["name"] for _ in range(3))

@@ -277,6 +277,24 @@ def test_validation_errors_name_the_field(api, body, field):
     assert api.get("/api/v1/functions/ok-name").status_code == 404  # nothing was created
 
 
+def test_a_validation_message_says_what_is_wrong_not_only_where(api):
+    # A client that shows the message alone (the CLI, the MCP tools) must not leave the
+    # user with "invalid fields: memory_mb".
+    body = {"name": "ok-name", "runtime": "python", "code": "x", "memory_mb": "lots"}
+    error = assert_error(api.post("/api/v1/functions", json=body), 422, "validation_error")
+    assert error["message"] == (
+        "memory_mb: Input should be a valid integer, unable to parse string as an integer"
+    )
+    body = {"name": "Bad_Name", "runtime": "python", "code": "x", "env_vars": {"1X": "v"}}
+    error = assert_error(api.post("/api/v1/functions", json=body), 422, "validation_error")
+    assert sorted(error["message"].split("; ")) == [
+        "env_vars: '1X' is not a valid environment variable name",
+        "name: must be a DNS label: 1-63 of a-z, 0-9 and '-', not at the ends",
+    ]
+    assert sorted(d["field"] for d in error["details"]) == ["env_vars", "name"]
+    assert "Value error" not in str(error["details"])
+
+
 def test_duplicate_name_is_409(api, name):
     create_wasm(api, name)
     resp = api.post(
