@@ -46,6 +46,7 @@ class InvokeResult:
 class Client:
     def __init__(self, url: str, key: str | None, timeout: float = 330) -> None:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.keyless = not key
         try:
             self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         except httpx.InvalidURL as exc:
@@ -59,8 +60,14 @@ class Client:
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             resp = self.http.request(method, path, **kw)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise ApiError(0, "invalid_url", f"{self.http.base_url}: {exc}") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ApiError(0, "unreachable", _unreachable(self.http.base_url, exc)) from None
+        except httpx.HTTPError as exc:  # it answered, then broke off or took too long
             raise ApiError(0, "unreachable", f"{self.http.base_url}: {exc}") from None
+        if resp.status_code == 401 and self.keyless:
+            raise ApiError(401, "unauthorized", NO_KEY)
         if resp.status_code >= 400 and not resp.headers.get("X-Nimbus-Function-Error"):
             raise _api_error(resp)
         return resp
@@ -300,6 +307,20 @@ def _version(version: int | None) -> dict:
 
 def _qualifier(version: int | None, alias: str | None) -> dict:
     return {**_version(version), **({"alias": alias} if alias is not None else {})}
+
+
+# What a first command without any configuration meets: say how to fix it.
+NO_KEY = (
+    "no API key given: pass --api-key KEY or --api-key-file PATH (a server's key is in "
+    "its data/api_key), set NIMBUS_API_KEY, or save one with `nimbus config init`"
+)
+
+
+def _unreachable(url: httpx.URL, exc: httpx.HTTPError) -> str:
+    return (
+        f"cannot reach {url} ({exc or type(exc).__name__}): is `nimbus serve` running there? "
+        "Point --api-url (NIMBUS_API_URL, or `nimbus config init`) at your server"
+    )
 
 
 def _api_error(resp: httpx.Response) -> ApiError:

@@ -10,7 +10,8 @@ class ApiError(Exception):
     """The API answered with an error (or could not be reached: status 0)."""
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
+        # status 0: no answer at all (unreachable, a bad URL); no HTTP status to show
+        super().__init__(f"{status} {code}: {message}" if status else f"{code}: {message}")
         self.status = status
         self.code = code
         self.message = message

@@ -26,3 +26,14 @@ def test_a_clear_message_and_exit_1(tmp_path, args, message):
     assert out.exit_code == 1, out.output
     assert message in out.output and "Traceback" not in out.output
     assert out.exception is None or isinstance(out.exception, SystemExit)
+
+
+def test_a_server_not_there_says_what_to_check(tmp_path):
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": None, "NIMBUS_API_URL": None,
+           "NIMBUS_PROFILE": None, "NIMBUS_API_KEY": None}  # fmt: skip
+    out = CliRunner().invoke(main, ["-o", "table", "--api-url", "http://127.0.0.1:9", "list"],
+                             env=env)  # fmt: skip
+    assert out.exit_code == 1, out.output
+    line = out.stderr.strip()
+    assert line.startswith("Error: unreachable: cannot reach http://127.0.0.1:9 ("), line
+    assert "nimbus serve" in line and "--api-url" in line

@@ -59,6 +59,9 @@ def test_the_servers_key_file_is_read_only_when_asked(make_server, tmp_path):
     data_dir = server.data_dir
     out = cli(tmp_path, "--url", server.url, "list", DATA_DIR=str(data_dir))
     assert out.exit_code == 1 and "401" in out.output
+    # no key at all: the message says how to give one (not the server's "wrong key")
+    assert "no API key given" in out.stderr and "--api-key-file" in out.stderr
+    assert "nimbus config init" in out.stderr
     key_file = str(data_dir / "api_key")
     out = cli(tmp_path, "--url", server.url, "list", "--api-key-file", key_file)
     assert out.exit_code == 0, out.output
