@@ -178,6 +178,12 @@ def deploy(session: Session, args, runtime, alias_name, canary_alias, no_wait, w
         body = {"name": name, "runtime": source.runtime.name, **body}
         fn = session.client.create_function(body, source.artifact)
     else:
+        if existing["runtime"] != source.runtime.name:
+            raise click.UsageError(
+                f"{name} is a {existing['runtime']} function and {path} is "
+                f"{source.runtime.name}: a function's runtime cannot change. Deploy it under "
+                f"another name (nimbus deploy NAME {path}) or delete {name} first"
+            )
         _note_dropped_env(session, existing, body)
         fn = session.client.update_function(name, body, source.artifact)
     then = _release(session, alias_name, canary_alias)

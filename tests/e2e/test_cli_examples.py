@@ -1,0 +1,40 @@
+"""`nimbus deploy` of the repository's examples, as a new user types it (one server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from tests.e2e import wasm as w
+from tests.e2e.server import REPO, NimbusProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[NimbusProcess]:
+    proc = NimbusProcess(tmp_path_factory.mktemp("cli-examples") / "data").start()
+    yield proc
+    proc.stop()
+
+
+def nimbus(server: NimbusProcess, *args: str):
+    return CliRunner().invoke(main, ["--url", server.url, "--api-key", server.api_key, *args])
+
+
+def test_an_example_named_like_a_function_of_another_runtime_is_refused_clearly(server, tmp_path):
+    # The quick start's `hello` is a wasm module; examples/c/hello.c would update it.
+    module = tmp_path / "hello.wasm"
+    module.write_bytes(w.hello_module())
+    assert nimbus(server, "deploy", str(module)).exit_code == 0
+    example = REPO / "examples" / "c" / "hello.c"
+    out = nimbus(server, "-o", "table", "deploy", str(example))
+    assert out.exit_code == 2, out.output
+    assert f"hello is a wasm function and {example} is c: a function's runtime cannot" in (
+        out.stderr
+    )
+    assert f"nimbus deploy NAME {example}" in out.stderr
+    record = json.loads(nimbus(server, "get", "hello").stdout)
+    assert (record["runtime"], record["latest_version"]) == ("wasm", 1)  # untouched
