@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -12,6 +13,13 @@ from .runtimes import Catalog, Runtime
 # Folders that are build output, caches or installed dependencies, never source.
 SKIPPED_DIRS = {"node_modules", "__pycache__", "target", "dist", "build", ".venv", "venv"}
 MAX_FILES = 500
+# A folder's settings, as in examples/ (the console's templates read the same file): what
+# `nimbus deploy` sends with the source unless a flag says otherwise. Never uploaded.
+MANIFEST = "function.json"
+MANIFEST_KEYS = (
+    "name", "runtime", "handler", "requirements", "memory_mb", "timeout_sec", "env_vars",
+    "form", "target", "reuse", "tags", "description", "webhook", "max_concurrency",
+)  # fmt: skip
 
 
 class SourceError(Exception):
@@ -21,8 +29,9 @@ class SourceError(Exception):
 @dataclass
 class Source:
     runtime: Runtime
-    body: dict  # code | files, plus handler and requirements
+    body: dict  # code | files, plus handler and requirements (and a manifest's settings)
     artifact: Path | None = None  # a wasm or native binary, uploaded as multipart (streamed)
+    name: str | None = None  # the manifest's name, when it gives one
 
 
 def from_code(catalog: Catalog, runtime_name: str, code: str, handler: str | None) -> Source:
@@ -94,14 +103,35 @@ def _from_dir(
             files[rel.as_posix()] = path.read_text()
         except UnicodeDecodeError:
             continue  # binaries (images, compiled output) are not source
+    settings = _manifest(root, files.pop(MANIFEST)) if MANIFEST in files else {}
     if not files:
         raise SourceError(f"{root} has no source files")
+    name, manifest_runtime = settings.pop("name", None), settings.pop("runtime", None)
+    runtime_name = runtime_name or manifest_runtime
     runtime = _runtime(catalog, runtime_name) if runtime_name else _guess(catalog, files, root)
-    body: dict = {"files": files}
+    body: dict = {**settings, "files": files}
     if runtime.name == "python" and "requirements.txt" in files:
         body["requirements"] = _requirements(files.pop("requirements.txt"))
-    body.update(_handler(runtime, handler, list(files)))
-    return Source(runtime, body)
+    body.update(_handler(runtime, handler or settings.get("handler"), list(files)))
+    return Source(runtime, body, name=name)
+
+
+def _manifest(root: Path, text: str) -> dict:
+    try:
+        settings = json.loads(text)
+    except ValueError as exc:
+        raise SourceError(f"{root / MANIFEST} is not JSON: {exc}") from None
+    if not isinstance(settings, dict):
+        raise SourceError(f"{root / MANIFEST} must be a JSON object of settings")
+    unknown = sorted(set(settings) - set(MANIFEST_KEYS))
+    if unknown:
+        raise SourceError(
+            f"{root / MANIFEST}: unknown setting {unknown[0]!r} (known: {', '.join(MANIFEST_KEYS)})"
+        )
+    for key in ("name", "runtime", "handler"):
+        if key in settings and not isinstance(settings[key], str):
+            raise SourceError(f"{root / MANIFEST}: {key} must be a string")
+    return settings
 
 
 def _guess(catalog: Catalog, files: dict[str, str], root: Path) -> Runtime:

@@ -157,9 +157,11 @@ def deploy(session: Session, args, runtime, alias_name, canary_alias, no_wait, w
     """Create or update a function from a folder or a file, and follow its build.
 
     The runtime comes from the files (package.json, Cargo.toml, go.mod or the source
-    extensions); a folder's requirements.txt becomes the Python requirements. NAME
-    defaults to the folder's or file's name. With --alias or --canary, an alias then
-    follows the new version (at once, or step by step as `nimbus canary start` does).
+    extensions); a folder's requirements.txt becomes the Python requirements; a folder's
+    function.json gives settings (name, runtime, handler, memory_mb, timeout_sec, env_vars,
+    tags, ...) that flags override. NAME defaults to the folder's or file's name. With
+    --alias or --canary, an alias then follows the new version (at once, or step by step as
+    `nimbus canary start` does).
     """
     if len(args) > 2:
         raise click.UsageError("deploy takes [NAME] PATH")
@@ -170,8 +172,8 @@ def deploy(session: Session, args, runtime, alias_name, canary_alias, no_wait, w
     path = Path(args[-1])
     if not path.exists():
         raise click.BadParameter(f"{path} does not exist", param_hint="PATH")
-    name = args[0] if len(args) == 2 else _guard(sources.default_name, path)
     source = _guard(sources.from_path, session.catalog, path, runtime, settings["handler"])
+    name = args[0] if len(args) == 2 else source.name or _guard(sources.default_name, path)
     body = {**source.body, **_settings(**settings)}
     existing = session.client.find_function(name)
     if existing is None:

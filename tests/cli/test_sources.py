@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cli import sources
@@ -56,3 +58,34 @@ def test_single_files_and_names(tmp_path):
     assert sources.from_code(CATALOG, "python3.11", "x", "main.handler").body == {
         "code": "x", "handler": "main.handler"
     }  # fmt: skip
+
+
+def test_a_folders_function_json_gives_settings_and_is_not_uploaded(tmp_path):
+    (tmp_path / "main.py").write_text("def go(e): return e")
+    (tmp_path / "function.json").write_text(
+        '{"name": "my-fn", "runtime": "python", "handler": "main.go", "memory_mb": 64,'
+        ' "env_vars": {"MODE": "x"}}'
+    )
+    source = sources.from_path(CATALOG, tmp_path, None, None)
+    assert (source.name, source.runtime.name) == ("my-fn", "python")
+    assert source.body == {
+        "files": {"main.py": "def go(e): return e"}, "handler": "main.go", "memory_mb": 64,
+        "env_vars": {"MODE": "x"},
+    }  # fmt: skip
+    assert sources.from_path(CATALOG, tmp_path, None, "main.other").body["handler"] == "main.other"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("{", "function.json is not JSON"),
+        ("[]", "must be a JSON object of settings"),
+        ('{"memory": 64}', "unknown setting 'memory' (known: name, runtime"),
+        ('{"name": 3}', "name must be a string"),
+    ],
+)
+def test_a_bad_function_json_says_what_is_wrong(tmp_path, manifest, message):
+    (tmp_path / "handler.py").write_text("def main(e): return e")
+    (tmp_path / "function.json").write_text(manifest)
+    with pytest.raises(sources.SourceError, match=re.escape(message)):
+        sources.from_path(CATALOG, tmp_path, None, None)

@@ -38,3 +38,22 @@ def test_an_example_named_like_a_function_of_another_runtime_is_refused_clearly(
     assert f"nimbus deploy NAME {example}" in out.stderr
     record = json.loads(nimbus(server, "get", "hello").stdout)
     assert (record["runtime"], record["latest_version"]) == ("wasm", 1)  # untouched
+
+
+def test_an_example_folder_deploys_with_its_function_json(server):
+    example = REPO / "examples" / "python" / "wordstats"
+    settings = json.loads((example / "function.json").read_text())
+    out = nimbus(server, "deploy", str(example))
+    assert out.exit_code == 0, out.output
+    fn = json.loads(out.stdout)
+    assert (fn["status"], fn["memory_mb"], fn["timeout_sec"]) == (
+        "active", settings["memory_mb"], settings["timeout_sec"],
+    )  # fmt: skip
+    with server.client() as api:
+        code = api.get("/api/v1/functions/wordstats/code").json()
+    assert sorted(code["files"]) == ["handler.py", "text_tools.py"]  # not function.json
+    out = nimbus(server, "invoke", "wordstats", "-d", '{"text": "a b a"}')
+    assert out.exit_code == 0 and json.loads(out.stdout)["words"] == 3
+    # a flag wins over the file
+    out = nimbus(server, "deploy", str(example), "--memory", "128")
+    assert out.exit_code == 0 and json.loads(out.stdout)["memory_mb"] == 128
