@@ -338,7 +338,14 @@ class FunctionRepo:
         try:
             return self.read(version_key(function_id, version), Version)
         except errors.NotFound:
-            raise errors.NotFound(f"version {version} of {function_id} not found") from None
+            pass
+        # The message names the function as its caller did, as an unknown alias's does (one
+        # more read, on this path only).
+        try:
+            name = self.get(function_id)[0].name
+        except errors.NotFound:
+            name = function_id
+        raise errors.NotFound(f"function {name} has no version {version}")
 
     def version_references(self, fn: Function) -> dict[int, list[str]]:
         """Every version of `fn` something refers to → what does (never pruned)."""

@@ -63,3 +63,17 @@ def test_rollback_to_a_failed_version_is_409_and_changes_nothing(server, name):
     ]
     history = once(server, "GET", f"/api/v1/functions/{name}/history").json()["entries"]
     assert [(e["action"], e["to_version"]) for e in history] == [("deploy", 1)]  # v2 never served
+
+
+def test_an_unknown_version_is_named_as_the_caller_named_the_function(server, name):
+    deploy(server, name, w.constant_wat(b'{"v":1}'))
+    for method, path in (
+        ("POST", f"/api/v1/functions/{name}:9/invoke"),
+        ("POST", f"/api/v1/functions/{name}/invoke?version=9"),
+        ("GET", f"/api/v1/functions/{name}/versions/9"),
+        ("POST", f"/api/v1/functions/{name}/versions/9/rollback"),
+    ):
+        resp = once(server, method, path, json={})
+        assert resp.status_code == 404, resp.text
+        # not the internal id ("version 9 of fn_… not found")
+        assert resp.json()["error"]["message"] == f"function {name} has no version 9", path
