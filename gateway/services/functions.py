@@ -16,7 +16,15 @@ import orjson
 from compiler import RUNTIMES, Runtime, parse_build_errors
 from store import errors
 from store.functions import FunctionRepo
-from store.records import BuildStatus, Function, Version, new_id, new_webhook_key, now
+from store.records import (
+    BuildStatus,
+    Function,
+    FunctionStatus,
+    Version,
+    new_id,
+    new_webhook_key,
+    now,
+)
 
 from ..limits import BINARY_LIMIT, SOURCE_LIMIT, code_size_limit, memory_floor
 from ..schemas import (
@@ -336,6 +344,9 @@ class FunctionService:
             if wanted is None:
                 raise _invalid("runtime", f"unknown runtime {runtime!r}")
             runtime = wanted
+        statuses = [s.value for s in FunctionStatus]
+        if status is not None and status not in statuses:
+            raise _invalid("status", f"unknown status {status!r}; use one of {', '.join(statuses)}")
         matches = [
             fn
             for fn in self.repo.list_functions()

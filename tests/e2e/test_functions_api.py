@@ -178,6 +178,12 @@ def test_list_rejects_bad_parameters(api):
     assert_error(api.get("/api/v1/functions", params={"limit": 101}), 422, "validation_error")
     assert_error(api.get("/api/v1/functions", params={"limit": "x"}), 422, "validation_error")
     assert_error(api.get("/api/v1/functions", params={"runtime": "cobol"}), 422, "validation_error")
+    # a misspelt status is an error, not an empty list that looks like "no such functions"
+    error = assert_error(api.get("/api/v1/functions", params={"status": "activ"}), 422,
+                         "validation_error")  # fmt: skip
+    assert error["message"] == (
+        "status: unknown status 'activ'; use one of creating, active, failed, offline"
+    )
 
 
 # -- delete and bulk ----------------------------------------------------------
