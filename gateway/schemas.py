@@ -571,17 +571,38 @@ class WindowStatsView(BaseModel):
 # -- workflows ----------------------------------------------------------------------
 
 
+_JSON_TYPES = {list: "an array", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def _asl_definition(value):
+    # One message for a value of neither type (pydantic gives one per member of the union,
+    # named 'definition.dict[any,any]' and 'definition.str').
+    if not isinstance(value, dict | str):
+        kind = _JSON_TYPES.get(type(value), "null")
+        raise ValueError(
+            f"must be the Amazon States Language object (or its JSON as a string), not {kind}"
+        )
+    return value
+
+
 class WorkflowCreate(_Body):
     name: str
     definition: dict | str = Field(description="Amazon States Language: an object or its JSON")
     description: str | None = Field(None, max_length=1024)
 
     _name = field_validator("name")(classmethod(lambda cls, value: dns_label(value)))
+    _definition = field_validator("definition", mode="before")(
+        classmethod(lambda cls, value: _asl_definition(value))
+    )
 
 
 class WorkflowUpdate(_Body):
     definition: dict | str | None = Field(None, description="a new definition: a new version")
     description: str | None = Field(None, max_length=1024)
+
+    _definition = field_validator("definition", mode="before")(
+        classmethod(lambda cls, value: value if value is None else _asl_definition(value))
+    )
 
 
 class WorkflowView(BaseModel):

@@ -391,3 +391,17 @@ def test_validation_names_the_state_and_the_problem(api, states, state, problem)
     assert error["code"] == "validation_error"
     found = [d for d in error["details"] if problem in d["message"]]
     assert found and found[0]["state"] == state, error
+
+
+@pytest.mark.parametrize(
+    ("definition", "kind"), [([], "an array"), (5, "a number"), (None, "null")]
+)
+def test_a_definition_of_the_wrong_type_is_one_clear_error(api, definition, kind):
+    resp = api.post("/api/v1/workflows", json={"name": "typo", "definition": definition})
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    problem = f"must be the Amazon States Language object (or its JSON as a string), not {kind}"
+    # one detail for the field, not one per type it may have ("definition.dict[any,any]")
+    assert error["details"] == [{"field": "definition", "message": problem}]
+    assert error["message"] == f"definition: {problem}"
+    assert api.get("/api/v1/workflows/typo").status_code == 404
