@@ -8,10 +8,11 @@ message saying how to install it.
 
 Compilers with a global cache (zig's, Go's) get a *warm cache*: filled once
 per toolchain and glue version by a build of a sample handler, kept under
-`TOOLCHAINS_DIR/caches/`, and copied into each build's own folder.
+`TOOLCHAINS_DIR/caches/`. zig's and cargo's are copied into each build's own
+folder (zig opens its manifests read-write); Go builds read theirs in place,
+mounted read-only, through a cache helper (compiler/runtimes/go.py).
 NOTE(jail): builds never write a shared cache — a build sees only its own
-folder writable — so one function's build cannot plant objects in another's;
-the copy costs ~0.15 s for zig's 67 MB.
+folder writable — so one function's build cannot plant objects in another's.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Toolchains:
             env=self._script_env(),
             check=True,
         )
-        return Path(out.stdout.strip())
+        return Path(out.stdout.strip()).resolve()  # the jail mounts real paths
 
     def ensure(self, toolchain: Toolchain, log: BuildLog) -> Path:
         """The installed toolchain's folder; installs it first when missing."""

@@ -16,9 +16,13 @@ Program form: a `func main()`; built as it is.
 same: the result on stdout, the handler's prints on stderr.
 
 Builds are offline (`GOPROXY=off`, `GOTOOLCHAIN=local`, `GOFLAGS=-mod=mod`)
-with a per-build copy of a warm `GOCACHE` in which the standard library is
-already compiled. The module (~2.5–5 MB) is precompiled by the build
-pipeline, never on an invoke.
+and start from a warm cache in which the standard library is already
+compiled. A build reads it in place, read-only, through our cache helper
+(`GOCACHEPROG`, `compiler/tools/go_cacheprog/`, built into the warm cache's
+folder when it is filled), and writes what it compiles into its own folder:
+no build can change what another reads, and none copies the 41 MB cache.
+The module (~2.5–5 MB) is precompiled by the build pipeline, never on an
+invoke.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ GLUE_DIR = Path(__file__).resolve().parent.parent / "glue" / "go"
 GLUE_MAIN = "nimbus_main.go"
 GLUE_JSON = "nimbus_json.go"  # the glue's own JSON: encoding/json was 2 MB of a 4.5 MB hello
 GLUE_BINDING = "nimbus_handler.go"
+CACHE_HELPER_SOURCE = Path(__file__).resolve().parents[1] / "tools" / "go_cacheprog" / "main.go"
+CACHE_HELPER = "nimbus-cacheprog"  # in the warm cache's folder, beside Go's own entries
 FLAGS = ("build", "-trimpath", "-buildvcs=false")
 MODULE = "function"
 _MAIN = re.compile(r"^func\s+main\s*\(\s*\)", re.MULTILINE)
@@ -56,8 +62,9 @@ _WARM_PACKAGES = (
     "time", "unicode", "unicode/utf8", "maps", "bufio", "html",
 )  # fmt: skip
 
-# GOOS/GOARCH per build target: WASI (the default) or a native Linux binary.
-_PLATFORMS = {"wasm": ("wasip1", "wasm"), "native": ("linux", "amd64")}
+# GOOS/GOARCH per build target: WASI (the default) or a native Linux binary;
+# "host", for the cache helper, is the machine the builds run on.
+_PLATFORMS = {"wasm": ("wasip1", "wasm"), "native": ("linux", "amd64"), "host": (None, None)}
 
 _SAMPLE = """\
 func handler(event interface{}, context map[string]string) (interface{}, error) {
@@ -89,8 +96,17 @@ def as_main_package(name: str, text: str) -> str:
     return text[: clause.start(1)] + "main" + text[clause.end(1) :]
 
 
+def _go_quoted(path: Path) -> str:
+    """`path` as one field of GOCACHEPROG, which the go command splits at spaces."""
+    text = str(path)
+    return f"'{text}'" if "'" not in text else f'"{text}"'
+
+
 class GoBuilder:
     runtime = "go"
+    # The path before GOCACHEPROG: a copy of the whole warm cache per build
+    # (~0.15–0.4 s). Off; kept so the go-deploy bench can measure both.
+    copy_cache = False
 
     def __init__(self, config: BuildConfig) -> None:
         self.config = config
@@ -127,10 +143,12 @@ class GoBuilder:
     def prepare(self, log: BuildLog, target: str = "wasm") -> Path:
         """Install Go if needed and fill its warm GOCACHE for `target`; returns the cache."""
         home = self.toolchains.ensure(GO, log)
-        # Keyed by what it holds: the standard packages compiled with these flags
-        # (the WASI cache keeps its old key, so existing machines stay warm).
+        # Keyed by what it holds: the standard packages compiled with these flags,
+        # and the cache helper built beside them.
         platform = () if target == "wasm" else _PLATFORMS[target]
-        key = hashlib.sha256("\0".join(FLAGS + _WARM_PACKAGES + platform).encode()).hexdigest()
+        helper = (files_version([CACHE_HELPER_SOURCE]),)
+        material = FLAGS + _WARM_PACKAGES + platform + helper
+        key = hashlib.sha256("\0".join(material).encode()).hexdigest()
         return self.toolchains.warm_cache(
             GO, key[:16], lambda work: self._fill_cache(home, work, target, log), log
         )
@@ -139,7 +157,16 @@ class GoBuilder:
         imports = "".join(f'\t_ "{pkg}"\n' for pkg in _WARM_PACKAGES)
         (work / "handler.go").write_text(f"package main\n\nimport (\n{imports})\n\n{_SAMPLE}")
         self._layout(work, "handler")
-        self._compile(home, work, work / "cache", "handler", target, log)
+        self._compile(home, work, "handler", target, log, cache=work / "cache")
+        # The helper, for the machine itself, with a cache of its own (thrown away):
+        # the warm cache holds only what function builds read.
+        helper = work / "cache-helper"
+        helper.mkdir()
+        shutil.copyfile(CACHE_HELPER_SOURCE, helper / "main.go")
+        self._layout(helper, None)
+        built = self._compile(home, helper, None, "host", log, cache=helper / RESERVED / "cache")
+        shutil.copyfile(built, work / "cache" / CACHE_HELPER)
+        (work / "cache" / CACHE_HELPER).chmod(0o755)
 
     # -- build -----------------------------------------------------------------
 
@@ -155,10 +182,12 @@ class GoBuilder:
                 path.write_text(as_main_package(name, path.read_text(encoding="utf-8")))
         self._layout(workdir, handler)
         cache = workdir / RESERVED / "cache"
-        copy_tree(warm, cache)
+        if self.copy_cache:
+            copy_tree(warm, cache)
         goos, goarch = _PLATFORMS[target]
         log.write(f"compiling {form} form with {GO.label} (GOOS={goos} GOARCH={goarch})")
-        artifact = self._compile(home, workdir, cache, handler, target, log)
+        shared = None if self.copy_cache else warm
+        artifact = self._compile(home, workdir, handler, target, log, cache=cache, shared=shared)
         if target == "native":
             described = check_native_executable(artifact, log)
             return BuildResult(
@@ -182,27 +211,40 @@ class GoBuilder:
         self,
         home: Path,
         workdir: Path,
-        cache: Path,
         handler: str | None,
         target: str,
         log: BuildLog,
+        *,
+        cache: Path,
+        shared: Path | None = None,
     ) -> Path:
+        """`go build` in the jail. `cache` is the build's own GOCACHE; with `shared`
+        (a warm cache), the cache helper serves it read-only in front of `cache`."""
         private = workdir / RESERVED
         goos, goarch = _PLATFORMS[target]
-        artifact = private / ("artifact.bin" if target == "native" else "artifact.wasm")
+        artifact = private / ("artifact.wasm" if target == "wasm" else "artifact.bin")
         private.mkdir(parents=True, exist_ok=True)
+        platform = {"GOOS": goos, "GOARCH": goarch} if goos is not None else {}
+        layered = {}
+        if shared is not None:
+            # NOTE(jail): `shared` is mounted read-only, so neither the helper nor
+            # the compiler can change an entry another build will read.
+            layered = {
+                "GOCACHEPROG": _go_quoted(shared / CACHE_HELPER),
+                "NIMBUS_SHARED_GOCACHE": str(shared),
+            }
         lines: list[str] = []
         code = run_jailed(
             [str(home / "go" / "bin" / "go"), *FLAGS, "-o", str(artifact), "."],
             workdir=workdir,
-            ro_binds=[home],
+            ro_binds=[home] if shared is None else [home, shared],
             env={
                 "PATH": f"{home / 'go' / 'bin'}:/usr/bin:/bin",
                 "HOME": str(private),
                 "GOCACHE": str(cache),
+                **layered,
                 "GOPATH": str(private / "gopath"),
-                "GOOS": goos,
-                "GOARCH": goarch,
+                **platform,
                 "CGO_ENABLED": "0",
                 "GOPROXY": "off",
                 "GOTOOLCHAIN": "local",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 import compiler
 from compiler import BuildConfig, BuildFailed, BuildLog, BuildRequest
+from compiler._toolchains import Toolchains, copy_tree
+from compiler.runtimes import go as go_runtime
 from compiler.runtimes.go import as_main_package
 from tests.compiler.wasi import custom_sections, run
 from tests.e2e.server import REPO
@@ -16,7 +20,7 @@ from tests.e2e.server import REPO
 EXAMPLES = REPO / "examples" / "go"
 
 
-def build(tmp_path, files, *, form=None, handler=None, target=None):
+def build(tmp_path, files, *, form=None, handler=None, target=None, config=None):
     if isinstance(files, str):
         files = {"handler.go": files}
     out = tmp_path / "out"
@@ -24,7 +28,8 @@ def build(tmp_path, files, *, form=None, handler=None, target=None):
     log = BuildLog(tmp_path / "build.log")
     request = BuildRequest("fn_go", 1, "go", handler, form, target, files=files)
     try:
-        return compiler.builder_for("go", BuildConfig()).build(request, out, log), log.text()
+        builder = compiler.builder_for("go", config or BuildConfig())
+        return builder.build(request, out, log), log.text()
     finally:
         log.close()
 
@@ -159,3 +164,82 @@ def test_native_target_is_a_static_linux_binary_with_the_same_glue(tmp_path):
     assert failed.returncode != 0 and failed.stdout == b""
     record = json.loads(failed.stderr.rsplit(b"\x1e", 1)[1])
     assert (record["type"], record["message"]) == ("QuotaError", "used 11")
+
+
+# What a compiler bug could make `go build` do in its jail: every way of changing
+# an entry of the shared warm cache, or of keeping a handle to write through later.
+ATTACK = """
+shared=$1
+body=$(find "$shared" -name '*-d' -size +1k | head -n 1)
+record=$(find "$shared" -name '*-a' | head -n 1)
+[ -n "$body" ] && [ -n "$record" ] || { echo "the shared cache is not visible"; exit 0; }
+try() { if "$@" 2>/dev/null; then echo "ALLOWED: $*"; else echo "refused: $*"; fi; }
+try sh -c "echo poison > $body"
+try sh -c "echo poison >> $record"
+try truncate -s 0 "$body"
+try chmod 666 "$body"
+try touch "$body"
+try mv "$body" "$body.old"
+try rm -f "$record"
+try ln "$body" "$HOME/link"
+try ln -s "$HOME" "$shared/link"
+try mkdir "$shared/poison"
+try cp "$record" "$shared/00/"
+"""
+ATTEMPTS = ATTACK.count("\ntry ")
+
+
+def _snapshot(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        info = path.lstat()
+        digest.update(f"{path.relative_to(folder)} {info.st_mode} {info.st_mtime_ns}\n".encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def own_toolchains(tmp_path):
+    """A toolchains folder with the real Go and a copy of its warm cache, for a test that
+    attacks the cache: if the attack got through, it would spoil only this copy."""
+    log = BuildLog(tmp_path / "prepare.log")
+    real = BuildConfig()
+    warm = compiler.builder_for("go", real).prepare(log)
+    log.close()
+    root = tmp_path / "toolchains"
+    home = Toolchains(real).home(go_runtime.GO)
+    root.mkdir()
+    (root / home.name).symlink_to(home)
+    copy_tree(warm, root / warm.relative_to(real.toolchains_dir))
+    return BuildConfig(toolchains_dir=root)
+
+
+def test_a_build_cannot_change_the_shared_cache_the_next_build_reads(
+    tmp_path, monkeypatch, own_toolchains
+):
+    """Builds read the warm cache in place: the jail must keep it read-only for them."""
+    log = BuildLog(tmp_path / "prepare.log")
+    warm = compiler.builder_for("go", own_toolchains).prepare(log)
+    log.close()
+    before = _snapshot(warm)
+    report: list[str] = []
+    jail = go_runtime.run_jailed
+
+    def compromised(cmd, **jailed):  # the attack first, in the very jail the build gets
+        lines: list[str] = []
+        jail(["/bin/sh", "-c", ATTACK, "attack", str(warm)], **{**jailed, "output": lines})
+        report.extend(lines)
+        return jail(cmd, **jailed)
+
+    monkeypatch.setattr(go_runtime, "run_jailed", compromised)
+    hello = (EXAMPLES / "hello.go").read_text()
+    build(tmp_path / "attacked", hello, config=own_toolchains)
+    monkeypatch.undo()
+
+    assert [line for line in report if not line.startswith("refused: ")] == []
+    assert len(report) == ATTEMPTS
+    assert _snapshot(warm) == before
+    result, _ = build(tmp_path / "next", hello, config=own_toolchains)
+    done = run(result.artifact, {"name": "Ada"}, tmp_path)
+    assert done.json() == {"message": "Hello, Ada!", "function": "fn-name"}
