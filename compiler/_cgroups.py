@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CGROUP_FS = Path("/sys/fs/cgroup")
 PARENT = "nimbus-builds"
+CLOSE_TIMEOUT_SEC = 5
 _ENTER = 'echo $$ > "$0" && exec "$@"'  # the shell moves itself in, then becomes the jail
 
 
@@ -144,18 +145,28 @@ class PidsBound:
         return None
 
     def close(self) -> None:
-        """Kill whatever is left inside (the jail's PID namespace normally took it down)."""
-        for _ in range(50):
+        """Remove the cgroup, killing whatever is left inside (the jail's PID
+        namespace normally took it down).
+
+        PERF(jail): bubblewrap exits on its inner init's exit status without
+        waiting for it, so that init is often still exiting (~1 ms) when the
+        first rmdir comes: retry after 1, 2, 4 … ms, and kill only what is
+        still there after ~60 ms (a fixed 100 ms sleep cost half of all builds
+        0.1 s)."""
+        delay, deadline = 0.001, time.monotonic() + CLOSE_TIMEOUT_SEC
+        while time.monotonic() < deadline:
             try:
                 self.path.rmdir()
                 return
             except FileNotFoundError:
                 return
             except OSError:
-                for pid in self._pids():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                time.sleep(0.1)
+                if delay > 0.05:
+                    for pid in self._pids():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGKILL)
+                time.sleep(delay)
+                delay = min(2 * delay, 0.1)
         log.warning("build cgroup %s could not be removed", self.path)
 
     def _pids(self) -> list[int]:
