@@ -40,6 +40,7 @@ INSTALL_TIMEOUT_SEC = 1800
 _STAMP = ".nimbus-installed"
 _WARM_DONE = ".nimbus-warm"
 _VERSION_RE = re.compile(r"^(?:[A-Z]+_)?VERSION=(\S+)\s*$", re.MULTILINE)
+_homes: dict[tuple[str, str, Path], Path] = {}  # (script, its text, TOOLCHAINS_DIR) -> home
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,20 @@ class Toolchains:
 
     def home(self, toolchain: Toolchain) -> Path:
         """Where the toolchain is (or will be) installed."""
-        out = subprocess.run(
-            ["bash", str(toolchain.script), "--print-dir"],
-            capture_output=True,
-            text=True,
-            env=self._script_env(),
-            check=True,
-        )
-        return Path(out.stdout.strip()).resolve()  # the jail mounts real paths
+        # PERF(toolchains): asked twice a build; the answer depends only on the
+        # script (its pinned version) and this folder, so bash runs once per pin.
+        key = (str(toolchain.script), toolchain.script.read_text(), self.root)
+        found = _homes.get(key)
+        if found is None:
+            out = subprocess.run(
+                ["bash", str(toolchain.script), "--print-dir"],
+                capture_output=True,
+                text=True,
+                env=self._script_env(),
+                check=True,
+            )
+            found = _homes[key] = Path(out.stdout.strip()).resolve()  # the jail mounts real paths
+        return found
 
     def ensure(self, toolchain: Toolchain, log: BuildLog) -> Path:
         """The installed toolchain's folder; installs it first when missing."""
