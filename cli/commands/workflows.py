@@ -124,7 +124,8 @@ def delete_workflow(session: Session, name: str) -> None:
 
 @workflows.command("start")
 @click.argument("name", shell_complete=workflow_names)
-@click.option("--input", "-d", "input_", help="the input as JSON (@FILE, - for stdin)")
+@click.option("--input", "--data", "-d", "input_",
+              help="the input as JSON (@FILE, - for stdin)")  # fmt: skip
 @click.option("--wait", is_flag=True, help="wait for the execution to finish")
 @click.option("--watch", is_flag=True, help="print its events as they happen, then the outcome")
 @api_options

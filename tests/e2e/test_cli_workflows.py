@@ -60,6 +60,10 @@ def test_deploy_start_follow_and_stop_workflows(make_server, tmp_path):
     with server.client() as api:
         assert api.get(f"/api/v1/executions/{execution['id']}").json()["output"] == {"n": 20}
 
+    # --data, as `nimbus invoke` spells it, is the input too
+    out = nimbus("workflows", "start", "twice", "--data", '{"n": 1}', "--wait")
+    assert out.exit_code == 0 and json.loads(out.output)["output"] == {"n": 4}, out.output
+
     out = nimbus("workflows", "start", "twice", "--input", '{"m": 1}', "--wait")
     assert out.exit_code == 3  # the execution failed (KeyError in the task)
     assert json.loads(out.stdout)["status"] == "failed"
