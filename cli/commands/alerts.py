@@ -198,7 +198,9 @@ def update_alert(session: Session, alert_id, name, condition, window, webhook, *
 
 
 def _switch(verb: str):
-    @alerts.command(verb, help=f"{verb.capitalize()} a rule (disabling sends no 'resolved').")
+    note = " (silently: no 'resolved' is sent)" if verb == "disable" else ""
+
+    @alerts.command(verb, help=f"{verb.capitalize()} a rule{note}.")
     @click.argument("alert_id")
     @api_options
     @pass_session

@@ -182,7 +182,10 @@ def canary() -> None:
 def start_canary(session: Session, name, alias_name, version_text, steps, interval,
                  max_error_rate, min_invocations, max_p99_ms, on_idle, idle_intervals,
                  wait) -> None:  # fmt: skip
-    """Start moving ALIAS to VERSION, e.g. `nimbus canary start hello prod 5 --steps 10,50`.
+    """Start moving ALIAS to VERSION step by step (an automatic canary).
+
+    \b
+      nimbus canary start hello prod 5 --steps 10,50
 
     With --wait, exits 0 once promoted and 3 if rolled back or aborted.
     """

@@ -87,7 +87,12 @@ def list_schedules(session: Session, name: str, workflow: bool) -> None:
 @api_options
 @pass_session
 def create_schedule(session: Session, name, workflow, expression, disabled, **options) -> None:
-    """Add a schedule, e.g. `nimbus schedules create report 'rate(5 minutes)'`."""
+    """Add a schedule: cron, @daily or rate(5 minutes).
+
+    \b
+      nimbus schedules create report 'rate(5 minutes)'
+      nimbus schedules create report '0 9 * * mon-fri' --timezone Europe/Berlin
+    """
     body = {"expression": expression, **_body(**options)}
     if disabled:
         body["enabled"] = False

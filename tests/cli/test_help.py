@@ -1,0 +1,28 @@
+"""What `nimbus --help` and each group's --help list: a summary per command that reads whole."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from cli.main import main
+
+
+def _commands(group: click.Group, ctx: click.Context, path=()):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, ctx, (*path, name))
+        else:
+            yield " ".join((*path, name)), command
+
+
+COMMANDS = list(_commands(main, click.Context(main)))
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_each_commands_summary_is_a_whole_sentence(path, command):
+    # click cuts the summary at the first ". ": "Add a schedule, e.g." was all a user saw
+    summary = command.get_short_help_str(limit=1000)
+    assert summary, path
+    assert not summary.rstrip(".").endswith(("e.g", "i.e", "etc")), (path, summary)
