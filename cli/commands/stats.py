@@ -69,7 +69,7 @@ def quota(session: Session) -> None:
             "stored code": f"{usage['stored_bytes']:,} bytes",
             "memory_mb": _range(limits["memory_mb"]),
             "timeout_sec": _range(limits["timeout_sec"]),
-            "code size": _range(limits["code_size_bytes"]),
+            "code size": _range(limits["code_size_bytes"]) + " bytes",
             "event size": f"{limits['event_size_bytes']:,} bytes",
             "log retention": f"{limits['log_retention_hours']:g} h",
         }  # fmt: skip
@@ -80,7 +80,12 @@ def quota(session: Session) -> None:
 
 def _range(limit: dict) -> str:
     """`min 64, max 4,096, default 128` (per-runtime detail is in the JSON)."""
-    return ", ".join(f"{k} {v:,g}" for k, v in limit.items() if isinstance(v, int | float))
+    return ", ".join(f"{k} {_number(v)}" for k, v in limit.items() if isinstance(v, int | float))
+
+
+def _number(value: float) -> str:
+    # NOTE: not `:,g`, which keeps 6 digits: a 50 MB limit read "5.24288e+07"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,}"
 
 
 def _cells(window: dict) -> list[str]:

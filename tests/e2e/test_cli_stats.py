@@ -37,3 +37,4 @@ def test_platform_stats_by_function_and_the_quota(make_server):
     assert quota["usage"]["functions"] == 2
     table = nimbus("quota", output="table").output
     assert f"2 of {quota['limits']['max_functions']}" in table and "memory_mb" in table
+    assert "source 524,288, binary 52,428,800 bytes" in table  # not "5.24288e+07"
