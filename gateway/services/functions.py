@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ def _invalid(field: str, message: str) -> errors.Invalid:
 
 
 MASKED = "****"  # how a record shows each env var's value
+_HANDLER_FUNCTION = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")  # a Python or JavaScript name
 
 
 def _keep_masked(new: dict[str, str], saved: dict[str, str]) -> dict[str, str]:
@@ -232,6 +234,18 @@ class FunctionService:
                 raise _invalid(given[0], f"a {name} function takes source (code or files)")
             if required and not given:
                 raise _invalid("code", f"a {name} function needs code or files")
+        handler = getattr(body, "handler", None)
+        if handler is not None and runtime.default_handler:
+            # A runtime that calls a function by name: a handler it cannot split would only
+            # fail the build, after a 201.
+            module, _, function = handler.rpartition(".")
+            if not module or not _HANDLER_FUNCTION.match(function):
+                raise _invalid(
+                    "handler",
+                    f"{handler!r} is not module.function (e.g. {runtime.default_handler!r}: "
+                    f"the function {runtime.default_handler.rpartition('.')[2]} "
+                    f"in {runtime.code_filename(runtime.default_handler)})",
+                )
         memory = getattr(body, "memory_mb", None)
         if memory is not None:
             floor = memory_floor(runtime, self.settings)

@@ -273,6 +273,8 @@ def test_wrong_media_type_is_415(api):
          "env_vars"),
         ({"name": "ok-name", "runtime": "python", "files": {"../x.py": "x"}}, "files"),
         ({"name": "ok-name", "runtime": "python", "code": "x", "surprise": 1}, "surprise"),
+        ({"name": "ok-name", "runtime": "python", "code": "x", "handler": "main"}, "handler"),
+        ({"name": "ok-name", "runtime": "js", "code": "x", "handler": "main.my-fn"}, "handler"),
         ({"name": "ok-name", "runtime": "rust", "code": "x", "target": "native"}, "target"),
         ({"name": "ok-name", "runtime": "python", "code": "x", "target": "native"}, "target"),
     ],
@@ -299,6 +301,21 @@ def test_a_validation_message_says_what_is_wrong_not_only_where(api):
     ]
     assert sorted(d["field"] for d in error["details"]) == ["env_vars", "name"]
     assert "Value error" not in str(error["details"])
+
+
+def test_a_handler_that_is_not_module_function_is_refused_before_any_build(api, name):
+    body = {"name": name, "runtime": "python", "code": "def main(e): return e", "handler": "main"}
+    error = assert_error(api.post("/api/v1/functions", json=body), 422, "validation_error")
+    assert error["message"] == (
+        "handler: 'main' is not module.function (e.g. 'handler.main': the function main in "
+        "handler.py)"
+    )
+    body["handler"] = "app.main"  # a good one builds
+    created = api.post("/api/v1/functions", params={"wait": True}, json=body).json()
+    assert created["status"] == "active", created
+    error = assert_error(api.put(f"/api/v1/functions/{name}", json={"handler": "app."}), 422,
+                         "validation_error")  # fmt: skip
+    assert error["details"][0]["field"] == "handler"
 
 
 def test_duplicate_name_is_409(api, name):
