@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import click
@@ -14,6 +16,8 @@ from ..templates import TEMPLATES
 # fails when they drift from compiler/registry.py). `deploy` asks the server as always.
 ALIASES = {"python3.11": "python", "python3": "python", "nodejs": "javascript",
            "node20": "javascript", "node": "javascript", "js": "javascript"}  # fmt: skip
+# The server's rule for names (a DNS label), so the folder deploys under the name given.
+FUNCTION_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @click.command()
@@ -31,6 +35,11 @@ def init(session: Session, name: str, runtime: str, directory: Path | None) -> N
       nimbus init hello --runtime python
       nimbus deploy hello && nimbus invoke hello -d '{"name": "Ada"}'
     """
+    if not FUNCTION_NAME.fullmatch(name):
+        fixed = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+        hint = f" (e.g. {fixed})" if fixed else ""
+        raise click.BadParameter(f"{name!r} cannot name a function: 1-63 of a-z, 0-9 and "
+                                 f"'-', not at the ends{hint}", param_hint="NAME")  # fmt: skip
     chosen = ALIASES.get(runtime.lower(), runtime.lower())
     if chosen not in TEMPLATES:
         raise click.BadParameter(f"{runtime!r}: one of {', '.join(TEMPLATES)}",
@@ -42,7 +51,7 @@ def init(session: Session, name: str, runtime: str, directory: Path | None) -> N
     for file, text in TEMPLATES[chosen].items():
         (folder / file).write_text(text)
     made = {"path": str(folder), "runtime": chosen, "files": sorted(TEMPLATES[chosen])}
-    target = name if directory is None else f"{name} {folder}"
+    target = name if directory is None else f"{name} {shlex.quote(str(folder))}"
 
     def render(console) -> None:
         console.print(f"wrote {', '.join(made['files'])} to {folder}/ ({chosen})")

@@ -5,11 +5,11 @@ a copy drifts from its source (compiler/registry.py, store/records.py)."""
 
 from __future__ import annotations
 
-from cli.commands.init import ALIASES
+from cli.commands.init import ALIASES, FUNCTION_NAME
 from cli.commands.invoke import TRIGGERS
 from cli.templates import TEMPLATES
 from compiler import RUNTIMES
-from store.records import Trigger
+from store.records import NAME_RE, Trigger
 
 
 def test_init_knows_exactly_the_registry_aliases_of_its_runtimes():
@@ -28,3 +28,7 @@ def test_every_template_is_a_source_runtime_stored_under_its_default_file():
 
 def test_the_trigger_choices_are_the_trigger_enum():
     assert list(TRIGGERS) == [trigger.value for trigger in Trigger]
+
+
+def test_init_checks_names_by_the_servers_rule():
+    assert f"^{FUNCTION_NAME.pattern}$" == NAME_RE.pattern

@@ -48,3 +48,15 @@ def test_init_refuses_a_used_folder_and_an_unknown_runtime(tmp_path):
     assert out.exit_code == 2 and "python" in out.output
     made = nimbus.json("init", "js-fn", "-r", "nodejs", "--dir", str(tmp_path / "js"))
     assert made["runtime"] == "javascript" and made["files"] == ["handler.js"]
+
+
+def test_init_refuses_a_name_no_function_may_have_and_quotes_the_folder(tmp_path):
+    nimbus = Nimbus.offline()
+    out = nimbus("init", "My App", "-r", "go", "--dir", str(tmp_path / "app"))
+    assert out.exit_code == 2, out.output
+    assert "'My App' cannot name a function" in out.output and "(e.g. my-app)" in out.output
+    assert not (tmp_path / "app").exists()  # it printed `nimbus deploy My App` and wrote it
+    folder = tmp_path / "my app"
+    out = nimbus("init", "my-app", "-r", "go", "--dir", str(folder), output="table")
+    assert out.exit_code == 0, out.output
+    assert f"nimbus deploy my-app '{folder}'" in out.output  # a command that runs as printed
