@@ -7,12 +7,14 @@ import importlib.metadata
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 import wasmtime
 
-from sandbox import Sandbox, SandboxConfig
+from sandbox import Sandbox, SandboxConfig, _compile
 from store import LocalStore, errors
 
 from .conftest import deployment, put_wasm
@@ -247,6 +249,21 @@ def test_config_is_explicit(tmp_path):
     assert set(sb.stats().values()) == {0}
     assert not (tmp_path / "c").exists()
     sb.close()
+
+
+def test_the_compile_child_loads_only_what_compiling_needs():
+    """PERF: neither package's __init__ (the Sandbox, the store, pydantic: 0.2 s of
+    CPU a compile), only wasmtime, the engine's settings and store.errors."""
+    what_main_imports = "from wasmtime import component; import sandbox._engine"
+    probe = _compile._CHILD.replace(
+        "sys.exit(main(sys.argv[1:]))", f"{what_main_imports}; print(*sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, _compile._PACKAGES], capture_output=True, text=True
+    )
+    loaded = set(done.stdout.split())
+    assert {"wasmtime", "sandbox._engine", "store.errors"} <= loaded, done.stderr
+    assert not loaded & {"pydantic", "sandbox._sandbox", "store.records", "store.leases"}
 
 
 def test_large_wasm_compiles_in_a_child_process(make_sandbox, store):
