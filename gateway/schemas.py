@@ -161,6 +161,9 @@ class FunctionView(BaseModel):
     code_size: int
     code_size_limit: int
     webhook_url: str | None
+    handler: str | None = Field(
+        None, description="the latest version's module.function (null: found in the source)"
+    )
     memory_mb: int
     timeout_sec: float
     reuse: bool = Field(description="warm instances serve further calls of the version")
@@ -677,6 +680,7 @@ class VersionView(BaseModel):
     sha256: str = Field(description="SHA-256 of the version's source or uploaded artifact")
     artifact_sha256: str | None = Field(None, description="of the built artifact, once ready")
     runtime_version: str | None
+    handler: str | None = Field(None, description="module.function (null: found in the source)")
     memory_mb: int
     timeout_sec: float
     env_vars: dict[str, str] = Field(description="values masked")

@@ -409,6 +409,7 @@ class FunctionRepo:
             fn.memory_mb = version.memory_mb
             fn.timeout_sec = version.timeout_sec
             fn.reuse = version.reuse
+            fn.handler = version.handler
             fn.code_size = version.code_size
             fn.env_var_names = sorted(version.env_vars)
             fn.updated_at = now()

@@ -313,6 +313,7 @@ class Function(BaseModel):
     memory_mb: int = 128
     timeout_sec: float = 30
     reuse: bool = False
+    handler: str | None = None  # None in records written before it was kept here
     code_size: int = 0
     env_var_names: list[str] = Field(default_factory=list)
     webhook_key: str | None = None

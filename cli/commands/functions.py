@@ -19,7 +19,7 @@ from ..session import Session, api_options, pass_session
 
 RECORD_FIELDS = [
     "id", "name", "runtime", "runtime_version", "status", "active_version", "latest_version",
-    "memory_mb", "timeout_sec", "max_concurrency", "code_size", "env_vars", "tags",
+    "handler", "memory_mb", "timeout_sec", "max_concurrency", "code_size", "env_vars", "tags",
     "description", "webhook_url", "created_at", "updated_at",
 ]  # fmt: skip
 

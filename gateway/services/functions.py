@@ -107,6 +107,7 @@ class FunctionService:
             code_size=fn.code_size,
             code_size_limit=limit,
             webhook_url=webhook,
+            handler=fn.handler,
             memory_mb=fn.memory_mb,
             timeout_sec=fn.timeout_sec,
             reuse=fn.reuse,

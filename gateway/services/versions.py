@@ -62,6 +62,7 @@ class VersionService:
             sha256=record.source_sha256,
             artifact_sha256=build.artifact_sha256,
             runtime_version=build.runtime_version,
+            handler=record.handler,
             memory_mb=record.memory_mb,
             timeout_sec=record.timeout_sec,
             env_vars={name: "****" for name in record.env_vars},

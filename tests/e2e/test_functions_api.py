@@ -318,6 +318,19 @@ def test_a_handler_that_is_not_module_function_is_refused_before_any_build(api, 
     assert error["details"][0]["field"] == "handler"
 
 
+def test_the_record_and_each_version_say_which_handler_is_called(api, name):
+    # As Lambda's GetFunction shows Handler: what runs, without reading the code.
+    body = {"name": name, "runtime": "python", "code": "def go(e): return e", "handler": "app.go"}
+    created = api.post("/api/v1/functions", params={"wait": True}, json=body).json()
+    assert created["handler"] == "app.go"
+    code = "def main(e): return 2"
+    updated = api.put(f"/api/v1/functions/{name}", json={"code": code, "handler": "handler.main"})
+    assert updated.json()["handler"] == "handler.main"
+    versions = api.get(f"/api/v1/functions/{name}/versions").json()["versions"]
+    assert [(v["version"], v["handler"]) for v in versions] == [(2, "handler.main"), (1, "app.go")]
+    assert create_wasm(api, f"{name}-w")["handler"] is None  # a module runs its entry point
+
+
 def test_duplicate_name_is_409(api, name):
     create_wasm(api, name)
     resp = api.post(
