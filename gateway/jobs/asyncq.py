@@ -348,7 +348,11 @@ class AsyncInvocations:
             # this one leaves no trace.
             log.warning("invocation %s was taken over; dropping this result", claim.record.id)
             return
-        self.repo.drop_marker(marker)
+        # NOTE: the final state is written. A marker this fails to drop is dropped by a
+        # later pass (_runnable, after _FINISHER_GRACE_SEC); raising here would make
+        # `_run` retry it, writing `queued` over the final state and running it again.
+        with contextlib.suppress(errors.NimbusError):
+            self.repo.drop_marker(marker)
 
     def _retry(self, claim: Claim[Invocation], reason: str) -> None:
         attempts = claim.record.attempts

@@ -1,0 +1,55 @@
+"""An async invocation's final state is written once, whatever happens after it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from store import LocalStore, errors
+from store.invocations import InvocationRepo
+from tests.e2e.wasm import ECHO_WAT, b64, wat
+from tests.gateway.conftest import running_platform
+
+
+class MarkerDeleteFails(LocalStore):
+    """The platform's own local store (same folder), but the first DELETE of a queue
+    marker fails as a store that hiccups does (after the final state was written)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.failed: list[str] = []
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        if key.startswith("queue/invocations/") and not self.failed:
+            self.failed.append(key)
+            raise errors.Unavailable("the store did not answer")
+        super().delete(key, if_match=if_match)
+
+
+def test_a_marker_left_by_a_store_hiccup_does_not_run_a_finished_invocation_again(tmp_path):
+    with running_platform(tmp_path, async_retry_base_sec=0.05, async_poll_sec=0.05) as (
+        platform,
+        client,
+    ):
+        created = client.simulate_post(
+            "/api/v1/functions",
+            json={"name": "echo", "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
+            params={"wait": "true"},
+        )
+        assert created.status_code == 201, created.text
+        store = MarkerDeleteFails(tmp_path)
+        platform.async_invocations.repo = InvocationRepo(store)
+
+        accepted = client.simulate_post("/api/v1/functions/echo/async", json={"n": 1})
+        invocation_id = accepted.json["invocation_id"]
+        seen = []
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            record = client.simulate_get(f"/api/v1/invocations/{invocation_id}").json
+            if record["status"] not in ("queued", "running") or seen:
+                seen.append((record["status"], record["attempts"]))
+            time.sleep(0.02)
+
+    assert store.failed, "the marker's delete never failed"
+    # once final, it stays final: no run after it (the bug re-queued it and ran it again)
+    assert seen and set(seen) == {("succeeded", 1)}, seen
