@@ -71,7 +71,8 @@ R = TypeVar("R", bound=BaseModel)
 
 
 class LeaseLost(Exception):
-    """Another worker took the record over (or it changed): write nothing more to it."""
+    """Another worker took the record over (or it changed), or this claim was finished
+    already: write nothing more to it."""
 
 
 @dataclass(eq=False)
@@ -80,7 +81,8 @@ class Claim(Generic[R]):
 
     Change the record only inside `Leases.finish` (or between a claim and the
     first `renew`, from the claiming thread); `lost` turns true once a renewal
-    found the record changed.
+    found the record changed, `released` once `finish` wrote it: after either,
+    `renew` and `finish` raise `LeaseLost`.
     """
 
     key: str
@@ -88,6 +90,7 @@ class Claim(Generic[R]):
     etag: str
     duration_sec: float
     lost: bool = False
+    released: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -158,21 +161,29 @@ class Leases:
     def renew(self, claim: Claim[R]) -> None:
         """Extend the lease by its duration from now; `LeaseLost` if it was taken over."""
         with claim._lock:
-            if claim.lost:
-                raise LeaseLost(claim.key)
+            self._check_held(claim)
             claim.record.lease.lease_until = self.clock() + claim.duration_sec
             self._write(claim)
 
     def finish(self, claim: Claim[R], mutate: Callable[[R], None]) -> str:
         """Apply `mutate` (the outcome, or a hand-back), release the lease and write
-        the record only if it is still ours; `LeaseLost` otherwise. Returns the etag."""
+        the record only if it is still ours; `LeaseLost` otherwise. Returns the etag.
+
+        Once finished the claim is released: a second `finish` (a stopping worker
+        handing back a run that just ended) must not write over the outcome."""
         with claim._lock:
-            if claim.lost:
-                raise LeaseLost(claim.key)
+            self._check_held(claim)
             mutate(claim.record)
             lease = claim.record.lease
             lease.lease_owner = lease.lease_until = None
-            return self._write(claim)
+            etag = self._write(claim)
+            claim.released = True
+            return etag
+
+    @staticmethod
+    def _check_held(claim: Claim[R]) -> None:
+        if claim.lost or claim.released:
+            raise LeaseLost(claim.key)
 
     def _write(self, claim: Claim[R]) -> str:
         try:

@@ -157,6 +157,27 @@ def test_finish_can_hand_the_record_back(store: Store, clock: Clock) -> None:
     assert again is not None and again.record.attempts == 1
 
 
+def test_a_finished_claim_writes_nothing_more(store: Store, clock: Clock) -> None:
+    """After `finish` the lease is released: a late hand-back (a stopping worker's) or
+    renewal of the same claim must not write over the outcome or lease the record again."""
+    _put(store, Job())
+    leases = Leases(store, "a", clock=clock)
+    claim = _claim(leases)
+    assert claim is not None
+    etag = leases.finish(claim, _done)
+
+    def hand_back(job: Job) -> None:
+        job.status = "queued"
+
+    with pytest.raises(LeaseLost):
+        leases.finish(claim, hand_back)
+    with pytest.raises(LeaseLost):
+        leases.renew(claim)
+    stored = _read(store)
+    assert store.head(KEY) == etag
+    assert (stored.status, stored.lease_owner, stored.lease_until) == ("done", None, None)
+
+
 def test_a_change_by_anyone_loses_the_lease(store: Store, clock: Clock) -> None:
     _put(store, Job())
     leases = Leases(store, "a", clock=clock)
