@@ -33,6 +33,8 @@ from .windows import MINUTE, SLOT_SEC, Window
 DEFAULT_RANGE_SEC = 3600
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+# A moment the view can show: from the Unix epoch to the last second of year 9999.
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 def _invalid(field: str, message: str) -> errors.Invalid:
@@ -40,13 +42,13 @@ def _invalid(field: str, message: str) -> errors.Invalid:
 
 
 def parse_moment(field: str, text: str | None, now: float) -> float | None:
-    """RFC 3339, Unix seconds, or an age before now (`15m`)."""
+    """RFC 3339, Unix seconds, or an age before now (`15m`); from 1970 to 9999."""
     if text is None or text == "":
         return None
     if m := _AGE.match(text):
-        return now - float(m.group(1)) * _UNITS[m.group(2)]
+        return _in_range(field, now - float(m.group(1)) * _UNITS[m.group(2)])
     try:
-        return float(text)
+        return _in_range(field, float(text))
     except ValueError:
         pass
     try:
@@ -55,7 +57,15 @@ def parse_moment(field: str, text: str | None, now: float) -> float | None:
         raise _invalid(field, "use RFC 3339, Unix seconds, or an age such as 15m") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return _in_range(field, moment.timestamp())
+
+
+def _in_range(field: str, seconds: float) -> float:
+    # NOTE: float() takes "nan", "inf" and "1e400", and a moment past year 9999 has no
+    # datetime: each made a 500 further on, not a 422 here.
+    if not 0 <= seconds <= _LATEST:  # false for NaN too
+        raise _invalid(field, "must be a moment from 1970 to 9999")
+    return seconds
 
 
 def parse_step(text: str | None, since: float, until: float) -> int:
@@ -66,7 +76,7 @@ def parse_step(text: str | None, since: float, until: float) -> int:
         seconds = float(m.group(1)) * _UNITS[m.group(2)] if m else float(text)
     except ValueError:
         raise _invalid("step", "use seconds (60) or 10s, 5m, 1h") from None
-    if seconds != int(seconds):
+    if not math.isfinite(seconds) or seconds != int(seconds):
         raise _invalid("step", f"must be a positive multiple of {SLOT_SEC} seconds")
     return int(seconds)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -182,6 +183,28 @@ def test_query_parameters_parse_ages_timestamps_and_units():
     with pytest.raises(errors.Invalid):
         parse_step("soon", 0, 1)
     assert default_step(3600) == 60 and default_step(600) == 10 and default_step(86400) == 1440
+
+
+def test_moments_and_steps_out_of_range_are_422_naming_the_field(store):
+    """`float()` takes nan, inf and 1e400, and a moment past 9999 has no datetime: each
+    reached the view and made a 500."""
+    repo = FunctionRepo(store)
+    repo.create_function(Function(id="fn_a", name="alpha", runtime="wasm"))
+    service = WindowStatsService(repo, WindowQuery(store), staleness_sec=0.5)
+    for query, field in (
+        ({"since": "nan"}, "since"),
+        ({"since": "-inf"}, "since"),
+        ({"since": "9" * 400 + "d"}, "since"),
+        ({"until": "nan"}, "until"),
+        ({"until": "1e15"}, "until"),  # the year 31,690,708
+        ({"since": "0001-01-01T00:00:00Z"}, "since"),
+        ({"step": "inf"}, "step"),
+        ({"step": "nan"}, "step"),
+    ):
+        for view in (service.platform_stats, partial(service.function_stats, "alpha")):
+            with pytest.raises(errors.Invalid) as caught:
+                view(**query)
+            assert caught.value.details[0]["field"] == field, query
 
 
 def test_platform_view_names_each_function(store, tmp_path):
