@@ -269,7 +269,11 @@ class Platform:
             invocation_list=InvocationLister(repo, logs, queue, recorder.flush),
             stats=StatsService(repo, book, recorder.flush),
             window_stats=WindowStatsService(
-                repo, WindowQuery(store, recorder.flush), staleness_sec=settings.log_flush_sec
+                repo,
+                WindowQuery(
+                    store, recorder.flush, max_span_sec=(settings.stats_retention_days + 1) * 86400
+                ),
+                staleness_sec=settings.log_flush_sec,
             ),
             quota=QuotaService(
                 repo,

@@ -104,7 +104,11 @@ def _code_op() -> dict:
 
 
 _WINDOW = [
-    {**_query("since"), "description": "RFC 3339, Unix seconds or an age (15m); default 1h"},
+    {
+        **_query("since"),
+        "description": "RFC 3339, Unix seconds or an age (15m); default 1h; the range spans "
+        "at most STATS_RETENTION_DAYS + 1 days",
+    },
     {**_query("until"), "description": "RFC 3339, Unix seconds or an age; default now"},
     {
         **_query("step"),

@@ -57,19 +57,31 @@ def _invalid(field_name: str, message: str) -> errors.Invalid:
     )
 
 
-def check_range(since: float, until: float, step: int) -> None:
+def check_range(since: float, until: float, step: int, max_span_sec: float | None = None) -> None:
     if step < SLOT_SEC or step % SLOT_SEC:
         raise _invalid("step", f"must be a positive multiple of {SLOT_SEC} seconds")
     if since >= until:
         raise _invalid("since", "must be before until")
+    # NOTE: every hour of the range is read (a marker, then its objects): since=0 read
+    # ~490,000 hours for one request. Past the retention there is nothing to read.
+    if max_span_sec is not None and until - since > max_span_sec:
+        days = max_span_sec / 86400
+        raise _invalid("since", f"the range is longer than the {days:g} days stats are kept")
     if (until - floor_to(since, step)) / step > MAX_POINTS:
         raise _invalid("step", f"the range holds more than {MAX_POINTS} steps; use a larger step")
 
 
 class WindowQuery:
-    def __init__(self, store: Store, flush: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        flush: Callable[[], None] | None = None,
+        *,
+        max_span_sec: float | None = None,
+    ) -> None:
         self.windows = StatsWindows(store)
         self.flush = flush  # this worker's pending outcomes first
+        self.max_span_sec = max_span_sec  # the longest range `series` reads (None: any)
 
     def series(
         self,
@@ -81,7 +93,7 @@ class WindowQuery:
         version: int | None = None,
     ) -> WindowSeries:
         """Windows of one function (or all) over [since, until), summed per step."""
-        check_range(since, until, step)
+        check_range(since, until, step, self.max_span_sec)
         return self._collect(floor_to(since, step), math.ceil(until), step, function_id, version)
 
     def totals(

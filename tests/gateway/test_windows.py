@@ -271,3 +271,14 @@ def test_upkeep_runs_only_with_the_hold(store):
     assert refused.upkeep() == (0, 0) and len(held) == 2
     WindowRollup(store, always, grace_sec=0).upkeep()
     assert list(store.list("stats/windows/rolled/"))
+
+
+def test_a_range_longer_than_the_retention_is_422_before_any_hour_is_read(platform, client):
+    """Each hour of a range is read from the store: `since=0` read ~490,000 of them for one
+    request. Past STATS_RETENTION_DAYS (30) nothing is kept to read."""
+    platform.repo.create_function(Function(id="fn_a", name="alpha", runtime="wasm"))
+    for path in ("/api/v1/stats", "/api/v1/functions/alpha/stats"):
+        resp = client.simulate_get(path, params={"since": "400d"})
+        assert resp.status_code == 422, resp.text
+        assert resp.json["error"]["details"][0]["field"] == "since"
+    assert client.simulate_get("/api/v1/stats", params={"since": "20d"}).status_code == 200
