@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 
 from store import errors
 from store.functions import FunctionRepo
@@ -22,9 +21,9 @@ from store.history import HistoryRepo
 from store.records import Alias, Function, HistoryEntry, WebhookIndex, new_webhook_key, now
 
 from ..schemas import AliasBody, AliasList, AliasView
+from .targets import version_number
 from .versions import refuse_unready
 
-_NUMBER = re.compile(r"^[0-9]+$")
 MAX_ALIASES = 50
 
 
@@ -112,13 +111,14 @@ class AliasService:
         """The body's versions exist (404) and serve (409); weights are sane (422)."""
         routing: dict[int, float] = {}
         for key, weight in (body.routing or {}).items():
-            if not _NUMBER.match(key) or int(key) < 1:
+            number = version_number(key)
+            if number is None:
                 raise _invalid("routing", f"{key!r} is not a version number")
-            if int(key) == body.version:
+            if number == body.version:
                 raise _invalid("routing", "weights go to versions other than `version`")
             if not 0 < weight <= 100:
                 raise _invalid(f"routing.{key}", "a weight is a percentage above 0, at most 100")
-            routing[int(key)] = weight
+            routing[number] = weight
         if sum(routing.values()) > 100:
             raise _invalid("routing", f"the weights add up to {sum(routing.values()):g} > 100")
         for number in (body.version, *routing):

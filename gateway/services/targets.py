@@ -40,6 +40,15 @@ class Target(NamedTuple):
         return self.function if qualifier is None else f"{self.function}:{qualifier}"
 
 
+def version_number(text: str) -> int | None:
+    """`text` as a version number (1-9 ASCII digits, from 1), else None.
+
+    NOTE: not `str.isdigit()`: it is true for '²' and other digits `int()` refuses, and
+    for a string too long for `int()` to convert (both made a 500)."""
+    number = int(text) if _VERSION_RE.match(text) else 0
+    return number if number >= 1 else None
+
+
 def parse_target(
     text: str, *, version: int | None = None, alias: str | None = None, field: str = "target"
 ) -> Target:

@@ -267,3 +267,24 @@ def test_pruning_never_removes_the_version_a_canary_moves_to(small):
     for n in range(3, 6):
         deploy(client, n)
     assert versions_kept(client) == [1, 2, 4, 5]
+
+
+def test_numbers_int_cannot_read_are_refused_not_a_500(client):
+    """`str.isdigit()` is true for '²' (which `int()` refuses) and for 5000 digits (over
+    `int()`'s limit): each number the API reads said 500 `internal` for them."""
+    deploy(client, 1)
+    deploy(client, 2)
+    for odd in ("²", "1" * 5000):
+        assert client.simulate_get(f"{FN}/versions/{odd}").status_code == 404
+        invoked = client.simulate_post(
+            f"{FN}/invoke", json={}, headers={"X-Nimbus-Version-Override": odd}
+        )
+        assert invoked.status_code == 422, invoked.text
+        routed = client.simulate_post(
+            f"{FN}/aliases", json={"name": "prod", "version": 1, "routing": {odd: 5}}
+        )
+        assert routed.status_code == 422, routed.text
+        assert routed.json["error"]["details"][0]["field"] == "routing"
+        paged = client.simulate_get("/api/v1/alerts/alr_aaaaaaaaaaaaaaaa/history",
+                                    params={"limit": odd})  # fmt: skip
+        assert paged.status_code == 422, paged.text

@@ -92,7 +92,8 @@ def _bounded(req: falcon.Request, name: str, default: int, low: int, high: int) 
     raw = req.get_param(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # NOTE: isascii: isdigit() is true for '²', which int() refuses
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not low <= int(raw) <= high:
         message = f"a whole number from {low} to {high}"
         raise errors.Invalid(f"{name}: {message}", details=[{"field": name, "message": message}])
     return int(raw)

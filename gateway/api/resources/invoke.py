@@ -19,7 +19,7 @@ from ...services.invoke import (
     parse_caller_context,
     parse_event,
 )
-from ...services.targets import parse_target
+from ...services.targets import parse_target, version_number
 from ...telemetry.logs import log_tail
 from ...telemetry.recorder import InvocationOutcome
 from ..bodies import read_bytes, require_json
@@ -55,12 +55,13 @@ def version_override(req: falcon.Request) -> int | None:
     raw = req.get_header("X-Nimbus-Version-Override")
     if raw is None:
         return None
-    if not raw.strip().isdigit() or int(raw) < 1:
+    number = version_number(raw.strip())
+    if number is None:
         raise errors.Invalid(
             "X-Nimbus-Version-Override must be a version number",
             details=[{"field": "X-Nimbus-Version-Override", "message": "not a version number"}],
         )
-    return int(raw)
+    return number
 
 
 def send_invocation(resp: falcon.Response, inv: Invocation) -> None:

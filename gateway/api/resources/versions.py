@@ -7,6 +7,7 @@ import falcon
 from store import errors
 
 from ...schemas import RollbackBody
+from ...services.targets import version_number
 from ...services.versions import VersionService
 from ..bodies import read_model
 
@@ -26,11 +27,12 @@ def actor_of(req: falcon.Request) -> str:
     return f"key:{key_id}" if key_id else "admin key"
 
 
-def version_number(text: str) -> int:
+def path_version(text: str) -> int:
     """The `{version}` of a path: a positive number, else no such version."""
-    if not text.isdigit() or int(text) < 1 or len(text) > 9:
+    number = version_number(text)
+    if number is None:
         raise errors.NotFound(f"version {text!r} not found")
-    return int(text)
+    return number
 
 
 def page_params(req: falcon.Request) -> dict:
@@ -53,7 +55,7 @@ class VersionResource:
         self.service = service
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, ref: str, version: str) -> None:
-        send(resp, self.service.get(ref, version_number(version)))
+        send(resp, self.service.get(ref, path_version(version)))
 
 
 class RollbackResource:
@@ -62,7 +64,7 @@ class RollbackResource:
         self.view = view  # Function → FunctionView
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str, version: str) -> None:
-        number = version_number(version)
+        number = path_version(version)
         body = read_model(req, RollbackBody, _BODY_LIMIT, optional=True)
         fn = self.service.rollback(ref, number, actor=actor_of(req), reason=body.reason or "")
         resp.set_header("X-Nimbus-Version", str(fn.active_version))
