@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 
 from . import errors
 from ._base import Store
@@ -39,8 +40,15 @@ class KeyRepo:
         except errors.NotFound:
             raise errors.NotFound(f"API key {key_id!r} not found") from None
 
-    def save(self, key: ApiKey) -> None:
-        self._records.write(key_record(key.id), key)
+    def mark_used(self, key_id: str, at: datetime) -> None:
+        """Set a key's `last_used_at`, on the record as it is now: a key revoked
+        meanwhile stays revoked (NotFound), never written back."""
+
+        def mark(key: ApiKey) -> ApiKey:
+            key.last_used_at = at
+            return key
+
+        self._records.update(key_record(key_id), ApiKey, mark)
 
     def list(self) -> Iterator[ApiKey]:
         for name in self.store.list("keys/"):

@@ -77,9 +77,7 @@ class KeyUses:
             due, self._due = self._due, set()
         for key_id in due:
             with contextlib.suppress(errors.NimbusError):  # a revoked key: nothing to mark
-                record = self.repo.get(key_id)
-                record.last_used_at = now()
-                self.repo.save(record)
+                self.repo.mark_used(key_id, now())
 
 
 class KeyService:
