@@ -9,7 +9,7 @@ from ._base import BuildFailed
 
 MAX_FILES = 200
 RESERVED = ".nimbus"  # the platform's folder inside a build: glue, caches, output
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 FORMS = ("handler", "program")
 
 

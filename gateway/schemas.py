@@ -18,7 +18,7 @@ from store.records import (
     Trigger,
 )
 
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\Z"
 MAX_CONCURRENCY = 10_000  # a function's max_concurrency (its slots are bytes of a lock file)
 
 

@@ -28,7 +28,7 @@ from .records import Leased, now
 
 RULES_PREFIX = "alerts/rules/"
 HISTORY_PREFIX = "alerts/history/"
-_ALERT_ID = re.compile(r"^alr_[a-z2-7]{16}$")
+_ALERT_ID = re.compile(r"^alr_[a-z2-7]{16}\Z")
 
 
 class AlertMetric(StrEnum):

@@ -87,7 +87,7 @@ def _legacy_webhook_index_key(webhook_key: str) -> str:
     return f"webhooks/{webhook_key}.json"
 
 
-_HASHED_INDEX = re.compile(r"^webhooks/[0-9a-f]{64}\.json$")
+_HASHED_INDEX = re.compile(r"^webhooks/[0-9a-f]{64}\.json\Z")
 
 
 def build_log_key(function_id: str, version: int) -> str:

@@ -17,7 +17,7 @@ from ._base import Store
 from .functions import FunctionRepo
 from .records import ApiKey
 
-_KEY_ID = re.compile(r"^key_[a-z2-7]{16}$")
+_KEY_ID = re.compile(r"^key_[a-z2-7]{16}\Z")
 
 
 def key_record(key_id: str) -> str:

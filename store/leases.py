@@ -55,7 +55,7 @@ _OWN_HOLD_KEYS = {
     WINDOW_SWEEP: "stats/windows/sweep-hold.json",
     ARTIFACT_COLLECT: "gc/collect.json",
 }
-_JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,99}$")
+_JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,99}\Z")
 
 
 def hold_key(job: str) -> str:

@@ -23,9 +23,9 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 ID_PREFIX = "fn_"
-FUNCTION_ID_RE = re.compile(r"^fn_[a-z0-9]{1,64}$")
+FUNCTION_ID_RE = re.compile(r"^fn_[a-z0-9]{1,64}\Z")
 
 
 def now() -> datetime:

@@ -20,7 +20,7 @@ from .functions import SCHEDULES_CHANGED_KEY, FunctionRepo, schedule_prefix
 from .leases import probe_conditional_writes
 from .records import Schedule, ScheduleRun
 
-_SCHEDULE_ID = re.compile(r"^sch_[a-z2-7]{16}$")
+_SCHEDULE_ID = re.compile(r"^sch_[a-z2-7]{16}\Z")
 
 
 def schedule_key(function_id: str, schedule_id: str) -> str:

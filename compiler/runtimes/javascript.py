@@ -41,12 +41,12 @@ _NPM_TIMEOUT_SEC = 300
 _ESBUILD_TIMEOUT_SEC = 60
 _DEPS_LIMIT = 100 << 20  # bytes of installed node_modules
 _BUNDLE_WARN = 1 << 20  # every invocation parses the whole bundle
-_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*\Z")
 # npm specs that name a registry package: versions, ranges, dist-tags, npm: aliases.
 # NOTE(build): file:, link:, git and URL specs would copy host folders or fetch
 # from anywhere, so they are refused before npm sees the package.json.
-_REGISTRY_SPEC = re.compile(r"^(npm:(@[a-z0-9._~-]+/)?[a-z0-9._~-]+@)?[A-Za-z0-9 .^~<>=|*+_-]*$")
-_PACKAGE_NAME = re.compile(r"^(@[a-z0-9._~-]+/)?[a-z0-9._~-]+$")
+_REGISTRY_SPEC = re.compile(r"^(npm:(@[a-z0-9._~-]+/)?[a-z0-9._~-]+@)?[A-Za-z0-9 .^~<>=|*+_-]*\Z")
+_PACKAGE_NAME = re.compile(r"^(@[a-z0-9._~-]+/)?[a-z0-9._~-]+\Z")
 _DEPENDENCY_FIELDS = ("dependencies", "optionalDependencies")
 
 

@@ -89,8 +89,8 @@ _FUNCTION_PROFILE = ("codegen-units = 1",)
 
 _MAIN_FN = re.compile(r"\bfn\s+main\s*\(")
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PATH = re.compile(r"^[A-Za-z0-9_./-]+$")  # the entry's name goes into generated Rust
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_PATH = re.compile(r"^[A-Za-z0-9_./-]+\Z")  # the entry's name goes into generated Rust
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MAX_ERRORS_SHOWN = 8
 MAX_MESSAGE_CHARS = 6000

@@ -17,8 +17,8 @@ from typing import NamedTuple
 from store import errors
 from store.records import FUNCTION_ID_RE, NAME_RE
 
-_PLAIN = re.compile(r"^(?:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|fn_[a-z0-9]{1,64})$")
-_VERSION_RE = re.compile(r"^[0-9]{1,9}$")
+_PLAIN = re.compile(r"^(?:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|fn_[a-z0-9]{1,64})\Z")
+_VERSION_RE = re.compile(r"^[0-9]{1,9}\Z")
 MAX_TARGET_CHARS = 200
 
 

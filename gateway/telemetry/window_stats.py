@@ -32,7 +32,7 @@ from .windows import MINUTE, SLOT_SEC, Window
 
 DEFAULT_RANGE_SEC = 3600
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])\Z")
 # A moment the view can show: from the Unix epoch to the last second of year 9999.
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 

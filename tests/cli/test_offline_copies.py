@@ -31,4 +31,4 @@ def test_the_trigger_choices_are_the_trigger_enum():
 
 
 def test_init_checks_names_by_the_servers_rule():
-    assert f"^{FUNCTION_NAME.pattern}$" == NAME_RE.pattern
+    assert f"^{FUNCTION_NAME.pattern}\\Z" == NAME_RE.pattern

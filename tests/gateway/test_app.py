@@ -9,6 +9,7 @@ import pytest
 from falcon import testing
 
 import compiler
+from compiler._sources import handler_name
 from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
@@ -68,6 +69,27 @@ def test_validation_error_lists_every_bad_field(client):
     assert resp.status_code == 422
     fields = {d["field"] for d in resp.json["error"]["details"]}
     assert fields == {"name", "runtime"}
+
+
+def test_a_trailing_newline_is_no_part_of_a_name(client):
+    """`$` also matches before a final newline: 'hello\\n' passed as a DNS label, an env
+    var name, an alias; so did a handler's function name."""
+    body = {"name": "hello\n", "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    resp = client.simulate_post("/api/v1/functions", json=body)
+    assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "name"
+    body = {**body, "name": "hello", "env_vars": {"TOKEN\n": "x"}}
+    resp = client.simulate_post("/api/v1/functions", json=body)
+    assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "env_vars"
+    del body["env_vars"]
+    created = client.simulate_post("/api/v1/functions", json=body, params={"wait": "true"})
+    assert created.json["status"] == "active"
+    assert client.simulate_get("/api/v1/functions/hello%0A").status_code == 404
+    resp = client.simulate_post(
+        "/api/v1/functions/hello/aliases", json={"name": "prod\n", "version": 1}
+    )
+    assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "name"
+    with pytest.raises(compiler.BuildFailed):
+        handler_name("handler.main\n")  # the glue the builder writes calls this name
 
 
 def test_create_and_wait_in_process(client):

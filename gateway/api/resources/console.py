@@ -15,7 +15,7 @@ import falcon
 from ..middleware import public
 
 # Every name esbuild writes: `[name]-[hash].ext`, plus its precompressed `.gz` twin.
-_ASSET_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.(js|css|txt|map)$")
+_ASSET_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.(js|css|txt|map)\Z")
 _TYPES = {
     "js": "text/javascript; charset=utf-8",
     "css": "text/css; charset=utf-8",
