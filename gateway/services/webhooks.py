@@ -8,6 +8,7 @@ or disabled key stops working even where an index entry lingers.
 from __future__ import annotations
 
 import base64
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -94,26 +95,67 @@ class ShapedResponse:
 
 
 def shape_response(output: bytes, content_type: str) -> ShapedResponse:
-    """Lambda's rules: a `{statusCode, …}` object shapes the reply; anything else is JSON."""
+    """Lambda's rules: a `{statusCode, …}` object shapes the reply; anything else is JSON.
+    A shape that cannot be sent as HTTP is a 502 `invalid_response`, as Lambda's is."""
     if content_type != "application/json":
         return ShapedResponse(200, {"content-type": content_type}, output)
     result = orjson.loads(output)
     if not (isinstance(result, dict) and isinstance(result.get("statusCode"), int)):
         return ShapedResponse(200, {"content-type": "application/json"}, output)
-    headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+    try:
+        return _shaped(result)
+    except _Unsendable as exc:
+        message = f"the function's response cannot be sent: {exc}"
+        body = orjson.dumps({"error": {"code": "invalid_response", "message": message}})
+        return ShapedResponse(502, {"content-type": "application/json"}, body)
+
+
+class _Unsendable(ValueError):
+    pass
+
+
+# NOTE(security): the function's headers and cookies go out as they are, so each must be
+# one line of latin-1 (WSGI's rule) and each name an HTTP token: a line break would be
+# refused by the server (a 500, or a reply cut off), or split the reply where it is not.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+\Z")
+
+
+def _line(value: object, what: str) -> str:
+    text = str(value)
+    if any(ord(c) > 255 for c in text):
+        raise _Unsendable(f"{what} is not latin-1 text")
+    if any((c < " " and c != "\t") or c == "\x7f" for c in text):
+        raise _Unsendable(f"{what} holds a control character")
+    return text
+
+
+def _shaped(result: dict) -> ShapedResponse:
+    given = result.get("headers") or {}
+    if not isinstance(given, dict):
+        raise _Unsendable("headers is not an object")
+    headers = {}
+    for name, value in given.items():
+        if not _TOKEN.match(name.lower()):
+            raise _Unsendable(f"{name!r} is not a header name")
+        headers[name.lower()] = _line(value, f"header {name.lower()}")
     body = result.get("body")
     if body is None:
         data = b""
     elif isinstance(body, str):
-        data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        try:
+            data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+        except ValueError:  # binascii.Error
+            raise _Unsendable("body is not base64") from None
     else:
         data = orjson.dumps(body)
         headers.setdefault("content-type", "application/json")
     status = result["statusCode"]
     if not 100 <= status <= 599:
         status = 502
-    cookies = [str(c) for c in result.get("cookies") or []]
-    return ShapedResponse(status, headers, data, cookies)
+    cookies = result.get("cookies") or []
+    if not isinstance(cookies, list):
+        raise _Unsendable("cookies is not a list")
+    return ShapedResponse(status, headers, data, [_line(c, "a cookie") for c in cookies])
 
 
 _UNKNOWN_MAX = 10_000
