@@ -53,6 +53,7 @@ from ._scratch import out_of_space
 
 LOG_LINES = 2000
 LOG_LINE_CHARS = 2000
+_READ_BYTES = 4 * LOG_LINE_CHARS  # a line's characters are at most 4 bytes each (UTF-8)
 TAIL_LINES = 200
 TMP_MB = 256  # the jail's /tmp (RAM-backed, so small)
 FILE_SIZE_MB = 1024  # largest file a build may write
@@ -146,9 +147,17 @@ class _Output:
         self.thread.start()
 
     def _run(self) -> None:
-        for raw in self.stream:
+        # NOTE(jail): read in bounded pieces: a line without end (a compiler's own, or a
+        # macro's expansion) must not be held whole in the server's memory to be cut.
+        cutting = False  # the rest of a line already cut: skip to its end
+        while raw := self.stream.readline(_READ_BYTES):
+            ended = raw.endswith(b"\n")
+            if cutting:
+                cutting = not ended
+                continue
+            cutting = not ended and len(raw) == _READ_BYTES
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            if len(line) > LOG_LINE_CHARS:
+            if len(line) > LOG_LINE_CHARS or cutting:
                 line = line[:LOG_LINE_CHARS] + " [line cut]"
             self.tail.append(line)
             if self.logged < LOG_LINES:

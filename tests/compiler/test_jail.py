@@ -11,13 +11,14 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from compiler import BuildFailed, BuildLog, bounded_folder
 from compiler._cgroups import builds_parent
-from compiler._jail import LOG_LINES, TAIL_LINES, run_jailed
+from compiler._jail import LOG_LINE_CHARS, LOG_LINES, TAIL_LINES, run_jailed
 
 PYTHON = "/usr/bin/python3"  # the system's, under the read-only /usr
 
@@ -190,6 +191,23 @@ def test_output_is_streamed_to_the_log_and_bounded(jail):
     assert f"] line {LOG_LINES}\n" not in text
     assert "500 more lines of build output not shown" in text
     assert len(output) == TAIL_LINES and output[-1] == f"line {LOG_LINES + 499}"
+
+
+def test_an_endless_line_is_read_in_bounded_pieces(jail):
+    """A compiler may print one line without end (a macro's expansion in an error): the
+    server must not hold it whole in memory to cut it to LOG_LINE_CHARS."""
+    script = "import sys; sys.stdout.write('x' * (64 << 20)); print(); print('after')"
+    tracemalloc.start()
+    try:
+        code, output = jail(script)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert code == 0
+    assert peak < 8 << 20, f"{peak >> 20} MiB held for one line"
+    assert output[-1] == "after"
+    assert output[-2] == "x" * LOG_LINE_CHARS + " [line cut]"
+    assert jail.log.text().count("[line cut]") == 1
 
 
 def test_exit_code_is_returned(jail):
