@@ -4,6 +4,10 @@ Writes go to a temp file in the same folder and are renamed into place, so a
 reader sees the old or the new bytes, never half. Conditional writes are real
 compare-and-swap between processes: the check and the rename happen under an
 `flock` on one of a fixed set of lock files chosen by the key's hash.
+
+The file system's own failures (disk full, read-only, no permission) are
+`errors.Unavailable`, as an S3 store's refusals are: callers retry, answer 503
+and keep what they could not write, instead of failing with a bare `OSError`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,14 @@ def _check_key(key: str) -> None:
     # as an unexplained error deep in the backend, so they are refused here, for both.
     if any(c < " " or c == "\x7f" for c in key) or (not key.isascii() and not _encodable(key)):
         raise errors.Invalid(f"invalid store key {key!r}")
+
+
+@contextlib.contextmanager
+def _os_errors(key: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise errors.Unavailable(f"the local store cannot serve {key}: {exc}") from exc
 
 
 def _encodable(key: str) -> bool:
@@ -75,8 +87,8 @@ class LocalStore(Store):
     def _read(self, path: Path) -> bytes | None:
         try:
             return path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None  # IsADirectory: the key is only a prefix of others
 
     def _check(self, key: str, path: Path, create: bool, if_match: str | None) -> None:
         current = self._read(path)
@@ -100,30 +112,35 @@ class LocalStore(Store):
             raise
 
     def get(self, key: str) -> Blob:
-        data = self._read(self._path(key))
+        path = self._path(key)
+        with _os_errors(key):
+            data = self._read(path)
         if data is None:
             raise errors.NotFound(f"{key} not found")
         return Blob(data, _etag(data))
 
     def head(self, key: str, *, quick: bool = False) -> str | None:
-        data = self._read(self._path(key))
+        path = self._path(key)
+        with _os_errors(key):
+            data = self._read(path)
         return None if data is None else _etag(data)
 
     def put(
         self, key: str, data: bytes, *, create: bool = False, if_match: str | None = None
     ) -> str:
         path = self._path(key)
-        with self._locked(key):
+        with _os_errors(key), self._locked(key):
             self._check(key, path, create, if_match)
             self._write_atomic(path, lambda f: f.write(data))
         return _etag(data)
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         path = self._path(key)
-        with self._locked(key):
+        with _os_errors(key), self._locked(key):
             if if_match is not None:
                 self._check(key, path, False, if_match)
-            with contextlib.suppress(FileNotFoundError):
+            # NOTE: a key that is only a prefix of others (a folder) is no object either
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 path.unlink()
 
     def list(self, prefix: str) -> Iterator[str]:
@@ -154,7 +171,7 @@ class LocalStore(Store):
                     digest.update(chunk)
                     f.write(chunk)
 
-        with self._locked(key):
+        with _os_errors(key), self._locked(key):
             self._write_atomic(target, fill)
         return digest.hexdigest()
 
@@ -169,9 +186,11 @@ class LocalStore(Store):
         try:
             shutil.copyfile(source, tmp)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(exc, FileNotFoundError) and not source.exists():
+                raise errors.NotFound(f"{key} not found") from None  # deleted meanwhile
             raise
 
     def ping(self) -> None:
