@@ -99,6 +99,16 @@ def test_huge_result_is_502(api, deployed):
     assert_error(invoke(api, "flood", {}), 502, "result_too_large")
 
 
+@pytest.mark.parametrize("name", ["spin", "hog", "flood"])
+def test_a_call_stopped_by_its_limits_says_which_version_ran_and_how_long(api, deployed, name):
+    # as a function error does: the version that ran, its duration, whether it started cold
+    resp = invoke(api, name, {})
+    assert resp.status_code in (500, 502, 504) and "X-Nimbus-Function-Error" not in resp.headers
+    assert resp.headers["X-Nimbus-Version"] == "1", resp.headers
+    assert float(resp.headers["X-Nimbus-Duration-Ms"]) > 0
+    assert resp.headers["X-Nimbus-Cold-Start"] in ("true", "false")
+
+
 def test_bad_events(api, deployed):
     url = "/api/v1/functions/inv-echo/invoke"
     resp = api.post(url, content=b"{nope", headers={"Content-Type": "application/json"})

@@ -39,13 +39,22 @@ def set_log_tail(resp: falcon.Response, outcome: InvocationOutcome | None) -> No
 
 
 @contextmanager
-def log_tail_on_error(req: falcon.Request, resp: falcon.Response) -> Iterator[None]:
-    """A call stopped by the platform (timeout, memory) still answers with its tail."""
+def log_tail_on_error(
+    req: falcon.Request, resp: falcon.Response, *, facts: bool = False
+) -> Iterator[None]:
+    """A call stopped by the platform (timeout, memory) still answers with its tail, and
+    (`facts`: the invoke route) with its version, duration and cold start, as a function
+    error does."""
     try:
         yield
     except errors.NimbusError as exc:
+        outcome = getattr(exc, "outcome", None)
         if wants_log_tail(req):
-            set_log_tail(resp, getattr(exc, "outcome", None))
+            set_log_tail(resp, outcome)
+        if facts and outcome is not None and outcome.status in ("failed", "timed_out"):
+            resp.set_header("X-Nimbus-Duration-Ms", f"{outcome.duration_ms:.3f}")
+            resp.set_header("X-Nimbus-Cold-Start", "true" if outcome.cold_start else "false")
+            resp.set_header("X-Nimbus-Version", str(outcome.version))
         raise
 
 
@@ -110,7 +119,7 @@ class InvokeResource:
         target = parse_target(ref, version=version, alias=alias)
         if target.alias is not None:
             resp.set_header("X-Nimbus-Alias", target.alias)
-        with log_tail_on_error(req, resp):
+        with log_tail_on_error(req, resp, facts=True):
             inv = self.service.invoke(
                 target, event, context,
                 routing_key=req.get_header("X-Nimbus-Routing-Key"),
