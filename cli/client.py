@@ -57,7 +57,11 @@ class Client:
 
     # -- transport ---------------------------------------------------------------
 
-    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, failed_call: bool = False, **kw: Any
+    ) -> httpx.Response:
+        """The answer; an error answer raises ApiError, except (`failed_call`) the answers
+        of an invoke that ran and failed: a function error, its timeout, memory or result."""
         try:
             resp = self.http.request(method, path, **kw)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -68,7 +72,7 @@ class Client:
             raise ApiError(0, "unreachable", f"{self.http.base_url}: {exc}") from None
         if resp.status_code == 401 and self.keyless:
             raise ApiError(401, "unauthorized", NO_KEY)
-        if resp.status_code >= 400 and not resp.headers.get("X-Nimbus-Function-Error"):
+        if resp.status_code >= 400 and not (failed_call and _the_call_failed(resp)):
             raise _api_error(resp)
         return resp
 
@@ -169,8 +173,9 @@ class Client:
             content=event,
             headers=headers,
             params=_qualifier(version, alias),
+            failed_call=True,
         )
-        failed = bool(resp.headers.get("X-Nimbus-Function-Error"))
+        failed = _the_call_failed(resp)
         body = _result(resp)
         version_header = resp.headers.get("X-Nimbus-Version")
         duration = resp.headers.get("X-Nimbus-Duration-Ms")
@@ -321,6 +326,22 @@ def _unreachable(url: httpx.URL, exc: httpx.HTTPError) -> str:
         f"cannot reach {url} ({exc or type(exc).__name__}): is `nimbus serve` running there? "
         "Point --api-url (NIMBUS_API_URL, or `nimbus config init`) at your server"
     )
+
+
+# The function ran and failed by its own doing (the server counts these against the function,
+# not the platform): as a function error, the CLI exits 3 and shows the call's log tail.
+FUNCTION_FAILURES = {"timeout", "memory_limit_exceeded", "result_too_large"}
+
+
+def _the_call_failed(resp: httpx.Response) -> bool:
+    if resp.headers.get("X-Nimbus-Function-Error"):
+        return True
+    if resp.status_code not in (500, 502, 504) or not resp.headers.get("X-Nimbus-Invocation-Id"):
+        return False
+    try:
+        return resp.json()["error"]["code"] in FUNCTION_FAILURES
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _api_error(resp: httpx.Response) -> ApiError:

@@ -223,7 +223,7 @@ class NimbusTools:
             stack = error.get("stack") or []
             stack_text = "\n".join(stack) if isinstance(stack, list) else str(stack)
             raise ToolError(
-                f"{error.get('type') or 'Error'}: {error.get('message')} "
+                f"{error.get('type') or error.get('code') or 'Error'}: {error.get('message')} "
                 f"(invocation {outcome.invocation_id})\n{stack_text}".rstrip()
             )
         return {"result": outcome.result, **outcome.summary()}

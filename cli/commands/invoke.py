@@ -126,7 +126,7 @@ def _describe(err: Console, outcome) -> None:
 
 
 def _describe_error(err: Console, error: dict) -> None:
-    err.print(f"[bold red]{error.get('type') or 'Error'}[/bold red]: "
+    err.print(f"[bold red]{error.get('type') or error.get('code') or 'Error'}[/bold red]: "
               f"{error.get('message', '')}", highlight=False)  # fmt: skip
     stack = error.get("stack") or []
     if stack:

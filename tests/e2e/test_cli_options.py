@@ -91,6 +91,19 @@ def test_exit_codes_and_errors_as_json(make_server, tmp_path):
 
     out = cli(tmp_path, *base, "invoke", "picky", "-d", "not json")
     assert out.exit_code == 1 and "invalid_json" in out.output
+
+    # a call its limits stopped failed by the function's doing too (exit 3, with its log),
+    # as `--async --wait` reports a timed_out invocation
+    spin = "def main(event):\n    print('spinning')\n    while True:\n        pass\n"
+    out = cli(tmp_path, *base, "create", "spinner", "-r", "python", "--code", spin,
+              "--timeout", "1")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    out = cli(tmp_path, *base, "invoke", "spinner", "-v", "-o", "table")
+    assert out.exit_code == 3, out.output
+    assert "timeout: function timed out after 1 s" in out.stderr
+    assert "· v1 ·" in out.stderr and "spinning" in out.stderr  # the version, the log tail
+    out = cli(tmp_path, *base, "invoke", "spinner", "-o", "json")
+    assert out.exit_code == 3 and json.loads(out.stdout)["error"]["code"] == "timeout"
     assert cli(tmp_path, *base, "invoke").exit_code == 2  # usage: NAME missing
     assert cli(tmp_path, *base, "create", "x", "-r", "python").exit_code == 2  # no source
     out = cli(tmp_path, *base, "create", "x", "-r", "cobol", "--code", "x")
