@@ -249,7 +249,7 @@ def _operations(version: str) -> dict:
             fn + "/logs": {"parameters": [_REF], "get": _op(
                 "invocation logs, newest first (this worker's flushed first; others ≤ 0.5 s)",
                 ("200", "LogList"), params=[
-                    {**_query("since"), "description": "RFC 3339 or Unix seconds"},
+                    {**_query("since"), "description": "RFC 3339, Unix seconds or an age (15m)"},
                     {**_query("limit", "integer"), "description": "1–1000, default 100"},
                     _query("invocation_id")])},
             fn + "/schedules": {
@@ -503,7 +503,7 @@ def _invoke_paths() -> dict:
             "recent invocations (sync, webhook, async), newest first; sync ones ≤ 0.5 s stale",
             ("200", "InvocationList"), params=[
                 {**_query("limit", "integer"), "description": "1–1000, default 100"},
-                {**_query("since"), "description": "RFC 3339 or Unix seconds"},
+                {**_query("since"), "description": "RFC 3339, Unix seconds or an age (15m)"},
                 {**_query("status"), "description": "queued|running|succeeded|failed|timed_out"},
                 {**_query("trigger"), "description": "api|webhook|async|schedule|workflow"}])},
         fn + "/webhook/rotate": {"parameters": [_REF], "post": _op(

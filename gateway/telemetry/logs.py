@@ -35,6 +35,7 @@ from store.logs import LogBatches
 
 from ..schemas import LogEntry, LogList
 from .recorder import InvocationOutcome
+from .window_stats import age_seconds
 
 log = logging.getLogger("nimbus.logs")
 
@@ -150,21 +151,25 @@ def encode_batch(entries: Iterable[dict]) -> bytes:
 
 
 def parse_since(raw: str | None) -> int | None:
-    """`since` as Unix µs: RFC 3339 (no offset means UTC) or Unix seconds."""
+    """`since` as Unix µs: RFC 3339 (no offset means UTC), Unix seconds, or an age before now
+    (`15m`, as the stats routes take it). NOTE: RFC 3339 stays exact to the µs (no float):
+    `logs --follow` asks again from the last line's own timestamp."""
     if raw is None or raw == "":
         return None
+    if (age := age_seconds(raw)) is not None:
+        return int((time.time() - age) * 1_000_000)
     try:
         seconds = float(raw)
     except ValueError:
         pass
     else:
         if not math.isfinite(seconds) or seconds < 0:
-            raise _invalid("since", "must be RFC 3339 or non-negative Unix seconds")
+            raise _invalid("since", "must be RFC 3339, non-negative Unix seconds or an age")
         return int(seconds * 1_000_000)
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise _invalid("since", "must be RFC 3339 or Unix seconds") from None
+        raise _invalid("since", "use RFC 3339, Unix seconds, or an age such as 15m") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return _micros(moment)

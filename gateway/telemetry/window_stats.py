@@ -41,12 +41,18 @@ def _invalid(field: str, message: str) -> errors.Invalid:
     return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
+def age_seconds(text: str) -> float | None:
+    """`15m` → 900.0; None when the text is not an age."""
+    m = _AGE.match(text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
+
+
 def parse_moment(field: str, text: str | None, now: float) -> float | None:
     """RFC 3339, Unix seconds, or an age before now (`15m`); from 1970 to 9999."""
     if text is None or text == "":
         return None
-    if m := _AGE.match(text):
-        return _in_range(field, now - float(m.group(1)) * _UNITS[m.group(2)])
+    if (age := age_seconds(text)) is not None:
+        return _in_range(field, now - age)
     try:
         return _in_range(field, float(text))
     except ValueError:

@@ -143,6 +143,15 @@ def test_logs_limit_since_and_bad_queries(server, name):
         assert newer.json()["entries"] == every[:2]
         future = api.get(f"/api/v1/functions/{name}/logs", params={"since": time.time() + 60})
         assert future.json()["entries"] == []
+        # an age, as the stats routes (and `nimbus logs --since`) take it
+        recent = api.get(f"/api/v1/functions/{name}/logs", params={"since": "10m"})
+        assert recent.status_code == 200 and recent.json()["entries"] == every
+        listed = api.get(f"/api/v1/functions/{name}/invocations", params={"since": "10m"})
+        assert listed.status_code == 200 and len(listed.json()["invocations"]) == 5
+        resp = api.get(f"/api/v1/functions/{name}/logs", params={"since": "yesterday"})
+        assert resp.json()["error"]["message"] == (
+            "since: use RFC 3339, Unix seconds, or an age such as 15m"
+        )
 
         for query in ("limit=0", "limit=1001", "limit=ten", "since=yesterday", "since=-5"):
             resp = api.get(f"/api/v1/functions/{name}/logs?{query}")
