@@ -16,6 +16,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 import random
 import re
 import uuid
@@ -180,7 +181,7 @@ def render(template: Any, data: Any, context: dict) -> Any:
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<string>'(?:[^'\\]|\\.)*')
-    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
+    | (?P<number>-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
     | (?P<call>States\.[A-Za-z0-9]+)\s*\(
     | (?P<path>\$\$?[^,()]*)
     | (?P<literal>null|true|false)
@@ -226,7 +227,7 @@ def _parse_call(text: str, pos: int):
         elif match.group("string"):
             node, pos = ("value", _unescape(match.group("string")[1:-1])), match.end()
         elif match.group("number"):
-            node, pos = ("value", json.loads(match.group("number"))), match.end()
+            node, pos = ("value", _number(match.group("number"))), match.end()
         elif match.group("literal"):
             node, pos = ("value", json.loads(match.group("literal"))), match.end()
         elif match.group("path"):
@@ -243,6 +244,19 @@ def _parse_call(text: str, pos: int):
             return ("call", name, tuple(args)), match.end()
         else:
             raise PathSyntaxError(f"expected ',' or ')' in {text!r}")
+
+
+def _number(token: str) -> int | float:
+    """A number argument as JSON reads it; one JSON cannot hold (`01`, 5000 digits, `1e999`)
+    is a definition problem, not a ValueError out of the check."""
+    try:
+        value = json.loads(token)
+    except ValueError:
+        value = None
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        shown = token if len(token) <= 24 else f"{token[:20]}…"
+        raise PathSyntaxError(f"{shown} is not a number an intrinsic function can take")
+    return value
 
 
 def _unescape(body: str) -> str:
@@ -293,10 +307,10 @@ def _array_partition(items: list, size: int) -> list:
 def _array_range(start: int, end: int, step: int) -> list:
     if step == 0:
         raise ValueError("the step must not be 0")
-    values = list(range(int(start), int(end) + (1 if step > 0 else -1), int(step)))
-    if len(values) > 1000:
+    values = range(int(start), int(end) + (1 if step > 0 else -1), int(step))
+    if len(values) > 1000:  # NOTE: counted before it is made: (0, 10**10, 1) is 80 GB
         raise ValueError("at most 1000 items")
-    return values
+    return list(values)
 
 
 def _hash(data: Any, algorithm: str) -> str:

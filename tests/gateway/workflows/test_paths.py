@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from gateway.services.workflows.errors import StatesError
@@ -99,3 +101,24 @@ def test_template_problems_are_found_before_running():
     found = check_template({"a.$": "States.Nope(1)", "b": [{"c.$": "$.x["}], "d.$": 5})
     assert len(found) == 3
     assert any("unknown intrinsic function States.Nope" in p for p in found)
+
+
+def test_an_array_range_past_its_bound_fails_before_it_is_made():
+    """ArrayRange(0, 10**10, 1) built its list (80 GB) before counting it."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(StatesError) as caught:
+            render({"r.$": "States.ArrayRange(0, $.end, 1)"}, {"end": 10**10}, {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.error == "States.IntrinsicFailure" and "1000" in caught.value.cause
+    assert peak < 1 << 20
+    assert render({"r.$": "States.ArrayRange(1, 9, 4)"}, {}, {}) == {"r": [1, 5, 9]}
+
+
+@pytest.mark.parametrize("number", ["9" * 5000, "٣", "1e999"])
+def test_a_number_an_intrinsic_cannot_hold_is_a_definition_problem(number):
+    """Not a ValueError escaping the check (a 500 on create)."""
+    found = check_template({"a.$": f"States.Array({number})"})
+    assert len(found) == 1, found
