@@ -28,6 +28,27 @@ ID_PREFIX = "fn_"
 FUNCTION_ID_RE = re.compile(r"^fn_[a-z0-9]{1,64}\Z")
 
 
+# A user's JSON (an execution's input, a workflow definition, an async result) kept in a
+# record nests at most this deep: pydantic refuses to write a record past ~255 levels.
+MAX_JSON_DEPTH = 200
+
+
+def nests_deeper_than(value: object, depth: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a JSON value has arrays or objects more than `depth` levels deep (iterative:
+    the value may be deeper than Python's recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue  # a scalar
+        if level > depth:
+            return True
+        stack.extend((child, level + 1) for child in item)
+    return False
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

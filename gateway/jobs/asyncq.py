@@ -34,7 +34,14 @@ import orjson
 
 from store import Claim, LeaseLost, Leases, errors
 from store.invocations import InvocationRepo, QueueEntry
-from store.records import Invocation, InvocationStatus, Trigger, now
+from store.records import (
+    MAX_JSON_DEPTH,
+    Invocation,
+    InvocationStatus,
+    Trigger,
+    nests_deeper_than,
+    now,
+)
 
 from ..background import BackgroundLoop
 from ..limits import ASYNC_EVENT_LIMIT
@@ -326,12 +333,18 @@ class AsyncInvocations:
                        if result.error.exit_code is not None else {}),
                 }  # fmt: skip
             else:
-                outcome["status"] = InvocationStatus.succeeded
-                outcome["result"] = (
+                value = (
                     orjson.loads(result.output)
                     if result.content_type == "application/json"
                     else result.output.decode(errors="replace")
                 )
+                if nests_deeper_than(value):  # NOTE: the record could not be written
+                    outcome["status"] = InvocationStatus.failed
+                    outcome["error"] = {"code": "result_too_large", "message": "the result "
+                                        f"nests deeper than {MAX_JSON_DEPTH} levels"}  # fmt: skip
+                else:
+                    outcome["status"] = InvocationStatus.succeeded
+                    outcome["result"] = value
         outcome["finished_at"] = now()
         return outcome
 

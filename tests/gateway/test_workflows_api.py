@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from falcon import testing
 
@@ -520,3 +521,21 @@ def test_task_resources_run_the_version_or_alias_they_name(client):
     started = client.simulate_post("/api/v1/workflows/pinned-tasks/executions", json={}).json
     done = finished(client, started["id"])
     assert done["output"] == {"latest": "v2", "one": "v1", "stable": "v1"}
+
+
+def test_json_nested_deeper_than_a_record_holds_is_422(client):
+    """A record is written with pydantic, which refuses to serialize past ~255 levels, and
+    json.loads of a definition string recursed past Python's limit: each was a 500."""
+    deep = 300 * "[" + "1" + 300 * "]"
+    definition = '{"StartAt":"A","States":{"A":{"Type":"Pass","Parameters":{"x":' + deep
+    definition += '},"End":true}}}'
+    for made in (
+        create(client, "deep", orjson.loads(definition)),
+        create(client, "deep", definition),
+        create(client, "deep", 5000 * "[" + 5000 * "]"),
+    ):
+        assert made.status_code == 422, made.text
+    assert create(client, "shallow", ADD_THEN_PASS).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/shallow/executions", body=deep,
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+    assert started.status_code == 422, started.text

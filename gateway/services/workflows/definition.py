@@ -9,14 +9,15 @@ their own: their `Next`s stay inside them.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from store import errors
+from store.records import MAX_JSON_DEPTH, nests_deeper_than
 
 from .choice import check_rule, parse_timestamp
 from .paths import PathSyntaxError, check_template, compile_path, is_reference_path
@@ -182,11 +183,13 @@ def parse_definition(value: Any) -> dict:
     """The definition as an object: given as one, or as its JSON text."""
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
+            value = orjson.loads(value)  # NOTE: json.loads recursed past Python's limit
+        except orjson.JSONDecodeError as exc:
             raise errors.Invalid(f"the definition is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise errors.Invalid("the definition must be an Amazon States Language object")
+    if nests_deeper_than(value):
+        raise errors.Invalid(f"the definition nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 

@@ -19,12 +19,14 @@ import orjson
 from store import errors
 from store.functions import FunctionRepo
 from store.records import (
+    MAX_JSON_DEPTH,
     Branch,
     Execution,
     ExecutionStatus,
     HistoryEvent,
     Workflow,
     WorkflowVersion,
+    nests_deeper_than,
     new_id,
     now,
 )
@@ -283,11 +285,15 @@ def _parse_input(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.BadRequest(
             f"the execution input is not valid JSON: {exc}", code="invalid_json"
         ) from None
+    if nests_deeper_than(data):
+        message = f"nests deeper than {MAX_JSON_DEPTH} levels"
+        raise errors.Invalid(f"input: {message}", details=[{"field": "input", "message": message}])
+    return data
 
 
 def _drop_none(values: dict) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from store import LocalStore, errors
 from store.invocations import InvocationRepo
-from tests.e2e.wasm import ECHO_WAT, b64, wat
+from tests.e2e.wasm import ECHO_WAT, b64, constant_wat, wat
 from tests.gateway.conftest import running_platform
 
 
@@ -53,3 +53,28 @@ def test_a_marker_left_by_a_store_hiccup_does_not_run_a_finished_invocation_agai
     assert store.failed, "the marker's delete never failed"
     # once final, it stays final: no run after it (the bug re-queued it and ran it again)
     assert seen and set(seen) == {("succeeded", 1)}, seen
+
+
+def test_a_result_nested_deeper_than_a_record_holds_is_final_at_once(tmp_path):
+    """The result is kept in the invocation's record, which pydantic refuses to write past
+    ~255 levels: the run was taken for a crash, run again to max_attempts, then 'gave up'."""
+    deep = b"[" * 300 + b"1" + b"]" * 300
+    with running_platform(tmp_path, async_poll_sec=0.05, async_lease_margin_sec=0.5,
+                          async_retry_base_sec=0.05) as (_, client):  # fmt: skip
+        created = client.simulate_post(
+            "/api/v1/functions",
+            json={"name": "deep", "runtime": "wasm", "timeout_sec": 1,
+                  "artifact_base64": b64(wat(constant_wat(deep)))},
+            params={"wait": "true"},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        accepted = client.simulate_post("/api/v1/functions/deep/async", json={})
+        invocation_id = accepted.json["invocation_id"]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            record = client.simulate_get(f"/api/v1/invocations/{invocation_id}").json
+            if record["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.05)
+    assert (record["status"], record["attempts"]) == ("failed", 1), record
+    assert record["error"]["code"] == "result_too_large"
