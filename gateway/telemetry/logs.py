@@ -35,7 +35,7 @@ from store.logs import LogBatches
 
 from ..schemas import LogEntry, LogList
 from .recorder import InvocationOutcome
-from .window_stats import age_seconds
+from .window_stats import age_seconds, parse_moment
 
 log = logging.getLogger("nimbus.logs")
 
@@ -156,8 +156,8 @@ def parse_since(raw: str | None) -> int | None:
     `logs --follow` asks again from the last line's own timestamp."""
     if raw is None or raw == "":
         return None
-    if (age := age_seconds(raw)) is not None:
-        return int((time.time() - age) * 1_000_000)
+    if age_seconds(raw) is not None:  # checked as the stats routes check it: 1970 to 9999
+        return int(parse_moment("since", raw, time.time()) * 1_000_000)
     try:
         seconds = float(raw)
     except ValueError:
