@@ -407,6 +407,8 @@ def test_workflow_create_graph_start_and_follow_executions(signed_in, api):
     _replace_editor_text(page, editor, json.dumps(_branching(function, "Nowhere")))
     form.get_by_role("button", name="Create workflow").click()
     expect(form.get_by_label("definition problems")).to_contain_text("Nowhere")
+    # each problem is listed once, not also in parentheses after the message
+    assert "(definition." not in form.get_by_role("alert").inner_text()
     _replace_editor_text(page, editor, json.dumps(_branching(function)))
     form.get_by_role("button", name="Create workflow").click()
 

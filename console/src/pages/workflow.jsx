@@ -9,7 +9,7 @@ import { errorText, fmtAgo, fmtMs, pretty, remember } from "../util.js";
 import { runOf } from "../workflow-graph.js";
 import { Schedules } from "../schedules.jsx";
 import { WorkflowGraph } from "../workflow-view.jsx";
-import { problems } from "./workflows.jsx";
+import { DefinitionError } from "./workflows.jsx";
 
 const wf = (ref) => `/api/v1/workflows/${encodeURIComponent(ref)}`;
 const ex = (id) => `/api/v1/executions/${encodeURIComponent(id)}`;
@@ -169,7 +169,7 @@ function Definition({ workflow, onSaved }) {
       {editing ? (
         <>
           <Editor value={text} onChange={setText} filename="definition.json" label="workflow definition" minHeight={260} />
-          {error && <div class="notice error" role="alert"><div>{errorText(error)}{problems(error).length > 0 && <ul>{problems(error).map((p) => <li>{p}</li>)}</ul>}</div></div>}
+          {error && <DefinitionError error={error} />}
           <div class="row actions">
             <button class="primary" onClick={save}>Save as v{workflow.version + 1}</button>
             <button class="link" onClick={() => setEditing(false)}>Cancel</button>

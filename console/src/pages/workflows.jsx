@@ -35,6 +35,17 @@ const countStates = (def) => {
 export const problems = (err) =>
   Array.isArray(err && err.details) ? err.details.map((d) => `${d.field ? `${d.field}: ` : ""}${d.message}`) : [];
 
+/** A refused definition: the API's message, then each problem once, as a list. */
+export function DefinitionError({ error }) {
+  const list = problems(error);
+  return (
+    <div class="notice error" role="alert">
+      <div>{errorText(list.length ? { code: error.code, message: error.message } : error)}
+        {list.length > 0 && <ul aria-label="definition problems">{list.map((p) => <li>{p}</li>)}</ul>}</div>
+    </div>
+  );
+}
+
 function CreateWorkflow({ onCancel }) {
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
@@ -63,11 +74,7 @@ function CreateWorkflow({ onCancel }) {
       <Field label="Definition (Amazon States Language)" hint="a Task's Resource is a function: name, name:version or name:alias">
         <Editor value={text} onChange={setText} filename="definition.json" label="workflow definition" minHeight={300} />
       </Field>
-      {error && (
-        <div class="notice error" role="alert">
-          <div>{errorText(error)}{problems(error).length > 0 && <ul aria-label="definition problems">{problems(error).map((p) => <li>{p}</li>)}</ul>}</div>
-        </div>
-      )}
+      {error && <DefinitionError error={error} />}
       <div class="row actions">
         <button class="primary" type="submit" disabled={busy}>{busy ? "Creating…" : "Create workflow"}</button>
         <button type="button" class="link" onClick={onCancel}>Cancel</button>
