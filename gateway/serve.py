@@ -135,6 +135,14 @@ def serve(settings: Settings | None = None) -> None:
             file=sys.stderr,
             flush=True,
         )
+    # Every start says where to go: on a restart the message above is not printed again.
+    key_from = "NIMBUS_API_KEY" if settings.nimbus_api_key else key_file(settings)
+    print(
+        f"Nimbus on http://{settings.host}:{settings.port}/ (the console; the API under "
+        f"/api/v1, key from {key_from}); store {settings.nimbus_store}",
+        file=sys.stderr,
+        flush=True,
+    )
     metrics_dir = prepare_metrics_dir(settings.metrics_dir)
     store = store_to_probe(settings)  # made here: the thread below only sends requests
     with ThreadPoolExecutor(1) as pool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -9,7 +11,9 @@ import click
 @click.option("--host", help="address to bind (HOST)")
 @click.option("--port", type=int, help="port to bind (PORT)")
 @click.option("--workers", type=int, help="gunicorn workers (WORKERS)")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="the local store, the generated API key, caches (DATA_DIR)")  # fmt: skip
+def serve(host: str | None, port: int | None, workers: int | None, data_dir: Path | None) -> None:
     """Run the platform (needs the server extra: pip install 'nimbus[server]')."""
     try:
         from gateway.serve import serve as run
@@ -19,7 +23,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         raise click.ClickException(
             f"the server is not installed ({exc}); install nimbus[server]"
         ) from None
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v}
+    given = (("host", host), ("port", port), ("workers", workers), ("data_dir", data_dir))
+    overrides = {k: v for k, v in given if v}
     try:
         run(Settings(**overrides))
     except NimbusError as exc:

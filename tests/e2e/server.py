@@ -24,8 +24,15 @@ def free_port() -> int:
 
 
 class NimbusProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, workers: int = 2):
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        workers: int = 2,
+        args: tuple[str, ...] = (),
+    ):
         self.data_dir = data_dir
+        self.args = args  # given to `nimbus serve`
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -52,7 +59,7 @@ class NimbusProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [str(NIMBUS), "serve"],
+            [str(NIMBUS), "serve", *self.args],
             env=self.env,
             cwd=REPO,
             stdout=log,

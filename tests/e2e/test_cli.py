@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from tests.e2e import wasm as w
-from tests.e2e.server import NIMBUS
+from tests.e2e.server import NIMBUS, NimbusProcess
 
 
 def test_deploy_invoke_list_delete(make_server, tmp_path):
@@ -180,3 +180,24 @@ def test_invoke_reads_stdin_only_when_asked(make_server, tmp_path):
     assert json.loads(out.stdout) == {"from": "file"}
     out = runner.invoke(main, [*base, "invoke", "echo", "-d", f"@{event}"])
     assert json.loads(out.stdout) == {"from": "file"}
+
+
+def test_serve_takes_the_data_dir_as_a_flag_and_says_where_to_go(tmp_path):
+    data = tmp_path / "flagged"
+    server = NimbusProcess(data, env={"DATA_DIR": str(tmp_path / "unused")},
+                           args=("--data-dir", str(data)))  # fmt: skip
+    try:
+        server.start()
+        assert (data / "api_key").is_file() and not (tmp_path / "unused").exists()
+        with server.client() as api:
+            assert api.get("/api/v1/functions").status_code == 200
+    finally:
+        server.stop()
+    said = server.log_path.read_text()
+    # every start, not only the first: where the console is and where the key comes from
+    banner = (f"Nimbus on {server.url}/ (the console; the API under /api/v1, key from "
+              f"{data / 'api_key'}); store file://{data}")  # fmt: skip
+    assert banner in said, said
+    server.start()
+    server.stop()
+    assert said.count("Nimbus on ") == 1 and server.log_path.read_text().count("Nimbus on ") == 2
