@@ -205,8 +205,16 @@ class FunctionRepo:
 
     def resolve(self, ref: str) -> tuple[Function, str]:
         """Find a function by id or by name."""
-        if not (NAME_RE.match(ref) or FUNCTION_ID_RE.match(ref)):
-            raise errors.NotFound(f"function {ref!r} not found")  # no such name can exist
+        if not (NAME_RE.match(ref) or FUNCTION_ID_RE.match(ref)):  # no such name can exist
+            name, colon, _ = ref.partition(":")
+            if colon and NAME_RE.match(
+                name
+            ):  # a target: `invoke hello:prod` then `logs hello:prod`
+                raise errors.NotFound(
+                    f"function {ref!r} not found: name:alias and name:version are for invoking "
+                    f"(…/invoke, …/async); here name the function alone ({name!r})"
+                )
+            raise errors.NotFound(f"function {ref!r} not found")
         if ref.startswith("fn_"):
             return self.get(ref)
         try:

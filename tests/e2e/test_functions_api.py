@@ -346,6 +346,17 @@ def test_unknown_function_is_404(api):
     assert_error(api.delete("/api/v1/functions/no-such-fn"), 404, "not_found")
 
 
+def test_a_target_where_a_function_is_asked_says_to_name_the_function_alone(api, name):
+    create_wasm(api, name)
+    for path in (f"{name}:prod", f"{name}:1/logs", f"{name}:1/versions"):
+        error = assert_error(api.get(f"/api/v1/functions/{path}"), 404, "not_found")
+        qualified = path.split("/")[0]
+        assert error["message"] == (
+            f"function {qualified!r} not found: name:alias and name:version are for invoking "
+            f"(…/invoke, …/async); here name the function alone ({name!r})"
+        )
+
+
 def test_immutable_fields_are_422(api, name):
     create_wasm(api, name)
     error = assert_error(
