@@ -29,8 +29,10 @@ FUNCTION_ID_RE = re.compile(r"^fn_[a-z0-9]{1,64}\Z")
 
 
 # A user's JSON (an execution's input, a workflow definition, an async result) kept in a
-# record nests at most this deep: pydantic refuses to write a record past ~255 levels.
-MAX_JSON_DEPTH = 200
+# record nests at most this deep. NOTE: pydantic reads a record back only up to ~200
+# levels in all (and writes one up to ~255): the record's own nesting (an execution's
+# branches, a history page's events) needs the rest.
+MAX_JSON_DEPTH = 128
 
 
 def nests_deeper_than(value: object, depth: int = MAX_JSON_DEPTH) -> bool:

@@ -32,12 +32,14 @@ import orjson
 from store import errors
 from store.leases import Claim, LeaseLost, Leases
 from store.records import (
+    MAX_JSON_DEPTH,
     Branch,
     BranchPhase,
     Execution,
     ExecutionStatus,
     HistoryEvent,
     Trigger,
+    nests_deeper_than,
     now,
 )
 from store.workflows import WorkflowRepo
@@ -405,6 +407,10 @@ class _Drive:
 
     def apply(self, branch: Branch, outcome, *, exited: bool = True) -> None:
         """Write down what a step decided; start the effect only after the write."""
+        data = getattr(outcome, "output", getattr(outcome, "payload", None))
+        if nests_deeper_than(data):  # NOTE: the record could not be written (or read) back
+            cause = f"the state's data nests deeper than {MAX_JSON_DEPTH} levels"
+            outcome = steps.Stop(RUNTIME, cause)
         machine = self.machine(branch)
         state_type = machine.states[branch.state].Type
         if isinstance(outcome, steps.Goto):

@@ -539,3 +539,22 @@ def test_json_nested_deeper_than_a_record_holds_is_422(client):
     started = client.simulate_post("/api/v1/workflows/shallow/executions", body=deep,
                                    headers={"Content-Type": "application/json"})  # fmt: skip
     assert started.status_code == 422, started.text
+
+
+def test_data_growing_past_what_a_record_holds_fails_the_execution_at_once(client):
+    """A loop that wraps its data one level a step: past MAX_JSON_DEPTH the execution's
+    record could not be written; its driver crashed on every claim until the attempts ran
+    out. Now the step fails with States.Runtime."""
+    wrap = {"StartAt": "Wrap", "States": {
+        "Wrap": {"Type": "Pass", "Parameters": {"n.$": "$"}, "Next": "Again"},
+        "Again": {"Type": "Choice", "Default": "Wrap", "Choices": [
+            {"Variable": "$.stop", "IsPresent": True, "Next": "Done"}]},
+        "Done": {"Type": "Succeed"}}}  # fmt: skip
+    assert create(client, "wrapper", wrap).status_code == 201
+    deep = 120 * "[" + "1" + 120 * "]"
+    started = client.simulate_post("/api/v1/workflows/wrapper/executions", body=deep,
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+    assert started.status_code == 202, started.text
+    execution = finished(client, started.json["id"], timeout=20)
+    assert (execution["status"], execution["error"]) == ("failed", "States.Runtime"), execution
+    assert "nests deeper than" in execution["cause"]

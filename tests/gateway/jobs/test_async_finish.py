@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from store import LocalStore, errors
 from store.invocations import InvocationRepo
 from tests.e2e.wasm import ECHO_WAT, b64, constant_wat, wat
@@ -55,10 +57,12 @@ def test_a_marker_left_by_a_store_hiccup_does_not_run_a_finished_invocation_agai
     assert seen and set(seen) == {("succeeded", 1)}, seen
 
 
-def test_a_result_nested_deeper_than_a_record_holds_is_final_at_once(tmp_path):
+@pytest.mark.parametrize("depth", [200, 300])
+def test_a_result_nested_deeper_than_a_record_holds_is_final_at_once(tmp_path, depth):
     """The result is kept in the invocation's record, which pydantic refuses to write past
-    ~255 levels: the run was taken for a crash, run again to max_attempts, then 'gave up'."""
-    deep = b"[" * 300 + b"1" + b"]" * 300
+    ~255 levels (300: the run was taken for a crash, run again to max_attempts, then 'gave
+    up') and to read back past ~200 (200: written, then every read of it failed)."""
+    deep = b"[" * depth + b"1" + b"]" * depth
     with running_platform(tmp_path, async_poll_sec=0.05, async_lease_margin_sec=0.5,
                           async_retry_base_sec=0.05) as (_, client):  # fmt: skip
         created = client.simulate_post(
