@@ -8,6 +8,9 @@ Public surface:
   (in `SandboxConfig.native`) for native binaries run in Docker containers.
 - `InvokeResult`, `FunctionFailure` — what it gets back.
 - `RESULT_LIMIT_BYTES`, `LOG_LIMIT_BYTES` — the output caps.
+- `engine_tag()` — the folder name this engine's precompiled artifacts are filed
+  under (wasmtime version, engine settings, CPU features): a cache folder made by
+  another wasmtime has none under it.
 
 Everything else is private: `_engine` (the Engine and its epoch ticker),
 `_artifact` and `_cache` (precompiled artifacts: store, disk, memory), `_verified`
@@ -23,6 +26,7 @@ with an agent inside, `agent/agent.c`).
 from __future__ import annotations
 
 from ._docker_config import NativeConfig
+from ._engine import engine_tag
 from ._sandbox import Sandbox
 from ._types import (
     LOG_LIMIT_BYTES,
@@ -44,4 +48,5 @@ __all__ = [
     "NativeConfig",
     "Sandbox",
     "SandboxConfig",
+    "engine_tag",
 ]

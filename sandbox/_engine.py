@@ -129,6 +129,11 @@ def fingerprint() -> Fingerprint:
     )
 
 
+def engine_tag() -> str:
+    """Where this engine's precompiled artifacts are filed (`<cache dir>/<tag>/<wasm sha>/`)."""
+    return fingerprint().tag
+
+
 # NOTE(sandbox): wasmtime compiles on a process-global rayon thread pool. A
 # child forked after that pool started inherits its state but not its threads,
 # and any compile in the child waits forever (the "fork() trap" of

@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from compiler.runtimes import javascript as js  # noqa: E402
-from sandbox import Deployment, Sandbox, SandboxConfig  # noqa: E402
+from compiler.runtimes.seeds import ensure_seed, precompile_seed  # noqa: E402
+from sandbox import Deployment, Sandbox, SandboxConfig, engine_tag  # noqa: E402
 from store import LocalStore  # noqa: E402
 from store.functions import FunctionRepo  # noqa: E402
 
@@ -134,11 +135,7 @@ def build(root: Path) -> js.JavaScriptRuntime:
         store = LocalStore(work / "store")
         repo = FunctionRepo(store)
         wasm = repo.put_blob_file(wasm_path)
-        seed = Sandbox(store, SandboxConfig(cache_dir=SEED_CACHE_DIR))
-        try:
-            seed.precompile(*wasm)
-        finally:
-            seed.close()
+        precompile_seed(store, wasm, SEED_CACHE_DIR)
         precompile_s = step("precompiled into the seed cache", began)
 
         output, facts, call_ms = smoke(store, wasm)
@@ -192,6 +189,8 @@ def main() -> int:
     found = js.installed()
     if found is not None and not args.force:
         print(f"==> JavaScript runtime up to date: {found.runtime_version} ({found.folder.name})")
+        if ensure_seed(found.wasm, found.wasm_sha256, SEED_CACHE_DIR):
+            print(f"    precompiled it for this engine ({engine_tag()})")
         return 0
     print(f"==> building the shared JavaScript runtime ({js.runtime_folder().name}, ~2-4 min once)")
     started = time.monotonic()

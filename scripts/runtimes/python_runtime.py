@@ -28,7 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from compiler.runtimes import python_runtime as rt
-from sandbox import Deployment, Mount, Sandbox, SandboxConfig
+from compiler.runtimes.seeds import ensure_seed, precompile_seed
+from sandbox import Deployment, Mount, Sandbox, SandboxConfig, engine_tag
 from store import LocalStore
 from store.functions import FunctionRepo
 
@@ -74,11 +75,7 @@ def build(root: Path) -> rt.PythonRuntime:
         store = LocalStore(work / "store")
         repo = FunctionRepo(store)
         wasm = repo.put_blob_file(work / "runtime.wasm")
-        seed = Sandbox(store, SandboxConfig(cache_dir=rt.SEED_CACHE_DIR))
-        try:
-            seed.precompile(*wasm)
-        finally:
-            seed.close()
+        precompile_seed(store, wasm, rt.SEED_CACHE_DIR)
         step("precompiled into the seed cache", began)
 
         pycs = 0
@@ -157,6 +154,8 @@ def main() -> int:
     found = rt.installed()
     if found is not None and not args.force:
         print(f"==> Python runtime up to date: {found.runtime_version} ({found.folder.name})")
+        if ensure_seed(found.wasm, found.wasm_sha256, rt.SEED_CACHE_DIR):
+            print(f"    precompiled it for this engine ({engine_tag()})")
         return 0
     print(f"==> building the shared Python runtime ({rt.runtime_folder().name}, ~1-2 min once)")
     started = time.monotonic()
