@@ -103,6 +103,14 @@ def handle_http_error(req, resp, exc: falcon.HTTPError, params) -> None:
         415: "unsupported_media_type",
     }.get(exc.status_code, "error")
     message = exc.description or exc.title or "error"
+    if isinstance(exc, falcon.HTTPRouteNotFound):  # Falcon's says "404 Not Found"
+        message = f"no route {req.method} {req.path} (GET /openapi.json lists every route)"
+    elif exc.status_code == 405:  # Falcon's says "405 Method Not Allowed" and no more
+        allowed = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",")]
+        allowed = [m for m in allowed if m and m != "OPTIONS"]
+        message = f"{req.method} is not allowed on {req.path}" + (
+            f"; it takes {' or '.join(allowed)}" if allowed else ""
+        )
     _respond(resp, exc.status_code, error_body(code, message))
     for name, value in (exc.headers or {}).items():
         resp.set_header(name, value)

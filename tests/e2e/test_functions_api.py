@@ -357,6 +357,18 @@ def test_a_target_where_a_function_is_asked_says_to_name_the_function_alone(api,
         )
 
 
+def test_a_wrong_method_or_path_says_what_there_is(api, name):
+    create_wasm(api, name)
+    error = assert_error(api.get(f"/api/v1/functions/{name}/invoke"), 405, "method_not_allowed")
+    assert (
+        error["message"] == f"GET is not allowed on /api/v1/functions/{name}/invoke; it takes POST"
+    )
+    error = assert_error(api.post("/api/v1/function", json={}), 404, "not_found")
+    assert (
+        error["message"] == "no route POST /api/v1/function (GET /openapi.json lists every route)"
+    )
+
+
 def test_immutable_fields_are_422(api, name):
     create_wasm(api, name)
     error = assert_error(
