@@ -149,7 +149,16 @@ class AsyncInvocations:
         self._loop.wake()
 
     def get(self, invocation_id: str) -> Invocation:
-        return self.repo.get(invocation_id)[0]
+        try:
+            return self.repo.get(invocation_id)[0]
+        except errors.NotFound:
+            # The id a sync call answers (X-Nimbus-Invocation-Id) looks the same: say where
+            # that call's record is, not only that there is none here.
+            raise errors.NotFound(
+                f"invocation {invocation_id!r} not found: this route keeps async and scheduled "
+                "invocations; a sync or webhook call is in GET /api/v1/functions/{name}/"
+                "invocations and its log in …/logs?invocation_id="
+            ) from None
 
     # -- lifecycle -----------------------------------------------------------
 

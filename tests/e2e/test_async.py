@@ -99,6 +99,17 @@ def test_async_errors(api, fns):
     assert resp.status_code == 400
 
 
+def test_a_sync_calls_id_asked_here_says_where_its_record_is(api, fns):
+    sync_id = api.post("/api/v1/functions/async-echo/invoke", json={}).headers[
+        "X-Nimbus-Invocation-Id"
+    ]
+    resp = api.get(f"/api/v1/invocations/{sync_id}")
+    assert resp.status_code == 404
+    message = resp.json()["error"]["message"]
+    assert message.startswith(f"invocation {sync_id!r} not found: this route keeps async and")
+    assert "GET /api/v1/functions/{name}/invocations" in message and "logs?invocation_id" in message
+
+
 # -- crashes ------------------------------------------------------------------
 
 CRASH_ENV = {"ASYNC_LEASE_MARGIN_SEC": "1", "ASYNC_POLL_SEC": "0.1", "ASYNC_RETRY_BASE_SEC": "0.2"}
