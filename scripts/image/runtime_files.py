@@ -6,8 +6,10 @@
 `.cache/runtimes/` keeps every runtime a machine ever built and a seed cache
 of their precompiled components; an image needs only the current Python and
 JavaScript runtimes (the ones this checkout's sources hash to) and their seed
-entries: the precompiled components, named by their wasm's sha256, and the
-unpacked stdlib, named by its archive's. Exits 1 when a runtime is not built.
+entries: the precompiled components for this engine (its tag: the wasmtime
+version among it; a machine that upgraded wasmtime keeps the older engine's
+too), named by their wasm's sha256, and the unpacked stdlib, named by its
+archive's. Exits 1 when a runtime is not built.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from compiler.runtimes import javascript, python_runtime
+from sandbox import engine_tag
 
 
 def main() -> int:
@@ -35,8 +38,7 @@ def main() -> int:
     seed = python_runtime.SEED_CACHE_DIR
     stdlib = json.loads((python.folder / "manifest.json").read_text()).get("stdlib_sha256")
     wanted = [python.folder, js.folder, seed / "mounts" / str(stdlib)]
-    for tag in sorted(seed.glob("wasmtime-*")):
-        wanted += [tag / sha for sha in (python.wasm_sha256, js.wasm_sha256)]
+    wanted += [seed / engine_tag() / sha for sha in (python.wasm_sha256, js.wasm_sha256)]
     dest = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     for path in wanted:
         if not path.is_dir():
