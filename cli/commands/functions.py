@@ -118,7 +118,9 @@ def _pairs(items: tuple[str, ...]) -> dict[str, str]:
 
 @click.command()
 @click.argument("name")
-@click.option("--runtime", "-r", required=True, help="python, javascript, go, rust, c, wasm...")
+@click.option(
+    "--runtime", "-r", help="python, javascript, go, rust, c, wasm... (with --file: from the files)"
+)
 @click.option("--code", help="the source, inline")
 @click.option("--file", "file", type=click.Path(exists=True, path_type=Path),
               help="a source file, a folder, or a .wasm / native binary")  # fmt: skip
@@ -135,6 +137,8 @@ def create(session: Session, name, runtime, code, file, no_wait, wait_timeout, *
     """
     if (code is None) == (file is None):
         raise click.UsageError("give the source as --code TEXT or --file PATH (one of them)")
+    if code is not None and not runtime:
+        raise click.UsageError("--code needs --runtime (python, javascript, go, …)")
     source = _source(session, runtime, code, file, settings["handler"])
     body = {"name": name, "runtime": source.runtime.name, **source.body, **_settings(**settings)}
     fn = session.client.create_function(body, source.artifact)

@@ -57,3 +57,14 @@ def test_an_example_folder_deploys_with_its_function_json(server):
     # a flag wins over the file
     out = nimbus(server, "deploy", str(example), "--memory", "128")
     assert out.exit_code == 0 and json.loads(out.stdout)["memory_mb"] == 128
+
+
+def test_create_from_a_file_needs_no_runtime_flag_but_code_does(server, tmp_path):
+    source = tmp_path / "app.py"
+    source.write_text("def main(event):\n    return {'made': 'from a file'}\n")
+    out = nimbus(server, "create", "from-file", "--file", str(source))
+    assert out.exit_code == 0, out.output
+    fn = json.loads(out.stdout)
+    assert (fn["runtime"], fn["handler"], fn["status"]) == ("python", "app.main", "active")
+    out = nimbus(server, "create", "from-code", "--code", "def main(e): return e")
+    assert out.exit_code == 2 and "--code needs --runtime" in out.output
