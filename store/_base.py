@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,25 @@ class Blob:
     etag: str
 
 
+def check_key(key: str) -> None:
+    """`errors.Invalid` unless `key` is a store key (the rules every backend keeps)."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise errors.Invalid(f"invalid store key {key!r}")
+    # A NUL cannot be in a file name, a lone surrogate cannot be sent to S3: both would surface
+    # as an unexplained error deep in the backend, so they are refused here, for both.
+    if any(c < " " or c == "\x7f" for c in key) or (not key.isascii() and not _encodable(key)):
+        raise errors.Invalid(f"invalid store key {key!r}")
+
+
+def _encodable(key: str) -> bool:
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Store(abc.ABC):
     """A flat key → bytes store with optimistic concurrency.
 
@@ -70,6 +91,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str) -> Iterator[str]:
         """Keys under `prefix`, in lexicographic order."""
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        """Delete each key, unconditionally (missing keys are not an error). Backends
+        batch this: one request per 1,000 keys on S3."""
+        for key in keys:
+            self.delete(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under `prefix` (as `list` names them); how many there were.
+
+        A key written under the prefix while this runs may survive. An empty prefix,
+        or one no key could start with (`/`, `..`), is `errors.Invalid`: a prefix
+        computed from an empty name must never empty the whole store.
+        """
+        check_key(prefix.removesuffix("/"))
+        keys = list(self.list(prefix))
+        self.delete_keys(keys)
+        return len(keys)
 
     @abc.abstractmethod
     def put_file(self, key: str, path: Path) -> str:

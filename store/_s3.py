@@ -9,10 +9,11 @@ Etags are returned without their quotes, in the same form by every method.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,14 +30,17 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from . import errors
-from ._base import Blob, Store, StoreTimeouts
-from ._local import _check_key
+from ._base import Blob, Store, StoreTimeouts, check_key
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 # After a call timed out, the calls of the next few seconds get one quick try each.
 _HUNG_WINDOW_SEC = 2.0
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
 _MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NotFound", "404"}
+# What a server without DeleteObjects (or without the checksum it sends) answers.
+_NO_BATCH_CODES = {"NotImplemented", "MethodNotAllowed", "MissingContentMD5", "InvalidRequest"}
 
 
 def _code(exc: ClientError) -> str:
@@ -57,6 +61,7 @@ def _quote(etag: str) -> str:
 
 class S3Store(Store):
     page_size = 1000  # keys per LIST request (S3's maximum)
+    delete_batch = 1000  # keys per DeleteObjects request (S3's maximum)
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class S3Store(Store):
         quick = min(timeouts.quick_sec, timeouts.connect_sec)
         self._s3_quick = client(quick, timeouts.quick_sec, 1, 16)
         self._hung_until = 0.0  # monotonic; see _client
+        self._batch_deletes = True  # False once the server refused DeleteObjects
 
     def _client(self) -> Any:
         """The full client, or the quick one while the store seems hung: within
@@ -112,7 +118,7 @@ class S3Store(Store):
     # -- keys ---------------------------------------------------------------
 
     def _key(self, key: str) -> str:
-        _check_key(key)
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _unkey(self, s3_key: str) -> str:
@@ -250,6 +256,41 @@ class S3Store(Store):
                     raise
         # S3 lists in UTF-8 byte order already; sorting guards servers that don't.
         return iter(sorted(keys))
+
+    def delete_keys(self, keys: Iterable[str]) -> None:
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == self.delete_batch:
+                self._delete_batch(batch)
+                batch = []
+        if batch:
+            self._delete_batch(batch)
+
+    def _delete_batch(self, keys: list[str]) -> None:
+        """One DeleteObjects request; the keys it reports it could not delete are tried
+        once more one by one (raising if the store still refuses). On a server without
+        DeleteObjects every key is deleted on its own, from then on."""
+        failed = keys
+        if self._batch_deletes:
+            objects = [{"Key": self._key(key)} for key in keys]
+            with self._translated(keys[0]):
+                try:
+                    response = self._client().delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                    )
+                    failed = [self._unkey(e["Key"]) for e in response.get("Errors", ())
+                              if e.get("Code") != "NoSuchKey"]  # fmt: skip
+                except ClientError as exc:
+                    if _code(exc) == "NoSuchBucket":
+                        return  # no bucket yet: nothing to delete
+                    if _code(exc) not in _NO_BATCH_CODES and _status(exc) not in (405, 501):
+                        raise
+                    log.warning("%r refused DeleteObjects (%s): deleting key by key",
+                                self, _code(exc))  # fmt: skip
+                    self._batch_deletes = False
+        for key in failed:
+            self.delete(key)
 
     def put_file(self, key: str, path: Path) -> str:
         # One streamed PUT (up to 5 GB): unlike upload_file's multipart uploads

@@ -145,8 +145,7 @@ class AlertRepo:
         if not self.store.exists(key):
             raise _not_found(alert_id)
         self.store.delete(key)
-        for entry in list(self.store.list(history_prefix(alert_id))):
-            self.store.delete(entry)
+        self.store.delete_prefix(history_prefix(alert_id))
 
     def keys(self) -> list[str]:
         return list(self.store.list(RULES_PREFIX))
@@ -167,9 +166,7 @@ class AlertRepo:
                        create=True)  # fmt: skip
         keys = list(self.store.list(prefix))
         if len(keys) > self.history_max + max(5, self.history_max // 10):
-            for key in keys[self.history_max :]:
-                with contextlib.suppress(errors.NotFound):
-                    self.store.delete(key)
+            self.store.delete_keys(keys[self.history_max :])
 
     def history(self, alert_id: str, limit: int, offset: int) -> tuple[list[AlertEvent], int]:
         """Entries newest first (at most `history_max` kept), and how many there are."""

@@ -203,8 +203,7 @@ class BlobRepo:
         if self.store.head(key) != claimed:
             return "lost"
         self.store.delete(blob_key(sha256))
-        for precompiled in list(self.store.list(precompiled_prefix(sha256))):
-            self.store.delete(precompiled)
+        self.store.delete_prefix(precompiled_prefix(sha256))
         with contextlib.suppress(errors.Conflict, errors.NotFound):  # taken over: theirs stays
             self.store.delete(key, if_match=claimed)
         return "deleted"

@@ -261,10 +261,8 @@ class FunctionRepo:
             f"queue/builds/{fn.id}.",
             invocation_log_prefix(fn.id),
         ):
-            for key in list(self.store.list(prefix)):
-                self.store.delete(key)
-        for key in schedules:
-            self.store.delete(key)
+            self.store.delete_prefix(prefix)
+        self.store.delete_keys(schedules)
         if schedules:
             self.note_schedules_changed()
 

@@ -47,7 +47,3 @@ class HistoryRepo:
             except errors.NotFound:
                 continue  # the function was deleted while we read
         return out, len(keys)
-
-    def delete_all(self, function_id: str) -> None:
-        for key in list(self.store.list(history_prefix(function_id))):
-            self.store.delete(key)

@@ -10,7 +10,7 @@ module's alone (telemetry writes and queries, the function repo deletes).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from . import errors
@@ -36,7 +36,7 @@ def parse_invocation_log_key(key: str) -> tuple[str, int]:
 class LogBatch(NamedTuple):
     function_id: str
     newest_ms: int  # every entry of the batch is at or before this time
-    ref: str  # what `read`/`delete` take
+    ref: str  # what `read` and `delete` take
 
 
 class LogBatches:
@@ -72,5 +72,6 @@ class LogBatches:
         except errors.NotFound:
             return None
 
-    def delete(self, ref: str) -> None:
-        self.store.delete(ref)
+    def delete(self, refs: Iterable[str]) -> None:
+        """Delete these batches (in one request per 1,000 on S3)."""
+        self.store.delete_keys(refs)

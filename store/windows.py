@@ -69,7 +69,7 @@ class StatsWindows:
         return {h for k in self.store.list(RAW_PREFIX) if (h := _hour_of(k, RAW_PREFIX))}
 
     def delete_raw(self, hour: int) -> int:
-        return self._delete_prefix(raw_prefix(hour))
+        return self.store.delete_prefix(raw_prefix(hour))
 
     # -- rolled-up hours -----------------------------------------------------
 
@@ -86,7 +86,7 @@ class StatsWindows:
 
     def delete_hour(self, hour: int) -> int:
         """The hour's rolled-up objects and its marker."""
-        deleted = self._delete_prefix(hour_prefix(hour))
+        deleted = self.store.delete_prefix(hour_prefix(hour))
         self.store.delete(rolled_key(hour))
         return deleted + 1
 
@@ -115,9 +115,3 @@ class StatsWindows:
         for key in list(self.store.list(prefix)):
             with contextlib.suppress(errors.NotFound):  # deleted while we listed
                 yield self.store.get(key).data
-
-    def _delete_prefix(self, prefix: str) -> int:
-        keys = list(self.store.list(prefix))
-        for key in keys:
-            self.store.delete(key)
-        return len(keys)

@@ -203,11 +203,9 @@ class WorkflowRepo:
         except (errors.NotFound, errors.Conflict):
             pass
         for prefix in (f"workflow-versions/{workflow.id}/", f"workflow-executions/{workflow.id}/"):
-            for key in list(self.store.list(prefix)):
-                self.store.delete(key)
+            self.store.delete_prefix(prefix)
         schedules = list(self.store.list(schedule_prefix(workflow.id)))
-        for key in schedules:
-            self.store.delete(key)
+        self.store.delete_keys(schedules)
         if schedules:
             self.store.put(SCHEDULES_CHANGED_KEY, now().isoformat().encode())
 

@@ -269,14 +269,14 @@ class InvocationLogs:
         """Delete expired batches and batches of deleted functions, from their keys alone."""
         cutoff_ms = ((now or time.time()) - self.retention_sec) * 1000
         exists: dict[str, bool] = {}
-        deleted = 0
+        expired = []
         for batch in self.batches.all():
             if batch.function_id not in exists:
                 exists[batch.function_id] = self.functions.function_exists(batch.function_id)
             if batch.newest_ms < cutoff_ms or not exists[batch.function_id]:
-                self.batches.delete(batch.ref)
-                deleted += 1
-        return deleted
+                expired.append(batch.ref)
+        self.batches.delete(expired)
+        return len(expired)
 
 
 class LogReader:

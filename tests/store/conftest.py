@@ -60,6 +60,20 @@ def cas_store(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Store]:
     """A store on a backend whose conditional writes are atomic under concurrency."""
+    yield from _one_store(request, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=[SEAWEEDFS, MOTO])
+def s3_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
+    """A store on each S3 server (for what only S3 has: its requests, its answers)."""
+    yield from _one_store(request, tmp_path, monkeypatch)
+
+
+def _one_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Store]:
     for make in _store_factory(request, tmp_path, monkeypatch):
         yield _main_store(make)
 
