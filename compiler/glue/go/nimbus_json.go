@@ -120,17 +120,12 @@ func (d *nimbusDecoder) literal(word string) error {
 }
 
 func (d *nimbusDecoder) object(depth int) (interface{}, error) {
-	if depth > nimbusMaxDepth {
-		return nil, errors.New("exceeded max depth")
-	}
-	d.pos++
 	object := map[string]interface{}{}
-	d.space()
-	if d.pos < len(d.data) && d.data[d.pos] == '}' {
-		d.pos++
-		return object, nil
+	more, err := d.open(depth, '}')
+	if err != nil {
+		return nil, err
 	}
-	for {
+	for more {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.fail("looking for beginning of object key string")
 		}
@@ -149,49 +144,61 @@ func (d *nimbusDecoder) object(depth int) (interface{}, error) {
 			return nil, err
 		}
 		object[key.(string)] = value
-		d.space()
-		if d.pos < len(d.data) && d.data[d.pos] == ',' {
-			d.pos++
-			d.space()
-			continue
+		if more, err = d.next('}', "after object key:value pair"); err != nil {
+			return nil, err
 		}
-		if d.pos < len(d.data) && d.data[d.pos] == '}' {
-			d.pos++
-			return object, nil
-		}
-		return nil, d.fail("after object key:value pair")
 	}
+	return object, nil
 }
 
 func (d *nimbusDecoder) array(depth int) (interface{}, error) {
-	if depth > nimbusMaxDepth {
-		return nil, errors.New("exceeded max depth")
-	}
-	d.pos++
 	array := []interface{}{}
-	d.space()
-	if d.pos < len(d.data) && d.data[d.pos] == ']' {
-		d.pos++
-		return array, nil
+	more, err := d.open(depth, ']')
+	if err != nil {
+		return nil, err
 	}
-	for {
+	for more {
 		value, err := d.value(depth)
 		if err != nil {
 			return nil, err
 		}
 		array = append(array, value)
-		d.space()
-		if d.pos < len(d.data) && d.data[d.pos] == ',' {
-			d.pos++
-			d.space()
-			continue
+		if more, err = d.next(']', "after array element"); err != nil {
+			return nil, err
 		}
-		if d.pos < len(d.data) && d.data[d.pos] == ']' {
-			d.pos++
-			return array, nil
-		}
-		return nil, d.fail("after array element")
 	}
+	return array, nil
+}
+
+// open steps into an object or array (at its opening bracket): whether an element
+// follows, false when `end` closes it at once.
+func (d *nimbusDecoder) open(depth int, end byte) (bool, error) {
+	if depth > nimbusMaxDepth {
+		return false, errors.New("exceeded max depth")
+	}
+	d.pos++
+	d.space()
+	if d.pos < len(d.data) && d.data[d.pos] == end {
+		d.pos++
+		return false, nil
+	}
+	return true, nil
+}
+
+// next steps past what follows an element: a comma (true: another element follows)
+// or `end` (false: the object or array is complete).
+func (d *nimbusDecoder) next(end byte, where string) (bool, error) {
+	d.space()
+	if d.pos < len(d.data) && d.data[d.pos] == ',' {
+		d.pos++
+		d.space()
+		return true, nil
+	}
+	if d.pos < len(d.data) && d.data[d.pos] == end {
+		d.pos++
+		return false, nil
+	}
+	return false, d.fail(where)
 }
 
 func (d *nimbusDecoder) digits() int {
@@ -695,18 +702,38 @@ func (e *nimbusEncoder) leave(key interface{}, tracked bool) {
 	e.ptrLevel--
 }
 
-func nimbusPointerEncoder(t reflect.Type) nimbusEncodeFunc {
-	elem := nimbusEncoderFor(t.Elem())
+// nimbusReference wraps the encoder of a pointer, slice or map: nil is null, and the
+// reference is tracked (enter/leave) while `encode` writes what it refers to.
+func nimbusReference(encode nimbusEncodeFunc) nimbusEncodeFunc {
 	return func(e *nimbusEncoder, v reflect.Value, quoted bool) {
 		if v.IsNil() {
 			e.out = append(e.out, "null"...)
 			return
 		}
-		key := v.Interface()
+		key := nimbusReferenceKey(v)
 		tracked := e.enter(key, v)
-		elem(e, v.Elem(), quoted)
+		encode(e, v, quoted)
 		e.leave(key, tracked)
 	}
+}
+
+// nimbusReferenceKey is what json compares to find a cycle: a pointer with its type (a
+// struct and its first field share an address), a slice's data and length, a map's data.
+func nimbusReferenceKey(v reflect.Value) interface{} {
+	switch v.Kind() {
+	case reflect.Pointer:
+		return v.Interface()
+	case reflect.Slice:
+		return nimbusSliceKey{v.UnsafePointer(), v.Len()}
+	}
+	return v.UnsafePointer()
+}
+
+func nimbusPointerEncoder(t reflect.Type) nimbusEncodeFunc {
+	elem := nimbusEncoderFor(t.Elem())
+	return nimbusReference(func(e *nimbusEncoder, v reflect.Value, quoted bool) {
+		elem(e, v.Elem(), quoted)
+	})
 }
 
 func nimbusArrayEncoder(t reflect.Type) nimbusEncodeFunc {
@@ -743,17 +770,7 @@ func nimbusSliceEncoder(t reflect.Type) nimbusEncodeFunc {
 			}
 		}
 	}
-	array := nimbusArrayEncoder(t)
-	return func(e *nimbusEncoder, v reflect.Value, quoted bool) {
-		if v.IsNil() {
-			e.out = append(e.out, "null"...)
-			return
-		}
-		key := nimbusSliceKey{v.UnsafePointer(), v.Len()}
-		tracked := e.enter(key, v)
-		array(e, v, quoted)
-		e.leave(key, tracked)
-	}
+	return nimbusReference(nimbusArrayEncoder(t))
 }
 
 type nimbusMapEntry struct {
@@ -772,13 +789,7 @@ func nimbusMapEncoder(t reflect.Type) nimbusEncodeFunc {
 		}
 	}
 	elem := nimbusEncoderFor(t.Elem())
-	return func(e *nimbusEncoder, v reflect.Value, quoted bool) {
-		if v.IsNil() {
-			e.out = append(e.out, "null"...)
-			return
-		}
-		key := v.UnsafePointer()
-		tracked := e.enter(key, v)
+	return nimbusReference(func(e *nimbusEncoder, v reflect.Value, quoted bool) {
 		entries := make([]nimbusMapEntry, 0, v.Len())
 		for it := v.MapRange(); it.Next(); {
 			entries = append(entries, nimbusMapEntry{e.mapKey(it.Key(), v.Type()), it.Value()})
@@ -794,8 +805,7 @@ func nimbusMapEncoder(t reflect.Type) nimbusEncodeFunc {
 			elem(e, entry.value, quoted)
 		}
 		e.out = append(e.out, '}')
-		e.leave(key, tracked)
-	}
+	})
 }
 
 func (e *nimbusEncoder) mapKey(k reflect.Value, mapType reflect.Type) string {
