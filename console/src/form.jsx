@@ -205,8 +205,8 @@ export function FunctionForm({ fnRecord, files, errors = [], templatePicker, onS
           <input aria-label="description" value={form.description} onInput={(e) => set({ description: e.currentTarget.value })} />
         </Field>
         {info.source && (
-          <Field label="Handler" hint="module.function; empty: the runtime's default">
-            <input aria-label="handler" value={form.handler} placeholder={info.handler || "default"} onInput={(e) => set({ handler: e.currentTarget.value })} />
+          <Field label="Handler" hint={creating ? "module.function; empty: the runtime's default" : "module.function; empty: keep the current one"}>
+            <input aria-label="handler" value={form.handler} placeholder={(fnRecord && fnRecord.handler) || info.handler || "default"} onInput={(e) => set({ handler: e.currentTarget.value })} />
           </Field>
         )}
       </div>

@@ -612,6 +612,18 @@ def test_edit_memory_timeout_tags_and_env_then_webhook_copy_and_rotate(signed_in
     signed_in.shot("23-settings-webhook")
 
 
+def test_the_edit_form_shows_the_handler_in_use(signed_in, api):
+    name, page = _name("handled"), signed_in.page
+    body = {"name": name, "runtime": "python", "handler": "app.go",
+            "files": {"app.py": "def go(event):\n    return event\n"}}  # fmt: skip
+    assert api.post("/api/v1/functions?wait=true", json=body).json()["status"] == "active"
+    signed_in.open(f"#/functions/{name}/code")
+    form = page.get_by_role("form", name=f"edit {name}")
+    # left empty, an edit keeps it: the field says which one that is (not 'handler.main')
+    expect(form.get_by_label("handler", exact=True)).to_have_attribute("placeholder", "app.go")
+    expect(form.get_by_text("empty: keep the current one")).to_be_visible()
+
+
 def test_a_refused_setting_shows_what_is_wrong_once(signed_in, api):
     signed_in.allow(r"status of 422")  # the browser logs the refused request
     name, page = _deploy_echo(api), signed_in.page
