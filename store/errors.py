@@ -49,7 +49,12 @@ class Conflict(NimbusError, code="conflict"):
     """A precondition failed: the object changed or already exists."""
 
 
-class Invalid(NimbusError, code="validation_error"): ...
+class Invalid(NimbusError, code="validation_error"):
+    @classmethod
+    def field(cls, name: str, message: str) -> Invalid:
+        """A 422 naming one field: the message reads `name: message`, and `details`
+        holds `{field, message}` (what clients and the console show next to the field)."""
+        return cls(f"{name}: {message}", details=[{"field": name, "message": message}])
 
 
 class TooLarge(NimbusError, code="too_large"): ...

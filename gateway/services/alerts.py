@@ -35,23 +35,19 @@ ALERT_ID_PREFIX = "alr_"
 _CONDITION = ("function_id", "metric", "op", "threshold", "window_sec", "for_sec")
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def normal_op(op: str) -> str:
     op = op.strip().lower()
     op = OP_ALIASES.get(op, op)
     if op not in OPS:
-        raise _invalid("op", "one of >, >=, <, <= (or gt, gte, lt, lte)")
+        raise errors.Invalid.field("op", "one of >, >=, <, <= (or gt, gte, lt, lte)")
     return op
 
 
 def _check_threshold(metric: AlertMetric, threshold: float) -> None:
     if metric == AlertMetric.error_rate and not 0 <= threshold <= 1:
-        raise _invalid("threshold", "an error rate is a fraction from 0 to 1")
+        raise errors.Invalid.field("threshold", "an error rate is a fraction from 0 to 1")
     if threshold < 0:
-        raise _invalid("threshold", "the metrics are never negative")
+        raise errors.Invalid.field("threshold", "the metrics are never negative")
 
 
 def masked_url(url: str) -> str:
@@ -216,11 +212,13 @@ class AlertService:
         if ref is None or ref == "":
             return None, None
         if ":" in ref:
-            raise _invalid("function", "a function id or name: a rule watches all its versions")
+            raise errors.Invalid.field(
+                "function", "a function id or name: a rule watches all its versions"
+            )
         try:
             fn, _ = self.functions.resolve(ref)
         except errors.NotFound:
-            raise _invalid("function", f"no function {ref!r}") from None
+            raise errors.Invalid.field("function", f"no function {ref!r}") from None
         return fn.id, fn.name
 
 

@@ -27,10 +27,6 @@ from .versions import refuse_unready
 MAX_ALIASES = 50
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def draw(fn: Function, alias: Alias, routing_key: str | None) -> float:
     """A point in [0, 100): random per call, or fixed by the routing key."""
     if routing_key is None:
@@ -113,14 +109,18 @@ class AliasService:
         for key, weight in (body.routing or {}).items():
             number = version_number(key)
             if number is None:
-                raise _invalid("routing", f"{key!r} is not a version number")
+                raise errors.Invalid.field("routing", f"{key!r} is not a version number")
             if number == body.version:
-                raise _invalid("routing", "weights go to versions other than `version`")
+                raise errors.Invalid.field("routing", "weights go to versions other than `version`")
             if not 0 < weight <= 100:
-                raise _invalid(f"routing.{key}", "a weight is a percentage above 0, at most 100")
+                raise errors.Invalid.field(
+                    f"routing.{key}", "a weight is a percentage above 0, at most 100"
+                )
             routing[number] = weight
         if sum(routing.values()) > 100:
-            raise _invalid("routing", f"the weights add up to {sum(routing.values()):g} > 100")
+            raise errors.Invalid.field(
+                "routing", f"the weights add up to {sum(routing.values()):g} > 100"
+            )
         for number in (body.version, *routing):
             refuse_unready(self.repo.get_version(fn.id, number)[0])
         return routing
@@ -128,7 +128,7 @@ class AliasService:
     def create(self, ref: str, body: AliasBody, *, actor: str) -> AliasView:
         fn, _ = self.repo.resolve(ref)
         if body.name is None:
-            raise _invalid("name", "an alias needs a name")
+            raise errors.Invalid.field("name", "an alias needs a name")
         routing = self._check(fn, body)
         key, _ = self._webhook(fn, body.name, body.webhook, None)
 
@@ -153,7 +153,7 @@ class AliasService:
     def update(self, ref: str, name: str, body: AliasBody, *, actor: str) -> AliasView:
         fn, _ = self.repo.resolve(ref)
         if body.name is not None and body.name != name:
-            raise _invalid("name", "an alias cannot be renamed")
+            raise errors.Invalid.field("name", "an alias cannot be renamed")
         before: list[Alias] = []
         routing = self._check(fn, body)
         existing = self._alias(fn, name).webhook_key

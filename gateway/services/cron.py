@@ -40,17 +40,13 @@ _RATE_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _MAX_RATE_SEC = 366 * 86400
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def zone(name: str) -> ZoneInfo:
     """An IANA time zone by name, or 422 naming the `timezone` field."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         message = f"{name!r} is not an IANA time zone (e.g. Europe/Berlin)"
-        raise _invalid("timezone", message) from None
+        raise errors.Invalid.field("timezone", message) from None
 
 
 @dataclass(frozen=True)
@@ -93,20 +89,20 @@ def parse(expression: str, timezone: str = "UTC", *, anchor: datetime | None = N
     if text.lower().startswith("rate("):
         return _parse_rate(text.lower(), anchor or datetime.now(UTC))
     if text.lower().startswith("cron("):
-        raise _invalid(
+        raise errors.Invalid.field(
             "expression",
             "write the cron fields without cron(…): 'minute hour day month weekday' "
             "or 'second minute hour day month weekday'",
         )
     fields = NAMED.get(text.lower())
     if fields is None and text.startswith("@"):
-        raise _invalid(
+        raise errors.Invalid.field(
             "expression", f"unknown name {text!r}; use one of {', '.join(sorted(NAMED))}"
         )
     if fields is None:
         parts = text.upper().split(" ")
         if len(parts) not in (5, 6):
-            raise _invalid(
+            raise errors.Invalid.field(
                 "expression",
                 f"{expression!r} has {len(parts)} fields; cron takes 5 (minute hour day "
                 "month weekday) or 6 (second first), or use @hourly-style names or rate(N unit)",
@@ -118,7 +114,7 @@ def parse(expression: str, timezone: str = "UTC", *, anchor: datetime | None = N
     except (CronSimError, StopIteration) as exc:
         reason = str(exc).lower() or "it never fires"
         message = f"{expression!r} is not a valid cron expression: {reason}"
-        raise _invalid("expression", message) from None
+        raise errors.Invalid.field("expression", message) from None
     return cron
 
 
@@ -126,12 +122,14 @@ def _parse_rate(text: str, anchor: datetime) -> Rate:
     match = _RATE.match(text)
     unit = match.group(2).removesuffix("s") if match else None
     if match is None or unit not in _RATE_UNITS:
-        raise _invalid(
+        raise errors.Invalid.field(
             "expression",
             f"{text!r} is not a rate; write rate(N unit) with unit second(s), minute(s), "
             "hour(s) or day(s)",
         )
     count = int(match.group(1))
     if not 1 <= count * _RATE_UNITS[unit] <= _MAX_RATE_SEC:
-        raise _invalid("expression", "a rate's period must be from 1 second to 366 days")
+        raise errors.Invalid.field(
+            "expression", "a rate's period must be from 1 second to 366 days"
+        )
     return Rate(count * _RATE_UNITS[unit], anchor.replace(microsecond=0))

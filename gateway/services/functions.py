@@ -49,10 +49,6 @@ _CONFIG_FIELDS = (
 )  # fmt: skip
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 MASKED = "****"  # how a record shows each env var's value
 _HANDLER_FUNCTION = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")  # a Python or JavaScript name
 
@@ -156,9 +152,9 @@ class FunctionService:
         """Apply a partial update; returns the record and the version it made, if any."""
         fn, _ = self.repo.resolve(ref)
         if body.name is not None and body.name != fn.name:
-            raise _invalid("name", "names are immutable")
+            raise errors.Invalid.field("name", "names are immutable")
         if body.runtime is not None and RUNTIMES.canonical(body.runtime) != fn.runtime:
-            raise _invalid("runtime", "the runtime of a function cannot change")
+            raise errors.Invalid.field("runtime", "the runtime of a function cannot change")
         runtime = self._runtime_of(fn)
         touched = {f for f in _CONFIG_FIELDS if getattr(body, f) is not None}
         self._check_source(runtime, body, upload, required=False)
@@ -223,25 +219,33 @@ class FunctionService:
         if upload is not None:
             given.append("artifact")
         if len(given) > 1:
-            raise _invalid(given[1], f"give only one of code, files or an artifact, not {given}")
+            raise errors.Invalid.field(
+                given[1], f"give only one of code, files or an artifact, not {given}"
+            )
         name = runtime.name
         if runtime.kind == "binary":
             if given and given[0] in ("code", "files"):
-                raise _invalid(given[0], f"a {name} function takes an artifact, not source")
+                raise errors.Invalid.field(
+                    given[0], f"a {name} function takes an artifact, not source"
+                )
             if required and not given:
-                raise _invalid("artifact_base64", f"a {name} function needs an artifact")
+                raise errors.Invalid.field(
+                    "artifact_base64", f"a {name} function needs an artifact"
+                )
         else:
             if given and given[0] in ("artifact_base64", "artifact"):
-                raise _invalid(given[0], f"a {name} function takes source (code or files)")
+                raise errors.Invalid.field(
+                    given[0], f"a {name} function takes source (code or files)"
+                )
             if required and not given:
-                raise _invalid("code", f"a {name} function needs code or files")
+                raise errors.Invalid.field("code", f"a {name} function needs code or files")
         handler = getattr(body, "handler", None)
         if handler is not None and runtime.default_handler:
             # A runtime that calls a function by name: a handler it cannot split would only
             # fail the build, after a 201.
             module, _, function = handler.rpartition(".")
             if not module or not _HANDLER_FUNCTION.match(function):
-                raise _invalid(
+                raise errors.Invalid.field(
                     "handler",
                     f"{handler!r} is not module.function (e.g. {runtime.default_handler!r}: "
                     f"the function {runtime.default_handler.rpartition('.')[2]} "
@@ -251,19 +255,25 @@ class FunctionService:
         if memory is not None:
             floor = memory_floor(runtime, self.settings)
             if not floor <= memory <= self.settings.max_memory_mb:
-                raise _invalid(
+                raise errors.Invalid.field(
                     "memory_mb", f"must be between {floor} and {self.settings.max_memory_mb}"
                 )
         if getattr(body, "target", None) == "native" and not runtime.native_allowed:
             allowed = " and ".join(r.name for r in RUNTIMES if r.native_allowed)
-            raise _invalid("target", f"only {allowed} build to (or take) a native binary")
+            raise errors.Invalid.field(
+                "target", f"only {allowed} build to (or take) a native binary"
+            )
         if getattr(body, "reuse", None) and (
             not runtime.reuse_allowed or getattr(body, "target", None) == "native"
         ):
-            raise _invalid("reuse", "native binaries run as processes: no instance to reuse")
+            raise errors.Invalid.field(
+                "reuse", "native binaries run as processes: no instance to reuse"
+            )
         timeout = getattr(body, "timeout_sec", None)
         if timeout is not None and timeout > self.settings.max_timeout_sec:
-            raise _invalid("timeout_sec", f"must be at most {self.settings.max_timeout_sec:g}")
+            raise errors.Invalid.field(
+                "timeout_sec", f"must be at most {self.settings.max_timeout_sec:g}"
+            )
 
     def _store_source(
         self, runtime: Runtime, body, upload: Path | None, handler: str | None
@@ -279,7 +289,7 @@ class FunctionService:
             try:
                 data = base64.b64decode(body.artifact_base64, validate=True)
             except (binascii.Error, ValueError):
-                raise _invalid("artifact_base64", "is not valid base64") from None
+                raise errors.Invalid.field("artifact_base64", "is not valid base64") from None
             if len(data) > BINARY_LIMIT:
                 raise errors.TooLarge(
                     f"the artifact is {len(data)} bytes; the limit is {BINARY_LIMIT}"
@@ -351,17 +361,19 @@ class FunctionService:
         offset: int = 0,
     ) -> FunctionList:
         if not 1 <= limit <= 100:
-            raise _invalid("limit", "must be between 1 and 100")
+            raise errors.Invalid.field("limit", "must be between 1 and 100")
         if offset < 0:
-            raise _invalid("offset", "must not be negative")
+            raise errors.Invalid.field("offset", "must not be negative")
         if runtime is not None:
             wanted = RUNTIMES.canonical(runtime)
             if wanted is None:
-                raise _invalid("runtime", f"unknown runtime {runtime!r}")
+                raise errors.Invalid.field("runtime", f"unknown runtime {runtime!r}")
             runtime = wanted
         statuses = [s.value for s in FunctionStatus]
         if status is not None and status not in statuses:
-            raise _invalid("status", f"unknown status {status!r}; use one of {', '.join(statuses)}")
+            raise errors.Invalid.field(
+                "status", f"unknown status {status!r}; use one of {', '.join(statuses)}"
+            )
         matches = [
             fn
             for fn in self.repo.list_functions()

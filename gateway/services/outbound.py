@@ -33,10 +33,6 @@ class Refused(Exception):
     """The URL may not be called from this server (a reason for the history)."""
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -47,24 +43,27 @@ def is_public(address: str) -> bool:
 def check_url(url: str, *, allow_private: bool, field: str = "notify.webhook_url") -> str:
     """The URL if it may be saved; 422 naming `field` otherwise."""
     if len(url) > MAX_URL_LENGTH:
-        raise _invalid(field, f"at most {MAX_URL_LENGTH} characters")
+        raise errors.Invalid.field(field, f"at most {MAX_URL_LENGTH} characters")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
-        raise _invalid(field, f"not a URL: {exc}") from None
+        raise errors.Invalid.field(field, f"not a URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise _invalid(field, "only http:// and https:// URLs are called")
+        raise errors.Invalid.field(field, "only http:// and https:// URLs are called")
     if not parts.hostname:
-        raise _invalid(field, "the URL names no host")
+        raise errors.Invalid.field(field, "the URL names no host")
     if not allow_private:
         try:
             literal = ipaddress.ip_address(parts.hostname)
         except ValueError:
             literal = None  # a name: checked on every delivery, once resolved
         if literal is not None and not is_public(str(literal)):
-            raise _invalid(field, f"{parts.hostname} is not a public address "
-                                  "(ALERT_WEBHOOK_ALLOW_PRIVATE=true allows it)")  # fmt: skip
+            message = (
+                f"{parts.hostname} is not a public address "
+                "(ALERT_WEBHOOK_ALLOW_PRIVATE=true allows it)"
+            )
+            raise errors.Invalid.field(field, message)
     return url
 
 

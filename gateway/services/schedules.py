@@ -26,10 +26,6 @@ from .targets import parse_target
 SCHEDULE_ID_PREFIX = "sch_"
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 OwnerKind = Literal["function", "workflow"]
 
 
@@ -165,20 +161,21 @@ class ScheduleService:
             return None
         fn = owner.fn
         if fn is None:
-            raise _invalid("qualifier", "a workflow's ticks start its latest version")
+            raise errors.Invalid.field("qualifier", "a workflow's ticks start its latest version")
         target = parse_target(f"{fn.id}:{qualifier}", field="qualifier")
         if target.version is not None:
             if target.version > fn.latest_version:
-                latest = fn.latest_version
-                raise _invalid("qualifier", f"{fn.name} has no version {target.version} "
-                                            f"(latest: {latest})")  # fmt: skip
+                message = f"{fn.name} has no version {target.version} (latest: {fn.latest_version})"
+                raise errors.Invalid.field("qualifier", message)
             return str(target.version)
         try:
             if self.resolve_alias is None:
                 raise errors.NotFound("no aliases")
             self.resolve_alias(fn, target.alias)
         except errors.NotFound:
-            raise _invalid("qualifier", f"{fn.name} has no alias named {qualifier!r}") from None
+            raise errors.Invalid.field(
+                "qualifier", f"{fn.name} has no alias named {qualifier!r}"
+            ) from None
         return target.alias
 
 
@@ -186,5 +183,5 @@ def _event_text(event: object) -> str:
     text = orjson.dumps({} if event is None else event).decode()
     if len(text) > EVENT_LIMIT:
         message = f"a schedule's event may be {EVENT_LIMIT} bytes; this one is {len(text)}"
-        raise _invalid("event", message)
+        raise errors.Invalid.field("event", message)
     return text

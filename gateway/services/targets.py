@@ -22,10 +22,6 @@ _VERSION_RE = re.compile(r"^[0-9]{1,9}\Z")
 MAX_TARGET_CHARS = 200
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 class Target(NamedTuple):
     """A function (id or name), and at most one of a version number and an alias.
 
@@ -59,7 +55,7 @@ def parse_target(
     if version is None and alias is None and ":" not in text and _PLAIN.match(text):
         return Target(text)  # PERF: the invoke path's usual case (a name or an id), ~1 µs
     if not text or len(text) > MAX_TARGET_CHARS:
-        raise _invalid(field, f"must be 1-{MAX_TARGET_CHARS} characters")
+        raise errors.Invalid.field(field, f"must be 1-{MAX_TARGET_CHARS} characters")
     function, colon, qualifier = text.partition(":")
     if not (NAME_RE.match(function) or FUNCTION_ID_RE.match(function)):
         # no function can have this name or id: unknown, like any other
@@ -69,25 +65,25 @@ def parse_target(
         if _VERSION_RE.match(qualifier):
             named_version = int(qualifier)
             if named_version < 1:
-                raise _invalid(field, "versions are numbered from 1")
+                raise errors.Invalid.field(field, "versions are numbered from 1")
         elif NAME_RE.match(qualifier):
             named_alias = qualifier
         else:
-            raise _invalid(
+            raise errors.Invalid.field(
                 field, f"{qualifier!r} after ':' is neither a version number nor an alias name"
             )
     if alias is not None and not NAME_RE.match(alias):
-        raise _invalid("alias", f"{alias!r} is not an alias name")
+        raise errors.Invalid.field("alias", f"{alias!r} is not an alias name")
     if version is not None and version < 1:
-        raise _invalid("version", "versions are numbered from 1")
+        raise errors.Invalid.field("version", "versions are numbered from 1")
     version = _once("version", named_version, version)
     alias = _once("alias", named_alias, alias)
     if version is not None and alias is not None:
-        raise _invalid(field, "name a version or an alias, not both")
+        raise errors.Invalid.field(field, "name a version or an alias, not both")
     return Target(function, version, alias)
 
 
 def _once(field: str, in_target, given):
     if in_target is not None and given is not None and in_target != given:
-        raise _invalid(field, f"the target names {in_target}, the request {given}")
+        raise errors.Invalid.field(field, f"the target names {in_target}, the request {given}")
     return in_target if in_target is not None else given

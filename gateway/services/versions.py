@@ -21,15 +21,11 @@ from ..schemas import FunctionHistory, FunctionHistoryEntry, VersionList, Versio
 log = logging.getLogger("nimbus.versions")
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def check_page(limit: int, offset: int) -> None:
     if not 1 <= limit <= 100:
-        raise _invalid("limit", "must be between 1 and 100")
+        raise errors.Invalid.field("limit", "must be between 1 and 100")
     if offset < 0:
-        raise _invalid("offset", "must not be negative")
+        raise errors.Invalid.field("offset", "must not be negative")
 
 
 def refuse_unready(record: Version) -> None:

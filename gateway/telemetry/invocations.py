@@ -24,15 +24,11 @@ from .logs import InvocationLogs, format_ts, parse_limit, parse_since, ts_micros
 QUEUE_READ_MAX = 200
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def _choice(field: str, raw: str | None, enum: type) -> str | None:
     if raw is None or raw == "":
         return None
     if raw not in enum.__members__.values():
-        raise _invalid(field, f"must be one of {', '.join(e.value for e in enum)}")
+        raise errors.Invalid.field(field, f"must be one of {', '.join(e.value for e in enum)}")
     return raw
 
 

@@ -61,10 +61,6 @@ def ts_micros(ts: str) -> int:
     return _micros(datetime.fromisoformat(ts))
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 # -- entries from an outcome ---------------------------------------------------
 
 
@@ -164,12 +160,16 @@ def parse_since(raw: str | None) -> int | None:
         pass
     else:
         if not math.isfinite(seconds) or seconds < 0:
-            raise _invalid("since", "must be RFC 3339, non-negative Unix seconds or an age")
+            raise errors.Invalid.field(
+                "since", "must be RFC 3339, non-negative Unix seconds or an age"
+            )
         return int(seconds * 1_000_000)
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise _invalid("since", "use RFC 3339, Unix seconds, or an age such as 15m") from None
+        raise errors.Invalid.field(
+            "since", "use RFC 3339, Unix seconds, or an age such as 15m"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return _micros(moment)
@@ -181,9 +181,9 @@ def parse_limit(raw: str | None) -> int:
     try:
         limit = int(raw)
     except ValueError:
-        raise _invalid("limit", "must be an integer") from None
+        raise errors.Invalid.field("limit", "must be an integer") from None
     if not 1 <= limit <= LIMIT_MAX:
-        raise _invalid("limit", f"must be between 1 and {LIMIT_MAX}")
+        raise errors.Invalid.field("limit", f"must be between 1 and {LIMIT_MAX}")
     return limit
 
 

@@ -51,24 +51,22 @@ class WindowSeries:
     by_function: dict[str, Window] = field(default_factory=dict)
 
 
-def _invalid(field_name: str, message: str) -> errors.Invalid:
-    return errors.Invalid(
-        f"{field_name}: {message}", details=[{"field": field_name, "message": message}]
-    )
-
-
 def check_range(since: float, until: float, step: int, max_span_sec: float | None = None) -> None:
     if step < SLOT_SEC or step % SLOT_SEC:
-        raise _invalid("step", f"must be a positive multiple of {SLOT_SEC} seconds")
+        raise errors.Invalid.field("step", f"must be a positive multiple of {SLOT_SEC} seconds")
     if since >= until:
-        raise _invalid("since", "must be before until")
+        raise errors.Invalid.field("since", "must be before until")
     # NOTE: every hour of the range is read (a marker, then its objects): since=0 read
     # ~490,000 hours for one request. Past the retention there is nothing to read.
     if max_span_sec is not None and until - since > max_span_sec:
         days = max_span_sec / 86400
-        raise _invalid("since", f"the range is longer than the {days:g} days stats are kept")
+        raise errors.Invalid.field(
+            "since", f"the range is longer than the {days:g} days stats are kept"
+        )
     if (until - floor_to(since, step)) / step > MAX_POINTS:
-        raise _invalid("step", f"the range holds more than {MAX_POINTS} steps; use a larger step")
+        raise errors.Invalid.field(
+            "step", f"the range holds more than {MAX_POINTS} steps; use a larger step"
+        )
 
 
 class WindowQuery:

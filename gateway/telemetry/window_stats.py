@@ -37,10 +37,6 @@ _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])\Z")
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def age_seconds(text: str) -> float | None:
     """`15m` → 900.0; None when the text is not an age."""
     m = _AGE.match(text)
@@ -60,7 +56,9 @@ def parse_moment(field: str, text: str | None, now: float) -> float | None:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
-        raise _invalid(field, "use RFC 3339, Unix seconds, or an age such as 15m") from None
+        raise errors.Invalid.field(
+            field, "use RFC 3339, Unix seconds, or an age such as 15m"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return _in_range(field, moment.timestamp())
@@ -70,7 +68,7 @@ def _in_range(field: str, seconds: float) -> float:
     # NOTE: float() takes "nan", "inf" and "1e400", and a moment past year 9999 has no
     # datetime: each made a 500 further on, not a 422 here.
     if not 0 <= seconds <= _LATEST:  # false for NaN too
-        raise _invalid(field, "must be a moment from 1970 to 9999")
+        raise errors.Invalid.field(field, "must be a moment from 1970 to 9999")
     return seconds
 
 
@@ -81,9 +79,9 @@ def parse_step(text: str | None, since: float, until: float) -> int:
     try:
         seconds = float(m.group(1)) * _UNITS[m.group(2)] if m else float(text)
     except ValueError:
-        raise _invalid("step", "use seconds (60) or 10s, 5m, 1h") from None
+        raise errors.Invalid.field("step", "use seconds (60) or 10s, 5m, 1h") from None
     if not math.isfinite(seconds) or seconds != int(seconds):
-        raise _invalid("step", f"must be a positive multiple of {SLOT_SEC} seconds")
+        raise errors.Invalid.field("step", f"must be a positive multiple of {SLOT_SEC} seconds")
     return int(seconds)
 
 

@@ -95,5 +95,5 @@ def _bounded(req: falcon.Request, name: str, default: int, low: int, high: int) 
     # NOTE: isascii: isdigit() is true for '²', which int() refuses
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or not low <= int(raw) <= high:
         message = f"a whole number from {low} to {high}"
-        raise errors.Invalid(f"{name}: {message}", details=[{"field": name, "message": message}])
+        raise errors.Invalid.field(name, message)
     return int(raw)

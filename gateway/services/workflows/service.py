@@ -50,15 +50,11 @@ from .definition import Machine, compile_definition, parse_definition, task_reso
 MACHINES_CACHED = 512  # compiled definitions kept per worker
 
 
-def _invalid(field: str, message: str) -> errors.Invalid:
-    return errors.Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def _page(limit: int, offset: int) -> None:
     if not 1 <= limit <= 100:
-        raise _invalid("limit", "must be between 1 and 100")
+        raise errors.Invalid.field("limit", "must be between 1 and 100")
     if offset < 0:
-        raise _invalid("offset", "must not be negative")
+        raise errors.Invalid.field("offset", "must not be negative")
 
 
 def execution_view(execution: Execution) -> ExecutionView:
@@ -225,7 +221,7 @@ class WorkflowService:
     ) -> ExecutionList:
         _page(limit, offset)
         if status is not None and status not in ExecutionStatus.__members__:
-            raise _invalid("status", f"one of {', '.join(ExecutionStatus.__members__)}")
+            raise errors.Invalid.field("status", f"one of {', '.join(ExecutionStatus.__members__)}")
         workflow = self.repo.resolve(ref)
         found = []
         for execution_id in self.repo.executions_of(workflow.id):
@@ -291,8 +287,7 @@ def _parse_input(body: bytes) -> Any:
             f"the execution input is not valid JSON: {exc}", code="invalid_json"
         ) from None
     if nests_deeper_than(data):
-        message = f"nests deeper than {MAX_JSON_DEPTH} levels"
-        raise errors.Invalid(f"input: {message}", details=[{"field": "input", "message": message}])
+        raise errors.Invalid.field("input", f"nests deeper than {MAX_JSON_DEPTH} levels")
     return data
 
 
