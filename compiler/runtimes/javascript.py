@@ -391,4 +391,17 @@ def check_export(meta: Path, entry_path: Path, entry: str, export: str) -> None:
         raise BuildFailed(
             f"{entry} does not export {export!r} (expected `export [async] function {export}`, "
             f"`exports.{export} = …` or `module.exports = {{ {export} }}`)"
+            + (_WORKERS_HINT if _WORKERS_FETCH.search(source) else "")
         )
+
+
+# A Cloudflare Workers script is the likeliest wrong shape a newcomer brings.
+_WORKERS_FETCH = re.compile(
+    r"\bexport\s+default\s*\{[\s\S]*\bfetch\b|addEventListener\(\s*[\"']fetch[\"']"
+)
+_WORKERS_HINT = (
+    "; this looks like a Cloudflare Workers fetch handler: Nimbus calls "
+    "`main(event, context)` with the event's JSON and returns its result (through a webhook "
+    "URL the event is AWS Lambda's function-URL payload, and a {statusCode, headers, body} "
+    "result shapes the HTTP reply)"
+)

@@ -68,3 +68,17 @@ def test_create_from_a_file_needs_no_runtime_flag_but_code_does(server, tmp_path
     assert (fn["runtime"], fn["handler"], fn["status"]) == ("python", "app.main", "active")
     out = nimbus(server, "create", "from-code", "--code", "def main(e): return e")
     assert out.exit_code == 2 and "--code needs --runtime" in out.output
+
+
+def test_a_cloudflare_worker_deployed_as_it_is_is_told_what_nimbus_calls(server, tmp_path):
+    folder = tmp_path / "worker"
+    folder.mkdir()
+    (folder / "index.js").write_text(
+        "export default {\n  async fetch(request, env, ctx) {\n"
+        '    return new Response("Hello World!");\n  },\n};\n'
+    )
+    out = nimbus(server, "-o", "table", "deploy", str(folder))
+    assert out.exit_code == 1, out.output
+    assert "index.js does not export 'main'" in out.stderr
+    assert "this looks like a Cloudflare Workers fetch handler: Nimbus calls " in out.stderr
+    assert "`main(event, context)`" in out.stderr
