@@ -65,9 +65,13 @@ class _Config(_Body):
     def _env_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         import re
 
-        for key in value or {}:
+        for key, text in (value or {}).items():
             if not re.match(_ENV_NAME, key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
+            # NOTE: an environment holds C strings: a native function's container agent
+            # refused the NUL after its container had started (leaked, one per call, 500)
+            if "\0" in text:
+                raise ValueError(f"the value of {key} holds a NUL character")
         return value
 
     @field_validator("files")

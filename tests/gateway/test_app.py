@@ -92,6 +92,14 @@ def test_a_trailing_newline_is_no_part_of_a_name(client):
         handler_name("handler.main\n")  # the glue the builder writes calls this name
 
 
+def test_an_env_var_value_cannot_hold_a_nul(client):
+    body = {"name": "nul", "runtime": "wasm", "artifact_base64": b64(hello_module()),
+            "env_vars": {"TOKEN": "x\u0000y"}}  # fmt: skip
+    resp = client.simulate_post("/api/v1/functions", json=body)
+    assert resp.status_code == 422, resp.text
+    assert resp.json["error"]["details"][0]["field"] == "env_vars"
+
+
 def test_create_and_wait_in_process(client):
     body = {"name": "inproc", "runtime": "wasm", "artifact_base64": b64(hello_module())}
     resp = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
