@@ -84,7 +84,8 @@ def _from_file(
     if path.suffix not in runtime.extensions:  # e.g. --runtime python for a .txt file
         return Source(runtime, {"code": text, **({"handler": handler} if handler else {})})
     # A single file keeps its own name, so `app.py` is served as `app.<function>`.
-    return Source(runtime, {"files": {path.name: text}, **_handler(runtime, handler, [path.name])})
+    files = {path.name: text}
+    return Source(runtime, {"files": files, **_handler(runtime, handler, files)})
 
 
 def _from_dir(
@@ -112,7 +113,7 @@ def _from_dir(
     body: dict = {**settings, "files": files}
     if runtime.name == "python" and "requirements.txt" in files:
         body["requirements"] = _requirements(files.pop("requirements.txt"))
-    body.update(_handler(runtime, handler or settings.get("handler"), list(files)))
+    body.update(_handler(runtime, handler or settings.get("handler"), files))
     return Source(runtime, body, name=name)
 
 
@@ -146,16 +147,34 @@ def _guess(catalog: Catalog, files: dict[str, str], root: Path) -> Runtime:
     return runtime
 
 
-def _handler(runtime: Runtime, handler: str | None, names: list[str]) -> dict:
+def _handler(runtime: Runtime, handler: str | None, files: dict[str, str]) -> dict:
     """The handler to send: the given one; or, when the runtime's default file is missing
-    and there is exactly one top-level source file, that file's module."""
+    and there is exactly one top-level source file, that file's module and the function it
+    defines: the default's (`main`), else AWS Lambda's (`lambda_function.lambda_handler`,
+    `index.handler`), so a function written for Lambda deploys unchanged."""
     if handler or not runtime.default_handler:
         return {"handler": handler} if handler else {}
     module, function = runtime.default_handler.rsplit(".", 1)
-    top_level = [n for n in names if "/" not in n and Path(n).suffix in runtime.extensions]
+    top_level = [n for n in files if "/" not in n and Path(n).suffix in runtime.extensions]
     if any(Path(n).stem == module for n in top_level) or len(top_level) != 1:
         return {}
-    return {"handler": f"{Path(top_level[0]).stem}.{function}"}
+    text = files[top_level[0]]
+    chosen = next((f for f in (function, *LAMBDA_HANDLERS) if _defines(text, f)), function)
+    return {"handler": f"{Path(top_level[0]).stem}.{chosen}"}
+
+
+LAMBDA_HANDLERS = ("lambda_handler", "handler")  # AWS's defaults for Python and Node.js
+
+
+def _defines(text: str, name: str) -> bool:
+    """A top-level Python def or a JavaScript export of `name` (read, never run)."""
+    patterns = (
+        rf"^(?:async\s+)?def\s+{name}\s*\(",
+        rf"^export\s+(?:async\s+)?(?:function\s*\*?|const|let|var)\s*{name}\b",
+        rf"^(?:module\.)?exports\.{name}\s*=",
+        rf"^module\.exports\s*=\s*\{{[^}}]*\b{name}\b",
+    )
+    return any(re.search(p, text, re.M) for p in patterns)
 
 
 def _requirements(text: str) -> list[str]:

@@ -89,3 +89,20 @@ def test_a_bad_function_json_says_what_is_wrong(tmp_path, manifest, message):
     (tmp_path / "function.json").write_text(manifest)
     with pytest.raises(sources.SourceError, match=re.escape(message)):
         sources.from_path(CATALOG, tmp_path, None, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "handler"),
+    [
+        ("lambda_function.py", "def lambda_handler(event, context):\n    return 1\n",
+         "lambda_function.lambda_handler"),
+        ("index.mjs", "export const handler = async (event) => 1;\n", "index.handler"),
+        ("index.js", "exports.handler = async (event) => 1;\n", "index.handler"),
+        ("app.py", "def main(event):\n    return 1\n\ndef handler(e):\n    return 2\n", "app.main"),
+        ("app.py", "def other(event):\n    return 1\n", "app.main"),  # the build will say so
+    ],
+)  # fmt: skip
+def test_a_lone_file_written_for_lambda_keeps_its_handler(tmp_path, name, text, handler):
+    (tmp_path / name).write_text(text)
+    assert sources.from_path(CATALOG, tmp_path, None, None).body["handler"] == handler
+    assert sources.from_path(CATALOG, tmp_path / name, None, None).body["handler"] == handler

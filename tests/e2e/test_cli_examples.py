@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +24,13 @@ def server(tmp_path_factory) -> Iterator[NimbusProcess]:
 
 def nimbus(server: NimbusProcess, *args: str):
     return CliRunner().invoke(main, ["--url", server.url, "--api-key", server.api_key, *args])
+
+
+def folder_of(root: Path, name: str, file: str, text: str) -> Path:
+    """A folder holding one source file, as a user's project."""
+    (root / name).mkdir()
+    (root / name / file).write_text(text)
+    return root / name
 
 
 def test_an_example_named_like_a_function_of_another_runtime_is_refused_clearly(server, tmp_path):
@@ -71,14 +80,35 @@ def test_create_from_a_file_needs_no_runtime_flag_but_code_does(server, tmp_path
 
 
 def test_a_cloudflare_worker_deployed_as_it_is_is_told_what_nimbus_calls(server, tmp_path):
-    folder = tmp_path / "worker"
-    folder.mkdir()
-    (folder / "index.js").write_text(
-        "export default {\n  async fetch(request, env, ctx) {\n"
-        '    return new Response("Hello World!");\n  },\n};\n'
-    )
+    folder = folder_of(
+        tmp_path, "worker", "index.js",
+        'export default {\n  async fetch(request, env, ctx) {\n'
+        '    return new Response("Hello World!");\n  },\n};\n',
+    )  # fmt: skip
     out = nimbus(server, "-o", "table", "deploy", str(folder))
     assert out.exit_code == 1, out.output
     assert "index.js does not export 'main'" in out.stderr
     assert "this looks like a Cloudflare Workers fetch handler: Nimbus calls " in out.stderr
     assert "`main(event, context)`" in out.stderr
+
+
+# What the Lambda console makes for a new Python and for a new Node.js function.
+LAMBDA_HELLOS = {
+    "lambda_function.py": "import json\n\ndef lambda_handler(event, context):\n"
+    "    return {'statusCode': 200, 'body': json.dumps('Hello from Lambda!')}\n",
+    "index.mjs": "export const handler = async (event) => {\n"
+    "  const response = {statusCode: 200, body: JSON.stringify('Hello from Lambda!')};\n"
+    "  return response;\n};\n",
+}
+
+
+@pytest.mark.parametrize("file", sorted(LAMBDA_HELLOS))
+def test_aws_lambdas_hello_functions_deploy_unchanged_and_answer_on_the_webhook(
+    server, tmp_path, file
+):
+    folder = folder_of(tmp_path, f"hello-{file.split('.')[1]}", file, LAMBDA_HELLOS[file])
+    out = nimbus(server, "deploy", str(folder))
+    assert out.exit_code == 0, out.output
+    fn = json.loads(out.stdout)
+    reply = httpx.get(fn["webhook_url"])
+    assert (reply.status_code, reply.json()) == (200, "Hello from Lambda!"), fn["handler"]
