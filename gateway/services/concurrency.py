@@ -73,8 +73,14 @@ class FunctionConcurrency:
         """`acquire`, or `ConcurrencyLimitReached` naming the limit."""
         slot = self.acquire(function_id, limit)
         if slot is None:
+            message = (
+                f"function {name} already runs its max_concurrency of {limit} invocations"
+                if limit
+                else f"function {name} is throttled: its max_concurrency is 0 (every call is "
+                "refused until it is raised or removed)"
+            )
             raise ConcurrencyLimitReached(
-                f"function {name} already runs its max_concurrency of {limit} invocations",
+                message,
                 retry_after=1,
                 details={"reason": "function_concurrency_limit", "max_concurrency": limit},
             )

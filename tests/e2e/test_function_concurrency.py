@@ -73,6 +73,10 @@ def test_max_concurrency_changes_without_a_new_version(api, name):
     while (resp := api.post(f"/api/v1/functions/{name}/invoke", json={})).status_code != 429:
         assert time.monotonic() < deadline, resp.text
         time.sleep(0.2)
+    assert resp.json()["error"]["message"] == (  # not "already runs its … of 0 invocations"
+        f"function {name} is throttled: its max_concurrency is 0 (every call is refused until "
+        "it is raised or removed)"
+    )
     resp = api.put(f"/api/v1/functions/{name}", json={"max_concurrency": None})  # null: no cap
     assert resp.status_code == 200 and resp.json()["max_concurrency"] is None
     while (resp := api.post(f"/api/v1/functions/{name}/invoke", json={})).status_code != 200:
