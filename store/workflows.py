@@ -160,7 +160,8 @@ class WorkflowRepo:
             try:
                 self._write(workflow_key(workflow_id), workflow, if_match=etag)
             except errors.Conflict:
-                # the record moved on meanwhile; our version stays, unreferenced
+                # the record moved on meanwhile (another field's edit): nothing names our
+                # version yet, so it goes, and the edit is made again on the record as it is
                 self.store.delete(workflow_version_key(workflow_id, number))
                 _backoff(attempt)
                 continue
