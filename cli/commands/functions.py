@@ -414,7 +414,7 @@ def webhook_url(session: Session, name: str) -> None:
 @api_options
 @pass_session
 def webhook_rotate(session: Session, name: str) -> None:
-    """Give the webhook a new secret URL; the old one stops working at once."""
+    """Give the webhook a new secret URL; the old one stops working within a second."""
     _show_webhook(session, session.client.json(
         "POST", f"{FUNCTIONS}/{quote(name, safe='')}/webhook/rotate"))  # fmt: skip
 
