@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import falcon
 import orjson
@@ -91,6 +92,23 @@ def handle_validation_error(req, resp, exc: ValidationError, params) -> None:
     _respond(resp, 422, error_body("validation_error", message, details))
 
 
+# Falcon's `get_param_as_int` failure: 'The "version" parameter is invalid. The value must
+# be an integer.' (the name is kept only in the text).
+_BAD_PARAM = re.compile(r'The "([^"]+)" parameter is invalid\. (.*)', re.S)
+
+
+def handle_invalid_param(req, resp, exc: falcon.HTTPInvalidParam, params) -> None:
+    """A query parameter of the wrong type is a 422 naming it, as every other bad field is
+    (`?limit=ten` was already one; `?version=ten` was Falcon's 400)."""
+    found = _BAD_PARAM.match(exc.description or "")
+    if found is None:
+        return handle_http_error(req, resp, exc, params)
+    field, problem = found.group(1), found.group(2).rstrip(".")
+    problem = problem[:1].lower() + problem[1:]
+    _respond(resp, 422, error_body("validation_error", f"{field}: {problem}",
+                                   [{"field": field, "message": problem}]))  # fmt: skip
+
+
 def handle_http_error(req, resp, exc: falcon.HTTPError, params) -> None:
     code = {
         400: "bad_request",
@@ -126,5 +144,6 @@ def install(app: falcon.App) -> None:
     # Falcon picks the most specific handler for each exception.
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(falcon.HTTPInvalidParam, handle_invalid_param)
     app.add_error_handler(ValidationError, handle_validation_error)
     app.add_error_handler(errors.NimbusError, handle_nimbus_error)

@@ -369,6 +369,20 @@ def test_a_wrong_method_or_path_says_what_there_is(api, name):
     )
 
 
+def test_a_query_parameter_of_the_wrong_type_is_a_422_naming_it(api, name):
+    create_wasm(api, name)
+    for path, problem in (
+        (f"/api/v1/functions/{name}/invoke?version=ten", "the value must be an integer"),
+        (f"/api/v1/functions/{name}/invoke?version=0", "the value must be at least 1"),
+    ):
+        error = assert_error(api.post(path, json={}), 422, "validation_error")  # was 400
+        assert error["message"] == f"version: {problem}", error
+        assert error["details"] == [{"field": "version", "message": problem}]
+    error = assert_error(api.get(f"/api/v1/functions/{name}/stats?version=x"), 422,
+                         "validation_error")  # fmt: skip
+    assert error["details"][0]["field"] == "version"
+
+
 def test_immutable_fields_are_422(api, name):
     create_wasm(api, name)
     error = assert_error(
