@@ -9,8 +9,15 @@ UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def since(value: str | None) -> str | None:
     """`10m` → the RFC 3339 time ten minutes ago; RFC 3339 or Unix seconds pass through."""
-    if value and value[-1] in UNITS and value[:-1].isdigit():
-        moment = datetime.now(UTC) - timedelta(seconds=int(value[:-1]) * UNITS[value[-1]])
+    if not value:
+        return value
+    count = value[:-1]
+    # NOTE: isascii: isdigit() is true for '²', which int() refuses
+    if value[-1] in UNITS and count.isascii() and count.isdigit():
+        try:
+            moment = datetime.now(UTC) - timedelta(seconds=int(count) * UNITS[value[-1]])
+        except OverflowError:
+            return value  # before year 1: the API says what is wrong with it
         return moment.isoformat().replace("+00:00", "Z")
     return value
 

@@ -35,7 +35,7 @@ def _weights(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
 
 def _version(session: Session, name: str, text: str) -> int:
     """A version number, or `active` / `latest` read from the function."""
-    if text.isdigit() and int(text) >= 1:
+    if text.isascii() and text.isdigit() and int(text) >= 1:  # isdigit() takes '²'
         return int(text)
     if text in ("active", "latest"):
         number = session.client.get_function(name).get(f"{text}_version")

@@ -14,3 +14,10 @@ def test_an_age_becomes_a_time_and_the_rest_passes_through():
     assert moments.since("1733389200") == "1733389200"
     assert moments.since("5x") == "5x"  # the API says what is wrong with it
     assert moments.since(None) is None
+
+
+def test_an_age_python_cannot_count_passes_through_for_the_api_to_refuse():
+    """'²m' passed isdigit() and crashed int(); 99999999999d overflowed timedelta: both
+    ended the CLI with a traceback."""
+    assert moments.since("²m") == "²m"
+    assert moments.since("99999999999d") == "99999999999d"
