@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from ._pool import is_exhausted
 from ._runtime_world import RUN, check_source, runtime_call
 from ._threads import Abandoned
 from ._types import KINDS, Deployment, InvokeResult, MiB, SandboxConfig
-from ._worker import Prepared, Worker, deployment_key
+from ._worker import Prepared, Worker, current_pid, deployment_key
 
 # How long past the deadline a caller waits for the epoch trap to land
 # before leaving a guarded thread behind.
@@ -62,11 +61,11 @@ class Sandbox:
 
     def _worker(self) -> Worker:
         worker = self._worker_state
-        if worker is not None and worker.pid == os.getpid():
+        if worker is not None and worker.pid == current_pid():
             return worker
         with self._lock:
             worker = self._worker_state
-            if worker is None or worker.pid != os.getpid():
+            if worker is None or worker.pid != current_pid():
                 # A forked child must not touch its parent's engine, threads or locks.
                 worker = self._worker_state = Worker(
                     self._store, self._config, self._too_many_stuck
@@ -85,7 +84,7 @@ class Sandbox:
     def close(self) -> None:
         self._native.close()
         worker, self._worker_state = self._worker_state, None
-        if worker is not None and worker.pid == os.getpid():
+        if worker is not None and worker.pid == current_pid():
             worker.close()
 
     def stats(self) -> dict[str, int]:
@@ -97,7 +96,7 @@ class Sandbox:
         `native_started`)."""
         native = self._native.stats()
         worker = self._worker_state
-        if worker is None or worker.pid != os.getpid():
+        if worker is None or worker.pid != current_pid():
             return dict.fromkeys(_STATS, 0) | native
         return native | {
             "running": worker.gate.active,

@@ -25,6 +25,22 @@ from ._runtime_world import MountCache, RuntimeCode, runtime_code
 from ._threads import GuestThreads
 from ._types import Deployment, SandboxConfig
 
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def current_pid() -> int:
+    """This process's id. PERF(sandbox): checked on every call (a forked child must make
+    its own Worker), so without a getpid() system call each time."""
+    return _pid
+
 
 @dataclass
 class Prepared:
@@ -44,7 +60,7 @@ class Worker:
         config: SandboxConfig,
         on_stuck_threads: Callable[[int], None] | None = None,
     ) -> None:
-        self.pid = os.getpid()
+        self.pid = current_pid()
         pool = (
             PoolSize(config.pool_slots, config.max_memory_mb, config.pool_keep_resident_kb * 1024)
             if config.pooling

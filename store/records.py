@@ -65,20 +65,20 @@ class _SequentialIds:
 
     PERF(nimbus): one or two per request, so no syscall and no encoding per id
     (uuid4 and token_bytes were ~10% of a worker's time under load, base32 of
-    the counter another 3%). The tag is made again after fork(), so workers
+    the counter another 3%, and a getpid() per id to notice a fork ~1 µs). The
+    tag is made again in a forked child (`os.register_at_fork`), so workers
     never share it.
     """
 
     def __init__(self) -> None:
-        self._pid = 0
-        self._tag = ""
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._tag = base64.b32encode(secrets.token_bytes(5)).decode().lower()
         self._counter = itertools.count()
 
     def __call__(self, prefix: str) -> str:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._tag = base64.b32encode(secrets.token_bytes(5)).decode().lower()
-            self._counter = itertools.count()
         return f"{prefix}{self._tag}{next(self._counter):08x}"
 
 

@@ -24,22 +24,24 @@ _DRAIN_LIMIT = 16 * 1024 * 1024
 _METADATA_LIMIT = 1024 * 1024
 
 
-def _check_length(req: falcon.Request, limit: int) -> None:
-    if req.content_length is not None and req.content_length > limit:
-        if req.content_length <= _DRAIN_LIMIT:
+def _check_length(req: falcon.Request, limit: int, length: int | None = None) -> None:
+    """413 when the declared length (`length`, else Content-Length) is over `limit`."""
+    if length is None:
+        length = req.content_length
+    if length is not None and length > limit:
+        if length <= _DRAIN_LIMIT:
             while req.bounded_stream.read(1 << 16):
                 pass
-        raise errors.TooLarge(
-            f"the request body is {req.content_length} bytes; the limit is {limit}"
-        )
+        raise errors.TooLarge(f"the request body is {length} bytes; the limit is {limit}")
 
 
 def read_bytes(req: falcon.Request, limit: int) -> bytes:
     """The raw body, refused with 413 before reading when it is declared too large."""
-    _check_length(req, limit)
+    length = req.content_length  # PERF: falcon parses the header again on every access
+    _check_length(req, limit, length)
     # NOTE: a chunked body has no Content-Length; the server's input stream
     # ends at its last chunk, so read it directly, still bounded.
-    stream = req.bounded_stream if req.content_length is not None else req.stream
+    stream = req.bounded_stream if length is not None else req.stream
     data = stream.read(limit + 1)
     if len(data) > limit:
         raise errors.TooLarge(f"the request body is over the limit of {limit} bytes")

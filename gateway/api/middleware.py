@@ -14,9 +14,17 @@ from ..services.keys import KeyService
 access_log = logging.getLogger("nimbus.access")
 
 
+def header(req: falcon.Request, wsgi_name: str) -> str | None:
+    """A request header by its WSGI name (`HTTP_X_REQUEST_ID` for X-Request-Id).
+
+    PERF: falcon's `get_header` raises and catches a KeyError for an absent header
+    (~2 µs); an invoke asks for six that are usually absent."""
+    return req.env.get(wsgi_name)
+
+
 class RequestId:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        incoming = req.get_header("X-Request-Id")
+        incoming = header(req, "HTTP_X_REQUEST_ID")
         if incoming and len(incoming) <= 128:
             req.context.request_id = incoming
         else:
@@ -57,6 +65,8 @@ def public(resource_class: type) -> type:
 
 def is_normal_path(path: str) -> bool:
     """No empty, `.` or `..` segments: the form the router and the auth agree on."""
+    if "//" not in path and "/." not in path:
+        return True  # PERF: no empty segment but a last one, none starting with "."
     segments = path.split("/")[1:]
     if segments and segments[-1] == "":
         segments = segments[:-1]  # one trailing slash is stripped by the app's options
@@ -97,9 +107,9 @@ class ApiKeyAuth:
         if resource is None:
             return
         public = getattr(resource, "public", False)
-        if public and not req.get_header("X-Nimbus-Log-Type"):
+        if public and not header(req, "HTTP_X_NIMBUS_LOG_TYPE"):
             return
-        scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+        scheme, _, token = (header(req, "HTTP_AUTHORIZATION") or "").partition(" ")
         principal = self.keys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
         if public:
             # A public resource gives a log tail only to a caller with a key (webhooks).

@@ -23,11 +23,12 @@ from ...services.targets import parse_target, version_number
 from ...telemetry.logs import log_tail
 from ...telemetry.recorder import InvocationOutcome
 from ..bodies import read_bytes, require_json
+from ..middleware import header
 
 
 def wants_log_tail(req: falcon.Request) -> bool:
     """`X-Nimbus-Log-Type: Tail` from a caller whose key may invoke."""
-    if (req.get_header("X-Nimbus-Log-Type") or "").lower() != "tail":
+    if (header(req, "HTTP_X_NIMBUS_LOG_TYPE") or "").lower() != "tail":
         return False
     principal = req.context.get("principal")
     return principal is not None and principal.may(KeyScope.invoke)
@@ -48,20 +49,27 @@ def log_tail_on_error(
     try:
         yield
     except errors.NimbusError as exc:
-        outcome = getattr(exc, "outcome", None)
-        if wants_log_tail(req):
-            set_log_tail(resp, outcome)
-        if facts and outcome is not None and outcome.status in ("failed", "timed_out"):
-            resp.set_header("X-Nimbus-Duration-Ms", f"{outcome.duration_ms:.3f}")
-            resp.set_header("X-Nimbus-Cold-Start", "true" if outcome.cold_start else "false")
-            resp.set_header("X-Nimbus-Version", str(outcome.version))
+        answer_stopped(req, resp, exc, facts=facts)
         raise
+
+
+def answer_stopped(
+    req: falcon.Request, resp: falcon.Response, exc: errors.NimbusError, *, facts: bool
+) -> None:
+    """What `log_tail_on_error` adds to the error response of a call stopped by the platform."""
+    outcome = getattr(exc, "outcome", None)
+    if wants_log_tail(req):
+        set_log_tail(resp, outcome)
+    if facts and outcome is not None and outcome.status in ("failed", "timed_out"):
+        resp.set_header("X-Nimbus-Duration-Ms", f"{outcome.duration_ms:.3f}")
+        resp.set_header("X-Nimbus-Cold-Start", "true" if outcome.cold_start else "false")
+        resp.set_header("X-Nimbus-Version", str(outcome.version))
 
 
 def version_override(req: falcon.Request) -> int | None:
     """`X-Nimbus-Version-Override: N` pins a version for testing (callers with a key only:
     the invoke routes always need one; webhooks ignore the header)."""
-    raw = req.get_header("X-Nimbus-Version-Override")
+    raw = header(req, "HTTP_X_NIMBUS_VERSION_OVERRIDE")
     if raw is None:
         return None
     number = version_number(raw.strip())
@@ -113,18 +121,24 @@ class InvokeResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str) -> None:
         require_json(req)
         event = parse_event(read_bytes(req, EVENT_LIMIT))
-        context = parse_caller_context(req.get_header("X-Nimbus-Context"))
-        version = req.get_param_as_int("version", min_value=1)
-        alias = req.get_param("alias")
-        target = parse_target(ref, version=version, alias=alias)
+        context = parse_caller_context(header(req, "HTTP_X_NIMBUS_CONTEXT"))
+        if req.query_string:
+            version = req.get_param_as_int("version", min_value=1)
+            target = parse_target(ref, version=version, alias=req.get_param("alias"))
+        else:
+            target = parse_target(ref)  # PERF: the usual call names no version or alias
         if target.alias is not None:
             resp.set_header("X-Nimbus-Alias", target.alias)
-        with log_tail_on_error(req, resp, facts=True):
+        try:
             inv = self.service.invoke(
                 target, event, context,
-                routing_key=req.get_header("X-Nimbus-Routing-Key"),
+                routing_key=header(req, "HTTP_X_NIMBUS_ROUTING_KEY"),
                 override=version_override(req),
             )  # fmt: skip
+        except errors.NimbusError as exc:
+            # PERF: log_tail_on_error's work without a context manager on every call
+            answer_stopped(req, resp, exc, facts=True)
+            raise
         if wants_log_tail(req):
             set_log_tail(resp, inv.outcome)
         send_invocation(resp, inv)
