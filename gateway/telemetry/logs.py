@@ -46,11 +46,16 @@ LOG_TAIL_BYTES = 4096  # X-Nimbus-Log-Tail, as Lambda's LogResult
 
 
 def format_ts(moment: datetime) -> str:
-    """RFC 3339 UTC with microseconds (they order entries)."""
+    """RFC 3339 UTC with microseconds (they order entries); a naive moment is UTC."""
     if moment.utcoffset():
         moment = moment.astimezone(UTC)
-    # PERF: isoformat is several times faster than strftime.
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # PERF: two per invocation in the recorder's flush; %-formatting the fields is
+    # faster than strftime, and than isoformat on a copy without the tzinfo.
+    return _TS % (moment.year, moment.month, moment.day, moment.hour, moment.minute,
+                  moment.second, moment.microsecond)  # fmt: skip
+
+
+_TS = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
 
 
 def _micros(moment: datetime) -> int:
