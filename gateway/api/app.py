@@ -70,7 +70,9 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     keys = KeyService(KeyRepo(platform.store), api_key, platform.key_uses)
     settings = platform.settings
     limit = RateLimit(settings.rate_limit_per_key, settings.rate_limit_per_webhook)
-    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys), limit])
+    # PERF: off by default, then not a middleware every request passes through
+    limits = [limit] if limit.per_key or limit.per_webhook else []
+    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys), *limits])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
