@@ -145,7 +145,7 @@ def entries_for(o: InvocationOutcome, max_bytes: int) -> tuple[list[dict], int]:
 
 
 def encode_batch(entries: Iterable[dict]) -> bytes:
-    return b"".join(orjson.dumps(e) + b"\n" for e in entries)
+    return b"".join(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in entries)
 
 
 # -- query parameters ----------------------------------------------------------
