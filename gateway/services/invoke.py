@@ -12,11 +12,13 @@ from compiler import RUNTIMES
 from sandbox import Deployment, InvokeResult, Mount, Sandbox
 from store import errors
 from store.records import (
+    MAX_JSON_DEPTH,
     BuildStatus,
     Function,
     FunctionStatus,
     Trigger,
     Version,
+    nests_deeper_than,
     sequential_id,
 )
 
@@ -62,6 +64,8 @@ def parse_caller_context(header: str | None) -> dict:
         value = None
     if not isinstance(value, dict):
         raise errors.BadRequest("X-Nimbus-Context must be a JSON object")
+    if nests_deeper_than(value):  # NOTE: orjson writes 254 levels at most (reads 1,024)
+        raise errors.BadRequest(f"X-Nimbus-Context nests deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 

@@ -100,6 +100,22 @@ def test_an_env_var_value_cannot_hold_a_nul(client):
     assert resp.json["error"]["details"][0]["field"] == "env_vars"
 
 
+def test_a_caller_context_nested_too_deep_is_400(client):
+    """orjson reads 1,024 levels but writes 254: the context handed to the guest failed
+    to serialize, a 500 on every such call."""
+    code = "def main(event, context):\n    return {'ok': True}\n"
+    body = {"name": "ctx", "runtime": "python", "code": code}
+    made = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
+    assert made.json["status"] == "active", made.text
+    deep = '{"a":' + "[" * 300 + "]" * 300 + "}"
+    resp = client.simulate_post("/api/v1/functions/ctx/invoke", json={},
+                                headers={"X-Nimbus-Context": deep})  # fmt: skip
+    assert resp.status_code == 400 and resp.json["error"]["code"] == "bad_request", resp.text
+    ok = client.simulate_post("/api/v1/functions/ctx/invoke", json={},
+                              headers={"X-Nimbus-Context": '{"a": [[1]]}'})  # fmt: skip
+    assert ok.status_code == 200, ok.text
+
+
 def test_create_and_wait_in_process(client):
     body = {"name": "inproc", "runtime": "wasm", "artifact_base64": b64(hello_module())}
     resp = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
