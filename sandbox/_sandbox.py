@@ -30,7 +30,8 @@ _GRACE_SEC = 0.25
 _LOAD_CONTEXT = ("function_name", "version", "memory_limit_mb")
 
 _STATS = ("running", "slots", "queued", "stuck_threads", "idle_instances",
-          "prewarmed_instances", "cached_artifacts", "cache_hits", "cache_misses")  # fmt: skip
+          "prewarmed_instances", "cached_artifacts", "cache_hits", "cache_misses",
+          "native_lanes")  # fmt: skip
 
 
 class Sandbox:
@@ -92,8 +93,9 @@ class Sandbox:
         queued for one, threads stuck past their deadline, idle reusable
         instances, artifacts in the memory cache, the cache's hits and misses
         (loads that had to go to disk, store or wasm) since the engine was made,
-        and the native executor's containers (`native_idle`, `native_busy`,
-        `native_started`)."""
+        1 if guarded guest calls run on native lanes (`_native/liblane.so`, else
+        Python threads), and the native executor's containers (`native_idle`,
+        `native_busy`, `native_started`)."""
         native = self._native.stats()
         worker = self._worker_state
         if worker is None or worker.pid != current_pid():
@@ -108,6 +110,7 @@ class Sandbox:
             "cached_artifacts": worker.artifacts.entries,
             "cache_hits": worker.artifacts.hits,
             "cache_misses": worker.artifacts.misses,
+            "native_lanes": int(worker.threads.lanes is not None),
         }
 
     # -- artifacts ------------------------------------------------------------

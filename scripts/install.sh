@@ -44,12 +44,9 @@ if (( ${#missing[@]} )); then
 fi
 
 # The sandbox's native lanes (sandbox/_native/lane.c): guarded guest calls without a
-# Python thread's GIL hand-offs. Rebuilt when the source is newer; without a C
-# compiler the sandbox uses Python threads instead.
-lane=sandbox/_native/liblane.so
-if [[ ! -f $lane || sandbox/_native/lane.c -nt $lane ]] && command -v cc >/dev/null; then
-    echo "==> building $lane"
-    cc -O2 -Wall -shared -fPIC -pthread -o "$lane.tmp" sandbox/_native/lane.c && mv "$lane.tmp" "$lane"
+# Python thread's GIL hand-offs. Without a C compiler the sandbox uses Python threads.
+if command -v cc >/dev/null; then
+    scripts/native-lanes.sh || echo "warning: native lanes not built; Python threads serve" >&2
 fi
 
 # Compiled languages (C, Go, Rust): each toolchain installed by its

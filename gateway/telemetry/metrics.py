@@ -66,6 +66,10 @@ _SANDBOX_GAUGES = {
         "fresh instances made ahead of calls, each for one call",
     ),
     "cached_artifacts": ("nimbus_sandbox_cached_artifacts", "artifacts loaded in memory"),
+    "native_lanes": (
+        "nimbus_sandbox_native_lanes",
+        "workers whose guarded guest calls run on native lanes (liblane.so), not Python threads",
+    ),
     "native_idle": ("nimbus_native_containers_idle", "warm native-function containers, idle"),
     "native_busy": ("nimbus_native_containers_busy", "native-function containers running a call"),
 }

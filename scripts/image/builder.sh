@@ -4,7 +4,8 @@
 #   TOOLCHAINS="c go rust" scripts/image/builder.sh [DEST]
 #
 # DEST gets what compiler/layout.py looks for, laid out like the repository:
-#   venv/                     the server: the nimbus wheel, its `server` and `image` extras
+#   venv/                     the server: the nimbus wheel, its `server` and `image` extras,
+#                             and the sandbox's native lanes (sandbox/_native/liblane.so)
 #   wit/ scripts/             the published WIT worlds; toolchain and runtime scripts
 #   runtimes/javascript/      the JS runtime's sources and esbuild's binary (bundling)
 #   .cache/runtimes/          the built shared Python and JS runtimes and their seed cache
@@ -12,10 +13,11 @@
 #                             link to /data/toolchains, where they install on first use
 #
 # Two routes, one layout. With a network (a plain `docker build`): wheels from
-# the package index, the runtimes and the console built here (npm, ~5 min).
-# Offline (scripts/image/offline.sh): the build context carries .image/ — a
-# wheelhouse built on the host, the host's built runtimes and toolchains —
-# and nothing is fetched (`pip install --no-index`).
+# the package index, the runtimes, the console and the native lanes built here
+# (npm, ~5 min). Offline (scripts/image/offline.sh): the build context carries
+# .image/ — a wheelhouse built on the host, the host's built runtimes and
+# toolchains, the native lanes compiled on the host — and nothing is fetched
+# (`pip install --no-index`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEST=${1:-/opt/nimbus}
@@ -30,6 +32,7 @@ if [[ -d $PREBUILT ]]; then
     wheels=$PREBUILT/wheelhouse
     runtimes=$PREBUILT/runtimes
     cp -a "$PREBUILT/esbuild" "$DEST/runtimes/javascript/node_modules/@esbuild"
+    lanes=$PREBUILT/liblane.so
     if (( ${#toolchains[@]} )); then
         cp -a "$PREBUILT/toolchains" "$DEST/toolchains"
     fi
@@ -46,6 +49,9 @@ else
     runtimes=$(mktemp -d)
     .venv/bin/python scripts/image/runtime_files.py "$runtimes"
     cp -a runtimes/javascript/node_modules/@esbuild "$DEST/runtimes/javascript/node_modules/"
+    scripts/image/system-packages.sh --builder  # a C compiler, in this stage only
+    lanes=$(mktemp -d)/liblane.so
+    scripts/native-lanes.sh "$lanes"
     if (( ${#toolchains[@]} )); then
         step "installing and warming the toolchains: ${toolchains[*]}"
         .venv/bin/python -m compiler install-toolchains --dir "$DEST/toolchains" "${toolchains[@]}"
@@ -56,6 +62,12 @@ step "installing the server into $DEST/venv (no index)"
 python3 -m venv "$DEST/venv"
 "$DEST/venv/bin/pip" install --no-cache-dir --no-index --find-links "$wheels" \
     --progress-bar off --disable-pip-version-check 'nimbus[server,image]'
+# Where sandbox/_lanes.py looks for the library: beside the installed package (-I: not
+# the checkout's sandbox/ in the current folder).
+sandbox=$("$DEST/venv/bin/python" -I -c \
+    'import importlib.util; print(importlib.util.find_spec("sandbox").submodule_search_locations[0])')
+mkdir -p "$sandbox/_native"
+cp "$lanes" "$sandbox/_native/liblane.so"
 
 cp -a wit scripts "$DEST/"
 cp -a runtimes/javascript/src runtimes/javascript/wit runtimes/javascript/build.py \

@@ -7,7 +7,8 @@
 # on the host: the base (scripts/image/base.sh: debootstrap + docker import),
 # a wheelhouse (`pip wheel` of the server and its dependencies, installed in the
 # image with `pip install --no-index`), the shared runtimes this machine built
-# (scripts/runtimes/*.sh) and, with --full, its C/Go/Rust toolchains. They ride
+# (scripts/runtimes/*.sh), the sandbox's native lanes compiled here (this host's
+# Debian release is the base's) and, with --full, its C/Go/Rust toolchains. They ride
 # in the build context under .image/, which scripts/image/builder.sh uses
 # instead of building them again.
 #
@@ -15,7 +16,7 @@
 # checkout git does not ignore, the runtimes, the base, the toolchains) and
 # left alone while that matches (~1 s); the dependency wheelhouse is kept under
 # .cache/image/ keyed on pyproject.toml (older ones are deleted after a build).
-# Needs: DOCKER_HOST (scripts/engine.sh env), the runtimes built (make install).
+# Needs: DOCKER_HOST (scripts/engine.sh env), the runtimes built (make install), cc.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -83,6 +84,7 @@ cp -al "$deps"/. "$ctx/.image/wheelhouse/"
 say "runtimes: ${runtime_files[*]:0:2}"
 "$PY" scripts/image/runtime_files.py "$ctx/.image/runtimes"
 cp -al runtimes/javascript/node_modules/@esbuild "$ctx/.image/esbuild"
+scripts/native-lanes.sh "$ctx/.image/liblane.so"
 if (( ${#toolchains[@]} )); then
     say "toolchains: ${toolchain_dirs[*]}"
     mkdir -p "$ctx/.image/toolchains"

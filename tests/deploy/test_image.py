@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.conftest import BUILD_JAIL_SECURITY_OPTS
 from tests.deploy.netns import NamespaceRelay
@@ -194,6 +195,27 @@ def test_a_python_function_deploys_and_invokes(server: Container):
     response = server.client.post("/api/v1/functions/hello/invoke", json={"name": "image"})
     assert response.status_code == 200, response.text
     assert response.json() == {"hello": "image"}
+
+
+def test_guest_calls_run_on_native_lanes(server: Container):
+    """The image carries the sandbox's native lanes (scripts/native-lanes.sh), so guarded
+    guest calls do not fall back to Python threads: its one worker reports them."""
+    deploy(server.client, "lanes", HELLO)
+    assert server.client.post("/api/v1/functions/lanes/invoke", json={}).status_code == 200
+    deadline = time.monotonic() + 15  # the gauges are sampled as the worker flushes (~1 s)
+    while True:
+        samples = {
+            s.name: s.value
+            for family in text_string_to_metric_families(server.client.get("/metrics").text)
+            for s in family.samples
+        }
+        if samples.get("nimbus_sandbox_native_lanes") == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert samples.get("nimbus_sandbox_native_lanes") == 1, (
+        f"native lanes: {samples.get('nimbus_sandbox_native_lanes')}, "
+        f"slots: {samples.get('nimbus_sandbox_slots')}"
+    )
 
 
 def test_a_javascript_function_deploys_and_invokes(server: Container):
