@@ -47,7 +47,7 @@ from store.workflows import WorkflowRepo
 from ..services.invoke import InvokeService
 from ..services.workflows import machine as steps
 from ..services.workflows.definition import Machine, Map, Parallel
-from ..services.workflows.errors import RUNTIME, TIMEOUT
+from ..services.workflows.errors import DATA_LIMIT, RUNTIME, TIMEOUT
 from ..services.workflows.service import WorkflowService
 
 log = logging.getLogger("nimbus.workflows")
@@ -254,9 +254,13 @@ class WorkflowRunner:
                 result.error.message,
                 invocation_id,
             )
-        if result.content_type == "application/json":
-            return ("ok", orjson.loads(result.output), invocation_id)
-        return ("ok", result.output.decode(errors="replace"), invocation_id)
+        if result.content_type != "application/json":
+            return ("ok", result.output.decode(errors="replace"), invocation_id)
+        output = orjson.loads(result.output)
+        if nests_deeper_than(output):  # NOTE: orjson writes 254 levels at most (reads 1,024)
+            cause = f"the result nests deeper than {MAX_JSON_DEPTH} levels"
+            return ("error", DATA_LIMIT, cause, invocation_id)
+        return ("ok", output, invocation_id)
 
 
 def _platform_error(code: str) -> str:
@@ -407,10 +411,6 @@ class _Drive:
 
     def apply(self, branch: Branch, outcome, *, exited: bool = True) -> None:
         """Write down what a step decided; start the effect only after the write."""
-        data = getattr(outcome, "output", getattr(outcome, "payload", None))
-        if nests_deeper_than(data):  # NOTE: the record could not be written (or read) back
-            cause = f"the state's data nests deeper than {MAX_JSON_DEPTH} levels"
-            outcome = steps.Stop(RUNTIME, cause)
         machine = self.machine(branch)
         state_type = machine.states[branch.state].Type
         if isinstance(outcome, steps.Goto):

@@ -14,7 +14,7 @@ import orjson
 
 from store import errors
 from store.functions import FunctionRepo
-from store.records import Function, Schedule, new_id, now
+from store.records import MAX_JSON_DEPTH, Function, Schedule, nests_deeper_than, new_id, now
 from store.schedules import ScheduleRepo
 from store.workflows import WorkflowRepo
 
@@ -180,6 +180,8 @@ class ScheduleService:
 
 
 def _event_text(event: object) -> str:
+    if nests_deeper_than(event):  # NOTE: orjson writes 254 levels at most (reads 1,024)
+        raise errors.Invalid.field("event", f"nests deeper than {MAX_JSON_DEPTH} levels")
     text = orjson.dumps({} if event is None else event).decode()
     if len(text) > EVENT_LIMIT:
         message = f"a schedule's event may be {EVENT_LIMIT} bytes; this one is {len(text)}"

@@ -147,7 +147,10 @@ def _shaped(result: dict) -> ShapedResponse:
         except ValueError:  # binascii.Error
             raise _Unsendable("body is not base64") from None
     else:
-        data = orjson.dumps(body)
+        try:
+            data = orjson.dumps(body)
+        except orjson.JSONEncodeError:  # read to 1,024 levels, written to 254 at most
+            raise _Unsendable("body nests too deep") from None
         headers.setdefault("content-type", "application/json")
     status = result["statusCode"]
     if not 100 <= status <= 599:

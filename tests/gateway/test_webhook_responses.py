@@ -10,7 +10,7 @@ from tests.e2e.wasm import b64, constant_wat, wat
 
 
 def _webhook_of(client, name: str, result: object) -> str:
-    output = orjson.dumps(result)
+    output = result if isinstance(result, bytes) else orjson.dumps(result)
     resp = client.simulate_post(
         "/api/v1/functions",
         json={"name": name, "runtime": "wasm", "artifact_base64": b64(wat(constant_wat(output)))},
@@ -30,8 +30,10 @@ def _webhook_of(client, name: str, result: object) -> str:
         {"statusCode": 200, "body": "not base64!", "isBase64Encoded": True},
         {"statusCode": 200, "cookies": "a=b"},
         {"statusCode": 200, "cookies": ["a=b\nc"]},
+        # orjson writes 254 levels at most (it reads 1,024)
+        b'{"statusCode": 200, "body": ' + b"[" * 300 + b"]" * 300 + b"}",
     ],
-    ids=["crlf", "name", "latin1", "list", "base64", "cookie-str", "cookie-crlf"],
+    ids=["crlf", "name", "latin1", "list", "base64", "cookie-str", "cookie-crlf", "deep-body"],
 )
 def test_an_unsendable_shape_is_a_502(client, result):
     key = _webhook_of(client, "shaped", result)

@@ -544,7 +544,7 @@ def test_json_nested_deeper_than_a_record_holds_is_422(client):
 def test_data_growing_past_what_a_record_holds_fails_the_execution_at_once(client):
     """A loop that wraps its data one level a step: past MAX_JSON_DEPTH the execution's
     record could not be written; its driver crashed on every claim until the attempts ran
-    out. Now the step fails with States.Runtime."""
+    out. Now the step fails with States.DataLimitExceeded (machine.check_size)."""
     wrap = {"StartAt": "Wrap", "States": {
         "Wrap": {"Type": "Pass", "Parameters": {"n.$": "$"}, "Next": "Again"},
         "Again": {"Type": "Choice", "Default": "Wrap", "Choices": [
@@ -556,5 +556,20 @@ def test_data_growing_past_what_a_record_holds_fails_the_execution_at_once(clien
                                    headers={"Content-Type": "application/json"})  # fmt: skip
     assert started.status_code == 202, started.text
     execution = finished(client, started.json["id"], timeout=20)
-    assert (execution["status"], execution["error"]) == ("failed", "States.Runtime"), execution
+    assert (execution["status"], execution["error"]) == ("failed", "States.DataLimitExceeded")
+    assert "nests deeper than" in execution["cause"]
+
+
+def test_a_task_result_nested_too_deep_fails_the_execution_at_once(client):
+    """orjson writes 254 levels at most: sizing such a result raised TypeError, the driver
+    crashed on every claim until its attempts ran out."""
+    code = "def main(event, context):\n    v = []\n    for _ in range(299):\n        v = [v]\n"
+    body = {"name": "deepres", "runtime": "python", "code": code + "    return v\n"}
+    made = client.simulate_post("/api/v1/functions?wait=true", json=body)
+    assert made.json["status"] == "active", made.text
+    task = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "deepres", "End": True}}}
+    assert create(client, "deeptask", task).status_code == 201
+    started = client.simulate_post("/api/v1/workflows/deeptask/executions", json={})
+    execution = finished(client, started.json["id"], timeout=20)
+    assert (execution["status"], execution["error"]) == ("failed", "States.DataLimitExceeded")
     assert "nests deeper than" in execution["cause"]

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from store.records import MAX_JSON_DEPTH, nests_deeper_than
+
 from ...limits import WORKFLOW_PAYLOAD_LIMIT as PAYLOAD_LIMIT  # per state's input or output
 from .choice import choose, parse_timestamp
 from .definition import Choice, Fail, Machine, Map, Parallel, Pass, Succeed, Task, Wait
@@ -88,6 +90,8 @@ def context_for(
 
 
 def check_size(value: Any, what: str) -> Any:
+    if nests_deeper_than(value):  # NOTE: orjson writes 254 levels at most (reads 1,024)
+        raise StatesError(DATA_LIMIT, f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     size = len(orjson.dumps(value))
     if size > PAYLOAD_LIMIT:
         raise StatesError(DATA_LIMIT, f"{what} is {size} bytes; the limit is {PAYLOAD_LIMIT}")
