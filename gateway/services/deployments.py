@@ -29,6 +29,8 @@ from store import errors
 from store.functions import FunctionRepo
 from store.records import BuildStatus, Function, Version
 
+from ._bounded import BoundedCache
+
 
 @dataclass
 class _Entry:
@@ -56,7 +58,7 @@ class DeploymentCache:
         self.max_versions = max_versions
         self._functions: dict[str, _Entry] = {}
         self._names: dict[str, str] = {}
-        self._versions: dict[tuple[str, int], Version] = {}
+        self._versions: BoundedCache[tuple[str, int], Version] = BoundedCache(max_versions)
         self._lock = threading.Lock()
 
     def function(self, ref: str, *, fresh: bool = False) -> Function:
@@ -109,8 +111,5 @@ class DeploymentCache:
             return cached
         version, _ = self.repo.get_version(fn.id, number)
         if version.build.status == BuildStatus.ready:
-            with self._lock:
-                if len(self._versions) >= self.max_versions:
-                    self._versions.pop(next(iter(self._versions)))
-                self._versions[key] = version
+            self._versions.put(key, version)
         return version

@@ -23,6 +23,7 @@ from store.records import (
 )
 
 from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
+from ._bounded import BoundedCache
 from .concurrency import FunctionConcurrency, Slot
 from .deployments import DeploymentCache
 from .env_crypto import EnvCipher
@@ -122,7 +123,9 @@ class InvokeService:
         self.env = env or EnvCipher([])
         self.concurrency = concurrency  # None: max_concurrency is not enforced (tests)
         self.resolve_alias: AliasResolver = _no_aliases
-        self._deployments: dict[tuple[str, int], Deployment] = {}
+        self._deployments: BoundedCache[tuple[str, int], Deployment] = BoundedCache(
+            self.cache.max_versions
+        )
 
     def resolve(
         self,
@@ -184,9 +187,7 @@ class InvokeService:
         key = (fn.id, version.version)
         found = self._deployments.get(key)
         if found is None:
-            if len(self._deployments) >= self.cache.max_versions:
-                self._deployments.pop(next(iter(self._deployments)), None)
-            found = self._deployments[key] = self._make_deployment(fn, version)
+            found = self._deployments.put(key, self._make_deployment(fn, version))
         return found
 
     def _make_deployment(self, fn: Function, version: Version) -> Deployment:

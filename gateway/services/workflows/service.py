@@ -44,6 +44,7 @@ from ...schemas import (
     WorkflowUpdate,
     WorkflowView,
 )
+from .._bounded import BoundedCache
 from ..targets import parse_target
 from .definition import Machine, compile_definition, parse_definition, task_resources
 
@@ -87,7 +88,7 @@ class WorkflowService:
         self.repo = repo
         self.functions = functions
         self._on_start = on_start  # hands the new execution to this worker's runner
-        self._machines: dict[tuple[str, int], Machine] = {}
+        self._machines: BoundedCache[tuple[str, int], Machine] = BoundedCache(MACHINES_CACHED)
 
     # -- workflows -------------------------------------------------------------
 
@@ -162,9 +163,7 @@ class WorkflowService:
         found = self._machines.get(key)
         if found is None:
             record = self.repo.version(workflow_id, version)
-            if len(self._machines) >= MACHINES_CACHED:
-                self._machines.pop(next(iter(self._machines)))  # the oldest compiled
-            found = self._machines[key] = compile_definition(record.definition)
+            found = self._machines.put(key, compile_definition(record.definition))
         return found
 
     # -- executions --------------------------------------------------------------
