@@ -48,19 +48,26 @@ def _hardening(resp: falcon.Response) -> None:
 
 
 class ConsoleFiles:
-    """The built console in one folder: `index.html` and `assets/`, read once per worker."""
+    """The built console in one folder: `index.html` and `assets/`, read once per worker
+    (the shell again when its file changes: assets have hashed names, the shell does not)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._cache: dict[str, bytes] = {}
+        self._shell: tuple[int, str] | None = None  # (mtime_ns, text)
 
     def shell(self) -> str | None:
+        # NOTE: a rebuild under a running server (`make install` while `make run` serves)
+        # replaces the assets; a shell kept from before named an entry that is gone, and
+        # every page failed with "Failed to fetch dynamically imported module".
         path = self.folder / "index.html"
-        if "index.html" not in self._cache:
-            if not path.is_file():
-                return None
-            self._cache["index.html"] = path.read_bytes()
-        return self._cache["index.html"].decode()
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return None
+        if self._shell is None or self._shell[0] != mtime:
+            self._shell = (mtime, path.read_text())
+        return self._shell[1]
 
     def asset(self, name: str) -> bytes | None:
         """An asset by its exact file name; only names esbuild writes, only from `assets/`."""
