@@ -140,7 +140,10 @@ def _guess(catalog: Catalog, files: dict[str, str], root: Path) -> Runtime:
     if runtime is None:
         counts = Counter(r.name for f in files if (r := catalog.for_extension(Path(f).suffix)))
         top = counts.most_common(2)
-        if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        if not top:
+            known = ", ".join(e for r in catalog.runtimes if not r.binary for e in r.extensions)
+            raise SourceError(f"{root} has no source file of any runtime ({known})")
+        if len(top) == 2 and top[0][1] == top[1][1]:
             raise SourceError(f"cannot tell the runtime of {root}: pass --runtime")
         runtime = catalog.get(top[0][0])
     assert runtime is not None

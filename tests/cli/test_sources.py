@@ -106,3 +106,9 @@ def test_a_lone_file_written_for_lambda_keeps_its_handler(tmp_path, name, text, 
     (tmp_path / name).write_text(text)
     assert sources.from_path(CATALOG, tmp_path, None, None).body["handler"] == handler
     assert sources.from_path(CATALOG, tmp_path / name, None, None).body["handler"] == handler
+
+
+def test_a_folder_without_any_source_file_says_so(tmp_path):
+    (tmp_path / "README.md").write_text("# notes")
+    with pytest.raises(sources.SourceError, match=r"has no source file of any runtime \(.go, "):
+        sources.from_path(CATALOG, tmp_path, None, None)
