@@ -643,7 +643,7 @@ def test_a_refused_setting_shows_what_is_wrong_once(signed_in, api):
     )
 
 
-def test_runtime_and_status_filters_then_bulk_online_and_delete(signed_in, api):
+def test_runtime_and_status_filters_then_bulk_active_and_delete(signed_in, api):
     tag = f"t{uuid.uuid4().hex[:6]}"
     made = sorted(_deploy_wasm(api, _name("bulk"), tags=[tag])["name"] for _ in range(3))
     assert api.put(f"/api/v1/functions/{made[0]}", json={"status": "offline"}).status_code == 200
@@ -657,13 +657,14 @@ def test_runtime_and_status_filters_then_bulk_online_and_delete(signed_in, api):
     page.get_by_label("status").select_option("offline")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-name", made[0])
-    # Online again, by the bulk bar: one success, named.
+    # Active again, by the bulk bar (the status the filter, the API and `nimbus update
+    # --status` name; the button said "online"): one success, named.
     page.get_by_label(f"select {made[0]}").check()
     page.get_by_role("toolbar", name="bulk actions").get_by_role(
-        "button", name="Set online"
+        "button", name="Set active"
     ).click()
     outcome = page.get_by_label("bulk result")
-    expect(outcome).to_contain_text("1 succeeded, 0 failed")
+    expect(outcome).to_contain_text("Set active: 1 succeeded, 0 failed")
     expect(outcome).to_contain_text(f"✓ {made[0]}")
     assert api.get(f"/api/v1/functions/{made[0]}").json()["status"] == "active"
     # Delete two (after the browser's confirm): gone here and from the API.

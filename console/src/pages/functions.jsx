@@ -101,7 +101,7 @@ export function FunctionsPage() {
       {selected.size > 0 && (
         <div class="bulkbar" role="toolbar" aria-label="bulk actions">
           <strong>{selected.size} selected</strong>
-          <button disabled={busy} onClick={() => runBulk("active")}>Set online</button>
+          <button disabled={busy} onClick={() => runBulk("active")}>Set active</button>
           <button disabled={busy} onClick={() => runBulk("offline")}>Set offline</button>
           <button disabled={busy} class="danger" onClick={() => runBulk("delete")}>Delete</button>
           <button class="link" onClick={() => setSelected(new Set())}>Clear</button>
@@ -110,7 +110,7 @@ export function FunctionsPage() {
       {bulk && (
         <div class="notice info bulk-result" role="status" aria-label="bulk result">
           <div>
-            <strong>{bulk.action === "delete" ? "Delete" : `Set ${bulk.action === "active" ? "online" : "offline"}`}:</strong>{" "}
+            <strong>{bulk.action === "delete" ? "Delete" : `Set ${bulk.action}`}:</strong>{" "}
             {bulk.success.length} succeeded, {bulk.failed.length} failed
             <ul>
               {bulk.success.map((id) => <li class="ok" data-id={id}>✓ {bulk.names[id] || id}</li>)}
