@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -38,6 +39,9 @@ def mcp(session: Session, read_only: bool, http: bool, host: str, port: int) -> 
     from ..mcp_server import build_server
 
     server = build_server(client, read_only=read_only)
+    # NOTE: the host keeps stderr as the server's log; httpx's INFO line per API request
+    # ("HTTP Request: GET …") would fill it. Its warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if http:
         click.echo(f"MCP over streamable HTTP at http://{host}:{port}/mcp", err=True)
         server.run("streamable-http", host=host, port=port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,14 +22,19 @@ WRITE_TOOLS = {"deploy_function", "invoke_function", "invoke_async", "rollback"}
 
 
 @asynccontextmanager
-async def mcp_session(server, *extra: str, home: Path, command: tuple = (NIMBUS_MCP,)):
+async def mcp_session(
+    server, *extra: str, home: Path, command: tuple = (NIMBUS_MCP,), errlog=sys.stderr
+):
     """The seed's host config: command + ["--api-url", URL]; the key from the environment."""
     params = StdioServerParameters(
         command=str(command[0]),
         args=[*command[1:], "--api-url", server.url, *extra],
         env={"NIMBUS_API_KEY": server.api_key, "HOME": str(home), "PATH": os.environ["PATH"]},
     )
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+    async with (
+        stdio_client(params, errlog=errlog) as (read, write),
+        ClientSession(read, write) as session,
+    ):
         await session.initialize()
         yield session
 
@@ -232,3 +238,19 @@ def test_list_versions_roll_back_and_invoke_an_alias(make_server, tmp_path):
         assert api.get("/api/v1/functions/mcp-versions").json()["active_version"] == 1
         history = api.get("/api/v1/functions/mcp-versions/history").json()["entries"]
         assert history[0]["action"] == "rollback" and history[0]["reason"] == "v2 is wrong"
+
+
+def test_the_hosts_log_gets_no_line_per_api_request(make_server, tmp_path):
+    # A host keeps the server's stderr as its log: one "HTTP Request: GET …" per tool call
+    # buried what the SDK says there (a tool that failed, and why).
+    server = make_server().start()
+    log_path = tmp_path / "mcp-stderr.log"
+
+    async def scenario():
+        with log_path.open("w") as errlog:
+            async with mcp_session(server, home=tmp_path, errlog=errlog) as session:
+                for _ in range(3):
+                    assert not (await session.call_tool("list_functions", {})).is_error
+
+    anyio.run(scenario)
+    assert "HTTP Request" not in log_path.read_text(), log_path.read_text()
