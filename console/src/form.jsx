@@ -9,6 +9,10 @@ import { errorText } from "./util.js";
 
 const MASK = "****";
 
+// The server's limits (MAX_MEMORY_MB, MAX_TIMEOUT_SEC), asked once; until then its defaults.
+let limitsLoaded;
+const loadLimits = () => (limitsLoaded ||= api.get("/api/v1/quota").then((q) => q.limits, () => null));
+
 export function initialForm(fnRecord, files) {
   return {
     name: fnRecord ? fnRecord.name : "",
@@ -138,6 +142,8 @@ export function FunctionForm({ fnRecord, files, errors = [], templatePicker, onS
   const [progress, setProgress] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => setForm(original), [original]);
+  const [limits, setLimits] = useState(null);
+  useEffect(() => { loadLimits().then(setLimits); }, []);
   const set = (patch) => setForm((f) => ({ ...f, ...(typeof patch === "function" ? patch(f) : patch) }));
   const info = runtimeInfo(form.runtime);
 
@@ -191,11 +197,11 @@ export function FunctionForm({ fnRecord, files, errors = [], templatePicker, onS
           <p class="hint">npm dependencies: add a <code>package.json</code> file with <code>dependencies</code>.</p>
         )}
         <Field label="Memory (MB)">
-          <input type="number" min={info.memoryFloor || 16} max="4096" step="1" inputMode="numeric" aria-label="memory in MB" placeholder="default"
+          <input type="number" min={info.memoryFloor || 16} max={limits ? limits.memory_mb.max : 4096} step="1" inputMode="numeric" aria-label="memory in MB" placeholder="default"
             value={form.memory_mb} onInput={(e) => set({ memory_mb: e.currentTarget.value })} />
         </Field>
         <Field label="Timeout (s)">
-          <input type="number" min="0.1" max="300" step="0.1" aria-label="timeout in seconds" placeholder="default"
+          <input type="number" min="0.1" max={limits ? limits.timeout_sec.max : 300} step="0.1" aria-label="timeout in seconds" placeholder="default"
             value={form.timeout_sec} onInput={(e) => set({ timeout_sec: e.currentTarget.value })} />
         </Field>
         <Field label="Tags" hint="comma-separated">

@@ -12,6 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.server import NimbusProcess
 from tests.e2e.wasm import ECHO_WAT, b64, hello_module, wat
 
 # Each test fails at its own deadline instead of eating CI's time: a page that hangs (an
@@ -797,3 +798,23 @@ def test_a_workflow_at_phone_width_in_dark(signed_in, api):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the workflow page scrolls sideways at phone width ({width}px)"
     signed_in.shot("25-workflow-phone-dark")
+
+
+def test_the_form_takes_the_servers_own_memory_and_timeout_limits(browser, tmp_path):
+    # Not 4096 MB / 300 s built into the page: a server set lower refused what the form let
+    # through, one set higher was refused by the form.
+    server = NimbusProcess(tmp_path / "data", {"MAX_MEMORY_MB": "2048", "MAX_TIMEOUT_SEC": "120"})
+    server.start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.get_by_label("API key", exact=True).fill(server.api_key)
+        page.get_by_role("button", name="Open console").click()
+        page.get_by_role("link", name="New function").first.click()
+        form = page.get_by_role("form", name="new function")
+        expect(form.get_by_label("memory in MB")).to_have_attribute("max", "2048")
+        expect(form.get_by_label("timeout in seconds")).to_have_attribute("max", "120")
+    finally:
+        context.close()
+        server.stop()
