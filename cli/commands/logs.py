@@ -31,6 +31,11 @@ def logs(session: Session, name, follow, invocation_id, since, limit, interval) 
     since = moments.since(since)
     while True:
         entries = session.client.logs(name, since=since, limit=limit, invocation_id=invocation_id)
+        if not (entries or seen or follow or session.output.json):  # silence read as a hang
+            scope = (" since then" if since else "") + (
+                " of that invocation" if invocation_id else ""
+            )
+            session.output.note(f"[dim]no log lines{scope}[/dim]")
         for entry in entries:
             key = (entry["invocation_id"], entry["ts"], entry["stream"], entry["line"])
             if key in seen:

@@ -112,3 +112,13 @@ def test_aws_lambdas_hello_functions_deploy_unchanged_and_answer_on_the_webhook(
     fn = json.loads(out.stdout)
     reply = httpx.get(fn["webhook_url"])
     assert (reply.status_code, reply.json()) == (200, "Hello from Lambda!"), fn["handler"]
+
+
+def test_logs_of_a_function_never_called_say_so(server, tmp_path):
+    module = tmp_path / "quiet.wasm"
+    module.write_bytes(w.hello_module())
+    assert nimbus(server, "deploy", str(module)).exit_code == 0
+    out = nimbus(server, "-o", "table", "logs", "quiet")
+    assert out.exit_code == 0 and out.stdout == "" and "no log lines" in out.stderr
+    out = nimbus(server, "-o", "json", "logs", "quiet", "--since", "5m")
+    assert out.exit_code == 0 and out.output == ""  # scripts get nothing but the data
