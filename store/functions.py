@@ -224,10 +224,45 @@ class FunctionRepo:
         return self.get(claim.function_id)
 
     def update_function(self, function_id: str, mutate: Callable[[Function], Function | None]):
+        """Compare-and-swap the record; a change that would serve a version a prune has
+        claimed writes nothing and is a 404, as that version is as good as gone."""
+        gone: list[int] = []
+
+        def guarded(current: Function) -> Function | None:
+            before = current.versions_in_use()
+            changed = mutate(current)
+            if changed is not None:
+                gone[:] = sorted((changed.versions_in_use() - before) & set(changed.pruning))
+                if gone:
+                    return None
+            return changed
+
         try:
-            return self.update(function_key(function_id), Function, mutate)
+            fn = self.update(function_key(function_id), Function, guarded)
         except errors.NotFound:
             raise errors.NotFound(f"function {function_id!r} not found") from None
+        if gone:
+            raise errors.NotFound(f"function {fn.name} has no version {gone[0]}")
+        return fn
+
+    def claim_for_pruning(self, function_id: str, doomed: list[int], listed: list[int]):
+        """Claim `doomed` versions for deletion in the function record, less any it now
+        serves; returns the claimed ones, which no later write can make serve again.
+        Claims of versions no longer `listed` (deleted) are dropped."""
+        claimed: list[int] = []
+
+        def claim(current: Function) -> Function | None:
+            in_use = current.versions_in_use()
+            claimed[:] = [number for number in doomed if number not in in_use]
+            pending = {number for number in current.pruning if number in listed}
+            pruning = sorted(pending | set(claimed))
+            if pruning == current.pruning:
+                return None
+            current.pruning = pruning
+            return current
+
+        self.update_function(function_id, claim)
+        return claimed
 
     def list_functions(self) -> Iterator[Function]:
         for key in self.store.list("functions/"):

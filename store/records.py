@@ -347,8 +347,21 @@ class Function(BaseModel):
     # The newest version a finished build ever made active: a rollback keeps it,
     # so a build's publish replayed later never undoes the rollback.
     highest_activated: int = 0
+    # Versions a prune has claimed and is deleting: no write may make one active or
+    # aliased again (FunctionRepo.update_function), so a rollback racing the prune
+    # either lands first (and the prune keeps that version) or gets 404.
+    pruning: list[int] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
+
+    def versions_in_use(self) -> set[int]:
+        """The versions this record itself serves: active, aliased, routed or a canary's."""
+        used = {self.active_version} if self.active_version is not None else set()
+        for alias in self.aliases.values():
+            used |= alias.versions()
+            if alias.canary is not None:
+                used.add(alias.canary.version)
+        return used
 
     @property
     def status(self) -> FunctionStatus:

@@ -136,9 +136,9 @@ class VersionService:
             return []
         fn, _ = self.repo.get(function_id)
         referenced = self.repo.version_references(fn)
-        pruned: list[int] = []
+        doomed: list[int] = []
         for number in numbers[:-1]:  # never the newest
-            if len(pruned) >= excess:
+            if len(doomed) >= excess:
                 break
             try:
                 record = self.repo.get_version(function_id, number)[0]
@@ -149,8 +149,13 @@ class VersionService:
                 BuildStatus.failed,
             ):
                 continue
-            self.repo.delete_version(function_id, record.version)
-            pruned.append(record.version)
+            doomed.append(record.version)
+        # A rollback or an alias change may have landed since `fn` was read: the claim,
+        # a write to the function record, keeps what it now serves and stops any later
+        # write from serving what is claimed.
+        pruned = self.repo.claim_for_pruning(function_id, doomed, numbers) if doomed else []
+        for number in pruned:
+            self.repo.delete_version(function_id, number)
         if pruned:
             log.info("pruned versions %s of %s (limit %d)", pruned, fn.name, self.max_versions)
         return pruned

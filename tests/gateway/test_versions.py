@@ -288,3 +288,51 @@ def test_numbers_int_cannot_read_are_refused_not_a_500(client):
         paged = client.simulate_get("/api/v1/alerts/alr_aaaaaaaaaaaaaaaa/history",
                                     params={"limit": odd})  # fmt: skip
         assert paged.status_code == 422, paged.text
+
+
+def test_a_rollback_landing_while_a_prune_decides_keeps_its_version(small):
+    # The prune read what refers to each version; a rollback to version 2 lands before it
+    # deletes anything. Version 1, the oldest, must stay, and still serve.
+    platform, client = small
+    for n in range(1, 4):
+        deploy(client, n)
+    repo = platform.versions.repo
+    references = repo.version_references
+
+    def rollback_meanwhile(fn):
+        found = references(fn)
+        resp = client.simulate_post(f"{FN}/versions/1/rollback")
+        assert resp.status_code == 200, resp.text
+        return found
+
+    repo.version_references = rollback_meanwhile
+    try:
+        deploy(client, 4)  # one over the limit of 3: prunes the oldest unreferenced
+    finally:
+        del repo.version_references
+    assert 1 in versions_kept(client)  # (the next version's prune catches up on the limit)
+    invoke = client.simulate_post(f"{FN}/invoke", json={}, params={"version": 1})
+    assert invoke.json == {"v": 1}, invoke.text
+
+
+def test_a_rollback_to_a_version_a_prune_claimed_is_404_and_changes_nothing(small):
+    # The rollback found version 1 ready; the prune claimed and deleted it before the
+    # rollback wrote. The rollback must fail, not point the function at nothing.
+    platform, client = small
+    for n in range(1, 4):
+        deploy(client, n)
+    repo = platform.versions.repo
+    get_version = repo.get_version
+
+    def prune_meanwhile(function_id, number):
+        found = get_version(function_id, number)
+        del repo.get_version  # the prune reads versions too
+        deploy(client, 4)
+        return found
+
+    repo.get_version = prune_meanwhile
+    resp = client.simulate_post(f"{FN}/versions/1/rollback")
+    assert resp.status_code == 404, resp.text
+    assert resp.json["error"]["message"] == "function hello has no version 1"
+    assert versions_kept(client) == [2, 3, 4]
+    assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 4}
