@@ -82,8 +82,14 @@ class FunctionService:
 
     # -- views ---------------------------------------------------------------
 
-    def view(self, fn: Function) -> FunctionView:
+    def view(self, fn: Function, *, read_handler: bool = False) -> FunctionView:
+        """`read_handler`: a record written before it kept the handler has none; one read
+        of its latest version gives it (a single GET, never a listing)."""
         runtime = RUNTIMES.get(fn.runtime)
+        handler = fn.handler
+        old_record = handler is None and fn.latest_version and runtime and runtime.default_handler
+        if read_handler and old_record:
+            handler = self.repo.get_version(fn.id, fn.latest_version)[0].handler
         limit = code_size_limit(runtime) if runtime else SOURCE_LIMIT
         webhook = None
         if fn.webhook_enabled and fn.webhook_key:
@@ -103,7 +109,7 @@ class FunctionService:
             code_size=fn.code_size,
             code_size_limit=limit,
             webhook_url=webhook,
-            handler=fn.handler,
+            handler=handler,
             memory_mb=fn.memory_mb,
             timeout_sec=fn.timeout_sec,
             reuse=fn.reuse,

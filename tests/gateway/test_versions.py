@@ -336,3 +336,19 @@ def test_a_rollback_to_a_version_a_prune_claimed_is_404_and_changes_nothing(smal
     assert resp.json["error"]["message"] == "function hello has no version 1"
     assert versions_kept(client) == [2, 3, 4]
     assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 4}
+
+
+def test_a_record_from_before_handlers_were_kept_shows_its_latest_versions(platform, client):
+    body = {"name": "older", "runtime": "python", "handler": "app.go",
+            "files": {"app.py": "def go(event):\n    return event\n"}}  # fmt: skip
+    made = client.simulate_post("/api/v1/functions", json=body)
+    assert made.status_code == 201 and made.json["handler"] == "app.go", made.text
+
+    def forget(fn):  # as a server before the field wrote it
+        fn.handler = None
+        return fn
+
+    platform.repo.update_function(made.json["id"], forget)
+    assert client.simulate_get("/api/v1/functions/older").json["handler"] == "app.go"
+    listed = client.simulate_get("/api/v1/functions", params={"name": "older"}).json
+    assert listed["functions"][0]["handler"] is None  # a listing reads no versions
