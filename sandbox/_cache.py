@@ -133,13 +133,11 @@ class ArtifactCache:
         """Files named <cwasm sha256>.<kind>.cwasm, newest first; then the seed folders'."""
         found: list[Path] = []
         for base in (self._dir, *self._seeds):
-            folder = base / sha256
-            if folder.is_dir():
-                found += sorted(
-                    (p for p in folder.iterdir() if p.name.endswith(f".{kind}.cwasm")),
-                    key=lambda p: p.stat().st_mtime,
-                    reverse=True,
-                )
+            try:
+                paths = [p for p in (base / sha256).iterdir() if p.name.endswith(f".{kind}.cwasm")]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            found += sorted(paths, key=_mtime, reverse=True)
         return found
 
     def _temp_path(self, sha256: str) -> Path:
@@ -313,3 +311,12 @@ def _fd_path(fd: int, path: Path) -> str:
 def _expect_kind(expected: str, actual: str) -> None:
     if expected != actual:
         raise errors.Invalid(f"artifact is a {actual}, the deployment says {expected}")
+
+
+def _mtime(path: Path) -> float:
+    """When `path` was written; 0 for one another process removed meanwhile (tried last,
+    it then fails to open and is passed over)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0

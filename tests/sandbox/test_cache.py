@@ -152,6 +152,19 @@ def test_tampered_local_cache_file_is_detected(make_sandbox, store, tmp_path, ca
     assert "corrupt" in caplog.text
 
 
+def test_a_cache_file_removed_while_listed_is_passed_over(make_sandbox, store, tmp_path):
+    # Another worker may remove a cache file (found bad, or evicted) between this one's
+    # listing and its stat: the call goes on with the other files, never a 500. A
+    # dangling link is such a file, for good.
+    key, sha = put_wasm(store, wat_module("ECHO"))
+    cache = tmp_path / "shared-cache"
+    make_sandbox(cache_dir=cache).precompile(key, sha)
+    (cwasm,) = cache.rglob("*.cwasm")
+    os.symlink(cwasm.parent / "gone", cwasm.parent / ("0" * 64 + ".module.cwasm"))
+    result = make_sandbox(cache_dir=cache).invoke(deployment(key, sha), EVENT, {})
+    assert result.output == EVENT
+
+
 def test_a_once_verified_cache_file_is_hashed_again_when_tampered(
     make_sandbox, store, tmp_path, caplog
 ):
