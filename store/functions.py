@@ -207,9 +207,8 @@ class FunctionRepo:
         """Find a function by id or by name."""
         if not (NAME_RE.match(ref) or FUNCTION_ID_RE.match(ref)):  # no such name can exist
             name, colon, _ = ref.partition(":")
-            if colon and NAME_RE.match(
-                name
-            ):  # a target: `invoke hello:prod` then `logs hello:prod`
+            # A target (`invoke hello:prod`, then `logs hello:prod`) says what to name instead.
+            if colon and NAME_RE.match(name):
                 raise errors.NotFound(
                     f"function {ref!r} not found: name:alias and name:version are for invoking "
                     f"(…/invoke, …/async); here name the function alone ({name!r})"

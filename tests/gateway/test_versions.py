@@ -290,13 +290,18 @@ def test_numbers_int_cannot_read_are_refused_not_a_500(client):
         assert paged.status_code == 422, paged.text
 
 
-def test_a_rollback_landing_while_a_prune_decides_keeps_its_version(small):
-    # The prune read what refers to each version; a rollback to version 2 lands before it
-    # deletes anything. Version 1, the oldest, must stay, and still serve.
+def at_the_limit(small):
+    """Versions 1-3 of a function that keeps 3; the repository the prune reads through."""
     platform, client = small
     for n in range(1, 4):
         deploy(client, n)
-    repo = platform.versions.repo
+    return client, platform.versions.repo
+
+
+def test_a_rollback_landing_while_a_prune_decides_keeps_its_version(small):
+    # The prune read what refers to each version; a rollback to version 1, the oldest,
+    # lands before it deletes anything. Version 1 must stay, and still serve.
+    client, repo = at_the_limit(small)
     references = repo.version_references
 
     def rollback_meanwhile(fn):
@@ -318,10 +323,7 @@ def test_a_rollback_landing_while_a_prune_decides_keeps_its_version(small):
 def test_a_rollback_to_a_version_a_prune_claimed_is_404_and_changes_nothing(small):
     # The rollback found version 1 ready; the prune claimed and deleted it before the
     # rollback wrote. The rollback must fail, not point the function at nothing.
-    platform, client = small
-    for n in range(1, 4):
-        deploy(client, n)
-    repo = platform.versions.repo
+    client, repo = at_the_limit(small)
     get_version = repo.get_version
 
     def prune_meanwhile(function_id, number):
