@@ -58,7 +58,8 @@ class CanaryService:
         self.history.append(fn.id, HistoryEntry(
             action="canary_started", alias=name, from_version=started[0],
             to_version=body.version, actor=actor,
-            reason=f"steps {body.steps}, every {body.interval_sec:g} s"))  # fmt: skip
+            reason=f"steps {', '.join(f'{s:g}%' for s in body.steps)}, "
+                   f"every {body.interval_sec:g} s"))  # fmt: skip
         return self.aliases.view(fn.aliases[name])
 
     def abort(self, ref: str, name: str, *, actor: str) -> AliasView:

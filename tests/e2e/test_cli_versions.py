@@ -147,6 +147,8 @@ def test_canary_start_status_abort_and_a_rollback_followed_with_wait(make_server
     with server.client() as api:
         assert api.get("/api/v1/functions/canaried/aliases/prod").json()["routing"] == {}
     assert nimbus("canary", "abort", "canaried", "prod").exit_code == 1  # none in progress
+    started = nimbus.json("history", "canaried")["entries"][1]
+    assert started["reason"] == "steps 10%, 25%, 50%, 100%, every 3600 s"  # was [10.0, …]
 
     assert nimbus("canary", "start", "canaried", "prod", "2", "--steps", "ten").exit_code == 2
     start = ["canary", "start", "canaried", "prod", "2", "--steps", "50", "--interval", "5s",
