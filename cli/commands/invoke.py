@@ -152,25 +152,16 @@ def _await(session: Session, invocation_id: str, timeout: float = 330) -> dict:
 
 def _show_invocation(session: Session, record: dict) -> None:
     def render(console: Console) -> None:
-        view = dict(record, status=styled(record["status"]), function=record["function"]["name"])
-        console.print(
-            fields(
-                view,
-                [
-                    "id",
-                    "function",
-                    "version",
-                    "status",
-                    "attempts",
-                    "duration_ms",
-                    "created_at",
-                    "finished_at",
-                    "error",
-                ],
-            )
-        )
+        ms = record.get("duration_ms")
+        view = dict(record, status=styled(record["status"]), function=record["function"]["name"],
+                    duration=None if ms is None else f"{ms:.1f} ms")  # fmt: skip
+        keys = ["id", "function", "version", "status", "attempts", "duration",
+                "created_at", "finished_at"]  # fmt: skip
+        console.print(fields(view, keys))
         if record["status"] == "succeeded":
             console.print_json(data=record.get("result"))
+        elif record.get("error"):
+            _describe_error(console, record["error"])
 
     session.output.emit(record, render)
     if record["status"] in ("failed", "timed_out"):
@@ -199,7 +190,7 @@ def get_invocation(session: Session, invocation_id: str, wait: bool) -> None:
 @function_argument()
 @click.option("--status", type=click.Choice(["queued", "running", *FINAL_INVOCATION_STATES]))
 @click.option("--trigger", type=click.Choice(TRIGGERS))
-@click.option("--since", help="RFC 3339 time or Unix seconds")
+@click.option("--since", help="RFC 3339 time, Unix seconds, or an age like 10m, 2h, 1d")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
 @api_options
 @pass_session

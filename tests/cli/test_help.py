@@ -26,3 +26,11 @@ def test_each_commands_summary_is_a_whole_sentence(path, command):
     summary = command.get_short_help_str(limit=1000)
     assert summary, path
     assert not summary.rstrip(".").endswith(("e.g", "i.e", "etc")), (path, summary)
+
+
+def test_every_since_option_says_it_takes_an_age():
+    # the API takes `since=15m` everywhere; `invocations list --since` said only
+    # "RFC 3339 time or Unix seconds", so a user typed a date where `10m` does
+    helps = {path: p.help for path, c in COMMANDS for p in c.params if p.name == "since"}
+    assert len(helps) >= 3, helps
+    assert all("an age" in (h or "") for h in helps.values()), helps

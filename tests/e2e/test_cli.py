@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import textwrap
@@ -201,3 +202,20 @@ def test_serve_takes_the_data_dir_as_a_flag_and_says_where_to_go(tmp_path):
     server.start()
     server.stop()
     assert said.count("Nimbus on ") == 1 and server.log_path.read_text().count("Nimbus on ") == 2
+
+
+def test_a_failed_async_call_waited_on_reads_as_a_sync_one(make_server, tmp_path):
+    server = make_server().start()
+    runner = CliRunner()
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "table"]
+    module = tmp_path / "fail.wasm"
+    module.write_bytes(w.wat(w.FAIL_WAT))
+    assert runner.invoke(main, [*base, "deploy", "cli-fail", str(module)]).exit_code == 0
+
+    out = runner.invoke(main, [*base, "invoke", "cli-fail", "--async", "--wait"])
+    assert out.exit_code == 3, out.output
+    # the error as `nimbus invoke` prints it (was a JSON blob in the table), and the
+    # duration in ms as `invocations list` shows it (was duration_ms 3.1460380014323164)
+    assert '{"code"' not in out.output and "duration_ms" not in out.output
+    assert re.search(r"duration +\d+\.\d ms *\n", out.output), out.output
+    assert "\nExitError: function exited with status 3\n" in out.output
