@@ -265,7 +265,8 @@ class Platform:
             async_invocations,
             metrics=metrics,
             recorder=recorder,
-            logs=LogReader(repo, logs, recorder.flush),
+            logs=LogReader(repo, logs, recorder.flush, invocations=queue,
+                           max_timeout_sec=settings.max_timeout_sec),
             invocation_list=InvocationLister(repo, logs, queue, recorder.flush),
             stats=StatsService(repo, book, recorder.flush),
             window_stats=WindowStatsService(

@@ -81,8 +81,31 @@ class _SequentialIds:
     def __call__(self, prefix: str) -> str:
         return f"{prefix}{self._tag}{next(self._counter):08x}"
 
+    def timed(self, prefix: str, at: float | None = None) -> str:
+        """An id that says when it was made (Unix seconds, 8 hex digits first):
+        `id_time` reads it back, so a log lookup by id reads only batches near it."""
+        seconds = int(time.time() if at is None else at)
+        return f"{prefix}{seconds:08x}{self._tag}{next(self._counter):08x}"
+
 
 sequential_id = _SequentialIds()
+
+_TIMED_ID = re.compile(r"[a-z]+_([0-9a-f]{8})[a-z2-7]{8}[0-9a-f]{8}\Z")
+# a schedule tick's id ends in the tick's UTC time (gateway/jobs/schedules.py)
+_TICK_ID = re.compile(r"[a-z]+_[a-z0-9]+-(\d{14})\Z")
+
+
+def id_time(made_id: str) -> float | None:
+    """When an id from `sequential_id.timed` (or a schedule's tick) was made, in Unix
+    seconds; None for an id that does not say (one made before ids did)."""
+    if found := _TIMED_ID.match(made_id):
+        return float(int(found.group(1), 16))
+    if found := _TICK_ID.match(made_id):
+        try:
+            return datetime.strptime(found.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def new_webhook_key() -> str:

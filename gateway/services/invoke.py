@@ -179,7 +179,7 @@ class InvokeService:
 
     @staticmethod
     def new_invocation_id() -> str:
-        return sequential_id("inv_")
+        return sequential_id.timed("inv_")
 
     def deployment(self, fn: Function, version: Version) -> Deployment:
         # A ready version never changes (nor does a function's name), so its

@@ -25,13 +25,16 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import orjson
 
 from store import Leases, Store, errors
 from store.functions import FunctionRepo
+from store.invocations import InvocationRepo
 from store.leases import LOG_SWEEP
 from store.logs import LogBatches
+from store.records import id_time
 
 from ..schemas import LogEntry, LogList
 from .recorder import InvocationOutcome
@@ -43,6 +46,12 @@ LINE_MAX_CHARS = 8192
 LIMIT_DEFAULT = 100
 LIMIT_MAX = 1000
 LOG_TAIL_BYTES = 4096  # X-Nimbus-Log-Tail, as Lambda's LogResult
+# `?invocation_id=`: how far a call's batch may sit from the times its id or record says
+# (hosts' clocks, a flush that waited on a slow store)
+SPAN_SLACK_SEC = 300
+# …and how many of the newest batches are read for an id that says no time (one made
+# before ids carried it)
+UNTIMED_SCAN_BATCHES = 200
 
 
 def format_ts(moment: datetime) -> str:
@@ -192,6 +201,20 @@ def parse_limit(raw: str | None) -> int:
     return limit
 
 
+class InvocationSpan(NamedTuple):
+    """Where one invocation's log batch can be: its newest entry's Unix µs lies in
+    [low_us, high_us]; `one_batch` unless it may have run more than once (async)."""
+
+    low_us: int
+    high_us: int
+    one_batch: bool
+
+    @classmethod
+    def around(cls, first: float, last: float, *, one_batch: bool) -> InvocationSpan:
+        slack = SPAN_SLACK_SEC
+        return cls(int((first - slack) * 1e6), int((last + slack) * 1e6), one_batch)
+
+
 # -- the store side ------------------------------------------------------------
 
 
@@ -229,35 +252,41 @@ class InvocationLogs:
             return []  # swept while we listed
         return [orjson.loads(line) for line in data.splitlines()]
 
-    def query(
-        self,
-        function_id: str,
-        *,
-        since_us: int | None,
-        limit: int,
-        invocation_id: str | None = None,
-    ) -> list[dict]:
+    def query(self, function_id: str, *, since_us: int | None, limit: int) -> list[dict]:
         """Entries newest first; reads batches only until no older one can matter."""
         found: list[tuple[int, int, dict]] = []  # (ts µs, position, entry)
         position = 0
         for newest_us, key in self.batch_keys(function_id, since_us):
             if len(found) >= limit and newest_us < found[limit - 1][0]:
                 break  # nothing in this or any later batch is among the newest `limit`
-            matched = False
             for entry in self.read_batch(key):
-                if invocation_id is not None and entry["invocation_id"] != invocation_id:
-                    continue
                 ts_us = ts_micros(entry["ts"])
                 if since_us is not None and ts_us < since_us:
                     continue
                 position += 1
                 found.append((ts_us, position, entry))
-                matched = True
             found.sort(key=lambda item: (item[0], item[1]), reverse=True)
             del found[limit:]
-            if matched and invocation_id is not None:
-                break  # an invocation's lines are all in one batch
         return [entry for _, _, entry in found]
+
+    def of_invocation(
+        self, function_id: str, invocation_id: str, between: InvocationSpan | None
+    ) -> list[dict]:
+        """One invocation's entries, newest first. Only batches whose newest entry falls in
+        `between` are read, oldest first (a call's batch is written within a flush of its
+        end); with no span known, only the newest `UNTIMED_SCAN_BATCHES`."""
+        keys = list(self.batch_keys(function_id, None if between is None else between.low_us))
+        if between is None:
+            keys = keys[:UNTIMED_SCAN_BATCHES]
+        else:
+            keys = [k for k in keys if k[0] <= between.high_us][::-1]
+        found: list[dict] = []
+        for _, key in keys:
+            found += (e for e in self.read_batch(key) if e["invocation_id"] == invocation_id)
+            if found and (between is None or between.one_batch):
+                break  # a call's lines are all in one batch (an async one's per attempt)
+        # newest first; lines of one moment last-written first, as `query` orders them
+        return sorted(reversed(found), key=lambda e: ts_micros(e["ts"]), reverse=True)
 
     # -- retention -----------------------------------------------------------
 
@@ -287,10 +316,20 @@ class InvocationLogs:
 class LogReader:
     """`GET …/logs`: validates the query, flushes this worker's pending batch, reads."""
 
-    def __init__(self, repo: FunctionRepo, logs: InvocationLogs, flush: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        repo: FunctionRepo,
+        logs: InvocationLogs,
+        flush: Callable[[], None],
+        *,
+        invocations: InvocationRepo,
+        max_timeout_sec: float,
+    ) -> None:
         self.repo = repo
         self.logs = logs
         self.flush = flush
+        self.invocations = invocations
+        self.max_timeout_sec = max_timeout_sec
 
     def entries(
         self, ref: str, *, since: str | None, limit: str | None, invocation_id: str | None
@@ -301,7 +340,30 @@ class LogReader:
         # NOTE: this worker's own pending outcomes are written first; other
         # workers' reach the store within one flush interval (≤ 0.5 s by default).
         self.flush()
-        found = self.logs.query(
-            fn.id, since_us=since_us, limit=count, invocation_id=invocation_id or None
-        )
+        if invocation_id:
+            found = self._of_invocation(fn.id, invocation_id)
+            if since_us is not None:
+                found = [e for e in found if ts_micros(e["ts"]) >= since_us]
+            found = found[:count]
+        else:
+            found = self.logs.query(fn.id, since_us=since_us, limit=count)
         return LogList(entries=[LogEntry(**e) for e in found])
+
+    def _of_invocation(self, function_id: str, invocation_id: str) -> list[dict]:
+        """An async (or scheduled) call's record says when it ran; any other call's id
+        says when it was made, and it ended within the longest timeout. NOTE(perf): the
+        cost is the batches of that span, never the function's whole history."""
+        try:
+            record, _ = self.invocations.get(invocation_id)
+        except errors.NotFound:
+            record = None
+        if record is not None:
+            if record.function_id != function_id:
+                return []  # another function's call
+            last = record.finished_at.timestamp() if record.finished_at else time.time()
+            span = InvocationSpan.around(record.created_at.timestamp(), last, one_batch=False)
+        elif (made := id_time(invocation_id)) is not None:
+            span = InvocationSpan.around(made, made + self.max_timeout_sec, one_batch=True)
+        else:
+            span = None
+        return self.logs.of_invocation(function_id, invocation_id, span)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
-from store.records import sequential_id
+from store.records import id_time, sequential_id
 
 
 def test_a_forked_worker_never_repeats_its_parents_ids():
@@ -24,3 +25,11 @@ def test_a_forked_worker_never_repeats_its_parents_ids():
     assert len(child) == 3
     assert not set(child) & {*parent, sequential_id("inv_")}
     assert child[0][:12] != parent[0][:12]  # a tag of its own, not the parent's counter
+
+
+def test_a_timed_id_says_when_it_was_made():
+    assert abs(id_time(sequential_id.timed("inv_")) - time.time()) < 2
+    assert id_time(sequential_id.timed("inv_", at=1_800_000_000.7)) == 1_800_000_000
+    assert id_time("inv_abcdefghijklmnop-20300102030405") == 1_893_553_445  # a schedule's tick
+    for untimed in (sequential_id("inv_"), "inv_x", "inv_abcdefghijklmnop-20301302030405"):
+        assert id_time(untimed) is None
