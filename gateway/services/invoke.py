@@ -22,6 +22,7 @@ from store.records import (
     sequential_id,
 )
 
+from ..telemetry.logs import with_error
 from ..telemetry.recorder import THROTTLED, InvocationOutcome, InvocationRecorder
 from ._bounded import BoundedCache
 from .concurrency import FunctionConcurrency, Slot
@@ -277,5 +278,8 @@ class InvokeService:
             outcome.status = "failed"
             outcome.error_code = "function_error"
             outcome.error_type = result.error.type
+            # As Lambda's runtimes do: the error goes to the log too, so the owner of a
+            # webhook (its caller gets a bare 502), async or scheduled call can see it.
+            outcome.logs = with_error(result.logs, result.error)
         self.recorder.record(outcome)
         return Invocation(invocation_id, fn, record.version, result, outcome)

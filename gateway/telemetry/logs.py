@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import orjson
 
+from sandbox import FunctionFailure
 from store import Leases, Store, errors
 from store.functions import FunctionRepo
 from store.invocations import InvocationRepo
@@ -90,6 +91,16 @@ def end_line(o: InvocationOutcome) -> str:
     if o.cold_start:
         parts.append("cold_start=true")
     return " ".join(parts)
+
+
+def with_error(logs: bytes, error: FunctionFailure) -> bytes:
+    """A call's log with its function error appended as Lambda's runtimes log one:
+    `[ERROR] Type: message`, then the stack (without that line again)."""
+    head = f"{error.type}: {error.message}" if error.message else error.type
+    lines = [f"[ERROR] {head}", *(line for line in error.stack if line != head)]
+    if logs and not logs.endswith(b"\n"):
+        logs += b"\n"
+    return logs + "\n".join(lines).encode() + b"\n"
 
 
 def log_tail(o: InvocationOutcome, limit: int = LOG_TAIL_BYTES) -> bytes:

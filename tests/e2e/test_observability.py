@@ -106,8 +106,11 @@ def test_logs_of_each_invocation_are_readable_from_any_worker(server, name):
             assert [(e["stream"], e["invocation_id"]) for e in found] == [
                 ("platform", inv),
                 ("stderr", inv),
+                ("stderr", inv),
             ]
-            assert found[1]["line"] == "something broke"
+            # what it wrote, then its error as the platform saw it (as Lambda logs it)
+            assert found[2]["line"] == "something broke"
+            assert found[1]["line"] == "[ERROR] ExitError: function exited with status 3"
             end = found[0]["line"]
             assert end.startswith("END duration=") and "ms status=failed" in end
             assert "error=function_error type=ExitError version=1 trigger=api" in end

@@ -137,3 +137,30 @@ def test_anonymous_errors_name_nothing_of_the_function(server, name):
         error = resp.json()["error"]
         assert error == {"code": code, "message": "the function cannot serve requests now"}
         assert name not in resp.text and "details" not in error
+
+
+def test_owner_finds_a_webhook_callers_failure_in_the_logs(server, name):
+    """The caller gets a bare 502; the function's log has the error and its traceback,
+    as a Lambda function URL's error lands in CloudWatch."""
+    code = (
+        "def main(event, context):\n"
+        "    print('checking order')\n"
+        "    raise ValueError('order 42 has no sku')\n"
+    )
+    with server.client() as api:
+        body = {"name": name, "runtime": "python", "code": code}
+        fn = api.post("/api/v1/functions?wait=true", json=body).json()
+        resp = httpx.post(fn["webhook_url"], json={"order": 42})
+        assert resp.status_code == 502 and "sku" not in resp.text
+        invocation = resp.headers["X-Nimbus-Invocation-Id"]
+        deadline = time.monotonic() + 10
+        while True:
+            params = {"invocation_id": invocation}
+            entries = api.get(f"/api/v1/functions/{name}/logs", params=params).json()["entries"]
+            if entries or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    lines = [e["line"] for e in reversed(entries) if e["stream"] == "stderr"]
+    assert lines[0] == "checking order"
+    assert lines[1] == "[ERROR] ValueError: order 42 has no sku"
+    assert '  File "handler.py", line 3, in main' in lines
