@@ -49,6 +49,31 @@ _REGISTRY_SPEC = re.compile(r"^(npm:(@[a-z0-9._~-]+/)?[a-z0-9._~-]+@)?[A-Za-z0-9
 _PACKAGE_NAME = re.compile(r"^(@[a-z0-9._~-]+/)?[a-z0-9._~-]+\Z")
 _DEPENDENCY_FIELDS = ("dependencies", "optionalDependencies")
 
+# NOTE(build): the engine is a web one (fetch, crypto.getRandomValues, streams), not
+# Node: a package's browser or worker build is the one that runs (uuid's and
+# nanoid's Node builds require "crypto", fflate's "worker_threads"), picked as
+# Cloudflare's wrangler picks them. Node's built-in modules stay `require` calls
+# that fail at run time with a clear message, as they did under --platform=node,
+# and process.env.NODE_ENV stays the function's own variable (esbuild would
+# replace it with "development" for the browser).
+_NODE_BUILTINS = (
+    "assert", "assert/strict", "async_hooks", "buffer", "child_process", "cluster", "console",
+    "constants", "crypto", "dgram", "diagnostics_channel", "dns", "dns/promises", "domain",
+    "events", "fs", "fs/promises", "http", "http2", "https", "inspector", "inspector/promises",
+    "module", "net", "os", "path", "path/posix", "path/win32", "perf_hooks", "process",
+    "punycode", "querystring", "readline", "readline/promises", "repl", "stream",
+    "stream/consumers", "stream/promises", "stream/web", "string_decoder", "sys", "timers",
+    "timers/promises", "tls", "trace_events", "tty", "url", "util", "util/types", "v8", "vm",
+    "wasi", "worker_threads", "zlib",
+)  # fmt: skip
+WEB_PLATFORM = (
+    "--platform=browser",
+    "--conditions=workerd,worker",
+    "--define:process.env.NODE_ENV=process.env.NODE_ENV",
+    "--external:node:*",
+    *(f"--external:{name}" for name in _NODE_BUILTINS),
+)
+
 
 # -- the shared runtime (built by scripts/runtimes/javascript.sh) ------------------------
 
@@ -219,7 +244,7 @@ class JavaScriptBuilder:
         out.mkdir(exist_ok=True)
         binary = esbuild_binary()
         command = [
-            str(binary), entry, "--bundle", "--format=cjs", "--platform=node",
+            str(binary), entry, "--bundle", "--format=cjs", *WEB_PLATFORM,
             "--sourcemap=inline", "--sources-content=false", "--charset=utf8",
             f"--outfile={RESERVED}/{BUNDLE_NAME}", f"--metafile={RESERVED}/meta.json",
             "--log-level=warning", "--color=false",

@@ -117,6 +117,31 @@ def test_example_with_an_npm_dependency(api):
     assert any("handler.js:12:" in line for line in error["stack"]), error["stack"]
 
 
+def test_packages_with_a_node_build_run_their_web_build(api):
+    """uuid, nanoid and fflate ship a Node build (requiring "crypto", "worker_threads")
+    beside a browser one; the engine is a web one, so the web build is bundled, as
+    Cloudflare's wrangler picks it. NODE_ENV stays the function's own variable."""
+    source = (
+        'import { v4 } from "uuid";\n'
+        'import { nanoid } from "nanoid";\n'
+        'import { gzipSync, gunzipSync, strToU8, strFromU8 } from "fflate";\n'
+        "export function main() {\n"
+        '  const zipped = gzipSync(strToU8("hello ".repeat(100)));\n'
+        "  return { id: v4(), short: nanoid(), zipped: zipped.length,\n"
+        "    back: strFromU8(gunzipSync(zipped)).length, env: process.env.NODE_ENV };\n"
+        "}\n"
+    )
+    deps = {"uuid": "9.0.1", "nanoid": "5.0.9", "fflate": "0.8.2"}
+    files = {"handler.js": source, "package.json": json.dumps({"dependencies": deps})}
+    deployed(api, "web-builds", files, env_vars={"NODE_ENV": "production"})
+    resp = invoke(api, "web-builds")
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert len(out["id"]) == 36 and out["id"][14] == "4" and len(out["short"]) == 21
+    assert out["zipped"] < 100 and out["back"] == 600
+    assert out["env"] == "production"
+
+
 def test_deploy_without_dependencies_is_fast(api):
     times = []
     for i in range(3):
