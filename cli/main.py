@@ -63,6 +63,20 @@ class CommandFailed(click.ClickException):
 
             print_json(self.body)
         click.echo(f"Error: {self.message}", err=True)
+        for line in _unsaid(self.message, (self.body or {}).get("error", {}).get("details")):
+            click.echo(f"  {line}", err=True)
+
+
+def _unsaid(message: str, details) -> list[str]:
+    """The problems in an error's `details` its message leaves out: a workflow
+    definition's message names the first and says "(and 2 more)"."""
+    if not isinstance(details, list):
+        return []
+    problems = [d for d in details if isinstance(d, dict) and d.get("message")]
+    missing = [d for d in problems if d["message"] not in message]
+    if not missing:
+        return []
+    return [f"{d['field']}: {d['message']}" if d.get("field") else d["message"] for d in problems]
 
 
 class NimbusGroup(click.Group):

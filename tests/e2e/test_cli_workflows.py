@@ -151,3 +151,16 @@ def test_ctrl_c_stops_watching_not_the_execution(make_server, tmp_path):
     with server.client() as api:
         running = api.get("/api/v1/workflows/pause/executions").json()["executions"]
         assert [e["status"] for e in running] == ["running"]
+
+
+def test_a_refused_definition_lists_every_problem(make_server, tmp_path):
+    server = make_server().start()
+    asl = tmp_path / "broken.json"
+    asl.write_text(json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}}}))
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "table"]
+    out = CliRunner().invoke(main, [*base, "workflows", "deploy", "broken", str(asl)])
+    assert out.exit_code == 1
+    # the API's message names the first problem "(and 1 more)"; the user saw no more
+    assert "(and 1 more)" in out.stderr
+    assert "\n  definition.States.A.Next: Next names no state of this machine: 'B'\n" in out.stderr
+    assert "\n  definition.States: no terminal state" in out.stderr
