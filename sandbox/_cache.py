@@ -194,7 +194,7 @@ class ArtifactCache:
     def _link(self, compiled) -> Loaded:
         try:
             if isinstance(compiled, wasmtime.Module):
-                return LoadedModule.link(compiled, self._host.module_linker())
+                return LoadedModule.link(compiled, self._host.module_linker(), self._host.native)
             return LoadedComponent.link(compiled, self._host.engine)
         except (ValueError, wasmtime.WasmtimeError) as exc:
             raise errors.Invalid(str(exc).splitlines()[0]) from None

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import wasmtime
 
+from . import _lanes
 from ._capi import holding_gil
 from ._pool import PoolSize, use_pooling
 
@@ -182,6 +183,8 @@ class EngineHost:
         self._lock = threading.Lock()
         self._module_linker: wasmtime.Linker | None = None
         self._component_linker = None
+        # Modules linked to this engine run through it when built (`_module.py`).
+        self.native = _lanes.library()
 
     def _tick(self) -> None:
         # NOTE(sandbox): the epoch follows the wall clock: a ticker that wakes
@@ -208,7 +211,8 @@ class EngineHost:
                 if self._module_linker is None:
                     from ._wasi import make_module_linker
 
-                    self._module_linker = make_module_linker(self.engine)
+                    fd_write = self.native.fd_write if self.native is not None else None
+                    self._module_linker = make_module_linker(self.engine, fd_write)
         return self._module_linker
 
     def component_linker(self):

@@ -1,16 +1,42 @@
-"""Native lanes (`_native/lane.c`): a guest call on a native thread, waited for with a
-timeout, with no Python on the guest's side. `None` from `library()` when the helper
-is not built (scripts/install.sh builds it): guarded Python threads serve instead."""
+"""The sandbox's native helper (`_native/liblane.so`, built by scripts/install.sh).
+
+Native lanes (`_native/lane.c`): a guest call on a native thread, waited for with a
+timeout, with no Python on the guest's side. A command module's run (`_native/module.c`):
+instantiate and `_start` in one call, fd_write in C. `None` from `library()` when the
+helper is not built: guarded Python threads and Python host functions serve instead."""
 
 from __future__ import annotations
 
 import ctypes
 from pathlib import Path
 
+from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
 
 _PATH = Path(__file__).with_name("_native") / "liblane.so"
 _VOID = ctypes.c_void_p
+_WASMTIME = ("wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get",
+             "wasmtime_func_call_unchecked", "wasmtime_caller_export_get",
+             "wasmtime_caller_context", "wasmtime_memory_data", "wasmtime_memory_data_size",
+             "wasmtime_context_get_data", "wasmtime_trap_new")  # fmt: skip
+
+
+class _Wasmtime(ctypes.Structure):
+    """`nimbus_wasmtime_t`: the wasmtime functions and layout module.c uses."""
+
+    _fields_ = (*((name, _VOID) for name in _WASMTIME),
+                ("extern_size", ctypes.c_size_t), ("extern_of", ctypes.c_size_t),
+                ("kind_func", ctypes.c_uint8), ("kind_memory", ctypes.c_uint8))  # fmt: skip
+
+
+class ModuleIO(ctypes.Structure):
+    """`nimbus_io_t`: one module invocation's output, the store's data while it runs."""
+
+    _fields_ = (("result_fd", ctypes.c_uint32), ("too_large", ctypes.c_uint32),
+                ("result_limit", ctypes.c_uint64), ("log_limit", ctypes.c_uint64),
+                ("out", _VOID), ("out_len", ctypes.c_uint64), ("out_cap", ctypes.c_uint64),
+                ("err", _VOID), ("err_len", ctypes.c_uint64), ("err_cap", ctypes.c_uint64),
+                ("err_dropped", ctypes.c_uint64))  # fmt: skip
 
 
 class Library:
@@ -29,6 +55,24 @@ class Library:
         self.finished.argtypes = (_VOID, ctypes.POINTER(_VOID))
         # What a lane calls: the component call itself (the C function, not a binding).
         self.func_call = ctypes.cast(ffi.dll.wasmtime_component_func_call, _VOID).value
+        # A command module's instantiate + `_start`: runs the guest, so it releases the GIL.
+        self.module_run = waiting.nimbus_module_run
+        self.module_run.restype = _VOID  # wasmtime's error, or NULL
+        self.module_run.argtypes = (_VOID, _VOID, _VOID, _VOID, ctypes.POINTER(ctypes.c_int))
+        # fd_write's address, for the linker (wasmtime's unchecked callback ABI).
+        self.fd_write = ctypes.cast(quick.nimbus_fd_write, _VOID).value
+        self.io_free = quick.nimbus_io_free
+        self.io_free.restype = None
+        self.io_free.argtypes = (ctypes.POINTER(ModuleIO),)
+        init = quick.nimbus_module_init
+        init.restype = ctypes.c_int
+        init.argtypes = (ctypes.POINTER(_Wasmtime),)
+        fns = [ctypes.cast(getattr(ffi.dll, name), _VOID).value for name in _WASMTIME]
+        layout = _Wasmtime(*fns, ctypes.sizeof(raw.wasmtime_extern_t),
+                           raw.wasmtime_extern_t.of.offset, ffi.WASMTIME_EXTERN_FUNC.value,
+                           ffi.WASMTIME_EXTERN_MEMORY.value)  # fmt: skip
+        if not init(ctypes.byref(layout)):
+            raise OSError("liblane.so does not fit this wasmtime's layout")
 
 
 _library: list[Library | None] = []
@@ -38,6 +82,6 @@ def library() -> Library | None:
     if not _library:
         try:
             _library.append(Library(_PATH) if _PATH.is_file() else None)
-        except OSError:  # built for another machine: the Python threads serve
+        except (OSError, AttributeError):  # another machine's or an older build: Python serves
             _library.append(None)
     return _library[0]

@@ -25,7 +25,7 @@ from wasmtime import _bindings as raw
 from wasmtime import _ffi as ffi
 from wasmtime._wasi import to_char_array
 
-from . import _wasi
+from . import _lanes, _wasi
 from ._capi import holding_gil, set_epoch_deadline
 from ._outcome import (
     FAILED,
@@ -43,7 +43,7 @@ from ._outcome import (
     truncation_note,
 )
 from ._pool import busy, is_exhausted
-from ._types import Deployment
+from ._types import LOG_LIMIT_BYTES, RESULT_LIMIT_BYTES, Deployment
 
 _START = b"_start"
 _MEMORY = b"memory"
@@ -99,14 +99,20 @@ class LoadedModule:
     pre: wasmtime.InstancePre
     result_fd: int  # where the result is written: fd 1, or handler glue's channel
     asks_for_context: bool  # exports CONTEXT_EXPORT: NIMBUS_CONTEXT in its environment
+    # The native helper the linker's fd_write is from (then it runs the module too), or
+    # None: Python's fd_write and two ctypes calls.
+    native: _lanes.Library | None = None
 
     @classmethod
-    def link(cls, module: wasmtime.Module, linker: wasmtime.Linker) -> LoadedModule:
+    def link(
+        cls, module: wasmtime.Module, linker: wasmtime.Linker, native: _lanes.Library | None
+    ) -> LoadedModule:
         check_command(module)
         exports = {e.name for e in module.exports}
         declared = _wasi.RESULT_CHANNEL_EXPORT in exports
         result_fd = _wasi.HANDLER_RESULT_FD if declared else _wasi.PROGRAM_RESULT_FD
-        return cls(module, linker.instantiate_pre(module), result_fd, CONTEXT_EXPORT in exports)
+        pre = linker.instantiate_pre(module)
+        return cls(module, pre, result_fd, CONTEXT_EXPORT in exports, native)
 
 
 class WasiArgs:
@@ -170,8 +176,13 @@ def run_module(
 ) -> Outcome:
     io = _wasi.GuestIO(event, timeout_sec, loaded.result_fd)
     _wasi.bind(io)
+    native = loaded.native
+    output = None
+    if native is not None:  # the store's data: where the native fd_write writes
+        output = _lanes.ModuleIO(loaded.result_fd, 0, RESULT_LIMIT_BYTES, LOG_LIMIT_BYTES)
     started = time.perf_counter()
-    store = _store_new(engine.ptr(), None, _NO_FINALIZER)
+    data = ctypes.addressof(output) if output is not None else None
+    store = _store_new(engine.ptr(), data, _NO_FINALIZER)
     try:
         context = _store_context(store)
         _store_limiter(store, memory_bytes, TABLE_ELEMENTS_LIMIT, 1, TABLES_LIMIT, 1)
@@ -190,14 +201,10 @@ def run_module(
 
         instance = raw.wasmtime_instance_t()
         trap = ctypes.POINTER(raw.wasm_trap_t)()
-        error = _instantiate(loaded.pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap))
-        instantiated = not error and not trap
-        if instantiated:
-            item = raw.wasmtime_extern_t()
-            if not _export_get(context, ctypes.byref(instance), _START, 6, ctypes.byref(item)):
-                raise ValueError("module lost its _start export")  # checked at load
-            assert item.kind == _EXTERN_FUNC
-            error = _call(context, ctypes.byref(item.of.func), None, 0, ctypes.byref(trap))
+        if native is not None:
+            error, instantiated = _run_native(native, loaded, context, instance, trap, output, io)
+        else:
+            error, instantiated = _run(loaded, context, instance, trap)
         duration_ms = (time.perf_counter() - started) * 1000
         outcome = _classify(
             io,
@@ -209,11 +216,46 @@ def run_module(
     finally:
         _store_delete(store)
         _wasi.unbind()
+        if output is not None:
+            native.io_free(output)
     outcome.duration_ms = duration_ms
     outcome.logs = b"".join(io.stderr)
     if io.stderr_dropped:
         outcome.logs += truncation_note(io.stderr_dropped)
     return outcome
+
+
+def _run(loaded: LoadedModule, context, instance, trap) -> tuple[object, bool]:
+    """Instantiate and call `_start` (two ctypes calls, each releasing the GIL):
+    (wasmtime's error or None, whether it was instantiated). A trap lands in `trap`."""
+    error = _instantiate(loaded.pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap))
+    if error or trap:
+        return error, False
+    item = raw.wasmtime_extern_t()
+    if not _export_get(context, ctypes.byref(instance), _START, 6, ctypes.byref(item)):
+        raise ValueError("module lost its _start export")  # checked at load
+    assert item.kind == _EXTERN_FUNC
+    return _call(context, ctypes.byref(item.of.func), None, 0, ctypes.byref(trap)), True
+
+
+def _run_native(
+    native: _lanes.Library, loaded: LoadedModule, context, instance, trap,
+    output: _lanes.ModuleIO, io: _wasi.GuestIO,
+) -> tuple[object, bool]:  # fmt: skip
+    """`_run` in one C call (the GIL released once); what fd_write wrote, from `output`
+    into `io` as the Python fd_write would have left it."""
+    stage = ctypes.c_int()
+    address = native.module_run(loaded.pre.ptr(), context, ctypes.byref(instance),
+                                 ctypes.byref(trap), ctypes.byref(stage))  # fmt: skip
+    error = ctypes.cast(address, ctypes.POINTER(raw.wasmtime_error_t)) if address else None
+    if stage.value == 1:
+        raise ValueError("module lost its _start export")  # checked at load
+    if output.out_len:
+        io.stdout = [ctypes.string_at(output.out, output.out_len)]
+    if output.err_len:
+        io.stderr = [ctypes.string_at(output.err, output.err_len)]
+    io.stderr_dropped, io.too_large = output.err_dropped, bool(output.too_large)
+    return error, stage.value == 2
 
 
 def _set_stdin(config, event: bytes) -> None:

@@ -215,6 +215,8 @@ def _fd_write(io: GuestIO, caller, args) -> int:
     _check(size, written_ptr, 4)
     total = 0
     for pointer, length in _iovecs(base, size, iovs, count):
+        if total + length > 0xFFFFFFFF:
+            break  # a short write: nwritten (a u32) says how much was taken
         if fd == io.result_fd:
             if not io.write_stdout(base + pointer, length):
                 return _trap("nimbus: result too large")
@@ -318,8 +320,10 @@ _CALLBACKS = {name: _host_call(body) for name, (_, body) in _OVERRIDES.items()}
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
 
 
-def make_module_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
-    """wasmtime's WASI preview 1 with the three host functions above shadowing its own."""
+def make_module_linker(engine: wasmtime.Engine, native_fd_write: int | None) -> wasmtime.Linker:
+    """wasmtime's WASI preview 1 with the three host functions above shadowing its own;
+    fd_write the native helper's (`_native/module.c`, the same rules in C, writing to
+    the store's `ModuleIO`) when its address is given."""
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     linker.allow_shadowing = True
@@ -327,6 +331,9 @@ def make_module_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
     for name, (params, _) in _OVERRIDES.items():
         ty = wasmtime.FuncType(params, [_I32])
         encoded = name.encode()
+        callback = _CALLBACKS[name]
+        if name == "fd_write" and native_fd_write is not None:
+            callback = raw.wasmtime_func_unchecked_callback_t(native_fd_write)
         error = raw.wasmtime_linker_define_func_unchecked(
             linker.ptr(),
             ctypes.create_string_buffer(module_name),
@@ -334,7 +341,7 @@ def make_module_linker(engine: wasmtime.Engine) -> wasmtime.Linker:
             ctypes.create_string_buffer(encoded),
             len(encoded),
             ty.ptr(),
-            _CALLBACKS[name],
+            callback,
             None,
             _NO_FINALIZER,
         )

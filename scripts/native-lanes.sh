@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Build the sandbox's native lanes: sandbox/_native/lane.c → liblane.so.
+# Build the sandbox's native helpers: sandbox/_native/{lane,module}.c → liblane.so.
 #
 #   scripts/native-lanes.sh [OUT]       OUT: default sandbox/_native/liblane.so
 #
 # Guarded guest calls then run on native threads, without a Python thread's GIL
-# hand-offs (sandbox/_lanes.py); without the library the sandbox uses Python threads.
-# Rebuilt only when lane.c is newer than OUT. Needs a C compiler (`cc`). Used by
+# hand-offs (sandbox/_lanes.py), and a command module's run and fd_write need no Python
+# (sandbox/_module.py); without the library the sandbox does both in Python.
+# Rebuilt only when a source is newer than OUT. Needs a C compiler (`cc`). Used by
 # scripts/install.sh, and by the image build for the image's venv (scripts/image/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source=sandbox/_native/lane.c
+sources=(sandbox/_native/lane.c sandbox/_native/module.c)
 out=${1:-sandbox/_native/liblane.so}
-if [[ -f $out && ! $source -nt $out ]]; then
+stale=0
+for source in "${sources[@]}"; do
+    [[ -f $out && ! $source -nt $out ]] || stale=1
+done
+if [[ $stale == 0 ]]; then
     exit 0
 fi
 echo "==> building $out" >&2
-cc -O2 -Wall -shared -fPIC -pthread -o "$out.tmp" "$source"
+cc -O2 -Wall -shared -fPIC -pthread -o "$out.tmp" "${sources[@]}"
 mv "$out.tmp" "$out"

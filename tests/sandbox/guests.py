@@ -283,6 +283,22 @@ UNDECLARED_FD3 = r"""
 """
 
 
+# One fd_write of 512 iovecs of the whole 8 MiB memory to stderr: 4 GiB, one byte
+# more than nwritten (a u32) can say. Prints the errno and nwritten in 8 MiB units.
+HUGE_WRITEV = r"""
+  (func (export "_start")
+    (local $i i32)
+    (loop $fill
+      (i32.store (i32.add (i32.const 4096) (i32.shl (local.get $i) (i32.const 3))) (i32.const 0))
+      (i32.store (i32.add (i32.const 4100) (i32.shl (local.get $i) (i32.const 3)))
+        (i32.const 0x800000))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $fill (i32.lt_u (local.get $i) (i32.const 512))))
+    (local.set $i (call $fd_write (i32.const 2) (i32.const 4096) (i32.const 512) (i32.const 64)))
+    (call $num (local.get $i))
+    (call $num (i32.shr_u (i32.load (i32.const 64)) (i32.const 23))))
+"""
+
 # Not a command: exports no `_start`.
 NO_START = r"""
   (func (export "main"))
@@ -292,7 +308,7 @@ NO_START = r"""
 @functools.cache
 def wat_module(name: str) -> bytes:
     body = globals()[name]
-    pages = {"HUGE_RESULT": 120, "POLL_FLOOD": 2048}.get(name, 2)
+    pages = {"HUGE_RESULT": 120, "POLL_FLOOD": 2048, "HUGE_WRITEV": 128}.get(name, 2)
     return module(body, pages)
 
 

@@ -11,12 +11,28 @@ import time
 
 import pytest
 
-from sandbox import LOG_LIMIT_BYTES, Sandbox
+from sandbox import LOG_LIMIT_BYTES, Sandbox, _lanes
 from store import errors
 
 from .guests import wat_module
 
 EVENT = b'{"user":"ada","items":[1,2,3]}'
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def host_functions(request, monkeypatch):
+    """Every test on both ways a module runs: the native helper's (instantiate and
+    `_start` in one C call, fd_write in C) and the Python one without the helper."""
+    if request.param == "python":
+        monkeypatch.setattr(_lanes, "_library", [None])
+    elif _lanes.library() is None:
+        pytest.skip("the native helper is not built (scripts/install.sh)")
+    return request.param
+
+
+def test_modules_run_through_the_native_helper_when_it_is_built(sandbox, host_functions):
+    sandbox.start()
+    assert (sandbox._worker().host.native is not None) == (host_functions == "native")
 
 
 @pytest.fixture
@@ -226,6 +242,16 @@ def test_stderr_flood_is_capped_while_written(sandbox, deploy, still_serves):
     assert set(body) == {ord("e")}
     assert b"dropped" in note
     assert len(result.logs) < LOG_LIMIT_BYTES + 200
+    still_serves()
+
+
+def test_a_write_nwritten_cannot_count_is_a_short_write(sandbox, deploy, still_serves):
+    """4 GiB in one fd_write (512 iovecs over the same 8 MiB): the write stops before
+    the iovec that would overflow its u32 count, and says how much it took."""
+    result = sandbox.invoke(deploy(wat_module("HUGE_WRITEV"), memory_mb=16), b"{}", {})
+    assert result.error is None
+    assert result.output == b"000 511 "
+    assert b"[nimbus: log truncated" in result.logs
     still_serves()
 
 
