@@ -184,7 +184,7 @@ class EngineHost:
         self._module_linker: wasmtime.Linker | None = None
         self._component_linker = None
         # Modules linked to this engine run through it when built (`_module.py`).
-        self.native = _lanes.library()
+        self.native = _lanes.module_helpers()
 
     def _tick(self) -> None:
         # NOTE(sandbox): the epoch follows the wall clock: a ticker that wakes

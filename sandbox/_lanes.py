@@ -55,10 +55,20 @@ class Library:
         self.finished.argtypes = (_VOID, ctypes.POINTER(_VOID))
         # What a lane calls: the component call itself (the C function, not a binding).
         self.func_call = ctypes.cast(ffi.dll.wasmtime_component_func_call, _VOID).value
-        # A command module's instantiate + `_start`: runs the guest, so it releases the GIL.
-        self.module_run = waiting.nimbus_module_run
-        self.module_run.restype = _VOID  # wasmtime's error, or NULL
-        self.module_run.argtypes = (_VOID, _VOID, _VOID, _VOID, ctypes.POINTER(ctypes.c_int))
+        try:
+            self.modules: ModuleHelpers | None = ModuleHelpers(waiting, quick)
+        except AttributeError:  # built before module.c: lanes only
+            self.modules = None
+
+
+class ModuleHelpers:
+    """`_native/module.c`: a command module's run and its fd_write."""
+
+    def __init__(self, waiting: ctypes.CDLL, quick: ctypes.PyDLL) -> None:
+        # Instantiate + `_start`: runs the guest, so it releases the GIL.
+        self.run = waiting.nimbus_module_run
+        self.run.restype = _VOID  # wasmtime's error, or NULL
+        self.run.argtypes = (_VOID, _VOID, _VOID, _VOID, ctypes.POINTER(ctypes.c_int))
         # fd_write's address, for the linker (wasmtime's unchecked callback ABI).
         self.fd_write = ctypes.cast(quick.nimbus_fd_write, _VOID).value
         self.io_free = quick.nimbus_io_free
@@ -72,7 +82,12 @@ class Library:
                            raw.wasmtime_extern_t.of.offset, ffi.WASMTIME_EXTERN_FUNC.value,
                            ffi.WASMTIME_EXTERN_MEMORY.value)  # fmt: skip
         if not init(ctypes.byref(layout)):
-            raise OSError("liblane.so does not fit this wasmtime's layout")
+            raise AttributeError("liblane.so does not fit this wasmtime's extern layout")
+
+
+def module_helpers() -> ModuleHelpers | None:
+    lib = library()
+    return lib.modules if lib is not None else None
 
 
 _library: list[Library | None] = []
@@ -82,6 +97,6 @@ def library() -> Library | None:
     if not _library:
         try:
             _library.append(Library(_PATH) if _PATH.is_file() else None)
-        except (OSError, AttributeError):  # another machine's or an older build: Python serves
+        except OSError:  # built for another machine: the Python threads serve
             _library.append(None)
     return _library[0]

@@ -101,11 +101,11 @@ class LoadedModule:
     asks_for_context: bool  # exports CONTEXT_EXPORT: NIMBUS_CONTEXT in its environment
     # The native helper the linker's fd_write is from (then it runs the module too), or
     # None: Python's fd_write and two ctypes calls.
-    native: _lanes.Library | None = None
+    native: _lanes.ModuleHelpers | None = None
 
     @classmethod
     def link(
-        cls, module: wasmtime.Module, linker: wasmtime.Linker, native: _lanes.Library | None
+        cls, module: wasmtime.Module, linker: wasmtime.Linker, native: _lanes.ModuleHelpers | None
     ) -> LoadedModule:
         check_command(module)
         exports = {e.name for e in module.exports}
@@ -239,13 +239,13 @@ def _run(loaded: LoadedModule, context, instance, trap) -> tuple[object, bool]:
 
 
 def _run_native(
-    native: _lanes.Library, loaded: LoadedModule, context, instance, trap,
+    native: _lanes.ModuleHelpers, loaded: LoadedModule, context, instance, trap,
     output: _lanes.ModuleIO, io: _wasi.GuestIO,
 ) -> tuple[object, bool]:  # fmt: skip
     """`_run` in one C call (the GIL released once); what fd_write wrote, from `output`
     into `io` as the Python fd_write would have left it."""
     stage = ctypes.c_int()
-    address = native.module_run(loaded.pre.ptr(), context, ctypes.byref(instance),
+    address = native.run(loaded.pre.ptr(), context, ctypes.byref(instance),
                                  ctypes.byref(trap), ctypes.byref(stage))  # fmt: skip
     error = ctypes.cast(address, ctypes.POINTER(raw.wasmtime_error_t)) if address else None
     if stage.value == 1:

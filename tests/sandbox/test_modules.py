@@ -25,7 +25,7 @@ def host_functions(request, monkeypatch):
     `_start` in one C call, fd_write in C) and the Python one without the helper."""
     if request.param == "python":
         monkeypatch.setattr(_lanes, "_library", [None])
-    elif _lanes.library() is None:
+    elif _lanes.module_helpers() is None:
         pytest.skip("the native helper is not built (scripts/install.sh)")
     return request.param
 

@@ -4,11 +4,15 @@ abandoned and counted stuck until it returns, and threads are reused."""
 from __future__ import annotations
 
 import ctypes
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from sandbox import _lanes
 from sandbox._threads import Abandoned, GuestThreads
 from store import errors
 
@@ -77,3 +81,17 @@ def test_a_native_lane_call_past_its_wait_is_stuck_until_it_returns():
         time.sleep(0.02)
     assert threads.stuck == 0 and late in ([0], [None])  # its late return was handed over
     assert threads.run_native(usleep, (1000, 0, 0, 0, 0, 0), 5, late.append) in (0, None)
+
+
+def test_a_helper_built_before_module_c_still_gives_lanes(tmp_path):
+    """A worktree's older liblane.so (lane.c only) keeps its native lanes; command
+    modules then run through Python (`_lanes.ModuleHelpers` is absent)."""
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    lane_c = Path(_lanes.__file__).with_name("_native") / "lane.c"
+    old = tmp_path / "liblane.so"
+    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-pthread", "-o", old, lane_c], check=True)
+    lib = _lanes.Library(old)
+    assert lib.modules is None
+    assert lib.new()  # a lane
