@@ -291,7 +291,8 @@ def list_functions(session: Session, name, tags, runtime, status, limit, offset)
         grid = table("NAME", "RUNTIME", "STATUS", "VERSION", "MEMORY", "UPDATED")
         for fn in page["functions"]:
             active, latest = fn.get("active_version"), fn["latest_version"]
-            version = f"v{active}" if active == latest else f"v{active or '-'} (latest v{latest})"
+            served = f"v{active}" if active else "none"  # no version has built yet
+            version = served if active == latest else f"{served} (latest v{latest})"
             grid.add_row(
                 fn["name"], fn["runtime"], styled(fn["status"]), version,
                 f"{fn['memory_mb']} MB", ago(fn.get("updated_at")),

@@ -122,3 +122,11 @@ def test_logs_of_a_function_never_called_say_so(server, tmp_path):
     assert out.exit_code == 0 and out.stdout == "" and "no log lines" in out.stderr
     out = nimbus(server, "-o", "json", "logs", "quiet", "--since", "5m")
     assert out.exit_code == 0 and out.output == ""  # scripts get nothing but the data
+
+
+def test_the_list_says_a_function_whose_only_build_failed_serves_none(server, tmp_path):
+    folder = folder_of(tmp_path, "broken", "handler.py", "def main(event):\n    return (\n")
+    assert nimbus(server, "deploy", str(folder)).exit_code == 1
+    out = nimbus(server, "-o", "table", "list", "--name", "broken")
+    row = next(line for line in out.stdout.splitlines() if line.startswith("broken "))
+    assert "failed  none (latest v1)" in row, row  # was "v- (latest v1)"
