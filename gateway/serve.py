@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import re
 import select
+import selectors
 import shutil
 import signal
+import socket
 import sys
+import threading
+import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.http.body import LengthReader
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from .api.auth import ensure_api_key, key_file, read_api_key
 from .settings import Settings
@@ -45,6 +55,7 @@ class NimbusServer(BaseApplication):
         }
         for key, value in options.items():
             self.cfg.set(key, value)
+        DrainingThreadWorker.read_timeout_sec = s.request_read_timeout_sec  # before the fork
 
     def load(self):
         # NOTE: runs in each worker after fork (no preload): the wasmtime
@@ -72,19 +83,43 @@ class NimbusServer(BaseApplication):
 
 
 class DrainingThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker, except that a stopping worker takes the connections
-    already waiting in the listening socket's backlog and then closes its copy of the
-    socket at once, not after its drain.
+    """gunicorn's gthread worker, with two changes.
 
-    A client whose connection the kernel completed before the stop is served like any
-    call in flight; once the master (which closes its copy first) and every worker have
-    closed theirs, a new connection is refused at once (ECONNREFUSED: the client knows
-    its request was never read). Before, the kernel kept completing handshakes into the
-    backlog of a socket no one accepted from, for as long as the calls in flight took,
-    then reset them all: clients that had sent a request saw it reset, not knowing
-    whether it ran (measured: 16 of 16 busy clients' next calls). A worker replaced alone
-    (SIGTERM to it) changes nothing for clients: the others still hold the socket.
+    **A stopping worker drains its backlog.** It takes the connections already
+    waiting in the listening socket's backlog and then closes its copy of the socket
+    at once, not after its drain. A client whose connection the kernel completed
+    before the stop is served like any call in flight; once the master (which closes
+    its copy first) and every worker have closed theirs, a new connection is refused
+    at once (ECONNREFUSED: the client knows its request was never read). Before, the
+    kernel kept completing handshakes into the backlog of a socket no one accepted
+    from, for as long as the calls in flight took, then reset them all: clients that
+    had sent a request saw it reset, not knowing whether it ran (measured: 16 of 16
+    busy clients' next calls). A worker replaced alone (SIGTERM to it) changes nothing
+    for clients: the others still hold the socket.
+
+    **Slow clients cannot hold its threads** (NOTE(security)). gthread gives each new
+    connection a thread that waits up to 5 s for a first byte, then reads the request
+    with blocking reads and no deadline: 100 idle connections, or 100 that send a
+    header byte every 2 s, left /health unanswered for as long as they stayed
+    (measured: 5 of 5 health checks timed out at 8 s, with 2 workers × 22 threads).
+    Here the worker's own loop reads each request's head (new and kept-alive
+    connections alike) and a small body (≤ 64 KiB, of a known length) without
+    blocking, and hands the connection to a thread only once it has them; a request
+    not read by then `read_timeout_sec` after its connection was accepted (or became
+    readable again) is closed. What a thread reads itself still has a deadline
+    (`ReadDeadlines`): a head the loop did not see whole (pipelined behind another
+    request) within `read_timeout_sec`, a larger body at `_MIN_BODY_RATE` on average
+    after that much grace. Past it the loop shuts the socket's reading side, so the
+    blocked read ends (a head: the connection closes; a body: the application sees
+    it end early, 400).
     """
+
+    read_timeout_sec = 10.0  # REQUEST_READ_TIMEOUT_SEC, set before the fork
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads = ReadDeadlines()
+        self.heads: deque[TConn] = deque()  # connections whose head the loop is reading
 
     def set_accept_enabled(self, enabled: bool) -> None:
         super().set_accept_enabled(enabled)
@@ -96,6 +131,163 @@ class DrainingThreadWorker(ThreadWorker):
                     break
                 self.accept(listener)  # another worker may take it first: EAGAIN, ignored
             listener.close()  # idempotent: gunicorn closes them again at the end
+
+    def accept(self, listener) -> None:
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self._read_head(TConn(self.cfg, client, address, listener.getsockname()))
+
+    def on_client_socket_readable(self, conn, client) -> None:
+        """A kept-alive connection's next request."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._read_head(conn)
+
+    def _read_head(self, conn) -> None:
+        conn.sock.setblocking(False)
+        conn.head = bytearray()
+        conn.timeout = time.monotonic() + self.read_timeout_sec
+        self.heads.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._head_bytes, conn))
+
+    def _head_bytes(self, conn, sock) -> None:
+        try:
+            data = sock.recv(_HEAD_PIECE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._end_head(conn)
+            return
+        conn.head += data
+        if read_whole(conn.head):
+            self.poller.unregister(sock)
+            self.heads.remove(conn)
+            self.enqueue_req(conn)
+
+    def _end_head(self, conn) -> None:
+        self.poller.unregister(conn.sock)
+        self.heads.remove(conn)
+        self.nr_conns -= 1
+        conn.close()
+
+    def handle(self, conn):
+        if conn.head:  # what the loop read: the parser reads it first
+            conn.data_ready = True
+            conn.init()
+            conn.parser.unreader.unread(bytes(conn.head))
+        conn.head = None
+        self.reads.arm(conn.sock, time.monotonic() + self.read_timeout_sec)
+        try:
+            return super().handle(conn)
+        finally:
+            self.reads.disarm(conn.sock)
+
+    def handle_request(self, req, conn):
+        # The head is read; the application reads the body (if any) at its pace.
+        if isinstance(req.body.reader, LengthReader) and req.body.reader.length == 0:
+            self.reads.disarm(conn.sock)
+        else:
+            req.body = PacedBody(req.body, self.reads, conn.sock, self.read_timeout_sec)
+        return super().handle_request(req, conn)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()  # gunicorn's loop calls it about once a second
+        now = time.monotonic()
+        while self.heads and self.heads[0].timeout < now:
+            self._end_head(self.heads[0])
+        self.reads.expire(now)
+
+
+_HEAD_PIECE = 64 * 1024  # read by the loop at a time; also the most it buffers of a head
+_SMALL_BODY = 64 * 1024  # a body up to this long is read by the loop too, with the head
+_CONTENT_LENGTH = re.compile(rb"\ncontent-length[ \t]*:[ \t]*(\d{1,12})[ \t]*\r?\n", re.I)
+
+
+def read_whole(data: bytes) -> bool:
+    """Whether the loop has read what it reads of a request: the head, and a small body
+    of a known length. Only where to stop; gunicorn's parser reads the request itself
+    (past `_HEAD_PIECE` of head, its limits answer 431/400, on a thread)."""
+    ends = [at + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (at := data.find(mark)) >= 0]
+    if not ends:
+        return len(data) > _HEAD_PIECE
+    head_end = min(ends)
+    length = _CONTENT_LENGTH.search(data, 0, head_end)
+    if length is None or b"transfer-encoding" in data[:head_end].lower():
+        return True
+    body = int(length.group(1))
+    return body > _SMALL_BODY or len(data) >= head_end + body
+
+
+_MIN_BODY_RATE = 16 * 1024  # bytes per second a request body must average, after the grace
+
+
+class ReadDeadlines:
+    """Sockets whose request a thread is reading, each with the time it must be done by."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: dict[socket.socket, float] = {}
+
+    def arm(self, sock: socket.socket, due: float) -> None:
+        with self._lock:
+            self._due[sock] = due
+
+    def disarm(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(sock, None)
+
+    def expire(self, now: float) -> None:
+        with self._lock:
+            late = [sock for sock, due in self._due.items() if due < now]
+            for sock in late:
+                del self._due[sock]
+        for sock in late:
+            with contextlib.suppress(OSError):  # closed meanwhile (a closed socket has no fd)
+                sock.shutdown(socket.SHUT_RD)  # the thread's blocked recv() returns b""
+
+
+class PacedBody:
+    """A request body (gunicorn's `Body`) whose reads move its deadline: `grace` seconds
+    plus one second per `_MIN_BODY_RATE` bytes read, from the end of the head."""
+
+    def __init__(self, body, reads: ReadDeadlines, sock: socket.socket, grace: float) -> None:
+        self._body, self._reads, self._sock = body, reads, sock
+        self._start, self._grace, self._read = time.monotonic(), grace, 0
+        reads.arm(sock, self._start + grace)
+
+    def _moved(self, data: bytes, asked: int | None) -> bytes:
+        self._read += len(data)
+        reader = self._body.reader
+        if (not data and asked != 0) or (isinstance(reader, LengthReader) and reader.length == 0):
+            self._reads.disarm(self._sock)  # all read
+        else:
+            self._reads.arm(self._sock, self._start + self._grace + self._read / _MIN_BODY_RATE)
+        return data
+
+    def read(self, size: int | None = None) -> bytes:
+        return self._moved(self._body.read(size), size)
+
+    def readline(self, size: int | None = None) -> bytes:
+        return self._moved(self._body.readline(size), size)
+
+    def readlines(self, hint: int | None = None) -> list[bytes]:
+        return list(self)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
 
 
 def replace_this_worker(stuck: int) -> None:

@@ -42,9 +42,7 @@ def _load(server, stop: threading.Event) -> Counter:
 def _serve_echo(make_server):
     env = {"THREADS": str(THREADS), "MAX_CONCURRENT": str(CONNECTIONS)}
     server = make_server(env, workers=2).start()
-    with server.client() as api:
-        body = {"name": "echo", "runtime": "wasm", "artifact_base64": w.b64(w.wat(w.ECHO_WAT))}
-        assert api.post("/api/v1/functions?wait=true", json=body).status_code == 201
+    w.deploy_echo(server)
     return server
 
 

@@ -41,6 +41,13 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def deploy_echo(server, name: str = "echo") -> None:
+    """Create the stdin → stdout echo command (ECHO_WAT, below) as `name` and wait for it."""
+    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))}
+    with server.client() as api:
+        assert api.post("/api/v1/functions?wait=true", json=body).status_code == 201
+
+
 _WASI = """
   (import "wasi_snapshot_preview1" "fd_read"
     (func $fd_read (param i32 i32 i32 i32) (result i32)))
