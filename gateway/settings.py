@@ -182,8 +182,8 @@ class Settings(BaseSettings):
     build_max_attempts: int = 3
     build_poll_sec: float = 1.0
     graceful_timeout_sec: float = 30
-    # A request's head must arrive within this long of its first byte, and its body
-    # at 16 KiB/s or more on average after this much grace: a client that trickles
+    # A request's head (and a body ≤ 64 KiB) must arrive within this long of its
+    # connection, a larger body at 16 KiB/s on average after this much grace: a client that trickles
     # bytes holds a gunicorn thread (gateway/serve.py), and THREADS × WORKERS of them
     # would leave no thread for anyone else.
     request_read_timeout_sec: float = Field(10.0, gt=0)
