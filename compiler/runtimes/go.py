@@ -1,4 +1,4 @@
-"""`go`: Go source to a WASI command module (GOOS=wasip1 GOARCH=wasm), standard library only.
+"""`go`: Go source to a WASI command module (GOOS=wasip1 GOARCH=wasm); modules only vendored.
 
 Handler form (DESIGN.md): `func handler(event interface{}, context
 map[string]string) interface{}` or `… (interface{}, error)` (the context
@@ -15,12 +15,14 @@ Program form: a `func main()`; built as it is.
 (static: no cgo), run in a container by the native fallback. The glue is the
 same: the result on stdout, the handler's prints on stderr.
 
-Builds are offline (`GOPROXY=off`, `GOTOOLCHAIN=local`, `GOFLAGS=-mod=mod`)
-and start from a warm cache in which the standard library is already
-compiled. A build reads it in place, read-only, through our cache helper
-(`GOCACHEPROG`, `compiler/tools/go_cacheprog/`, built into the warm cache's
-folder when it is filled), and writes what it compiles into its own folder:
-no build can change what another reads, and none copies the 41 MB cache.
+Builds are offline (`GOPROXY=off`, `GOTOOLCHAIN=local`, `GOFLAGS=-mod=mod`, or
+`-mod=vendor` when the files hold `vendor/modules.txt`: third-party modules come
+vendored, as `go mod vendor` writes them) and start from a warm cache in which
+the standard library is already compiled. A build reads it in place,
+read-only, through our cache helper (`GOCACHEPROG`, `compiler/tools/go_cacheprog/`,
+built into the warm cache's folder when it is filled), and writes what it
+compiles into its own folder: no build can change what another reads, and none
+copies the 41 MB cache.
 The module (~2.5–5 MB) is precompiled by the build pipeline, never on an
 invoke.
 """
@@ -48,6 +50,7 @@ CACHE_HELPER_SOURCE = Path(__file__).resolve().parents[1] / "tools" / "go_cachep
 CACHE_HELPER = "nimbus-cacheprog"  # in the warm cache's folder, beside Go's own entries
 FLAGS = ("build", "-trimpath", "-buildvcs=false")
 MODULE = "function"
+VENDORED = "vendor/modules.txt"  # `go mod vendor` wrote it: build from vendor/
 _MAIN = re.compile(r"^func\s+main\s*\(\s*\)", re.MULTILINE)
 _LEADING = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
 _PACKAGE = re.compile(r"package\s+([A-Za-z_][A-Za-z0-9_]*)")
@@ -65,6 +68,11 @@ _WARM_PACKAGES = (
 # GOOS/GOARCH per build target: WASI (the default) or a native Linux binary;
 # "host", for the cache helper, is the machine the builds run on.
 _PLATFORMS = {"wasm": ("wasip1", "wasm"), "native": ("linux", "amd64"), "host": (None, None)}
+
+_VENDOR_HINT = (
+    "builds are offline: send your modules vendored (run `go mod vendor` and include "
+    "go.mod and the vendor/ folder, with vendor/modules.txt, in `files`)"
+)
 
 _SAMPLE = """\
 func handler(event interface{}, context map[string]string) (interface{}, error) {
@@ -187,7 +195,12 @@ class GoBuilder:
         goos, goarch = _PLATFORMS[target]
         log.write(f"compiling {form} form with {GO.label} (GOOS={goos} GOARCH={goarch})")
         shared = None if self.copy_cache else warm
-        artifact = self._compile(home, workdir, handler, target, log, cache=cache, shared=shared)
+        # Modules other than the standard library come vendored (`go mod vendor`):
+        # nothing is downloaded at build time.
+        mod = "vendor" if VENDORED in names else "mod"
+        artifact = self._compile(
+            home, workdir, handler, target, log, cache=cache, shared=shared, mod=mod
+        )
         if target == "native":
             described = check_native_executable(artifact, log)
             return BuildResult(
@@ -217,6 +230,7 @@ class GoBuilder:
         *,
         cache: Path,
         shared: Path | None = None,
+        mod: str = "mod",
     ) -> Path:
         """`go build` in the jail. `cache` is the build's own GOCACHE; with `shared`
         (a warm cache), the cache helper serves it read-only in front of `cache`."""
@@ -248,7 +262,7 @@ class GoBuilder:
                 "CGO_ENABLED": "0",
                 "GOPROXY": "off",
                 "GOTOOLCHAIN": "local",
-                "GOFLAGS": "-mod=mod",
+                "GOFLAGS": f"-mod={mod}",
                 "GOTELEMETRY": "off",
                 "GOENV": "off",
                 "GOSUMDB": "off",
@@ -276,6 +290,8 @@ class GoBuilder:
                     f"defines {wanted}, or is a program with func main()"
                 )
             return BuildFailed(f"{handler} has the wrong signature for a handler: use {wanted}")
+        if any("module lookup disabled by GOPROXY=off" in line for line in lines):
+            lines = [*lines, _VENDOR_HINT]
         # `go build` starts its report with "# <package>": not the user's words.
         return failure(
             [line for line in lines if not line.startswith("# ")],

@@ -123,3 +123,36 @@ def test_a_failed_update_leaves_the_previous_version_serving(api):
     fn = api.get("/api/v1/functions/go-update").json()
     assert fn["status"] == "active" and fn["active_version"] == 1 and fn["latest_version"] == 2
     assert invoke(api, "go-update", {"name": "still"}).json()["message"] == "Hello, still!"
+
+
+VENDORED = {
+    "go.mod": "module example.com/orders\n\ngo 1.22\n\nrequire github.com/acme/slug v1.0.0\n",
+    "handler.go": (
+        'import "github.com/acme/slug"\n\n'
+        "func handler(event interface{}) interface{} {\n"
+        '\treturn slug.Make(event.(map[string]interface{})["title"].(string))\n'
+        "}\n"
+    ),
+    # as `go mod vendor` writes them
+    "vendor/modules.txt": (
+        "# github.com/acme/slug v1.0.0\n## explicit; go 1.22\ngithub.com/acme/slug\n"
+    ),
+    "vendor/github.com/acme/slug/slug.go": (
+        'package slug\n\nimport "strings"\n\n'
+        "func Make(s string) string {\n"
+        '\treturn strings.Join(strings.Fields(strings.ToLower(s)), "-")\n'
+        "}\n"
+    ),
+}
+
+
+def test_third_party_modules_build_offline_when_vendored(api):
+    deployed(api, "go", "go-vendored", VENDORED, handler="handler.handler")
+    resp = invoke(api, "go-vendored", {"title": "  Big Summer   Sale "})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == "big-summer-sale"
+    # Without vendor/ the module cannot be fetched: the error says what to send.
+    unvendored = {k: v for k, v in VENDORED.items() if not k.startswith("vendor/")}
+    fn = create(api, "go", "go-unvendored", unvendored, handler="handler.handler")
+    assert fn["status"] == "failed"
+    assert "run `go mod vendor`" in fn["latest_build"]["error"]
