@@ -255,7 +255,10 @@ class NimbusTools:
 
     def code_resource(self, name: str) -> str:
         try:
-            resp = self.client.get_code(name)
+            # the active version, as the description says (the code API's default is
+            # the latest, which may be a version whose build failed)
+            active = self.client.get_function(name).get("active_version")
+            resp = self.client.get_code(name, active)
         except ApiError as exc:
             raise ResourceError(f"{exc.code}: {exc.message}") from None
         if resp.headers.get("content-type", "").startswith("application/json"):

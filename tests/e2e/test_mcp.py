@@ -111,17 +111,24 @@ def test_tools_deploy_and_invoke_a_python_function(make_server, tmp_path):
 
 def test_failed_build_is_a_tool_error_with_the_compilers_message(make_server, tmp_path):
     server = make_server().start()
+    good = "def main(event):\n  return 1\n"
 
     async def scenario():
         async with mcp_session(server, home=tmp_path) as session:
-            return await session.call_tool("deploy_function", {
-                "name": "mcp-broken", "runtime": "python", "code": "def main(event):\n  return (\n",
-            })  # fmt: skip
+            deploy = {"name": "mcp-broken", "runtime": "python", "code": good}
+            assert not (await session.call_tool("deploy_function", deploy)).is_error
+            broken = await session.call_tool(
+                "deploy_function", {**deploy, "code": "def main(event):\n  return (\n"}
+            )
+            # the resource says "the active version": v1 serves, not the failed v2
+            source = await session.read_resource("nimbus://functions/mcp-broken/code")
+            return broken, json.loads(source.contents[0].text)
 
-    result = anyio.run(scenario)
+    result, source = anyio.run(scenario)
     assert result.is_error
     text = result.content[0].text
     assert "failed" in text and "SyntaxError" in text and "never closed" in text
+    assert (source["version"], source["files"]) == (1, {"handler.py": good})
 
 
 def test_read_only_hides_every_tool_that_changes_or_runs(make_server, tmp_path):
