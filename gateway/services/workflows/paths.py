@@ -20,6 +20,7 @@ import math
 import random
 import re
 import uuid
+from collections.abc import Hashable
 from typing import Any
 
 from jsonpath_ng import Child, Fields, Index, Root
@@ -327,12 +328,35 @@ def _hash(data: Any, algorithm: str) -> str:
     return hashlib.new(names[algorithm], text.encode()).hexdigest()
 
 
+def _json_key(value: Any) -> Hashable:
+    """A value as JSON compares it: true is not 1 (Python's == says it is), 1 is 1.0,
+    an object's keys are unordered."""
+    if isinstance(value, bool) or value is None:
+        return value  # every number below is in a tuple: True never meets 1
+    if isinstance(value, int | float):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, list):
+        return ("a", tuple(_json_key(v) for v in value))
+    return ("o", frozenset((k, _json_key(v)) for k, v in value.items()))
+
+
 def _unique(items: list) -> list:
-    seen: list = []
+    """Step Functions' ArrayUnique: each JSON value once, first kept (one pass, hashed)."""
+    seen: set = set()
+    out = []
     for item in items:
-        if item not in seen:
-            seen.append(item)
-    return seen
+        key = _json_key(item)
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def _contains(items: list, value: Any) -> bool:
+    key = _json_key(value)
+    return any(_json_key(item) == key for item in items)
 
 
 INTRINSICS = {
@@ -341,7 +365,7 @@ INTRINSICS = {
     "States.JsonToString": lambda value: json.dumps(value, separators=(",", ":")),
     "States.Array": lambda *values: list(values),
     "States.ArrayPartition": _array_partition,
-    "States.ArrayContains": lambda items, value: value in items,
+    "States.ArrayContains": _contains,
     "States.ArrayRange": _array_range,
     "States.ArrayGetItem": lambda items, index: items[int(index)],
     "States.ArrayLength": lambda items: len(items),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tracemalloc
 
 import pytest
@@ -122,3 +123,26 @@ def test_a_number_an_intrinsic_cannot_hold_is_a_definition_problem(number):
     """Not a ValueError escaping the check (a 500 on create)."""
     found = check_template({"a.$": f"States.Array({number})"})
     assert len(found) == 1, found
+
+
+def test_array_unique_and_contains_compare_json_values():
+    """true is not 1 (nor false 0) in JSON, as Step Functions has it; Python's == said so."""
+    items = [1, True, 1.0, "1", {"a": 1}, {"a": True}, [1], [True], False, 0, None, 0.0, [1]]
+    assert render({"u.$": "States.ArrayUnique($.items)"}, {"items": items}, {}) == {
+        "u": [1, True, "1", {"a": 1}, {"a": True}, [1], [True], False, 0, None]
+    }
+    found = render(
+        {"t.$": "States.ArrayContains($.items, true)", "f.$": "States.ArrayContains($.ones, true)"},
+        {"items": items, "ones": [1, [True]]},
+        {},
+    )
+    assert found == {"t": True, "f": False}
+
+
+def test_array_unique_is_linear():
+    """20,000 distinct objects: ~2e8 comparisons one by one (tens of seconds) before."""
+    items = [{"n": n, "tags": ["x", n]} for n in range(20_000)]
+    started = time.perf_counter()
+    out = render({"u.$": "States.ArrayUnique($.items)"}, {"items": items + items[:5]}, {})
+    assert out == {"u": items}
+    assert time.perf_counter() - started < 2
