@@ -24,7 +24,7 @@ from . import errors
 from ._base import Store
 from .functions import FunctionRepo
 from .history import newest_first_key
-from .records import Leased, now
+from .records import Leased, now, parse_record
 
 RULES_PREFIX = "alerts/rules/"
 HISTORY_PREFIX = "alerts/history/"
@@ -174,7 +174,7 @@ class AlertRepo:
         out = []
         for key in keys[offset : offset + limit]:
             with contextlib.suppress(errors.NotFound):
-                out.append(AlertEvent.model_validate_json(self.store.get(key).data))
+                out.append(parse_record(AlertEvent, self.store.get(key).data, key))
         return out, len(keys)
 
 

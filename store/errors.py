@@ -60,6 +60,11 @@ class Invalid(NimbusError, code="validation_error"):
 class TooLarge(NimbusError, code="too_large"): ...
 
 
+class RecordUnreadable(NimbusError, code="record_unreadable"):
+    """A record in the store does not read back as its model (written by another Nimbus
+    version, or changed outside Nimbus): the server's fault, never the caller's."""
+
+
 class LimitExceeded(NimbusError, code="too_many_requests"):
     """A rate or capacity limit; callers may retry after `retry_after` seconds."""
 

@@ -51,6 +51,7 @@ from .records import (
     Version,
     WebhookIndex,
     now,
+    parse_record,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -120,7 +121,7 @@ class FunctionRepo:
 
     def read(self, key: str, model: type[M]) -> tuple[M, str]:
         blob = self.store.get(key)
-        return model.model_validate_json(blob.data), blob.etag
+        return parse_record(model, blob.data, key), blob.etag
 
     def write(self, key: str, record: BaseModel, **conditions) -> str:
         return self.store.put(key, record.model_dump_json().encode(), **conditions)

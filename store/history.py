@@ -14,7 +14,7 @@ from datetime import datetime
 
 from . import errors
 from ._base import Store
-from .records import HistoryEntry
+from .records import HistoryEntry, parse_record
 
 _AGE_BASE = 10**13 - 1
 
@@ -43,7 +43,7 @@ class HistoryRepo:
         out = []
         for key in keys[offset : offset + limit]:
             try:
-                out.append(HistoryEntry.model_validate_json(self.store.get(key).data))
+                out.append(parse_record(HistoryEntry, self.store.get(key).data, key))
             except errors.NotFound:
                 continue  # the function was deleted while we read
         return out, len(keys)

@@ -32,7 +32,7 @@ from typing import NamedTuple
 from . import errors
 from ._base import Store
 from .leases import Claim, Leases
-from .records import Invocation
+from .records import Invocation, parse_record
 
 FINISHED_PREFIX = "finished/invocations/"
 _AGE_BASE = 10**13 - 1  # Unix ms up to the year 2286
@@ -100,7 +100,7 @@ class InvocationRepo:
             blob = self.store.get(invocation_key(invocation_id))
         except (errors.NotFound, errors.Invalid):
             raise errors.NotFound(f"invocation {invocation_id!r} not found") from None
-        return Invocation.model_validate_json(blob.data), blob.etag
+        return parse_record(Invocation, blob.data, invocation_key(invocation_id)), blob.etag
 
     def write(self, record: Invocation, etag: str) -> str:
         """Conditional update: raises Conflict if someone else changed the record."""

@@ -38,7 +38,7 @@ from pydantic import BaseModel
 
 from . import errors
 from ._base import Store
-from .records import Hold
+from .records import Hold, parse_record
 
 # Jobs with a hold of their own (`Leases.hold_job`). Periodic jobs held once
 # per interval (gateway/jobs/periodic.py) are named by their job names.
@@ -136,7 +136,7 @@ class Leases:
         one attempt. A missing record raises `errors.NotFound`.
         """
         blob = self.store.get(key)
-        record = model.model_validate_json(blob.data)
+        record = parse_record(model, blob.data, key)
         if not ready(record):
             return None
         lease, wall = record.lease, self.clock()

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import base64
 import itertools
+import logging
 import os
 import re
 import secrets
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from . import errors
+
+log = logging.getLogger("nimbus.store")
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 ID_PREFIX = "fn_"
@@ -49,6 +54,39 @@ def nests_deeper_than(value: object, depth: int = MAX_JSON_DEPTH) -> bool:
             return True
         stack.extend((child, level + 1) for child in item)
     return False
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def parse_record(model: type[R], data: bytes, key: str) -> R:
+    """The record stored at `key`. One that does not validate is `RecordUnreadable` (a
+    500 naming the key, logged): a `ValidationError` would be answered as the caller's
+    422 although the caller sent nothing wrong."""
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise _unreadable(key, exc) from None
+
+
+def parse_stored(adapter: TypeAdapter, data: bytes, key: str) -> Any:
+    """`parse_record` for what a TypeAdapter reads (a list of records)."""
+    try:
+        return adapter.validate_json(data)
+    except ValidationError as exc:
+        raise _unreadable(key, exc) from None
+
+
+def _unreadable(key: str, exc: ValidationError) -> errors.RecordUnreadable:
+    problems = exc.errors(include_url=False)
+    first = problems[0]
+    where = ".".join(str(p) for p in first["loc"]) or "the record"
+    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+    log.error("the stored record %s cannot be read: %s", key, exc)
+    return errors.RecordUnreadable(
+        f"the stored record {key} cannot be read ({where}: {first['msg']}{more}): it was "
+        "written by another Nimbus version or changed outside Nimbus; the server's log has it"
+    )
 
 
 def now() -> datetime:

@@ -16,7 +16,7 @@ from . import errors
 from ._base import Store
 from .functions import STATS_TOTAL_KEY as _TOTAL_KEY
 from .functions import stats_worker_key as _worker_key
-from .records import FoldedStats, Totals, WorkerStats
+from .records import FoldedStats, Totals, WorkerStats, parse_record
 
 _WORKERS_PREFIX = _worker_key("")[: -len(".json")]
 
@@ -42,8 +42,8 @@ class StatsRepo(Generic[Totals]):
 
     def worker(self, writer: str) -> tuple[WorkerStats[Totals], str]:
         """The object of `writer` and its etag; `NotFound` if there is none."""
-        blob = self.store.get(_worker_key(writer))
-        return self._worker_model.model_validate_json(blob.data), blob.etag
+        blob = self.store.get(key := _worker_key(writer))
+        return parse_record(self._worker_model, blob.data, key), blob.etag
 
     def workers(self) -> Iterator[tuple[WorkerStats[Totals], str]]:
         """Every worker object with its etag (objects deleted while listing are skipped)."""
@@ -52,7 +52,7 @@ class StatsRepo(Generic[Totals]):
                 blob = self.store.get(key)
             except errors.NotFound:
                 continue
-            yield self._worker_model.model_validate_json(blob.data), blob.etag
+            yield parse_record(self._worker_model, blob.data, key), blob.etag
 
     def worker_exists(self, writer: str) -> bool:
         return self.store.exists(_worker_key(writer))
@@ -68,7 +68,7 @@ class StatsRepo(Generic[Totals]):
             blob = self.store.get(_TOTAL_KEY)
         except errors.NotFound:
             return self._total_model(totals=self.totals()), None
-        return self._total_model.model_validate_json(blob.data), blob.etag
+        return parse_record(self._total_model, blob.data, _TOTAL_KEY), blob.etag
 
     def put_total(self, record: FoldedStats[Totals], etag: str | None) -> str:
         """Create (`etag` None) or compare-and-swap the total; `Conflict` if it moved."""

@@ -36,6 +36,8 @@ from .records import (
     WorkflowNameClaim,
     WorkflowVersion,
     now,
+    parse_record,
+    parse_stored,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -85,7 +87,7 @@ class WorkflowRepo:
             blob = self.store.get(key)
         except (errors.NotFound, errors.Invalid):
             raise errors.NotFound(f"{what} not found") from None
-        return model.model_validate_json(blob.data), blob.etag
+        return parse_record(model, blob.data, key), blob.etag
 
     def _write(self, key: str, record: BaseModel, **conditions) -> str:
         return self.store.put(key, record.model_dump_json().encode(), **conditions)
@@ -271,8 +273,8 @@ class WorkflowRepo:
     def history(self, execution: Execution) -> list[HistoryEvent]:
         events: list[HistoryEvent] = []
         for page in range(execution.history_pages):
-            blob = self.store.get(history_page_key(execution.id, page))
-            events.extend(_events.validate_json(blob.data))
+            key = history_page_key(execution.id, page)
+            events.extend(parse_stored(_events, self.store.get(key).data, key))
         return events + execution.history_tail
 
     # -- the runner's queue -----------------------------------------------------------

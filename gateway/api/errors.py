@@ -22,6 +22,7 @@ _STATUS = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.Invalid: 422,
+    errors.RecordUnreadable: 500,
     errors.TooLarge: 413,
     errors.LimitExceeded: 429,
     errors.Timeout: 504,

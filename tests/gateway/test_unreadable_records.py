@@ -1,0 +1,47 @@
+"""A stored record that does not read back is the server's 500, never the caller's 422."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from store.functions import function_key
+from tests.e2e.wasm import ECHO_WAT, b64, wat
+
+
+def _spoil(platform, key: str, **fields) -> None:
+    """Change a record behind Nimbus's back (another version wrote it, or a hand edit)."""
+    record = orjson.loads(platform.store.get(key).data)
+    platform.store.put(key, orjson.dumps({**record, **fields}))
+
+
+def test_a_function_record_that_does_not_read_is_a_500_naming_it(platform, client, caplog):
+    made = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": "spoilt", "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
+        params={"wait": "true"},
+    ).json
+    key = function_key(made["id"])
+    _spoil(platform, key, memory_mb="plenty")
+
+    with caplog.at_level(logging.ERROR, logger="nimbus.store"):
+        resp = client.simulate_get("/api/v1/functions/" + made["id"])
+    assert resp.status_code == 500, resp.text  # was 422 validation_error "memory_mb: …"
+    error = resp.json["error"]
+    assert error["code"] == "record_unreadable"
+    assert key in error["message"] and "memory_mb" in error["message"]
+    assert any(key in r.getMessage() for r in caplog.records)
+
+
+def test_an_async_record_that_does_not_read_is_a_500(platform, client):
+    client.simulate_post(
+        "/api/v1/functions",
+        json={"name": "later", "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
+        params={"wait": "true"},
+    )
+    platform.stop()  # no runner may take the call while its record is spoilt
+    accepted = client.simulate_post("/api/v1/functions/later/async", json={}).json
+    _spoil(platform, f"invocations/{accepted['invocation_id']}.json", status="lost")
+    resp = client.simulate_get(f"/api/v1/invocations/{accepted['invocation_id']}")
+    assert (resp.status_code, resp.json["error"]["code"]) == (500, "record_unreadable")
