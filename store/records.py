@@ -415,14 +415,21 @@ class Function(BaseModel):
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
 
-    def versions_in_use(self) -> set[int]:
-        """The versions this record itself serves: active, aliased, routed or a canary's."""
-        used = {self.active_version} if self.active_version is not None else set()
+    def version_users(self) -> dict[int, list[str]]:
+        """The versions this record itself serves (active, aliased, routed or a canary's)
+        → what serves each. Other records' references: store/references.py."""
+        users: dict[int, list[str]] = {}
+        if self.active_version is not None:
+            users.setdefault(self.active_version, []).append("active version")
         for alias in self.aliases.values():
-            used |= alias.versions()
+            for number in alias.versions():
+                users.setdefault(number, []).append(f"alias {alias.name}")
             if alias.canary is not None:
-                used.add(alias.canary.version)
-        return used
+                users.setdefault(alias.canary.version, []).append(f"canary of alias {alias.name}")
+        return users
+
+    def versions_in_use(self) -> set[int]:
+        return set(self.version_users())
 
     @property
     def status(self) -> FunctionStatus:

@@ -32,14 +32,7 @@ def version_references(store: Store, fn: Function) -> dict[int, list[str]]:
     - a version with queued or running async invocations (fixed at accept time);
     - a version a schedule or a workflow's Task names (`name:3`).
     """
-    refs: dict[int, list[str]] = defaultdict(list)
-    if fn.active_version is not None:
-        refs[fn.active_version].append("active version")
-    for alias in fn.aliases.values():
-        for number in alias.versions():
-            refs[number].append(f"alias {alias.name}")
-        if alias.canary is not None:
-            refs[alias.canary.version].append(f"canary of alias {alias.name}")
+    refs: dict[int, list[str]] = defaultdict(list, fn.version_users())
     invocations = InvocationRepo(store)
     for _, invocation_id in invocations.queued():
         with contextlib.suppress(errors.NotFound):
