@@ -399,8 +399,19 @@ def check_export(meta: Path, entry_path: Path, entry: str, export: str) -> None:
         return
     info = inputs.get(entry) or inputs.get(str(PurePosixPath(entry))) or {}
     source = entry_path.read_text(encoding="utf-8", errors="replace")
+    esm = info.get("format") == "esm"
+    if not _exports(source, export, esm=esm):
+        raise BuildFailed(
+            f"{entry} does not export {export!r} (expected `export [async] function {export}`, "
+            f"`exports.{export} = …` or `module.exports = {{ {export} }}`)"
+            + _lambda_hint(source, entry, export, esm=esm)
+            + (_WORKERS_HINT if _WORKERS_FETCH.search(source) else "")
+        )
+
+
+def _exports(source: str, export: str, *, esm: bool) -> bool:
     name = re.escape(export)
-    if info.get("format") == "esm":
+    if esm:
         patterns = [
             rf"\bexport\s+(?:async\s+)?(?:function\s*\*?|const|let|var|class)\s+{name}\b",
             rf"\bexport\s*\{{[^}}]*\b{name}\b[^}}]*\}}",  # export { x as main }
@@ -409,15 +420,19 @@ def check_export(meta: Path, entry_path: Path, entry: str, export: str) -> None:
         ]
         if export == "default":
             patterns.append(r"\bexport\s+default\b")
-        found = any(re.search(p, source) for p in patterns)
-    else:
-        found = bool(re.search(r"\bexports\b", source) and re.search(rf"\b{name}\b", source))
-    if not found:
-        raise BuildFailed(
-            f"{entry} does not export {export!r} (expected `export [async] function {export}`, "
-            f"`exports.{export} = …` or `module.exports = {{ {export} }}`)"
-            + (_WORKERS_HINT if _WORKERS_FETCH.search(source) else "")
-        )
+        return any(re.search(p, source) for p in patterns)
+    return bool(re.search(r"\bexports\b", source) and re.search(rf"\b{name}\b", source))
+
+
+def _lambda_hint(source: str, entry: str, export: str, *, esm: bool) -> str:
+    """AWS Lambda's Node.js functions export `handler`: name the setting that serves it."""
+    if export == "handler" or not _exports(source, "handler", esm=esm):
+        return ""
+    handler = f"{PurePosixPath(entry).with_suffix('')}.handler"
+    return (
+        f"; it exports `handler` (AWS Lambda's name): set the function's handler to "
+        f'{handler!r} (`nimbus deploy --handler {handler}`, or "handler" in the API)'
+    )
 
 
 # A Cloudflare Workers script is the likeliest wrong shape a newcomer brings.

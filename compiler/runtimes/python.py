@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,7 @@ class PythonBuilder:
                 "(scripts/runtimes/python.sh, run by `make install`, builds it)"
             )
         files = _checked_files(request.files)
+        _refuse_a_lambda_handler(files, request.handler or "handler.main")
         log.write(f"runtime: {runtime.runtime_version}")
         log.write(f"source: {len(files)} file(s): {', '.join(sorted(files))}")
         bundle = workdir / "bundle.json"
@@ -77,6 +79,25 @@ def _checked_files(files: dict[str, str] | None) -> dict[str, str]:
     if not any(path.endswith(".py") for path in files):
         raise BuildFailed("a python function needs at least one .py file")
     return files
+
+
+def _refuse_a_lambda_handler(files: dict[str, str], handler: str) -> None:
+    """A module written for AWS Lambda defines `lambda_handler`; deployed without a handler
+    it failed the runtime's check with "defines no `main`" and no more. Said here, with
+    the setting that serves it, when the module never even names the handler's function."""
+    module, _, name = handler.rpartition(".")
+    path = module.replace(".", "/") + ".py"
+    text = files.get(path)
+    if text is None or re.search(rf"\b{re.escape(name)}\b", text):
+        return  # no such file (the runtime says so), or it may well define it
+    for other in ("lambda_handler", "handler"):
+        if other != name and re.search(rf"^(?:async\s+)?def\s+{other}\s*\(", text, re.M):
+            wanted = f"{module}.{other}"
+            raise BuildFailed(
+                f"{path} defines no `{name}` (the handler is {handler!r}); it defines "
+                f"`{other}` (AWS Lambda's name): set the function's handler to {wanted!r} "
+                f'(`nimbus deploy --handler {wanted}`, or "handler" in the API)'
+            )
 
 
 def _files_archive(files: dict[str, str], workdir: Path) -> Path:

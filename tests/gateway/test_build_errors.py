@@ -74,3 +74,34 @@ def test_only_the_users_files_are_named():
         ("handler.go", 4, 9, "undefined: x"),
         ("lib/util.c", 7, 3, "expected ';'"),
     ]
+
+
+LAMBDA_SHAPED = {
+    "python": ("def lambda_handler(event, context):\n    return event\n", "handler.lambda_handler"),
+    "javascript": (
+        "export const handler = async (event) => event;\n",
+        "handler.handler",
+    ),
+}
+
+
+@pytest.mark.parametrize("runtime", list(LAMBDA_SHAPED))
+def test_a_lambda_shaped_function_deployed_without_a_handler_is_told_what_to_set(client, runtime):
+    """AWS Lambda's `lambda_handler` / `handler`: the build said "defines no `main`" and no more."""
+    code, wanted = LAMBDA_SHAPED[runtime]
+    name = f"from-lambda-{runtime}"
+    resp = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": name, "runtime": runtime, "code": code},
+        params={"wait": "true"},
+    )
+    assert resp.status_code == 201 and resp.json["status"] == "failed", resp.text
+    error = client.simulate_get(f"/api/v1/functions/{name}/build").json["error"]
+    assert f"set the function's handler to '{wanted}'" in error, error
+    assert f"--handler {wanted}" in error
+
+    resp = client.simulate_put(
+        f"/api/v1/functions/{name}", json={"handler": wanted}, params={"wait": "true"}
+    )
+    assert resp.json["status"] == "active", resp.text
+    assert client.simulate_post(f"/api/v1/functions/{name}/invoke", json={"a": 1}).json == {"a": 1}
