@@ -92,8 +92,6 @@ def error_failure(error: Exception) -> FunctionFailure:
 # record separator and a JSON object {"type", "message", "stack": [...]}, then a
 # non-zero exit. The compiled languages' handler glue does (compiler/glue/).
 RECORD_SEPARATOR = b"\x1e"
-_MAX_MESSAGE = 64 * 1024
-_MAX_FRAME_CHARS = 1000
 
 
 def reported_failure(stderr: bytes) -> tuple[FunctionFailure, bytes] | None:
@@ -110,14 +108,11 @@ def reported_failure(stderr: bytes) -> tuple[FunctionFailure, bytes] | None:
     kind, message, stack = record.get("type"), record.get("message"), record.get("stack", [])
     if not isinstance(kind, str) or not isinstance(message, str) or not isinstance(stack, list):
         return None
-    frames = [str(frame)[:_MAX_FRAME_CHARS] for frame in stack[:_MAX_FRAMES]]
     logs = stderr[:at]
     if logs.endswith(b"\n"):  # the record's own line break
         logs = logs[:-1]
-    failure = FunctionFailure(
-        type=kind[:200] or "Error", message=message[:_MAX_MESSAGE], stack=frames
-    )
-    return failure, logs
+    frames = [str(frame) for frame in stack[:_MAX_FRAMES]]
+    return FunctionFailure(type=kind, message=message, stack=frames), logs
 
 
 def exit_failure(code: int) -> FunctionFailure:

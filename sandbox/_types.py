@@ -139,14 +139,34 @@ class Deployment:
     mounts: tuple[Mount, ...] = ()
 
 
+# The parts of a function's error, as answered and stored. The guest chooses their size
+# (a Python exception's message can be 10 MB: that made a 21 MB 500 body, and as large
+# an async invocation record).
+ERROR_TYPE_CHARS = 200
+ERROR_MESSAGE_CHARS = 64 * 1024
+STACK_LINES = 64
+STACK_LINE_CHARS = 1000
+
+
 @dataclass(frozen=True)
 class FunctionFailure:
-    """The function failed on its own terms: the gateway answers 500 function_error."""
+    """The function failed on its own terms: the gateway answers 500 function_error.
+    Every part is cut to its bound above, whoever made it."""
 
     type: str  # "ExitError", "StackOverflow", "Trap", or the guest's own error type
     message: str
     stack: list[str] = field(default_factory=list)
     exit_code: int | None = None
+
+    def __post_init__(self) -> None:
+        message = self.message
+        if len(message) > ERROR_MESSAGE_CHARS:
+            more = len(message) - ERROR_MESSAGE_CHARS
+            message = f"{message[:ERROR_MESSAGE_CHARS]} …[{more} more characters]"
+        stack = [line[:STACK_LINE_CHARS] for line in self.stack[:STACK_LINES]]
+        object.__setattr__(self, "type", self.type[:ERROR_TYPE_CHARS] or "Error")
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "stack", stack)
 
 
 @dataclass

@@ -149,6 +149,26 @@ def test_exception_has_type_message_and_the_users_lines(runtime, deploy):
     assert "runner.py" not in stack
 
 
+def test_an_error_the_guest_makes_huge_is_bounded(runtime, deploy):
+    """The guest chooses its error's size: a 10 MB message and a 100,000-character type
+    made a 21 MB 500 body, and as large an async invocation record in the store. They are
+    cut as a compiled guest's error record is (`_outcome.reported_failure`)."""
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        def main(event):
+            kind = type("E" * 100_000, (Exception,), {})
+            raise kind("m" * (10 << 20) + "\\n" + "s" * 5000)
+        """
+    )
+    error = invoke(sandbox, dep).error
+    assert error is not None
+    assert error.type == "E" * 200
+    assert error.message.startswith("m" * 1000) and len(error.message) <= 64 * 1024 + 100
+    assert error.message.endswith("more characters]")
+    assert 0 < len(error.stack) <= 64 and all(len(line) <= 1000 for line in error.stack)
+
+
 def test_stdlib_modules_import_at_run_time(runtime, deploy):
     sandbox = runtime[0]
     dep = deploy(
