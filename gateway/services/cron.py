@@ -9,6 +9,9 @@ Three forms, all computed by a maintained library or plain arithmetic:
   right after the jump, and once (not twice) in a repeated hour; interval
   jobs (`*/30 * * * *`) run on every real occurrence.
 - the `@yearly`-style names, short for their 5-field expressions.
+- EventBridge's `cron(minute hour day month weekday year)`, so a rule ports
+  unchanged: `?` is `*`, weekdays 1-7 are Sunday-Saturday (cron's 0-6), and the
+  year must be `*`.
 - EventBridge's `rate(N unit)`, extended down to seconds: ticks fall on the
   schedule's anchor (its creation, or its last expression change) plus whole
   periods, in absolute time, so time zones do not apply.
@@ -88,13 +91,7 @@ def parse(expression: str, timezone: str = "UTC", *, anchor: datetime | None = N
     tz = zone(timezone)  # checked for rates too, though they keep absolute time
     if text.lower().startswith("rate("):
         return _parse_rate(text.lower(), anchor or datetime.now(UTC))
-    if text.lower().startswith("cron("):
-        raise errors.Invalid.field(
-            "expression",
-            "write the cron fields without cron(…): 'minute hour day month weekday' "
-            "or 'second minute hour day month weekday'",
-        )
-    fields = NAMED.get(text.lower())
+    fields = _eventbridge(text) if text.lower().startswith("cron(") else NAMED.get(text.lower())
     if fields is None and text.startswith("@"):
         raise errors.Invalid.field(
             "expression", f"unknown name {text!r}; use one of {', '.join(sorted(NAMED))}"
@@ -116,6 +113,34 @@ def parse(expression: str, timezone: str = "UTC", *, anchor: datetime | None = N
         message = f"{expression!r} is not a valid cron expression: {reason}"
         raise errors.Invalid.field("expression", message) from None
     return cron
+
+
+def _eventbridge(text: str) -> str:
+    """EventBridge's `cron(0 12 ? * MON-FRI *)` as the 5 fields cron reads."""
+    parts = text.upper().removeprefix("CRON(").removesuffix(")").split()
+    if not text.endswith(")") or len(parts) != 6:
+        raise errors.Invalid.field(
+            "expression",
+            f"{text!r}: EventBridge's cron(…) takes 6 fields: minute hour day-of-month "
+            "month day-of-week year",
+        )
+    minute, hour, day, month, weekday, year = ("*" if p == "?" else p for p in parts)
+    if year != "*":
+        raise errors.Invalid.field("expression", f"{text!r}: only * is supported in the year field")
+
+    # EventBridge counts weekdays 1-7 from Sunday, cron 0-6: every number but a
+    # step (`/2`) or an occurrence (`#3`) moves down by one.
+    def shift(found: re.Match) -> str:
+        number = int(found.group(0))
+        if not 1 <= number <= 7:
+            raise errors.Invalid.field(
+                "expression",
+                f"{text!r}: day-of-week in cron(…) is 1-7 (1 is Sunday) or SUN-SAT",
+            )
+        return str(number - 1)
+
+    weekday = re.sub(r"(?<![/#\d])\d+", shift, weekday)
+    return " ".join((minute, hour, day, month, weekday))
 
 
 def _parse_rate(text: str, anchor: datetime) -> Rate:

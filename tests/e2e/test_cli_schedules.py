@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
@@ -45,3 +47,24 @@ def test_schedules_create_list_update_delete(make_server, tmp_path):
     assert out.exit_code == 0
     with server.client() as api:
         assert api.get("/api/v1/functions/ticker/schedules").json()["total"] == 0
+
+
+def test_an_eventbridge_cron_rule_ports_unchanged(make_server):
+    """`cron(0 12 ? * 2-6 *)` from an EventBridge rule: `?`, weekdays 1-7 from Sunday
+    and the year field, read as EventBridge reads them, in the schedule's time zone."""
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
+    runner = CliRunner()
+    code = "def main(event):\n    return event\n"
+    created = runner.invoke(main, [*base, "create", "nightly", "-r", "python", "--code", code])
+    assert created.exit_code == 0, created.output
+    rule = ["schedules", "create", "nightly", "cron(0 12 ? * 2-6 *)", "--tz", "Europe/Berlin"]
+    out = runner.invoke(main, [*base, *rule])
+    assert out.exit_code == 0, out.output
+    schedule = json.loads(out.output)
+    assert schedule["summary"] == "At 12:00 on Monday through Friday"
+    at = datetime.fromisoformat(schedule["next_run_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert (at.hour, at.minute) == (12, 0) and at.isoweekday() <= 5
+    assert at - datetime.now(UTC) <= timedelta(days=3, hours=1)
+    out = runner.invoke(main, [*base, "schedules", "create", "nightly", "cron(0 12 ? * 8 *)"])
+    assert out.exit_code == 1 and "1-7 (1 is Sunday)" in out.output

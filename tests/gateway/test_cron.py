@@ -104,6 +104,22 @@ def test_cron_summary_is_in_words():
 
 
 @pytest.mark.parametrize(
+    ("rule", "fields"),
+    [
+        ("cron(0 12 * * ? *)", "0 12 * * *"),
+        ("cron(0/15 8-17 ? * MON-FRI *)", "0/15 8-17 * * MON-FRI"),
+        ("cron(0 12 ? * 2-6 *)", "0 12 * * 1-5"),  # EventBridge's 1 is Sunday
+        ("cron(0 10 ? * 1,7 *)", "0 10 * * 0,6"),
+        ("cron(0 10 ? * 6#3 *)", "0 10 * * 5#3"),  # the occurrence is not a weekday
+        ("cron(0 18 ? * 6L *)", "0 18 * * 5L"),
+        ("cron(15 10 L * ? *)", "15 10 L * *"),
+    ],
+)
+def test_eventbridge_cron_rules_read_as_eventbridge_reads_them(rule, fields):
+    assert cron.parse(rule, "UTC").fields == fields
+
+
+@pytest.mark.parametrize(
     ("expression", "timezone", "field", "says"),
     [
         ("61 * * * *", "UTC", "expression", "bad minute"),
@@ -116,7 +132,10 @@ def test_cron_summary_is_in_words():
         ("rate(367 days)", "UTC", "expression", "366 days"),
         ("rate(5 weeks)", "UTC", "expression", "second(s), minute(s)"),
         ("rate(five minutes)", "UTC", "expression", "is not a rate"),
-        ("cron(0 12 * * ? *)", "UTC", "expression", "without cron("),
+        ("cron(0 12 * * ? 2027)", "UTC", "expression", "only * is supported in the year"),
+        ("cron(0 12 * * ?)", "UTC", "expression", "takes 6 fields"),
+        ("cron(0 12 ? * 0 *)", "UTC", "expression", "1-7 (1 is Sunday)"),
+        ("cron(61 12 * * ? *)", "UTC", "expression", "bad minute"),
         ("@hourly", "Mars/Olympus", "timezone", "not an IANA time zone"),
         ("@hourly", "../../etc/passwd", "timezone", "not an IANA time zone"),
         ("rate(1 minute)", "Nowhere", "timezone", "not an IANA time zone"),
