@@ -465,7 +465,8 @@ class ScheduleCreate(_ScheduleFields):
     expression: str = Field(
         min_length=1,
         max_length=256,
-        description="cron (5 fields, or 6 with seconds first), @hourly-style names, "
+        description="cron (5 fields, or 6 with seconds first), EventBridge's "
+        "cron(minute hour day month weekday year), @hourly-style names, "
         "or rate(N second|minute|hour|day[s])",
     )
 
