@@ -32,6 +32,17 @@ function Stack({ lines, files }) {
   );
 }
 
+/** A function's error, sync or async: its type, message and stack with the user's lines marked. */
+function FnError({ error, files }) {
+  return (
+    <div class="fn-error" role="alert">
+      <div><strong data-fact="error-type">{error.type || error.code}</strong>: <span data-fact="error-message">{error.message}</span>
+        {error.exit_code !== undefined && <span class="muted"> (exit code {error.exit_code})</span>}</div>
+      {error.stack && <Stack lines={Array.isArray(error.stack) ? error.stack : String(error.stack).split("\n")} files={files} />}
+    </div>
+  );
+}
+
 function Result({ result, logs, files }) {
   const error = !result.ok && result.body && result.body.error;
   return (
@@ -45,11 +56,7 @@ function Result({ result, logs, files }) {
         <div><dt>Invocation</dt><dd data-fact="invocation-id"><code>{result.invocationId || "—"}</code></dd></div>
       </dl>
       {error ? (
-        <div class="fn-error" role="alert">
-          <div><strong data-fact="error-type">{error.type || error.code}</strong>: <span data-fact="error-message">{error.message}</span>
-            {error.exit_code !== undefined && <span class="muted"> (exit code {error.exit_code})</span>}</div>
-          {error.stack && <Stack lines={Array.isArray(error.stack) ? error.stack : String(error.stack).split("\n")} files={files} />}
-        </div>
+        <FnError error={error} files={files} />
       ) : (
         <pre class="output" aria-label="result body">{pretty(result.body)}</pre>
       )}
@@ -59,7 +66,7 @@ function Result({ result, logs, files }) {
   );
 }
 
-function AsyncResult({ id }) {
+function AsyncResult({ id, files }) {
   const [inv, setInv] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
@@ -82,7 +89,9 @@ function AsyncResult({ id }) {
       <div class="row"><strong>Async invocation</strong> <code>{id}</code> {inv && <Badge status={inv.status} />}
         {inv && <span class="muted">attempts {inv.attempts} · {fmtMs(inv.duration_ms)} · version {inv.version}</span>}</div>
       <Notice>{error && errorText(error)}</Notice>
-      {inv && FINAL.has(inv.status) && <pre class="output" aria-label="async result">{pretty(inv.error || inv.result)}</pre>}
+      {inv && FINAL.has(inv.status) && (inv.error
+        ? <FnError error={inv.error} files={files} />
+        : <pre class="output" aria-label="async result">{pretty(inv.result)}</pre>)}
     </section>
   );
 }
@@ -119,7 +128,7 @@ export function TestPanel({ record }) {
     try {
       if (mode === "async") {
         setResult(null);
-        const r = await invoke(record.id, body, { async: true });
+        const r = await invoke(record.id, body, { async: true, version: version || undefined });
         if (!r.ok) throw Object.assign(new Error(r.body?.error?.message || `HTTP ${r.status}`), { code: r.body?.error?.code });
         setAsyncId(r.body.invocation_id);
         return;
@@ -176,7 +185,7 @@ export function TestPanel({ record }) {
         </div>
         <div>
           {result && <Result result={result} logs={logs} files={files} />}
-          {asyncId && <AsyncResult id={asyncId} key={asyncId} />}
+          {asyncId && <AsyncResult id={asyncId} key={asyncId} files={files} />}
           {!result && !asyncId && <p class="muted">Invoke to see the result, its status, duration, the version that served, whether it was a cold start and its log lines.</p>}
         </div>
       </div>

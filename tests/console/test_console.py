@@ -137,6 +137,29 @@ def test_a_function_error_shows_type_message_and_the_users_stack(signed_in, api)
     signed_in.shot("06-function-error")
 
 
+def test_invoke_async_runs_the_version_asked_and_shows_its_error_as_a_sync_call(signed_in, api):
+    name = _name("async-v1")
+    failing = "def main(event):\n    raise ValueError('v1 says no')\n"
+    resp = api.post("/api/v1/functions?wait=true",
+                    json={"name": name, "runtime": "python", "code": failing})  # fmt: skip
+    assert resp.json()["status"] == "active", resp.text
+    resp = api.put(f"/api/v1/functions/{name}?wait=true",
+                   json={"code": "def main(event):\n    return 'v2'\n"})  # fmt: skip
+    assert resp.json()["active_version"] == 2, resp.text
+    page = signed_in.page
+    signed_in.open(f"#/functions/{name}/test")
+    expect(page.locator(".test-panel .editor[data-ready='yes']")).to_be_visible()
+    page.get_by_label("version to invoke").fill("1")
+    page.get_by_role("button", name="Invoke async").click()
+    done = page.get_by_label("async invocation")
+    expect(done).to_have_attribute("data-status", "failed")  # v1: the version asked (ran v2)
+    # type: message and the stack with the user's lines, as a sync call's (was raw JSON)
+    failure = done.get_by_role("alert")
+    expect(failure.locator("[data-fact='error-type']")).to_have_text("ValueError")
+    expect(failure.locator("[data-fact='error-message']")).to_have_text("v1 says no")
+    expect(done.get_by_label("stack trace").locator(".mine").first).to_contain_text("handler.py")
+
+
 def test_upload_a_wasm_module_with_progress_then_bulk_offline_two(signed_in, api, tmp_path):
     page, name = signed_in.page, _name("upload")
     module = tmp_path / "hello.wasm"
