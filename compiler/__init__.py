@@ -14,6 +14,7 @@ their collection are store's: `store.buildcache`, `store.collect`),
 `runtime_cache_dirs` (the shared runtimes' seed cache folders) and
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs),
 `SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind),
+`file_names_problem` (what a function's file names may not be),
 `bounded_folder` (a build folder as a size-limited tmpfs: BUILD_MAX_DISK_MB) and
 `release_orphans` (unmounts those of workers killed mid-build).
 """
@@ -29,6 +30,7 @@ from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, Bu
 from ._buildcache import BuildCache
 from ._limits import BINARY_LIMIT, SOURCE_LIMIT
 from ._scratch import bounded_folder, release_orphans
+from ._sources import file_names_problem
 from .diagnostics import BuildError, parse_build_errors
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
@@ -79,6 +81,7 @@ __all__ = [
     "RuntimeRegistry",
     "bounded_folder",
     "builder_for",
+    "file_names_problem",
     "parse_build_errors",
     "release_orphans",
     "runtime_cache_dirs",

@@ -13,18 +13,20 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 FORMS = ("handler", "program")
 
 
-def write_sources(files: dict[str, str] | None, dest: Path) -> list[str]:
-    """Write the user's files under `dest`; returns their relative paths, sorted."""
-    if not files:
-        raise BuildFailed("the function has no source files")
-    if len(files) > MAX_FILES:
-        raise BuildFailed(f"a function may have at most {MAX_FILES} files, not {len(files)}")
-    written = []
-    for name, text in sorted(files.items()):
+_NAME_BYTES = 255  # a file or folder name (NAME_MAX)
+_PATH_BYTES = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def file_names_problem(names: list[str]) -> str | None:
+    """What is wrong with a function's file names, or None. The API answers it as a 422
+    and a build refuses it (versions stored before the API checked): a name a build
+    folder cannot hold was an internal build error naming the server's paths."""
+    for name in names:
         path = PurePosixPath(name)
         if (
             not name
-            or "\0" in name
+            or _CONTROL.search(name)  # NUL, and line breaks that split compiler messages
             or "\\" in name
             or path.is_absolute()
             or any(part in ("", ".", "..") for part in name.split("/"))
@@ -33,10 +35,35 @@ def write_sources(files: dict[str, str] | None, dest: Path) -> list[str]:
             # of options (`@x.c` could pass `-wrapper`): no part may start so.
             or any(part[0] in "-@" for part in path.parts)
         ):
-            raise BuildFailed(
+            return (
                 f"invalid file name {name!r}: use relative paths inside the function, "
-                f"without '..', not under {RESERVED}/, no part starting with '-' or '@'"
+                f"without '..' or control characters, not under {RESERVED}/, "
+                "no part starting with '-' or '@'"
             )
+        if len(name.encode()) > _PATH_BYTES or any(
+            len(part.encode()) > _NAME_BYTES for part in path.parts
+        ):
+            return (
+                f"file name {name[:80]!r}… is too long: at most {_NAME_BYTES} bytes a part, "
+                f"{_PATH_BYTES} in all"
+            )
+    folders = {str(folder) for name in names for folder in PurePosixPath(name).parents}
+    if clash := sorted(folders.intersection(names)):
+        return f"{clash[0]!r} is both a file and a folder"
+    return None
+
+
+def write_sources(files: dict[str, str] | None, dest: Path) -> list[str]:
+    """Write the user's files under `dest`; returns their relative paths, sorted."""
+    if not files:
+        raise BuildFailed("the function has no source files")
+    if len(files) > MAX_FILES:  # compiled languages: their command lines name every file
+        raise BuildFailed(f"a function may have at most {MAX_FILES} files, not {len(files)}")
+    if problem := file_names_problem(list(files)):
+        raise BuildFailed(problem)
+    written = []
+    for name, text in sorted(files.items()):
+        path = PurePosixPath(name)
         target = dest.joinpath(*path.parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from compiler import RUNTIMES
+from compiler import RUNTIMES, file_names_problem
 from store.alerts import AlertEvent
 from store.records import (
     NAME_RE,
@@ -77,12 +77,10 @@ class _Config(_Body):
     @field_validator("files")
     @classmethod
     def _file_paths(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for path in value or {}:
-            parts = path.split("/")
-            if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-                raise ValueError(f"{path!r} is not a relative file path")
         if value is not None and not value:
             raise ValueError("files must not be empty")
+        if value and (problem := file_names_problem(list(value))):
+            raise ValueError(problem)
         return value
 
 

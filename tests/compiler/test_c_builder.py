@@ -216,6 +216,11 @@ def test_a_compile_that_never_ends_times_out(tmp_path):
         ({"handler.c": "int x;", "-wrapper": "x"}, "invalid file name"),
         ({"handler.c": "int x;", "@opts.c": "-wrapper x"}, "invalid file name"),
         ({"handler.c": "int x;", "sub/-o.c": "int y;"}, "invalid file name"),
+        # Were internal build errors naming the server's build folder (ENAMETOOLONG,
+        # EEXIST); a line break split the compiler's messages.
+        ({"handler.c": "int x;", "a" * 300 + ".c": ""}, "is too long"),
+        ({"handler.c": "int x;", "handler.c/x.h": ""}, "'handler.c' is both a file and a folder"),
+        ({"handler.c": "int x;", "a\nb.c": ""}, "invalid file name"),
     ],
 )
 def test_bad_file_sets(tmp_path, files, message):

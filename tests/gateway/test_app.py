@@ -71,6 +71,21 @@ def test_validation_error_lists_every_bad_field(client):
     assert fields == {"name", "runtime"}
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["a\x00b.c", "a\nb.c", "-o.c", "@opts.c", "sub/-x.c", "..\\x.c", "a" * 300 + ".c",
+     ".nimbus/x.c", "handler.c/x.c"],
+)  # fmt: skip
+def test_a_file_name_a_build_cannot_use_is_refused_at_once(client, name):
+    """Such names were stored as a version, then failed its build (an internal error
+    naming the server's build folder for a long name or a file that is also a folder)."""
+    body = {"name": "named", "runtime": "c", "files": {"handler.c": "int x;", name: ""}}
+    resp = client.simulate_post("/api/v1/functions", json=body)
+    assert resp.status_code == 422, resp.text
+    assert resp.json["error"]["details"][0]["field"] == "files"
+    assert client.simulate_get("/api/v1/functions/named").status_code == 404
+
+
 def test_a_trailing_newline_is_no_part_of_a_name(client):
     """`$` also matches before a final newline: 'hello\\n' passed as a DNS label, an env
     var name, an alias; so did a handler's function name."""
