@@ -34,7 +34,7 @@ export function SettingsPanel({ record, onChange }) {
         {record.webhook_url ? (
           <>
             <Copyable label="webhook URL" text={record.webhook_url} />
-            <p class="hint">Anyone with this URL can call the function (no API key). Rotating makes the old URL stop working at once.</p>
+            <p class="hint">Anyone with this URL can call the function (no API key). Rotating gives a new URL; the old one stops working within a second.</p>
             <div class="row">
               <button disabled={busy} onClick={() => confirm("Rotate the webhook URL? The old one stops working.") && act(() => api.post(`${fn(record.id)}/webhook/rotate`))}>Rotate</button>
               <button disabled={busy} onClick={() => act(() => api.put(fn(record.id), { webhook: false }))}>Turn off</button>

@@ -628,6 +628,9 @@ def test_edit_memory_timeout_tags_and_env_then_webhook_copy_and_rotate(signed_in
     page.get_by_role("button", name="Copy").first.click()
     expect(page.get_by_role("button", name="Copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == record["webhook_url"]
+    # as README and `nimbus webhook rotate --help` say (the page said "at once"; workers
+    # each cache the record up to a second)
+    expect(page.get_by_text("the old one stops working within a second")).to_be_visible()
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Rotate").click()
     expect(url).not_to_have_text(record["webhook_url"])
