@@ -31,6 +31,8 @@ from .._jail import run_jailed
 from .._sources import RESERVED, write_sources
 
 SOURCES = layout.JS_RUNTIME_SOURCES  # runtime.js, the build world, package.json
+GLUE_DIR = Path(__file__).resolve().parent.parent / "glue" / "javascript"
+WORKERS_ADAPTER = GLUE_DIR / "workers-adapter.js"
 WIT_DIR = layout.WIT_DIR
 RUNTIMES_DIR = layout.RUNTIMES_DIR  # built runtimes, shared with the Python runtime
 NODE_MODULES = SOURCES / "node_modules"  # componentize-js and esbuild (npm ci, not in git)
@@ -162,8 +164,12 @@ class JavaScriptBuilder:
         log.write(f"source: {len(files)} file(s); entry {entry}, export {export!r}")
         if "package.json" in files:
             self._install_dependencies(src, workdir / RESERVED / "npm", log)
-        bundle = self._bundle(src, entry, log)
-        check_export(bundle.parent / "meta.json", src / entry, entry, export)
+        if export == "main" and workers_module(src / entry):
+            log.write("a Cloudflare Workers module (export default { fetch }): adapted")
+            bundle = self._bundle(src, workers_adapter(src, entry), log)
+        else:
+            bundle = self._bundle(src, entry, log)
+            check_export(bundle.parent / "meta.json", src / entry, entry, export)
         size = bundle.stat().st_size
         log.write(f"bundled: {size} bytes")
         if size > _BUNDLE_WARN:
@@ -435,12 +441,31 @@ def _lambda_hint(source: str, entry: str, export: str, *, esm: bool) -> str:
     )
 
 
+def workers_module(entry_path: Path) -> bool:
+    """A Cloudflare Workers module: a default export and no `main` of its own."""
+    source = entry_path.read_text(encoding="utf-8", errors="replace")
+    default = re.search(r"\bexport\s+default\b", source)
+    return bool(default) and not _exports(source, "main", esm=True)
+
+
+def workers_adapter(src: Path, entry: str) -> str:
+    """Write the Workers adapter into the build's own folder, importing the user's
+    module; answers its path, the entry to bundle from."""
+    adapter = PurePosixPath(RESERVED) / WORKERS_ADAPTER.name
+    (src / RESERVED).mkdir(exist_ok=True)
+    text = WORKERS_ADAPTER.read_text().replace('"USER_MODULE"', json.dumps(f"../{entry}"))
+    (src / adapter).write_text(text)
+    return str(adapter)
+
+
 # A Cloudflare Workers script is the likeliest wrong shape a newcomer brings.
-_WORKERS_FETCH = re.compile(
-    r"\bexport\s+default\s*\{[\s\S]*\bfetch\b|addEventListener\(\s*[\"']fetch[\"']"
-)
+# (A module's `export default { fetch }` is served by the Workers adapter; the older
+# service-worker syntax is not.)
+_WORKERS_FETCH = re.compile(r"addEventListener\(\s*[\"']fetch[\"']")
 _WORKERS_HINT = (
-    "; this looks like a Cloudflare Workers fetch handler: Nimbus calls "
+    "; this looks like a Cloudflare Workers script in the service-worker syntax "
+    "(addEventListener('fetch', …)): Nimbus serves Workers written as modules, "
+    "`export default { async fetch(request, env, ctx) { … } }`, or calls "
     "`main(event, context)` with the event's JSON and returns its result (through a webhook "
     "URL the event is AWS Lambda's function-URL payload, and a {statusCode, headers, body} "
     "result shapes the HTTP reply)"

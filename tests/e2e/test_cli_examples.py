@@ -79,17 +79,29 @@ def test_create_from_a_file_needs_no_runtime_flag_but_code_does(server, tmp_path
     assert out.exit_code == 2 and "--code needs --runtime" in out.output
 
 
-def test_a_cloudflare_worker_deployed_as_it_is_is_told_what_nimbus_calls(server, tmp_path):
+def test_a_cloudflare_worker_deploys_as_it_is(server, tmp_path):
+    """What `npm create cloudflare` makes for a hello world serves unchanged."""
     folder = folder_of(
         tmp_path, "worker", "index.js",
         'export default {\n  async fetch(request, env, ctx) {\n'
         '    return new Response("Hello World!");\n  },\n};\n',
     )  # fmt: skip
+    out = nimbus(server, "deploy", str(folder))
+    assert out.exit_code == 0, out.output
+    assert httpx.get(json.loads(out.stdout)["webhook_url"]).text == "Hello World!"
+
+
+def test_a_service_worker_script_is_told_what_nimbus_calls(server, tmp_path):
+    folder = folder_of(
+        tmp_path, "sw", "index.js",
+        'addEventListener("fetch", (event) => {\n'
+        '  event.respondWith(new Response("Hello World!"));\n});\n',
+    )  # fmt: skip
     out = nimbus(server, "-o", "table", "deploy", str(folder))
     assert out.exit_code == 1, out.output
     assert "index.js does not export 'main'" in out.stderr
-    assert "this looks like a Cloudflare Workers fetch handler: Nimbus calls " in out.stderr
-    assert "`main(event, context)`" in out.stderr
+    assert "Cloudflare Workers script in the service-worker syntax" in out.stderr
+    assert "`export default { async fetch(request, env, ctx)" in out.stderr
 
 
 # What the Lambda console makes for a new Python and for a new Node.js function.

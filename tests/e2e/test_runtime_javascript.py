@@ -142,6 +142,51 @@ def test_packages_with_a_node_build_run_their_web_build(api):
     assert out["env"] == "production"
 
 
+WORKER = """\
+export default {
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname === "/old") return Response.redirect(`${url.origin}/new`, 301);
+    if (url.pathname === "/bytes") {
+      const body = new Uint8Array(await request.arrayBuffer()).reverse();
+      return new Response(body, { headers: { "content-type": "application/octet-stream" } });
+    }
+    ctx.waitUntil(Promise.resolve().then(() => console.log("after the reply")));
+    const headers = new Headers({ "content-type": "application/json" });
+    headers.append("set-cookie", "a=1; Path=/");
+    headers.append("set-cookie", "b=2; Path=/");
+    return new Response(JSON.stringify({
+      method: request.method, path: url.pathname, name: url.searchParams.get("name"),
+      cookie: request.headers.get("cookie"), greeting: env.GREETING,
+      body: request.method === "POST" ? await request.json() : null,
+    }), { status: 201, headers });
+  },
+};
+"""
+
+
+def test_a_cloudflare_workers_module_serves_its_webhook_unchanged(api):
+    """`export default { fetch(request, env, ctx) }` as Workers run it: the webhook's
+    request as a Request, env vars in `env`, the Response as the HTTP reply."""
+    fn = deployed(api, "cf-worker", WORKER, env_vars={"GREETING": "hi"})
+    url = fn["webhook_url"]
+    resp = httpx.get(url + "/hello?name=Ada", headers={"Cookie": "s=1; t=2"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json() == {"method": "GET", "path": "/hello", "name": "Ada",
+                           "cookie": "s=1; t=2", "greeting": "hi", "body": None}  # fmt: skip
+    assert resp.headers.get_list("set-cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    resp = httpx.post(url + "/orders", json={"sku": "A1"})
+    assert resp.json()["body"] == {"sku": "A1"} and resp.json()["method"] == "POST"
+    resp = httpx.get(url + "/old", follow_redirects=False)
+    assert resp.status_code == 301 and resp.headers["location"].endswith("/new")
+    resp = httpx.post(url + "/bytes", content=bytes(range(256)))
+    assert resp.content == bytes(reversed(range(256)))
+    assert resp.headers["content-type"] == "application/octet-stream"
+    # An API call's event arrives as a JSON POST; the reply is the webhook's shape.
+    reply = invoke(api, "cf-worker", {"sku": "B2"}).json()
+    assert reply["statusCode"] == 201 and '"body":{"sku":"B2"}' in reply["body"]
+
+
 def test_deploy_without_dependencies_is_fast(api):
     times = []
     for i in range(3):

@@ -1,0 +1,85 @@
+// Cloudflare Workers' module syntax on Nimbus: `export default { fetch(request, env, ctx) }`.
+// The build bundles this file in front of a module that has a default export and no
+// `main`. Each call turns the event into a Request (a webhook's Lambda function-URL
+// payload as the HTTP request it was; any other event, from the API, async, a
+// schedule or a workflow, as a JSON POST) and the Response back into the
+// {statusCode, headers, cookies, body, isBase64Encoded} a webhook answers with.
+import worker from "USER_MODULE";
+
+// Bodies of these types come back as text; anything else, or anything encoded
+// (gzip), as base64.
+const TEXT = /^(text\/|application\/(json|javascript|xml|x-www-form-urlencoded)\b|[^;]*\+(json|xml)\b)/i;
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+function toBase64(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function toRequest(event, context) {
+  const http = event && event.requestContext && event.requestContext.http;
+  if (!http) {
+    return new Request(`https://${context.function_name}.invalid/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(event),
+    });
+  }
+  const headers = new Headers(event.headers || {});
+  if (event.cookies && event.cookies.length) headers.set("cookie", event.cookies.join("; "));
+  const scheme = headers.get("x-forwarded-proto") || "https";
+  const host = headers.get("host") || `${context.function_name}.invalid`;
+  const query = event.rawQueryString ? `?${event.rawQueryString}` : "";
+  const method = http.method || "GET";
+  let body;
+  if (event.body && method !== "GET" && method !== "HEAD") {
+    body = event.isBase64Encoded ? fromBase64(event.body) : event.body;
+  }
+  const url = `${scheme}://${host}${event.rawPath || "/"}${query}`;
+  return new Request(url, { method, headers, body });
+}
+
+async function fromResponse(response) {
+  if (!(response instanceof Response)) {
+    throw new TypeError(`the Worker's fetch() must return a Response, not ${typeof response}`);
+  }
+  const headers = {};
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie") headers[name] = value;
+  });
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const text = !headers["content-encoding"] && (!bytes.length || TEXT.test(headers["content-type"] || ""));
+  const reply = {
+    statusCode: response.status,
+    headers,
+    body: text ? new TextDecoder().decode(bytes) : toBase64(bytes),
+    isBase64Encoded: !text,
+  };
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length) reply.cookies = cookies;
+  return reply;
+}
+
+export async function main(event, context) {
+  if (!worker || typeof worker.fetch !== "function") {
+    throw new TypeError("the module's default export has no fetch(request, env, ctx) method");
+  }
+  const pending = [];
+  const ctx = {
+    // Workers run these after the reply; here the call waits for them (within its timeout).
+    waitUntil(promise) {
+      pending.push(Promise.resolve(promise).catch((error) => console.error("waitUntil:", error)));
+    },
+    passThroughOnException() {},
+  };
+  const response = await worker.fetch(toRequest(event, context), { ...process.env }, ctx);
+  const reply = await fromResponse(response);
+  await Promise.all(pending);
+  return reply;
+}
