@@ -133,20 +133,36 @@ int main(void) { static char b[1 << 16]; memset(b, 'l', sizeof b);
                  for (int i = 0; i < 48; i++) fwrite(b, 1, sizeof b, stderr);
                  printf("{\"ok\":true}"); return 0; }
 """,
-    # Leaves a process behind and a file in /tmp; says whether it found either
-    # from an earlier call.
+    # Leaves a process behind, a file in /tmp, in /dev/shm and in /dev/mqueue (the engine's
+    # writable mounts) and System V IPC objects; says whether it found any from an
+    # earlier call.
     "leftovers": r"""
 #include <dirent.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+static int had(const char *path) {
+    int found = access(path, F_OK) == 0, fd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0) close(fd);
+    return found;
+}
 int main(void) {
     int others = 0; DIR *d = opendir("/proc"); struct dirent *e;
     while ((e = readdir(d))) {
         int pid = atoi(e->d_name); if (pid > 1 && pid != getpid()) others++;
     }
     closedir(d);
-    int had_file = access("/tmp/marker", F_OK) == 0;
-    FILE *f = fopen("/tmp/marker", "w"); fputs("x", f); fclose(f);
+    int had_file = had("/tmp/marker"), had_shm = had("/dev/shm/marker");
+    int had_mqueue = had("/dev/mqueue/marker");
+    int had_sysv = shmget(0x4e494d42, 0, 0) >= 0 || semget(0x4e494d43, 0, 0) >= 0
+                   || msgget(0x4e494d44, 0) >= 0;
+    shmget(0x4e494d42, 4096, IPC_CREAT | 0600); semget(0x4e494d43, 1, IPC_CREAT | 0600);
+    msgget(0x4e494d44, IPC_CREAT | 0600);
     if (fork() == 0) { setsid(); close(1); close(2); sleep(600); _exit(0); }
-    printf("{\"other_processes\":%d,\"had_file\":%s}", others, had_file ? "true" : "false");
+    printf("{\"other_processes\":%d,\"had_file\":%s,\"had_shm\":%s,\"had_mqueue\":%s,"
+           "\"had_sysv\":%s}", others, had_file ? "true" : "false", had_shm ? "true" : "false",
+           had_mqueue ? "true" : "false", had_sysv ? "true" : "false");
     return 0;
 }
 """,

@@ -37,8 +37,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -181,10 +185,47 @@ static int empty_dir(int dirfd) {
     return failed ? -1 : 0;
 }
 
+/* Remove every System V IPC object of one kind: /proc/sysvipc/<kind> lists them, the
+ * id in the second column. The function made them as our user, so we may. */
+static int remove_sysv(const char *kind) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/sysvipc/%s", kind);
+    FILE *f = fopen(path, "re");
+    if (!f) return errno == ENOENT ? 0 : -1;
+    char line[512];
+    int failed = 0;
+    if (!fgets(line, sizeof line, f)) { fclose(f); return 0; } /* the header */
+    while (fgets(line, sizeof line, f)) {
+        long key;
+        int id;
+        if (sscanf(line, "%ld %d", &key, &id) != 2) continue;
+        int r = kind[1] == 'h' ? shmctl(id, IPC_RMID, NULL)
+              : kind[1] == 'e' ? semctl(id, 0, IPC_RMID)
+                               : msgctl(id, IPC_RMID, NULL);
+        if (r != 0 && errno != EINVAL && errno != EIDRM) failed = 1;
+    }
+    fclose(f);
+    return failed ? -1 : 0;
+}
+
+/* NOTE(security): every place a call can leave something for the next call: /tmp, and
+ * the engine's own writable mounts (/dev/shm, POSIX message queues in /dev/mqueue) and
+ * the container's System V IPC objects, which a call found again before (a file in
+ * /dev/shm written by one caller's call was there for the next caller's). */
+static const char *const LEFT_BEHIND[] = {WORK_DIR, "/dev/shm", "/dev/mqueue"};
+
 static int clean_workdir(void) {
-    int fd = open(WORK_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    return empty_dir(fd);
+    int failed = 0;
+    for (size_t i = 0; i < sizeof LEFT_BEHIND / sizeof *LEFT_BEHIND; i++) {
+        int fd = open(LEFT_BEHIND[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno != ENOENT || i == 0) failed = 1; /* /tmp must be there */
+            continue;
+        }
+        if (empty_dir(fd) != 0) failed = 1;
+    }
+    if (remove_sysv("shm") || remove_sysv("sem") || remove_sysv("msg")) failed = 1;
+    return failed ? -1 : 0;
 }
 
 static pid_t spawn(int in_fd, int out_fd, int err_fd) {
