@@ -12,7 +12,7 @@ from rich.console import Console
 from .. import sources
 from ..client import FUNCTIONS
 from ..completion import function_argument
-from ..errors import BuildFailed
+from ..errors import ApiError, BuildFailed
 from ..output import ago, fields, table
 from ..output import status as styled
 from ..session import Session, api_options, pass_session
@@ -352,9 +352,20 @@ def update(session: Session, name, status, no_wait, wait_timeout, **settings) ->
 @pass_session
 def delete(session: Session, names: tuple[str, ...]) -> None:
     """Delete functions (their versions, logs and webhook go with them)."""
-    for name in names:
-        session.client.delete_function(name)
-    session.output.emit({"deleted": list(names)}, lambda c: c.print(f"deleted {', '.join(names)}"))
+    deleted, failed = [], []
+    for name in names:  # as `rm a b c`: one that cannot be deleted stops none of the others
+        try:
+            session.client.delete_function(name)
+            deleted.append(name)
+        except ApiError as exc:
+            failed.append(exc)
+    if failed:
+        if deleted:
+            session.output.note(f"deleted {', '.join(deleted)}")
+        for exc in failed[:-1]:
+            session.output.note(f"Error: {exc}")
+        raise failed[-1]
+    session.output.emit({"deleted": deleted}, lambda c: c.print(f"deleted {', '.join(deleted)}"))
 
 
 @click.command()

@@ -219,3 +219,21 @@ def test_a_failed_async_call_waited_on_reads_as_a_sync_one(make_server, tmp_path
     assert '{"code"' not in out.output and "duration_ms" not in out.output
     assert re.search(r"duration +\d+\.\d ms *\n", out.output), out.output
     assert "\nExitError: function exited with status 3\n" in out.output
+
+
+def test_delete_of_several_deletes_every_one_it_can_and_says_which(make_server, tmp_path):
+    server = make_server().start()
+    runner = CliRunner()
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "table"]
+    module = tmp_path / "echo.wasm"
+    module.write_bytes(w.wat(w.ECHO_WAT))
+    for name in ("del-a", "del-b"):
+        assert runner.invoke(main, [*base, "deploy", name, str(module)]).exit_code == 0
+
+    out = runner.invoke(main, [*base, "delete", "del-a", "nosuch", "del-b"])
+    assert out.exit_code == 1
+    # it stopped at `nosuch`: del-b stayed, and nothing said del-a had gone
+    assert "deleted del-a, del-b\n" in out.stderr
+    assert "Error: 404 not_found: function 'nosuch' not found" in out.stderr
+    with server.client() as api:
+        assert api.get("/api/v1/functions").json()["total"] == 0
