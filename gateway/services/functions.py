@@ -41,6 +41,7 @@ from ..schemas import (
     FunctionView,
 )
 from ..settings import Settings
+from ._bounded import BoundedCache
 from .env_crypto import EnvCipher
 
 _CONFIG_FIELDS = (
@@ -79,17 +80,33 @@ class FunctionService:
         self.env = EnvCipher.from_setting(settings.nimbus_env_keys)  # values sealed at rest
         self._on_enqueue = on_enqueue  # wakes this worker's build loop
         self._on_new_version = on_new_version  # e.g. prune versions past the limit
+        # (function id, latest version) → the handler of a record written before records
+        # kept it: versions never change, so each is read once per worker
+        self._old_handlers: BoundedCache[tuple[str, int], str] = BoundedCache(4096)
 
     # -- views ---------------------------------------------------------------
 
-    def view(self, fn: Function, *, read_handler: bool = False) -> FunctionView:
-        """`read_handler`: a record written before it kept the handler has none; one read
-        of its latest version gives it (a single GET, never a listing)."""
+    def _old_handler(self, fn: Function, default: str) -> str:
+        """The handler a record written before records kept it serves: its latest
+        version's, or the runtime's default (what its builds used when that had none).
+        One read per such function and worker, in a listing too."""
+        if not fn.latest_version:
+            return default
+        key = (fn.id, fn.latest_version)
+        found = self._old_handlers.get(key)
+        if found is None:
+            try:
+                version = self.repo.get_version(fn.id, fn.latest_version)[0]
+            except errors.NotFound:
+                return default  # pruned or deleted meanwhile: not kept
+            found = self._old_handlers.put(key, version.handler or default)
+        return found
+
+    def view(self, fn: Function) -> FunctionView:
         runtime = RUNTIMES.get(fn.runtime)
         handler = fn.handler
-        old_record = handler is None and fn.latest_version and runtime and runtime.default_handler
-        if read_handler and old_record:
-            handler = self.repo.get_version(fn.id, fn.latest_version)[0].handler
+        if handler is None and runtime is not None and runtime.default_handler:
+            handler = self._old_handler(fn, runtime.default_handler)
         limit = code_size_limit(runtime) if runtime else SOURCE_LIMIT
         webhook = None
         if fn.webhook_enabled and fn.webhook_key:

@@ -353,4 +353,14 @@ def test_a_record_from_before_handlers_were_kept_shows_its_latest_versions(platf
     platform.repo.update_function(made.json["id"], forget)
     assert client.simulate_get("/api/v1/functions/older").json["handler"] == "app.go"
     listed = client.simulate_get("/api/v1/functions", params={"name": "older"}).json
-    assert listed["functions"][0]["handler"] is None  # a listing reads no versions
+    assert listed["functions"][0]["handler"] == "app.go"  # was null in every listing
+
+    # a version from before versions kept it either: the runtime's default served it
+    code = "export function main(e) { return e }"
+    made = client.simulate_post(
+        "/api/v1/functions", json={"name": "oldest", "runtime": "javascript", "code": code}
+    )
+    platform.repo.update_function(made.json["id"], forget)
+    platform.repo.update_version(made.json["id"], 1, forget)
+    listed = client.simulate_get("/api/v1/functions", params={"name": "oldest"}).json
+    assert listed["functions"][0]["handler"] == "handler.main"

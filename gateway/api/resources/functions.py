@@ -117,7 +117,7 @@ class FunctionsResource(_Writes):
 
 class FunctionResource(_Writes):
     def on_get(self, req, resp, ref: str) -> None:
-        _send(resp, self.service.view(self.service.get(ref), read_handler=True))
+        _send(resp, self.service.view(self.service.get(ref)))
 
     def on_put(self, req, resp, ref: str) -> None:
         actor = actor_of(req)
