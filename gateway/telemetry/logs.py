@@ -1,7 +1,8 @@
 """Invocation logs: entries made from outcomes, kept in the store in batches, read newest first.
 
 An entry is `{invocation_id, ts, stream, line}`; `stream` is `stderr` (the
-function's log), `stdout` (a program's output) or `platform`. Each
+function's log), `stdout` (what a failed call wrote to stdout; a call that
+succeeded returned it as its result, which is not logged) or `platform`. Each
 invocation keeps at most `max_bytes` of its output (stderr first, then
 stdout; a `platform` line says what was dropped) and ends with one
 `platform` line: `END duration=3.21ms status=failed error=timeout …`.
@@ -120,7 +121,14 @@ def entries_for(o: InvocationOutcome, max_bytes: int) -> tuple[list[dict], int]:
     entries: list[dict] = []
     budget = max_bytes
     dropped: list[str] = []
-    for stream, data in (("stderr", o.logs), ("stdout", o.output)):
+    # A call's output is its result (a handler's return value, a program's stdout), which
+    # its caller gets (an async call's record too): logged as well, it was noise, and up
+    # to `max_bytes` of log a call; Lambda never logs a result. A failed call's output
+    # is kept: nobody else gets what a program wrote before it failed.
+    streams = [("stderr", o.logs)]
+    if o.status != "succeeded":
+        streams.append(("stdout", o.output))
+    for stream, data in streams:
         if not data:
             continue
         kept = data[: max(budget, 0)]

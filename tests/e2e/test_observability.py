@@ -118,7 +118,7 @@ def test_logs_of_each_invocation_are_readable_from_any_worker(server, name):
 
 
 def test_logs_limit_since_and_bad_queries(server, name):
-    deploy(server, name, w.ECHO_WAT)
+    deploy(server, name, w.ECHO_AND_LOG_WAT)
     with server.client() as api:
         ids = []
         for i in range(5):
@@ -127,15 +127,16 @@ def test_logs_limit_since_and_bad_queries(server, name):
             time.sleep(0.01)
         every = poll(lambda: (e := logs(server, name).json()["entries"]) and len(e) == 10 and e)
         assert every, logs(server, name).text
-        # newest first: the last call's END line, then its stdout (the echoed event)
+        # newest first: the last call's END line, then its log (the event it echoed; the
+        # same on stdout was its result, not logged)
         assert [e["invocation_id"] for e in every] == [i for i in reversed(ids) for _ in (0, 1)]
-        assert [e["stream"] for e in every[:2]] == ["platform", "stdout"]
+        assert [e["stream"] for e in every[:2]] == ["platform", "stderr"]
         assert every[1]["line"] == '{"call":4}'
         stamps = [e["ts"] for e in every]
         assert stamps == sorted(stamps, reverse=True)
 
         assert api.get(f"/api/v1/functions/{name}/logs?limit=3").json()["entries"] == every[:3]
-        # since: the third-newest invocation's stdout line and everything after it
+        # since: the third-newest invocation's log line and everything after it
         since = every[5]["ts"]
         assert (
             api.get(f"/api/v1/functions/{name}/logs", params={"since": since}).json()["entries"]

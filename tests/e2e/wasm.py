@@ -74,6 +74,13 @@ ECHO_WAT = f"""(module {_WASI}
           (br $more)))))
 )"""
 
+# stdin → stdout and stderr: the event is the result and also logged
+ECHO_AND_LOG_WAT = ECHO_WAT.replace(
+    "(br $more)",
+    "(drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))\n"
+    "          (br $more)",
+)
+
 # writes a line to stderr and exits 3
 FAIL_WAT = f"""(module {_WASI}
   (data (i32.const 100) "something broke\\n")

@@ -69,13 +69,21 @@ def test_entries_split_lines_and_end_with_the_platform_line():
         ("stderr", "two"),
         ("stderr", ""),
         ("stderr", "three"),
-        ("stdout", '{"ok": 1}'),
         ("platform", "END duration=2.00ms status=succeeded version=1 trigger=sync cold_start=true"),
-    ]
+    ]  # no stdout line: the result went to the caller (it was logged too)
     assert entries[0]["ts"] == "2030-01-02T03:04:05.000000Z"
     assert entries[-1]["ts"] == "2030-01-02T03:04:05.002000Z"
     assert newest_us == int((T0 + timedelta(milliseconds=2)).timestamp() * 1e6)
     assert {e["invocation_id"] for e in entries} == {"inv_0"}
+
+
+def test_a_failed_call_keeps_what_it_wrote_to_stdout():
+    o = outcome(logs=b"oops\n", output=b"partial\n", status="failed", error_code="function_error")
+    entries, _ = entries_for(o, 1024)
+    assert [(e["stream"], e["line"]) for e in entries][:2] == [
+        ("stderr", "oops"),
+        ("stdout", "partial"),
+    ]
 
 
 def test_entries_keep_at_most_the_budget_stderr_first():
