@@ -204,15 +204,20 @@ def test_serve_takes_the_data_dir_as_a_flag_and_says_where_to_go(tmp_path):
     assert said.count("Nimbus on ") == 1 and server.log_path.read_text().count("Nimbus on ") == 2
 
 
-def test_a_failed_async_call_waited_on_reads_as_a_sync_one(make_server, tmp_path):
-    server = make_server().start()
+def _table_nimbus(server, tmp_path, source: str, *names: str):
+    """`nimbus -o table ARGS` against `server`, where `names` run the module `source`."""
     runner = CliRunner()
     base = ["--url", server.url, "--api-key", server.api_key, "-o", "table"]
-    module = tmp_path / "fail.wasm"
-    module.write_bytes(w.wat(w.FAIL_WAT))
-    assert runner.invoke(main, [*base, "deploy", "cli-fail", str(module)]).exit_code == 0
+    module = tmp_path / "module.wasm"
+    module.write_bytes(w.wat(source))
+    for name in names:
+        assert runner.invoke(main, [*base, "deploy", name, str(module)]).exit_code == 0
+    return lambda *args: runner.invoke(main, [*base, *args])
 
-    out = runner.invoke(main, [*base, "invoke", "cli-fail", "--async", "--wait"])
+
+def test_a_failed_async_call_waited_on_reads_as_a_sync_one(make_server, tmp_path):
+    nimbus = _table_nimbus(make_server().start(), tmp_path, w.FAIL_WAT, "cli-fail")
+    out = nimbus("invoke", "cli-fail", "--async", "--wait")
     assert out.exit_code == 3, out.output
     # the error as `nimbus invoke` prints it (was a JSON blob in the table), and the
     # duration in ms as `invocations list` shows it (was duration_ms 3.1460380014323164)
@@ -223,14 +228,8 @@ def test_a_failed_async_call_waited_on_reads_as_a_sync_one(make_server, tmp_path
 
 def test_delete_of_several_deletes_every_one_it_can_and_says_which(make_server, tmp_path):
     server = make_server().start()
-    runner = CliRunner()
-    base = ["--url", server.url, "--api-key", server.api_key, "-o", "table"]
-    module = tmp_path / "echo.wasm"
-    module.write_bytes(w.wat(w.ECHO_WAT))
-    for name in ("del-a", "del-b"):
-        assert runner.invoke(main, [*base, "deploy", name, str(module)]).exit_code == 0
-
-    out = runner.invoke(main, [*base, "delete", "del-a", "nosuch", "del-b"])
+    nimbus = _table_nimbus(server, tmp_path, w.ECHO_WAT, "del-a", "del-b")
+    out = nimbus("delete", "del-a", "nosuch", "del-b")
     assert out.exit_code == 1
     # it stopped at `nosuch`: del-b stayed, and nothing said del-a had gone
     assert "deleted del-a, del-b\n" in out.stderr
