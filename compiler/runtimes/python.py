@@ -131,6 +131,13 @@ def _checked_requirements(requirements: list[str]) -> list[str]:
     return checked
 
 
+# What pip says when it cannot reach an index (it then reports "from versions: none").
+_UNREACHABLE = (
+    "connection broken by", "NewConnectionError", "ConnectTimeoutError", "Could not fetch URL",
+    "Temporary failure in name resolution", "Name or service not known",
+)  # fmt: skip
+
+
 def _pip_env() -> dict[str, str]:
     """pip's own configuration (index, proxy) and nothing else of the server's."""
     keep = {"PATH", "HOME", "LANG", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"}
@@ -166,6 +173,13 @@ def resolve_requirements(
     if done.returncode != 0:
         lines = [line for line in output.splitlines() if line.startswith("ERROR")] or [output]
         log.write(output[-4000:])
+        if any(sign in output for sign in _UNREACHABLE):
+            raise BuildFailed(
+                "the package index could not be reached from this server, so the "
+                "requirements could not be resolved (an offline server resolves them from "
+                "a wheelhouse: set PIP_FIND_LINKS=/path/to/wheels and PIP_NO_INDEX=1 in its "
+                "environment): " + " ".join(lines)[:1000]
+            )
         raise BuildFailed(
             "requirements could not be resolved to pure-Python wheels for CPython "
             f"{major_minor} (packages with compiled code cannot run in WebAssembly): "

@@ -252,3 +252,17 @@ def test_functions_never_see_each_others_state(api):
 
 def test_example_path_exists():
     assert Path(EXAMPLE / "handler.py").exists()
+
+
+def test_an_index_out_of_reach_is_named_with_the_offline_route(make_server):
+    """A server whose package index cannot be reached says so, and how an offline
+    server resolves requirements (not that the package has compiled code)."""
+    env = {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_NO_CACHE_DIR": "1",
+           "PIP_TIMEOUT": "1", "PIP_RETRIES": "1"}  # fmt: skip
+    server = make_server(env).start()
+    with server.client() as api:
+        source = "def main(event):\n    return 1\n"
+        resp = create(api, "py-offline", source, requirements=["nimbus-absent-package==1.0"])
+    error = resp.json()["latest_build"]["error"]
+    assert "the package index could not be reached from this server" in error, error
+    assert "PIP_FIND_LINKS" in error and "compiled code" not in error
