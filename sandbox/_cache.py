@@ -35,9 +35,9 @@ from ._artifact import (
     sha256_hex,
 )
 from ._compile import compile_in_child
-from ._component import LoadedComponent, check_handler
+from ._component import LoadedComponent
 from ._engine import EngineHost, fingerprint
-from ._module import LoadedModule, check_command
+from ._module import LoadedModule
 from ._pool import exceeds_pool_limits
 from ._verified import VerifiedFiles
 
@@ -275,14 +275,11 @@ class ArtifactCache:
                 compiled = wasmtime.Module(engine, wasm)
             else:
                 compiled = component.Component(engine, wasm)
-            if kind == "module":
-                check_command(compiled)
-            else:
-                check_handler(compiled, engine)
         except wasmtime.WasmtimeError as exc:
             raise errors.Invalid(f"invalid {kind}: {str(exc).splitlines()[0]}") from None
-        except ValueError as exc:
-            raise errors.Invalid(str(exc)) from None
+        # The same checks as a load, linking included: a module importing what the host
+        # does not define was stored, and its every invoke answered 422 "unknown import".
+        self._link(compiled)
         payload = payload if payload is not None else compiled.serialize()
         return self._store_precompiled(kind, sha256, payload, compiled)
 

@@ -72,6 +72,20 @@ def test_user_bytes_are_never_deserialized(sandbox, store):
         sandbox.invoke(deployment(key, sha), EVENT, {})
 
 
+def test_a_module_whose_imports_do_not_link_fails_its_deploy(sandbox, store):
+    """It was stored precompiled and its function became active; every invoke then
+    answered 422 'unknown import' (as if the caller's request were wrong)."""
+    wasm = bytes(
+        wasmtime.wat2wasm(
+            '(module (import "evil" "host" (func)) (memory (export "memory") 1)'
+            ' (func (export "_start")))'
+        )
+    )
+    key, sha = put_wasm(store, wasm)
+    with pytest.raises(errors.Invalid, match="unknown import: `evil::host`"):
+        sandbox.precompile(key, sha)
+
+
 def test_kind_of(sandbox):
     assert sandbox.kind_of(wat_module("ECHO")) == "module"
     assert sandbox.kind_of(wat_component("C_ECHO")) == "component"
