@@ -79,16 +79,26 @@ def test_create_from_a_file_needs_no_runtime_flag_but_code_does(server, tmp_path
     assert out.exit_code == 2 and "--code needs --runtime" in out.output
 
 
-def test_a_cloudflare_worker_deploys_as_it_is(server, tmp_path):
-    """What `npm create cloudflare` makes for a hello world serves unchanged."""
-    folder = folder_of(
-        tmp_path, "worker", "index.js",
-        'export default {\n  async fetch(request, env, ctx) {\n'
-        '    return new Response("Hello World!");\n  },\n};\n',
-    )  # fmt: skip
-    out = nimbus(server, "deploy", str(folder))
+def test_the_cloudflare_workers_example_deploys_as_it_is(server):
+    """examples/javascript/worker, a Workers module, answers on its webhook URL."""
+    out = nimbus(server, "deploy", str(REPO / "examples" / "javascript" / "worker"))
     assert out.exit_code == 0, out.output
-    assert httpx.get(json.loads(out.stdout)["webhook_url"]).text == "Hello World!"
+    url = json.loads(out.stdout)["webhook_url"]
+    resp = httpx.get(url + "/api/greet?name=Ada")
+    assert resp.json() == {"hello": "Ada"}
+    assert resp.headers["access-control-allow-origin"] == "https://shop.example"
+    preflight = httpx.options(url + "/api/orders", headers={"Origin": "https://shop.example"})
+    assert preflight.status_code == 204
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    resp = httpx.post(url + "/api/orders", json={"sku": "BK-1", "quantity": 2})
+    assert resp.status_code == 201, resp.text
+    assert resp.headers["location"] == f"/api/orders/{resp.json()['id']}"
+    resp = httpx.post(url + "/api/orders", json={"sku": "BK-1", "quantity": 0})
+    assert resp.status_code == 422 and "quantity" in resp.json()["error"]
+    resp = httpx.get(url + "/pixel.png")
+    assert resp.headers["content-type"] == "image/png" and resp.content.startswith(b"\x89PNG")
+    assert httpx.get(url + "/docs").status_code == 302
+    assert httpx.get(url + "/nowhere").status_code == 404
 
 
 def test_a_service_worker_script_is_told_what_nimbus_calls(server, tmp_path):
