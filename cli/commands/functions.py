@@ -184,16 +184,21 @@ def deploy(session: Session, args, runtime, alias_name, canary_alias, no_wait, w
         body = {"name": name, "runtime": source.runtime.name, **body}
         fn = session.client.create_function(body, source.artifact)
     else:
-        if existing["runtime"] != source.runtime.name:
-            raise click.UsageError(
-                f"{name} is a {existing['runtime']} function and {path} is "
-                f"{source.runtime.name}: a function's runtime cannot change. Deploy it under "
-                f"another name (nimbus deploy NAME {path}) or delete {name} first"
-            )
+        _same_runtime(existing, source, path)
         _note_dropped_env(session, existing, body)
         fn = session.client.update_function(name, body, source.artifact)
     then = _release(session, alias_name, canary_alias)
     _finish(session, fn, no_wait, wait_timeout, created=existing is None, then=then)
+
+
+def _same_runtime(existing: dict, source, path: Path) -> None:
+    if existing["runtime"] != source.runtime.name:
+        name = existing["name"]
+        raise click.UsageError(
+            f"{name} is a {existing['runtime']} function and {path} is "
+            f"{source.runtime.name}: a function's runtime cannot change. Deploy it under "
+            f"another name (nimbus deploy NAME {path}) or delete {name} first"
+        )
 
 
 def _source(session: Session, runtime: str, code: str | None, file: Path | None, handler):
@@ -329,20 +334,38 @@ def get(session: Session, name: str) -> None:
 @function_argument()
 @click.option("--status", type=click.Choice(["active", "offline"]),
               help="offline stops serving; active serves again")  # fmt: skip
+@click.option("--code", help="new source, inline (as create takes it)")
+@click.option("--file", "file", type=click.Path(exists=True, path_type=Path),
+              help="new source: a file, a folder, or a .wasm / native binary")  # fmt: skip
 @config_options
 @wait_options
 @api_options
 @pass_session
-def update(session: Session, name, status, no_wait, wait_timeout, **settings) -> None:
-    """Change a function's settings (a change of code or configuration makes a version)."""
+def update(session: Session, name, status, code, file, no_wait, wait_timeout, **settings) -> None:
+    """Change a function's code or settings (either makes a version).
+
+    \b
+      nimbus update hello --memory 256
+      nimbus update hello --code 'def handler(e): return {"v": 2}'
+    """
+    if code is not None and file is not None:
+        raise click.UsageError("give the source as --code TEXT or --file PATH, not both")
     body = _settings(**settings)
     if status:
         body["status"] = status
-    if not body:
+    if not body and code is None and file is None:
         raise click.UsageError("nothing to change: give at least one option")
-    if "env_vars" in body:
-        _note_dropped_env(session, session.client.get_function(name), body)
-    fn = session.client.update_function(name, body)
+    artifact = None
+    if "env_vars" in body or code is not None or file is not None:
+        existing = session.client.get_function(name)
+        _note_dropped_env(session, existing, body)
+        if code is not None or file is not None:
+            runtime = existing["runtime"] if code is not None else None
+            source = _source(session, runtime, code, file, settings["handler"])
+            if file is not None:
+                _same_runtime(existing, source, file)
+            body, artifact = {**source.body, **body}, source.artifact
+    fn = session.client.update_function(name, body, artifact)
     _finish(session, fn, no_wait, wait_timeout, created=False)
 
 

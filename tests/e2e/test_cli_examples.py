@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +153,19 @@ def test_the_list_says_a_function_whose_only_build_failed_serves_none(server, tm
     out = nimbus(server, "-o", "table", "list", "--name", "broken")
     row = next(line for line in out.stdout.splitlines() if line.startswith("broken "))
     assert "failed  none (latest v1)" in row, row  # was "v- (latest v1)"
+
+
+def test_update_takes_new_code_as_create_does(server, tmp_path):
+    # `nimbus create --code` made it; `update --code` was "No such option"
+    created = nimbus(server, "create", "recode", "-r", "python", "--code", "def main(e): return 1")
+    assert created.exit_code == 0, created.output
+    out = nimbus(server, "update", "recode", "--code", "def main(e): return 2")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["active_version"] == 2
+    handler = tmp_path / "handler.py"
+    handler.write_text("def main(e):\n    return 3\n")
+    assert nimbus(server, "update", "recode", "--file", str(handler)).exit_code == 0
+    time.sleep(1.1)  # every worker sees a record change within 1 s
+    assert nimbus(server, "invoke", "recode").stdout.strip() == "3"
+    out = nimbus(server, "update", "recode", "--file", str(REPO / "examples" / "c" / "hello.c"))
+    assert out.exit_code == 2 and "runtime cannot change" in out.stderr
