@@ -103,7 +103,14 @@ def resolve(given: Overrides, data: dict[str, Any] | None = None) -> Connection:
     if key is None and key_file:
         key = read_key_file(key_file)
         sources["api_key"] = f"file {key_file}"
-    return Connection(url=url.rstrip("/"), key=key, profile=profile_name, sources=sources)
+    return Connection(url=server_url(url), key=key, profile=profile_name, sources=sources)
+
+
+def server_url(url: str) -> str:
+    """The server's root from what a user gives: the console's or the API's address
+    (`…/api/v1`, as the server's start line names it), with or without `http://`."""
+    url = url.strip().rstrip("/").removesuffix("/api/v1").rstrip("/")
+    return url if "://" in url else f"http://{url}"
 
 
 def _legacy_url(sources: dict[str, str]) -> str:

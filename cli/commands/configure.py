@@ -34,13 +34,14 @@ def init(session: Session, api_url, api_key, api_key_file, profile, no_check) ->
         api_key = sys.stdin.readline().strip()  # `cat data/api_key | nimbus config init …`
     if not api_key:
         api_key = click.prompt("API key", hide_input=True).strip()
+    api_url = config.server_url(api_url)
     data = config.load()
     name = profile or data.get("default_profile") or config.DEFAULT_PROFILE
-    data.setdefault("profiles", {})[name] = {"api_url": api_url.rstrip("/"), "api_key": api_key}
+    data.setdefault("profiles", {})[name] = {"api_url": api_url, "api_key": api_key}
     data.setdefault("default_profile", name)
     path = config.save(data)
     checked = None if no_check else _check(api_url, api_key)
-    result = {"profile": name, "path": str(path), "api_url": api_url.rstrip("/"),
+    result = {"profile": name, "path": str(path), "api_url": api_url,
               "default": data["default_profile"] == name, "check": checked}  # fmt: skip
 
     def render(console) -> None:

@@ -172,3 +172,17 @@ def test_keys_create_a_scoped_key_that_works_then_revoke_it(make_server, tmp_pat
     time.sleep(1.2)  # revocation reaches every worker within 1 s
     out = cli(tmp_path, *reader, "list")
     assert out.exit_code == 1 and "401" in out.output
+
+
+def test_the_api_address_or_one_without_http_reaches_the_server(make_server, tmp_path):
+    # The server's start line names "the API under /api/v1": a user gave that, and got
+    # "no route GET /api/v1/api/v1/functions"; without http://, "missing an 'http://'".
+    server = make_server().start()
+    bare = server.url.removeprefix("http://")
+    for url in (f"{server.url}/api/v1", f"{server.url}/api/v1/", bare):
+        out = cli(tmp_path, "--url", url, "--api-key", server.api_key, "list")
+        assert out.exit_code == 0, (url, out.output)
+    out = cli(tmp_path, "config", "init", "--api-url", f"{bare}/api/v1", "--api-key",
+              server.api_key)  # fmt: skip
+    assert _json(out)["api_url"] == server.url and _json(out)["check"]["ok"]
+    assert cli(tmp_path, "list").exit_code == 0
