@@ -30,12 +30,13 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/java
 @dataclass
 class WebhookRequest:
     method: str
-    path: str  # the part after /webhook/<key>, always starting with "/"
+    path: str  # the part after /webhook/<key>, always starting with "/" (decoded)
     query_string: str
     headers: dict[str, str]  # lower-case names, repeated values comma-joined
     body: bytes
     source_ip: str
     cookies: list[str] = field(default_factory=list)
+    raw_path: str | None = None  # the same as sent, percent-encoded (`path` if unknown)
 
 
 def lambda_event(req: WebhookRequest, request_id: str, domain: str) -> dict:
@@ -55,7 +56,7 @@ def lambda_event(req: WebhookRequest, request_id: str, domain: str) -> dict:
     event = {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": req.path,
+        "rawPath": req.raw_path or req.path,
         "rawQueryString": req.query_string,
         "headers": req.headers,
         "requestContext": {
@@ -100,7 +101,7 @@ def shape_response(output: bytes, content_type: str) -> ShapedResponse:
     if content_type != "application/json":
         return ShapedResponse(200, {"content-type": content_type}, output)
     result = orjson.loads(output)
-    if not (isinstance(result, dict) and isinstance(result.get("statusCode"), int)):
+    if not (isinstance(result, dict) and _status(result.get("statusCode")) is not None):
         return ShapedResponse(200, {"content-type": "application/json"}, output)
     try:
         return _shaped(result)
@@ -129,6 +130,16 @@ def _line(value: object, what: str) -> str:
     return text
 
 
+def _status(value: object) -> int | None:
+    """A reply's statusCode: a number, or digits in a string (`'200'`, as AWS's own
+    Node.js blueprints write it and API Gateway accepts)."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3:
+        return int(value)
+    return None
+
+
 def _shaped(result: dict) -> ShapedResponse:
     given = result.get("headers") or {}
     if not isinstance(given, dict):
@@ -152,7 +163,7 @@ def _shaped(result: dict) -> ShapedResponse:
         except orjson.JSONEncodeError:  # read to 1,024 levels, written to 254 at most
             raise _Unsendable("body nests too deep") from None
         headers.setdefault("content-type", "application/json")
-    status = result["statusCode"]
+    status = _status(result["statusCode"])
     if not 100 <= status <= 599:
         status = 502
     cookies = result.get("cookies") or []

@@ -31,6 +31,8 @@ def hooks(server):
                 "body": base64.b64encode(b"\x00\xffPNG").decode(),
                 "headers": {"content-type": "image/png"}})),
             "fail": w.FAIL_WAT,
+            # AWS's Node.js blueprints write the status as a string; API Gateway takes it
+            "strstatus": w.constant_wat(b'{"statusCode": "201", "body": "created"}'),
         }.items():  # fmt: skip
             body = {"name": f"hook-{name}", "runtime": "wasm", "artifact_base64": w.b64(w.wat(wat))}
             fn = api.post("/api/v1/functions?wait=true", json=body).json()
@@ -58,6 +60,16 @@ def test_event_is_lambda_function_url_shaped(hooks):
     assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
     assert event["body"] == '{"item": "tea"}' and event["isBase64Encoded"] is False
     assert resp.headers["X-Nimbus-Invocation-Id"].startswith("inv_")
+
+
+def test_raw_path_is_the_path_as_sent(hooks):
+    """rawPath keeps the caller's percent-encoding (an encoded slash is not a
+    separator); requestContext.http.path is decoded, as API Gateway's are."""
+    event = httpx.get(hooks["echo"] + "/files/a%2Fb%20c.txt?k=%2B1").json()
+    assert event["rawPath"] == "/files/a%2Fb%20c.txt"
+    assert event["requestContext"]["http"]["path"] == "/files/a/b c.txt"
+    assert event["rawQueryString"] == "k=%2B1" and event["queryStringParameters"] == {"k": "+1"}
+    assert httpx.get(hooks["echo"]).json()["rawPath"] == "/"
 
 
 def test_binary_body_arrives_base64(hooks):
@@ -89,6 +101,8 @@ def test_result_shapes_the_response(hooks):
     assert resp.json() == {"n": 1} and resp.headers["content-type"] == "application/json"
     resp = httpx.get(hooks["binary"])
     assert resp.content == b"\x00\xffPNG" and resp.headers["content-type"] == "image/png"
+    resp = httpx.get(hooks["strstatus"])
+    assert resp.status_code == 201 and resp.text == "created"
 
 
 def test_function_error_gives_anonymous_callers_a_bare_502(hooks):

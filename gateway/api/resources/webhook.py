@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import falcon
 import orjson
 
@@ -21,6 +23,17 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 def _headers(req: falcon.Request) -> dict[str, str]:
     # WSGI already joins repeated headers with commas, as Lambda does.
     return {name.lower(): value for name, value in req.headers.items()}
+
+
+def _raw_path(req: falcon.Request, key: str, path: str) -> str | None:
+    """The path after the key as the caller sent it (`/a%2Fb`), as Lambda's `rawPath`
+    is; Falcon routes on the decoded one. None where the server does not say."""
+    raw_uri = req.env.get("RAW_URI") or req.env.get("REQUEST_URI")  # gunicorn's, uwsgi's
+    if not raw_uri:
+        return None
+    _, found, rest = raw_uri.partition("?")[0].partition(f"/webhook/{key}")
+    rest = rest or "/"
+    return rest if found and unquote(rest) == path else None
 
 
 @public
@@ -48,6 +61,7 @@ class WebhookResource:
                 body=read_bytes(req, EVENT_LIMIT),
                 source_ip=req.remote_addr or "",
                 cookies=cookies,
+                raw_path=_raw_path(req, key, "/" + path),
             ),
             request_id=req.context.request_id,
             domain=req.host,
