@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     # Schedules (gateway/jobs/schedules.py): every worker offers every tick; one fires it.
     schedules_enabled: bool = True  # false: this server fires no ticks (others still may)
     schedule_reload_sec: float = 60  # full reload of the schedules (changes: within ~1 s)
-    schedule_misfire_grace_sec: float = 60  # a tick found later than this is skipped
+    schedule_misfire_grace_sec: float = 60  # a tick later than this is skipped (also at start)
     schedule_fire_threads: int = 4  # ticks offered at once per worker
 
     # Invocation logs, stats and metrics (gateway/telemetry/)

@@ -14,9 +14,10 @@ Exactness needs a store that refuses a second create-only write. Each worker
 probes its store at start; on one that does not enforce it, the ticker
 refuses to run (an error in the log, `schedules: refused` in `/ready`).
 
-Ticks missed while no worker ran are not replayed: a starting worker begins
-with the next tick after now, and a tick found more than `misfire_grace_sec`
-late (a stalled process) is skipped and counted.
+Ticks missed while no worker ran are replayed only within `misfire_grace_sec`:
+a starting worker offers the ticks of that last stretch that nobody fired (a
+restart's gap), then goes on from now; older ones are lost, and a tick found
+more than `misfire_grace_sec` late (a stalled process) is skipped and counted.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from store import Leases, errors
 from store.invocations import InvocationRepo
@@ -163,23 +164,41 @@ class ScheduleTicker:
         loaded = self.schedules.list_all()
         after = datetime.fromtimestamp(wall, UTC)
         with self._lock:
-            entries = {}
-            for schedule in loaded:
-                if not schedule.enabled:
-                    continue
-                old = self._entries.get(schedule.id)
-                if old is not None and old.same_timing(schedule):
-                    old.schedule = schedule  # event, qualifier: take the new ones
-                    entries[schedule.id] = old
-                    continue
-                try:
-                    ticks = ticks_of(schedule)
-                except errors.Invalid as exc:  # a time zone this machine lacks
-                    log.error("schedule %s cannot run here: %s", schedule.id, exc.message)
-                    continue
-                entries[schedule.id] = _Entry(schedule, ticks, ticks.next_after(after))
+            known = dict(self._entries)
+        entries = {}
+        for schedule in loaded:
+            if not schedule.enabled:
+                continue
+            old = known.get(schedule.id)
+            if old is not None and old.same_timing(schedule):
+                old.schedule = schedule  # event, qualifier: take the new ones
+                entries[schedule.id] = old
+                continue
+            try:
+                ticks = ticks_of(schedule)
+            except errors.Invalid as exc:  # a time zone this machine lacks
+                log.error("schedule %s cannot run here: %s", schedule.id, exc.message)
+                continue
+            start = self._resume_after(schedule, ticks, after) if old is None else after
+            entries[schedule.id] = _Entry(schedule, ticks, ticks.next_after(start))
+        with self._lock:
             self._entries = entries
         self._change_tag, self._loaded_at = tag, wall
+
+    def _resume_after(self, schedule: Schedule, ticks: cron.Ticks, now_: datetime) -> datetime:
+        """Where a schedule this worker was not ticking (it just started) takes up its ticks:
+        those of the last `misfire_grace_sec` that nobody fired are offered late, so a
+        restart (one replica stopped, then started again) loses no tick that fell in its gap.
+        Never one from before the schedule's last change, nor one up to its last run (one
+        GET, only when a tick falls in that window)."""
+        since = max(now_ - timedelta(seconds=self.misfire_grace_sec), schedule.updated_at)
+        if ticks.next_after(since) > now_:
+            return now_
+        try:
+            last = self.schedules.last_run(schedule.id)
+        except errors.NimbusError:
+            last = None  # offered anyway: a fired tick's invocation id is taken
+        return max(since, last.scheduled_at) if last is not None else since
 
     def due(self) -> list[tuple[Schedule, datetime]]:
         """The ticks due by now, each entry moved on to its next tick; ticks too late

@@ -119,17 +119,50 @@ def test_the_fired_tick_runs_as_an_async_invocation(platform):
     assert done.schedule_id == sid
 
 
-def test_a_starting_worker_does_not_replay_missed_ticks(platform):
+def test_a_starting_worker_replays_no_tick_older_than_the_grace(platform):
     fn = _function(platform, "late")
     _schedule(platform, fn, "rate(1 minute)")
     created = platform.schedules.list(fn).schedules[0].created_at.replace(microsecond=0)
     clock = Clock(created.timestamp() + 3600 + 5)  # an hour of ticks passed with no worker
     ticker = _ticker(platform, clock)
     ticker.refresh()
-    assert ticker.due() == []
+    # only the tick of the last SCHEDULE_MISFIRE_GRACE_SEC (60 s) is offered, late
+    assert [at for _, at in ticker.due()] == [created + timedelta(seconds=3600)]
     clock.at += 60
     due = ticker.due()
     assert [at for _, at in due] == [created + timedelta(seconds=3660)]
+
+
+def test_a_restarted_server_fires_the_ticks_of_its_gap_once(platform):
+    """One replica stopped and started again (an upgrade): the ticks that fell while it was
+    down are fired late, once, none it fired before the stop again, nothing older."""
+    fn = _function(platform, "restarted")
+    sid = _schedule(platform, fn, "rate(10 seconds)")
+    created = platform.schedules.get(fn, sid).created_at.timestamp()
+    clock = Clock(created + 1)
+    before = _ticker(platform, clock)
+    before.refresh()
+    clock.at = created + 21
+    due = before.due()
+    first = due[0][1]
+    assert [at - first for _, at in due] == [timedelta(0), timedelta(seconds=10)]
+    assert all(before.fire(schedule, at) for schedule, at in due)
+
+    clock.at = first.timestamp() + 34  # down for 23 s: ticks +20 s and +30 s fell in it
+    after = _ticker(platform, clock)
+    after.refresh()
+    due = after.due()
+    assert [at - first for _, at in due] == [timedelta(seconds=20), timedelta(seconds=30)]
+    assert all(after.fire(schedule, at) for schedule, at in due)
+    clock.at = first.timestamp() + 40.1
+    [(schedule, at)] = after.due()
+    assert at - first == timedelta(seconds=40) and after.fire(schedule, at)
+
+    again = _ticker(platform, clock)  # another worker starting now: nothing is left
+    again.refresh()
+    assert again.due() == []
+    ticks = [k for k in platform.store.list("invocations/") if sid.removeprefix("sch_") in k]
+    assert len(ticks) == 5  # first … first + 40 s, each once
 
 
 def test_a_stalled_worker_skips_ticks_later_than_the_grace(platform):
