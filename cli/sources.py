@@ -73,7 +73,7 @@ def _from_file(
     if runtime_name:
         runtime = _runtime(catalog, runtime_name)
     else:
-        runtime = catalog.for_extension(path.suffix)
+        runtime = catalog.for_extension(path.suffix) or _binary_runtime(catalog, path)
     if runtime is None:
         raise SourceError(f"cannot tell the runtime of {path.name}: pass --runtime")
     if runtime.binary:
@@ -86,6 +86,17 @@ def _from_file(
     # A single file keeps its own name, so `app.py` is served as `app.<function>`.
     files = {path.name: text}
     return Source(runtime, {"files": files, **_handler(runtime, handler, files)})
+
+
+BINARY_MAGIC = {b"\x7fELF": "native", b"\0asm": "wasm"}
+
+
+def _binary_runtime(catalog: Catalog, path: Path) -> Runtime | None:
+    """A binary named without an extension (`gcc -o hello`): an ELF executable is native,
+    a module or component with the wasm magic is wasm."""
+    with path.open("rb") as f:
+        name = BINARY_MAGIC.get(f.read(4))
+    return catalog.get(name) if name else None
 
 
 def _from_dir(

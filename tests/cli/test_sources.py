@@ -112,3 +112,19 @@ def test_a_folder_without_any_source_file_says_so(tmp_path):
     (tmp_path / "README.md").write_text("# notes")
     with pytest.raises(sources.SourceError, match=r"has no source file of any runtime \(.go, "):
         sources.from_path(CATALOG, tmp_path, None, None)
+
+
+def test_a_binary_without_an_extension_is_known_by_its_magic(tmp_path):
+    # `gcc -static -o hello` (examples/native/build.sh) then `nimbus deploy hello`
+    # said "cannot tell the runtime of hello: pass --runtime"
+    program = tmp_path / "hello"
+    program.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(57))
+    native = sources.from_path(CATALOG, program, None, None)
+    assert (native.runtime.name, native.artifact) == ("native", program)
+    module = tmp_path / "echo"
+    module.write_bytes(b"\0asm\x01\0\0\0")
+    assert sources.from_path(CATALOG, module, None, None).runtime.name == "wasm"
+    text = tmp_path / "notes"
+    text.write_text("hello")
+    with pytest.raises(sources.SourceError, match="pass --runtime"):
+        sources.from_path(CATALOG, text, None, None)
