@@ -52,3 +52,14 @@ def test_a_sendable_shape_is_sent(client):
     assert resp.status_code == 201, resp.text
     assert (resp.headers["x-a"], resp.headers["x-n"]) == ("one", "2")
     assert resp.content == b"\x00hi" and resp.headers["set-cookie"] == "a=b"
+
+
+def test_a_shape_cannot_widen_a_service_workers_scope(client):
+    """A webhook's script with `Service-Worker-Allowed: /` could register a service worker
+    over the console's origin and read its requests (their Authorization header)."""
+    result = {"statusCode": 200, "headers": {"Service-Worker-Allowed": "/",
+              "Content-Type": "text/javascript"}, "body": "self.onfetch = () => {}"}  # fmt: skip
+    key = _webhook_of(client, "shaped", result)
+    resp = client.simulate_get(f"/webhook/{key}")
+    assert resp.status_code == 200 and resp.headers["content-type"] == "text/javascript"
+    assert "service-worker-allowed" not in {name.lower() for name in resp.headers}

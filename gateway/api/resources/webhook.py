@@ -19,6 +19,15 @@ from .invoke import log_tail_on_error, set_log_tail, wants_log_tail
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
+# Headers a function's shaped reply may not set: the server frames the reply itself, and
+# NOTE(security): `Service-Worker-Allowed` would let a webhook's script register a service
+# worker for the whole origin (scope "/"), the console's included, where it would see
+# every console request with the admin's API key (browsers allow it on localhost and
+# https). Without the header a webhook's worker is confined to /webhook/.
+_NOT_THE_FUNCTIONS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "service-worker-allowed"}
+)
+
 
 def _headers(req: falcon.Request) -> dict[str, str]:
     # WSGI already joins repeated headers with commas, as Lambda does.
@@ -98,7 +107,7 @@ class WebhookResource:
         shaped = shape_response(inv.result.output, inv.result.content_type)
         resp.status = shaped.status
         for name, value in shaped.headers.items():
-            if name in ("content-length", "transfer-encoding", "connection"):
+            if name in _NOT_THE_FUNCTIONS:
                 continue
             resp.set_header(name, value)
         for cookie in shaped.cookies:
