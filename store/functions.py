@@ -264,6 +264,30 @@ class FunctionRepo:
         self.update_function(function_id, claim)
         return claimed
 
+    def release_pruning(self, function_id: str, numbers: list[int]) -> None:
+        """Drop a prune's claim on `numbers` (something came to pin them meanwhile)."""
+
+        def release(current: Function) -> Function | None:
+            kept = [number for number in current.pruning if number not in numbers]
+            if kept == current.pruning:
+                return None
+            current.pruning = kept
+            return current
+
+        self.update_function(function_id, release)
+
+    def version_kept(self, function_id: str, number: int) -> bool:
+        """Whether version `number` exists and no prune has claimed it (both read afresh):
+        what may be pinned by a schedule or a workflow's Task."""
+        fn, _ = self.get(function_id)
+        if number in fn.pruning:
+            return False
+        try:
+            self.get_version(function_id, number)
+        except errors.NotFound:
+            return False
+        return True
+
     def list_functions(self) -> Iterator[Function]:
         for key in self.store.list("functions/"):
             try:

@@ -121,6 +121,9 @@ class ScheduleService:
         )
         ticks_of(schedule)  # 422 for a bad expression or time zone
         self.repo.create(schedule)
+        if not self._still_kept(owner, schedule.qualifier):
+            self.repo.delete(owner.id, schedule.id)
+            raise self._pruned_meanwhile(owner, schedule.qualifier)
         return self.view(schedule)
 
     def update(
@@ -141,6 +144,7 @@ class ScheduleService:
             if "event" in fields:
                 schedule.event = _event_text(body.event)
             if "qualifier" in fields:
+                previous.setdefault("qualifier", schedule.qualifier)
                 schedule.qualifier = qualifier
             if body.enabled is not None:
                 schedule.enabled = body.enabled
@@ -150,7 +154,19 @@ class ScheduleService:
             schedule.updated_at = now()
             return schedule
 
-        return self.view(self.repo.update(owner.id, schedule_id, apply))
+        previous: dict[str, str | None] = {}
+        updated = self.repo.update(owner.id, schedule_id, apply)
+        if "qualifier" in fields and not self._still_kept(owner, qualifier):
+
+            def undo(schedule: Schedule) -> Schedule | None:
+                if schedule.qualifier != qualifier:
+                    return None  # changed again since
+                schedule.qualifier = previous["qualifier"]
+                return schedule
+
+            self.repo.update(owner.id, schedule_id, undo)
+            raise self._pruned_meanwhile(owner, qualifier)
+        return self.view(updated)
 
     def delete(self, ref: str, schedule_id: str, kind: OwnerKind = "function") -> None:
         self.repo.delete(self._owner(ref, kind).id, schedule_id)
@@ -167,6 +183,10 @@ class ScheduleService:
             if target.version > fn.latest_version:
                 message = f"{fn.name} has no version {target.version} (latest: {fn.latest_version})"
                 raise errors.Invalid.field("qualifier", message)
+            if not self.functions.version_kept(fn.id, target.version):  # pruned
+                raise errors.Invalid.field(
+                    "qualifier", f"function {fn.name} has no version {target.version}"
+                )
             return str(target.version)
         try:
             if self.resolve_alias is None:
@@ -177,6 +197,20 @@ class ScheduleService:
                 "qualifier", f"{fn.name} has no alias named {qualifier!r}"
             ) from None
         return target.alias
+
+    def _still_kept(self, owner: _Owner, qualifier: str | None) -> bool:
+        """After the write: a version a prune claimed or deleted meanwhile is not pinned
+        (the prune reads schedules again after its claim; see VersionService.prune)."""
+        if owner.fn is None or not qualifier or not qualifier.isdigit():
+            return True
+        return self.functions.version_kept(owner.id, int(qualifier))
+
+    @staticmethod
+    def _pruned_meanwhile(owner: _Owner, qualifier: str | None) -> errors.Invalid:
+        name = owner.fn.name if owner.fn is not None else owner.name
+        return errors.Invalid.field(
+            "qualifier", f"function {name} has no version {qualifier} (pruned meanwhile)"
+        )
 
 
 def _event_text(event: object) -> str:

@@ -154,6 +154,15 @@ class VersionService:
         # a write to the function record, keeps what it now serves and stops any later
         # write from serving what is claimed.
         pruned = self.repo.claim_for_pruning(function_id, doomed, numbers) if doomed else []
+        if pruned:
+            # A schedule or a workflow made to pin one of them while this prune decided
+            # keeps it: read again after the claim. One made later sees the claim (the
+            # schedule and workflow checks read it after their own write).
+            again = self.repo.version_references(self.repo.get(function_id)[0])
+            pinned = [number for number in pruned if number in again]
+            if pinned:
+                self.repo.release_pruning(function_id, pinned)
+                pruned = [number for number in pruned if number not in pinned]
         for number in pruned:
             self.repo.delete_version(function_id, number)
         if pruned:

@@ -298,6 +298,19 @@ def at_the_limit(small):
     return client, platform.versions.repo
 
 
+def prune_after_the_next_version_read(client, repo) -> None:
+    """The next check of a version finds it; version 4's prune then deletes version 1."""
+    get_version = repo.get_version
+
+    def prune_meanwhile(function_id, number):
+        found = get_version(function_id, number)
+        del repo.get_version  # the prune reads versions too
+        deploy(client, 4)
+        return found
+
+    repo.get_version = prune_meanwhile
+
+
 def test_a_rollback_landing_while_a_prune_decides_keeps_its_version(small):
     # The prune read what refers to each version; a rollback to version 1, the oldest,
     # lands before it deletes anything. Version 1 must stay, and still serve.
@@ -324,15 +337,7 @@ def test_a_rollback_to_a_version_a_prune_claimed_is_404_and_changes_nothing(smal
     # The rollback found version 1 ready; the prune claimed and deleted it before the
     # rollback wrote. The rollback must fail, not point the function at nothing.
     client, repo = at_the_limit(small)
-    get_version = repo.get_version
-
-    def prune_meanwhile(function_id, number):
-        found = get_version(function_id, number)
-        del repo.get_version  # the prune reads versions too
-        deploy(client, 4)
-        return found
-
-    repo.get_version = prune_meanwhile
+    prune_after_the_next_version_read(client, repo)
     resp = client.simulate_post(f"{FN}/versions/1/rollback")
     assert resp.status_code == 404, resp.text
     assert resp.json["error"]["message"] == "function hello has no version 1"
@@ -364,3 +369,80 @@ def test_a_record_from_before_handlers_were_kept_shows_its_latest_versions(platf
     platform.repo.update_version(made.json["id"], 1, forget)
     listed = client.simulate_get("/api/v1/functions", params={"name": "oldest"}).json
     assert listed["functions"][0]["handler"] == "handler.main"
+
+
+def _schedule(client, qualifier: str):
+    return client.simulate_post(
+        f"{FN}/schedules", json={"expression": "rate(1 hour)", "qualifier": qualifier}
+    )
+
+
+def test_a_schedule_cannot_pin_a_pruned_version(small):
+    client, _ = at_the_limit(small)
+    deploy(client, 4)
+    assert versions_kept(client) == [2, 3, 4]
+    resp = _schedule(client, "1")  # was 201: each tick then failed 'no version 1'
+    assert resp.status_code == 422, resp.text
+    assert resp.json["error"]["message"] == "qualifier: function hello has no version 1"
+    assert _schedule(client, "2").status_code == 201
+
+
+def test_a_schedule_made_while_a_prune_decides_keeps_its_version(small):
+    # The prune read what refers to each version; a schedule pinning version 1, the
+    # oldest, is made before the prune deletes anything: version 1 must stay.
+    client, repo = at_the_limit(small)
+    references = repo.version_references
+
+    def schedule_meanwhile(fn):
+        found = references(fn)
+        if not made:  # the prune's first look, before its claim
+            made.append(_schedule(client, "1"))
+        return found
+
+    made = []
+    repo.version_references = schedule_meanwhile
+    try:
+        deploy(client, 4)
+    finally:
+        del repo.version_references
+    assert made[0].status_code == 201, made[0].text
+    assert 1 in versions_kept(client)  # was pruned: every tick failed 'no version 1'
+    assert client.simulate_post(f"{FN}/invoke", json={}, params={"version": 1}).json == {"v": 1}
+
+
+def test_a_schedule_of_a_version_a_prune_claimed_is_refused(small):
+    # The schedule found version 1; the prune claimed and deleted it before the schedule
+    # was written. The schedule must not be left pinning nothing.
+    client, repo = at_the_limit(small)
+    prune_after_the_next_version_read(client, repo)
+    resp = _schedule(client, "1")
+    assert resp.status_code == 422, resp.text
+    assert versions_kept(client) == [2, 3, 4]
+    assert client.simulate_get(f"{FN}/schedules").json["schedules"] == []
+
+
+def test_a_schedule_moved_to_a_version_a_prune_claimed_keeps_its_old_one(small):
+    client, repo = at_the_limit(small)
+    made = _schedule(client, "3").json
+    prune_after_the_next_version_read(client, repo)
+    resp = client.simulate_put(f"{FN}/schedules/{made['id']}", json={"qualifier": "1"})
+    assert resp.status_code == 422, resp.text
+    assert versions_kept(client) == [2, 3, 4]
+    assert client.simulate_get(f"{FN}/schedules/{made['id']}").json["qualifier"] == "3"
+
+
+def test_a_workflow_task_cannot_name_a_pruned_version(small):
+    client, _ = at_the_limit(small)
+    deploy(client, 4)
+    definition = {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "hello:1",
+                                                   "End": True}}}  # fmt: skip
+    resp = client.simulate_post("/api/v1/workflows", json={"name": "wf", "definition": definition})
+    assert resp.status_code == 422, resp.text
+    assert "hello has no version 1" in resp.json["error"]["message"]
+    definition["States"]["A"]["Resource"] = "hello:2"
+    assert (
+        client.simulate_post(
+            "/api/v1/workflows", json={"name": "wf", "definition": definition}
+        ).status_code
+        == 201
+    )

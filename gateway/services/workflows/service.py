@@ -100,12 +100,20 @@ class WorkflowService:
             field = f"definition.{where}.Resource"
             try:
                 # name, name:version or name:alias: the one target parser, as invoke uses it
-                self.functions.resolve(parse_target(resource, field=field).function)
+                target = parse_target(resource, field=field)
+                fn, _ = self.functions.resolve(target.function)
             except errors.NotFound:
                 message = f"unknown function {resource.partition(':')[0]!r}"
                 problems.append({"field": field, "state": state, "message": message})
             except errors.Invalid as exc:
                 problems.append({"field": field, "state": state, "message": exc.message})
+            else:
+                # a version pruned (or never made) fails every execution's Task
+                if target.version is not None and not self.functions.version_kept(
+                    fn.id, target.version
+                ):
+                    message = f"function {fn.name} has no version {target.version}"
+                    problems.append({"field": field, "state": state, "message": message})
         if problems:
             first = problems[0]
             raise errors.Invalid(
