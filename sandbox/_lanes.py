@@ -18,7 +18,11 @@ _VOID = ctypes.c_void_p
 _WASMTIME = ("wasmtime_instance_pre_instantiate", "wasmtime_instance_export_get",
              "wasmtime_func_call_unchecked", "wasmtime_caller_export_get",
              "wasmtime_caller_context", "wasmtime_memory_data", "wasmtime_memory_data_size",
-             "wasmtime_context_get_data", "wasmtime_trap_new")  # fmt: skip
+             "wasmtime_context_get_data", "wasmtime_trap_new", "wasmtime_store_new",
+             "wasmtime_store_context", "wasmtime_store_limiter", "wasmtime_store_delete",
+             "wasmtime_context_set_epoch_deadline", "wasi_config_new", "wasi_config_set_argv",
+             "wasi_config_set_env", "wasi_config_set_stdin_bytes", "wasi_config_delete",
+             "wasm_byte_vec_new", "wasmtime_context_set_wasi")  # fmt: skip
 
 
 class _Wasmtime(ctypes.Structure):
@@ -37,6 +41,18 @@ class ModuleIO(ctypes.Structure):
                 ("out", _VOID), ("out_len", ctypes.c_uint64), ("out_cap", ctypes.c_uint64),
                 ("err", _VOID), ("err_len", ctypes.c_uint64), ("err_cap", ctypes.c_uint64),
                 ("err_dropped", ctypes.c_uint64))  # fmt: skip
+
+
+class ModuleCall(ctypes.Structure):
+    """`nimbus_call_t`: one module invocation's inputs, and how it ended."""
+
+    _fields_ = (("engine", _VOID), ("pre", _VOID), ("memory_bytes", ctypes.c_int64),
+                ("table_elements", ctypes.c_int64), ("tables", ctypes.c_int64),
+                ("deadline_ticks", ctypes.c_uint64), ("argc", ctypes.c_size_t),
+                ("argv", _VOID), ("envc", ctypes.c_size_t), ("env_names", _VOID),
+                ("env_values", _VOID), ("event", ctypes.c_char_p),
+                ("event_len", ctypes.c_size_t), ("trap", _VOID), ("stage", ctypes.c_int32),
+                ("memory_size", ctypes.c_uint64))  # fmt: skip
 
 
 class Library:
@@ -65,10 +81,10 @@ class ModuleHelpers:
     """`_native/module.c`: a command module's run and its fd_write."""
 
     def __init__(self, waiting: ctypes.CDLL, quick: ctypes.PyDLL) -> None:
-        # Instantiate + `_start`: runs the guest, so it releases the GIL.
-        self.run = waiting.nimbus_module_run
-        self.run.restype = _VOID  # wasmtime's error, or NULL
-        self.run.argtypes = (_VOID, _VOID, _VOID, _VOID, ctypes.POINTER(ctypes.c_int))
+        # A whole invocation: runs the guest, so it releases the GIL.
+        self.invoke = waiting.nimbus_module_invoke
+        self.invoke.restype = _VOID  # wasmtime's error, or NULL
+        self.invoke.argtypes = (ctypes.POINTER(ModuleCall), ctypes.POINTER(ModuleIO))
         # fd_write's address, for the linker (wasmtime's unchecked callback ABI).
         self.fd_write = ctypes.cast(quick.nimbus_fd_write, _VOID).value
         self.io_free = quick.nimbus_io_free

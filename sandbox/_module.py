@@ -100,8 +100,9 @@ class LoadedModule:
     result_fd: int  # where the result is written: fd 1, or handler glue's channel
     asks_for_context: bool  # exports CONTEXT_EXPORT: NIMBUS_CONTEXT in its environment
     # The native helper the linker's fd_write is from (then it runs the module too), or
-    # None: Python's fd_write and two ctypes calls.
+    # None: Python's fd_write and a ctypes call per step.
     native: _lanes.ModuleHelpers | None = None
+    native_addresses: tuple[int, int] = (0, 0)  # the engine's and `pre`'s, for the helper
 
     @classmethod
     def link(
@@ -112,7 +113,12 @@ class LoadedModule:
         declared = _wasi.RESULT_CHANNEL_EXPORT in exports
         result_fd = _wasi.HANDLER_RESULT_FD if declared else _wasi.PROGRAM_RESULT_FD
         pre = linker.instantiate_pre(module)
-        return cls(module, pre, result_fd, CONTEXT_EXPORT in exports, native)
+        addresses = (_address(linker.engine.ptr()), _address(pre.ptr()))
+        return cls(module, pre, result_fd, CONTEXT_EXPORT in exports, native, addresses)
+
+
+def _address(pointer) -> int:
+    return ctypes.cast(pointer, ctypes.c_void_p).value
 
 
 class WasiArgs:
@@ -123,6 +129,7 @@ class WasiArgs:
     def __init__(self, argv: list[str], env: Mapping[str, str]) -> None:
         self.argc = len(argv)
         self.argv = to_char_array(argv)
+        self.argv_address = _address(self.argv)
         self._plain = _EnvArrays(env)
         own = {name: value for name, value in env.items() if name != CONTEXT_ENV}
         self._with_context = _EnvArrays({**own, CONTEXT_ENV: ""})
@@ -134,20 +141,36 @@ class WasiArgs:
             return self._plain.with_last(None)
         return self._with_context.with_last(context)
 
+    def addresses(self, context: bytes | None) -> tuple[int, int, int, object]:
+        """`environment` as (count, names' address, values' address, keep-alive)."""
+        if context is None:
+            return self._plain.addresses(None)
+        return self._with_context.addresses(context)
+
 
 class _EnvArrays:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.count = len(env)
         self.names = to_char_array(list(env))
+        self.names_address = _address(self.names)
         self._values = [value.encode() for value in env.values()]
         self._array = ctypes.c_char_p * self.count
+        self._as_they_are = self._array(*self._values)  # only ever read
+
+    def _with_last(self, last: bytes | None):
+        """The values, the last one replaced by `last` unless it is None."""
+        if last is None:
+            return self._as_they_are
+        return self._array(*self._values[:-1], last)
 
     def with_last(self, last: bytes | None):
-        """The values, the last one replaced by `last` unless it is None."""
-        given = self._values if last is None else [*self._values[:-1], last]
-        values = self._array(*given)
+        values = self._with_last(last)
         pointer = ctypes.cast(values, ctypes.POINTER(ctypes.POINTER(ctypes.c_char)))
         return self.count, self.names, pointer, values
+
+    def addresses(self, last: bytes | None) -> tuple[int, int, int, object]:
+        values = self._with_last(last)
+        return self.count, self.names_address, ctypes.addressof(values), values
 
 
 def context_json(dep: Deployment, context: Mapping) -> bytes:
@@ -175,14 +198,27 @@ def run_module(
     guest_context: bytes | None = None,
 ) -> Outcome:
     io = _wasi.GuestIO(event, timeout_sec, loaded.result_fd)
-    _wasi.bind(io)
-    native = loaded.native
-    output = None
-    if native is not None:  # the store's data: where the native fd_write writes
-        output = _lanes.ModuleIO(loaded.result_fd, 0, RESULT_LIMIT_BYTES, LOG_LIMIT_BYTES)
+    _wasi.bind(io)  # poll_oneoff and clock_time_get (Python) find the call here
+    try:
+        invoke = _invoke if loaded.native is None else _invoke_native
+        outcome, duration_ms = invoke(engine, loaded, args, event, io, memory_bytes,
+                                      deadline_ticks, guest_context)  # fmt: skip
+    finally:
+        _wasi.unbind()
+    outcome.duration_ms = duration_ms
+    outcome.logs = b"".join(io.stderr)
+    if io.stderr_dropped:
+        outcome.logs += truncation_note(io.stderr_dropped)
+    return outcome
+
+
+def _invoke(
+    engine: wasmtime.Engine, loaded: LoadedModule, args: WasiArgs, event: bytes,
+    io: _wasi.GuestIO, memory_bytes: int, deadline_ticks: int, guest_context: bytes | None,
+) -> tuple[Outcome, float]:  # fmt: skip
+    """Without the native helper: each step a ctypes call, fd_write in Python."""
     started = time.perf_counter()
-    data = ctypes.addressof(output) if output is not None else None
-    store = _store_new(engine.ptr(), data, _NO_FINALIZER)
+    store = _store_new(engine.ptr(), None, _NO_FINALIZER)
     try:
         context = _store_context(store)
         _store_limiter(store, memory_bytes, TABLE_ELEMENTS_LIMIT, 1, TABLES_LIMIT, 1)
@@ -201,10 +237,14 @@ def run_module(
 
         instance = raw.wasmtime_instance_t()
         trap = ctypes.POINTER(raw.wasm_trap_t)()
-        if native is not None:
-            error, instantiated = _run_native(native, loaded, context, instance, trap, output, io)
-        else:
-            error, instantiated = _run(loaded, context, instance, trap)
+        error = _instantiate(loaded.pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap))
+        instantiated = not error and not trap
+        if instantiated:
+            item = raw.wasmtime_extern_t()
+            if not _export_get(context, ctypes.byref(instance), _START, 6, ctypes.byref(item)):
+                raise ValueError("module lost its _start export")  # checked at load
+            assert item.kind == _EXTERN_FUNC
+            error = _call(context, ctypes.byref(item.of.func), None, 0, ctypes.byref(trap))
         duration_ms = (time.perf_counter() - started) * 1000
         outcome = _classify(
             io,
@@ -215,47 +255,46 @@ def run_module(
         )
     finally:
         _store_delete(store)
-        _wasi.unbind()
-        if output is not None:
-            native.io_free(output)
-    outcome.duration_ms = duration_ms
-    outcome.logs = b"".join(io.stderr)
-    if io.stderr_dropped:
-        outcome.logs += truncation_note(io.stderr_dropped)
-    return outcome
+    return outcome, duration_ms
 
 
-def _run(loaded: LoadedModule, context, instance, trap) -> tuple[object, bool]:
-    """Instantiate and call `_start` (two ctypes calls, each releasing the GIL):
-    (wasmtime's error or None, whether it was instantiated). A trap lands in `trap`."""
-    error = _instantiate(loaded.pre.ptr(), context, ctypes.byref(instance), ctypes.byref(trap))
-    if error or trap:
-        return error, False
-    item = raw.wasmtime_extern_t()
-    if not _export_get(context, ctypes.byref(instance), _START, 6, ctypes.byref(item)):
+_TRAP = ctypes.POINTER(raw.wasm_trap_t)
+_ERROR = ctypes.POINTER(raw.wasmtime_error_t)
+
+
+def _invoke_native(
+    engine: wasmtime.Engine, loaded: LoadedModule, args: WasiArgs, event: bytes,
+    io: _wasi.GuestIO, memory_bytes: int, deadline_ticks: int, guest_context: bytes | None,
+) -> tuple[Outcome, float]:  # fmt: skip
+    """`_invoke` in one C call that releases the GIL once (`_native/module.c`); what its
+    fd_write wrote is moved into `io` as the Python fd_write would have left it."""
+    native = loaded.native
+    assert native is not None
+    envc, names, values, _keep = args.addresses(guest_context)
+    call = _lanes.ModuleCall(*loaded.native_addresses, memory_bytes, TABLE_ELEMENTS_LIMIT,
+                             TABLES_LIMIT, deadline_ticks, args.argc, args.argv_address, envc,
+                             names, values, event, len(event))  # fmt: skip
+    output = _lanes.ModuleIO(loaded.result_fd, 0, RESULT_LIMIT_BYTES, LOG_LIMIT_BYTES)
+    started = time.perf_counter()
+    try:
+        address = native.invoke(ctypes.byref(call), ctypes.byref(output))
+        duration_ms = (time.perf_counter() - started) * 1000
+        if output.out_len:
+            io.stdout = [ctypes.string_at(output.out, output.out_len)]
+        if output.err_len:
+            io.stderr = [ctypes.string_at(output.err, output.err_len)]
+        io.stderr_dropped, io.too_large = output.err_dropped, bool(output.too_large)
+    finally:
+        native.io_free(output)
+    error = ctypes.cast(address, _ERROR) if address else None
+    if call.stage == -1:
+        raise ValueError("invalid argv or environment for WASI")
+    if call.stage == -2:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if call.stage == 1:
         raise ValueError("module lost its _start export")  # checked at load
-    assert item.kind == _EXTERN_FUNC
-    return _call(context, ctypes.byref(item.of.func), None, 0, ctypes.byref(trap)), True
-
-
-def _run_native(
-    native: _lanes.ModuleHelpers, loaded: LoadedModule, context, instance, trap,
-    output: _lanes.ModuleIO, io: _wasi.GuestIO,
-) -> tuple[object, bool]:  # fmt: skip
-    """`_run` in one C call (the GIL released once); what fd_write wrote, from `output`
-    into `io` as the Python fd_write would have left it."""
-    stage = ctypes.c_int()
-    address = native.run(loaded.pre.ptr(), context, ctypes.byref(instance),
-                                 ctypes.byref(trap), ctypes.byref(stage))  # fmt: skip
-    error = ctypes.cast(address, ctypes.POINTER(raw.wasmtime_error_t)) if address else None
-    if stage.value == 1:
-        raise ValueError("module lost its _start export")  # checked at load
-    if output.out_len:
-        io.stdout = [ctypes.string_at(output.out, output.out_len)]
-    if output.err_len:
-        io.stderr = [ctypes.string_at(output.err, output.err_len)]
-    io.stderr_dropped, io.too_large = output.err_dropped, bool(output.too_large)
-    return error, stage.value == 2
+    trap = ctypes.cast(call.trap, _TRAP) if call.trap else None
+    return _classify(io, error, trap, lambda: call.memory_size, memory_bytes), duration_ms
 
 
 def _set_stdin(config, event: bytes) -> None:

@@ -1,12 +1,14 @@
 /* A command module's run in one C call, and its fd_write without Python.
  *
  * PERF(sandbox): a module runs on the caller's thread (sandbox/_module.py). Through
- * ctypes that was two GIL releases per call (instantiate, then `_start`) and a Python
+ * ctypes that was two GIL releases per call (instantiate, then `_start`), a Python
  * callback for every fd_write (the GIL taken back inside the guest's call, ~10 us of
- * Python for an echo's one write). Under load each GIL acquisition waits behind the
- * worker's other threads. Here the caller releases the GIL once for instantiate +
- * `_start`, and fd_write is C: the guest's output goes to buffers in the store's data
- * (`nimbus_io_t`), capped exactly as `_wasi.GuestIO` caps them.
+ * Python for an echo's one write) and ~15 more ctypes calls to set up and drop the
+ * store (~17 of a call's ~22 us were Python and ctypes, 4 us wasmtime). Under load each
+ * GIL acquisition waits behind the worker's other threads. Here the whole invocation is
+ * one call that releases the GIL once, and fd_write is C: the guest's output goes to
+ * buffers in the store's data (`nimbus_io_t`), capped exactly as `_wasi.GuestIO` caps
+ * them.
  *
  * wasmtime's functions and struct layout come from wasmtime-py at `nimbus_module_init`
  * (no headers here; the library is the one wasmtime-py loaded).
@@ -26,6 +28,19 @@ typedef struct {
     size_t (*memory_data_size)(void *context, void *memory);
     void *(*get_data)(void *context);
     void *(*trap_new)(const char *message, size_t len);
+    void *(*store_new)(void *engine, void *data, void (*finalizer)(void *));
+    void *(*store_context)(void *store);
+    void (*store_limiter)(void *store, int64_t memory_size, int64_t table_elements,
+                          int64_t instances, int64_t tables, int64_t memories);
+    void (*store_delete)(void *store);
+    void (*set_epoch_deadline)(void *context, uint64_t ticks);
+    void *(*wasi_config_new)(void);
+    int (*wasi_config_set_argv)(void *config, size_t argc, char **argv);
+    int (*wasi_config_set_env)(void *config, size_t envc, char **names, char **values);
+    void (*wasi_config_set_stdin_bytes)(void *config, void *bytes);
+    void (*wasi_config_delete)(void *config);
+    void (*byte_vec_new)(void *out, size_t size, const uint8_t *data);
+    void *(*set_wasi)(void *context, void *config);
     size_t extern_size; /* sizeof(wasmtime_extern_t) */
     size_t extern_of;   /* offsetof(wasmtime_extern_t, of); `kind` is its first byte */
     uint8_t kind_func, kind_memory;
@@ -137,11 +152,73 @@ void *nimbus_fd_write(void *env, void *caller, void *args_and_results, size_t n)
     return NULL;
 }
 
-/* Instantiate `pre` and call its `_start`, in one call (the caller releases the GIL
- * once). Returns wasmtime's error, if any; *stage says how far it got: 0 instantiation
- * failed (error or *trap), 1 no `_start` function, 2 `_start` was called. */
-void *nimbus_module_run(void *pre, void *context, void *instance, void **trap_out,
-                        int *stage) {
+/* One invocation of a command module, set up, run and torn down in one call (the
+ * caller releases the GIL once): the store (its data `io`, its limits and epoch
+ * deadline), the WASI context (argv, environment, the event as stdin), instantiation,
+ * `_start`, the memory's size if it failed, the store dropped. As `_module.run_module`
+ * does it step by step in Python without the helper. */
+typedef struct {
+    void *engine, *pre;
+    int64_t memory_bytes, table_elements, tables;
+    uint64_t deadline_ticks;
+    size_t argc;
+    char **argv;
+    size_t envc;
+    char **env_names, **env_values;
+    const uint8_t *event;
+    size_t event_len;
+    /* out */
+    void *trap;           /* wasm_trap_t *, the caller's to free */
+    int32_t stage;        /* -1 WASI refused argv/env, -2 the WASI context failed (the
+                             error returned), then as run_start's */
+    uint64_t memory_size; /* the guest's memory after a failed call, or 0 */
+} nimbus_call_t;
+
+static void *run_start(void *pre, void *context, void *instance, void **trap_out, int *stage);
+
+void *nimbus_module_invoke(nimbus_call_t *c, nimbus_io_t *io) {
+    struct { size_t size; uint8_t *data; } stdin_vec;
+    uint64_t instance[4] = {0}; /* wasmtime_instance_t: 16 bytes */
+    c->trap = NULL;
+    c->memory_size = 0;
+    void *store = W.store_new(c->engine, io, NULL);
+    void *context = W.store_context(store);
+    W.store_limiter(store, c->memory_bytes, c->table_elements, 1, c->tables, 1);
+    W.set_epoch_deadline(context, c->deadline_ticks);
+    void *config = W.wasi_config_new();
+    if (!W.wasi_config_set_argv(config, c->argc, c->argv) ||
+        !W.wasi_config_set_env(config, c->envc, c->env_names, c->env_values)) {
+        W.wasi_config_delete(config);
+        W.store_delete(store);
+        c->stage = -1;
+        return NULL;
+    }
+    W.byte_vec_new(&stdin_vec, c->event_len, c->event);
+    W.wasi_config_set_stdin_bytes(config, &stdin_vec);
+    void *error = W.set_wasi(context, config); /* takes the config */
+    if (error) {
+        W.store_delete(store);
+        c->stage = -2;
+        return error;
+    }
+    int stage;
+    error = run_start(c->pre, context, instance, &c->trap, &stage);
+    c->stage = stage;
+    if (stage == 2 && (error || c->trap)) {
+        uint8_t item[MAX_EXTERN];
+        if (W.instance_export_get(context, instance, "memory", 6, item) &&
+            item[0] == W.kind_memory)
+            c->memory_size = W.memory_data_size(context, item + W.extern_of);
+    }
+    W.store_delete(store);
+    return error;
+}
+
+/* Instantiate `pre` and call its `_start`. Returns wasmtime's error, if any; *stage says
+ * how far it got: 0 instantiation failed (error or *trap), 1 no `_start` function,
+ * 2 `_start` was called. */
+static void *run_start(void *pre, void *context, void *instance, void **trap_out,
+                       int *stage) {
     *stage = 0;
     void *error = W.instantiate(pre, context, instance, trap_out);
     if (error || *trap_out) return error;
