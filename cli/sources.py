@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,11 +122,40 @@ def _from_dir(
     name, manifest_runtime = settings.pop("name", None), settings.pop("runtime", None)
     runtime_name = runtime_name or manifest_runtime
     runtime = _runtime(catalog, runtime_name) if runtime_name else _guess(catalog, files, root)
+    if runtime.name == "javascript" and WRANGLER in files:
+        wrangler = _wrangler(root, files[WRANGLER])
+        name = name or wrangler.pop("name", None)
+        settings = {**wrangler, **settings}
     body: dict = {**settings, "files": files}
     if runtime.name == "python" and "requirements.txt" in files:
         body["requirements"] = _requirements(files.pop("requirements.txt"))
     body.update(_handler(runtime, handler or settings.get("handler"), files))
     return Source(runtime, body, name=name)
+
+
+WRANGLER = "wrangler.toml"  # a Cloudflare Workers project's settings
+
+
+def _wrangler(root: Path, text: str) -> dict:
+    """A Workers project's name, entry (`main = "src/index.js"` → handler
+    `src/index.main`, served by the server's Workers adapter) and `[vars]` (env vars)."""
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SourceError(f"{root / WRANGLER} is not TOML: {exc}") from None
+    settings: dict = {}
+    if isinstance(config.get("name"), str):
+        settings["name"] = config["name"]
+    entry = config.get("main")
+    if isinstance(entry, str) and entry:
+        settings["handler"] = f"{entry.removeprefix('./').rsplit('.', 1)[0]}.main"
+    variables = config.get("vars")
+    if isinstance(variables, dict) and variables:
+        # Workers hand non-string vars over as JSON values; env vars are strings: their JSON.
+        settings["env_vars"] = {
+            k: v if isinstance(v, str) else json.dumps(v) for k, v in variables.items()
+        }
+    return settings
 
 
 def _manifest(root: Path, text: str) -> dict:

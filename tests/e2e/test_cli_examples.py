@@ -102,6 +102,33 @@ def test_the_cloudflare_workers_example_deploys_as_it_is(server):
     assert httpx.get(url + "/nowhere").status_code == 404
 
 
+def test_a_wrangler_project_deploys_as_it_is(server, tmp_path):
+    """A Workers project as `npm create cloudflare` lays it out: wrangler.toml names the
+    function, its entry (`main`) and its `[vars]`; wrangler itself is a devDependency."""
+    root = tmp_path / "project"
+    (root / "src").mkdir(parents=True)
+    (root / "wrangler.toml").write_text(
+        'name = "edge-hello"\nmain = "src/index.ts"\ncompatibility_date = "2024-09-23"\n\n'
+        '[vars]\nGREETING = "hello"\nLIMITS = { max = 3 }\n'
+    )
+    (root / "package.json").write_text(
+        '{"name": "edge-hello", "private": true, "devDependencies": {"wrangler": "^3.80.0"}}'
+    )
+    (root / "src" / "index.ts").write_text(
+        "export default {\n"
+        "  async fetch(request: Request, env: Record<string, string>): Promise<Response> {\n"
+        "    const path = new URL(request.url).pathname;\n"
+        "    return new Response(`${env.GREETING} from ${path}, ${env.LIMITS}`);\n"
+        "  },\n};\n"
+    )
+    out = nimbus(server, "deploy", str(root))
+    assert out.exit_code == 0, out.output
+    fn = json.loads(out.stdout)
+    assert (fn["name"], fn["handler"]) == ("edge-hello", "src/index.main")
+    reply = httpx.get(fn["webhook_url"] + "/hi")
+    assert reply.text == 'hello from /hi, {"max": 3}'
+
+
 def test_a_service_worker_script_is_told_what_nimbus_calls(server, tmp_path):
     folder = folder_of(
         tmp_path, "sw", "index.js",
