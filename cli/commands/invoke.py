@@ -52,6 +52,7 @@ def invoke(session: Session, target, data, file, is_async, wait, version, alias,
     Exits 3 when the function itself fails (its error is printed; JSON with -o json).
     """
     event = _event(data, file)
+    _check_context(context)
     if version is not None and alias is not None:
         raise click.UsageError("give --version or --alias, not both")
     if is_async and routing_key:
@@ -104,6 +105,20 @@ def _event(data: str | None, file) -> bytes:
         except OSError as exc:
             raise click.BadParameter(f"{data[1:]}: {exc.strerror}", param_hint="--data") from None
     return data.encode()
+
+
+def _check_context(context: str | None) -> None:
+    """--context here, not the API's "X-Nimbus-Context must be a JSON object": the CLI
+    user never wrote that header."""
+    if context is None:
+        return
+    try:
+        value = json.loads(context)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--context") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("a JSON object, e.g. '{\"tenant\": \"acme\"}'",
+                                 param_hint="--context")  # fmt: skip
 
 
 def _write(value, pretty: bool = False) -> None:

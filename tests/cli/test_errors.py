@@ -37,3 +37,12 @@ def test_a_server_not_there_says_what_to_check(tmp_path):
     line = out.stderr.strip()
     assert line.startswith("Error: unreachable: cannot reach http://127.0.0.1:9 ("), line
     assert "nimbus serve" in line and "--api-url" in line
+
+
+@pytest.mark.parametrize(("context", "said"), [("{bad", "not JSON"), ("[1]", "a JSON object")])
+def test_invoke_context_is_checked_as_the_flag_the_user_gave(tmp_path, context, said):
+    # the API's answer named its header: "X-Nimbus-Context must be a JSON object"
+    args = ["--api-url", "http://127.0.0.1:9", "invoke", "hello", "--context", context]
+    out = CliRunner().invoke(main, args, env={"HOME": str(tmp_path), "XDG_CONFIG_HOME": None})
+    assert out.exit_code == 2, out.output
+    assert "Invalid value for --context: " in out.stderr and said in out.stderr
