@@ -342,6 +342,11 @@ class InvocationListItem(BaseModel):
 
 class InvocationList(BaseModel):
     invocations: list[InvocationListItem] = Field(description="newest first")
+    searched_since: datetime | None = Field(
+        None,
+        description="set when the search stopped at its bound (1,000 log batches) before "
+        "finding `limit`: every invocation made since then was searched, older ones were not",
+    )
 
 
 # -- logs, stats, quota ----------------------------------------------------------

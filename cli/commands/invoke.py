@@ -226,3 +226,8 @@ def list_invocations(session: Session, name, status, trigger, since, limit) -> N
         console.print(grid)
 
     session.output.emit(page, render)
+    if page.get("searched_since") and not session.output.json:
+        session.output.note(
+            f"[dim]searched back to {page['searched_since']} only (the server reads a bounded "
+            "number of log batches per listing); older invocations were not searched[/dim]"
+        )

@@ -12,6 +12,7 @@ invocations still queued or running come from the async queue (at most
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from store import errors
 from store.functions import FunctionRepo
@@ -22,6 +23,10 @@ from ..schemas import InvocationList, InvocationListItem
 from .logs import InvocationLogs, format_ts, parse_limit, parse_since, ts_micros
 
 QUEUE_READ_MAX = 200
+# Log batches one listing reads at most: a filter that matches little (?status=timed_out)
+# read every batch back to the retention (~1M GETs on a busy function over 7 days). Past
+# it the answer says how far back it looked (`searched_since`).
+SCAN_BATCHES = 1000
 
 
 def _choice(field: str, raw: str | None, enum: type) -> str | None:
@@ -87,9 +92,15 @@ class InvocationLister:
                     found[item["id"]] = item  # a retry's running state beats an older outcome
         self.flush()  # this worker's own outcomes first
         newest: list[int] = []
+        searched_since, read, last_read_us = None, 0, 0
         for newest_us, key in self.logs.batch_keys(fn.id, since_us):
             if len(newest) >= count and newest_us < newest[count - 1]:
                 break  # no older batch holds one of the newest `count`
+            if read == SCAN_BATCHES:
+                # every call made since the last batch read ended in a batch read
+                searched_since = format_ts(datetime.fromtimestamp(last_read_us / 1e6, UTC))
+                break
+            read, last_read_us = read + 1, newest_us
             for entry in self.logs.read_batch(key):
                 item = entry.get("invocation")
                 if item is None or item["id"] in found or not wanted(item):
@@ -98,7 +109,10 @@ class InvocationLister:
                 newest.append(ts_micros(item["created_at"]))
             newest.sort(reverse=True)
         items = sorted(found.values(), key=lambda i: i["created_at"], reverse=True)[:count]
-        return InvocationList(invocations=[InvocationListItem(**item) for item in items])
+        return InvocationList(
+            invocations=[InvocationListItem(**item) for item in items],
+            searched_since=searched_since,
+        )
 
     def _unfinished(self, function_id: str) -> list[dict]:
         out = []

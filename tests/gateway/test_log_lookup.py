@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from gateway.telemetry import invocations
 from gateway.telemetry.logs import UNTIMED_SCAN_BATCHES, entries_for
 from gateway.telemetry.recorder import InvocationOutcome
 from store.records import sequential_id
@@ -132,3 +133,29 @@ def test_since_and_limit_still_apply_to_one_calls_lines(platform, client):
         "/api/v1/functions/busy/logs", params={"invocation_id": old[0], "since": later}
     )
     assert resp.json["entries"] == []
+
+
+def test_a_filter_that_matches_little_reads_a_bounded_number_of_batches(
+    platform, client, monkeypatch
+):
+    """`…/invocations?status=timed_out` on a function that never timed out read every log
+    batch back to the retention; it stops at SCAN_BATCHES and says how far it looked."""
+    fn = _deploy(client, "busy")
+    old = _plant_history(platform, fn["id"])  # 300 succeeded calls, 30 minutes apart
+    reads = _batch_reads(platform, monkeypatch)
+    monkeypatch.setattr(invocations, "SCAN_BATCHES", 100)
+
+    resp = client.simulate_get("/api/v1/functions/busy/invocations", params={"status": "timed_out"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json["invocations"] == []
+    assert len(reads) == 100, len(reads)  # was 300: all of them
+    oldest_read = datetime.fromisoformat(resp.json["searched_since"])
+    assert oldest_read < datetime.now(UTC) - timedelta(hours=40)  # 100 × 30 min back
+
+    reads.clear()
+    resp = client.simulate_get(
+        "/api/v1/functions/busy/invocations", params={"trigger": "api", "limit": "3"}
+    )
+    assert [i["id"] for i in resp.json["invocations"]] == old[:3]
+    assert resp.json["searched_since"] is None  # found the newest 3: nothing left unread
+    assert len(reads) == 3
