@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     )
 
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(8080, ge=1, le=65535)
     public_url: str | None = None
     data_dir: Path = Path("./data")
     nimbus_store: str | None = None
@@ -43,10 +43,10 @@ class Settings(BaseSettings):
     rate_limit_per_webhook: str | None = None
     metrics_token: str | None = None  # when set, /metrics needs `Authorization: Bearer <it>`
 
-    workers: int = 2
-    threads: int | None = None
-    max_concurrent: int = 10
-    invoke_queue_size: int = 5  # callers waiting for a slot before 429
+    workers: int = Field(2, ge=1)
+    threads: int | None = Field(None, ge=1)
+    max_concurrent: int = Field(10, ge=1)
+    invoke_queue_size: int = Field(5, ge=0)  # callers waiting for a slot before 429
     invoke_queue_timeout_sec: float = 2.0
     # Guest threads still blocked in a host call past their deadline (a component
     # sleeping in WASI preview 2) a worker holds at most (then components answer
@@ -82,13 +82,13 @@ class Settings(BaseSettings):
     # have their own logs and metrics, and a log line is ~15% of a warm invoke.
     access_log: bool = False
 
-    default_timeout_sec: float = 30
-    max_timeout_sec: float = 300
-    default_memory_mb: int = 128
-    min_memory_mb: int = 16
-    max_memory_mb: int = 4096
+    default_timeout_sec: float = Field(30, gt=0)
+    max_timeout_sec: float = Field(300, gt=0)
+    default_memory_mb: int = Field(128, ge=1)
+    min_memory_mb: int = Field(16, ge=1)
+    max_memory_mb: int = Field(4096, ge=1)
 
-    async_concurrency: int = 4  # async invocations running at once per worker
+    async_concurrency: int = Field(4, ge=1)  # async invocations running at once per worker
     async_max_queue_depth: int = 10000  # beyond it, async accepts answer 429
     # One function's queued async invocations; beyond it its accepts answer 429, so
     # one flooded function cannot fill the queue the others share.
@@ -106,8 +106,8 @@ class Settings(BaseSettings):
     invocation_sweep_interval_sec: float = Field(600, gt=0)
 
     # Workflows (gateway/jobs/workflows.py)
-    workflow_concurrency: int = 16  # executions one worker drives at once
-    workflow_task_concurrency: int = 8  # Task invocations one worker runs at once
+    workflow_concurrency: int = Field(16, ge=1)  # executions one worker drives at once
+    workflow_task_concurrency: int = Field(8, ge=1)  # Task invocations one worker runs at once
     workflow_lease_sec: float = 30  # a dead runner's executions wait this long for another
     workflow_scan_sec: float = 1.0  # how often a worker looks for due executions (Wait ends)
     workflow_max_attempts: int = 5  # claims without a clean release before an execution fails
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     schedules_enabled: bool = True  # false: this server fires no ticks (others still may)
     schedule_reload_sec: float = 60  # full reload of the schedules (changes: within ~1 s)
     schedule_misfire_grace_sec: float = 60  # a tick later than this is skipped (also at start)
-    schedule_fire_threads: int = 4  # ticks offered at once per worker
+    schedule_fire_threads: int = Field(4, ge=1)  # ticks offered at once per worker
 
     # Invocation logs, stats and metrics (gateway/telemetry/)
     log_retention_hours: float = 168  # invocation log batches older than this are deleted
@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     native_tmpfs_mb: int = 16  # the function's writable /tmp
     native_cpus: float | None = 1.0  # CPU quota per container, in cores (0: none)
 
-    build_concurrency: int = Field(1, description="build workers per gunicorn worker")
+    build_concurrency: int = Field(1, ge=0, description="build workers per gunicorn worker")
     build_lease_sec: float = 30
     build_timeout_sec: float = 600  # one compile, killed at this age
     build_memory_mb: int = 2048  # per compiler process (RLIMIT_DATA in the build jail)
@@ -181,13 +181,53 @@ class Settings(BaseSettings):
     max_build_waiters: int = 8  # requests held by ?wait=true at once per worker; then 429
     build_max_attempts: int = 3
     build_poll_sec: float = 1.0
-    graceful_timeout_sec: float = 30
+    graceful_timeout_sec: float = Field(30, ge=0)
     # A request's head (and a body ≤ 64 KiB) must arrive within this long of its
     # connection, a larger body at 16 KiB/s on average after this much grace: a client that trickles
     # bytes holds a gunicorn thread (gateway/serve.py), and THREADS × WORKERS of them
     # would leave no thread for anyone else.
     request_read_timeout_sec: float = Field(10.0, gt=0)
     console_dir: Path | None = None  # the built web console; default: console/static
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
+
+    @field_validator("rate_limit_per_key", "rate_limit_per_webhook")
+    @classmethod
+    def _rate_limits(cls, value: str | None) -> str | None:
+        if value:
+            import limits
+
+            try:
+                limits.parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (e.g. '100/second;2000/minute')") from None
+        return value
+
+    @field_validator("nimbus_store")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "s3://")):
+            raise ValueError("file://PATH or s3://BUCKET/PREFIX")
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Settings:
+        if not self.min_memory_mb <= self.default_memory_mb <= self.max_memory_mb:
+            raise ValueError(
+                f"DEFAULT_MEMORY_MB ({self.default_memory_mb}) must lie between MIN_MEMORY_MB "
+                f"({self.min_memory_mb}) and MAX_MEMORY_MB ({self.max_memory_mb})"
+            )
+        if self.default_timeout_sec > self.max_timeout_sec:
+            raise ValueError(
+                f"DEFAULT_TIMEOUT_SEC ({self.default_timeout_sec:g}) is over MAX_TIMEOUT_SEC "
+                f"({self.max_timeout_sec:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -237,3 +277,34 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment wins over the TOML file.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+# Never echoed back in a settings error: a typo in one must not print it to the log.
+_SECRETS = {"nimbus_api_key", "nimbus_signing_secret", "nimbus_env_keys", "metrics_token"}
+
+
+class SettingsError(ValueError):
+    """A setting from the environment or nimbus.toml that Nimbus cannot run with."""
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings, or `SettingsError` naming each bad one as the operator spells it
+    (`WORKERS='two': …`), never a pydantic traceback."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if not field:  # a rule across settings: its message names them
+            lines.append(message)
+            continue
+        shown = "" if field in _SECRETS else f"={error['input']!r}"
+        lines.append(f"{field.upper()}{shown}: {message}")
+    return "bad settings (environment or nimbus.toml):\n  " + "\n  ".join(lines)

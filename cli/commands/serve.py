@@ -17,7 +17,7 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
     """Run the platform (needs the server extra: pip install 'nimbus[server]')."""
     try:
         from gateway.serve import serve as run
-        from gateway.settings import Settings
+        from gateway.settings import SettingsError, load_settings
         from store.errors import NimbusError
     except ImportError as exc:  # a client-only install
         raise click.ClickException(
@@ -26,6 +26,14 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
     given = (("host", host), ("port", port), ("workers", workers), ("data_dir", data_dir))
     overrides = {k: v for k, v in given if v}
     try:
-        run(Settings(**overrides))
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        raise BadSettings(str(exc)) from None
+    try:
+        run(settings)
     except NimbusError as exc:
         raise click.ClickException(exc.message) from None
+
+
+class BadSettings(click.ClickException):
+    exit_code = 2  # as a refused store: an orchestrator's log shows why, nothing to retry

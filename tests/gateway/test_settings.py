@@ -1,11 +1,16 @@
-"""Every setting a server reads is one an operator can find in the README."""
+"""Every setting a server reads is one an operator can find in the README, and a bad one
+stops `nimbus serve` with a message naming it."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from gateway.settings import Settings
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+from gateway.settings import Settings, SettingsError, load_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -15,3 +20,39 @@ def test_every_setting_is_documented_in_the_readme():
     names = [name.upper() for name in Settings.model_fields]
     missing = [name for name in names if name not in documented]
     assert missing == [], f"settings the README does not mention: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"WORKERS": "two"}, "WORKERS='two': Input should be a valid integer"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose': one of critical, error, warning"),
+        ({"MAX_CONCURRENT": "-1"}, "MAX_CONCURRENT='-1': Input should be greater than or equal"),
+        ({"NIMBUS_STORE": "s4://x"}, "NIMBUS_STORE='s4://x': file://PATH or s3://BUCKET/PREFIX"),
+        ({"RATE_LIMIT_PER_KEY": "lots"}, "RATE_LIMIT_PER_KEY='lots': couldn't parse"),
+        ({"DEFAULT_MEMORY_MB": "8"}, "DEFAULT_MEMORY_MB (8) must lie between MIN_MEMORY_MB"),
+        ({"DEFAULT_TIMEOUT_SEC": "900"}, "DEFAULT_TIMEOUT_SEC (900) is over MAX_TIMEOUT_SEC"),
+    ],
+)
+def test_nimbus_serve_names_a_bad_setting_and_exits_2_without_a_traceback(
+    env, said, tmp_path, monkeypatch
+):
+    """A typo'd value used to end `nimbus serve` in a pydantic traceback (WORKERS=two,
+    LOG_LEVEL=verbose), or in a worker that failed to boot, its traceback in each worker's
+    log (MAX_CONCURRENT=-1, RATE_LIMIT_PER_KEY=lots), or was taken (DEFAULT_MEMORY_MB=8)."""
+    monkeypatch.chdir(tmp_path)  # no nimbus.toml
+    # A key too short to start with: were the bad setting taken, serve still stops at once.
+    for name, value in {"DATA_DIR": str(tmp_path), "NIMBUS_API_KEY": "short", **env}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 2, result.output
+    assert "bad settings" in result.output and said in result.output, result.output
+    assert "Traceback" not in result.output and "pydantic" not in result.output
+
+
+def test_a_bad_secret_setting_is_named_but_not_shown(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    with pytest.raises(SettingsError) as caught:
+        load_settings(nimbus_api_key=["sekrit-value"], workers="x")
+    assert "NIMBUS_API_KEY: " in str(caught.value) and "sekrit" not in str(caught.value)
+    assert "WORKERS='x'" in str(caught.value)  # every bad setting at once
