@@ -4,7 +4,8 @@ An entry is `{invocation_id, ts, stream, line}`; `stream` is `stderr` (the
 function's log), `stdout` (what a failed call wrote to stdout; a call that
 succeeded returned it as its result, which is not logged) or `platform`. Each
 invocation keeps at most `max_bytes` of its output (stderr first, then
-stdout; a `platform` line says what was dropped) and ends with one
+stdout; of a stream cut, its first and last bytes; a `platform` line says what
+was dropped) and ends with one
 `platform` line: `END duration=3.21ms status=failed error=timeout …`.
 
 The recorder writes one batch object per function per flush
@@ -131,22 +132,31 @@ def entries_for(o: InvocationOutcome, max_bytes: int) -> tuple[list[dict], int]:
     for stream, data in streams:
         if not data:
             continue
-        kept = data[: max(budget, 0)]
-        budget -= len(kept)
-        if len(kept) < len(data):
-            dropped.append(f"{stream}={len(data) - len(kept)}")
-        lines = kept.decode("utf-8", "replace").split("\n")
-        if lines[-1] == "":
-            lines.pop()
-        for line in lines:
-            line = line.removesuffix("\r")
-            if len(line) > LINE_MAX_CHARS:
-                line = line[:LINE_MAX_CHARS] + " …[line truncated]"
-            entries.append(
-                {"invocation_id": o.invocation_id, "ts": ts, "stream": stream, "line": line}
-            )
+        pieces = [data]
+        if len(data) > budget:
+            # Its first and its last bytes: a failed call's end (what it logged last, the
+            # [ERROR] line and stack) is what its owner reads the log for.
+            head = max(budget, 0) // 2
+            tail = max(budget, 0) - head
+            pieces = [data[:head], data[len(data) - tail :] if tail else b""]
+            dropped.append(f"{stream}={len(data) - head - tail}")
+        for piece in pieces:
+            budget -= len(piece)
+            lines = piece.decode("utf-8", "replace").split("\n")
+            if lines[-1] == "":
+                lines.pop()
+            for line in lines:
+                line = line.removesuffix("\r")
+                if len(line) > LINE_MAX_CHARS:
+                    line = line[:LINE_MAX_CHARS] + " …[line truncated]"
+                entries.append(
+                    {"invocation_id": o.invocation_id, "ts": ts, "stream": stream, "line": line}
+                )
     if dropped:
-        note = f"log truncated: kept {max_bytes} bytes; dropped bytes: {' '.join(dropped)}"
+        note = (
+            f"log truncated: kept {max_bytes} bytes (the first and the last); "
+            f"dropped bytes from the middle: {' '.join(dropped)}"
+        )
         entries.append(
             {"invocation_id": o.invocation_id, "ts": end_ts, "stream": "platform", "line": note}
         )

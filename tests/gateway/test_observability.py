@@ -91,9 +91,22 @@ def test_entries_keep_at_most_the_budget_stderr_first():
     entries, _ = entries_for(o, 80)
     lines = [(e["stream"], e["line"]) for e in entries]
     assert lines[0] == ("stderr", "e" * 60)
-    assert lines[1] == ("stdout", "o" * 19)  # 80 - 61 bytes left
-    assert lines[2] == ("platform", "log truncated: kept 80 bytes; dropped bytes: stdout=81")
-    assert lines[3][1].startswith("END duration=2.00ms status=timed_out error=timeout")
+    assert lines[1:3] == [("stdout", "o" * 9), ("stdout", "o" * 10)]  # 80 - 61: its ends
+    assert lines[3] == (
+        "platform",
+        "log truncated: kept 80 bytes (the first and the last); "
+        "dropped bytes from the middle: stdout=81",
+    )
+    assert lines[4][1].startswith("END duration=2.00ms status=timed_out error=timeout")
+
+
+def test_a_chatty_call_that_failed_keeps_its_error_in_the_log():
+    """Its [ERROR] line comes last: the kept head alone lost it past the budget."""
+    logs = b"".join(b"line %d\n" % n for n in range(20_000)) + b"[ERROR] ValueError: why\n"
+    o = outcome(logs=logs, status="failed", error_code="function_error")
+    lines = [e["line"] for e in entries_for(o, 64 * 1024)[0]]
+    assert lines[0] == "line 0" and lines[-3] == "[ERROR] ValueError: why"
+    assert lines[-2].startswith("log truncated: kept 65536 bytes")
 
 
 def test_a_huge_line_is_cut():
