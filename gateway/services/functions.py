@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from ..schemas import (
 from ..settings import Settings
 from ._bounded import BoundedCache
 from .env_crypto import EnvCipher
+
+log = logging.getLogger("nimbus.functions")
 
 _CONFIG_FIELDS = (
     "handler", "code", "files", "artifact_base64", "requirements",
@@ -86,7 +89,7 @@ class FunctionService:
 
     # -- views ---------------------------------------------------------------
 
-    def _old_handler(self, fn: Function, default: str) -> str:
+    def _old_handler(self, fn: Function, default: str) -> str | None:
         """The handler a record written before records kept it serves: its latest
         version's, or the runtime's default (what its builds used when that had none).
         One read per such function and worker, in a listing too."""
@@ -99,6 +102,9 @@ class FunctionService:
                 version = self.repo.get_version(fn.id, fn.latest_version)[0]
             except errors.NotFound:
                 return default  # pruned or deleted meanwhile: not kept
+            except errors.NimbusError as exc:  # one unreadable version fails no listing
+                log.warning("handler of %s not shown: %s", fn.name, exc.message)
+                return None
             found = self._old_handlers.put(key, version.handler or default)
         return found
 

@@ -6,7 +6,7 @@ import logging
 
 import orjson
 
-from store.functions import function_key
+from store.functions import function_key, version_key
 from tests.e2e.wasm import ECHO_WAT, b64, wat
 
 
@@ -45,3 +45,22 @@ def test_an_async_record_that_does_not_read_is_a_500(platform, client):
     _spoil(platform, f"invocations/{accepted['invocation_id']}.json", status="lost")
     resp = client.simulate_get(f"/api/v1/invocations/{accepted['invocation_id']}")
     assert (resp.status_code, resp.json["error"]["code"]) == (500, "record_unreadable")
+
+
+def test_one_unreadable_version_fails_no_listing(platform, client):
+    """A listing reads the latest version of a record written before records kept the
+    handler: that version unreadable, the listing still answers (that handler unknown)."""
+    made = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": "legacy", "runtime": "python", "code": "def main(e):\n    return e\n"},
+    ).json
+
+    def forget(fn):  # as a server before the field wrote it
+        fn.handler = None
+        return fn
+
+    platform.repo.update_function(made["id"], forget)
+    _spoil(platform, version_key(made["id"], 1), memory_mb="plenty")
+    resp = client.simulate_get("/api/v1/functions")
+    assert resp.status_code == 200, resp.text  # was 500 record_unreadable
+    assert [f["handler"] for f in resp.json["functions"]] == [None]
