@@ -34,9 +34,11 @@ def version_references(store: Store, fn: Function) -> dict[int, list[str]]:
     """
     refs: dict[int, list[str]] = defaultdict(list, fn.version_users())
     invocations = InvocationRepo(store)
-    for _, invocation_id in invocations.queued():
+    for entry in invocations.queue():
+        if entry.function_id not in (None, fn.id):
+            continue  # another function's (its marker says): no read
         with contextlib.suppress(errors.NotFound):
-            record, _ = invocations.get(invocation_id)
+            record, _ = invocations.get(entry.invocation_id)
             if record.function_id == fn.id and not record.final:
                 refs[record.version].append(f"async invocation {record.id}")
     for schedule in ScheduleRepo(store).list_for(fn.id):

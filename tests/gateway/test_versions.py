@@ -197,6 +197,25 @@ def test_pruning_never_removes_a_version_with_queued_async_work(small):
     assert refs[1] == ["async invocation inv_pinned"]
 
 
+def test_references_read_no_other_functions_queued_calls(small, monkeypatch):
+    """A prune read every queued async record of the platform (up to ASYNC_MAX_QUEUE_DEPTH,
+    10,000) to find its own function's; the queue marker names the function."""
+    platform, client = small
+    fn = deploy(client, 1)
+    queue = InvocationRepo(platform.store)
+    for n in range(30):
+        queue.accept(Invocation(id=f"inv_other{n}", function_id="fn_other", function_name="o",
+                                version=1, event="{}", not_before=4e9))  # fmt: skip
+    queue.accept(Invocation(id="inv_mine", function_id=fn["id"], function_name="hello",
+                            version=1, event="{}", not_before=4e9))  # fmt: skip
+    reads = []
+    real_get = platform.store.get
+    monkeypatch.setattr(platform.store, "get", lambda key: reads.append(key) or real_get(key))
+    refs = version_references(platform.store, platform.repo.get(fn["id"])[0])
+    assert refs[1] == ["active version", "async invocation inv_mine"]
+    assert [k for k in reads if k.startswith("invocations/")] == ["invocations/inv_mine.json"]
+
+
 def test_pruning_never_removes_a_version_a_schedule_names(small):
     platform, client = small
     fn = deploy(client, 1)
