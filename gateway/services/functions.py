@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from compiler import RUNTIMES, Runtime, parse_build_errors
+from compiler.runtimes.javascript import ENTRY_EXTENSIONS
 from store import errors
 from store.functions import FunctionRepo
 from store.records import (
@@ -68,6 +69,34 @@ def _keep_masked(new: dict[str, str], saved: dict[str, str]) -> dict[str, str]:
             details=[{"field": f"env_vars.{name}", "message": message} for name in unknown],
         )
     return {name: saved[name] if value == MASKED else value for name, value in new.items()}
+
+
+def _check_handler_file(
+    runtime: Runtime, given: str | None, kept: tuple[str, str], files: dict[str, str]
+) -> None:
+    """Files without the handler's module fail their build after a 201 ("no handler.py
+    among the function's files"); an agent or a script sending `{"app.py": …}` learns it
+    now, with the handler that names its file."""
+    handler = given or kept[1]
+    module = handler.rpartition(".")[0]
+    if runtime.name == "python":  # as the runtime's loader looks (runner.py)
+        base = module.replace(".", "/")
+        wanted = [f"{base}.py", f"{base}/__init__.py"]
+    elif runtime.name == "javascript":  # as the build's entry_point looks
+        wanted = [module] if module.endswith(ENTRY_EXTENSIONS) else []
+        wanted += [module + ext for ext in ENTRY_EXTENSIONS]
+    else:
+        return
+    if not module or any(name in files for name in wanted):
+        return
+    which = repr(handler) if given else f"{kept[0]} {handler!r}"
+    message = f"{which} calls {wanted[0]}, which is not among the files ({', '.join(files)})"
+    suffixes = tuple(f".{ext}" for ext in runtime.extensions)
+    top = [name for name in files if "/" not in name and name.endswith(suffixes)]
+    if len(top) == 1:
+        stem = top[0].rsplit(".", 1)[0]
+        message += f': send "handler": "{stem}.<function>" to call a function of {top[0]}'
+    raise errors.Invalid.field("handler", message)
 
 
 class FunctionService:
@@ -152,6 +181,9 @@ class FunctionService:
         """Create a function and queue the build of its version 1."""
         runtime = RUNTIMES[body.runtime]  # the schema checked the name
         self._check_source(runtime, body, upload, required=True)
+        if body.files is not None and runtime.default_handler:
+            kept = ("the default handler", runtime.default_handler)
+            _check_handler_file(runtime, body.handler, kept, body.files)
         self._check_quota()
         fn = Function(
             id=new_id(),
@@ -187,6 +219,10 @@ class FunctionService:
         runtime = self._runtime_of(fn)
         touched = {f for f in _CONFIG_FIELDS if getattr(body, f) is not None}
         self._check_source(runtime, body, upload, required=False)
+        if body.files is not None and runtime.default_handler:
+            kept = ("the function's handler",
+                    fn.handler or self._old_handler(fn, runtime.default_handler))  # fmt: skip
+            _check_handler_file(runtime, body.handler, kept, body.files)
         made = None
         if touched or upload is not None:
             handler = body.handler

@@ -318,6 +318,37 @@ def test_a_handler_that_is_not_module_function_is_refused_before_any_build(api, 
     assert error["details"][0]["field"] == "handler"
 
 
+def test_files_without_the_handlers_module_are_refused_before_any_build(api, name):
+    # An agent (MCP deploy_function) sent files {"app.py": …}: 201, then a failed build
+    # saying "no handler.py among the function's files for handler module"
+    body = {"name": name, "runtime": "python", "files": {"app.py": "def main(e): return 5"}}
+    error = assert_error(api.post("/api/v1/functions", json=body), 422, "validation_error")
+    assert error["message"] == (
+        "handler: the default handler 'handler.main' calls handler.py, which is not among the "
+        'files (app.py): send "handler": "app.<function>" to call a function of app.py'
+    )
+    assert api.get(f"/api/v1/functions/{name}").status_code == 404  # nothing made
+    created = api.post("/api/v1/functions", params={"wait": True},
+                       json={**body, "handler": "app.main"}).json()  # fmt: skip
+    assert created["status"] == "active", created
+    # an update's files are checked against the handler it keeps
+    update = {"files": {"other.py": "def main(e): return 6"}}
+    error = assert_error(api.put(f"/api/v1/functions/{name}", json=update), 422,
+                         "validation_error")  # fmt: skip
+    assert error["message"].startswith(
+        "handler: the function's handler 'app.main' calls app.py, which is not among the files"
+    )
+    js = {"name": f"{name}-js", "runtime": "javascript", "handler": "src/index.main",
+          "files": {"src/index.mjs": "export function main(e) { return 7 }"}}  # fmt: skip
+    assert api.post("/api/v1/functions", json=js).status_code == 201
+    js = {**js, "name": f"{name}-js2", "handler": "index.main"}
+    error = assert_error(api.post("/api/v1/functions", json=js), 422, "validation_error")
+    assert (
+        "'index.main' calls index.js, which is not among the files (src/index.mjs)"
+        in (error["message"])
+    )
+
+
 def test_the_record_and_each_version_say_which_handler_is_called(api, name):
     # As Lambda's GetFunction shows Handler: what runs, without reading the code.
     body = {"name": name, "runtime": "python", "code": "def go(e): return e", "handler": "app.go"}
