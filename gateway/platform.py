@@ -126,6 +126,7 @@ class Platform:
                 pool_keep_resident_kb=settings.pool_keep_resident_kb,
                 prewarm_per_deployment=settings.prewarm_per_function,
                 prewarm_idle_sec=settings.prewarm_idle_sec,
+                compile_memory_mb=settings.build_memory_mb,
             ),
         )
         builds = BuildQueue(

@@ -57,12 +57,14 @@ class ArtifactCache:
         entries: int,
         signing_key: bytes | None,
         seed_dirs: tuple[Path, ...] = (),
-        child_compile_bytes: int = 1 << 20,
+        child_compile_bytes: int = 64 << 10,
+        compile_memory_mb: int = 2048,
     ) -> None:
         self._store = store
         self._host = host
-        # wasm at least this large compiles in a child process, on every core.
+        # wasm at least this large compiles in a child process, on every core, bounded.
         self._child_compile_bytes = child_compile_bytes
+        self._compile_memory_mb = compile_memory_mb
         self._fp = fingerprint()
         self._precompiled = PrecompiledRepo(store, self._fp.tag)
         self._dir = Path(cache_dir) / self._fp.tag
@@ -267,7 +269,11 @@ class ArtifactCache:
                 continue  # made by another engine set-up: compile below
             self._link(compiled)  # the same checks as a load
             return self._store_precompiled(kind, sha256, payload, compiled)
-        payload = compile_in_child(wasm, kind) if len(wasm) >= self._child_compile_bytes else None
+        payload = (
+            compile_in_child(wasm, kind, self._compile_memory_mb)
+            if len(wasm) >= self._child_compile_bytes
+            else None
+        )
         try:
             if payload is not None:  # made by the platform's own child, from checked wasm
                 compiled = _DESERIALIZE[kind](engine, payload)

@@ -54,9 +54,12 @@ class SandboxConfig:
     # recently used deployment's go first). None: max_concurrent, so a worker's
     # every concurrent call of one function can find a warm instance.
     max_idle_instances: int | None = None
-    # wasm this large (bytes) compiles in a child process with parallel compilation;
-    # smaller compiles stay in the worker (a child costs ~0.3 s to start).
-    child_compile_bytes: int = 1 << 20
+    # wasm this large (bytes) compiles in a child process with parallel compilation and
+    # at most compile_memory_mb; smaller compiles stay in the worker (a child costs
+    # ~0.3 s to start). Small: a compile's memory grows with the wasm's code (1.2 MB of
+    # empty functions took 1.7 GB), and a worker's own memory has no bound.
+    child_compile_bytes: int = 64 << 10
+    compile_memory_mb: int = 2048
     # Pre-warmed instances (`_prewarm.py`): fresh, never-called instances of components
     # and shared-runtime functions in use, made off the request path, one call each.
     prewarm_per_deployment: int = 1

@@ -75,6 +75,7 @@ class Worker:
             config.signing_key,
             config.seed_cache_dirs,
             config.child_compile_bytes,
+            config.compile_memory_mb,
         )
         self.store = store
         self.mounts = MountCache(store, config.cache_dir, config.seed_cache_dirs)

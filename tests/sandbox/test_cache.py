@@ -286,7 +286,9 @@ def test_the_compile_child_loads_only_what_compiling_needs():
         "sys.exit(main(sys.argv[1:]))", f"{what_main_imports}; print(*sys.modules)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe, _compile._PACKAGES], capture_output=True, text=True
+        [sys.executable, "-c", probe, str(1 << 31), _compile._PACKAGES],
+        capture_output=True,
+        text=True,
     )
     loaded = set(done.stdout.split())
     assert {"wasmtime", "sandbox._engine", "store.errors"} <= loaded, done.stderr
@@ -305,3 +307,43 @@ def test_large_wasm_compiles_in_a_child_process(make_sandbox, store):
     key, sha = put_wasm(store, b"\0asm\x01\0\0\0\x01\xff")  # a module header, then garbage
     with pytest.raises(errors.Invalid, match="invalid module: failed to parse"):
         sandbox.precompile(key, sha)
+
+
+def _empty_functions(count: int) -> bytes:
+    """A command module of `count` empty functions, ~4 bytes of wasm each."""
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def section(number: int, data: bytes) -> bytes:
+        return bytes([number]) + leb(len(data)) + data
+
+    exports = leb(2) + leb(6) + b"_start\x00" + leb(0) + leb(6) + b"memory\x02\x00"
+    return b"".join([
+        b"\0asm\x01\0\0\0",
+        section(1, leb(1) + b"\x60\x00\x00"),  # one type: () -> ()
+        section(3, leb(count) + b"\x00" * count),
+        section(5, leb(1) + b"\x00\x01"),  # one page of memory
+        section(7, exports),
+        section(10, leb(count) + b"\x02\x00\x0b" * count),  # each body: no locals, end
+    ])  # fmt: skip
+
+
+def test_a_compile_that_needs_too_much_memory_fails_the_deploy(make_sandbox, store):
+    """1.2 MB of 300,000 empty functions took 60 s and 1.7 GB to compile, in the gateway
+    worker itself below 1 MiB, unbounded in the child above: a memory bound per compile
+    (BUILD_MEMORY_MB) fails it instead, and small wasm still compiles at that bound."""
+    sandbox = make_sandbox(child_compile_bytes=64 << 10, compile_memory_mb=200)
+    key, sha = put_wasm(store, _empty_functions(40_000))  # 160 KB: a child's compile
+    started = time.monotonic()
+    with pytest.raises(errors.Invalid, match="needs more than 200 MB of memory"):
+        sandbox.precompile(key, sha)
+    assert time.monotonic() - started < 60
+    key, sha = put_wasm(store, _empty_functions(20_000))  # 80 KB, under the bound
+    sandbox.precompile(key, sha)
+    assert sandbox.invoke(deployment(key, sha), b"{}", {}).error is None
