@@ -24,7 +24,7 @@ import schedule
 
 from store import Leases
 
-from ..background import BackgroundLoop
+from ..background import BackgroundLoop, StepFailures
 
 log = logging.getLogger("nimbus.jobs")
 
@@ -50,6 +50,7 @@ class PeriodicJobs:
         self.name = name
         self._scheduler = schedule.Scheduler()
         self._states: dict[str, JobState] = {}
+        self._failures: dict[str, StepFailures] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._loop = BackgroundLoop(name, self._dispatch, error_wait_sec=tick_sec)
@@ -84,6 +85,7 @@ class PeriodicJobs:
             job = _held(hold, name, seconds, job)
         when.do(self._submit, name, job)
         self._states[name] = JobState(name, seconds)
+        self._failures[name] = StepFailures(f"periodic job {name}", log)
 
     def state(self, name: str) -> JobState:
         with self._lock:
@@ -143,10 +145,12 @@ class PeriodicJobs:
         started = time.monotonic()
         try:
             job()
-        except Exception:
-            log.exception("periodic job %s failed", state.name)
+        except Exception as exc:
+            self._failures[state.name].failed(exc)
             with self._lock:
                 state.failures += 1
+        else:
+            self._failures[state.name].succeeded()
         finally:
             with self._lock:
                 state.running = False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from gateway.background import BackgroundLoop
+from store import errors
 
 
 def _until(predicate, timeout: float = 5.0) -> bool:
@@ -57,3 +59,43 @@ def test_the_first_step_waits_when_asked_and_a_stopped_loop_steps_no_more():
     after = len(calls)
     time.sleep(0.1)
     assert len(calls) == after
+
+
+def test_a_store_outage_is_one_warning_and_one_recovery_line_not_a_traceback_per_step(caplog):
+    """A 20 s S3 outage made 552 tracebacks (14,773 log lines) from one 2-worker server:
+    every background step logged its Unavailable with a traceback, at ERROR."""
+    calls = []
+
+    def step() -> float:
+        calls.append(1)
+        if len(calls) <= 5:
+            raise errors.Unavailable("S3 unreachable for queue/builds/: Read timeout")
+        return 30.0
+
+    loop = BackgroundLoop("build", step, error_wait_sec=0.01)
+    with caplog.at_level(logging.INFO, logger="nimbus.background"):
+        loop.start()
+        assert _until(lambda: len(calls) == 6)
+        loop.stop(timeout=2)
+    lines = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "build: S3 unreachable for queue/builds/: Read timeout; retrying until it "
+                    "answers", None),
+        ("INFO", "build: the store answers again (5 steps failed over 0 s)", None),
+    ]  # fmt: skip
+
+
+def test_a_bug_in_a_step_keeps_its_traceback_every_time(caplog):
+    calls = []
+
+    def step() -> float:
+        calls.append(1)
+        raise KeyError("bug")
+
+    loop = BackgroundLoop("buggy", step, error_wait_sec=0.01)
+    with caplog.at_level(logging.INFO, logger="nimbus.background"):
+        loop.start()
+        assert _until(lambda: len(calls) >= 3)
+        loop.stop(timeout=2)
+    assert len(caplog.records) >= 3
+    assert all(r.levelname == "ERROR" and r.exc_info for r in caplog.records)

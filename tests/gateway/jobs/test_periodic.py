@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import pytest
 
 from gateway.jobs.periodic import PeriodicJobs
+from store import errors
 
 
 def _wait_for(predicate, timeout: float = 5.0) -> bool:
@@ -115,3 +117,25 @@ def test_listing_mistakes_are_refused(jobs: PeriodicJobs) -> None:
 
 def test_stop_without_start() -> None:
     PeriodicJobs().stop()
+
+
+def test_a_store_outage_in_a_job_is_logged_once_and_its_end_once(jobs, caplog) -> None:
+    outage = threading.Event()
+    outage.set()
+
+    def sweep() -> None:
+        if outage.is_set():
+            raise errors.Unavailable("the local store cannot serve logs/: disk full")
+
+    jobs.every(0.05, sweep, name="log-sweep")
+    with caplog.at_level(logging.INFO, logger="nimbus.jobs"):
+        jobs.start()
+        assert _wait_for(lambda: jobs.state("log-sweep").failures >= 4)
+        outage.clear()
+        runs = jobs.state("log-sweep").runs
+        assert _wait_for(lambda: jobs.state("log-sweep").runs >= runs + 2)
+    said = [(r.levelname, r.getMessage().split(";")[0], r.exc_info) for r in caplog.records]
+    assert said[0] == ("WARNING", "periodic job log-sweep: the local store cannot serve logs/: "
+                                  "disk full", None)  # fmt: skip
+    assert [s[0] for s in said] == ["WARNING", "INFO"], said
+    assert "the store answers again" in said[1][1]
