@@ -213,6 +213,7 @@ class Platform:
             poll_sec=settings.async_poll_sec,
             max_attempts=settings.async_max_attempts,
             retry_base_sec=settings.async_retry_base_sec,
+            error_retry_sec=settings.async_error_retry_sec,
             retention_sec=settings.invocation_retention_hours * 3600,
             idle_poll_max_sec=settings.idle_poll_max_sec,
         )

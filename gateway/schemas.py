@@ -96,6 +96,14 @@ class _Meta(_Body):
         "concurrency: beyond it a call is 429 and an async invocation waits in the queue "
         "(0 throttles every call); an update with null removes the cap",
     )
+    async_retries: int | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="an async invocation that fails on its own terms (an error, a timeout, "
+        "memory) runs again this many times, 1 then 2 minutes later, as Lambda's "
+        "MaximumRetryAttempts (default 0: its failure is final)",
+    )
 
     @field_validator("tags")
     @classmethod
@@ -172,6 +180,7 @@ class FunctionView(BaseModel):
     max_concurrency: int | None = Field(
         None, description="invocations at once per server; null: no cap of its own"
     )
+    async_retries: int = Field(0, description="runs again of a failed async invocation")
     env_vars: dict[str, str] = Field(description="values masked")
     tags: list[str]
     description: str
@@ -270,6 +279,7 @@ class InvocationView(BaseModel):
     trigger: Trigger
     status: str
     attempts: int
+    retries: int = Field(0, description="runs again after the function's own failure")
     result: object | None = None
     error: dict | None = None
     duration_ms: float | None = None
@@ -288,6 +298,7 @@ class InvocationView(BaseModel):
             trigger=record.trigger,
             status=record.status,
             attempts=record.attempts,
+            retries=record.retries,
             result=record.result,
             error=record.error,
             duration_ms=record.duration_ms,

@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     idle_poll_max_sec: float = Field(5.0, gt=0)
     async_max_attempts: int = 3
     async_retry_base_sec: float = 1.0
+    async_error_retry_sec: float = 60.0  # a function's async_retries: 1 min, then 2, as Lambda
     # Finished async (and scheduled) invocation records older than this are deleted;
     # a deleted function's go at once. One sweep per interval, cluster-wide.
     invocation_retention_hours: float = Field(168, gt=0)

@@ -404,6 +404,9 @@ class Function(BaseModel):
     webhook_enabled: bool = True
     # At most this many invocations at once per server (None: no cap of its own).
     max_concurrency: int | None = None
+    # An async invocation that fails on its own terms runs again this many times (Lambda's
+    # MaximumRetryAttempts); platform failures are retried regardless.
+    async_retries: int = 0
     aliases: dict[str, Alias] = Field(default_factory=dict)
     # The newest version a finished build ever made active: a rollback keeps it,
     # so a build's publish replayed later never undoes the rollback.
@@ -497,6 +500,7 @@ class Invocation(Leased):
     schedule_id: str | None = None  # a schedule's tick (trigger "schedule")
     scheduled_at: datetime | None = None  # the tick's instant; created_at is when it fired
     not_before: float = 0.0  # Unix seconds: a retry waits out its backoff
+    retries: int = 0  # runs again after the function's own failure (its async_retries)
     result: object | None = None
     error: dict | None = None
     duration_ms: float | None = None

@@ -59,6 +59,9 @@ def config_options(command):
         click.option("--max-concurrency", type=_Concurrency(),
                      help="at most N invocations at once per server, beyond: 429 "
                           "(0 throttles every call; none removes the cap)"),
+        click.option("--async-retries", "async_retries", type=click.IntRange(0, 2),
+                     help="runs again of an async call the function failed (as Lambda's "
+                          "MaximumRetryAttempts; default 0)"),
     )):  # fmt: skip
         command = option(command)
     return command
@@ -74,9 +77,11 @@ def wait_options(command):
 
 def _settings(
     handler, memory_mb, timeout_sec, env, tags, description, requirements, webhook,
-    max_concurrency,
+    max_concurrency, async_retries,
 ) -> dict:  # fmt: skip
     body: dict = {}
+    if async_retries is not None:
+        body["async_retries"] = async_retries
     if max_concurrency is not None:
         body["max_concurrency"] = None if max_concurrency == NO_CAP else max_concurrency
     if handler:

@@ -7,7 +7,10 @@ outlasts the function's timeout, so a live run is never taken over; a
 worker that dies leaves its lease to run out, and any worker's dispatcher
 then claims the invocation again. Platform failures (busy sandbox, store
 trouble, an engine outage, a lost worker) are retried with backoff up to
-`max_attempts`; the function's own failures are final. Finished records are
+`max_attempts`; the function's own failures (an error, a timeout, memory) are
+final unless the function asks for `async_retries`, as Lambda's
+MaximumRetryAttempts: then it runs again that many times, `error_retry_sec`
+and then twice that later, no platform attempt spent. Finished records are
 kept for the retention (`retention_sweep`), then deleted.
 
 Fairness: one flooded function cannot starve the others. The dispatcher takes
@@ -71,6 +74,7 @@ class AsyncInvocations:
         poll_sec: float,
         max_attempts: int,
         retry_base_sec: float,
+        error_retry_sec: float = 60.0,
         retention_sec: float = 168 * 3600,
         idle_poll_max_sec: float | None = None,
     ) -> None:
@@ -84,6 +88,7 @@ class AsyncInvocations:
         self.poll_sec = poll_sec
         self.max_attempts = max_attempts
         self.retry_base_sec = retry_base_sec
+        self.error_retry_sec = error_retry_sec
         self.retention_sec = retention_sec
         # None: look every poll_sec even while the queue stays empty
         self.idle_poll_max_sec = poll_sec if idle_poll_max_sec is None else idle_poll_max_sec
@@ -295,6 +300,8 @@ class AsyncInvocations:
             self._finish(marker, claim, self._execute(claim.record, slot))
         except _Retry as retry:
             self._retry(claim, retry.reason)
+        except _RunAgain as again:
+            self._run_again(claim, again.outcome)
         except ConcurrencyLimitReached:
             # Its cap was set after this was claimed: wait in the queue, no attempt spent.
             with contextlib.suppress(LeaseLost, errors.NimbusError):  # else it runs out
@@ -354,8 +361,17 @@ class AsyncInvocations:
                 else:
                     outcome["status"] = InvocationStatus.succeeded
                     outcome["result"] = value
+        code = (outcome.get("error") or {}).get("code")
+        if code in _FUNCTION_FAILURES and invocation.retries < self._retries_of(invocation):
+            raise _RunAgain(outcome)
         outcome["finished_at"] = now()
         return outcome
+
+    def _retries_of(self, invocation: Invocation) -> int:
+        try:
+            return self.invoker.cache.function(invocation.function_id).async_retries
+        except errors.NotFound:
+            return 0
 
     def _finish(self, marker: str, claim: Claim[Invocation], outcome: dict[str, Any]) -> None:
         def apply(invocation: Invocation) -> None:
@@ -375,6 +391,22 @@ class AsyncInvocations:
         # `_run` retry it, writing `queued` over the final state and running it again.
         with contextlib.suppress(errors.NimbusError):
             self.repo.drop_marker(marker)
+
+    def _run_again(self, claim: Claim[Invocation], outcome: dict[str, Any]) -> None:
+        """Queued again after the function's own failure, which the record shows
+        meanwhile; the attempt it took is not a platform attempt."""
+        delay = self.error_retry_sec * (2**claim.record.retries)
+
+        def requeue(invocation: Invocation) -> None:
+            invocation.status = InvocationStatus.queued
+            invocation.not_before = time.time() + delay
+            invocation.error = outcome["error"]
+            invocation.duration_ms = outcome.get("duration_ms")
+            invocation.retries += 1
+            invocation.attempts = max(0, invocation.attempts - 1)
+
+        with contextlib.suppress(LeaseLost, errors.NimbusError):  # else its lease runs out
+            self.leases.finish(claim, requeue)
 
     def _retry(self, claim: Claim[Invocation], reason: str) -> None:
         attempts = claim.record.attempts
@@ -425,6 +457,16 @@ def _spread_head(queued: list[QueueEntry], window: int) -> list[QueueEntry]:
 def _begin(invocation: Invocation) -> None:
     invocation.status = InvocationStatus.running
     invocation.started_at = now()
+
+
+# What a function's async_retries cover: its own failures, as Lambda's "function errors".
+_FUNCTION_FAILURES = ("function_error", "timeout", "memory_limit_exceeded")
+
+
+class _RunAgain(Exception):
+    def __init__(self, outcome: dict[str, Any]) -> None:
+        super().__init__("run again")
+        self.outcome = outcome
 
 
 def _hand_back(invocation: Invocation) -> None:

@@ -166,6 +166,7 @@ class FunctionService:
             timeout_sec=fn.timeout_sec,
             reuse=fn.reuse,
             max_concurrency=fn.max_concurrency,
+            async_retries=fn.async_retries,
             env_vars={name: MASKED for name in fn.env_var_names},
             tags=fn.tags,
             description=fn.description,
@@ -194,6 +195,7 @@ class FunctionService:
             webhook_key=new_webhook_key(),
             webhook_enabled=body.webhook if body.webhook is not None else True,
             max_concurrency=body.max_concurrency,
+            async_retries=body.async_retries or 0,
         )
         source = self._store_source(runtime, body, upload, body.handler)
         self.repo.create_function(fn)
@@ -248,6 +250,8 @@ class FunctionService:
                 fn.webhook_enabled = body.webhook
             if "max_concurrency" in body.model_fields_set:  # null removes the cap
                 fn.max_concurrency = body.max_concurrency
+            if body.async_retries is not None:
+                fn.async_retries = body.async_retries
             if body.status is not None:
                 fn.disabled = body.status == "offline"
             fn.updated_at = now()

@@ -193,3 +193,37 @@ def test_deleting_a_function_deletes_its_finished_records(api, fns):
     assert api.get(f"/api/v1/invocations/{invocation_id}").status_code == 404
     kept = submit(api, "async-echo", {"n": 3})  # other functions' records stay
     assert wait_final(api, kept)["status"] == "succeeded"
+
+
+def test_async_retries_run_a_failing_function_again_as_lambda_does(make_server):
+    """`async_retries: 2`: a function error (or a timeout) runs twice more, waiting
+    ASYNC_ERROR_RETRY_SEC then twice that, as Lambda's MaximumRetryAttempts does; the
+    record says so and the log has every run. Without it the failure is final."""
+    server = make_server({"ASYNC_ERROR_RETRY_SEC": "0.3"}).start()
+    with server.client() as api:
+        fn = deploy(api, "retried", w.FAIL_WAT, async_retries=2)
+        assert fn["async_retries"] == 2
+        started = time.monotonic()
+        record = wait_final(api, submit(api, "retried"))
+        took = time.monotonic() - started
+        assert record["status"] == "failed" and record["retries"] == 2, record
+        assert record["error"]["code"] == "function_error" and record["attempts"] == 1
+        assert took >= 0.3 + 0.6, took  # the two waits
+        deadline, ends = time.monotonic() + 10, []
+        while len(ends) < 3 and time.monotonic() < deadline:
+            params = {"invocation_id": record["id"]}
+            entries = api.get("/api/v1/functions/retried/logs", params=params).json()["entries"]
+            ends = [e for e in entries if e["line"].startswith("END ")]
+            time.sleep(0.2)
+        assert len(ends) == 3, ends
+
+        deploy(api, "spun", w.SPIN_WAT, timeout_sec=1, async_retries=1)
+        record = wait_final(api, submit(api, "spun"))
+        assert (record["status"], record["retries"]) == ("timed_out", 1), record
+
+        api.put("/api/v1/functions/retried", json={"async_retries": 0})
+        time.sleep(1.1)  # the record cache's staleness
+        record = wait_final(api, submit(api, "retried"))
+        assert (record["status"], record["retries"]) == ("failed", 0)
+        resp = api.put("/api/v1/functions/retried", json={"async_retries": 3})
+        assert resp.status_code == 422 and "async_retries" in resp.text
