@@ -213,6 +213,15 @@ def b64(path: Path) -> str:
 def engine_host() -> str:
     """DOCKER_HOST of a running local engine (with the runtime image), starting it if needed."""
     if os.environ.get("DOCKER_HOST"):
+        # The engine is shared by checkouts: make its runtime image this checkout's agent
+        # (idempotent, ~0.2 s when it is; another checkout may have rebuilt it from theirs).
+        subprocess.run(
+            [str(REPO / "scripts" / "runtime-image.sh")],
+            capture_output=True,
+            timeout=300,
+            cwd=REPO,
+            check=True,
+        )
         return os.environ["DOCKER_HOST"]
     out = subprocess.run(
         [str(ENGINE_SCRIPT), "start"], capture_output=True, text=True, timeout=600, cwd=REPO
