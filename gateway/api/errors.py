@@ -136,8 +136,9 @@ def handle_http_error(req, resp, exc: falcon.HTTPError, params) -> None:
 
 
 def handle_unexpected(req, resp, exc: Exception, params) -> None:
-    log.exception("unhandled error on %s %s", req.method, req.path)
     request_id = req.context.get("request_id", "")
+    # the answer names the request id: the log line must too, for a user's report to find it
+    log.exception("unhandled error on %s %s rid=%s", req.method, req.path, request_id)
     _respond(resp, 500, error_body("internal", f"internal error (request id {request_id})"))
 
 

@@ -177,3 +177,20 @@ def test_access_log_leaves_webhook_keys_out(platform, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "nimbus.access"]
     assert len(lines) == 2 and not any("s3cr3t" in line for line in lines)
     assert lines[0].startswith("GET /webhook/<key>/orders/1?x=1 404")
+
+
+def test_an_internal_error_logs_the_request_id_its_answer_gives(
+    platform, client, caplog, monkeypatch
+):
+    """A user reports "internal error (request id req_…)": the operator greps the log for
+    that id. The log line named the method and path only."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(platform.functions, "list", broken)
+    with caplog.at_level("ERROR", logger="nimbus.errors"):
+        resp = client.simulate_get("/api/v1/functions", headers={"X-Request-Id": "rid-42"})
+    assert resp.status_code == 500 and "request id rid-42" in resp.json["error"]["message"]
+    [record] = [r for r in caplog.records if r.name == "nimbus.errors"]
+    assert "rid=rid-42" in record.getMessage() and record.exc_info
