@@ -222,7 +222,9 @@ def read_whole(data: bytes) -> bool:
         return len(data) > _HEAD_PIECE
     head_end = min(ends)
     length = _CONTENT_LENGTH.search(data, 0, head_end)
-    if length is None or b"transfer-encoding" in data[:head_end].lower():
+    head = data[:head_end].lower()
+    # `Expect: 100-continue`: the client sends its body once told to (gunicorn does).
+    if length is None or b"transfer-encoding" in head or b"\nexpect" in head:
         return True
     body = int(length.group(1))
     return body > _SMALL_BODY or len(data) >= head_end + body
