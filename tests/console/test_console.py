@@ -112,6 +112,18 @@ def test_create_python_from_its_template_deploy_test_then_break_it(signed_in):
     signed_in.shot("05-compile-error")
 
 
+def test_a_function_whose_only_build_failed_says_nothing_serves(signed_in, api):
+    name = _name("never-built")
+    body = {"name": name, "runtime": "python", "code": "def main(event):\n    return (\n"}
+    resp = api.post("/api/v1/functions?wait=true", json=body)
+    assert resp.json()["status"] == "failed", resp.text
+    signed_in.open(f"#/functions/{name}")
+    page = signed_in.page
+    # the header said "v— serving", and no notice said why nothing answered
+    expect(page.get_by_text("nothing serving · latest v1")).to_be_visible()
+    expect(page.get_by_text("Version 1 failed to build, and no version serves yet")).to_be_visible()
+
+
 def test_a_function_error_shows_type_message_and_the_users_stack(signed_in, api):
     name = _name("raises")
     resp = api.post(

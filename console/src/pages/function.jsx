@@ -46,12 +46,14 @@ export function FunctionPage({ ref_, tab }) {
         <Badge status={record.status} />
         <span class="muted">{record.runtime}{record.runtime_version ? ` · ${record.runtime_version}` : ""}</span>
         <div class="spacer" />
-        <span class="muted small">v{record.active_version ?? "—"} serving · latest v{record.latest_version}
+        <span class="muted small">{record.active_version ? `v${record.active_version}` : "nothing"} serving · latest v{record.latest_version}
           {record.latest_build && <> (<span data-latest-build={record.latest_build.status}>{record.latest_build.status}</span>)</>} · updated {fmtAgo(record.updated_at)}</span>
       </div>
-      {record.latest_build && record.latest_build.status === "failed" && record.active_version && (
+      {record.latest_build && record.latest_build.status === "failed" && (record.active_version ? (
         <Notice kind="warn">Version {record.latest_build.version} failed to build; version {record.active_version} still serves.</Notice>
-      )}
+      ) : (
+        <Notice kind="warn">Version {record.latest_build.version} failed to build, and no version serves yet: fix the code and deploy.</Notice>
+      ))}
       <Tabs label="function sections" tabs={TABS} current={tab} onSelect={(id) => go("functions", record.name, id)} />
       <div class="panel" role="tabpanel">{panel}</div>
     </section>
