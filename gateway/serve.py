@@ -136,6 +136,9 @@ class DrainingThreadWorker(ThreadWorker):
             listener.close()  # idempotent: gunicorn closes them again at the end
 
     def accept(self, listener) -> None:
+        if self.cfg.is_ssl:  # the loop reads plain HTTP; TLS is gunicorn's own way (unused)
+            super().accept(listener)
+            return
         try:
             client, address = listener.accept()
         except OSError as exc:
@@ -147,6 +150,9 @@ class DrainingThreadWorker(ThreadWorker):
 
     def on_client_socket_readable(self, conn, client) -> None:
         """A kept-alive connection's next request."""
+        if self.cfg.is_ssl:
+            super().on_client_socket_readable(conn, client)
+            return
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
         self._read_head(conn)
@@ -181,7 +187,7 @@ class DrainingThreadWorker(ThreadWorker):
         conn.close()
 
     def handle(self, conn):
-        if conn.head:  # what the loop read: the parser reads it first
+        if getattr(conn, "head", None):  # what the loop read: the parser reads it first
             conn.data_ready = True
             conn.init()
             conn.parser.unreader.unread(bytes(conn.head))
