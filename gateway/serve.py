@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -48,6 +49,7 @@ class NimbusServer(BaseApplication):
             "timeout": 60,
             "keepalive": 5,
             "loglevel": s.log_level,
+            "logger_class": ServerLog,
             "proc_name": "nimbus",
             "control_socket_disable": True,  # one per machine by default; we need none
             "post_worker_init": self._post_worker_init,
@@ -333,10 +335,7 @@ def replace_this_worker(stuck: int) -> None:
 
 def serve(settings: Settings | None = None) -> None:
     settings = settings or Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+    configure_logging(settings.log_level)
     # NOTE(security): the data folder holds the API key and, on the local store,
     # every record: only this user may list it.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -378,6 +377,38 @@ def serve(settings: Settings | None = None) -> None:
             ", ".join(missing),
         )
     NimbusServer(settings, metrics_dir).run()
+
+
+class UtcFormatter(logging.Formatter):
+    """Every line of the server's log alike: UTC time as RFC 3339 (as the API's), level,
+    logger, process, message: `2026-12-06T05:32:14.213Z INFO nimbus.alerts [2210] …`."""
+
+    converter = time.gmtime
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s [%(process)d] %(message)s",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(UtcFormatter())
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # boto3 says "Found credentials in environment variables." once per worker at INFO
+    logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
+
+
+class ServerLog(glogging.Logger):
+    """gunicorn's own lines (workers booting, signals, timeouts) in the server's format:
+    they came as `[2026-12-06 05:30:10 +0000] [17631] [INFO] …` among Nimbus's lines,
+    so one parser could not read the log."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(UtcFormatter())
 
 
 def import_app_modules() -> None:
