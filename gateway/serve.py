@@ -26,6 +26,8 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from store.errors import NimbusError
+
 from .api.auth import ensure_api_key, key_file, read_api_key
 from .settings import Settings
 from .store_check import STORE_REFUSAL, store_refused, store_to_probe
@@ -336,6 +338,7 @@ def replace_this_worker(stuck: int) -> None:
 def serve(settings: Settings | None = None) -> None:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    ensure_port_free(settings.host, settings.port)
     # NOTE(security): the data folder holds the API key and, on the local store,
     # every record: only this user may list it.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -409,6 +412,23 @@ class ServerLog(glogging.Logger):
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.setFormatter(UtcFormatter())
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """A port in use is said once, before the start line (which named the other server's
+    URL as this one's), not by gunicorn's ten ERROR lines over five seconds."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # gunicorn reports anything else itself
+            raise NimbusError(
+                f"{host}:{port} is in use (another `nimbus serve`?): stop it, or pick "
+                "another port with --port (PORT)"
+            ) from None
 
 
 def import_app_modules() -> None:

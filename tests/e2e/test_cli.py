@@ -204,6 +204,21 @@ def test_serve_takes_the_data_dir_as_a_flag_and_says_where_to_go(tmp_path):
     assert said.count("Nimbus on ") == 1 and server.log_path.read_text().count("Nimbus on ") == 2
 
 
+def test_serve_on_a_port_in_use_says_so_once(make_server, tmp_path):
+    # It printed "Nimbus on http://127.0.0.1:PORT/" (the other server's URL) and then
+    # gunicorn's ten ERROR lines over five seconds
+    running = make_server().start()
+    port = running.url.rsplit(":", 1)[1]
+    env = {**os.environ, "PORT": port, "DATA_DIR": str(tmp_path / "second")}
+    out = subprocess.run([str(NIMBUS), "serve"], env=env, capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    assert out.stderr == (
+        f"Error: 127.0.0.1:{port} is in use (another `nimbus serve`?): stop it, or pick another "
+        "port with --port (PORT)\n"
+    )
+
+
 def _table_nimbus(server, tmp_path, source: str, *names: str):
     """`nimbus -o table ARGS` against `server`, where `names` run the module `source`."""
     runner = CliRunner()
