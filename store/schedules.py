@@ -82,18 +82,23 @@ class ScheduleRepo:
         return self._read_all(schedule_prefix(function_id))
 
     def list_all(self) -> list[Schedule]:
-        return self._read_all("schedules/by-function/")
+        """Every schedule the ticker can run: one that does not read back is left out
+        (logged as it is read), not a failed load that stops every schedule's ticks."""
+        return self._read_all("schedules/by-function/", skip_unreadable=True)
 
     def count_for(self, function_id: str) -> int:
         return sum(1 for _ in self.store.list(schedule_prefix(function_id)))
 
-    def _read_all(self, prefix: str) -> list[Schedule]:
+    def _read_all(self, prefix: str, *, skip_unreadable: bool = False) -> list[Schedule]:
         out = []
         for key in self.store.list(prefix):
             try:
                 out.append(self._records.read(key, Schedule)[0])
             except errors.NotFound:
                 continue  # deleted while we listed
+            except errors.RecordUnreadable:
+                if not skip_unreadable:
+                    raise
         return out
 
     # -- change notes and runs ----------------------------------------------------

@@ -58,6 +58,7 @@ log = logging.getLogger("nimbus.async")
 _FINISHER_GRACE_SEC = 10.0
 # The longest a dispatcher skips an invocation it found held by another worker.
 _RECHECK_SEC = 2.0
+_UNREADABLE_RECHECK_SEC = 60.0  # a record that does not read back (RecordUnreadable)
 
 
 class AsyncInvocations:
@@ -243,6 +244,12 @@ class AsyncInvocations:
                 ready=partial(self._runnable, marker), begin=_begin,
                 max_attempts=self.max_attempts, exhausted=partial(self._give_up, marker),
             )  # fmt: skip
+        except errors.RecordUnreadable as exc:
+            # Passed over for a while (logged each time): it stopped the whole pass, so
+            # every call queued behind it waited on the shuffle of the next passes.
+            log.error("async invocation %s cannot run: %s", invocation_id, exc.message)
+            self._busy[invocation_id] = time.time() + _UNREADABLE_RECHECK_SEC
+            return None
         except errors.NotFound:
             # its accept crashed before the record was written: drop on the second look
             if invocation_id in self._orphans:

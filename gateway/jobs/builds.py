@@ -41,6 +41,7 @@ from ..background import BackgroundLoop
 from .polling import IdlePolling
 
 log = logging.getLogger("nimbus.builds")
+_UNREADABLE_RECHECK_SEC = 60.0  # a version that does not read back (RecordUnreadable)
 
 # (artifact_key, sha256) → precompiled key: the sandbox's step after a build.
 Precompile = Callable[[str, str], str]
@@ -92,6 +93,7 @@ class BuildQueue:
                                     error_wait_sec=poll_sec)  # fmt: skip
         # (function id, version) of a marker seen without its version → when first seen.
         self._orphans: dict[tuple[str, int], float] = {}
+        self._unreadable: dict[tuple[str, int], float] = {}  # → when to read it again
         self._orphans_lock = threading.Lock()
         self._queue_empty = False  # as the last look found it
 
@@ -122,9 +124,12 @@ class BuildQueue:
         """Claim and run one build; False when there was nothing to do."""
         queued = self.repo.queued_builds()
         self._queue_empty = not queued
+        wall = time.time()
         for function_id, number in queued:
             if self._loop.stopping.is_set():
                 return False
+            if self._unreadable.get((function_id, number), 0.0) > wall:
+                continue
             claim = self._claim(function_id, number)
             if claim is not None:
                 self._run(claim)
@@ -142,6 +147,12 @@ class BuildQueue:
                 with self._orphans_lock:
                     self._orphans.pop((function_id, number), None)  # its version came
             return claim
+        except errors.RecordUnreadable as exc:
+            # Passed over for a while (logged each time): it stopped every pass, and the
+            # queue is taken in order, so nothing queued after it was ever built.
+            log.error("build of %s version %d cannot run: %s", function_id, number, exc.message)
+            self._unreadable[(function_id, number)] = time.time() + _UNREADABLE_RECHECK_SEC
+            return None
         except errors.NotFound:
             # The creator died before writing the version (or the function is gone).
             if not self.repo.function_exists(function_id) or self._marker_old(function_id, number):

@@ -303,3 +303,16 @@ def test_a_workflow_schedule_starts_one_execution_per_tick(platform):
                                   "workflow")  # fmt: skip
     platform.workflows.delete(wf)
     assert list(platform.store.list(f"schedules/by-function/{wf}/")) == []
+
+
+def test_an_unreadable_schedule_stops_no_other(platform):
+    """The ticker loads every schedule at once: one record that did not read back failed
+    the load, and no schedule of the platform ticked."""
+    fn = _function(platform, "ticking")
+    sid = _schedule(platform, fn, "*/10 * * * * *")
+    platform.store.put("schedules/by-function/fn_0spoilt/sch_spoilt.json", b'{"id": 1}')
+    clock = Clock(START + 5)
+    ticker = _ticker(platform, clock)
+    ticker.refresh()
+    clock.at = START + 10.2
+    assert [schedule.id for schedule, _ in ticker.due()] == [sid]

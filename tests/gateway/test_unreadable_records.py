@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 
-from store.functions import function_key, version_key
+from store.functions import build_marker_key, function_key, version_key
+from store.invocations import InvocationRepo
 from tests.e2e.wasm import ECHO_WAT, b64, wat
 
 
@@ -64,3 +66,41 @@ def test_one_unreadable_version_fails_no_listing(platform, client):
     resp = client.simulate_get("/api/v1/functions")
     assert resp.status_code == 200, resp.text  # was 500 record_unreadable
     assert [f["handler"] for f in resp.json["functions"]] == [None]
+
+
+def test_an_unreadable_queued_call_holds_up_no_other(platform, client, caplog):
+    """The dispatcher's pass stopped at a record it could not read ('async-dispatch failed'
+    and a traceback each pass): the calls queued behind it waited on the next shuffles."""
+    fn = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": "queued", "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
+        params={"wait": "true"},
+    ).json
+    platform.store.put("invocations/inv_spoilt.json", b'{"id": "inv_spoilt", "version": "x"}')
+    InvocationRepo(platform.store).put_queue_marker(1, "inv_spoilt", fn["id"])  # oldest first
+    ids = [
+        client.simulate_post("/api/v1/functions/queued/async", json={"n": n}).json["invocation_id"]
+        for n in range(10)
+    ]
+    deadline = time.monotonic() + 20
+    for invocation_id in ids:
+        path = f"/api/v1/invocations/{invocation_id}"
+        while (status := client.simulate_get(path).json["status"]) != "succeeded":
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+    logged = [r.getMessage() for r in caplog.records]
+    assert "async-dispatch failed" not in logged
+    assert any(m.startswith("async invocation inv_spoilt cannot run") for m in logged)
+
+
+def test_an_unreadable_queued_build_holds_up_no_other(platform, client):
+    """The build queue is taken in key order, and a version that did not read back
+    stopped each pass there: no function sorting after it was ever built."""
+    platform.store.put(version_key("fn_0000spoilt", 1), b'{"version": "x"}')
+    platform.store.put(build_marker_key("fn_0000spoilt", 1), b"")  # first in the queue
+    resp = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": "after", "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
+        params={"wait": "true"},
+    )
+    assert resp.json["status"] == "active", resp.text  # was 'creating' for good
