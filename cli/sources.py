@@ -20,7 +20,7 @@ MANIFEST = "function.json"
 MANIFEST_KEYS = (
     "name", "runtime", "handler", "requirements", "memory_mb", "timeout_sec", "env_vars",
     "form", "target", "reuse", "tags", "description", "webhook", "max_concurrency",
-    "async_retries",
+    "async_retries", "async_on_failure",
 )  # fmt: skip
 
 

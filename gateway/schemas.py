@@ -104,6 +104,13 @@ class _Meta(_Body):
         "memory) runs again this many times, 1 then 2 minutes later, as Lambda's "
         "MaximumRetryAttempts (default 0: its failure is final)",
     )
+    async_on_failure: str | None = Field(
+        None,
+        max_length=63,
+        description="a function's name: an async invocation that ends failed (after its "
+        "async_retries) is sent to it as Lambda's on-failure destination record; an update "
+        "with null removes it",
+    )
 
     @field_validator("tags")
     @classmethod
@@ -181,6 +188,9 @@ class FunctionView(BaseModel):
         None, description="invocations at once per server; null: no cap of its own"
     )
     async_retries: int = Field(0, description="runs again of a failed async invocation")
+    async_on_failure: str | None = Field(
+        None, description="where a failed async invocation is sent (a function's name)"
+    )
     env_vars: dict[str, str] = Field(description="values masked")
     tags: list[str]
     description: str

@@ -407,6 +407,9 @@ class Function(BaseModel):
     # An async invocation that fails on its own terms runs again this many times (Lambda's
     # MaximumRetryAttempts); platform failures are retried regardless.
     async_retries: int = 0
+    # The function (name) an async invocation that ends failed is sent to, as Lambda's
+    # on-failure destination, in Lambda's destination record.
+    async_on_failure: str | None = None
     aliases: dict[str, Alias] = Field(default_factory=dict)
     # The newest version a finished build ever made active: a rollback keeps it,
     # so a build's publish replayed later never undoes the rollback.

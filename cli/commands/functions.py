@@ -62,6 +62,9 @@ def config_options(command):
         click.option("--async-retries", "async_retries", type=click.IntRange(0, 2),
                      help="runs again of an async call the function failed (as Lambda's "
                           "MaximumRetryAttempts; default 0)"),
+        click.option("--async-on-failure", "async_on_failure", metavar="FUNCTION",
+                     help="send async calls that end failed to this function (as Lambda's "
+                          "on-failure destination; 'none' removes it)"),
     )):  # fmt: skip
         command = option(command)
     return command
@@ -77,11 +80,13 @@ def wait_options(command):
 
 def _settings(
     handler, memory_mb, timeout_sec, env, tags, description, requirements, webhook,
-    max_concurrency, async_retries,
+    max_concurrency, async_retries, async_on_failure,
 ) -> dict:  # fmt: skip
     body: dict = {}
     if async_retries is not None:
         body["async_retries"] = async_retries
+    if async_on_failure is not None:
+        body["async_on_failure"] = None if async_on_failure == NO_CAP else async_on_failure
     if max_concurrency is not None:
         body["max_concurrency"] = None if max_concurrency == NO_CAP else max_concurrency
     if handler:

@@ -374,6 +374,58 @@ class AsyncInvocations:
         outcome["finished_at"] = now()
         return outcome
 
+    def _send_failure(self, invocation: Invocation, outcome: dict[str, Any]) -> None:
+        """A failed invocation of a function with an on-failure destination: one async
+        invocation of the destination with Lambda's destination record, once (its id
+        derives from the failed one's and its write is create-only)."""
+        if outcome.get("status") not in (InvocationStatus.failed, InvocationStatus.timed_out):
+            return
+        try:
+            destination_name = self.invoker.cache.function(invocation.function_id).async_on_failure
+            if destination_name is None:
+                return
+            destination, record = self.invoker.resolve(destination_name, None, None)
+        except errors.NimbusError as exc:
+            log.warning("invocation %s: no on-failure destination: %s", invocation.id, exc)
+            return
+        error = outcome.get("error") or {}
+        payload = {
+            "version": "1.0",
+            "timestamp": now().isoformat().replace("+00:00", "Z"),
+            "requestContext": {
+                "requestId": invocation.id,
+                "functionArn": invocation.function_name,
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": invocation.retries + 1,
+            },
+            "requestPayload": orjson.loads(invocation.event),
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": str(invocation.version),
+                "functionError": "Unhandled",
+            },
+            "responsePayload": {
+                "errorType": error.get("type") or error.get("code"),
+                "errorMessage": error.get("message"),
+                "stackTrace": error.get("stack") or [],
+            },
+        }
+        event = orjson.dumps(payload)
+        if len(event) > ASYNC_EVENT_LIMIT:
+            log.warning("invocation %s: its failure record is too large to send", invocation.id)
+            return
+        sent = Invocation(
+            id=f"{invocation.id}-failure",
+            function_id=destination.id,
+            function_name=destination.name,
+            version=record.version,
+            event=event.decode(),
+        )
+        queued_ms = int(invocation.created_at.timestamp() * 1000)
+        with contextlib.suppress(errors.NimbusError):
+            if self.repo.accept_once(sent, self.leases, queued_ms=queued_ms):
+                self._loop.wake()
+
     def _retries_of(self, invocation: Invocation) -> int:
         try:
             return self.invoker.cache.function(invocation.function_id).async_retries
@@ -386,6 +438,7 @@ class AsyncInvocations:
                 setattr(invocation, name, value)
 
         self.repo.index_finished(claim.record)  # before the final state: retention finds it
+        self._send_failure(claim.record, outcome)  # before too: a crash after it resends none
         try:
             self.leases.finish(claim, apply)
         except LeaseLost:

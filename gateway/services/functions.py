@@ -167,6 +167,7 @@ class FunctionService:
             reuse=fn.reuse,
             max_concurrency=fn.max_concurrency,
             async_retries=fn.async_retries,
+            async_on_failure=fn.async_on_failure,
             env_vars={name: MASKED for name in fn.env_var_names},
             tags=fn.tags,
             description=fn.description,
@@ -196,6 +197,7 @@ class FunctionService:
             webhook_enabled=body.webhook if body.webhook is not None else True,
             max_concurrency=body.max_concurrency,
             async_retries=body.async_retries or 0,
+            async_on_failure=self._destination(body.async_on_failure),
         )
         source = self._store_source(runtime, body, upload, body.handler)
         self.repo.create_function(fn)
@@ -240,7 +242,20 @@ class FunctionService:
                 self._on_new_version(fn.id)
         return self._update_meta(fn.id, body), made
 
+    def _destination(self, name: str | None) -> str | None:
+        """An on-failure destination must name a function that exists now."""
+        if name is None:
+            return None
+        try:
+            return self.repo.resolve(name)[0].name
+        except errors.NotFound:
+            raise errors.Invalid.field(
+                "async_on_failure", f"there is no function {name!r} to send failures to"
+            ) from None
+
     def _update_meta(self, function_id: str, body: FunctionUpdate) -> Function:
+        destination = self._destination(body.async_on_failure)
+
         def apply(fn: Function) -> Function:
             if body.tags is not None:
                 fn.tags = body.tags
@@ -252,6 +267,8 @@ class FunctionService:
                 fn.max_concurrency = body.max_concurrency
             if body.async_retries is not None:
                 fn.async_retries = body.async_retries
+            if "async_on_failure" in body.model_fields_set:  # null removes it
+                fn.async_on_failure = destination
             if body.status is not None:
                 fn.disabled = body.status == "offline"
             fn.updated_at = now()

@@ -198,17 +198,30 @@ def test_deleting_a_function_deletes_its_finished_records(api, fns):
 def test_async_retries_run_a_failing_function_again_as_lambda_does(make_server):
     """`async_retries: 2`: a function error (or a timeout) runs twice more, waiting
     ASYNC_ERROR_RETRY_SEC then twice that, as Lambda's MaximumRetryAttempts does; the
-    record says so and the log has every run. Without it the failure is final."""
+    record says so and the log has every run; then `async_on_failure` gets it, as a
+    Lambda on-failure destination does. Without retries the failure is final."""
     server = make_server({"ASYNC_ERROR_RETRY_SEC": "0.3"}).start()
     with server.client() as api:
-        fn = deploy(api, "retried", w.FAIL_WAT, async_retries=2)
-        assert fn["async_retries"] == 2
+        deploy(api, "parked", w.ECHO_WAT)  # the on-failure destination: returns its event
+        fn = deploy(api, "retried", w.FAIL_WAT, async_retries=2, async_on_failure="parked")
+        assert (fn["async_retries"], fn["async_on_failure"]) == (2, "parked")
         started = time.monotonic()
-        record = wait_final(api, submit(api, "retried"))
+        record = wait_final(api, submit(api, "retried", {"order": 42}))
         took = time.monotonic() - started
         assert record["status"] == "failed" and record["retries"] == 2, record
         assert record["error"]["code"] == "function_error" and record["attempts"] == 1
         assert took >= 0.3 + 0.6, took  # the two waits
+        # Then it went to its destination once, in Lambda's destination record.
+        sent = wait_final(api, record["id"] + "-failure")
+        assert sent["function"]["name"] == "parked" and sent["status"] == "succeeded"
+        payload = sent["result"]
+        assert payload["requestPayload"] == {"order": 42}
+        assert payload["requestContext"]["condition"] == "RetriesExhausted"
+        assert payload["requestContext"]["approximateInvokeCount"] == 3
+        assert payload["responsePayload"]["errorType"] == "ExitError"
+        assert payload["responseContext"]["functionError"] == "Unhandled"
+        resp = api.put("/api/v1/functions/retried", json={"async_on_failure": "nowhere"})
+        assert resp.status_code == 422 and "no function 'nowhere'" in resp.text
         deadline, ends = time.monotonic() + 10, []
         while len(ends) < 3 and time.monotonic() < deadline:
             params = {"invocation_id": record["id"]}
