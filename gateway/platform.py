@@ -123,6 +123,7 @@ class Platform:
                 pooling=settings.pooling,
                 pool_instances=settings.pool_instances,
                 max_memory_mb=settings.max_memory_mb,
+                guest_memory_mb=settings.guest_memory_mb,
                 pool_keep_resident_kb=settings.pool_keep_resident_kb,
                 prewarm_per_deployment=settings.prewarm_per_function,
                 prewarm_idle_sec=settings.prewarm_idle_sec,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     # 429); at half as many it drains and is replaced (gateway/serve.py).
     # Default: MAX_CONCURRENT.
     max_stuck_threads: int | None = Field(None, ge=1)
+    # The memory_mb of the guests running at once in a worker, in all (0: no bound).
+    # Default: 3/4 of the machine's memory (or of the server's cgroup limit) / WORKERS.
+    # MAX_CONCURRENT guests of MAX_MEMORY_MB each (10 × 4 GB a worker) can ask more
+    # than a machine has, and the kernel's OOM killer then ends a whole worker.
+    guest_memory_mb: int | None = Field(None, ge=0)
     # Artifacts kept loaded per worker (LRU; file-backed maps of the precompiled
     # files). Fewer than the functions served round-robin means a disk load per call.
     loaded_artifacts: int = 1024
@@ -248,6 +254,8 @@ class Settings(BaseSettings):
         if self.public_url is None:
             self.public_url = f"http://{self.host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
+        if self.guest_memory_mb is None:
+            self.guest_memory_mb = machine_memory_mb() * 3 // 4 // max(1, self.workers)
         if self.threads is None:
             # room for MAX_CONCURRENT running calls, the short queue of waiters,
             # and a couple of threads for everything else (health, API)
@@ -309,3 +317,16 @@ def describe_errors(exc: ValidationError) -> str:
         shown = "" if field in _SECRETS else f"={error['input']!r}"
         lines.append(f"{field.upper()}{shown}: {message}")
     return "bad settings (environment or nimbus.toml):\n  " + "\n  ".join(lines)
+
+
+def machine_memory_mb() -> int:
+    """The memory this server may use: the machine's, or its cgroup's limit if lower."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total >> 20

@@ -205,11 +205,11 @@ class NativeExecutor:
     def invoke(
         self, dep: Deployment, event: bytes, context: dict, gate: ConcurrencyGate
     ) -> InvokeResult:
-        gate.acquire()
+        gate.acquire(dep.memory_mb)
         try:
             return self._invoke(dep, event, context_json(dep, context))
         finally:
-            gate.release()
+            gate.release(dep.memory_mb)
 
     def stats(self) -> dict[str, int]:
         return {

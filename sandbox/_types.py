@@ -49,6 +49,9 @@ class SandboxConfig:
     # finds every slot taken answers LimitExceeded (429).
     pool_instances: int | None = None
     max_memory_mb: int = 4096  # the largest memory_mb a deployment may have (a slot's size)
+    # The memory_mb of the guests running at once in this worker, in all (0: no bound);
+    # a guest alone always runs. Beyond it callers queue, then 429 (`_limits.py`).
+    guest_memory_mb: int = 0
     pool_keep_resident_kb: int = 0  # per memory slot: reset in place, not by madvise
     # Idle instances kept for deployments that opted into reuse, in all (the least
     # recently used deployment's go first). None: max_concurrent, so a worker's

@@ -80,7 +80,10 @@ class Worker:
         self.store = store
         self.mounts = MountCache(store, config.cache_dir, config.seed_cache_dirs)
         self.gate = ConcurrencyGate(
-            config.max_concurrent, config.queue_size, config.queue_timeout_sec
+            config.max_concurrent,
+            config.queue_size,
+            config.queue_timeout_sec,
+            config.guest_memory_mb,
         )
         self.threads = GuestThreads(
             config.stuck_thread_limit, config.stuck_threads_to_replace, on_stuck_threads

@@ -71,3 +71,25 @@ def test_a_timed_out_guest_frees_its_slot(make_sandbox, store):
         with pytest.raises(errors.Timeout):
             sandbox.invoke(sleeper, b"{}", {})
         assert sandbox.invoke(echo, b"1", {}).output == b"1"
+
+
+def test_running_guests_memory_stays_within_the_workers_budget(make_sandbox, store):
+    """MAX_CONCURRENT guests of up to MAX_MEMORY_MB each (10 × 4 GB) could ask more than
+    the machine has; the OOM killer then ends the worker with every call in it. Guests
+    whose memory_mb would pass the budget wait, then get a 429; one alone always runs."""
+    sandbox = make_sandbox(max_concurrent=10, queue_size=0, guest_memory_mb=300)
+    key, sha = put_wasm(store, wat_module("NAP"))  # sleeps 300 ms, then echoes
+    sandbox.precompile(key, sha)
+    big, small = deployment(key, sha, memory_mb=256), deployment(key, sha, memory_mb=16)
+    ok, refused, _ = _burst(sandbox, big, 3)
+    assert len(ok) == 1 and len(refused) == 2  # 2 × 256 MB > 300 MB
+    assert all(isinstance(e, errors.LimitExceeded) and "guest memory" in str(e) for e in refused)
+    with ThreadPoolExecutor(3) as pool:
+        running = pool.submit(sandbox.invoke, big, b'"big"', {})
+        time.sleep(0.1)
+        beside = [pool.submit(sandbox.invoke, small, b'"small"', {}) for _ in range(2)]
+        assert running.result().output == b'"big"'  # 256 + 2 × 16 MB fit
+        assert [f.result().output for f in beside] == [b'"small"'] * 2
+    alone = make_sandbox(guest_memory_mb=100)
+    assert alone.invoke(big, b'"alone"', {}).output == b'"alone"'  # over the budget, alone
+    assert sandbox.stats()["running"] == 0
