@@ -450,7 +450,12 @@ def webhook() -> None:
 @api_options
 @pass_session
 def webhook_url(session: Session, name: str) -> None:
-    """Print the function's webhook URL (nothing when it is off)."""
+    """Print the function's webhook URL, or NAME:ALIAS's own (nothing when it is off)."""
+    function, _, alias = name.partition(":")
+    if alias:  # as `invoke NAME:ALIAS` names it; `alias set --webhook` gives it a URL
+        found = session.client.get_alias(function, alias)
+        _show_webhook(session, {**found, "name": name})
+        return
     _show_webhook(session, session.client.get_function(name))
 
 

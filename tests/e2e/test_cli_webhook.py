@@ -44,3 +44,21 @@ def test_webhook_url_rotate_off_on_and_env_replacement(make_server, tmp_path):
     out = nimbus("update", "hooked", "--env", "B=4")
     assert out.exit_code == 0 and "removed" not in out.stderr  # nothing dropped, nothing said
     assert nimbus("webhook", "rotate", "nope").exit_code == 1
+
+
+def test_webhook_url_of_an_alias_as_invoke_names_it(make_server, tmp_path):
+    # `alias set --webhook` gives an alias its own URL; `webhook url hooked:live` said
+    # "here name the function alone", and nothing printed it but `alias get`
+    server = make_server().start()
+    nimbus = Nimbus(server)
+    module = tmp_path / "echo.wasm"
+    module.write_bytes(w.wat(w.ECHO_WAT))
+    nimbus.json("deploy", "hooked", str(module))
+    own = nimbus.json("alias", "set", "hooked", "live", "1", "--webhook")["webhook_url"]
+    shown = nimbus.json("webhook", "url", "hooked:live")
+    assert shown == {"name": "hooked:live", "webhook_url": own}
+    assert own != nimbus.json("webhook", "url", "hooked")["webhook_url"]
+    assert httpx.post(own, json={"via": "alias"}).json()["body"] == '{"via":"alias"}'
+    nimbus.json("alias", "set", "hooked", "quiet", "1")
+    assert nimbus("webhook", "url", "hooked:quiet", output="table").stdout.strip() == "(off)"
+    assert nimbus("webhook", "url", "hooked:nope").exit_code == 1
