@@ -60,6 +60,12 @@ typedef struct {
 enum { SUCCESS = 0, EBADF_ = 8, EFAULT_ = 21 };
 enum { MAX_IOVS = 1024, MAX_EXTERN = 64 };
 
+/* A wasmtime_extern_t's bytes, aligned as its 64-bit fields need. */
+typedef union {
+    uint8_t bytes[MAX_EXTERN];
+    uint64_t align;
+} extern_buf;
+
 static nimbus_wasmtime_t W;
 
 int nimbus_module_init(const nimbus_wasmtime_t *w) {
@@ -106,7 +112,8 @@ void *nimbus_fd_write(void *env, void *caller, void *args_and_results, size_t n)
         args[0] = EBADF_;
         return NULL;
     }
-    uint8_t item[MAX_EXTERN];
+    extern_buf buf;
+    uint8_t *item = buf.bytes;
     if (!W.caller_export_get(caller, "memory", 6, item) || item[0] != W.kind_memory) {
         args[0] = EFAULT_;
         return NULL;
@@ -205,7 +212,8 @@ void *nimbus_module_invoke(nimbus_call_t *c, nimbus_io_t *io) {
     error = run_start(c->pre, context, instance, &c->trap, &stage);
     c->stage = stage;
     if (stage == 2 && (error || c->trap)) {
-        uint8_t item[MAX_EXTERN];
+        extern_buf buf;
+        uint8_t *item = buf.bytes;
         if (W.instance_export_get(context, instance, "memory", 6, item) &&
             item[0] == W.kind_memory)
             c->memory_size = W.memory_data_size(context, item + W.extern_of);
@@ -223,7 +231,8 @@ static void *run_start(void *pre, void *context, void *instance, void **trap_out
     void *error = W.instantiate(pre, context, instance, trap_out);
     if (error || *trap_out) return error;
     *stage = 1;
-    uint8_t item[MAX_EXTERN];
+    extern_buf buf;
+    uint8_t *item = buf.bytes;
     if (!W.instance_export_get(context, instance, "_start", 6, item) || item[0] != W.kind_func)
         return NULL;
     *stage = 2;
