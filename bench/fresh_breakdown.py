@@ -17,9 +17,10 @@ fresh call takes:
 
 The pre-warmed path, on other fresh instances in the same loop: `load` (the
 `load` export: the bundle evaluated, the runtime's call path taken once with a
-no-op), `warm_run` (a refused `run`: the export's glue entered, no user code),
-`prewarmed_run` (the first real `run` after both: what a pre-warmed call costs on
-the request path), `again` (a second `run`: the handler on a warm instance).
+no-op), `warm_run` (the host's warm-up of `run`: platform data through the export's
+path, the runtime's own echo in place of the handler, no user code), `prewarmed_run`
+(the first real `run` after both: what a pre-warmed call costs on the request path),
+`again` (a second `run`: the handler on a warm instance).
 `handoff` is a guarded Python thread's hand-off (`GuestThreads.run` of a no-op),
 `invoke` the whole `Sandbox.invoke` called in a loop (process CPU per call, all
 threads: hand-off, pre-warming and the slot reset wherever they run), and `busy`
@@ -106,7 +107,7 @@ def measure(
 
     from compiler.runtimes import python_runtime as rt
     from sandbox import Sandbox, SandboxConfig
-    from sandbox._component import _NOT_THE_HANDLER, LOAD, HandlerInstance
+    from sandbox._component import _WARM_UP_TEXT, LOAD, WARM_UP, HandlerInstance
     from sandbox._component_call import call_strings
     from sandbox._logs import ComponentLogs
     from sandbox._runtime_world import RUN, runtime_call
@@ -183,9 +184,9 @@ def measure(
             keep("load", _since(mark))
             inst.mark_loaded()
             mark = _now()
-            refused = call_strings(inst.func, inst.store, "", _NOT_THE_HANDLER, "null", ctx_text)
+            answer = call_strings(inst.func, inst.store, "", WARM_UP, _WARM_UP_TEXT, ctx_text)
             keep("warm_run", _since(mark))
-            assert not isinstance(refused, str), refused
+            assert answer is not None, answer
             mark = _now()
             inst.call(event.decode(), ctx_text, ticks)
             keep("prewarmed_run", _since(mark))

@@ -8,6 +8,7 @@ deadline.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,8 +25,11 @@ from ._types import RESULT_LIMIT_BYTES, FunctionFailure
 
 EXPORT = "handle"
 LOAD = "load"  # the runtime world's: the function loaded ahead of its first call
-# A handler no function has ("file.export" needs a dot): the warm-up `run` is refused.
-_NOT_THE_HANDLER = "nimbus-warm-up"
+# A handler no function has ("file.export" needs a dot): the warm-up of `run`, which the
+# runtimes answer with the event (older builds refuse it), never calling the function.
+WARM_UP = "nimbus-warm-up"
+_WARM_UP_EVENT = {"nimbus": "warm-up", "data": [1, 2.5, None, True, "\u00e9"]}
+_WARM_UP_TEXT = json.dumps(_WARM_UP_EVENT)
 TABLE_ELEMENTS_LIMIT = 1_000_000
 # NOTE(security): store limits count per linear memory: one memory per store (as
 # the pool allows) makes memory_mb the total also when the pool is off.
@@ -133,24 +137,25 @@ class HandlerInstance:
         self._warm_run(context, deadline_ticks)
 
     def _warm_run(self, context: str, deadline_ticks: int) -> None:
-        """Take the `run` export's path once, refused before any of the function's code.
+        """Take the `run` export's path once with platform data, none of the function's.
 
         PERF(sandbox): an engine compiles a function on its first call, and the
         component's glue for `run` (lifting, the export's own code) was never
         entered by `load`: that was ~0.3 ms of a pre-warmed JavaScript hello's
-        first call. Both runtimes refuse a handler other than the loaded one
-        before they touch the function (an instance serves one function), so
-        this call runs none of the user's code; its error is the expected answer.
+        first call. Both runtimes answer the handler name `WARM_UP` (which no
+        function can have) with the event, before they read or call anything of
+        the function; builds from before this refuse it (an instance serves one
+        function) before touching the function too. Either way no user code runs.
         """
         try:
             set_epoch_deadline(self.store._context(), deadline_ticks)  # its own, as `load` had
-            refused = call_strings(self.func, self.store, "", _NOT_THE_HANDLER, "null", context)
+            answer = call_strings(self.func, self.store, "", WARM_UP, _WARM_UP_TEXT, context)
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             self.close()
             raise PreloadFailed(trap_cause(str(exc))) from None
-        if not isinstance(refused, GuestError):  # a runtime that ran something: never use it
-            self.close()
-            raise PreloadFailed("the runtime accepted a handler it was not loaded with")
+        if not isinstance(answer, GuestError) and not _echoed(answer):
+            self.close()  # a runtime that ran something else: never use it
+            raise PreloadFailed(f"the runtime answered its warm-up with {str(answer)[:200]!r}")
 
     def call(self, event: str, context: str, deadline_ticks: int, via: Via | None = None) -> object:
         # PERF(sandbox): GIL kept (see _capi.py); the call below releases it.
@@ -173,6 +178,13 @@ class HandlerInstance:
         # garbage collection, and a live store keeps its pool slot.
         self.store.close()
         self.logs.close()
+
+
+def _echoed(answer: object) -> bool:
+    try:
+        return isinstance(answer, str) and json.loads(answer) == _WARM_UP_EVENT
+    except ValueError:
+        return False
 
 
 def run_handler(

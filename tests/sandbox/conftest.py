@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import itertools
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,54 @@ def deployment(
     )
     fields.update(overrides)
     return Deployment(**fields)
+
+
+class RuntimeInstance:
+    """A fresh instance of a runtime deployment's component, made as the sandbox makes
+    one (nothing loaded yet), for calling the runtime world's exports directly."""
+
+    def __init__(self, sandbox: Sandbox, dep: Deployment) -> None:
+        from sandbox._component import HandlerInstance
+        from sandbox._runtime_world import RUN, runtime_call
+
+        sandbox.prepare(dep)
+        worker = sandbox._worker()
+        loaded, _ = worker.artifacts.load(dep.artifact_key, dep.artifact_sha256, "component")
+        code = worker.prepared(dep).code
+        self.ticks = worker.host.deadline_ticks(dep.timeout_sec)
+        deadline_ms = int((time.time() + dep.timeout_sec) * 1000)
+        self.context = json.dumps({"function_name": dep.function_name, "deadline_ms": deadline_ms})
+        self.inst = HandlerInstance(worker.host.engine, worker.host.component_linker(), loaded,
+                                    [dep.function_name], {}, dep.memory_mb << 20, self.ticks,
+                                    **runtime_call(RUN, code))  # fmt: skip
+
+    def run(self, handler: str, event: str) -> object:
+        """The `run` export with no source (the instance's own, once loaded)."""
+        from sandbox._component_call import call_strings
+
+        return call_strings(self.inst.func, self.inst.store, "", handler, event, self.context)
+
+    def __enter__(self) -> RuntimeInstance:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inst.close()
+
+
+def warm_up_runs_none_of_the_function(sandbox: Sandbox, dep: Deployment) -> None:
+    """The host's warm-up of `run` (on a fresh instance, then as part of a pre-warm) runs
+    nothing of `dep`, whose top level logs "loading" and whose handler logs "called" and
+    answers how often it ran."""
+    from sandbox._component import WARM_UP
+
+    with RuntimeInstance(sandbox, dep) as fresh:
+        # Nothing loaded yet: the warm-up answers with its event and loads nothing.
+        assert json.loads(fresh.run(WARM_UP, '{"a": [1, "\\u00e9"]}')) == {"a": [1, "é"]}
+        assert fresh.inst.logs.take() == b""
+        fresh.inst.preload(fresh.context, fresh.ticks)  # `load`, then the host's warm-up
+        assert fresh.inst.logs.take() == b"loading\n"
+        assert fresh.inst.call("{}", fresh.context, fresh.ticks) == "1"  # the first call
+        assert fresh.inst.logs.take() == b"called\n"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from compiler.runtimes import javascript as js
 from sandbox import Deployment, Sandbox, SandboxConfig
 from store import LocalStore, errors
 
-from .conftest import REPO, put_wasm
+from .conftest import REPO, put_wasm, warm_up_runs_none_of_the_function
 
 _n = iter(range(1, 1_000_000))
 SEED_CACHE_DIR = js.RUNTIMES_DIR / "cache"
@@ -387,6 +387,12 @@ def test_a_prewarmed_instance_has_never_called_the_handler(runtime, deploy):
         # ran none of the handler: this call is its first, and logs only its own line.
         assert json.loads(result.output) == 1
         assert result.logs.decode().strip() == "called"
+
+
+def test_the_warm_up_of_run_answers_the_event_and_runs_none_of_the_function(runtime, deploy):
+    dep = deploy('console.log("loading");\nlet calls = 0;\n'
+                 'exports.main = () => { console.log("called"); return ++calls; };')  # fmt: skip
+    warm_up_runs_none_of_the_function(runtime[0], dep)
 
 
 def test_a_bundle_that_throws_at_load_time_is_not_prewarmed_and_its_calls_say_why(runtime, deploy):

@@ -11,7 +11,7 @@ import pytest
 from sandbox._prewarm import MAX_PENDING_CLOSES, WarmStock
 from store import errors
 
-from .conftest import deployment, put_wasm
+from .conftest import deployment, put_wasm, warm_up_runs_none_of_the_function
 from .guests import wat_component
 from .test_python_runtime import deploy, ok, runtime  # noqa: F401 - fixtures
 
@@ -91,6 +91,11 @@ def test_a_prewarmed_python_instance_has_the_functions_module_loaded(runtime, de
     # printed is in the log of the call that used the instance.
     assert json.loads(result.output)["loaded_at"] < called_at - 0.2
     assert b"loading" in result.logs
+
+
+def test_the_warm_up_of_run_answers_the_event_and_runs_none_of_the_function(runtime, deploy):  # noqa: F811
+    counted = COUNTER.replace("    return", '    print("called")\n    return')
+    warm_up_runs_none_of_the_function(runtime[0], deploy('print("loading")\n' + counted))
 
 
 def test_a_module_that_fails_to_load_is_not_prewarmed_and_its_calls_report_it(runtime, deploy):  # noqa: F811
