@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.server import NimbusProcess
-from tests.e2e.wasm import ECHO_WAT, b64, hello_module, wat
+from tests.e2e.wasm import ECHO_AND_LOG_WAT, ECHO_WAT, b64, hello_module, wat
 
 # Each test fails at its own deadline instead of eating CI's time: a page that hangs (an
 # endless loop in the page blocks even Playwright's keyboard) fails here, not at the end.
@@ -561,7 +561,9 @@ def test_the_first_load_is_the_shell_alone_and_pages_come_when_opened(console, c
 
 def _deploy_echo(api, **extra) -> str:
     name = _name("echo")
-    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT)), **extra}
+    # the event comes back as the result and is logged (a result itself is not)
+    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(wat(ECHO_AND_LOG_WAT)),
+            **extra}  # fmt: skip
     resp = api.post("/api/v1/functions?wait=true", json=body)
     assert resp.status_code == 201 and resp.json()["status"] == "active", resp.text
     return name
