@@ -161,6 +161,9 @@ export default {
       body: request.method === "POST" ? await request.json() : null,
     }), { status: 201, headers });
   },
+  async scheduled(controller, env, ctx) {
+    console.log(`cron ${controller.cron} at ${typeof controller.scheduledTime}, ${env.GREETING}`);
+  },
 };
 """
 
@@ -185,6 +188,18 @@ def test_a_cloudflare_workers_module_serves_its_webhook_unchanged(api):
     # An API call's event arrives as a JSON POST; the reply is the webhook's shape.
     reply = invoke(api, "cf-worker", {"sku": "B2"}).json()
     assert reply["statusCode"] == 201 and '"body":{"sku":"B2"}' in reply["body"]
+    # A Cron Trigger: a schedule whose event says so calls scheduled().
+    tick = {"type": "scheduled", "cron": "*/5 * * * *"}
+    body = {"expression": "rate(1 second)", "event": tick}
+    schedule = api.post("/api/v1/functions/cf-worker/schedules", json=body).json()
+
+    def ticked():
+        entries = api.get("/api/v1/functions/cf-worker/logs").json()["entries"]
+        return [e["line"] for e in entries if e["line"].startswith("cron ")]
+
+    lines = poll(ticked, timeout=15)
+    api.delete(f"/api/v1/functions/cf-worker/schedules/{schedule['id']}")
+    assert lines and lines[0] == "cron */5 * * * * at number, hi", lines
 
 
 def test_deploy_without_dependencies_is_fast(api):

@@ -3,7 +3,9 @@
 // `main`. Each call turns the event into a Request (a webhook's Lambda function-URL
 // payload as the HTTP request it was; any other event, from the API, async, a
 // schedule or a workflow, as a JSON POST) and the Response back into the
-// {statusCode, headers, cookies, body, isBase64Encoded} a webhook answers with.
+// {statusCode, headers, cookies, body, isBase64Encoded} a webhook answers with. A
+// schedule whose event is {"type": "scheduled", "cron": "…"} calls `scheduled` instead,
+// as a Cron Trigger does.
 import worker from "USER_MODULE";
 
 // Bodies of these types come back as text; anything else, or anything encoded
@@ -66,10 +68,13 @@ async function fromResponse(response) {
   return reply;
 }
 
+// A Cron Trigger's call: a schedule whose event is {"type": "scheduled", "cron": "…"}.
+function isScheduled(event) {
+  return Boolean(event && event.type === "scheduled" && !event.requestContext && worker &&
+    typeof worker.scheduled === "function");
+}
+
 export async function main(event, context) {
-  if (!worker || typeof worker.fetch !== "function") {
-    throw new TypeError("the module's default export has no fetch(request, env, ctx) method");
-  }
   const pending = [];
   const ctx = {
     // Workers run these after the reply; here the call waits for them (within its timeout).
@@ -78,8 +83,17 @@ export async function main(event, context) {
     },
     passThroughOnException() {},
   };
-  const response = await worker.fetch(toRequest(event, context), { ...process.env }, ctx);
-  const reply = await fromResponse(response);
+  const env = { ...process.env };
+  let reply = null;
+  if (isScheduled(event)) {
+    const controller = { type: "scheduled", cron: String(event.cron || ""), scheduledTime: Date.now(), noRetry() {} };
+    await worker.scheduled(controller, env, ctx);
+  } else {
+    if (!worker || typeof worker.fetch !== "function") {
+      throw new TypeError("the module's default export has no fetch(request, env, ctx) method");
+    }
+    reply = await fromResponse(await worker.fetch(toRequest(event, context), env, ctx));
+  }
   await Promise.all(pending);
   return reply;
 }
