@@ -96,6 +96,8 @@ class BuildQueue:
         self._unreadable: dict[tuple[str, int], float] = {}  # → when to read it again
         self._orphans_lock = threading.Lock()
         self._queue_empty = False  # as the last look found it
+        self._running: dict[tuple[str, int], Claim[Version]] = {}  # builds this worker runs
+        self._running_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -106,7 +108,18 @@ class BuildQueue:
         self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Take no new build; a build still running after `timeout` is handed back, queued
+        for any worker at once. Its lease would otherwise keep it from every other worker
+        for up to BUILD_LEASE_SEC after this one is gone, and the attempt would count
+        toward BUILD_MAX_ATTEMPTS: a long build caught by three restarts failed for good."""
         self._loop.stop(timeout)
+        with self._running_lock:
+            leftovers = list(self._running.values())
+        for claim in leftovers:
+            with contextlib.suppress(LeaseLost, errors.NimbusError):  # else its lease runs out
+                self.leases.finish(claim, _hand_back)
+                log.info("build of %s v%s handed back at shutdown",
+                         claim.record.function_id, claim.record.version)  # fmt: skip
 
     def wake(self) -> None:
         self._loop.wake()
@@ -214,6 +227,9 @@ class BuildQueue:
         )
         upload_log = partial(self._upload_log, version, build_log)
         outcome: dict = {}
+        key = (version.function_id, version.version)
+        with self._running_lock:
+            self._running[key] = claim
         with self.leases.renewing(claim, also=upload_log):
             try:
                 outcome = self._build(version, folder, build_log)
@@ -230,6 +246,8 @@ class BuildQueue:
         except LeaseLost:
             log.warning("lost the lease of %s v%s", version.function_id, version.version)
         finally:
+            with self._running_lock:
+                self._running.pop(key, None)
             build_log.close()
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -439,6 +457,13 @@ class BuildQueue:
                 self.history.append(version.function_id, HistoryEntry(
                     action="deploy", from_version=replaced[0], to_version=version.version,
                     actor=version.created_by or "unknown"))  # fmt: skip
+
+
+def _hand_back(version: Version) -> None:
+    """At shutdown: queued again for any worker, and the attempt was not the build's fault."""
+    version.build.status = BuildStatus.queued
+    version.build.attempts = max(0, version.build.attempts - 1)
+    version.build.started_at = None
 
 
 def _begin(version: Version) -> None:

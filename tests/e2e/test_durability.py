@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import orjson
 import pytest
 
 from tests.e2e.conftest import s3_env
@@ -97,6 +98,37 @@ def test_server_killed_mid_build_finishes_it_after_restart(make_server):
         assert build["status"] == "ready", build
         assert build["attempts"] == 2  # the interrupted attempt, then the one that finished
         assert api.get("/api/v1/functions/slow-build").json()["status"] == "active"
+
+
+def test_a_build_running_at_sigterm_is_handed_back_not_held_or_counted(make_server):
+    """SIGTERM while a build runs longer than the stop allows: the build goes back to the
+    queue (no lease, the attempt not counted), so the next server takes it at once.
+    Before, its lease kept it from everyone for up to BUILD_LEASE_SEC (30 s by default)
+    and each restart counted as a failed attempt: a long build caught by three rolling
+    restarts failed for good ("interrupted 3 times; giving up")."""
+    env = {"BUILD_LEASE_SEC": "30"}
+    server = make_server(env, workers=1).start()
+    slow = module_with(150000)  # compiling it takes longer than a stopping worker waits
+    with server.client() as api:
+        body = {"name": "slow-build", "runtime": "wasm", "artifact_base64": b64(slow)}
+        made = api.post("/api/v1/functions", json=body)
+        assert made.status_code == 201
+        deadline = time.monotonic() + 30
+        while api.get("/api/v1/functions/slow-build/build").json()["status"] != "building":
+            assert time.monotonic() < deadline, "the build never started"
+            time.sleep(0.05)
+    assert server.stop() == 0
+    key = f"versions/{made.json()['id']}/00000001.json"
+    stored = orjson.loads((server.data_dir / "objects" / key).read_bytes())["build"]
+    assert (stored["status"], stored["lease_owner"], stored["attempts"]) == ("queued", None, 0)
+
+    restarted = time.monotonic()
+    again = make_server(env, workers=1, data_dir=server.data_dir).start()
+    with again.client() as api:  # taken at once, well before the 30 s lease would end
+        while (build := api.get("/api/v1/functions/slow-build/build").json())["status"] == "queued":
+            assert time.monotonic() - restarted < 20, f"not taken: {build}"
+            time.sleep(0.2)
+    assert (build["status"], build["attempts"]) == ("building", 1), build
 
 
 def test_api_key_is_generated_once_with_mode_0600(make_server, capfd):
