@@ -34,6 +34,19 @@ class Session:
 
         return Client(self.connection.url, self.connection.key)
 
+    def id_by_name(self, path: str, key: str, prefix: str, given: str) -> str:
+        """`given` if it is an id (it starts with `prefix`), else the id of the one item of
+        `GET path` named so: listings show names beside ids, and users type the names."""
+        if given.startswith(prefix):
+            return given
+        named = [item["id"] for item in self.client.json("GET", path)[key]
+                 if item.get("name") == given]  # fmt: skip
+        if len(named) > 1:
+            raise click.UsageError(
+                f"{len(named)} are named {given!r}: give one's id ({', '.join(named)})"
+            )
+        return named[0] if named else given
+
     @cached_property
     def output(self) -> Output:
         from .output import Output

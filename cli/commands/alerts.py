@@ -23,7 +23,9 @@ ALERT_FIELDS = ["id", "name", "description", "function", "condition", "window", 
                 "evaluate_every_sec", "pending_deliveries", "created_at"]  # fmt: skip
 
 
-def _alert(alert_id: str, *rest: str) -> str:
+def _alert(session: Session, alert_id: str, *rest: str) -> str:
+    """A rule's path, by its id or by the name `alerts list` shows beside it."""
+    alert_id = session.id_by_name(ALERTS, "alerts", "alr_", alert_id)
     return "/".join([ALERTS, quote(alert_id, safe=""), *rest])
 
 
@@ -137,12 +139,12 @@ def list_alerts(session: Session, function: str | None, state: str | None) -> No
 
 
 @alerts.command("get")
-@click.argument("alert_id")
+@click.argument("alert_id", metavar="ID|NAME")
 @api_options
 @pass_session
 def get_alert(session: Session, alert_id: str) -> None:
     """Show a rule: its condition, state since when, last value, webhook."""
-    _show(session, session.client.json("GET", _alert(alert_id)))
+    _show(session, session.client.json("GET", _alert(session, alert_id)))
 
 
 @alerts.command("create")
@@ -175,7 +177,7 @@ def create_alert(session: Session, name, condition, window, webhook, disabled, *
 
 
 @alerts.command("update")
-@click.argument("alert_id")
+@click.argument("alert_id", metavar="ID|NAME")
 @click.option("--name")
 @click.option("--condition", help="METRIC OP NUMBER, e.g. 'p99_ms > 300'")
 @click.option("--window", metavar="DURATION")
@@ -194,18 +196,18 @@ def update_alert(session: Session, alert_id, name, condition, window, webhook, *
         body["window_sec"] = _seconds(window, "--window")
     if not body:
         raise click.UsageError("nothing to change: give at least one option")
-    _show(session, session.client.json("PUT", _alert(alert_id), json=body))
+    _show(session, session.client.json("PUT", _alert(session, alert_id), json=body))
 
 
 def _switch(verb: str):
     note = " (silently: no 'resolved' is sent)" if verb == "disable" else ""
 
     @alerts.command(verb, help=f"{verb.capitalize()} a rule{note}.")
-    @click.argument("alert_id")
+    @click.argument("alert_id", metavar="ID|NAME")
     @api_options
     @pass_session
     def switch(session: Session, alert_id: str) -> None:
-        _show(session, session.client.json("POST", _alert(alert_id, verb)))
+        _show(session, session.client.json("POST", _alert(session, alert_id, verb)))
 
     return switch
 
@@ -215,23 +217,23 @@ disable = _switch("disable")
 
 
 @alerts.command("delete")
-@click.argument("alert_id")
+@click.argument("alert_id", metavar="ID|NAME")
 @api_options
 @pass_session
 def delete_alert(session: Session, alert_id: str) -> None:
     """Delete a rule."""
-    session.client.request("DELETE", _alert(alert_id))
+    session.client.request("DELETE", _alert(session, alert_id))
     session.output.emit({"deleted": alert_id}, lambda c: c.print(f"deleted {alert_id}"))
 
 
 @alerts.command("history")
-@click.argument("alert_id")
+@click.argument("alert_id", metavar="ID|NAME")
 @click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
 @api_options
 @pass_session
 def alert_history(session: Session, alert_id: str, limit: int) -> None:
     """State changes, webhook deliveries (with their answers) and edits, newest first."""
-    page = session.client.json("GET", _alert(alert_id, "history"), params={"limit": limit})
+    page = session.client.json("GET", _alert(session, alert_id, "history"), params={"limit": limit})
 
     def render(console: Console) -> None:
         grid = table("WHEN", "KIND", "STATE", "VALUE", "DELIVERY", "DETAIL")

@@ -60,12 +60,6 @@ def create_key(session: Session, name: str, scopes: tuple[str, ...]) -> None:
 def revoke(session: Session, key_id: str) -> None:
     """Revoke a key by its id, or by its name when one key has it (every worker refuses
     it within a second)."""
-    if not key_id.startswith("key_"):  # `keys list` shows names beside ids
-        named = [k["id"] for k in session.client.json("GET", "/api/v1/keys")["keys"]
-                 if k["name"] == key_id]  # fmt: skip
-        if len(named) > 1:
-            raise click.UsageError(f"{len(named)} keys are named {key_id!r}: give one's "
-                                   f"id ({', '.join(named)})")  # fmt: skip
-        key_id = named[0] if named else key_id
+    key_id = session.id_by_name("/api/v1/keys", "keys", "key_", key_id)
     session.client.request("DELETE", f"/api/v1/keys/{quote(key_id, safe='')}")
     session.output.emit({"revoked": key_id}, lambda c: c.print(f"revoked {key_id}"))

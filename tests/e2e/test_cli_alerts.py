@@ -45,7 +45,8 @@ def test_an_alert_made_with_the_cli_fires_and_the_cli_shows_it(make_server):
     assert (changed["metric"], changed["op"], changed["threshold"]) == ("p99_ms", ">=", 250)
     stored = once(server, "GET", f"/api/v1/alerts/{alert['id']}").json()
     assert (stored["window_sec"], stored["for_sec"], stored["metric"]) == (60, 30, "p99_ms")
-    assert nimbus.json("alerts", "disable", alert["id"])["enabled"] is False
+    # by the name `alerts list` shows (it was "alert 'quiet fn' not found")
+    assert nimbus.json("alerts", "disable", "quiet fn")["enabled"] is False
     assert once(server, "GET", f"/api/v1/alerts/{alert['id']}").json()["enabled"] is False
     assert "disabled" in nimbus("alerts", "list", output="table").output
     assert nimbus.json("alerts", "enable", alert["id"])["enabled"] is True

@@ -172,7 +172,7 @@ def test_keys_create_a_scoped_key_that_works_then_revoke_it(make_server, tmp_pat
     # unless two keys have it
     second = _json(cli(tmp_path, *admin, "keys", "create", "reader", "--scope", "read"))
     out = cli(tmp_path, *admin, "keys", "revoke", "reader")
-    assert out.exit_code == 2 and "2 keys are named 'reader'" in out.stderr
+    assert out.exit_code == 2 and "2 are named 'reader'" in out.stderr
     assert cli(tmp_path, *admin, "keys", "revoke", second["id"]).exit_code == 0
     assert _json(cli(tmp_path, *admin, "keys", "revoke", "reader")) == {"revoked": created["id"]}
     time.sleep(1.2)  # revocation reaches every worker within 1 s
