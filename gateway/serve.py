@@ -29,7 +29,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from store.errors import NimbusError
 
 from .api.auth import ensure_api_key, key_file, read_api_key
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .store_check import STORE_REFUSAL, store_refused, store_to_probe
 
 
@@ -341,9 +341,12 @@ def serve(settings: Settings | None = None) -> None:
     ensure_port_free(settings.host, settings.port)
     # NOTE(security): the data folder holds the API key and, on the local store,
     # every record: only this user may list it.
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if settings.data_dir.stat().st_mode & 0o077:
-        settings.data_dir.chmod(0o700)
+    try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if settings.data_dir.stat().st_mode & 0o077:
+            settings.data_dir.chmod(0o700)
+    except OSError as exc:
+        raise SettingsError(f"DATA_DIR={str(settings.data_dir)!r}: {exc.strerror}") from None
     _, generated = ensure_api_key(settings)
     if generated:  # never the key itself: terminals and log collectors keep what is printed
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -304,6 +305,8 @@ def load_settings(**overrides) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"nimbus.toml is not TOML: {exc}") from None
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -31,6 +31,8 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
         raise BadSettings(str(exc)) from None
     try:
         run(settings)
+    except SettingsError as exc:
+        raise BadSettings(str(exc)) from None
     except NimbusError as exc:
         raise click.ClickException(exc.message) from None
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from gateway.settings import Settings, SettingsError, load_settings
+from tests.e2e.server import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -56,3 +57,24 @@ def test_a_bad_secret_setting_is_named_but_not_shown(tmp_path, monkeypatch):
         load_settings(nimbus_api_key=["sekrit-value"], workers="x")
     assert "NIMBUS_API_KEY: " in str(caught.value) and "sekrit" not in str(caught.value)
     assert "WORKERS='x'" in str(caught.value)  # every bad setting at once
+
+
+def test_a_nimbus_toml_that_is_not_toml_and_a_data_dir_that_cannot_be_made_exit_2(
+    tmp_path, monkeypatch
+):
+    """Both ended `nimbus serve` in a traceback (tomllib's, pathlib's)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NIMBUS_API_KEY", "short")  # were it taken, serve stops at once
+    (tmp_path / "nimbus.toml").write_text('workers = 2\nport = "x\n')
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 2, result.output
+    assert "nimbus.toml is not TOML: Illegal character" in result.output
+    assert "line 2" in result.output and "Traceback" not in result.output
+
+    (tmp_path / "nimbus.toml").unlink()
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "a-file" / "data"))
+    monkeypatch.setenv("PORT", str(free_port()))  # checked before the folder
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 2, result.output
+    assert f"DATA_DIR='{tmp_path}/a-file/data': Not a directory" in result.output
