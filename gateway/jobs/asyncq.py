@@ -388,29 +388,7 @@ class AsyncInvocations:
         except errors.NimbusError as exc:
             log.warning("invocation %s: no on-failure destination: %s", invocation.id, exc)
             return
-        error = outcome.get("error") or {}
-        payload = {
-            "version": "1.0",
-            "timestamp": now().isoformat().replace("+00:00", "Z"),
-            "requestContext": {
-                "requestId": invocation.id,
-                "functionArn": invocation.function_name,
-                "condition": "RetriesExhausted",
-                "approximateInvokeCount": invocation.retries + 1,
-            },
-            "requestPayload": orjson.loads(invocation.event),
-            "responseContext": {
-                "statusCode": 200,
-                "executedVersion": str(invocation.version),
-                "functionError": "Unhandled",
-            },
-            "responsePayload": {
-                "errorType": error.get("type") or error.get("code"),
-                "errorMessage": error.get("message"),
-                "stackTrace": error.get("stack") or [],
-            },
-        }
-        event = orjson.dumps(payload)
+        event = orjson.dumps(destination_record(invocation, outcome.get("error") or {}))
         if len(event) > ASYNC_EVENT_LIMIT:
             log.warning("invocation %s: its failure record is too large to send", invocation.id)
             return
@@ -438,7 +416,8 @@ class AsyncInvocations:
                 setattr(invocation, name, value)
 
         self.repo.index_finished(claim.record)  # before the final state: retention finds it
-        self._send_failure(claim.record, outcome)  # before too: a crash after it resends none
+        # before too: a run again after a crash finds it sent (its write is create-only)
+        self._send_failure(claim.record, outcome)
         try:
             self.leases.finish(claim, apply)
         except LeaseLost:
@@ -517,6 +496,31 @@ def _spread_head(queued: list[QueueEntry], window: int) -> list[QueueEntry]:
 def _begin(invocation: Invocation) -> None:
     invocation.status = InvocationStatus.running
     invocation.started_at = now()
+
+
+def destination_record(invocation: Invocation, error: dict) -> dict:
+    """What an on-failure destination gets: Lambda's destination record."""
+    return {
+        "version": "1.0",
+        "timestamp": now().isoformat().replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": invocation.id,
+            "functionArn": invocation.function_name,
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": invocation.retries + 1,
+        },
+        "requestPayload": orjson.loads(invocation.event),
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": str(invocation.version),
+            "functionError": "Unhandled",
+        },
+        "responsePayload": {
+            "errorType": error.get("type") or error.get("code"),
+            "errorMessage": error.get("message"),
+            "stackTrace": error.get("stack") or [],
+        },
+    }
 
 
 # What a function's async_retries cover: its own failures, as Lambda's "function errors".
