@@ -30,6 +30,8 @@ def _weights(_ctx, _param, values: tuple[str, ...]) -> dict[str, float]:
         if not match:
             raise click.BadParameter(f"{value!r} is not VERSION=PERCENT (e.g. 4=10%)")
         routing[match[1]] = float(match[2])
+        if not 0 < routing[match[1]] <= 100:  # the API's "routing.4: …" names no flag
+            raise click.BadParameter(f"{value!r}: a weight is above 0% and at most 100%")
     return routing
 
 
@@ -120,6 +122,11 @@ def set_alias(session: Session, name, alias_name, version_text, routing, descrip
       nimbus alias set hello prod latest
     """
     body: dict = {"version": _version(session, name, version_text), "routing": routing}
+    if str(body["version"]) in routing:
+        raise click.BadParameter(
+            f"v{body['version']} is VERSION, which takes the rest: weight another version",
+            param_hint="--weight",
+        )
     if description is not None:
         body["description"] = description
     if webhook is not None:

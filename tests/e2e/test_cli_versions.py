@@ -112,8 +112,11 @@ def test_alias_set_list_delete_and_invoke_through_it(make_server, tmp_path):
     assert out.exit_code == 0 and "updated aliased:prod → v2 100%" in out.output
     assert nimbus.json("alias", "get", "aliased", "prod")["routing"] == {}
 
+    # the flag named, not the API's field ("routing.2: a weight is a percentage …")
     out = nimbus("alias", "set", "aliased", "prod", "1", "--weight", "2=120")
-    assert out.exit_code == 1 and "routing" in json.loads(out.stdout)["error"]["message"]
+    assert out.exit_code == 2 and "'2=120': a weight is above 0% and at most 100%" in out.stderr
+    out = nimbus("alias", "set", "aliased", "prod", "1", "--weight", "1=10%")
+    assert out.exit_code == 2 and "v1 is VERSION, which takes the rest" in out.stderr
     assert nimbus("alias", "set", "aliased", "prod", "1", "--weight", "2:lots").exit_code == 2
     out = nimbus("alias", "set", "aliased", "prod", "7")
     assert out.exit_code == 1 and json.loads(out.stdout)["error"]["code"] == "not_found"
