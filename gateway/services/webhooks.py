@@ -122,7 +122,8 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+\Z")
 
 
 def _line(value: object, what: str) -> str:
-    text = str(value)
+    # A JSON true is `true` in a header, as JavaScript writes it (str() says "True").
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     if any(ord(c) > 255 for c in text):
         raise _Unsendable(f"{what} is not latin-1 text")
     if any((c < " " and c != "\t") or c == "\x7f" for c in text):

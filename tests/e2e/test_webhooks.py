@@ -32,7 +32,9 @@ def hooks(server):
                 "headers": {"content-type": "image/png"}})),
             "fail": w.FAIL_WAT,
             # AWS's Node.js blueprints write the status as a string; API Gateway takes it
-            "strstatus": w.constant_wat(b'{"statusCode": "201", "body": "created"}'),
+            "strstatus": w.constant_wat(
+                b'{"statusCode": "201", "body": "created", "headers": {"x-n": 3, "x-b": true}}'
+            ),
         }.items():  # fmt: skip
             body = {"name": f"hook-{name}", "runtime": "wasm", "artifact_base64": w.b64(w.wat(wat))}
             fn = api.post("/api/v1/functions?wait=true", json=body).json()
@@ -103,6 +105,7 @@ def test_result_shapes_the_response(hooks):
     assert resp.content == b"\x00\xffPNG" and resp.headers["content-type"] == "image/png"
     resp = httpx.get(hooks["strstatus"])
     assert resp.status_code == 201 and resp.text == "created"
+    assert (resp.headers["x-n"], resp.headers["x-b"]) == ("3", "true")  # as JSON writes them
 
 
 def test_function_error_gives_anonymous_callers_a_bare_502(hooks):
