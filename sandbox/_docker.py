@@ -205,11 +205,11 @@ class NativeExecutor:
     def invoke(
         self, dep: Deployment, event: bytes, context: dict, gate: ConcurrencyGate
     ) -> InvokeResult:
-        gate.acquire(dep.memory_mb)
+        gate.acquire(dep.memory_mb, dep.function_id)
         try:
             return self._invoke(dep, event, context_json(dep, context))
         finally:
-            gate.release(dep.memory_mb)
+            gate.release(dep.memory_mb, dep.function_id)
 
     def stats(self) -> dict[str, int]:
         return {

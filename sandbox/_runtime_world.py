@@ -157,7 +157,7 @@ def check_source(worker: Worker, dep: Deployment, loaded: LoadedComponent, prep:
             inst.close()
 
     worker.threads.check_capacity()
-    worker.gate.acquire(dep.memory_mb)
+    worker.gate.acquire(dep.memory_mb, dep.function_id)
     try:
         result = worker.threads.run(call, dep.timeout_sec + 0.25)
     except Abandoned:
@@ -168,7 +168,7 @@ def check_source(worker: Worker, dep: Deployment, loaded: LoadedComponent, prep:
         cause = trap_cause(str(exc))
         raise errors.Invalid(f"the runtime failed to check the source: {cause}") from None
     finally:
-        worker.gate.release(dep.memory_mb)
+        worker.gate.release(dep.memory_mb, dep.function_id)
     if isinstance(result, str):
         return result
     kind = str(getattr(result, "type", "") or "Error")

@@ -166,7 +166,7 @@ class Sandbox:
         prepared = worker.prepared(dep)
         if dep.kind in ("component", "runtime"):
             worker.threads.check_capacity()
-        worker.gate.acquire(dep.memory_mb)
+        worker.gate.acquire(dep.memory_mb, dep.function_id)
         try:
             if isinstance(loaded, LoadedModule):
                 outcome = run_module(
@@ -186,7 +186,7 @@ class Sandbox:
             else:
                 outcome = self._call_component(worker, dep, loaded, prepared, event, context)
         finally:
-            worker.gate.release(dep.memory_mb)
+            worker.gate.release(dep.memory_mb, dep.function_id)
         return to_result(dep, outcome, cold, init_ms)
 
     def _call_component(

@@ -93,3 +93,34 @@ def test_running_guests_memory_stays_within_the_workers_budget(make_sandbox, sto
     alone = make_sandbox(guest_memory_mb=100)
     assert alone.invoke(big, b'"alone"', {}).output == b'"alone"'  # over the budget, alone
     assert sandbox.stats()["running"] == 0
+
+
+def test_one_functions_flood_does_not_starve_another(make_sandbox, store):
+    """A flooded function held every slot and every queue place: another function's
+    calls got 429 for as long as the flood lasted. A caller of a function holding fewer
+    slots takes the newest flood waiter's place, and a freed slot goes to it first."""
+    sandbox = make_sandbox(max_concurrent=2, queue_size=2, queue_timeout_sec=3.0)
+    key, sha = put_wasm(store, wat_module("NAP"))  # sleeps 300 ms, then echoes
+    sandbox.precompile(key, sha)
+    flood, other = deployment(key, sha, name="flood"), deployment(key, sha, name="other")
+    done: dict[str, float] = {}
+
+    def call(dep, tag: str):
+        try:
+            sandbox.invoke(dep, b'"x"', {})
+            done[tag] = time.monotonic()
+        except errors.LimitExceeded as exc:
+            return exc
+
+    with ThreadPoolExecutor(6) as pool:
+        floods = [pool.submit(call, flood, "flood0")]
+        time.sleep(0.1)  # the two running flood calls end 0.1 s apart
+        floods += [pool.submit(call, flood, f"flood{i}") for i in (1, 2, 3)]  # 2 wait
+        time.sleep(0.05)
+        neighbour = pool.submit(call, other, "other")
+        refused = [f.result() for f in floods if f.result() is not None]
+        assert neighbour.result() is None  # served, not refused
+    assert len(refused) == 1 and "another function's caller" in str(refused[0])
+    # The first slot freed (flood0's) went to the neighbour, the next to the flood waiter.
+    (waiter,) = [tag for tag in ("flood2", "flood3") if tag in done]
+    assert done["other"] < done[waiter], done
