@@ -238,20 +238,32 @@ def abort_canary(session: Session, name: str, alias_name: str) -> None:
     _show_canary(session, session.client.abort_canary(name, alias_name))
 
 
+# NOTE: checked here as the API checks them (CanaryBody), so a mistake names the flag
+# typed, not the API's field ("interval_sec: Input should be greater than or equal to 5")
+INTERVAL_RANGE = (5, 86400)
+
+
 def _steps(text: str) -> list[float]:
     try:
-        return [float(part.rstrip("%")) for part in text.split(",") if part.strip()]
+        steps = [float(part.strip().rstrip("%")) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r}: percentages like 10,25,50,100",
-                                 param_hint="--steps") from None  # fmt: skip
+        steps = []
+    if not steps or steps != sorted(set(steps)) or not 0 < steps[0] <= steps[-1] <= 100:
+        raise click.BadParameter(f"{text!r}: increasing percentages above 0, at most 100, "
+                                 "like 10,25,50,100", param_hint="--steps")  # fmt: skip
+    return steps
 
 
 def _interval(text: str) -> float:
+    low, high = INTERVAL_RANGE
     try:
-        return moments.seconds(text)
+        seconds = moments.seconds(text)
     except ValueError:
-        raise click.BadParameter(f"{text!r}: seconds, or 30s, 5m, 1h",
-                                 param_hint="--interval") from None  # fmt: skip
+        seconds = None
+    if seconds is None or not low <= seconds <= high:
+        raise click.BadParameter(f"{text!r}: from {low}s to 1d, e.g. 30s, 5m, 1h",
+                                 param_hint="--interval")  # fmt: skip
+    return seconds
 
 
 def _show_canary(session: Session, view: dict) -> None:

@@ -154,6 +154,11 @@ def test_canary_start_status_abort_and_a_rollback_followed_with_wait(make_server
     assert started["reason"] == "steps 10%, 25%, 50%, 100%, every 3600 s"  # was [10.0, …]
 
     assert nimbus("canary", "start", "canaried", "prod", "2", "--steps", "ten").exit_code == 2
+    # what the API refuses, named as the flag (was "interval_sec: Input should be greater …")
+    out = nimbus("canary", "start", "canaried", "prod", "2", "--interval", "1s")
+    assert out.exit_code == 2 and "Invalid value for --interval: '1s': from 5s" in out.stderr
+    out = nimbus("canary", "start", "canaried", "prod", "2", "--steps", "50,20")
+    assert out.exit_code == 2 and "Invalid value for --steps: '50,20'" in out.stderr
     start = ["canary", "start", "canaried", "prod", "2", "--steps", "50", "--interval", "5s",
              "--max-error-rate", "0.2", "--min-invocations", "5", "--wait"]  # fmt: skip
     with Traffic(server, "canaried"):
