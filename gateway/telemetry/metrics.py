@@ -210,6 +210,16 @@ class Metrics:
             ["outcome"],
             registry=own,
         )
+        # NOTE: every outcome these can count is a series from the start, at 0. A series
+        # that first appears at 1 loses that 1 to rate() and increase() (no earlier sample
+        # to compare with): the first missed tick or failed alert delivery never showed.
+        for counter, outcomes in (
+            (self.schedule_ticks, ("fired", "failed", "taken", "missed")),
+            (self.alert_changes, ("ok", "pending", "firing")),
+            (self.alert_deliveries, ("delivered", "retrying", "failed", "dropped")),
+        ):
+            for outcome in outcomes:
+                counter.labels(outcome)
         self._children: dict[tuple, object] = {}
         self._seen_hits = 0
         self._seen_misses = 0

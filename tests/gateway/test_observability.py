@@ -339,6 +339,25 @@ def test_metrics_in_one_process():
     assert metrics.value("nimbus_async_queue_depth") == 12
 
 
+def test_every_outcome_a_tick_or_alert_counter_may_count_is_a_series_from_the_start():
+    """A series born at 1 loses that 1 to rate()/increase(): the first missed tick, the
+    first failed alert delivery went unseen by any rule over these counters."""
+    text = Metrics().render()[0].decode()
+    series = {
+        (s.name, tuple(sorted(s.labels.items())), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    for name, label, values in (
+        ("nimbus_schedule_ticks_total", "outcome", ("fired", "failed", "taken", "missed")),
+        ("nimbus_alert_changes_total", "state", ("ok", "pending", "firing")),
+        ("nimbus_alert_deliveries_total", "outcome", ("delivered", "retrying", "failed",
+                                                       "dropped")),
+    ):  # fmt: skip
+        for value in values:
+            assert (name, ((label, value),), 0.0) in series, (name, value)
+
+
 def test_flusher_batches_per_function_and_retries_refused_batches(store):
     logs = InvocationLogs(store, retention_sec=3600, sweep_every_sec=3600, owner="w")
     stats = book(store, "w")
