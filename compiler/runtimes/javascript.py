@@ -354,21 +354,56 @@ def npm_registry() -> str:
 
 
 def check_lockfile(lock: Path) -> None:
-    """A user's package-lock.json may only point at the registry npm uses here."""
+    """A user's package-lock.json may only point at the registry npm uses here.
+
+    NOTE(security): npm runs on the host (it needs the registry), so a URL it fetches
+    is the server's request. Every place npm reads one is checked: `packages` (npm 7+)
+    and the legacy `dependencies` tree, whose `resolved` (or URL `version`) npm still
+    follows — a lockfileVersion 1 file made npm GET a private address from the server
+    (and a git URL would run git with the server's credentials)."""
     try:
         data = json.loads(lock.read_text())
-        packages = data.get("packages", {})
+        packages = data.get("packages")
+        version = data.get("lockfileVersion")
     except (ValueError, AttributeError):
         raise BuildFailed("package-lock.json is not a valid npm lockfile") from None
-    for path, entry in packages.items():
-        if not path or not isinstance(entry, dict):
-            continue
-        resolved = entry.get("resolved", "")
-        if entry.get("link") or (resolved and not resolved.startswith(npm_registry())):
+    if not isinstance(packages, dict) or not isinstance(version, int) or version < 2:
+        raise BuildFailed(
+            "package-lock.json must be lockfileVersion 2 or 3 (written by npm 7 or later): "
+            "run `npm install` with a current npm, or leave the lockfile out"
+        )
+    registry = npm_registry()
+    for path, entry in _lock_entries(packages, data.get("dependencies")):
+        resolved, pinned = entry.get("resolved", ""), entry.get("version", "")
+        if (
+            entry.get("link")
+            or not isinstance(resolved, str)
+            or (resolved and not resolved.startswith(registry))
+            or (isinstance(pinned, str) and _names_a_place(pinned))
+        ):
             raise BuildFailed(
                 f"package-lock.json: {path} does not come from the npm registry "
-                f"({resolved or 'a link'})"
+                f"({resolved or pinned or 'a link'})"
             )
+
+
+def _names_a_place(version: str) -> bool:
+    """A lockfile `version` that is a place rather than a version: a URL, git, a path
+    (an `npm:` alias names a registry package)."""
+    text = version.strip().lower()
+    return not text.startswith("npm:") and (":" in text or text.startswith((".", "/", "~/")))
+
+
+def _lock_entries(packages: dict, legacy: object, at: str = ""):
+    """(path, entry) of every package a lockfile names, the legacy tree's nested ones too."""
+    for path, entry in packages.items():
+        if path and isinstance(entry, dict):
+            yield path, entry
+    if isinstance(legacy, dict):
+        for name, entry in legacy.items():
+            if isinstance(entry, dict):
+                yield f"{at}dependencies/{name}", entry
+                yield from _lock_entries({}, entry.get("dependencies"), f"{at}{name}/")
 
 
 def resolved_packages(lock: Path) -> list[tuple[str, str]]:

@@ -113,19 +113,38 @@ def test_only_registry_dependencies(tmp_path, runtimes_dir, spec):
         build(tmp_path, runtimes_dir, files)
 
 
-def test_lockfile_must_point_at_the_registry(tmp_path, runtimes_dir):
-    lock = {
-        "packages": {
-            "": {},
-            "node_modules/x": {"version": "1.0.0", "resolved": "https://evil.example/x.tgz"},
-        }
-    }
+_EVIL = "http://169.254.169.254/latest/x.tgz"
+
+
+@pytest.mark.parametrize(
+    "lock, message",
+    [
+        ({"lockfileVersion": 3, "packages": {"": {}, "node_modules/x": {
+            "version": "1.0.0", "resolved": "https://evil.example/x.tgz"}}},
+         "does not come from the npm registry"),
+        ({"lockfileVersion": 3, "packages": {"node_modules/x": {
+            "version": "1.0.0", "resolved": "git+ssh://git@internal/x.git"}}},
+         "does not come from the npm registry"),
+        # npm 11 still followed these: it fetched the URL from the server (seen on a
+        # local listener), before the lockfile's legacy tree was checked.
+        ({"lockfileVersion": 1, "dependencies": {"x": {"version": "1.0.0", "resolved": _EVIL}}},
+         "lockfileVersion 2 or 3"),
+        ({"lockfileVersion": 2, "packages": {"": {}}, "dependencies": {"x": {
+            "version": "1.0.0", "dependencies": {"y": {"version": "1.0.0", "resolved": _EVIL}}}}},
+         "x/dependencies/y does not come from the npm registry"),
+        ({"lockfileVersion": 2, "packages": {"": {}},
+          "dependencies": {"x": {"version": "github:a/b"}}},
+         "does not come from the npm registry"),
+    ],
+    ids=["packages-url", "packages-git", "v1", "legacy-nested", "legacy-git-version"],
+)  # fmt: skip
+def test_lockfile_must_point_at_the_registry(tmp_path, runtimes_dir, lock, message):
     files = {
         "handler.js": "exports.main = () => 1;",
         "package.json": json.dumps({"dependencies": {"x": "^1.0.0"}}),
         "package-lock.json": json.dumps(lock),
     }
-    with pytest.raises(BuildFailed, match="does not come from the npm registry"):
+    with pytest.raises(BuildFailed, match=message):
         build(tmp_path, runtimes_dir, files)
 
 
