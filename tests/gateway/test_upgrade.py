@@ -43,13 +43,23 @@ CRON_SCHEDULE = "sch_373ztgrbecmzpy7r"
 ALERT = "alr_jtihqmomtr5bseru"
 
 
+# The store's clock stopped on 2026-12-06: nothing that ages records may act on them while
+# these tests read them, whenever they run (retention sweeps, the year an execution may
+# run, a canary step and an alert rule judged against a later now).
+AGELESS = {
+    "log_retention_hours": 10**6,
+    "invocation_retention_hours": 10**6,
+    "workflow_max_duration_sec": 10**10,
+    "canary_scan_sec": 10**6,
+    "alert_scan_sec": 10**6,
+}
+
+
 @pytest.fixture
 def old(tmp_path):
     shutil.copytree(OLD_STORE, tmp_path / "objects")
-    with running_platform(tmp_path, async_poll_sec=0.1, workflow_scan_sec=0.2) as (
-        platform,
-        client,
-    ):
+    settings = {"async_poll_sec": 0.1, "workflow_scan_sec": 0.2, **AGELESS}
+    with running_platform(tmp_path, **settings) as (platform, client):
         yield platform, client
 
 
