@@ -58,7 +58,10 @@ log = logging.getLogger("nimbus.async")
 _FINISHER_GRACE_SEC = 10.0
 # The longest a dispatcher skips an invocation it found held by another worker.
 _RECHECK_SEC = 2.0
-_UNREADABLE_RECHECK_SEC = 60.0  # a record that does not read back (RecordUnreadable)
+_UNREADABLE_RECHECK_SEC = 60.0
+# A marker without its record is an accept that crashed only past this (the record's
+# write follows the marker's; a store's timeouts and retries end well before it).
+_ORPHAN_GRACE_SEC = 60.0  # a record that does not read back (RecordUnreadable)
 
 
 class AsyncInvocations:
@@ -102,7 +105,7 @@ class AsyncInvocations:
         self._polling = IdlePolling(self.poll_sec, self.idle_poll_max_sec)
         self._loop = BackgroundLoop("async-dispatch", self._dispatch_step,
                                     error_wait_sec=self.poll_sec)  # fmt: skip
-        self._orphans: set[str] = set()
+        self._orphans: dict[str, float] = {}  # invocation id → when first seen without record
         # invocation id → wall time before which this dispatcher does not read it again
         self._busy: dict[str, float] = {}
 
@@ -239,11 +242,13 @@ class AsyncInvocations:
 
     def _claim(self, marker: str, invocation_id: str) -> Claim[Invocation] | None:
         try:
-            return self.repo.claim(
+            claim = self.repo.claim(
                 self.leases, invocation_id, duration_sec=self._lease_sec,
                 ready=partial(self._runnable, marker), begin=_begin,
                 max_attempts=self.max_attempts, exhausted=partial(self._give_up, marker),
             )  # fmt: skip
+            self._orphans.pop(invocation_id, None)  # its record came (if it was late)
+            return claim
         except errors.RecordUnreadable as exc:
             # Passed over for a while (logged each time): it stopped the whole pass, so
             # every call queued behind it waited on the shuffle of the next passes.
@@ -251,12 +256,14 @@ class AsyncInvocations:
             self._busy[invocation_id] = time.time() + _UNREADABLE_RECHECK_SEC
             return None
         except errors.NotFound:
-            # its accept crashed before the record was written: drop on the second look
-            if invocation_id in self._orphans:
-                self._orphans.discard(invocation_id)
+            # Its accept crashed before the record was written, or is writing it now: the
+            # marker is dropped only once it has stayed without a record for a while. (On
+            # the second look, as it was, a record written more than one pass after its
+            # marker — a slow disk, an S3 PUT — was a 202'd call left queued for good.)
+            first_seen = self._orphans.setdefault(invocation_id, time.monotonic())
+            if time.monotonic() - first_seen >= _ORPHAN_GRACE_SEC:
+                del self._orphans[invocation_id]
                 self.repo.drop_marker(marker)
-            else:
-                self._orphans.add(invocation_id)
             return None
 
     def _runnable(self, marker: str, invocation: Invocation) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.jobs import asyncq
 from store import LocalStore, errors
 from store.invocations import InvocationRepo
 from tests.e2e.wasm import ECHO_WAT, b64, constant_wat, wat
@@ -82,3 +83,53 @@ def test_a_result_nested_deeper_than_a_record_holds_is_final_at_once(tmp_path, d
             time.sleep(0.05)
     assert (record["status"], record["attempts"]) == ("failed", 1), record
     assert record["error"]["code"] == "result_too_large"
+
+
+class SlowRecordWrites(LocalStore):
+    """The platform's own local store, but a new async record takes `delay` seconds to
+    write (a loaded disk, an S3 store's slow PUT): its queue marker is there first."""
+
+    def __init__(self, root: Path, delay: float) -> None:
+        super().__init__(root)
+        self.delay = delay
+
+    def put(self, key: str, data: bytes, **conditions) -> str:
+        if key.startswith("invocations/") and conditions.get("create"):
+            time.sleep(self.delay)
+        return super().put(key, data, **conditions)
+
+
+def test_an_accepted_call_whose_record_is_slow_to_write_still_runs(tmp_path):
+    """The dispatcher dropped a queue marker on its second look without a record: a record
+    written more than one poll after its marker (0.25 s here) left the call queued for good,
+    though its accept answered 202."""
+    with running_platform(tmp_path, async_poll_sec=0.1) as (platform, client):
+        created = client.simulate_post(
+            "/api/v1/functions",
+            json={"name": "echo", "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
+            params={"wait": "true"},
+        )
+        assert created.status_code == 201, created.text
+        platform.async_invocations.repo = InvocationRepo(SlowRecordWrites(tmp_path, 0.6))
+        accepted = client.simulate_post("/api/v1/functions/echo/async", json={"n": 1})
+        assert accepted.status_code == 202, accepted.text
+        invocation_id = accepted.json["invocation_id"]
+        deadline = time.monotonic() + 10
+        while (record := client.simulate_get(f"/api/v1/invocations/{invocation_id}").json)[
+            "status"
+        ] != "succeeded":
+            assert time.monotonic() < deadline, record  # stayed queued: its marker was gone
+            time.sleep(0.05)
+
+
+def test_a_marker_whose_record_never_comes_is_dropped_after_the_grace(tmp_path, monkeypatch):
+    """An accept that crashed between its marker and its record: dropped, not run, once
+    the marker has stayed without a record for _ORPHAN_GRACE_SEC (60 s; 0.5 s here)."""
+    monkeypatch.setattr(asyncq, "_ORPHAN_GRACE_SEC", 0.5)
+    with running_platform(tmp_path, async_poll_sec=0.05) as (platform, _):
+        InvocationRepo(platform.store).put_queue_marker(1, "inv_crashed", "fn_x")
+        written = time.monotonic()
+        while list(platform.store.list("queue/invocations/")):
+            assert time.monotonic() < written + 5, "the orphan marker was never dropped"
+            time.sleep(0.02)
+        assert time.monotonic() - written >= 0.5
