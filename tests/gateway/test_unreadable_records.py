@@ -104,3 +104,24 @@ def test_an_unreadable_queued_build_holds_up_no_other(platform, client):
         params={"wait": "true"},
     )
     assert resp.json["status"] == "active", resp.text  # was 'creating' for good
+
+
+def test_one_unreadable_function_hides_no_other_from_the_listing(platform, client):
+    """Listings, the quota and the stats overview read every function record: one that
+    did not read back made each of them a 500 (the console's front page with them)."""
+    made = [
+        client.simulate_post(
+            "/api/v1/functions",
+            json={"name": name, "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
+        ).json
+        for name in ("fine", "spoilt")
+    ]
+    _spoil(platform, function_key(made[1]["id"]), memory_mb="plenty")
+    for path in ("/api/v1/functions", "/api/v1/quota"):
+        resp = client.simulate_get(path)
+        assert resp.status_code == 200, (path, resp.text)
+    assert [f["name"] for f in client.simulate_get("/api/v1/functions").json["functions"]] == [
+        "fine"
+    ]
+    resp = client.simulate_get(f"/api/v1/functions/{made[1]['id']}")
+    assert resp.json["error"]["code"] == "record_unreadable"  # named where it is asked for
