@@ -52,6 +52,9 @@ from ..services.workflows.service import WorkflowService
 
 log = logging.getLogger("nimbus.workflows")
 
+# A marker without its record is a start that crashed only past this (the record's write
+# follows the marker's; a store's timeouts and retries end well before it).
+ORPHAN_GRACE_SEC = 60.0
 MAX_HISTORY = 25_000  # events per execution, as Step Functions (WORKFLOW_MAX_HISTORY_EVENTS)
 TAIL_BYTES = 64 * 1024  # history carried in the record before a page is sealed early
 _WAKE = object()  # put in a driver's queue to make it look at the runner's state
@@ -96,7 +99,7 @@ class WorkflowRunner:
         self._drives: set[_Drive] = set()
         self._leased_elsewhere: dict[str, float] = {}  # execution id → its lease's end
         self.hand_back_at = float("inf")  # monotonic: when stopping drivers give up on Tasks
-        self._orphans: set[str] = set()
+        self._orphans: dict[str, float] = {}  # execution id → when first seen without record
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._tokens = iter(range(1, 1 << 62))
@@ -167,12 +170,14 @@ class WorkflowRunner:
                 exhausted=self._give_up,
             )
         except errors.NotFound:
-            # its start crashed before the record was written: drop it on a second look
-            if execution_id in self._orphans:
-                self._orphans.discard(execution_id)
+            # Its start crashed before the record was written, or is writing it now: the
+            # marker goes only once it has stayed without a record for a while (on the
+            # second look, as it was, a record slower to write than two scans lost its
+            # marker, and with it any recovery of the execution after a crash).
+            first_seen = self._orphans.setdefault(execution_id, time.monotonic())
+            if time.monotonic() - first_seen >= ORPHAN_GRACE_SEC:
+                del self._orphans[execution_id]
                 self.repo.drop_marker(marker)
-            else:
-                self._orphans.add(execution_id)
             return None
 
     def _give_up(self, claim: Claim[Execution]) -> None:
