@@ -10,7 +10,8 @@
 
 The marker is written first, then the record with its event (create-only),
 so a crash at any point leaves at worst a marker without a record (dropped
-on a later pass), never an accepted invocation no worker will find. The
+once it has stayed so for a minute: a slow record write is no crash), never an
+accepted invocation no worker will find. The
 marker is removed only after the record reaches its final state.
 
 PERF(nimbus): two durable writes per accept; the event rides in the record

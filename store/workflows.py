@@ -12,7 +12,7 @@ Key layout (JSON unless noted):
     queue/executions/<due_ms:013d>.<ex_id>       the runner's queue (empty): due first
 
 An execution's marker is written before its record, so a crash leaves at
-worst a marker without a record (dropped on a later look). A marker names
+worst a marker without a record (dropped once it has stayed so for a minute). A marker names
 when a runner should next look: its start, or the end of the Wait it sleeps in.
 """
 
