@@ -35,7 +35,7 @@ from store.invocations import InvocationRepo
 from store.records import Invocation, InvocationStatus, Schedule, ScheduleRun, Trigger, now
 from store.schedules import ScheduleRepo
 
-from ..background import BackgroundLoop
+from ..background import BackgroundLoop, StepFailures
 from ..services import cron
 from ..services.invoke import InvokeService
 from ..services.schedules import ticks_of
@@ -111,6 +111,7 @@ class ScheduleTicker:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._loop = BackgroundLoop("schedule-ticker", self._tick, error_wait_sec=check_sec)
+        self._waiting = StepFailures("schedules wait for the store", log)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -135,9 +136,13 @@ class ScheduleTicker:
     def _probe(self) -> None:
         try:
             enforced = self.schedules.conditional_writes_enforced()
+        except errors.Unavailable as exc:
+            self._waiting.failed(exc)  # said once, not once a second
+            return
         except errors.NimbusError as exc:
             log.warning("schedules wait for the store: %s", exc.message)
             return
+        self._waiting.succeeded()
         if enforced:
             self.state = "running"
         else:

@@ -23,10 +23,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from store import errors
 
-from ..background import BackgroundLoop
+from ..background import BackgroundLoop, StepFailures
 from .logs import InvocationLogs, entries_for
 from .metrics import Metrics
 from .recorder import THROTTLED, InvocationOutcome, InvocationRecorder
@@ -75,6 +76,9 @@ class OutcomeFlusher(InvocationRecorder):
         self._retry: list[_Batch] = []
         self._seq = 0
         self._flush_lock = threading.Lock()
+        self._log_failures = StepFailures(f"writing log batches of {writer}", log)
+        self._stats_failures = StepFailures(f"writing stats of {writer}", log)
+        self._window_failures = StepFailures(f"writing windowed stats of {writer}", log)
         self._loop = BackgroundLoop(
             "recorder-flush", self._flush_step, first_wait_sec=interval_sec,
             error_wait_sec=interval_sec,
@@ -132,33 +136,40 @@ class OutcomeFlusher(InvocationRecorder):
             todo, self._retry = [*self._retry, *batches.values()], []
             written = 0
             for batch in todo:
-                try:
-                    self._seq += 1
-                    self.logs.write(
-                        batch.function_id, batch.entries, batch.newest_us, self.writer, self._seq
-                    )
-                except errors.NimbusError as exc:
-                    log.warning("log batch for %s not written: %s", batch.function_id, exc.message)
+                self._seq += 1
+                write = partial(self.logs.write, batch.function_id, batch.entries,
+                                batch.newest_us, self.writer, self._seq)  # fmt: skip
+                if not self._saved(self._log_failures, write):
                     self._retry.append(batch)
                     continue
                 written += 1
                 self.metrics.log_batches.inc()
                 self.metrics.log_entries.inc(len(batch.entries))
             self._trim_retry()
-            try:
-                self.stats.save()
-            except errors.NimbusError as exc:  # kept in memory; written next time
-                log.warning("stats of %s not written: %s", self.stats.writer, exc.message)
+            self._saved(self._stats_failures, self.stats.save)  # else kept; written next time
             if self.windows is not None:
-                try:
-                    self.windows.save()
-                except errors.NimbusError as exc:  # kept in memory; written next time
-                    log.warning("windowed stats not written: %s", exc.message)
+                self._saved(self._window_failures, self.windows.save)
             self.refresh_gauges()
             if outcomes:
                 self.flushes += 1
                 self.outcomes_flushed += len(outcomes)
                 self.batches_written += written
+
+    @staticmethod
+    def _saved(failures: StepFailures, write: Callable[[], object]) -> bool:
+        """One store write of the flush; what it could not write stays for the next. A store
+        that does not answer is said once, and once more when it answers again (a line per
+        flush, twice a second, before)."""
+        try:
+            write()
+        except errors.Unavailable as exc:
+            failures.failed(exc)
+            return False
+        except errors.NimbusError as exc:
+            log.warning("%s: %s", failures.what, exc.message)
+            return False
+        failures.succeeded()
+        return True
 
     def _trim_retry(self) -> None:
         waiting = sum(len(b.entries) for b in self._retry)
