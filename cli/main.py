@@ -94,7 +94,8 @@ class NimbusGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ApiError as exc:
-            raise CommandFailed(str(exc), exc.body(), session.output.json) from None
+            said = str(exc).replace(exc.message, session.in_flags(exc.message), 1)
+            raise CommandFailed(said, exc.body(), session.output.json) from None
         except BuildFailed as exc:
             # The record (its latest_build says failed) is already printed: one JSON document.
             raise CommandFailed(f"the build of v{exc.build.get('version')} failed: {exc}") from None

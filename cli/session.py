@@ -18,11 +18,31 @@ if TYPE_CHECKING:
     from .runtimes import Catalog
 
 OUTPUT_MODES = ("auto", "table", "json")
+# API fields whose flag's value has another name (else the flag's dest is the field)
+FIELD_DESTS = {"env_vars": "env", "window_sec": "window", "for_sec": "for_",
+               "interval_sec": "interval", "notify.webhook_url": "webhook"}  # fmt: skip
 
 
 class Session:
     def __init__(self) -> None:
         self.overrides = config.Overrides()
+        self.command: click.Command | None = None  # the command running, once parsed
+
+    def in_flags(self, message: str) -> str:
+        """An API message with the fields it names ("memory_mb: must be …") as the running
+        command's flags ("--memory: must be …"): the user typed flags, not the API's fields."""
+        if self.command is None:
+            return message
+        flags = {}
+        for param in self.command.params:
+            if isinstance(param, click.Option) and param.name:
+                flags[param.name] = max(param.opts, key=len)
+        parts = []
+        for part in message.split("; "):
+            field, sep, rest = part.partition(": ")
+            name = FIELD_DESTS.get(field, field)
+            parts.append(f"{flags[name]}{sep}{rest}" if sep and name in flags else part)
+        return "; ".join(parts)
 
     @cached_property
     def connection(self) -> config.Connection:
@@ -70,8 +90,10 @@ pass_session = click.make_pass_decorator(Session, ensure=True)
 
 def _remember(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        session = ctx.ensure_object(Session)
+        session.command = ctx.command  # the innermost one runs last: errors name its flags
         if value is not None:  # NOTE: a subcommand's flag overrides the group's; None never
-            setattr(ctx.ensure_object(Session).overrides, field, value)
+            setattr(session.overrides, field, value)
 
     return callback
 

@@ -109,6 +109,16 @@ def test_exit_codes_and_errors_as_json(make_server, tmp_path):
     out = cli(tmp_path, *base, "create", "x", "-r", "cobol", "--code", "x")
     assert out.exit_code == 2 and "unknown runtime 'cobol'" in out.output
 
+    # a refused value is named as the flag typed (was "memory_mb: must be between …");
+    # the JSON error stays the API's
+    out = cli(tmp_path, *base, "update", "picky", "--memory", "99999", "-o", "json")
+    assert out.exit_code == 1 and "Error: 422 validation_error: --memory: must be between" in (
+        out.stderr
+    )
+    assert json.loads(out.stdout)["error"]["message"].startswith("memory_mb: must be between")
+    out = cli(tmp_path, *base, "update", "picky", "--timeout", "0")
+    assert "validation_error: --timeout: " in out.stderr
+
 
 def test_every_command_prints_json_or_a_table(make_server, tmp_path):
     server = make_server().start()
