@@ -140,7 +140,7 @@ def test_create_and_wait_in_process(client):
     assert resp.json["status"] == "active"
 
 
-def test_ready_reports_an_unreachable_store(tmp_path):
+def test_ready_reports_an_unreachable_store(tmp_path, caplog):
     import shutil
 
     # A platform not started: no background job writes into the folder while it goes.
@@ -150,8 +150,16 @@ def test_ready_reports_an_unreachable_store(tmp_path):
         client = testing.TestClient(create_app(platform, KEY))
         assert client.simulate_get("/ready").status_code == 200
         shutil.rmtree(tmp_path / "objects")
-        resp = client.simulate_get("/ready")
-        assert resp.status_code == 503 and resp.json["status"] == "unavailable"
+        with caplog.at_level("INFO", logger="nimbus.ready"):
+            for _ in range(5):  # a kubelet's probes: the log says it once, not per probe
+                resp = client.simulate_get("/ready")
+                assert resp.status_code == 503 and resp.json["status"] == "unavailable"
+            (tmp_path / "objects").mkdir()
+            assert client.simulate_get("/ready").status_code == 200
+        said = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert [level for level, _ in said] == ["WARNING", "INFO"], said
+        assert said[0][1].startswith("/ready: store folder ") and "is missing" in said[0][1]
+        assert said[1][1].startswith("/ready: the store answers again (5 steps failed"), said
     finally:
         platform.stop()
 

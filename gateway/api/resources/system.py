@@ -10,6 +10,7 @@ import orjson
 
 from store import Store, errors
 
+from ...background import StepFailures
 from ...jobs.schedules import REFUSAL
 from ..middleware import public
 
@@ -37,6 +38,9 @@ class ReadyResource:
         self.store = store
         self.schedules_state = schedules_state
         self.store_refused = store_refused
+        # once when the store stops answering and once when it answers again, not a line
+        # per probe (a kubelet's, a load balancer's: several a minute per replica)
+        self._outage = StepFailures("/ready", log)
 
     def on_get(self, req, resp) -> None:
         try:
@@ -44,10 +48,14 @@ class ReadyResource:
         except errors.NimbusError as exc:
             # NOTE(security): /ready is public: the store's own error (its endpoint,
             # bucket or credentials problem) goes to the log, not to the caller.
-            log.warning("not ready: the store does not answer: %s", exc.message)
+            if isinstance(exc, errors.Unavailable):
+                self._outage.failed(exc)
+            else:
+                log.warning("not ready: the store does not answer: %s", exc.message)
             resp.status = 503
             resp.media = {"status": "unavailable", "store": "unreachable"}
             return
+        self._outage.succeeded()
         if self.store_refused():
             resp.status = 503
             resp.media = {"status": "unavailable", "store": "no_conditional_writes"}
