@@ -216,6 +216,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{exc} (e.g. '100/second;2000/minute')") from None
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        # every webhook_url starts with it: without a scheme each would be a broken link
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL (the base of every webhook_url)")
+        return value
+
     @field_validator("nimbus_store")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:

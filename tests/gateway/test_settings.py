@@ -33,6 +33,7 @@ def test_every_setting_is_documented_in_the_readme():
         ({"RATE_LIMIT_PER_KEY": "lots"}, "RATE_LIMIT_PER_KEY='lots': couldn't parse"),
         ({"DEFAULT_MEMORY_MB": "8"}, "DEFAULT_MEMORY_MB (8) must lie between MIN_MEMORY_MB"),
         ({"DEFAULT_TIMEOUT_SEC": "900"}, "DEFAULT_TIMEOUT_SEC (900) is over MAX_TIMEOUT_SEC"),
+        ({"PUBLIC_URL": "nimbus.example.com"}, "PUBLIC_URL='nimbus.example.com': an http://"),
     ],
 )
 def test_nimbus_serve_names_a_bad_setting_and_exits_2_without_a_traceback(
