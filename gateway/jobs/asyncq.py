@@ -59,6 +59,9 @@ _FINISHER_GRACE_SEC = 10.0
 # The longest a dispatcher skips an invocation it found held by another worker.
 _RECHECK_SEC = 2.0
 _UNREADABLE_RECHECK_SEC = 60.0
+# An on-failure destination's own failures are sent on along a chain this far at most.
+FAILURE_HOPS = 3
+_FAILURE_SUFFIX = "-failure"  # a failure record's id: the failed invocation's, with this
 # A marker without its record is an accept that crashed only past this (the record's
 # write follows the marker's; a store's timeouts and retries end well before it).
 _ORPHAN_GRACE_SEC = 60.0  # a record that does not read back (RecordUnreadable)
@@ -387,6 +390,12 @@ class AsyncInvocations:
         derives from the failed one's and its write is create-only)."""
         if outcome.get("status") not in (InvocationStatus.failed, InvocationStatus.timed_out):
             return
+        if invocation.id.count(_FAILURE_SUFFIX) >= FAILURE_HOPS:
+            # a destination that fails on the record it was sent, sending it on: a function
+            # that is its own destination (or two that are each other's) looped
+            log.warning("invocation %s: not sent on: a failure record goes %d hops at most",
+                        invocation.id, FAILURE_HOPS)  # fmt: skip
+            return
         try:
             destination_name = self.invoker.cache.function(invocation.function_id).async_on_failure
             if destination_name is None:
@@ -400,7 +409,7 @@ class AsyncInvocations:
             log.warning("invocation %s: its failure record is too large to send", invocation.id)
             return
         sent = Invocation(
-            id=f"{invocation.id}-failure",
+            id=f"{invocation.id}{_FAILURE_SUFFIX}",
             function_id=destination.id,
             function_name=destination.name,
             version=record.version,

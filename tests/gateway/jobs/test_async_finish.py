@@ -10,7 +10,7 @@ import pytest
 from gateway.jobs import asyncq
 from store import LocalStore, errors
 from store.invocations import InvocationRepo
-from tests.e2e.wasm import ECHO_WAT, b64, constant_wat, wat
+from tests.e2e.wasm import ECHO_WAT, FAIL_WAT, b64, constant_wat, wat
 from tests.gateway.conftest import running_platform
 
 
@@ -133,3 +133,24 @@ def test_a_marker_whose_record_never_comes_is_dropped_after_the_grace(tmp_path, 
             assert time.monotonic() < written + 5, "the orphan marker was never dropped"
             time.sleep(0.02)
         assert time.monotonic() - written >= 0.5
+
+
+def test_a_function_that_is_its_own_failure_destination_does_not_loop(tmp_path):
+    """async_on_failure naming the function itself (or two naming each other): each
+    failure record failed in turn and was sent on, '…-failure-failure-…', until the id
+    outgrew a store key."""
+    with running_platform(tmp_path, async_poll_sec=0.05) as (platform, client):
+        created = client.simulate_post(
+            "/api/v1/functions",
+            json={"name": "loops", "runtime": "wasm", "artifact_base64": b64(wat(FAIL_WAT))},
+            params={"wait": "true"},
+        )
+        assert created.status_code == 201, created.text
+        resp = client.simulate_put("/api/v1/functions/loops", json={"async_on_failure": "loops"})
+        assert resp.status_code == 200, resp.text
+        first = client.simulate_post("/api/v1/functions/loops/async", json={}).json
+        time.sleep(3)  # the old code had sent dozens by now
+        chain = [
+            key for key in platform.store.list("invocations/") if first["invocation_id"] in key
+        ]
+        assert len(chain) == 1 + asyncq.FAILURE_HOPS, len(chain)
