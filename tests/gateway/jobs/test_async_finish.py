@@ -85,6 +85,15 @@ def test_a_result_nested_deeper_than_a_record_holds_is_final_at_once(tmp_path, d
     assert record["error"]["code"] == "result_too_large"
 
 
+def _deploy(client, name: str, source: str) -> None:
+    created = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": name, "runtime": "wasm", "artifact_base64": b64(wat(source))},
+        params={"wait": "true"},
+    )
+    assert created.status_code == 201, created.text
+
+
 class SlowRecordWrites(LocalStore):
     """The platform's own local store, but a new async record takes `delay` seconds to
     write (a loaded disk, an S3 store's slow PUT): its queue marker is there first."""
@@ -104,12 +113,7 @@ def test_an_accepted_call_whose_record_is_slow_to_write_still_runs(tmp_path):
     written more than one poll after its marker (0.25 s here) left the call queued for good,
     though its accept answered 202."""
     with running_platform(tmp_path, async_poll_sec=0.1) as (platform, client):
-        created = client.simulate_post(
-            "/api/v1/functions",
-            json={"name": "echo", "runtime": "wasm", "artifact_base64": b64(wat(ECHO_WAT))},
-            params={"wait": "true"},
-        )
-        assert created.status_code == 201, created.text
+        _deploy(client, "echo", ECHO_WAT)
         platform.async_invocations.repo = InvocationRepo(SlowRecordWrites(tmp_path, 0.6))
         accepted = client.simulate_post("/api/v1/functions/echo/async", json={"n": 1})
         assert accepted.status_code == 202, accepted.text
@@ -140,12 +144,7 @@ def test_a_function_that_is_its_own_failure_destination_does_not_loop(tmp_path):
     failure record failed in turn and was sent on, '…-failure-failure-…', until the id
     outgrew a store key."""
     with running_platform(tmp_path, async_poll_sec=0.05) as (platform, client):
-        created = client.simulate_post(
-            "/api/v1/functions",
-            json={"name": "loops", "runtime": "wasm", "artifact_base64": b64(wat(FAIL_WAT))},
-            params={"wait": "true"},
-        )
-        assert created.status_code == 201, created.text
+        _deploy(client, "loops", FAIL_WAT)
         resp = client.simulate_put("/api/v1/functions/loops", json={"async_on_failure": "loops"})
         assert resp.status_code == 200, resp.text
         first = client.simulate_post("/api/v1/functions/loops/async", json={}).json
