@@ -200,6 +200,9 @@ class AsyncInvocations:
 
     def dispatch_once(self) -> None:
         queue = self.repo.queue()
+        if self._orphans:  # forget those whose marker went (dropped by another worker)
+            listed = {entry.invocation_id for entry in queue}
+            self._orphans = {i: seen for i, seen in self._orphans.items() if i in listed}
         self.depth = len(queue)
         self.depth_by_function = Counter(entry.function_id for entry in queue)
         wall = time.time()
@@ -265,7 +268,7 @@ class AsyncInvocations:
             # marker — a slow disk, an S3 PUT — was a 202'd call left queued for good.)
             first_seen = self._orphans.setdefault(invocation_id, time.monotonic())
             if time.monotonic() - first_seen >= _ORPHAN_GRACE_SEC:
-                del self._orphans[invocation_id]
+                self._orphans.pop(invocation_id, None)
                 self.repo.drop_marker(marker)
             return None
 

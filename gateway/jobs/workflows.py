@@ -176,7 +176,7 @@ class WorkflowRunner:
             # marker, and with it any recovery of the execution after a crash).
             first_seen = self._orphans.setdefault(execution_id, time.monotonic())
             if time.monotonic() - first_seen >= ORPHAN_GRACE_SEC:
-                del self._orphans[execution_id]
+                self._orphans.pop(execution_id, None)  # adopt runs in several threads
                 self.repo.drop_marker(marker)
             return None
 
