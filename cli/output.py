@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 MODES = ("auto", "table", "json")
 PIPE_WIDTH = 200
@@ -41,8 +42,18 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+class _Listing(Table):
+    """A table that says "(none)" under its header when it has no rows: a bare header
+    read as if the command had stopped halfway."""
+
+    def __rich_console__(self, console, options):
+        yield from super().__rich_console__(console, options)
+        if not self.row_count:
+            yield Text("(none)", style="dim")
+
+
 def table(*columns: str) -> Table:
-    grid = Table(box=None, pad_edge=False, header_style="bold")
+    grid = _Listing(box=None, pad_edge=False, header_style="bold")
     for column in columns:
         grid.add_column(column, no_wrap=column in UNBROKEN)
     return grid

@@ -196,3 +196,13 @@ def test_update_takes_new_code_as_create_does(server, tmp_path):
     assert nimbus(server, "invoke", "recode").stdout.strip() == "3"
     out = nimbus(server, "update", "recode", "--file", str(REPO / "examples" / "c" / "hello.c"))
     assert out.exit_code == 2 and "runtime cannot change" in out.stderr
+
+
+def test_an_empty_listing_says_none_under_its_header(server, tmp_path):
+    module = tmp_path / "bare.wasm"
+    module.write_bytes(w.hello_module())
+    assert nimbus(server, "deploy", str(module)).exit_code == 0
+    out = nimbus(server, "-o", "table", "alias", "list", "bare")
+    # a bare header read as if the command had stopped halfway
+    assert out.exit_code == 0 and out.stdout.splitlines()[1:] == ["(none)"], out.stdout
+    assert nimbus(server, "-o", "json", "alias", "list", "bare").stdout.count("(none)") == 0
