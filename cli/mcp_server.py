@@ -232,11 +232,12 @@ class NimbusTools:
         self,
         name: Target,
         event: Annotated[Any, Field(description="the event: any JSON value")] = None,
+        version: Annotated[int | None, Field(description="default: the active version")] = None,
     ) -> dict:
         """Queue an invocation and return its invocation_id at once; get_invocation
         reports its status and result. Use it for long-running work."""
         payload = json.dumps({} if event is None else event).encode()
-        return self._call(self.client.invoke_async, name, payload)
+        return self._call(self.client.invoke_async, name, payload, version=version)
 
     def rollback(
         self,

@@ -44,6 +44,17 @@ def _data(result) -> dict:
     return result.structured_content or json.loads(result.content[0].text)
 
 
+async def _finished(session: ClientSession, invocation_id: str) -> dict:
+    """The async invocation's record once it ends: the status tool, polled as a model would."""
+    record = {"status": "queued"}
+    for _ in range(150):
+        record = _data(await session.call_tool("get_invocation", {"invocation_id": invocation_id}))
+        if record["status"] not in ("queued", "running"):
+            break
+        await anyio.sleep(0.2)
+    return record
+
+
 def test_tools_deploy_and_invoke_a_python_function(make_server, tmp_path):
     server = make_server().start()
 
@@ -92,14 +103,7 @@ def test_tools_deploy_and_invoke_a_python_function(make_server, tmp_path):
             queued = _data(await session.call_tool(
                 "invoke_async", {"name": "mcp-double", "event": {"n": 5}}
             ))  # fmt: skip
-            record = {"status": "queued"}
-            for _ in range(150):  # the status tool, polled as a model would
-                record = _data(await session.call_tool(
-                    "get_invocation", {"invocation_id": queued["invocation_id"]}
-                ))  # fmt: skip
-                if record["status"] not in ("queued", "running"):
-                    break
-                await anyio.sleep(0.2)
+            record = await _finished(session, queued["invocation_id"])
             assert record["status"] == "succeeded" and record["result"] == {"n": 10}
             return queued["invocation_id"]
 
@@ -239,6 +243,12 @@ def test_list_versions_roll_back_and_invoke_an_alias(make_server, tmp_path):
             assert pinned["result"] == {"v": 2} and pinned["version"] == 2
             plain = _data(await session.call_tool("invoke_function", {"name": "mcp-versions"}))
             assert plain["result"] == {"v": 1}
+            # invoke_async takes `version` as invoke_function does (it had no such argument)
+            queued = _data(await session.call_tool(
+                "invoke_async", {"name": "mcp-versions", "version": 2}
+            ))  # fmt: skip
+            record = await _finished(session, queued["invocation_id"])
+            assert (record["version"], record["result"]) == (2, {"v": 2})
 
     anyio.run(scenario)
     with server.client() as api:  # the effect, seen through the REST API
