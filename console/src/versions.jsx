@@ -155,7 +155,7 @@ export function VersionsPanel({ record, onChange }) {
               <td class="hide-narrow">{fmtAgo(v.created_at)}</td>
               <td class="hide-narrow">{fmtBytes(v.code_size)}</td>
               <td>{(v.aliases || []).map((a) => <span class="tag">{a}</span>)}</td>
-              <td>{!v.active && v.status === "ready" && <button onClick={() => rollback(v.version)}>Roll back to v{v.version}</button>}</td>
+              <td>{!v.active && v.status === "ready" && <button onClick={() => rollback(v.version)}>{v.version > (record.active_version ?? 0) ? "Serve" : "Roll back to"} v{v.version}</button>}</td>
             </tr>
           ))}
         </tbody>

@@ -307,6 +307,8 @@ def test_versions_diff_rollback_and_an_alias_weight(signed_in, api):
     expect(page.locator("tr[data-version='1']")).to_have_attribute("data-serving", "yes")
     expect(page.get_by_text("Version 1 serves now.")).to_be_visible()
     assert api.get(f"/api/v1/functions/{name}").json()["active_version"] == 1
+    # v2 is newer than what serves: "Serve v2" (it read "Roll back to v2")
+    expect(page.locator("tr[data-version='2']").get_by_role("button")).to_have_text("Serve v2")
     # The alias: v2 as its second version, the slider moved to 30 % by keyboard.
     alias = page.locator("tr[data-alias='prod']")
     alias.get_by_label("prod second version").select_option("2")
