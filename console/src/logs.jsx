@@ -6,6 +6,14 @@ import { errorText } from "./util.js";
 
 const RANGES = [["", "any time"], ["300", "last 5 min"], ["3600", "last hour"], ["86400", "last day"]];
 
+/** The time of a line; with its date when not today (logs are kept 7 days: "any time"
+ * showed yesterday's lines as if they were today's). */
+function when(ts) {
+  const at = new Date(ts);
+  const time = at.toLocaleTimeString();
+  return at.toDateString() === new Date().toDateString() ? time : `${at.toLocaleDateString()} ${time}`;
+}
+
 export function LogsPanel({ record }) {
   // The boxes hold what the user types (an auto-refresh never rewrites them); the invocation
   // id is searched a moment after the last key.
@@ -46,7 +54,7 @@ export function LogsPanel({ record }) {
         <tbody>
           {shown.map((e) => (
             <tr class={`stream-${e.stream}`} data-invocation={e.invocation_id}>
-              <td class="nowrap">{new Date(e.ts).toLocaleTimeString()}</td>
+              <td class="nowrap" title={e.ts}>{when(e.ts)}</td>
               <td><button class="link mono" title="only this invocation" onClick={() => setQuery({ ...query, invocation_id: e.invocation_id })}>{e.invocation_id.slice(-10)}</button></td>
               <td>{e.stream}</td>
               <td class="mono pre">{e.line}</td>

@@ -8,10 +8,13 @@ import json
 import re
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
 
+from gateway.telemetry.logs import InvocationLogs, format_ts
+from store import LocalStore
 from tests.e2e.server import NimbusProcess
 from tests.e2e.wasm import ECHO_AND_LOG_WAT, ECHO_WAT, b64, hello_module, wat
 
@@ -122,6 +125,21 @@ def test_a_function_whose_only_build_failed_says_nothing_serves(signed_in, api):
     # the header said "v— serving", and no notice said why nothing answered
     expect(page.get_by_text("nothing serving · latest v1")).to_be_visible()
     expect(page.get_by_text("Version 1 failed to build, and no version serves yet")).to_be_visible()
+
+
+def test_logs_from_another_day_show_their_date(signed_in, api, console_server):
+    fn = _deploy_wasm(api, _name("old-logs"))
+    then = datetime.now(UTC) - timedelta(days=2)
+    entry = {"invocation_id": "inv_old", "ts": format_ts(then), "stream": "stderr",
+             "line": "from two days ago"}  # fmt: skip
+    logs = InvocationLogs(LocalStore(console_server.data_dir), retention_sec=7 * 86400,
+                          sweep_every_sec=3600, owner="test")  # fmt: skip
+    logs.write(fn["id"], [entry], int(then.timestamp() * 1e6), "test", 1)
+    signed_in.open(f"#/functions/{fn['name']}/logs")
+    row = signed_in.page.locator("tr[data-invocation='inv_old']")
+    # the time alone read as today's; the date shown is the page's own for that moment
+    date = signed_in.page.evaluate(f"new Date({then.timestamp() * 1000}).toLocaleDateString()")
+    expect(row.locator("td").first).to_contain_text(date)
 
 
 def test_a_function_error_shows_type_message_and_the_users_stack(signed_in, api):
