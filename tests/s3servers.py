@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 # SeaweedFS derives a gRPC port (+10000) from every HTTP port it opens.
 _GRPC_OFFSET = 10000
 # Below the kernel's ephemeral range (32768+) even after the gRPC offset, so
@@ -192,7 +194,10 @@ class SeaweedFS:
                     preexec_fn=_die_with_parent(),
                 )
             try:
+                deadline = time.monotonic() + timeout
                 _wait_ready(self.server, self._proc, timeout)
+                if not first:
+                    self._wait_volumes(deadline)
                 return self.server
             except RuntimeError as exc:
                 exited = self._proc.poll() is not None
@@ -204,6 +209,25 @@ class SeaweedFS:
                     f"SeaweedFS did not start ({exc}); log {log_path}:\n{_tail(log_path)}"
                 ) from exc
         raise AssertionError("unreachable")
+
+    def _wait_volumes(self, deadline: float) -> None:
+        """Until the master knows every volume on disk again. A restarted `weed mini`
+        answers S3 (bucket, listings) ~1 s after it starts but every object read is a 500
+        until its volume server has told the master what it holds (seen: 4 s later): the
+        store is not back before that, and a test would time SeaweedFS, not the platform."""
+        on_disk = len(list((self.tmpdir / "data").rglob("*.dat")))
+        status = f"http://127.0.0.1:{self._ports['master']}/dir/status"
+        known = 0
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                topology = httpx.get(status, timeout=1.0).json()["Topology"]
+                known = sum(node["Volumes"] for dc in topology.get("DataCenters") or []
+                            for rack in dc["Racks"] for node in rack["DataNodes"])  # fmt: skip
+            if known >= on_disk:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the master knows {known} of {on_disk} volumes")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         """kill -9 (by PID: only the process we started): a crash, as an outage is.
