@@ -19,6 +19,7 @@ from .errors import ApiError
 FINAL_BUILD_STATES = ("ready", "failed")
 FUNCTIONS = "/api/v1/functions"
 WORKFLOWS = "/api/v1/workflows"
+SCHEDULES = "/api/v1/schedules"
 
 
 @dataclass
@@ -263,6 +264,11 @@ class Client:
 
     def list_schedules(self, name: str, workflow: bool = False) -> dict:
         return self.json("GET", _schedules(name, workflow))
+
+    def list_all_schedules(self, **filters: Any) -> dict:
+        """Every function's and workflow's schedules (`name`, `enabled`, `limit`, `offset`)."""
+        params = {k: v for k, v in filters.items() if v is not None and v != ""}
+        return self.json("GET", SCHEDULES, params=params)
 
     def create_schedule(self, name: str, body: dict, workflow: bool = False) -> dict:
         return self.json("POST", _schedules(name, workflow), json=body)

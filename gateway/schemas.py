@@ -504,6 +504,8 @@ class ScheduleView(BaseModel):
     function_id: str | None = Field(description="a function's schedule: each tick is an async "
                                     "invocation")  # fmt: skip
     workflow_id: str | None = Field(None, description="a workflow's: each tick is an execution")
+    function_name: str | None = Field(None, description="the function's name (a function's)")
+    workflow_name: str | None = Field(None, description="the workflow's name (a workflow's)")
     expression: str
     summary: str = Field(description="the expression in words, in its time zone")
     timezone: str
@@ -521,6 +523,15 @@ class ScheduleView(BaseModel):
 class ScheduleList(BaseModel):
     schedules: list[ScheduleView]
     total: int
+
+
+class SchedulePage(BaseModel):
+    """`GET /api/v1/schedules`: every function's and workflow's schedules, oldest first."""
+
+    schedules: list[ScheduleView]
+    total: int
+    limit: int
+    offset: int
 
 
 # -- API keys -------------------------------------------------------------------------------

@@ -62,21 +62,56 @@ def schedules() -> None:
 
 
 @schedules.command("list")
-@owner_arguments
+@function_argument(required=False)
+@click.option("--workflow", "-W", "workflow", is_flag=True, help="NAME is a workflow")
+@click.option("--name", "part", help="without NAME: of functions and workflows whose name "
+              "holds this")  # fmt: skip
+@click.option("--enabled/--disabled", "enabled", default=None,
+              help="without NAME: only those switched on (off)")  # fmt: skip
+@click.option("--limit", type=click.IntRange(1, 100), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
 @api_options
 @pass_session
-def list_schedules(session: Session, name: str, workflow: bool) -> None:
-    """List a function's schedules and when each runs next."""
-    page = session.client.list_schedules(name, workflow)
+def list_schedules(session: Session, name, workflow, part, enabled, limit, offset) -> None:
+    """List a function's schedules and when each runs next; without NAME, every
+    function's and workflow's."""
+    if name is None:
+        if workflow:
+            raise click.UsageError("--workflow names a workflow: give its NAME")
+        page = session.client.list_all_schedules(
+            name=part, enabled=enabled, limit=limit, offset=offset
+        )
+    elif any(_given(p) for p in ("part", "enabled", "limit", "offset")):
+        raise click.UsageError("--name, --enabled/--disabled, --limit and --offset list every "
+                               "schedule: give no NAME")  # fmt: skip
+    else:
+        page = session.client.list_schedules(name, workflow)
 
     def render(console: Console) -> None:
-        grid = table("ID", "EXPRESSION", "WHEN", "ENABLED", "NEXT", "LAST")
+        owner = ("OWNER",) if name is None else ()
+        grid = table(*owner, "ID", "EXPRESSION", "WHEN", "ENABLED", "NEXT", "LAST")
         for s in page["schedules"]:
-            grid.add_row(s["id"], s["expression"], s["summary"], "yes" if s["enabled"] else "no",
-                         s.get("next_run_at") or "", ago(s.get("last_run_at")))  # fmt: skip
+            of = (_owner(s),) if name is None else ()
+            grid.add_row(*of, s["id"], s["expression"], s["summary"],
+                         "yes" if s["enabled"] else "no", s.get("next_run_at") or "",
+                         ago(s.get("last_run_at")))  # fmt: skip
         console.print(grid)
+        shown = len(page["schedules"])
+        if page["total"] > shown:
+            console.print(f"[dim]{shown} of {page['total']} (--offset for more)[/dim]")
 
     session.output.emit(page, render)
+
+
+def _given(param: str) -> bool:
+    source = click.get_current_context().get_parameter_source(param)
+    return source is not None and source != click.core.ParameterSource.DEFAULT
+
+
+def _owner(schedule: dict) -> str:
+    if schedule.get("workflow_name"):
+        return f"workflow {schedule['workflow_name']}"
+    return schedule.get("function_name") or schedule.get("function_id") or ""
 
 
 @schedules.command("create")

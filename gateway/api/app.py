@@ -38,7 +38,7 @@ from .resources.invoke import InvokeResource
 from .resources.keys import KeyResource, KeysResource
 from .resources.logs import InvocationListResource, LogsResource
 from .resources.runtimes import RuntimeResource, RuntimesResource
-from .resources.schedules import ScheduleResource, SchedulesResource
+from .resources.schedules import AllSchedulesResource, ScheduleResource, SchedulesResource
 from .resources.system import HealthResource, OpenApiResource, ReadyResource
 from .resources.usage import (
     FunctionStatsResource,
@@ -125,6 +125,7 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     app.add_route(v1 + "/{ref}/aliases/{name}", AliasResource(platform.aliases))
     app.add_route(v1 + "/{ref}/aliases/{name}/canary", CanaryResource(platform.canaries))
     app.add_route(v1 + "/{ref}/async", AsyncInvokeResource(platform.async_invocations))
+    app.add_route("/api/v1/schedules", AllSchedulesResource(platform.schedules))
     app.add_route(v1 + "/{ref}/schedules", SchedulesResource(platform.schedules))
     app.add_route(v1 + "/{ref}/schedules/{schedule_id}", ScheduleResource(platform.schedules))
     app.add_route(

@@ -200,7 +200,7 @@ def _operations(version: str) -> dict:
         schemas.BuildView, schemas.ErrorResponse,
         schemas.LogList, schemas.StatsView, schemas.QuotaView, schemas.RuntimeList,
         schemas.ScheduleCreate, schemas.ScheduleUpdate, schemas.ScheduleView,
-        schemas.ScheduleList,
+        schemas.ScheduleList, schemas.SchedulePage,
         schemas.WindowStatsView,
         schemas.WorkflowCreate, schemas.WorkflowUpdate, schemas.WorkflowView,
         schemas.WorkflowList, schemas.ExecutionView, schemas.ExecutionList,
@@ -252,6 +252,14 @@ def _operations(version: str) -> dict:
                     {**_query("since"), "description": "RFC 3339, Unix seconds or an age (15m)"},
                     {**_query("limit", "integer"), "description": "1–1000, default 100"},
                     _query("invocation_id")])},
+            "/api/v1/schedules": {
+                "get": _op("list every function's and workflow's schedules, oldest first",
+                           ("200", "SchedulePage"), params=[
+                    {**_query("name"), "description": "a part of the function's or workflow's "
+                     "name"},
+                    {**_query("enabled", "boolean"), "description": "true or false"},
+                    _query("limit", "integer"), _query("offset", "integer")]),
+            },
             fn + "/schedules": {
                 "parameters": [_REF],
                 "get": _op("list a function's schedules", ("200", "ScheduleList")),

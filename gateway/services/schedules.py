@@ -1,7 +1,8 @@
 """Schedules of a function: create, list, read, update, delete, and their views.
 
 The ticks themselves are fired by `gateway/jobs/schedules.py`; this is what
-the API's `/functions/{ref}/schedules` routes mean.
+the API's `/functions/{ref}/schedules` routes mean, and `/schedules` (every
+function's and workflow's, one page at a time).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from store.schedules import ScheduleRepo
 from store.workflows import WorkflowRepo
 
 from ..limits import ASYNC_EVENT_LIMIT as EVENT_LIMIT  # a tick is an async invocation
-from ..schemas import ScheduleCreate, ScheduleList, ScheduleUpdate, ScheduleView
+from ..schemas import ScheduleCreate, ScheduleList, SchedulePage, ScheduleUpdate, ScheduleView
 from . import cron
 from .targets import parse_target
+from .versions import check_page
 
 SCHEDULE_ID_PREFIX = "sch_"
 
@@ -32,8 +34,13 @@ OwnerKind = Literal["function", "workflow"]
 @dataclass(frozen=True)
 class _Owner:
     id: str
-    name: str  # "function hello", "workflow order"
+    kind: OwnerKind
+    name: str  # the function's or the workflow's
     fn: Function | None  # None for a workflow
+
+    @property
+    def label(self) -> str:  # "function hello", "workflow order"
+        return f"{self.kind} {self.name}"
 
 
 def ticks_of(schedule: Schedule) -> cron.Ticks:
@@ -58,13 +65,15 @@ class ScheduleService:
 
     # -- views ---------------------------------------------------------------------
 
-    def view(self, schedule: Schedule) -> ScheduleView:
+    def view(self, schedule: Schedule, owner: _Owner) -> ScheduleView:
         ticks = ticks_of(schedule)
         run = self.repo.last_run(schedule.id)
         return ScheduleView(
             id=schedule.id,
             function_id=schedule.function_id or None,
             workflow_id=schedule.workflow_id,
+            function_name=owner.name if owner.kind == "function" else None,
+            workflow_name=owner.name if owner.kind == "workflow" else None,
             expression=schedule.expression,
             summary=ticks.describe(),
             timezone=schedule.timezone,
@@ -86,18 +95,63 @@ class ScheduleService:
             if self.workflows is None:
                 raise errors.NotFound(f"workflow {ref!r} not found")
             workflow = self.workflows.resolve(ref)
-            return _Owner(workflow.id, f"workflow {workflow.name}", None)
+            return _Owner(workflow.id, "workflow", workflow.name, None)
         fn, _ = self.functions.resolve(ref)
-        return _Owner(fn.id, f"function {fn.name}", fn)
+        return _Owner(fn.id, "function", fn.name, fn)
+
+    def _owner_of(self, schedule: Schedule) -> _Owner | None:
+        """The function or workflow a stored schedule belongs to; None once it is deleted
+        (its schedules go with it)."""
+        try:
+            if schedule.function_id:
+                return self._owner(schedule.function_id, "function")
+            return self._owner(schedule.workflow_id or "", "workflow")
+        except errors.NotFound:
+            return None
 
     def list(self, ref: str, kind: OwnerKind = "function") -> ScheduleList:
         owner = self._owner(ref, kind)
-        views = [self.view(s) for s in self.repo.list_for(owner.id)]
+        views = [self.view(s, owner) for s in self.repo.list_for(owner.id)]
         views.sort(key=lambda v: v.created_at)
         return ScheduleList(schedules=views, total=len(views))
 
+    def list_all(
+        self,
+        *,
+        name: str | None = None,
+        enabled: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> SchedulePage:
+        """Every function's and workflow's schedules, oldest first. `name`: a part of the
+        function's or workflow's name; `enabled`: `true` or `false`."""
+        check_page(limit, offset)
+        if enabled not in (None, "true", "false"):
+            raise errors.Invalid.field("enabled", "must be true or false")
+        owners: dict[str, _Owner | None] = {}
+        matches: list[tuple[Schedule, _Owner]] = []
+        for schedule in self.repo.list_all():
+            owner_id = schedule.owner_id
+            if owner_id not in owners:
+                owners[owner_id] = self._owner_of(schedule)  # one read per function or workflow
+            owner = owners[owner_id]
+            if (
+                owner is not None
+                and (name is None or name in owner.name)
+                and (enabled is None or schedule.enabled == (enabled == "true"))
+            ):
+                matches.append((schedule, owner))
+        matches.sort(key=lambda m: (m[0].created_at, m[0].id))
+        return SchedulePage(
+            schedules=[self.view(s, owner) for s, owner in matches[offset : offset + limit]],
+            total=len(matches),
+            limit=limit,
+            offset=offset,
+        )
+
     def get(self, ref: str, schedule_id: str, kind: OwnerKind = "function") -> ScheduleView:
-        return self.view(self.repo.get(self._owner(ref, kind).id, schedule_id))
+        owner = self._owner(ref, kind)
+        return self.view(self.repo.get(owner.id, schedule_id), owner)
 
     # -- writes --------------------------------------------------------------------
 
@@ -105,7 +159,7 @@ class ScheduleService:
         owner = self._owner(ref, kind)
         if self.repo.count_for(owner.id) >= self.max_per_function:
             raise errors.Conflict(
-                f"{owner.name} has {self.max_per_function} schedules, the most it may have",
+                f"{owner.label} has {self.max_per_function} schedules, the most it may have",
                 code="quota_exceeded",
             )
         schedule = Schedule(
@@ -124,7 +178,7 @@ class ScheduleService:
         if not self._still_kept(owner, schedule.qualifier):
             self.repo.delete(owner.id, schedule.id)
             raise self._pruned_meanwhile(owner, schedule.qualifier)
-        return self.view(schedule)
+        return self.view(schedule, owner)
 
     def update(
         self, ref: str, schedule_id: str, body: ScheduleUpdate, kind: OwnerKind = "function"
@@ -166,7 +220,7 @@ class ScheduleService:
 
             self.repo.update(owner.id, schedule_id, undo)
             raise self._pruned_meanwhile(owner, qualifier)
-        return self.view(updated)
+        return self.view(updated, owner)
 
     def delete(self, ref: str, schedule_id: str, kind: OwnerKind = "function") -> None:
         self.repo.delete(self._owner(ref, kind).id, schedule_id)
@@ -207,9 +261,8 @@ class ScheduleService:
 
     @staticmethod
     def _pruned_meanwhile(owner: _Owner, qualifier: str | None) -> errors.Invalid:
-        name = owner.fn.name if owner.fn is not None else owner.name
         return errors.Invalid.field(
-            "qualifier", f"function {name} has no version {qualifier} (pruned meanwhile)"
+            "qualifier", f"function {owner.name} has no version {qualifier} (pruned meanwhile)"
         )
 
 

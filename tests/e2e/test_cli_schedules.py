@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from click.testing import CliRunner
 
 from cli.main import main
+from tests.e2e.wasm import b64, hello_module
 
 
 def test_schedules_create_list_update_delete(make_server, tmp_path):
@@ -68,3 +69,50 @@ def test_an_eventbridge_cron_rule_ports_unchanged(make_server):
     assert at - datetime.now(UTC) <= timedelta(days=3, hours=1)
     out = runner.invoke(main, [*base, "schedules", "create", "nightly", "cron(0 12 ? * 8 *)"])
     assert out.exit_code == 1 and "1-7 (1 is Sunday)" in out.output
+
+
+def test_every_schedule_through_the_api_and_the_cli(make_server):
+    """`GET /api/v1/schedules` and `nimbus schedules list` with no NAME: every function's
+    and workflow's schedules, paged and filtered as the functions list is."""
+    server = make_server().start()
+    base = ["--url", server.url, "--api-key", server.api_key, "-o", "json"]
+    runner = CliRunner()
+    made = []
+    with server.client() as api:
+        for name in ("billing", "nightly"):
+            body = {"name": name, "runtime": "wasm", "artifact_base64": b64(hello_module())}
+            assert api.post("/api/v1/functions", json=body).status_code == 201
+        done = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+        flow = {"name": "digest", "definition": done}
+        assert api.post("/api/v1/workflows", json=flow).status_code == 201
+        for path, body in (
+            ("functions/billing", {"expression": "rate(5 minutes)"}),
+            ("functions/nightly", {"expression": "0 3 * * *", "timezone": "Asia/Tokyo"}),
+            ("workflows/digest", {"expression": "@weekly", "enabled": False}),
+            ("functions/nightly", {"expression": "@hourly", "enabled": False}),
+        ):
+            resp = api.post(f"/api/v1/{path}/schedules", json=body)
+            assert resp.status_code == 201, resp.text
+            made.append(resp.json())
+
+        page = api.get("/api/v1/schedules", params={"limit": 2, "offset": 1}).json()
+        assert (page["total"], page["limit"], page["offset"]) == (4, 2, 1)
+        assert [s["id"] for s in page["schedules"]] == [made[1]["id"], made[2]["id"]]
+        nightly, digest = page["schedules"]
+        assert (nightly["function_name"], nightly["timezone"]) == ("nightly", "Asia/Tokyo")
+        assert nightly["next_run_at"] == made[1]["next_run_at"]
+        assert (digest["workflow_name"], digest["function_name"]) == ("digest", None)
+        off = api.get("/api/v1/schedules", params={"enabled": "false", "name": "night"}).json()
+        assert [s["id"] for s in off["schedules"]] == [made[3]["id"]]
+        bad = api.get("/api/v1/schedules", params={"limit": 500})
+        assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "limit"
+
+    out = runner.invoke(main, [*base, "schedules", "list"])
+    assert out.exit_code == 0, out.output
+    assert [s["id"] for s in json.loads(out.output)["schedules"]] == [m["id"] for m in made]
+    out = runner.invoke(main, [*base, "schedules", "list", "--enabled", "--name", "bill"])
+    assert [s["id"] for s in json.loads(out.output)["schedules"]] == [made[0]["id"]]
+    table = runner.invoke(main, [*base[:-2], "-o", "table", "schedules", "list", "--limit", "3"])
+    assert table.exit_code == 0, table.output
+    assert "billing" in table.output and "workflow digest" in table.output
+    assert "3 of 4 (--offset for more)" in table.output

@@ -10,6 +10,7 @@ import pytest
 from gateway.platform import Platform
 from gateway.settings import Settings
 from store import errors
+from store.records import Schedule
 from tests.e2e.wasm import b64, hello_module
 from tests.gateway.conftest import KEY
 
@@ -202,3 +203,104 @@ def test_deleting_a_workflow_deletes_its_schedules(client, platform):
     )
     assert again.status_code == 201
     assert client.simulate_get("/api/v1/workflows/brief/schedules").json["total"] == 0
+
+
+# -- GET /api/v1/schedules: every function's and workflow's, a page at a time -------------
+
+
+def _function(client, name: str) -> dict:
+    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    created = client.simulate_post("/api/v1/functions", json=body)
+    assert created.status_code == 201, created.text
+    return created.json
+
+
+def test_every_schedule_is_listed_with_its_owner_oldest_first(client, fn):
+    other = _function(client, "nightly")
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    flow = client.simulate_post(
+        "/api/v1/workflows", json={"name": "flow", "definition": definition}
+    )
+    made = [
+        client.simulate_post(_url(fn), json={"expression": "rate(5 minutes)"}).json,
+        client.simulate_post(
+            _url(other), json={"expression": "0 3 * * *", "timezone": "Europe/Berlin"}
+        ).json,
+        client.simulate_post(
+            "/api/v1/workflows/flow/schedules", json={"expression": "@hourly", "enabled": False}
+        ).json,
+    ]
+    resp = client.simulate_get("/api/v1/schedules")
+    assert resp.status_code == 200, resp.text
+    page = resp.json
+    assert (page["total"], page["limit"], page["offset"]) == (3, 20, 0)
+    assert [s["id"] for s in page["schedules"]] == [m["id"] for m in made]
+    first, second, third = page["schedules"]
+    assert (first["function_id"], first["function_name"]) == (fn["id"], "ticked")
+    assert first["workflow_name"] is None and first["summary"] == "Every 5 minutes"
+    assert (second["function_name"], second["timezone"]) == ("nightly", "Europe/Berlin")
+    assert second["next_run_at"] == made[1]["next_run_at"]  # as the function's own list
+    assert (third["workflow_id"], third["workflow_name"]) == (flow.json["id"], "flow")
+    assert third["function_id"] is None and third["function_name"] is None
+    assert third["enabled"] is False and third["next_run_at"] is None
+    own = client.simulate_get(_url(fn)).json["schedules"]
+    assert own == [first]  # the function's own list shows the same view
+
+
+def test_the_list_pages_and_filters_as_the_functions_list_does(client, fn):
+    other = _function(client, "nightly")
+    ids = []
+    for owner, enabled in ((fn, True), (other, False), (fn, False), (other, True)):
+        body = {"expression": "@daily", "enabled": enabled}
+        ids.append(client.simulate_post(_url(owner), json=body).json["id"])
+
+    def listed(query: str) -> dict:
+        resp = client.simulate_get("/api/v1/schedules", query_string=query)
+        assert resp.status_code == 200, resp.text
+        return resp.json
+
+    page = listed("limit=2&offset=1")
+    assert [s["id"] for s in page["schedules"]] == ids[1:3]
+    assert (page["total"], page["limit"], page["offset"]) == (4, 2, 1)
+    assert listed("offset=4")["schedules"] == []
+    assert [s["id"] for s in listed("name=night")["schedules"]] == [ids[1], ids[3]]
+    assert [s["id"] for s in listed("enabled=false")["schedules"]] == ids[1:3]
+    both = listed("name=tick&enabled=true")
+    assert ([s["id"] for s in both["schedules"]], both["total"]) == ([ids[0]], 1)
+    assert listed("name=nobody") == {"schedules": [], "total": 0, "limit": 20, "offset": 0}
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "says"),
+    [
+        ("limit=0", "limit", "between 1 and 100"),
+        ("limit=101", "limit", "between 1 and 100"),
+        ("limit=ten", "limit", "not an integer"),
+        ("offset=-1", "offset", "must not be negative"),
+        ("enabled=maybe", "enabled", "true or false"),
+    ],
+)
+def test_bad_list_parameters_are_422_naming_them(client, query, field, says):
+    resp = client.simulate_get("/api/v1/schedules", query_string=query)
+    assert resp.status_code == 422, resp.text
+    details = resp.json["error"]["details"]
+    assert [d["field"] for d in details] == [field] and says in details[0]["message"]
+
+
+def test_a_schedule_whose_function_is_being_deleted_is_left_out(client, platform, fn):
+    """A function's delete removes its record before its schedules: one listed in between
+    has no owner to name, and is not shown (nor counted)."""
+    kept = client.simulate_post(_url(fn), json={"expression": "@daily"}).json
+    orphan = Schedule(id="sch_" + "a" * 16, function_id="fn_" + "b" * 16, expression="@daily")
+    platform.schedules.repo.create(orphan)
+    page = client.simulate_get("/api/v1/schedules").json
+    assert ([s["id"] for s in page["schedules"]], page["total"]) == ([kept["id"]], 1)
+
+
+def test_a_deleted_functions_schedules_leave_the_list(client, fn):
+    client.simulate_post(_url(fn), json={"expression": "@daily"})
+    assert client.simulate_get("/api/v1/schedules").json["total"] == 1
+    assert client.simulate_delete(f"/api/v1/functions/{fn['id']}").status_code == 204
+    assert client.simulate_get("/api/v1/schedules").json["total"] == 0
+    resp = client.simulate_get("/api/v1/schedules", headers={"Authorization": "Bearer wrong"})
+    assert resp.status_code == 401

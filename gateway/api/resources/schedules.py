@@ -1,4 +1,5 @@
-"""`/api/v1/functions/{ref}/schedules[/{schedule_id}]`: thin resources over `ScheduleService`."""
+"""`/api/v1/functions/{ref}/schedules[/{schedule_id}]` and `/api/v1/schedules`: thin
+resources over `ScheduleService`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,25 @@ import falcon
 from ...schemas import ScheduleCreate, ScheduleUpdate
 from ...services.schedules import EVENT_LIMIT, OwnerKind, ScheduleService
 from ..bodies import read_model
-from .functions import _send
+from .functions import _int_param, _send
 
 _BODY_LIMIT = EVENT_LIMIT + 64 * 1024  # the event and the other fields
+
+
+class AllSchedulesResource:
+    """Every function's and workflow's schedules, a page at a time."""
+
+    def __init__(self, service: ScheduleService) -> None:
+        self.service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        found = self.service.list_all(
+            name=req.get_param("name"),
+            enabled=req.get_param("enabled"),
+            limit=_int_param(req, "limit", 20),
+            offset=_int_param(req, "offset", 0),
+        )
+        _send(resp, found)
 
 
 class SchedulesResource:
