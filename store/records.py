@@ -680,6 +680,10 @@ class Execution(Leased):
     next_branch: int = 1
     history_tail: list[HistoryEvent] = Field(default_factory=list)
     history_pages: int = 0  # sealed pages before the tail
+    # The last pages' own tokens, oldest first: page n's key carries the token the
+    # record names (store/workflows.py). Pages before these (sealed by an older Nimbus)
+    # have none.
+    history_page_tokens: list[str] = Field(default_factory=list)
     history_count: int = 0
 
     @property

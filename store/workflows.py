@@ -8,7 +8,9 @@ Key layout (JSON unless noted):
     workflow-executions/<id>/<age>.<ex_id>       index of a workflow's executions (empty);
                                                  <age> = 9999999999999 minus start Unix ms
     executions/<ex_id>.json                      Execution: the whole running state
-    execution-history/<ex_id>/<page:06d>.json    sealed pages of history events
+    execution-history/<ex_id>/<page:06d>.<token>.json
+                                                 sealed pages of history events (create-only;
+                                                 the record names each page's token)
     queue/executions/<due_ms:013d>.<ex_id>       the runner's queue (empty): due first
 
 An execution's marker is written before its record, so a crash leaves at
@@ -19,6 +21,7 @@ when a runner should next look: its start, or the end of the Wait it sleeps in.
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -67,8 +70,9 @@ def execution_index_key(workflow_id: str, started_ms: int, execution_id: str) ->
     return f"workflow-executions/{workflow_id}/{_AGE_BASE - started_ms:013d}.{execution_id}"
 
 
-def history_page_key(execution_id: str, page: int) -> str:
-    return f"execution-history/{execution_id}/{page:06d}.json"
+def history_page_key(execution_id: str, page: int, token: str = "") -> str:
+    """A sealed page's key; one without a token was sealed by an older Nimbus."""
+    return f"execution-history/{execution_id}/{page:06d}{'.' + token if token else ''}.json"
 
 
 def queue_marker_key(due: float, execution_id: str) -> str:
@@ -250,9 +254,12 @@ class WorkflowRepo:
         """Move full pages of the tail into their own objects (before the record's write);
         `whole_tail`: the tail's events are large, seal them all now. True if it sealed.
 
-        A page's key is its number: a runner that crashed after sealing one and
-        before writing the record leaves a page the next runner overwrites
-        with the events the record actually holds.
+        NOTE(nimbus): a page is written create-only under a key of its own (a fresh
+        token), never over another: two writers that read the same record both seal
+        "page n", and only the one whose compare-and-swap of the record lands names its
+        page. The loser's page (or a crashed writer's) is left unnamed, never read; a
+        page at a fixed key let a writer that lost its swap (a step racing a stop)
+        replace the page the winner's record named, losing the winner's events.
         """
         sealed = False
         while execution.history_tail and (
@@ -263,17 +270,29 @@ class WorkflowRepo:
                 execution.history_tail[:size],
                 execution.history_tail[size:],
             )
-            self.store.put(
-                history_page_key(execution.id, execution.history_pages), _events.dump_json(page)
-            )
+            token = self._put_page(execution.id, execution.history_pages, _events.dump_json(page))
+            execution.history_page_tokens.append(token)
             execution.history_pages += 1
             sealed = True
         return sealed
 
+    def _put_page(self, execution_id: str, number: int, data: bytes) -> str:
+        for _ in range(3):
+            token = secrets.token_hex(6)
+            try:
+                self.store.put(history_page_key(execution_id, number, token), data, create=True)
+                return token
+            except errors.Conflict:
+                continue  # 48 random bits taken: never seen; draw again
+        raise errors.Unavailable(f"no free key for page {number} of execution {execution_id}")
+
     def history(self, execution: Execution) -> list[HistoryEvent]:
         events: list[HistoryEvent] = []
+        tokens = execution.history_page_tokens
+        untokened = execution.history_pages - len(tokens)  # sealed before tokens were
         for page in range(execution.history_pages):
-            key = history_page_key(execution.id, page)
+            token = tokens[page - untokened] if page >= untokened else ""
+            key = history_page_key(execution.id, page, token)
             events.extend(parse_stored(_events, self.store.get(key).data, key))
         return events + execution.history_tail
 
