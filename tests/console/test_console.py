@@ -295,6 +295,33 @@ def test_system_page_and_phone_width_in_dark(signed_in):
     signed_in.shot("11-phone-dark")
 
 
+def test_system_page_lists_every_schedule_each_linking_to_its_owner(signed_in, api):
+    name, flow = _name("ticked"), _name("flow")
+    _deploy_wasm(api, name, wait=False)
+    weekdays = {"expression": "0 9 * * mon-fri", "timezone": "Europe/Berlin"}
+    made = api.post(f"/api/v1/functions/{name}/schedules", json=weekdays)
+    assert made.status_code == 201, made.text
+    done = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    assert api.post("/api/v1/workflows", json={"name": flow, "definition": done}).is_success
+    off = api.post(f"/api/v1/workflows/{flow}/schedules",
+                   json={"expression": "@daily", "enabled": False})  # fmt: skip
+    assert off.status_code == 201, off.text
+
+    page = signed_in.page
+    page.get_by_role("link", name="System").click()
+    listed = page.get_by_role("table", name="Schedules")
+    row = listed.locator(f"[data-schedule='{made.json()['id']}']")
+    expect(row).to_contain_text("At 09:00 on Monday through Friday (Europe/Berlin)")
+    expect(row.locator("[data-fact='next-run'] time")).to_be_visible()
+    other = listed.locator(f"[data-schedule='{off.json()['id']}']")
+    expect(other).to_have_attribute("data-enabled", "no")
+    expect(other.get_by_role("link", name=f"workflow {flow}")).to_be_visible()
+    signed_in.shot("10b-system-schedules")
+    row.get_by_role("link", name=name).click()
+    expect(page.get_by_role("table", name="schedules").locator(
+        f"[data-schedule='{made.json()['id']}']")).to_be_visible()  # fmt: skip
+
+
 def test_versions_diff_rollback_and_an_alias_weight(signed_in, api):
     name = _name("versions")
     code = "def main(event):\n    return {'v': %d}\n"

@@ -1,7 +1,9 @@
-// The platform: GET /api/v1/stats and /api/v1/quota.
+// The platform: GET /api/v1/stats and /api/v1/quota, and every schedule (GET /api/v1/schedules).
 import { useEffect, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { Notice, useInterval } from "../components.jsx";
+import { href } from "../router.js";
+import { When } from "../schedules.jsx";
 import { errorText, fmtBytes, fmtMs } from "../util.js";
 
 const Stat = ({ label, value }) => <div class="stat"><div class="value">{value}</div><div class="label">{label}</div></div>;
@@ -64,6 +66,45 @@ export function SystemPage() {
           </div>
         </>
       )}
+      <AllSchedules />
     </section>
+  );
+}
+
+/** Every function's and workflow's schedules, read-only: each links to where it is edited. */
+function AllSchedules() {
+  const [page, setPage] = useState(null);
+  const [error, setError] = useState(null);
+  const load = () => api.get("/api/v1/schedules?limit=100").then((p) => { setPage(p); setError(null); }, setError);
+  useEffect(() => { load(); }, []);
+  useInterval(load, 10000);
+  const owner = (s) => s.workflow_id
+    ? <a href={href("workflows", s.workflow_name || s.workflow_id)}>workflow {s.workflow_name}</a>
+    : <a href={href("functions", s.function_name || s.function_id, "schedules")}>{s.function_name}</a>;
+  return (
+    <>
+      <h2 id="schedules-title">Schedules</h2>
+      <Notice>{error && errorText(error)}</Notice>
+      {page && (
+        <table class="list" aria-labelledby="schedules-title">
+          {page.total > page.schedules.length && (
+            <caption class="muted small">the first {page.schedules.length} of {page.total}</caption>
+          )}
+          <thead><tr><th>Of</th><th>Expression</th><th>When</th><th>On</th><th>Next run</th></tr></thead>
+          <tbody>
+            {page.schedules.map((s) => (
+              <tr data-schedule={s.id} data-enabled={s.enabled ? "yes" : "no"}>
+                <td>{owner(s)}</td>
+                <td class="mono">{s.expression}</td>
+                <td>{s.summary} <span class="muted">({s.timezone})</span></td>
+                <td>{s.enabled ? "yes" : "no"}</td>
+                <td data-fact="next-run"><When ts={s.next_run_at} /></td>
+              </tr>
+            ))}
+            {!page.schedules.length && <tr><td colSpan={5} class="empty">No schedules yet: add one on a function's or a workflow's page.</td></tr>}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }
