@@ -8,7 +8,10 @@ as a module from its own path, so every compiler message and panic location
 names the user's file and line; the glue (`compiler/glue/rust/`) reads the
 event, calls the handler, writes the result, and turns an `Err` or a panic
 into the sandbox's error record. The only change to the user's file is a few
-lines appended after its last one (`Context` in scope, the entry point).
+lines appended after its last one (`Context` in scope, the entry point). A
+file whose delimiters do not close runs into those lines, and rustc would
+point at them: such a build is compiled again from the file as written, and
+the messages of that compile are the ones shown.
 The result travels on the sandbox's result channel (fd 3), so a handler's
 `println!` and `eprintln!` both go to the invocation's log, as on Lambda.
 
@@ -43,7 +46,7 @@ from .._toolchains import Toolchain, Toolchains, copy_tree
 RUST = Toolchain(name="rust", language="rust")
 TARGET = "wasm32-wasip1"
 GLUE_DIR = Path(__file__).resolve().parent.parent / "glue" / "rust"
-GLUE_FILES = ("main.rs", "module_tail.rs", "nimbus.rs")
+GLUE_FILES = ("main.rs", "module_tail.rs", "nimbus.rs", "check_main.rs")
 GLUE_MAIN = ".nimbus-main.rs"  # the crate root of a handler-form function
 GLUE_MODULE = f"{RESERVED}/nimbus.rs"
 DEFAULT_EDITION = "2021"
@@ -179,6 +182,36 @@ class RustBuilder:
             + (f", fn {plan.handler_fn}" if plan.form == "handler" else "")
             + f") with {RUST.label} for {TARGET}"
         )
+        code, lines, errors, wasm = self._cargo(home, plan, workdir, log, target=target)
+        if code != 0 or wasm is None:
+            if plan.form == "handler" and _ran_into_glue(errors, plan):
+                errors = self._errors_as_written(home, plan, workdir, log, target) or errors
+            for error in errors:
+                log.write(error["rendered"])
+            if not errors:
+                raise failure(lines, code, self.config.memory_mb, "the Rust build failed")
+            raise BuildFailed(_compile_errors(errors, _line_counts(plan.files)))
+        return Path(wasm)
+
+    def _errors_as_written(
+        self, home: Path, plan: _Plan, workdir: Path, log: BuildLog, target: Path
+    ) -> list[dict]:
+        """rustc's errors about the handler's file compiled as the user wrote it: the
+        glue after its last line gone, so a delimiter left open ends where theirs does."""
+        log.write(
+            f"{plan.entry}: the compiler's message points past its last line (a delimiter "
+            "left open?); compiling it again as written to show where"
+        )
+        write_sources({plan.entry: plan.files[plan.entry]}, workdir)
+        (workdir / GLUE_MAIN).write_text(_fill_glue("check_main.rs", plan.entry, plan.handler_fn))
+        _, _, errors, _ = self._cargo(home, plan, workdir, log, target=target)
+        return errors
+
+    def _cargo(
+        self, home: Path, plan: _Plan, workdir: Path, log: BuildLog, *, target: Path
+    ) -> tuple[int, list[str], list[dict], str | None]:
+        """One jailed `cargo build` of the crate in `workdir`: (exit code, its
+        output, rustc's errors, the built .wasm or None)."""
         usr = home / "usr"
         nimbus = workdir / RESERVED
         (nimbus / "cargo-home").mkdir(parents=True, exist_ok=True)
@@ -221,11 +254,7 @@ class RustBuilder:
             output=lines,
         )
         errors, wasm = _read_messages(messages, plan.package, log)
-        if code != 0 or wasm is None:
-            if not errors:
-                raise failure(lines, code, self.config.memory_mb, "the Rust build failed")
-            raise BuildFailed(_compile_errors(errors, _line_counts(plan.files)))
-        return Path(wasm)
+        return code, lines, errors, wasm
 
 
 # -- the user's files -----------------------------------------------------------------
@@ -368,26 +397,26 @@ def _line_counts(files: dict[str, str]) -> dict[str, int]:
     return {name: text.count("\n") + 1 for name, text in files.items() if name.endswith(".rs")}
 
 
+def _fill_glue(name: str, entry: str, handler_fn: str) -> str:
+    text = (GLUE_DIR / name).read_text()
+    for key, value in (
+        ("user_path", entry),
+        ("user_module", "handler"),  # the user's file, whatever its name, is `handler`
+        ("handler_fn", handler_fn),
+    ):
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
 def _write_glue(crate: Path, entry: str, handler_fn: str) -> None:
-    module = "handler"  # the user's file, whatever its name, is the module `handler`
-
-    def fill(name: str) -> str:
-        text = (GLUE_DIR / name).read_text()
-        for key, value in (
-            ("user_path", entry),
-            ("user_module", module),
-            ("handler_fn", handler_fn),
-        ):
-            text = text.replace("{" + key + "}", value)
-        return text
-
-    (crate / GLUE_MAIN).write_text(fill("main.rs"))
+    (crate / GLUE_MAIN).write_text(_fill_glue("main.rs", entry, handler_fn))
     (crate / GLUE_MODULE).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(GLUE_DIR / "nimbus.rs", crate / GLUE_MODULE)
     # Appended after the user's last line, so the user's lines keep their numbers.
     source = crate / entry
     text = source.read_text()
-    source.write_text(text + ("" if text.endswith("\n") else "\n") + fill("module_tail.rs"))
+    tail = _fill_glue("module_tail.rs", entry, handler_fn)
+    source.write_text(text + ("" if text.endswith("\n") else "\n") + tail)
 
 
 # -- Cargo.toml ---------------------------------------------------------------------
@@ -460,7 +489,7 @@ def _cargo_toml(package: str, bin_path: str, manifest: dict) -> str:
 
 def _read_messages(path: Path, package: str, log: BuildLog) -> tuple[list[dict], str | None]:
     """(the errors, the built .wasm) from cargo's JSON messages; the user's
-    warnings and the errors go to the log."""
+    warnings go to the log (the errors, once the build knows which it shows)."""
     errors: list[dict] = []
     wasm = None
     if not path.exists():
@@ -476,8 +505,13 @@ def _read_messages(path: Path, package: str, log: BuildLog) -> tuple[list[dict],
             rendered = _ANSI.sub("", message.get("rendered") or message.get("message", "")).rstrip()
             level = message.get("level", "")
             if level.startswith("error") and not rendered.startswith("error: aborting due to"):
-                errors.append({"rendered": rendered, "spans": message.get("spans") or []})
-                log.write(rendered)
+                errors.append(
+                    {
+                        "rendered": rendered,
+                        "spans": message.get("spans") or [],
+                        "code": (message.get("code") or {}).get("code"),
+                    }
+                )
             elif level == "warning" and package in item.get("package_id", ""):
                 log.write(rendered)
         elif reason == "compiler-artifact" and item.get("target", {}).get("name") == package:
@@ -495,6 +529,20 @@ def _compile_errors(errors: list[dict], user_lines: dict[str, int]) -> str:
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[:MAX_MESSAGE_CHARS] + "\n[…] (see the build log)"
     return text
+
+
+def _ran_into_glue(errors: list[dict], plan: _Plan) -> bool:
+    """A syntax error (rustc gives those no code) placed in the lines appended to the
+    handler's file: the user's delimiters did not close before them."""
+    last = _line_counts(plan.files)[plan.entry]
+    return any(
+        error["code"] is None
+        and span.get("is_primary")
+        and span.get("file_name") == plan.entry
+        and span.get("line_start", 0) > last
+        for error in errors
+        for span in error["spans"]
+    )
 
 
 def _in_glue(span: dict, user_lines: dict[str, int]) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from compiler import BuildConfig, BuildFailed, BuildLog, BuildRequest
+from compiler import BuildConfig, BuildFailed, BuildLog, BuildRequest, parse_build_errors
 from compiler.runtimes import rust
 
 REPO = Path(__file__).resolve().parents[2]
@@ -221,6 +221,70 @@ def test_compile_error_names_the_users_file_and_line(build):
     assert "--> handler.rs:2:16" in message
     assert ".nimbus" not in message and "/work" not in message
     assert "--> handler.rs:2:16" in failed.value.log
+
+
+# A handler of 20 lines; each case breaks one line in its middle.
+LONG_HANDLER = """\
+#[derive(serde::Deserialize)]
+struct Order {
+    items: Vec<u64>,
+    note: Option<String>,
+}
+
+fn total(items: &[u64]) -> u64 {
+    items.iter().sum()
+}
+
+fn handler(order: Order, context: &Context) -> Result<serde_json::Value, String> {
+    let sum = total(&order.items);
+    if sum > 1000 {
+        return Err(format!("order too large: {sum}"));
+    }
+    Ok(serde_json::json!({
+        "total": sum, "note": order.note, "function": context.function_name,
+    }))
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("broken", "replacement", "message", "line"),
+    [
+        # An unclosed `{`: rustc's message sat past the file's 20 lines, in the glue
+        # appended to it ("--> handler.rs:28:3").
+        (
+            "    if sum > 1000 {\n",
+            "    if sum > 1000 {\n    if sum > 0 {\n",
+            "unclosed delimiter",
+            20,
+        ),
+        # The handler's last `}` forgotten.
+        ("    }))\n}\n", "    }))\n", "unclosed delimiter", 18),
+        # A type error in the middle of the file (named right before this fix too).
+        (
+            "    let sum = total(&order.items);",
+            "    let sum: String = total(&order.items);",
+            "mismatched types",
+            12,
+        ),
+    ],
+    ids=["unclosed-if", "unclosed-fn", "type-error"],
+)
+def test_errors_name_the_users_file_and_line_never_the_glue(
+    build, broken, replacement, message, line
+):
+    source = LONG_HANDLER.replace(broken, replacement)
+    with pytest.raises(BuildFailed) as failed:
+        build({"handler.rs": source})
+    text = failed.value.message
+    assert message in text
+    found = parse_build_errors(text)
+    assert [(e.file, e.line) for e in found][:1] == [("handler.rs", line)], text
+    assert all(e.file == "handler.rs" and e.line <= source.count("\n") + 1 for e in found)
+    # Nothing of the glue shows: not its lines, not the handler-shape note.
+    assert "__nimbus_main" not in text and "nimbus::" not in text
+    assert "a handler-form function is" not in text
+    assert "__nimbus_main" not in failed.value.log
 
 
 def test_a_handler_of_the_wrong_shape_says_what_it_should_be(build):
