@@ -73,6 +73,9 @@ SUPPORTED_ASYNC: dict[str, str] = {
     "setTimeout arguments": "(await new Promise((r) => setTimeout((a, b) => r(a + b), 1, 2, 3))) === 5",
     "crypto.subtle.digest": "new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode('abc')))[0] === 0xba",
     "Response.json": "(await new Response('{\"x\":1}').json()).x === 1",
+    "Blob.stream() read to its end": "await (async () => { const r = new Blob(['ab', 'cd']).stream().getReader(); let n = 0; for (;;) { const { value, done } = await r.read(); if (done) return n === 4; n += value.length; } })()",
+    "for await over a body stream": "await (async () => { let n = 0; for await (const c of new Response(new Blob(['hé'])).body) n += c.length; return n === 3; })()",
+    "a Blob body (Request, Response)": "(await new Request('http://x/', { method: 'POST', body: new Blob(['xyz']) }).text()) === 'xyz' && (await new Response(new Blob([new Uint8Array([1, 2])])).arrayBuffer()).byteLength === 2",
 }  # fmt: skip
 
 # What Node users might reach for and will not find; each expression is true today.
@@ -84,6 +87,7 @@ NOT_SUPPORTED: dict[str, str] = {
     "Node built-in modules (require('fs') throws)": "(() => { try { require('fs'); return false; } catch (e) { return e.code === 'MODULE_NOT_FOUND'; } })()",
     "network (fetch rejects)": "typeof fetch === 'function'",
     "SharedArrayBuffer, WebAssembly": "typeof SharedArrayBuffer === 'undefined' && typeof WebAssembly === 'undefined'",
+    "TextDecoderStream (decode a stream's chunks with TextDecoder's `stream: true`)": "typeof TextDecoderStream === 'undefined'",
 }  # fmt: skip
 
 

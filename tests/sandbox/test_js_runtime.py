@@ -248,6 +248,103 @@ def test_a_promise_nothing_can_settle_is_a_function_error(runtime, deploy):
     assert "never settled" in result.error.message
 
 
+# Each case returns what its stream yielded; a Blob's bytes are 0..255 repeated, 150 KB of
+# them (more than one chunk). Before the fix a Blob's stream (a Blob or FormData body's
+# too) was read by tasks of the engine's own loop, and the handler failed mid-read
+# ("never settled"); streams were not async-iterable at all.
+BODY_STREAMS = r"""
+const big = new Uint8Array(150000).map((_, i) => i % 256);
+const sum = (bytes) => bytes.reduce((a, b) => (a + b) % 65521, 0);
+
+async function readAll(stream) {
+  const reader = stream.getReader();
+  const parts = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    parts.push(value);
+  }
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) { bytes.set(part, at); at += part.length; }
+  return { length: bytes.length, sum: sum(bytes), chunks: parts.length > 1 };
+}
+
+async function forAwait(stream) {
+  let length = 0;
+  for await (const chunk of stream) length += chunk.length;
+  return length;
+}
+
+const post = (body) => new Request("http://example.test/", { method: "POST", body });
+
+const cases = {
+  blob_reader: () => readAll(new Blob([big]).stream()),
+  blob_for_await: () => forAwait(new Blob([big]).stream()),
+  response_blob_body: () => readAll(new Response(new Blob([big])).body),
+  response_blob_text: async () => {
+    const response = new Response(new Blob(["héllo"], { type: "text/plain" }));
+    const type = response.headers.get("content-type");
+    return [await response.text(), type, response instanceof Response];
+  },
+  response_of_a_blob_stream: () => new Response(new Blob(["a", "b"]).stream()).text(),
+  response_string_for_await: () => forAwait(new Response("hello").body),
+  request_blob_body: async () => [
+    await forAwait(post(new Blob([big])).body),
+    await post(new Blob(["xyz"])).text(),
+  ],
+  request_string_body: () => readAll(post("abc").body),
+  form_data_body: async () => {
+    const form = new FormData();
+    form.append("name", "ada");
+    form.append("file", new Blob(["xyz"], { type: "text/plain" }), "x.txt");
+    const response = new Response(form);
+    const type = response.headers.get("content-type");
+    const text = await response.text();
+    const boundary = type.split("boundary=")[1];
+    const back = await post(form).formData();
+    return [
+      type.startsWith("multipart/form-data; boundary="),
+      text.startsWith(`--${boundary}\r\nContent-Disposition: form-data; name="name"\r\n`),
+      text.includes('name="name"\r\n\r\nada\r\n'),
+      text.includes('name="file"; filename="x.txt"\r\nContent-Type: text/plain\r\n\r\nxyz\r\n'),
+      text.endsWith(`--${boundary}--\r\n`),
+      back.get("name"),
+    ];
+  },
+  break_early: async () => {
+    const stream = new Blob([big]).stream();
+    for await (const chunk of stream) break;
+    return stream.locked;
+  },
+};
+
+export async function main(event) {
+  return await cases[event.case]();
+}
+"""
+WHOLE = {"length": 150000, "sum": sum(i % 256 for i in range(150000)) % 65521, "chunks": True}
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("blob_reader", WHOLE),
+        ("blob_for_await", 150000),
+        ("response_blob_body", WHOLE),
+        ("response_blob_text", ["héllo", "text/plain", True]),
+        ("response_of_a_blob_stream", "ab"),
+        ("response_string_for_await", 5),
+        ("request_blob_body", [150000, "xyz"]),
+        ("request_string_body", {"length": 3, "sum": 294, "chunks": False}),
+        ("form_data_body", [True, True, True, True, True, "ada"]),
+        ("break_early", False),
+    ],
+)
+def test_blob_response_and_request_bodies_stream(runtime, deploy, case, expected):
+    assert ok(runtime[0], deploy(BODY_STREAMS), {"case": case}) == expected
+
+
 def test_a_throw_in_a_timer_callback_fails_the_invocation(runtime, deploy):
     dep = deploy(
         """
