@@ -9,10 +9,11 @@ untrusted work. `run_jailed` runs one command with:
 - an empty environment except the `env` it is given;
 - visible file system: read-only `/usr` (with the merged-/usr links `/bin`,
   `/lib`, `/lib64`, `/sbin`), the `ro_binds` read-only at their own paths
-  (toolchains), `workdir` read-write at its own path, a fresh `/proc` and a
-  minimal `/dev` (null, zero, random, urandom, tty), `/tmp` as a small
-  tmpfs. Nothing else: no `/etc`, no `/home`, no `/root`, not the repository,
-  not the data folder;
+  (toolchains), the `ro_mounts` read-only at the paths they are given (the
+  platform's glue, so messages never name the server's folders), `workdir`
+  read-write at its own path, a fresh `/proc` and a minimal `/dev` (null,
+  zero, random, urandom, tty), `/tmp` as a small tmpfs. Nothing else: no
+  `/etc`, no `/home`, no `/root`, not the repository, not the data folder;
 - a timeout: the whole process group is killed (`--die-with-parent` and the
   PID namespace take everything inside down with bubblewrap) and the build
   fails with "build timed out";
@@ -99,6 +100,7 @@ def jail_command(
     env: dict[str, str],
     memory_mb: int,
     nproc: int | None = None,
+    ro_mounts: dict[str, Path] | None = None,
 ) -> list[str]:
     """The full command line: prlimit, then bubblewrap, then `cmd`."""
     workdir = Path(workdir).resolve()
@@ -128,6 +130,8 @@ def jail_command(
     for path in ro_binds:
         real = Path(path).resolve()
         jail += ["--ro-bind", str(real), str(real)]
+    for inside, path in (ro_mounts or {}).items():
+        jail += ["--ro-bind", str(Path(path).resolve()), inside]
     jail += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir), "--clearenv"]
     for name, value in env.items():
         jail += ["--setenv", name, value]
@@ -183,6 +187,7 @@ def run_jailed(
     log: BuildLog,
     output: list[str] | None = None,
     max_pids: int = 0,
+    ro_mounts: dict[str, Path] | None = None,
 ) -> int:
     """Run `cmd` in the build jail; returns its exit code.
 
@@ -195,7 +200,13 @@ def run_jailed(
     bound = PidsBound.make(max_pids)
     nproc = None if bound is not None else nproc_limit(max_pids)
     argv = jail_command(
-        cmd, workdir=workdir, ro_binds=ro_binds, env=env, memory_mb=memory_mb, nproc=nproc
+        cmd,
+        workdir=workdir,
+        ro_binds=ro_binds,
+        env=env,
+        memory_mb=memory_mb,
+        nproc=nproc,
+        ro_mounts=ro_mounts,
     )
     lines = output if output is not None else []
     try:

@@ -33,6 +33,9 @@ from .native import check_native_executable
 ZIG = Toolchain(name="zig", language="c")
 GLUE_DIR = Path(__file__).resolve().parent.parent / "glue" / "c"
 GLUE_FILES = ("nimbus.h", "nimbus.c", "nimbus_main.c")
+# Where the jail shows GLUE_DIR: a message about the glue (a handler whose
+# prototype is not nimbus.h's) names this path, never the server's folders.
+JAIL_GLUE = "/nimbus/glue/c"
 # A 1 MiB stack, as Rust's wasm32-wasip1 and wasi-sdk give: zig's own default is
 # 16 MiB, and the pool resets up to POOL_KEEP_RESIDENT_KB of every memory by memset
 # after each call, touched or not: 16 MiB of stack cost a C hello 0.75 ms of CPU per
@@ -106,7 +109,8 @@ class CBuilder:
     def prepare(self, log: BuildLog) -> Path:
         """Install zig if needed and fill its warm cache; returns the cache."""
         home = self.toolchains.ensure(ZIG, log)
-        key = hashlib.sha256("\0".join(FLAGS).encode()).hexdigest()[:8] + "-" + glue_version()
+        made_from = "\0".join((*FLAGS, JAIL_GLUE))  # zig's cache keys objects by path
+        key = hashlib.sha256(made_from.encode()).hexdigest()[:8] + "-" + glue_version()
         return self.toolchains.warm_cache(
             ZIG, key, lambda work: self._fill_cache(home, work, log), log
         )
@@ -150,7 +154,7 @@ class CBuilder:
         cmd = [gcc, "-O2", "-Wall", "-static", *_with_glue(sources, handler), "-lm"]
         log.write(f"compiling {', '.join(sources)} ({form} form) with gcc, static x86-64 Linux")
         env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": "/tmp"}
-        self._run(cmd, artifact, workdir, [GLUE_DIR], env, log)
+        self._run(cmd, artifact, workdir, [], env, log)
         described = check_native_executable(artifact, log)
         return BuildResult(
             artifact=artifact, kind="native", runtime_version=f"c (gcc, {described})"
@@ -174,7 +178,7 @@ class CBuilder:
             "ZIG_GLOBAL_CACHE_DIR": str(cache),
             "ZIG_LOCAL_CACHE_DIR": str(cache),
         }
-        self._run(cmd, artifact, workdir, [home, GLUE_DIR], env, log)
+        self._run(cmd, artifact, workdir, [home], env, log)
         return artifact
 
     def _run(
@@ -192,6 +196,7 @@ class CBuilder:
             [*cmd, "-o", str(artifact)],
             workdir=workdir,
             ro_binds=ro_binds,
+            ro_mounts={JAIL_GLUE: GLUE_DIR},
             env=env,
             timeout=self.config.timeout_sec,
             memory_mb=self.config.memory_mb,
@@ -207,13 +212,13 @@ def _with_glue(sources: list[str], handler: str | None) -> list[str]:
     """The compiler's inputs: the user's sources and the glue; in handler form, the
     generated main that calls `handler`.
 
-    NOTE(compiler): the glue is compiled from its read-only place in the
-    repository, the same path in every build, so zig's cache has its objects.
+    NOTE(compiler): the glue is compiled from its read-only place, mounted at
+    JAIL_GLUE: the same path in every build, so zig's cache has its objects.
     """
-    args = ["-I", str(GLUE_DIR)]
+    args = ["-I", JAIL_GLUE]
     if handler is not None:
-        args += ["-include", str(GLUE_DIR / "nimbus.h"), f"-DNIMBUS_HANDLER={handler}"]
-    args += [*sources, str(GLUE_DIR / "nimbus.c")]
+        args += ["-include", f"{JAIL_GLUE}/nimbus.h", f"-DNIMBUS_HANDLER={handler}"]
+    args += [*sources, f"{JAIL_GLUE}/nimbus.c"]
     if handler is not None:
-        args.append(str(GLUE_DIR / "nimbus_main.c"))
+        args.append(f"{JAIL_GLUE}/nimbus_main.c")
     return args
