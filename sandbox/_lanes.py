@@ -2,8 +2,10 @@
 
 Native lanes (`_native/lane.c`): a guest call on a native thread, waited for with a
 timeout, with no Python on the guest's side. A command module's run (`_native/module.c`):
-instantiate and `_start` in one call, fd_write in C. `None` from `library()` when the
-helper is not built: guarded Python threads and Python host functions serve instead."""
+instantiate and `_start` in one call, fd_write in C. A component's log (`_native/logs.c`):
+the pipe its stdout and stderr write to, drained by a C thread. `None` from `library()`
+when the helper is not built: guarded Python threads and Python host functions serve
+instead."""
 
 from __future__ import annotations
 
@@ -75,6 +77,10 @@ class Library:
             self.modules: ModuleHelpers | None = ModuleHelpers(waiting, quick)
         except AttributeError:  # built before module.c: lanes only
             self.modules = None
+        try:
+            self.logs: LogHelpers | None = LogHelpers(quick)
+        except AttributeError:  # built before logs.c
+            self.logs = None
 
 
 class ModuleHelpers:
@@ -101,9 +107,29 @@ class ModuleHelpers:
             raise AttributeError("liblane.so does not fit this wasmtime's extern layout")
 
 
+class LogHelpers:
+    """`_native/logs.c`: a component's log, a pipe its streams write to, drained in C."""
+
+    def __init__(self, quick: ctypes.PyDLL) -> None:
+        self.new = quick.nimbus_log_new
+        self.new.restype = _VOID
+        self.new.argtypes = (ctypes.c_uint64, ctypes.POINTER(ctypes.c_int))
+        self.take = quick.nimbus_log_take
+        self.take.restype = ctypes.c_uint64
+        self.take.argtypes = (_VOID, ctypes.POINTER(_VOID), ctypes.POINTER(ctypes.c_uint64))
+        self.close = quick.nimbus_log_close
+        self.close.restype = None
+        self.close.argtypes = (_VOID,)
+
+
 def module_helpers() -> ModuleHelpers | None:
     lib = library()
     return lib.modules if lib is not None else None
+
+
+def log_helpers() -> LogHelpers | None:
+    lib = library()
+    return lib.logs if lib is not None else None
 
 
 _library: list[Library | None] = []

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from compiler.runtimes import python_runtime as rt
+from tests.e2e.compiled import log_lines
 from tests.e2e.server import REPO, NimbusProcess
 
 EXAMPLE = REPO / "examples" / "python" / "wordstats"
@@ -192,6 +193,28 @@ def main(event):
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"top": [["i", 4], ["s", 4]], "median": 3, "sum": "0.3",
                            "uuid4": 4, "diff": "apple", "when": 1995, "heap": [9, 4]}  # fmt: skip
+
+
+def test_logging_past_the_log_cap_still_returns_the_result(api):
+    """The log is cut at 1 MB and the call goes on: each print past the cap raised
+    "OSError: [Errno 29] I/O error" in the guest, a 500 instead of the result."""
+    deployed(
+        api,
+        "py-chatty",
+        "import sys\n"
+        "def main(event):\n"
+        "    print('w' * 5000, file=sys.stderr)\n"
+        "    for i in range(3000):\n"
+        "        print('x' * 999)\n"
+        "    return {'done': True}\n",
+    )
+    resp = invoke(api, "py-chatty")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"done": True}
+    lines = log_lines(api, "py-chatty", resp)
+    assert lines[0] == "w" * 5000 and lines[1] == "x" * 999
+    dropped = 5001 + 3000 * 1000 - (1 << 20)
+    assert f"[nimbus: log truncated at 1 MB, {dropped} more bytes dropped]" in lines[-3:]
 
 
 def test_two_invocations_get_different_random_numbers(api):

@@ -368,6 +368,23 @@ def _ok(ptr: str, length: str) -> str:
       (i32.const 16)"""
 
 
+def _ok_decimal(number: str, end: int, area: int) -> str:
+    """Return the i32 local `number` (used up) as its decimal digits, written backwards
+    ending at `end`, the ok string of the result at `area`; needs a local `$p`."""
+    return f"""
+      (local.set $p (i32.const {end}))
+      (loop $digit
+        (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+        (i32.store8 (local.get $p)
+          (i32.add (i32.const 48) (i32.rem_u (local.get {number}) (i32.const 10))))
+        (local.set {number} (i32.div_u (local.get {number}) (i32.const 10)))
+        (br_if $digit (local.get {number})))
+      (i32.store8 (i32.const {area}) (i32.const 0))
+      (i32.store (i32.const {area + 4}) (local.get $p))
+      (i32.store (i32.const {area + 8}) (i32.sub (i32.const {end}) (local.get $p)))
+      (i32.const {area})"""
+
+
 C_ECHO = _ok("(local.get $ev)", "(local.get $evlen)")
 C_CONTEXT = _ok("(local.get $ctx)", "(local.get $ctxlen)")
 C_ERROR = """
@@ -430,7 +447,8 @@ def sleep_forever_component() -> bytes:
 # A hostile handler component with two linear memories (two core modules): it
 # grows both until refused and returns the total page count (64 KiB pages). Under
 # a per-memory limit that total is twice memory_mb.
-C_TWO_MEMORIES_WAT = r"""
+C_TWO_MEMORIES_WAT = (
+    r"""
   (core module $b
     (memory (export "memory") 1)
     (func (export "grow_all") (result i32)
@@ -444,22 +462,67 @@ C_TWO_MEMORIES_WAT = r"""
     (func (export "handle") (param i32 i32 i32 i32) (result i32)
       (local $pages i32) (local $p i32)
       (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
-      (local.set $pages (i32.add (memory.size) (call $grow_b)))
-      ;; the total as decimal digits, written backwards ending at 64
-      (local.set $p (i32.const 64))
-      (loop $digit
-        (local.set $p (i32.sub (local.get $p) (i32.const 1)))
-        (i32.store8 (local.get $p)
-          (i32.add (i32.const 48) (i32.rem_u (local.get $pages) (i32.const 10))))
-        (local.set $pages (i32.div_u (local.get $pages) (i32.const 10)))
-        (br_if $digit (local.get $pages)))
-      (i32.store8 (i32.const 0) (i32.const 0))
-      (i32.store (i32.const 4) (local.get $p))
-      (i32.store (i32.const 8) (i32.sub (i32.const 64) (local.get $p)))
-      (i32.const 0)))
+      (local.set $pages (i32.add (memory.size) (call $grow_b)))"""
+    + _ok_decimal("$pages", end=64, area=0)
+    + """))
   (core instance $ai (instantiate $a (with "b" (instance $bi))))
 """
+)
 
 
 def two_memories_component() -> bytes:
     return lifted(C_TWO_MEMORIES_WAT, "$ai")
+
+
+# A handler component that writes 1600 chunks of 4 KiB (6.25 MiB, past the 1 MiB log
+# cap) to `wasi:cli/stderr` with `blocking-write-and-flush` (4096 bytes at most per
+# call) and returns how many of those writes failed, in decimal.
+C_LOG_FLOOD_WAT = (
+    r"""
+  (import "wasi:io/error@0.2.0" (instance $ioerr (export "error" (type (sub resource)))))
+  (alias export $ioerr "error" (type $error))
+  (import "wasi:io/streams@0.2.0" (instance $streams
+    (alias outer 1 $error (type $e))
+    (export "error" (type $ee (eq $e)))
+    (export "output-stream" (type $os (sub resource)))
+    (type $se (variant (case "last-operation-failed" (own $ee)) (case "closed")))
+    (export "stream-error" (type $sev (eq $se)))
+    (export "[method]output-stream.blocking-write-and-flush"
+      (func (param "self" (borrow $os)) (param "contents" (list u8))
+            (result (result (error $sev)))))))
+  (alias export $streams "output-stream" (type $output))
+  (import "wasi:cli/stderr@0.2.0" (instance $stderr
+    (alias outer 1 $output (type $o))
+    (export "output-stream" (type $oe (eq $o)))
+    (export "get-stderr" (func (result (own $oe))))))
+  (core module $memory (memory (export "memory") 2))
+  (core instance $mem (instantiate $memory))
+  (core func $get_stderr (canon lower (func $stderr "get-stderr")))
+  (core func $write (canon lower (func $streams "[method]output-stream.blocking-write-and-flush")
+    (memory (core memory $mem "memory"))))
+  (core module $m
+    (import "mem" "memory" (memory 2))
+    (import "host" "get_stderr" (func $get_stderr (result i32)))
+    (import "host" "write" (func $write (param i32 i32 i32 i32)))
+    (export "memory" (memory 0))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+    (func (export "handle") (param i32 i32 i32 i32) (result i32)
+      (local $out i32) (local $i i32) (local $failed i32) (local $p i32)
+      (local.set $out (call $get_stderr))
+      (memory.fill (i32.const 65536) (i32.const 101) (i32.const 4096))
+      (loop $flood
+        ;; the result<_, stream-error> lands at 32: its first byte is 1 for an error
+        (call $write (local.get $out) (i32.const 65536) (i32.const 4096) (i32.const 32))
+        (local.set $failed (i32.add (local.get $failed) (i32.load8_u (i32.const 32))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $flood (i32.lt_u (local.get $i) (i32.const 1600))))"""
+    + _ok_decimal("$failed", end=128, area=16)
+    + """))
+  (core instance $host (export "get_stderr" (func $get_stderr)) (export "write" (func $write)))
+  (core instance $i (instantiate $m (with "mem" (instance $mem)) (with "host" (instance $host))))
+"""
+)
+
+
+def log_flood_component() -> bytes:
+    return lifted(C_LOG_FLOOD_WAT)

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from compiler.runtimes import python_runtime as rt
-from sandbox import Deployment, Mount, Sandbox, SandboxConfig
+from sandbox import LOG_LIMIT_BYTES, Deployment, Mount, Sandbox, SandboxConfig
 from store import LocalStore, errors
 
 from .conftest import REPO, put_wasm
@@ -119,6 +119,30 @@ def test_one_argument_handler_and_logs(runtime, deploy):
     result = invoke(sandbox, dep, {"n": 21})
     assert result.output == b"42"
     assert b"to stdout" in result.logs and b"to stderr" in result.logs
+
+
+def test_logging_past_the_log_cap_returns_the_result(runtime, deploy):
+    """Each print past the 1 MB cap raised "OSError: [Errno 29] I/O error" in the guest:
+    the call failed instead of its log being cut. Long lines stay whole (a write is never
+    cut short: the runtime's unbuffered streams would lose the rest)."""
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import sys
+        def main(event):
+            print("w" * 20000, file=sys.stderr)
+            for i in range(3000):
+                print("x" * 999)
+            return "done"
+        """
+    )
+    result = invoke(sandbox, dep)
+    assert result.error is None, result.error
+    assert result.output == b'"done"'
+    assert result.logs.startswith(b"w" * 20000 + b"\n" + b"x" * 999 + b"\n")
+    dropped = 20001 + 3000 * 1000 - LOG_LIMIT_BYTES
+    note = b"\n[nimbus: log truncated at 1 MB, %d more bytes dropped]\n" % dropped
+    assert result.logs.endswith(b"x" + note)
 
 
 def test_two_modules_and_a_package(runtime, deploy):
