@@ -35,7 +35,7 @@ from ._artifact import (
     sha256_hex,
 )
 from ._compile import compile_in_child
-from ._component import LoadedComponent
+from ._component import LoadedComponent, check_imports
 from ._engine import EngineHost, fingerprint
 from ._module import LoadedModule
 from ._pool import exceeds_pool_limits
@@ -201,6 +201,18 @@ class ArtifactCache:
         except (ValueError, wasmtime.WasmtimeError) as exc:
             raise errors.Invalid(str(exc).splitlines()[0]) from None
 
+    def _link_new(self, compiled) -> None:
+        """The same checks as a load, linking included: a module importing what the host
+        does not define was stored, and its every invoke answered 422 "unknown import".
+        A component's imports are checked by instantiation, which a load leaves to
+        the first call."""
+        self._link(compiled)
+        if isinstance(compiled, component.Component):
+            try:
+                check_imports(compiled, self._host.engine, self._host.component_linker())
+            except ValueError as exc:
+                raise errors.Invalid(str(exc)) from None
+
     # -- store ----------------------------------------------------------------
 
     def _fetch(self, sha256: str, kind: str) -> Path | None:
@@ -267,7 +279,7 @@ class ArtifactCache:
                 if exceeds_pool_limits(str(exc)):
                     raise errors.Invalid(str(exc).splitlines()[0]) from None
                 continue  # made by another engine set-up: compile below
-            self._link(compiled)  # the same checks as a load
+            self._link_new(compiled)
             return self._store_precompiled(kind, sha256, payload, compiled)
         payload = (
             compile_in_child(wasm, kind, self._compile_memory_mb)
@@ -283,9 +295,7 @@ class ArtifactCache:
                 compiled = component.Component(engine, wasm)
         except wasmtime.WasmtimeError as exc:
             raise errors.Invalid(f"invalid {kind}: {str(exc).splitlines()[0]}") from None
-        # The same checks as a load, linking included: a module importing what the host
-        # does not define was stored, and its every invoke answered 422 "unknown import".
-        self._link(compiled)
+        self._link_new(compiled)
         payload = payload if payload is not None else compiled.serialize()
         return self._store_precompiled(kind, sha256, payload, compiled)
 

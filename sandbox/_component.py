@@ -52,6 +52,44 @@ def check_handler(comp: component.Component, engine: wasmtime.Engine) -> str:
     )
 
 
+# wasmtime's words for an import its linker defines nothing (or nothing fitting) for.
+_NOT_PROVIDED = ", but a matching implementation was not found in the linker"
+
+
+def check_imports(comp: component.Component, engine: wasmtime.Engine, linker) -> None:
+    """`ValueError` naming an import of `comp` that `linker` does not provide.
+
+    Such a component deployed as active and failed every invoke, at instantiation (as
+    Spin refuses to load it, its deploy fails now). wasmtime's C API has no
+    `instantiate_pre` for components, but instantiation checks every import before it
+    makes anything: this instantiates into a store that allows no memory and whose
+    epoch deadline has passed, so right after the check the first memory, or the first
+    instruction of a start function, stops it. No guest code runs.
+    """
+    store = wasmtime.Store(engine)
+    try:
+        store.set_limits(memory_size=0, table_elements=0, instances=INSTANCES_LIMIT)
+        set_epoch_deadline(store._context(), 0)
+        store.set_wasi(wasmtime.WasiConfig())
+        linker.instantiate(store, comp)
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+        problem = _import_not_provided(str(exc))
+        if problem is not None:
+            raise ValueError(problem) from None
+    finally:
+        store.close()
+
+
+def _import_not_provided(text: str) -> str | None:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or _NOT_PROVIDED not in lines[0]:
+        return None
+    # "Caused by:" then "0: instance export `get` has the wrong type", "1: ...".
+    causes = [line.split(": ", 1)[-1] for line in lines[1:] if line != "Caused by:"]
+    head = lines[0].replace(_NOT_PROVIDED, ", and Nimbus provides no matching implementation")
+    return f"{head} ({': '.join(causes)})" if causes else head
+
+
 @dataclass(frozen=True)
 class LoadedComponent:
     kind = "component"

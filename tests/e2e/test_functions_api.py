@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.wasm import b64, hello_module, module_with
+from tests.sandbox.guests import missing_import_component
 
 HELLO = hello_module()
 
@@ -77,6 +78,19 @@ def test_garbage_upload_fails_its_build(api, name):
     build = api.get(f"/api/v1/functions/{name}/build").json()
     assert build["status"] == "failed"
     assert "not a WebAssembly binary" in build["log"]
+
+
+def test_a_component_importing_what_the_host_lacks_fails_its_build(api, name):
+    """It became active and failed every invoke at instantiation; now its build fails
+    naming the import, the way Spin refuses to load it."""
+    body = {"name": name, "runtime": "wasm", "artifact_base64": b64(missing_import_component())}
+    fn = api.post("/api/v1/functions?wait=true", json=body).json()
+    assert fn["status"] == "failed" and fn["active_version"] is None
+    error = fn["latest_build"]["error"]
+    assert error.startswith("the artifact does not load: component imports instance ")
+    assert "`acme:kv/store@1.0.0`, and Nimbus provides no matching implementation" in error
+    assert error in api.get(f"/api/v1/functions/{name}/build").json()["log"]
+    assert_error(api.post(f"/api/v1/functions/{name}/invoke", json={}), 409, "build_failed")
 
 
 def test_runtime_aliases_map_to_real_names(api, name):

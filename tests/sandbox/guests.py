@@ -526,3 +526,40 @@ C_LOG_FLOOD_WAT = (
 
 def log_flood_component() -> bytes:
     return lifted(C_LOG_FLOOD_WAT)
+
+
+# A handler component importing an interface no host provides: it deployed, and its
+# every invoke then failed to instantiate.
+C_MISSING_IMPORT_WAT = r"""
+  (import "acme:kv/store@1.0.0" (instance $kv
+    (export "get" (func (param "key" string) (result string)))))
+  (core module $m
+    (memory (export "memory") 1)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+    (func (export "handle") (param i32 i32 i32 i32) (result i32)
+      (i32.store8 (i32.const 16) (i32.const 0))
+      (i32.store (i32.const 20) (i32.const 0))
+      (i32.store (i32.const 24) (i32.const 0))
+      (i32.const 16)))
+  (core instance $i (instantiate $m))
+"""
+
+
+def missing_import_component() -> bytes:
+    return lifted(C_MISSING_IMPORT_WAT)
+
+
+# A handler component whose first core instance's start function never returns.
+C_START_LOOP_WAT = r"""
+  (core module $spin (func $forever (loop $l (br $l))) (start $forever))
+  (core instance $s (instantiate $spin))
+  (core module $m
+    (memory (export "memory") 1)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+    (func (export "handle") (param i32 i32 i32 i32) (result i32) (i32.const 16)))
+  (core instance $i (instantiate $m))
+"""
+
+
+def start_loop_component() -> bytes:
+    return lifted(C_START_LOOP_WAT)

@@ -18,7 +18,14 @@ from sandbox import Sandbox, SandboxConfig, _compile
 from store import LocalStore, errors
 
 from .conftest import deployment, put_wasm
-from .guests import wat_component, wat_module
+from .guests import (
+    log_flood_component,
+    missing_import_component,
+    sleep_forever_component,
+    start_loop_component,
+    wat_component,
+    wat_module,
+)
 
 EVENT = b'{"x":1}'
 
@@ -84,6 +91,29 @@ def test_a_module_whose_imports_do_not_link_fails_its_deploy(sandbox, store):
     key, sha = put_wasm(store, wasm)
     with pytest.raises(errors.Invalid, match="unknown import: `evil::host`"):
         sandbox.precompile(key, sha)
+
+
+def test_a_component_whose_imports_the_host_lacks_fails_its_deploy(sandbox, store):
+    """It was stored precompiled and its function became active; every invoke then
+    failed to instantiate it. Spin refuses to load such a component: its deploy fails
+    now, naming the import."""
+    key, sha = put_wasm(store, missing_import_component())
+    with pytest.raises(errors.Invalid) as caught:
+        sandbox.precompile(key, sha)
+    assert caught.value.message == (
+        "component imports instance `acme:kv/store@1.0.0`, and Nimbus provides no matching"
+        " implementation (instance export `get` has the wrong type: function implementation"
+        " is missing)"
+    )
+    # What the host provides links (WASI 0.2 here), and nothing of the guest runs to
+    # find that out: a start function that never returns does not hold the deploy.
+    for wasm in (log_flood_component(), sleep_forever_component(), start_loop_component()):
+        started = time.monotonic()
+        sandbox.precompile(*put_wasm(store, wasm))
+        assert time.monotonic() - started < 5
+    key, sha = put_wasm(store, wat_component("C_ECHO"))
+    sandbox.precompile(key, sha)
+    assert sandbox.invoke(deployment(key, sha, kind="component"), b"{}", {}).output == b"{}"
 
 
 def test_kind_of(sandbox):
