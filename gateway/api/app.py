@@ -12,7 +12,7 @@ from ..platform import Platform
 from ..services.keys import KeyService
 from ..services.runtimes import RuntimeCatalog
 from . import errors
-from .middleware import AccessLog, ApiKeyAuth, RequestId
+from .middleware import AccessLog, ApiKeyAuth, RequestId, UserContentSandbox
 from .openapi import app_routes, document
 from .ratelimit import RateLimit
 from .resources.alerts import (
@@ -72,7 +72,8 @@ def create_app(platform: Platform, api_key: str) -> falcon.App:
     limit = RateLimit(settings.rate_limit_per_key, settings.rate_limit_per_webhook)
     # PERF: off by default, then not a middleware every request passes through
     limits = [limit] if limit.per_key or limit.per_webhook else []
-    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys), *limits])
+    sandbox = UserContentSandbox()
+    app = falcon.App(middleware=[RequestId(), *access_log, ApiKeyAuth(keys), *limits, sandbox])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 

@@ -1,4 +1,4 @@
-"""Cross-cutting concerns: request ids, access logs, API-key auth."""
+"""Cross-cutting concerns: request ids, access logs, API-key auth, the webhook sandbox."""
 
 from __future__ import annotations
 
@@ -61,6 +61,43 @@ def public(resource_class: type) -> type:
     """Mark a resource as served without an API key (health, metrics, webhooks, console)."""
     resource_class.public = True
     return resource_class
+
+
+def user_content(resource_class: type) -> type:
+    """Mark a resource whose answers are a function's own bytes (webhooks): see
+    `UserContentSandbox`."""
+    resource_class.user_content = True
+    return resource_class
+
+
+# NOTE(security): a webhook answers on the console's origin with whatever its function
+# returns, HTML and script included. `sandbox` without `allow-same-origin` gives such a
+# page an opaque origin ("null"): it cannot read the console's sessionStorage (its API
+# key) or localStorage, and its requests to /api/v1 are cross-origin, so it cannot read
+# them. The other flags keep a function's page working as a page (its scripts, forms,
+# links that open a tab, dialogs, downloads); none of them gives an origin back.
+SANDBOX = (
+    "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox"
+    " allow-modals allow-downloads"
+)
+
+
+class UserContentSandbox:
+    """Every answer of a `@user_content` resource (success, the function's failure, and
+    any 4xx or 429 before it ran) carries `Content-Security-Policy: <SANDBOX>` and
+    `X-Content-Type-Options: nosniff`.
+
+    A function may send a policy of its own: it is kept as a second policy of the same
+    header (`ours, theirs`). A browser enforces every policy in the list, so the function's
+    can tighten the page, never loosen it (its `allow-same-origin` is void).
+    """
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        if not getattr(resource, "user_content", False):
+            return
+        theirs = resp.get_header("Content-Security-Policy")
+        resp.set_header("Content-Security-Policy", f"{SANDBOX}, {theirs}" if theirs else SANDBOX)
+        resp.set_header("X-Content-Type-Options", "nosniff")
 
 
 def is_normal_path(path: str) -> bool:

@@ -16,6 +16,7 @@ import falcon
 from pydantic.json_schema import models_json_schema
 
 from .. import schemas
+from .middleware import SANDBOX
 
 
 def _ref(name: str) -> dict:
@@ -472,11 +473,25 @@ def _invoke_op() -> dict:
     return op  # fmt: skip
 
 
+_SANDBOX_HEADERS = {
+    "Content-Security-Policy": {
+        "description": f"on every answer `{SANDBOX}`: no `allow-same-origin`, so a page "
+        "served here has an opaque origin, not the console's; a policy of the function's "
+        "own follows it in the same header (`ours, theirs`), both enforced",
+        "schema": {"type": "string"},
+    },
+    "X-Content-Type-Options": {
+        "description": "on every answer",
+        "schema": {"type": "string", "const": "nosniff"},
+    },
+}
+
+
 def _webhook_item() -> dict:
     op = {
         "summary": "a function's public URL: the request becomes an AWS Lambda function-URL "
         "event (format 2.0); a {statusCode, headers, body} result shapes the response; "
-        "X-Nimbus-Invocation-Type: Event → 202",
+        "X-Nimbus-Invocation-Type: Event → 202; every answer is sandboxed",
         "requestBody": {"required": False, "content": {"*/*": {"schema": {}}}},
         "parameters": _INVOKE_HEADERS[1:],
         "responses": {
@@ -493,6 +508,10 @@ def _webhook_item() -> dict:
             "504": {"description": "timeout", "content": _json("ErrorResponse")},
             **_PUBLIC_ERRORS,
         },
+    }
+    op["responses"] = {
+        status: {**response, "headers": {**response.get("headers", {}), **_SANDBOX_HEADERS}}
+        for status, response in op["responses"].items()
     }
     return {method: op for method in HTTP_METHODS}
 

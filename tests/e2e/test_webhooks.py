@@ -118,6 +118,15 @@ def test_function_error_gives_anonymous_callers_a_bare_502(hooks):
     assert "exit" not in resp.text
 
 
+def test_every_answer_is_sandboxed_through_the_server(server, hooks):
+    """Through gunicorn too: the page, the function's failure, an unknown key's 404."""
+    for resp in (httpx.get(hooks["lambda"]), httpx.post(hooks["fail"], json={}),
+                 httpx.get(server.url + "/webhook/" + "x" * 32)):  # fmt: skip
+        assert resp.headers["content-security-policy"].startswith("sandbox allow-scripts")
+        assert "allow-same-origin" not in resp.headers["content-security-policy"]
+        assert resp.headers["x-content-type-options"] == "nosniff"
+
+
 def test_rotate_and_disable(server, hooks):
     old = hooks["lambda"]
     with server.client() as api:

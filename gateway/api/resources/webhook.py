@@ -14,7 +14,7 @@ from ...limits import EVENT_LIMIT
 from ...services.invoke import InvokeService
 from ...services.webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
 from ..bodies import read_bytes
-from ..middleware import public
+from ..middleware import public, user_content
 from .invoke import log_tail_on_error, set_log_tail, wants_log_tail
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -23,10 +23,14 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # NOTE(security): `Service-Worker-Allowed` would let a webhook's script register a service
 # worker for the whole origin (scope "/"), the console's included, where it would see
 # every console request with the admin's API key (browsers allow it on localhost and
-# https). Without the header a webhook's worker is confined to /webhook/.
+# https). Without the header a webhook's worker is confined to /webhook/ (and its sandboxed
+# page cannot register one at all: see middleware.SANDBOX). `Clear-Site-Data` acts on the
+# origin whatever the sandbox: a webhook's visitor would lose the console's saved events
+# (localStorage) and its sign-in.
 _NOT_THE_FUNCTIONS = frozenset(
-    {"content-length", "transfer-encoding", "connection", "service-worker-allowed"}
-)
+    {"content-length", "transfer-encoding", "connection", "service-worker-allowed",
+     "clear-site-data"}
+)  # fmt: skip
 
 
 def _headers(req: falcon.Request) -> dict[str, str]:
@@ -46,6 +50,7 @@ def _raw_path(req: falcon.Request, key: str, path: str) -> str | None:
 
 
 @public
+@user_content
 class WebhookResource:
     def __init__(
         self, directory: WebhookDirectory, invoker: InvokeService, queue: AsyncInvocations
