@@ -69,6 +69,18 @@ def test_assets_are_long_cached_and_served_gzipped_when_asked(anonymous):
     assert css.text == "body{}" and "Content-Encoding" not in css.headers  # no .gz built
 
 
+def test_no_console_answer_can_be_framed_and_its_window_is_its_own(tmp_path, anonymous):
+    """Webhook pages share this origin (sandboxed, tests/gateway/test_webhook_responses.py):
+    none may frame the console, and none that opens it keeps a handle on its window."""
+    shell = anonymous.simulate_get("/")
+    assert "frame-ancestors 'none'" in shell.headers["Content-Security-Policy"]
+    assert "sandbox" not in shell.headers["Content-Security-Policy"]  # the console's origin
+    assert shell.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    _, unbuilt = _client(tmp_path / "unbuilt", tmp_path / "missing")
+    for resp in (shell, anonymous.simulate_get("/assets/app-ABC.js"), unbuilt.simulate_get("/")):
+        assert resp.headers["X-Frame-Options"] == "DENY"
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -43,8 +43,13 @@ def content_security_policy(nonce: str) -> str:
 
 
 def _hardening(resp: falcon.Response) -> None:
+    # NOTE(security): webhooks share this origin (their pages are sandboxed, see
+    # middleware.SANDBOX): no console answer may be framed, by a webhook's page or any
+    # other page. The shell's opener policy (below) also leaves a page of another origin
+    # that opens the console, or that the console opens, no handle on the console's window.
     resp.set_header("X-Content-Type-Options", "nosniff")
     resp.set_header("Referrer-Policy", "no-referrer")
+    resp.set_header("X-Frame-Options", "DENY")
 
 
 class ConsoleFiles:
@@ -103,7 +108,7 @@ class ConsoleShellResource:
         # NOTE(security): a fresh nonce per response, so a cached shell never lends its nonce.
         nonce = secrets.token_urlsafe(18)
         resp.set_header("Content-Security-Policy", content_security_policy(nonce))
-        resp.set_header("X-Frame-Options", "DENY")
+        resp.set_header("Cross-Origin-Opener-Policy", "same-origin")
         resp.content_type = falcon.MEDIA_HTML
         resp.text = shell.replace("{{nonce}}", nonce)
 
