@@ -86,19 +86,22 @@ def runtime_revision() -> int:
     return int(found.group(1)) if found else 0
 
 
-def runtime_inputs() -> list[Path]:
-    """Everything the runtime component is made from (its id hashes them)."""
-    return [
+def runtime_inputs(home: Path | None = None) -> list[Path]:
+    """Everything the runtime component is made from (its id hashes them), in this
+    checkout or in the one at `home`."""
+    paths = [
         SOURCES / "src" / "runtime.js",
         SOURCES / "wit" / "world.wit",
         SOURCES / "package-lock.json",
         WIT_DIR / "handler.wit",
     ]
+    return paths if home is None else [home / path.relative_to(layout.HOME) for path in paths]
 
 
-def runtime_id() -> str:
+def runtime_id(home: Path | None = None) -> str:
+    """The runtime this checkout's sources make (or those of the checkout at `home`)."""
     digest = hashlib.sha256()
-    for path in runtime_inputs():
+    for path in runtime_inputs(home):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 

@@ -7,8 +7,10 @@ jail, not the runtime component: a stand-in runtime folder names the artifact.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,34 @@ def test_npm_dependency_is_installed_and_bundled(tmp_path, runtimes_dir):
     text = result.bundle.read_text()
     assert "dayjs" in text
     assert any(s.startswith("node_modules/dayjs/") for s in source_map(text)["sources"])
+
+
+def test_a_runtime_build_keeps_the_runtimes_other_checkouts_use(tmp_path):
+    # Git worktrees share .cache/runtimes. A build used to remove every other
+    # javascript-* runtime: building on a branch deleted main's until it was rebuilt.
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("js_runtime_build", js.SOURCES / "build.py")
+    runtime_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runtime_build)
+    other = tmp_path / "other-checkout"
+    git = ["git", "-C", str(repo)]
+    subprocess.run(
+        [*git, "worktree", "add", "-q", "--no-checkout", "--detach", str(other)], check=True
+    )
+    try:
+        subprocess.run(
+            ["git", "-C", str(other), "checkout", "-q", "HEAD", "--", "runtimes", "wit"], check=True
+        )
+        changed = other / "runtimes" / "javascript" / "src" / "runtime.js"
+        changed.write_text(changed.read_text() + "// another branch's runtime\n")
+        ours, theirs, nobodys = js.runtime_id(), js.runtime_id(other), "0123456789abcdef"
+        assert theirs != ours
+        root = tmp_path / "runtimes"
+        for runtime_id in (ours, theirs, nobodys):
+            (root / f"javascript-{runtime_id}").mkdir(parents=True)
+        runtime_build.prune(root, keep=root / f"javascript-{ours}")
+        assert sorted(p.name for p in root.iterdir()) == sorted(
+            [f"javascript-{ours}", f"javascript-{theirs}"]
+        )
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(other)], check=True)
