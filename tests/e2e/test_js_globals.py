@@ -76,6 +76,9 @@ SUPPORTED_ASYNC: dict[str, str] = {
     "Blob.stream() read to its end": "await (async () => { const r = new Blob(['ab', 'cd']).stream().getReader(); let n = 0; for (;;) { const { value, done } = await r.read(); if (done) return n === 4; n += value.length; } })()",
     "for await over a body stream": "await (async () => { let n = 0; for await (const c of new Response(new Blob(['hé'])).body) n += c.length; return n === 3; })()",
     "a Blob body (Request, Response)": "(await new Request('http://x/', { method: 'POST', body: new Blob(['xyz']) }).text()) === 'xyz' && (await new Response(new Blob([new Uint8Array([1, 2])])).arrayBuffer()).byteLength === 2",
+    "formData() of a multipart body (file parts' bytes)": "await (await new Response('--b\\r\\nContent-Disposition: form-data; name=\"f\"; filename=\"x.txt\"\\r\\n\\r\\nxyz\\r\\n--b--\\r\\n', { headers: { 'content-type': 'multipart/form-data; boundary=b' } }).formData()).get('f').text() === 'xyz'",
+    "Response.clone (both copies readable)": "await (async () => { const r = new Response('ab'); const c = r.clone(); return (await c.text()) + (await r.text()) === 'abab'; })()",
+    "TextDecoderStream, TextEncoderStream": "(await new Response(new Blob(['h', new Uint8Array([0xc3]), new Uint8Array([0xa9])]).stream().pipeThrough(new TextDecoderStream()).pipeThrough(new TextEncoderStream())).text()) === 'hé'",
 }  # fmt: skip
 
 # What Node users might reach for and will not find; each expression is true today.
@@ -87,7 +90,6 @@ NOT_SUPPORTED: dict[str, str] = {
     "Node built-in modules (require('fs') throws)": "(() => { try { require('fs'); return false; } catch (e) { return e.code === 'MODULE_NOT_FOUND'; } })()",
     "network (fetch rejects)": "typeof fetch === 'function'",
     "SharedArrayBuffer, WebAssembly": "typeof SharedArrayBuffer === 'undefined' && typeof WebAssembly === 'undefined'",
-    "TextDecoderStream (decode a stream's chunks with TextDecoder's `stream: true`)": "typeof TextDecoderStream === 'undefined'",
 }  # fmt: skip
 
 

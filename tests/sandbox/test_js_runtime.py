@@ -6,6 +6,7 @@ install); these tests build it if it is missing (a few minutes, once).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -19,7 +20,7 @@ from compiler.runtimes import javascript as js
 from sandbox import Deployment, Sandbox, SandboxConfig
 from store import LocalStore, errors
 
-from .conftest import REPO, put_wasm, warm_up_runs_none_of_the_function
+from .conftest import FIXTURES, REPO, put_wasm, warm_up_runs_none_of_the_function
 
 _n = iter(range(1, 1_000_000))
 SEED_CACHE_DIR = js.RUNTIMES_DIR / "cache"
@@ -343,6 +344,81 @@ WHOLE = {"length": 150000, "sum": sum(i % 256 for i in range(150000)) % 65521, "
 )
 def test_blob_response_and_request_bodies_stream(runtime, deploy, case, expected):
     assert ok(runtime[0], deploy(BODY_STREAMS), {"case": case}) == expected
+
+
+# Workers-style body handling (runtime revision 4). Before it the engine's formData()
+# gave a file part's bytes back as their values joined ("xyz" read "120121122"),
+# Response had no clone(), and TextDecoderStream/TextEncoderStream did not exist.
+WEB_BODIES = (FIXTURES / "js_web_bodies.js").read_text()
+
+
+# "a\ud83d", "\ude00b", "\ud83d": the emoji's halves meet; the lone last half is U+FFFD
+SPLIT_EMOJI = [[[97], [240, 159, 152, 128, 98], [239, 191, 189]], "utf-8"]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("file_part_from_text", [["a", "1"], ["f", True, "x.txt", "text/plain", [120, 121, 122]]]),
+        ("binary_file_part", ["all.bin", "application/octet-stream", 256, True, "é\r\n--b"]),
+        (
+            "raw_bytes_body",
+            [
+                ['n"q', True, "naïve.bin", "text/plain", [0, 13, 10, 255]],
+                ["empty", True, "", "text/plain", []],
+            ],
+        ),
+        ("urlencoded", [["a", "1"], ["b", "é x"], ["a", "2"]]),
+        ("not_a_form", [True, True]),
+        ("response_clone", ["héllo", "héllo", 201, "Made", "1", True, True, True]),
+        ("response_clone_twice_binary", [True, True, True]),
+        ("response_clone_stream_json_and_form", [{"a": [1]}, {"a": [1]}, "v", "v"]),
+        ("response_clone_rules", [True, 204, None, 302, "https://example.test/there"]),
+        ("decoder_stream_split_utf8", ["aé€😀z", 5, "utf-8", "[object TextDecoderStream]"]),
+        ("decoder_stream_pipe", "héllo wörld"),
+        ("decoder_stream_options", ["é", "\ufffd", True]),
+        ("encoder_stream_split_surrogates", SPLIT_EMOJI),
+    ],
+)
+def test_form_data_response_clone_and_text_streams(runtime, deploy, case, expected):
+    assert ok(runtime[0], deploy(WEB_BODIES), {"case": case}) == expected
+
+
+def test_a_worker_reads_an_uploaded_file_and_clones_its_response(runtime, deploy):
+    # A module Worker behind a webhook: the multipart upload arrives as a function-URL
+    # event (base64 body), the Worker reads its file part and answers a clone.
+    dep = deploy(
+        """
+        export default {
+          async fetch(request) {
+            const file = (await request.formData()).get("upload");
+            const bytes = new Uint8Array(await file.arrayBuffer());
+            const response = Response.json({ name: file.name, type: file.type, bytes: [...bytes] });
+            const kept = await response.clone().text();
+            return new Response(await response.text(), { headers: { "x-kept": kept } });
+          },
+        };
+        """
+    )
+    payload = bytes([0, 1, 2, 254, 255, 13, 10])
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="upload"; filename="photo.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + payload + b"\r\n--XyZ--\r\n"
+    )
+    event = {
+        "version": "2.0",
+        "rawPath": "/upload",
+        "rawQueryString": "",
+        "headers": {"host": "fn.test", "content-type": "multipart/form-data; boundary=XyZ"},
+        "requestContext": {"http": {"method": "POST", "path": "/upload"}},
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+    reply = ok(runtime[0], dep, event)
+    expected = {"name": "photo.png", "type": "image/png", "bytes": list(payload)}
+    assert reply["statusCode"] == 200
+    assert json.loads(reply["body"]) == expected
+    assert json.loads(reply["headers"]["x-kept"]) == expected
 
 
 def test_a_throw_in_a_timer_callback_fails_the_invocation(runtime, deploy):

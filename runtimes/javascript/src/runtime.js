@@ -25,7 +25,7 @@
 
 import { getEnvironment } from "wasi:cli/environment@0.2.12";
 
-const REVISION = 3; // bump when this file changes what functions see: a new runtime_version
+const REVISION = 4; // bump when this file changes what functions see: a new runtime_version
 const BUNDLE_URL = "nimbus-bundle.js"; // the name the engine gives the bundle's frames
 // The bundle is evaluated inside this wrapper. It shares the bundle's first line,
 // so line N of the bundle is line N for the engine (only line 1's columns shift).
@@ -287,9 +287,281 @@ function installBodyStreams() {
       Object.defineProperty(proto, key, { value: streamValues, writable: true, configurable: true });
     }
   }
+  installFormData(globalThis.Request.prototype);
+  installFormData(globalThis.Response.prototype);
+  installResponseClone(globalThis.Response);
   globalThis.Response = withBlobBody(globalThis.Response, true);
   globalThis.Request = withBlobBody(globalThis.Request, false);
+  for (const Stream of [TextDecoderStream, TextEncoderStream]) {
+    Object.defineProperty(globalThis, Stream.name, { value: Stream, writable: true, configurable: true });
+  }
 }
+
+// -- formData() ----------------------------------------------------------------
+// NOTE(runtime): the engine's own formData() gave a file part's bytes back as their
+// decimal values joined ("xyz" read "120121122"). Both body types are parsed here.
+
+function indexOfBytes(bytes, needle, from) {
+  const first = needle[0];
+  for (let at = bytes.indexOf(first, from); at >= 0; at = bytes.indexOf(first, at + 1)) {
+    if (at + needle.length > bytes.length) return -1;
+    let i = 1;
+    while (i < needle.length && bytes[at + i] === needle[i]) i++;
+    if (i === needle.length) return at;
+  }
+  return -1;
+}
+
+// `type/subtype; key=value; key="quoted value"` → { type, params } (keys lowercased).
+function parseHeaderValue(text) {
+  const [head, ...rest] = splitParams(text);
+  const params = new Map();
+  for (const part of rest) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) continue;
+    const key = part.slice(0, eq).trim().toLowerCase();
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"')) {
+      // a quoted string: browsers write `"` as %22 (kept as it is), curl as \"
+      const end = value.length > 1 && value.endsWith('"') ? -1 : undefined;
+      value = value.slice(1, end).replace(/\\(["\\])/g, "$1");
+    }
+    if (!params.has(key)) params.set(key, value);
+  }
+  return { type: head.trim().toLowerCase(), params };
+}
+
+// Splits at semicolons outside quoted strings.
+function splitParams(text) {
+  const parts = [];
+  let current = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted && ch === "\\" && i + 1 < text.length) {
+      current += ch + text[++i];
+      continue;
+    }
+    if (ch === '"') quoted = !quoted;
+    if (ch === ";" && !quoted) {
+      parts.push(current);
+      current = "";
+    } else {
+      current += ch;
+    }
+  }
+  parts.push(current);
+  return parts;
+}
+
+// RFC 5987's `filename*=UTF-8''na%C3%AFve.txt`.
+function extendedValue(value) {
+  const found = /^([^']*)'[^']*'(.*)$/.exec(value);
+  if (!found) return null;
+  try {
+    return /^utf-8$/i.test(found[1]) ? decodeURIComponent(found[2]) : unescape(found[2]);
+  } catch {
+    return null;
+  }
+}
+
+const formError = () => new TypeError("formData(): the body is not valid multipart/form-data");
+
+function parseMultipart(bytes, boundary) {
+  const utf8 = new TextDecoder();
+  const delimiter = new TextEncoder().encode(`--${boundary}`);
+  const form = new FormData();
+  // The first delimiter opens the body or a line (a preamble before it is skipped).
+  let at = 0;
+  if (indexOfBytes(bytes, delimiter, 0) !== 0) {
+    const found = indexOfBytes(bytes, new TextEncoder().encode(`\r\n--${boundary}`), 0);
+    if (found < 0) throw formError();
+    at = found + 2;
+  }
+  const next = new TextEncoder().encode(`\r\n--${boundary}`);
+  for (;;) {
+    at += delimiter.length;
+    if (bytes[at] === 45 && bytes[at + 1] === 45) return form; // "--": the last part was read
+    while (bytes[at] === 32 || bytes[at] === 9) at++; // transport padding
+    if (bytes[at] !== 13 || bytes[at + 1] !== 10) throw formError();
+    at += 2;
+    const headEnd = indexOfBytes(bytes, new Uint8Array([13, 10, 13, 10]), at - 2);
+    if (headEnd < 0) throw formError();
+    let name = null;
+    let filename = null;
+    let type = null;
+    for (const line of utf8.decode(bytes.subarray(at, headEnd)).split("\r\n")) {
+      const colon = line.indexOf(":");
+      if (colon <= 0) continue;
+      const header = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      if (header === "content-disposition") {
+        const { type: kind, params } = parseHeaderValue(value);
+        if (kind !== "form-data" || !params.has("name")) throw formError();
+        name = params.get("name");
+        if (params.has("filename*")) filename = extendedValue(params.get("filename*"));
+        if (filename === null && params.has("filename")) filename = params.get("filename");
+      } else if (header === "content-type") {
+        type = value;
+      }
+    }
+    if (name === null) throw formError();
+    const start = headEnd + 4;
+    const end = indexOfBytes(bytes, next, start);
+    if (end < 0) throw formError();
+    const content = bytes.slice(start, end);
+    if (filename === null) form.append(name, utf8.decode(content));
+    else form.append(name, new File([content], filename, { type: type ?? "text/plain" }));
+    at = end + 2;
+  }
+}
+
+async function formData() {
+  const { type, params } = parseHeaderValue(this.headers.get("content-type") ?? "");
+  if (type === "multipart/form-data") {
+    const boundary = params.get("boundary");
+    if (!boundary) throw new TypeError("formData(): the multipart/form-data Content-Type has no boundary");
+    return parseMultipart(new Uint8Array(await this.arrayBuffer()), boundary);
+  }
+  if (type === "application/x-www-form-urlencoded") {
+    const form = new FormData();
+    for (const [name, value] of new URLSearchParams(await this.text())) form.append(name, value);
+    return form;
+  }
+  throw new TypeError(
+    "formData(): the body's Content-Type is neither multipart/form-data nor application/x-www-form-urlencoded",
+  );
+}
+
+function installFormData(proto) {
+  Object.defineProperty(proto, "formData", { value: formData, writable: true, configurable: true });
+}
+
+// -- Response.clone() ----------------------------------------------------------
+// The engine has Request.prototype.clone but no Response.prototype.clone. A clone
+// tees the body: the clone reads one branch and the original the other, through an
+// engine Response holding that branch (its "body holder"), which the original's
+// body, bodyUsed and reading methods use from then on.
+const bodyHolders = new WeakMap();
+const holderOf = (response) => bodyHolders.get(response) ?? response;
+
+function installResponseClone(EngineResponse) {
+  const proto = EngineResponse.prototype;
+  for (const key of ["arrayBuffer", "blob", "json", "text"]) {
+    const own = proto[key];
+    Object.defineProperty(proto, key, {
+      value: {
+        [key]() {
+          return own.call(holderOf(this));
+        },
+      }[key],
+      writable: true,
+      configurable: true,
+    });
+  }
+  for (const key of ["body", "bodyUsed"]) {
+    const { get, enumerable } = Object.getOwnPropertyDescriptor(proto, key);
+    Object.defineProperty(proto, key, {
+      get: { [key]() { return get.call(holderOf(this)); } }[key],
+      enumerable,
+      configurable: true,
+    });
+  }
+  function clone() {
+    if (!(this instanceof EngineResponse)) throw new TypeError("Response.clone: 'this' is not a Response");
+    const holder = holderOf(this);
+    const body = holder.body;
+    if (holder.bodyUsed || body?.locked) {
+      throw new TypeError("Response.clone: the body has already been read");
+    }
+    const init = { status: this.status, statusText: this.statusText, headers: this.headers };
+    if (body === null) return new EngineResponse(null, init);
+    const [mine, theirs] = body.tee();
+    bodyHolders.set(this, new EngineResponse(mine, init));
+    return new EngineResponse(theirs, init);
+  }
+  Object.defineProperty(proto, "clone", { value: clone, writable: true, configurable: true });
+}
+
+// -- TextDecoderStream, TextEncoderStream ---------------------------------------
+
+function isBufferSource(chunk) {
+  return chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk);
+}
+
+// The readable and writable sides of a TransformStream, as the encoding streams are.
+class TransformPair {
+  #transform;
+  constructor(transformer) {
+    this.#transform = new TransformStream(transformer);
+  }
+  get readable() {
+    return this.#transform.readable;
+  }
+  get writable() {
+    return this.#transform.writable;
+  }
+}
+
+class TextDecoderStream extends TransformPair {
+  #decoder;
+  constructor(label = "utf-8", options = {}) {
+    const decoder = new TextDecoder(label, options);
+    super({
+      transform(chunk, controller) {
+        if (!isBufferSource(chunk)) throw new TypeError("TextDecoderStream: a chunk must be an ArrayBuffer or a view of one");
+        const text = decoder.decode(chunk, { stream: true });
+        if (text) controller.enqueue(text);
+      },
+      flush(controller) {
+        const text = decoder.decode();
+        if (text) controller.enqueue(text);
+      },
+    });
+    this.#decoder = decoder;
+  }
+  get encoding() {
+    return this.#decoder.encoding;
+  }
+  get fatal() {
+    return this.#decoder.fatal;
+  }
+  get ignoreBOM() {
+    return this.#decoder.ignoreBOM;
+  }
+  get [Symbol.toStringTag]() {
+    return "TextDecoderStream";
+  }
+}
+
+class TextEncoderStream extends TransformPair {
+  constructor() {
+    const encoder = new TextEncoder();
+    let pending = ""; // a high surrogate whose low half may start the next chunk
+    super({
+      transform(chunk, controller) {
+        let text = pending + String(chunk);
+        pending = "";
+        const last = text.charCodeAt(text.length - 1);
+        if (last >= 0xd800 && last <= 0xdbff) {
+          pending = text[text.length - 1];
+          text = text.slice(0, -1);
+        }
+        if (text) controller.enqueue(encoder.encode(text));
+      },
+      flush(controller) {
+        if (pending) controller.enqueue(encoder.encode("\ufffd"));
+      },
+    });
+  }
+  get encoding() {
+    return "utf-8";
+  }
+  get [Symbol.toStringTag]() {
+    return "TextEncoderStream";
+  }
+}
+
 installBodyStreams();
 
 // -- Node-flavoured globals ----------------------------------------------------
