@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 
 import falcon
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from store import errors
+
+from .. import schemas
 
 log = logging.getLogger("nimbus.errors")
 
@@ -78,12 +81,27 @@ def handle_nimbus_error(req, resp, exc: errors.NimbusError, params) -> None:
         resp.set_header("Retry-After", str(getattr(exc, "retry_after", 1)))
 
 
+def _unknown_field(model_name: str, loc: tuple) -> str:
+    """What to send instead of a field the body does not take (pydantic says only "Extra
+    inputs are not permitted": `memroy_mb` was refused without naming `memory_mb`)."""
+    model = getattr(schemas, model_name, None)
+    if len(loc) != 1 or not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return "unknown field"
+    known = sorted(f.alias or name for name, f in model.model_fields.items())
+    close = difflib.get_close_matches(str(loc[0]), known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {close[0]}?"
+    return f"unknown field; this body takes {', '.join(known)}"
+
+
 def handle_validation_error(req, resp, exc: ValidationError, params) -> None:
     details = [
         {
             "field": ".".join(str(p) for p in e["loc"]) or "body",
             # pydantic prefixes a validator's own ValueError with its class name
-            "message": e["msg"].removeprefix("Value error, "),
+            "message": _unknown_field(exc.title, e["loc"])
+            if e["type"] == "extra_forbidden"
+            else e["msg"].removeprefix("Value error, "),
         }
         for e in exc.errors(include_url=False)
     ]

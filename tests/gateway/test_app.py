@@ -71,6 +71,23 @@ def test_validation_error_lists_every_bad_field(client):
     assert fields == {"name", "runtime"}
 
 
+def test_an_unknown_field_names_what_to_send_instead(client):
+    """It said only pydantic's "Extra inputs are not permitted", even for a typo."""
+    body = {"name": "typo", "runtime": "python", "code": "x", "memroy_mb": 256, "zzz": 1}
+    resp = client.simulate_post("/api/v1/functions", json=body)
+    assert resp.status_code == 422
+    said = {d["field"]: d["message"] for d in resp.json["error"]["details"]}
+    assert said["memroy_mb"] == "unknown field; did you mean memory_mb?"
+    assert said["zzz"].startswith("unknown field; this body takes ")
+    assert "memory_mb" in said["zzz"] and "timeout_sec" in said["zzz"]
+    assert "memroy_mb: unknown field; did you mean memory_mb?" in resp.json["error"]["message"]
+    schedule = {"expression": "rate(1 minute)", "tiemzone": "UTC"}
+    resp = client.simulate_post("/api/v1/functions/typo/schedules", json=schedule)
+    assert resp.json["error"]["details"] == [
+        {"field": "tiemzone", "message": "unknown field; did you mean timezone?"}
+    ]
+
+
 @pytest.mark.parametrize(
     "name",
     ["a\x00b.c", "a\nb.c", "-o.c", "@opts.c", "sub/-x.c", "..\\x.c", "a" * 300 + ".c",

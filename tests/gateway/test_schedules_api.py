@@ -114,7 +114,7 @@ def _nested(depth: int) -> list:
         ({"expression": "@hourly", "qualifier": "Prod!"}, "qualifier", "neither a version"),
         ({"expression": ""}, "expression", "at least 1 character"),
         ({}, "expression", "Field required"),
-        ({"expression": "@hourly", "every": 5}, "every", "Extra inputs"),
+        ({"expression": "@hourly", "every": 5}, "every", "unknown field"),
         ({"expression": "@hourly", "enabled": "sometimes"}, "enabled", "boolean"),
         ({"expression": "@hourly", "event": "x" * 300_000}, "event", "262144 bytes"),
         # orjson writes 254 levels at most: this one was a 500
