@@ -94,11 +94,21 @@ def get_workflow(session: Session, name: str) -> None:
 @api_options
 @pass_session
 def deploy_workflow(session: Session, name: str, definition: Path, description) -> None:
-    """Create a workflow from an ASL JSON file, or give it a new version."""
+    """Create a workflow from an ASL JSON file, or give it a new version.
+
+    The file holds the definition (StartAt, States), or a workflow as the API takes or
+    gives it (`{"name", "definition", ...}`, what `nimbus workflows get -o json` prints):
+    its definition and description are used, NAME names the workflow."""
     try:
         asl = json.loads(definition.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="DEFINITION") from None
+    if isinstance(asl, dict) and "States" not in asl and isinstance(asl.get("definition"), dict):
+        # NOTE: the README's request bodies and `workflows get` wrap the definition; taken
+        # as it is, the server refused it with "unknown field definition".
+        if description is None and isinstance(asl.get("description"), str):
+            description = asl["description"] or None
+        asl = asl["definition"]
     body = {"definition": asl, **({"description": description} if description else {})}
     client = session.client
     try:

@@ -164,3 +164,26 @@ def test_a_refused_definition_lists_every_problem(make_server, tmp_path):
     assert "(and 1 more)" in out.stderr
     assert "\n  definition.States.A.Next: Next names no state of this machine: 'B'\n" in out.stderr
     assert "\n  definition.States: no terminal state" in out.stderr
+
+
+def test_deploy_takes_a_workflow_as_the_api_takes_or_gives_it(make_server, tmp_path):
+    """A file holding `{"name", "definition"}` (the README's request body, or what
+    `workflows get -o json` printed) was refused with "unknown field definition"."""
+    server = make_server().start()
+    nimbus, _ = with_double(server, tmp_path)
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"name": "twice", "definition": DEFINITION, "description": "x2"}))
+    out = nimbus("workflows", "deploy", "twice", str(body))
+    assert out.exit_code == 0, out.output
+    created = json.loads(out.output)
+    assert created["definition"] == DEFINITION and created["description"] == "x2"
+
+    printed = tmp_path / "printed.json"
+    printed.write_text(nimbus("workflows", "get", "twice").output)
+    out = nimbus("workflows", "deploy", "copy", str(printed), "--description", "a copy")
+    assert out.exit_code == 0, out.output
+    copy = json.loads(out.output)
+    assert copy["name"] == "copy" and copy["definition"] == DEFINITION
+    assert copy["description"] == "a copy"
+    out = nimbus("workflows", "start", "copy", "--input", '{"n": 3}', "--wait")
+    assert out.exit_code == 0 and json.loads(out.output)["output"] == {"n": 12}, out.output
