@@ -24,7 +24,28 @@ _DRAIN_LIMIT = 16 * 1024 * 1024
 _METADATA_LIMIT = 1024 * 1024
 
 
-def _check_length(req: falcon.Request, limit: int, length: int | None = None) -> None:
+def _size(n: int) -> str:
+    """`6 MB (6,291,456 bytes)`: the limits are whole KB or MB, as the docs name them."""
+    for unit, name in ((1024 * 1024, "MB"), (1024, "KB")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit} {name} ({n:,} bytes)"
+    return f"{n:,} bytes"
+
+
+def _too_large(what: str, limit: int, length: int | None, hint: str) -> errors.TooLarge:
+    # NOTE: it said "the request body is 307213 bytes; the limit is 262144": not which
+    # limit (an async event's, not an invoke's 6 MB) nor what to do instead.
+    size = f"{length:,} bytes" if length is not None else "larger"
+    return errors.TooLarge(f"{what} may be at most {_size(limit)}; this one is {size}{hint}")
+
+
+def _check_length(
+    req: falcon.Request,
+    limit: int,
+    length: int | None = None,
+    what: str = "the request body",
+    hint: str = "",
+) -> None:
     """413 when the declared length (`length`, else Content-Length) is over `limit`."""
     if length is None:
         length = req.content_length
@@ -32,19 +53,22 @@ def _check_length(req: falcon.Request, limit: int, length: int | None = None) ->
         if length <= _DRAIN_LIMIT:
             while req.bounded_stream.read(1 << 16):
                 pass
-        raise errors.TooLarge(f"the request body is {length} bytes; the limit is {limit}")
+        raise _too_large(what, limit, length, hint)
 
 
-def read_bytes(req: falcon.Request, limit: int) -> bytes:
-    """The raw body, refused with 413 before reading when it is declared too large."""
+def read_bytes(
+    req: falcon.Request, limit: int, *, what: str = "the request body", hint: str = ""
+) -> bytes:
+    """The raw body, refused with 413 before reading when it is declared too large; the
+    message names `what` is limited and, in `hint`, what to do instead."""
     length = req.content_length  # PERF: falcon parses the header again on every access
-    _check_length(req, limit, length)
+    _check_length(req, limit, length, what, hint)
     # NOTE: a chunked body has no Content-Length; the server's input stream
     # ends at its last chunk, so read it directly, still bounded.
     stream = req.bounded_stream if length is not None else req.stream
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise errors.TooLarge(f"the request body is over the limit of {limit} bytes")
+        raise _too_large(what, limit, None, hint)
     return data
 
 

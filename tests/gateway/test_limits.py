@@ -63,3 +63,24 @@ def test_no_module_keeps_its_own_copy_of_a_limit():
                 if limit_like and _constant(node.value) in sizes:
                     copies.append(f"{rel}:{node.lineno} {names[0]}")
     assert copies == [], "import the limit from gateway/limits.py (or compiler) instead"
+
+
+def test_a_413_names_the_limit_it_met_and_what_to_do(client):
+    """It said "the request body is 307213 bytes; the limit is 262144": not that this is an
+    async event's limit, nor that a sync invoke takes 6 MB."""
+    # the size is checked from Content-Length, before the function is looked up
+    event = b'"' + b"x" * (300 * KiB) + b'"'
+    resp = client.simulate_post("/api/v1/functions/big/async", body=event,
+                                headers={"Content-Type": "application/json"})  # fmt: skip
+    assert resp.status_code == 413 and resp.json["error"]["code"] == "too_large"
+    assert resp.json["error"]["message"] == (
+        f"an async event may be at most 256 KB (262,144 bytes); this one is {len(event):,}"
+        " bytes (it is stored; POST …/invoke takes up to 6 MB)"
+    )
+    event = b'"' + b"x" * (7 * MiB) + b'"'
+    resp = client.simulate_post("/api/v1/functions/big/invoke", body=event,
+                                headers={"Content-Type": "application/json"})  # fmt: skip
+    assert resp.status_code == 413
+    assert resp.json["error"]["message"] == (
+        f"an event may be at most 6 MB (6,291,456 bytes); this one is {len(event):,} bytes"
+    )

@@ -7,7 +7,7 @@ import falcon
 from store.records import KeyScope
 
 from ...jobs.asyncq import AsyncInvocations
-from ...limits import ASYNC_EVENT_LIMIT
+from ...limits import ASYNC_EVENT_LIMIT, EVENT_LIMIT, MiB
 from ...schemas import InvocationView
 from ...services.invoke import parse_event
 from ..bodies import read_bytes, require_json
@@ -21,7 +21,14 @@ class AsyncInvokeResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str) -> None:
         require_json(req)
-        event = parse_event(read_bytes(req, ASYNC_EVENT_LIMIT))
+        event = parse_event(
+            read_bytes(
+                req,
+                ASYNC_EVENT_LIMIT,
+                what="an async event",
+                hint=f" (it is stored; POST …/invoke takes up to {EVENT_LIMIT // MiB} MB)",
+            )
+        )
         version = req.get_param_as_int("version", min_value=1)
         alias = req.get_param("alias")
         invocation = self.service.accept(ref, event, version=version, alias=alias)

@@ -120,7 +120,7 @@ class InvokeResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str) -> None:
         require_json(req)
-        event = parse_event(read_bytes(req, EVENT_LIMIT))
+        event = parse_event(read_bytes(req, EVENT_LIMIT, what="an event"))
         context = parse_caller_context(header(req, "HTTP_X_NIMBUS_CONTEXT"))
         if req.query_string:
             version = req.get_param_as_int("version", min_value=1)

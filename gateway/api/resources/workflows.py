@@ -56,7 +56,9 @@ class WorkflowExecutionsResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, ref: str) -> None:
         """The body is the execution's input, as an invoke's body is the event."""
         require_json(req)
-        execution = self.service.start(ref, read_bytes(req, INPUT_LIMIT))
+        execution = self.service.start(
+            ref, read_bytes(req, INPUT_LIMIT, what="an execution's input")
+        )
         resp.location = f"/api/v1/executions/{execution.id}"
         _send(resp, execution, 202)
 
