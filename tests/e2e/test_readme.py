@@ -11,6 +11,7 @@ alerts) run one by one against one server, each answering 2xx.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shlex
 import shutil
@@ -197,3 +198,20 @@ def test_the_handler_conventions_name_every_runtime_of_the_registry():
     table = _subsection((REPO / "README.md").read_text(), "### Handler conventions")
     rows = set(re.findall(r"^\| `([a-z0-9]+)` \|", table, re.M))
     assert rows == set(RUNTIMES.names())
+
+
+def test_the_command_line_example_runs_after_the_quick_start(clone):
+    """A user who ran the Quick start then the CLI's first block: `nimbus create hello`
+    met the quick start's wasm `hello` (409 name_taken), and `nimbus delete hello` would
+    have deleted it."""
+    cwd, url = clone
+    readme = (REPO / "README.md").read_text()
+    quick = _shell_blocks(_section(readme, "## Quick start"))
+    cli = _shell_blocks(_section(readme, "## Command line"))[0]
+    setup = (
+        'export PATH="$PWD/.venv/bin:$PATH" XDG_CONFIG_HOME="$PWD/.config"'
+        " NIMBUS_API_KEY=$(cat data/api_key)"
+    )
+    out = _run([*quick, setup, cli.replace("http://localhost:8080", url)], cwd, url)
+    assert '"name": "World"' in out and '"status": "queued"' in out
+    assert json.loads(_run([setup, "nimbus invoke hello:1"], cwd, url)) == {"hello": "world"}
