@@ -95,7 +95,12 @@ def platform_built(runtime_name: str) -> bool:
 def _refuse_unservable(fn: Function) -> None:
     status = fn.status
     if status == FunctionStatus.offline:
-        raise errors.Conflict(f"function {fn.name} is offline", code="offline")
+        raise errors.Conflict(
+            f"function {fn.name} is offline (switched off by a user); set its status to "
+            f'active to serve it again: PUT {{"status": "active"}} or '
+            f"`nimbus update {fn.name} --status active`",
+            code="offline",
+        )
     if status == FunctionStatus.failed:
         error = fn.latest_build.error if fn.latest_build else None
         raise errors.Conflict(

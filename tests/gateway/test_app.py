@@ -132,6 +132,27 @@ def test_an_env_var_value_cannot_hold_a_nul(client):
     assert resp.json["error"]["details"][0]["field"] == "env_vars"
 
 
+def test_an_offline_function_says_how_to_serve_it_again(client):
+    """It said "function x is offline" and no more: not what turns it back on."""
+    body = {"name": "off", "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    made = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
+    assert made.json["status"] == "active", made.text
+    client.simulate_put("/api/v1/functions/off", json={"status": "offline"})
+    resp = client.simulate_post("/api/v1/functions/off/invoke", json={})
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "offline"
+    message = resp.json["error"]["message"]
+    assert message.startswith("function off is offline (switched off by a user); ")
+    assert 'PUT {"status": "active"}' in message and "nimbus update off --status active" in message
+    client.simulate_put("/api/v1/functions/off", json={"status": "active"})
+    deadline = time.monotonic() + 5  # the invoke path's record cache: stale ≤ 1 s
+    while (
+        status := client.simulate_post("/api/v1/functions/off/invoke", json={}).status_code
+    ) == 409:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status == 200
+
+
 def test_a_caller_context_nested_too_deep_is_400(client):
     """orjson reads 1,024 levels but writes 254: the context handed to the guest failed
     to serialize, a 500 on every such call."""
