@@ -344,8 +344,15 @@ class FunctionService:
                 raise errors.Invalid.field(
                     "memory_mb", f"must be between {floor} and {self.settings.max_memory_mb}"
                 )
+        form = getattr(body, "form", None)
+        if form is not None and form not in runtime.forms:
+            # NOTE: `"form": "program"` on a Python function was stored and ignored.
+            raise errors.Invalid.field(
+                "form", f"a {runtime.name} function takes only the {runtime.forms[0]} form"
+            )
         if getattr(body, "target", None) == "native" and not runtime.native_allowed:
-            allowed = " and ".join(r.name for r in RUNTIMES if r.native_allowed)
+            *others, last = [r.name for r in RUNTIMES if r.native_allowed]
+            allowed = f"{', '.join(others)} and {last}" if others else last
             raise errors.Invalid.field(
                 "target", f"only {allowed} build to (or take) a native binary"
             )

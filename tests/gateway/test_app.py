@@ -132,6 +132,25 @@ def test_an_env_var_value_cannot_hold_a_nul(client):
     assert resp.json["error"]["details"][0]["field"] == "env_vars"
 
 
+def test_a_form_or_target_the_runtime_lacks_is_refused(client):
+    """`"form": "program"` on a Python function was stored and ignored (201, then served
+    as a handler); the target's message read "only go and c and native"."""
+    body = {"name": "pyprog", "runtime": "python", "code": "def main(e):\n    return e\n"}
+    resp = client.simulate_post("/api/v1/functions", json={**body, "form": "program"})
+    assert resp.status_code == 422, resp.text
+    assert resp.json["error"]["details"] == [
+        {"field": "form", "message": "a python function takes only the handler form"}
+    ]
+    resp = client.simulate_post("/api/v1/functions", json={**body, "form": "handler"})
+    assert resp.status_code == 201, resp.text
+    resp = client.simulate_put("/api/v1/functions/pyprog", json={"form": "program"})
+    assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "form"
+    resp = client.simulate_put("/api/v1/functions/pyprog", json={"target": "native"})
+    assert resp.json["error"]["details"][0]["message"] == (
+        "only go, c and native build to (or take) a native binary"
+    )
+
+
 def test_an_offline_function_says_how_to_serve_it_again(client):
     """It said "function x is offline" and no more: not what turns it back on."""
     body = {"name": "off", "runtime": "wasm", "artifact_base64": b64(hello_module())}
