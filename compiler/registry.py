@@ -165,7 +165,7 @@ BUILTIN = (
     Runtime(
         "javascript", "source", "js", JavaScriptBuilder,
         aliases=("nodejs", "node20", "node", "js"), other_extensions=("mjs", "cjs"),
-        project_files=("package.json",),
+        project_files=("package.json", "wrangler.toml"),
         default_handler="handler.main", forms=("handler",), memory_floor_mb=32,
         description="JavaScript on the shared SpiderMonkey runtime component",
     ),

@@ -28,6 +28,18 @@ def test_a_folder_with_package_json_is_javascript_and_skips_installed_modules(tm
     assert "handler" not in source.body  # handler.js is the default's file
 
 
+def test_a_wrangler_project_without_package_json_is_javascript(tmp_path):
+    """A Workers project of wrangler.toml and src/index.ts (no package.json) was refused:
+    "has no source file of any runtime", though its wrangler.toml names the entry."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "wrangler.toml").write_text('name = "edge"\nmain = "src/index.ts"\n')
+    (tmp_path / "src" / "index.ts").write_text("export default { fetch() {} }")
+    source = sources.from_path(CATALOG, tmp_path, None, None)
+    assert source.runtime.name == "javascript" and source.name == "edge"
+    assert source.body["handler"] == "src/index.main"
+    assert sorted(source.body["files"]) == ["src/index.ts", "wrangler.toml"]
+
+
 def test_requirements_txt_becomes_the_requirements(tmp_path):
     (tmp_path / "handler.py").write_text("def main(e): return e")
     (tmp_path / "requirements.txt").write_text("# pinned\nattrs==23.2.0\n\nsix  # why\n")
