@@ -311,7 +311,8 @@ class InvocationView(BaseModel):
             retries=record.retries,
             result=record.result,
             error=record.error,
-            duration_ms=record.duration_ms,
+            # as the invocation list and the headers give it (was 0.5730089997086907)
+            duration_ms=None if record.duration_ms is None else round(record.duration_ms, 3),
             schedule_id=record.schedule_id,
             scheduled_at=record.scheduled_at,
             created_at=record.created_at,

@@ -84,9 +84,11 @@ def test_an_unfinished_async_invocation_is_listed_with_its_state(client):
     assert [(i["id"], i["trigger"]) for i in listed] == [(accepted["invocation_id"], "async")]
     assert listed[0]["status"] in ("queued", "running") and listed[0]["duration_ms"] is None
     assert listed[0]["cold_start"] is None  # not known until it ran
-    _wait_final(client, accepted["invocation_id"])
+    record = _wait_final(client, accepted["invocation_id"])
     listed = _list(client, "sleepy")
     assert len(listed) == 1 and listed[0]["status"] == "succeeded"
+    # the record gives the listed duration (it gave e.g. 0.5730089997086907)
+    assert record["duration_ms"] == listed[0]["duration_ms"] == round(record["duration_ms"], 3)
 
 
 def test_bad_queries_are_422_and_unknown_functions_404(client):
