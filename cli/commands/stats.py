@@ -46,8 +46,9 @@ def stats(session: Session, name: str | None, since: str, step: str | None,
         for label, window in [*labelled, ("all", view["totals"])]:
             grid.add_row(label, *_cells(window))
         console.print(grid)
-        console.print(f"[dim]since {view['since']} · others' calls up to "
-                      f"{view['staleness_sec']:g} s late[/dim]")  # fmt: skip
+        # NOTE: it read "others' calls up to 0.5 s late": whose calls?
+        console.print(f"[dim]since {view['since']} · calls served by other workers "
+                      f"show within {view['staleness_sec']:g} s[/dim]")  # fmt: skip
 
     session.output.emit(view, render)
 

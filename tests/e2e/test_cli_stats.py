@@ -29,6 +29,7 @@ def test_platform_stats_by_function_and_the_quota(make_server):
     assert view["function"] is None and view["totals"]["errors"] == 1
     table = nimbus("stats", output="table").output
     assert "FUNCTION" in table and "steady" in table and "broken" in table and "all" in table
+    assert "calls served by other workers show within 0.5 s" in table  # "others' calls"
     one = nimbus.json("stats", "steady", "--version", "1")
     assert one["totals"]["invocations"] == 3
     assert nimbus("stats", "--version", "1").exit_code == 2  # a version needs a function
