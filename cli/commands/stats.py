@@ -69,6 +69,7 @@ def quota(session: Session) -> None:
                            f"({limits['workers']} workers)",
             "stored code": f"{usage['stored_bytes']:,} bytes",
             "memory_mb": _range(limits["memory_mb"]),
+            **_floors(limits["memory_mb"]),
             "timeout_sec": _range(limits["timeout_sec"]),
             "code size": _range(limits["code_size_bytes"]) + " bytes",
             "event size": f"{limits['event_size_bytes']:,} bytes",
@@ -82,6 +83,19 @@ def quota(session: Session) -> None:
 def _range(limit: dict) -> str:
     """`min 64, max 4,096, default 128` (per-runtime detail is in the JSON)."""
     return ", ".join(f"{k} {_number(v)}" for k, v in limit.items() if isinstance(v, int | float))
+
+
+def _floors(memory: dict) -> dict[str, str]:
+    """`32 for go, python, javascript`: runtimes whose smallest memory_mb is above the
+    server's (a Python function given the table's `min 16` was refused with 422)."""
+    by_floor: dict[int, list[str]] = {}
+    for runtime, floor in (memory.get("min_by_runtime") or {}).items():
+        if floor != memory.get("min"):
+            by_floor.setdefault(floor, []).append(runtime)
+    text = "; ".join(
+        f"{_number(f)} for {', '.join(names)}" for f, names in sorted(by_floor.items())
+    )
+    return {"memory_mb min": text} if text else {}
 
 
 def _number(value: float) -> str:

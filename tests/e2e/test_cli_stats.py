@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from tests.e2e import wasm as w
@@ -39,3 +40,4 @@ def test_platform_stats_by_function_and_the_quota(make_server):
     table = nimbus("quota", output="table").output
     assert f"2 of {quota['limits']['max_functions']}" in table and "memory_mb" in table
     assert "source 524,288, binary 52,428,800 bytes" in table  # not "5.24288e+07"
+    assert re.search(r"memory_mb min\s+32 for go, python, javascript", table)  # not only 16
