@@ -422,15 +422,23 @@ def resolved_packages(lock: Path) -> list[tuple[str, str]]:
 
 
 def esbuild_errors(output: list[str], src: Path) -> str:
-    """esbuild's messages, e.g. "handler.js:3:12: ERROR: Unexpected "*"", kept short."""
+    """esbuild's messages, e.g. "handler.js:3:13: ERROR: Unexpected "*"", kept short."""
     text = "\n".join(output).replace(str(src) + "/", "")
     errors = re.findall(r"^\s*(\S+:\d+:\d+): (ERROR: .*)$", text, re.MULTILINE)
     if errors:
-        return "; ".join(f"{where}: {message}" for where, message in errors[:5])
+        return "; ".join(f"{_one_based(where)}: {message}" for where, message in errors[:5])
     boxed = re.findall(r"✘ \[ERROR\] (.*)\n\n\s+(\S+:\d+:\d+):", text)
     if boxed:
-        return "; ".join(f"{where}: {message}" for message, where in boxed[:5])
+        return "; ".join(f"{_one_based(where)}: {message}" for message, where in boxed[:5])
     return "bundling failed: " + (text.strip()[-1000:] or "esbuild gave no message")
+
+
+def _one_based(where: str) -> str:
+    """`file:line:column` with esbuild's 0-based column counted from 1, as the C, Go and
+    Rust compilers count (and the console marks): `return x +* 2` said column 12 for the `*`
+    in the 13th, and an error at a line's start said column 0."""
+    location, _, column = where.rpartition(":")
+    return f"{location}:{int(column) + 1}"
 
 
 def check_export(meta: Path, entry_path: Path, entry: str, export: str) -> None:

@@ -65,7 +65,7 @@ def test_esm_becomes_one_commonjs_bundle_with_a_source_map(tmp_path, runtimes_di
 
 def test_syntax_error_names_file_and_line(tmp_path, runtimes_dir):
     files = {"handler.js": "exports.main = (e) => {\n  let x = 1;\n  return x +* 2;\n};\n"}
-    with pytest.raises(BuildFailed, match=r'handler\.js:3:12: Unexpected "\*"'):
+    with pytest.raises(BuildFailed, match=r'handler\.js:3:13: Unexpected "\*"'):
         build(tmp_path, runtimes_dir, files)
 
 
