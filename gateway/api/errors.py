@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from store import errors
 
 from .. import schemas
+from ..limits import ASYNC_EVENT_LIMIT, EVENT_LIMIT, KiB, MiB
 
 log = logging.getLogger("nimbus.errors")
 
@@ -58,7 +59,9 @@ def _respond(resp: falcon.Response, status: int, body: bytes) -> None:
 _ANONYMOUS_MESSAGES = {
     404: "no webhook at this address",
     409: "the function cannot serve requests now",
-    413: "the request is too large",
+    # not "the request is too large": which limit? (neither is a secret)
+    413: f"the request body is too large: at most {EVENT_LIMIT // MiB} MB, "
+    f"{ASYNC_EVENT_LIMIT // KiB} KB with X-Nimbus-Invocation-Type: Event",
     429: "too many requests",
     500: "the function failed",
     502: "the function failed",

@@ -136,3 +136,17 @@ def test_a_functions_own_policy_is_kept_but_cannot_loosen_the_sandbox(client):
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     # NOTE: it would wipe the console's storage (its key, its saved events) on this origin
     assert "clear-site-data" not in {name.lower() for name in resp.headers}
+
+
+@pytest.mark.parametrize("event_type", [None, "Event"])
+def test_an_anonymous_413_names_the_limits(client, event_type):
+    """A webhook caller got "the request is too large": not the 6 MB, nor the 256 KB of an
+    async (`Event`) call, which a body of 300 KB meets."""
+    key = _webhook_of(client, "small", {"ok": True})
+    size = 300 * 1024 if event_type else 7 * 1024 * 1024
+    headers = {"X-Nimbus-Invocation-Type": event_type} if event_type else {}
+    resp = client.simulate_post(f"/webhook/{key}", body=b"x" * size, headers=headers)
+    assert resp.status_code == 413 and resp.json["error"]["code"] == "too_large"
+    assert resp.json["error"]["message"] == (
+        "the request body is too large: at most 6 MB, 256 KB with X-Nimbus-Invocation-Type: Event"
+    )
