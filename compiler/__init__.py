@@ -15,8 +15,9 @@ their collection are store's: `store.buildcache`, `store.collect`),
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs),
 `SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind),
 `file_names_problem` (what a function's file names may not be),
-`bounded_folder` (a build folder as a size-limited tmpfs: BUILD_MAX_DISK_MB) and
-`release_orphans` (unmounts those of workers killed mid-build).
+`bounded_folder` (a build folder as a size-limited tmpfs: BUILD_MAX_DISK_MB),
+`release_orphans` (unmounts those of workers killed mid-build) and `abandon_build`
+(a stopping worker ends a running build's processes and unmounts its folder).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from store.records import CachedBuild
 
 from ._base import BuildConfig, Builder, BuildFailed, BuildLog, BuildRequest, BuildResult
 from ._buildcache import BuildCache
+from ._jail import end_jails
 from ._limits import BINARY_LIMIT, SOURCE_LIMIT
-from ._scratch import bounded_folder, release_orphans
+from ._scratch import bounded_folder, release, release_orphans
 from ._sources import file_names_problem
 from .diagnostics import BuildError, parse_build_errors
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
@@ -44,6 +46,14 @@ def builder_for(runtime: str, config: BuildConfig | None = None) -> Builder:
             "upload a ready WebAssembly artifact with runtime 'wasm' instead"
         )
     return found.builder(config or BuildConfig())
+
+
+def abandon_build(folder: Path) -> tuple[int, int]:
+    """End what a build still runs in `folder` (its jailed processes, killed) and unmount
+    its bounded folders; the build's own code then fails on its own. For a server that
+    stops mid-build and has handed the build back: nothing of it may outlive the server.
+    Returns (jails killed, folders unmounted)."""
+    return end_jails(folder), len(release(folder))
 
 
 def runtime_cache_dirs() -> tuple[Path, ...]:
@@ -79,6 +89,7 @@ __all__ = [
     "CachedBuild",
     "Runtime",
     "RuntimeRegistry",
+    "abandon_build",
     "bounded_folder",
     "builder_for",
     "file_names_problem",

@@ -34,7 +34,9 @@ untrusted work. `run_jailed` runs one command with:
   with its space used up says so;
 - output (stdout and stderr merged) streamed line by line into the build log,
   bounded (`LOG_LINES` lines, `LOG_LINE_CHARS` characters a line), and the
-  last `TAIL_LINES` lines handed back in `output` for the build's message.
+  last `TAIL_LINES` lines handed back in `output` for the build's message;
+- an end on demand: `end_jails(folder)` kills every jail running in `folder` (a
+  stopping server abandons its builds: nothing of theirs may outlive it).
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ TMP_MB = 256  # the jail's /tmp (RAM-backed, so small)
 FILE_SIZE_MB = 1024  # largest file a build may write
 JAIL_UID = 1000
 _EAGAIN = os.strerror(errno.EAGAIN)  # a fork at the bound: "Resource temporarily unavailable"
+_jails: dict[int, Path] = {}  # a running jail's process group → its workdir (for end_jails)
+_ended: set[Path] = set()  # folders end_jails was called for: no jail starts in them
+_jails_lock = threading.Lock()
 
 _CANDIDATES = {
     "bwrap": ("/usr/bin/bwrap", "/bin/bwrap", "/usr/local/bin/bwrap"),
@@ -210,7 +215,7 @@ def run_jailed(
     )
     lines = output if output is not None else []
     try:
-        code = _run(bound.wrap(argv) if bound else argv, timeout, log, lines)
+        code = _run(bound.wrap(argv) if bound else argv, timeout, log, lines, Path(workdir))
         if code != 0:
             _explain_bounds(bound, nproc is not None, max_pids, Path(workdir), lines, log)
         return code
@@ -243,16 +248,39 @@ def _explain_bounds(
         raise BuildFailed(message)
 
 
-def _run(argv: list[str], timeout: float, log: BuildLog, output: list[str]) -> int:
+def end_jails(folder: Path) -> int:
+    """Kill every jail whose workdir is `folder` or in it, with all its processes; the
+    number killed. Its `run_jailed` returns (a killed command's exit code) once it is gone.
+
+    A server stopping mid-build hands the build back and must leave nothing of it
+    running: `--die-with-parent` ends a jail only when the thread that started it ends,
+    and a worker's last moments may be longer than its builds' should be.
+    """
+    folder = Path(folder).resolve()
+    with _jails_lock:
+        _ended.add(folder)  # a jail about to start in it does not
+        groups = [pid for pid, workdir in _jails.items() if workdir.is_relative_to(folder)]
+    for pid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    return len(groups)
+
+
+def _run(argv: list[str], timeout: float, log: BuildLog, output: list[str], workdir: Path) -> int:
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={},
-        start_new_session=True,  # its own process group, killed as one
-    )
+    workdir = workdir.resolve()
+    with _jails_lock:  # NOTE: started and noted at once, or end_jails could miss it
+        if any(workdir.is_relative_to(ended) for ended in _ended):
+            raise BuildFailed("the build was abandoned: the server is stopping")
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={},
+            start_new_session=True,  # its own process group, killed as one
+        )
+        _jails[proc.pid] = workdir
     reader = _Output(proc.stdout, log, tail)
     try:
         try:
@@ -265,6 +293,8 @@ def _run(argv: list[str], timeout: float, log: BuildLog, output: list[str]) -> i
     finally:
         if proc.poll() is None:  # an exception (e.g. the server stopping): leave nothing behind
             _kill(proc)
+        with _jails_lock:
+            _jails.pop(proc.pid, None)
         proc.stdout.close()
         output[:] = list(tail)
     return code

@@ -20,16 +20,21 @@ bare packages, so `sandbox._engine` and `store.errors` load alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from store import errors
 
 _TIMEOUT_SEC = 600
+_children: set[subprocess.Popen] = set()  # compiles running now (end_compiles ends them)
+_ended: set[subprocess.Popen] = set()  # of those, the ones end_compiles killed
+_children_lock = threading.Lock()
 _CHILD = """\
 import json, resource, sys, types
 limit = int(sys.argv.pop(1))
@@ -58,19 +63,31 @@ def compile_in_child(wasm: bytes, kind: str, memory_mb: int = 2048) -> bytes:
         source, out = Path(tmp) / "in.wasm", Path(tmp) / "out.cwasm"
         source.write_bytes(wasm)
         limit = str(memory_mb << 20)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, limit, _PACKAGES, kind, str(source), str(out)],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        with _children_lock:
+            _children.add(child)
         try:
-            done = subprocess.run(
-                [sys.executable, "-c", _CHILD, limit, _PACKAGES, kind, str(source), str(out)],
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                capture_output=True,
-                timeout=_TIMEOUT_SEC,
-                check=False,
-            )
+            _, stderr = child.communicate(timeout=_TIMEOUT_SEC)
         except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
             raise errors.Invalid(f"compiling the {kind} took over {_TIMEOUT_SEC} s") from None
-        if done.returncode != 0:
-            text = done.stderr.decode(errors="replace")
-            if "memory allocation of" in text or "MemoryError" in text or done.returncode < 0:
+        finally:
+            with _children_lock:
+                _children.discard(child)
+                ended = child in _ended
+                _ended.discard(child)
+        if ended:
+            raise errors.Unavailable("the server is stopping: the compile was ended")
+        if child.returncode != 0:
+            text = stderr.decode(errors="replace")
+            if "memory allocation of" in text or "MemoryError" in text or child.returncode < 0:
                 raise errors.Invalid(
                     f"compiling the {kind} needs more than {memory_mb} MB of memory "
                     "(BUILD_MEMORY_MB): it has too much code"
@@ -78,6 +95,18 @@ def compile_in_child(wasm: bytes, kind: str, memory_mb: int = 2048) -> bytes:
             lines = text.strip().splitlines() or ["(no output)"]
             raise errors.Invalid(f"invalid {kind}: {lines[-1]}")
         return out.read_bytes()
+
+
+def end_compiles() -> int:
+    """Kill every compile child still running (the worker is stopping: a compile may take
+    minutes and gigabytes, and would outlive it); their callers get `Unavailable`."""
+    with _children_lock:
+        children = list(_children)
+        _ended.update(children)
+    for child in children:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+    return len(children)
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ import wasmtime
 from store import Store, errors
 
 from . import _artifact
+from ._compile import end_compiles
 from ._component import HandlerInstance, LoadedComponent, run_handler
 from ._docker import NativeExecutors
 from ._module import LoadedModule, context_json, run_module
@@ -83,9 +84,12 @@ class Sandbox:
         self._worker().host.module_linker()
 
     def close(self) -> None:
+        """Close the executors; a compile still running in a child (a build's precompile)
+        is killed, so nothing of this worker outlives it."""
         self._native.close()
         worker, self._worker_state = self._worker_state, None
         if worker is not None and worker.pid == current_pid():
+            end_compiles()
             worker.close()
 
     def stats(self) -> dict[str, int]:

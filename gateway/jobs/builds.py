@@ -96,7 +96,9 @@ class BuildQueue:
         self._unreadable: dict[tuple[str, int], float] = {}  # → when to read it again
         self._orphans_lock = threading.Lock()
         self._queue_empty = False  # as the last look found it
-        self._running: dict[tuple[str, int], Claim[Version]] = {}  # builds this worker runs
+        # The builds this worker runs, each with its folder; those `stop` abandoned.
+        self._running: dict[tuple[str, int], tuple[Claim[Version], Path]] = {}
+        self._abandoned: set[tuple[str, int]] = set()
         self._running_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------
@@ -111,15 +113,23 @@ class BuildQueue:
         """Take no new build; a build still running after `timeout` is handed back, queued
         for any worker at once. Its lease would otherwise keep it from every other worker
         for up to BUILD_LEASE_SEC after this one is gone, and the attempt would count
-        toward BUILD_MAX_ATTEMPTS: a long build caught by three restarts failed for good."""
+        toward BUILD_MAX_ATTEMPTS: a long build caught by three restarts failed for good.
+
+        Then it is abandoned: its jailed processes are killed and its tmpfs unmounted, so
+        nothing of it outlives this worker (its thread ends with the process, before its
+        own cleanup: the tmpfs stayed mounted, holding what the build wrote in memory, on
+        a server that was not started again on the same data folder)."""
         self._loop.stop(timeout)
         with self._running_lock:
-            leftovers = list(self._running.values())
-        for claim in leftovers:
+            leftovers = dict(self._running)
+            self._abandoned.update(leftovers)  # its thread writes no outcome now
+        for claim, folder in leftovers.values():
             with contextlib.suppress(LeaseLost, errors.NimbusError):  # else its lease runs out
                 self.leases.finish(claim, _hand_back)
                 log.info("build of %s v%s handed back at shutdown",
                          claim.record.function_id, claim.record.version)  # fmt: skip
+            compiler.abandon_build(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def wake(self) -> None:
         self._loop.wake()
@@ -229,7 +239,7 @@ class BuildQueue:
         outcome: dict = {}
         key = (version.function_id, version.version)
         with self._running_lock:
-            self._running[key] = claim
+            self._running[key] = (claim, folder)
         with self.leases.renewing(claim, also=upload_log):
             try:
                 outcome = self._build(version, folder, build_log)
@@ -242,12 +252,16 @@ class BuildQueue:
                 build_log.write(f"build failed: internal error: {exc}")
                 outcome = {"error": f"internal build error: {exc}"}
         try:
-            self._finish(claim, outcome, upload_log())
+            with self._running_lock:
+                abandoned = key in self._abandoned  # at shutdown: handed back, jail killed
+            if not abandoned:
+                self._finish(claim, outcome, upload_log())
         except LeaseLost:
             log.warning("lost the lease of %s v%s", version.function_id, version.version)
         finally:
             with self._running_lock:
                 self._running.pop(key, None)
+                self._abandoned.discard(key)
             build_log.close()
             shutil.rmtree(folder, ignore_errors=True)
 

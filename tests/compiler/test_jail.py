@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler import BuildFailed, BuildLog, bounded_folder
+from compiler import BuildFailed, BuildLog, abandon_build, bounded_folder
 from compiler._cgroups import builds_parent
 from compiler._jail import LOG_LINE_CHARS, LOG_LINES, TAIL_LINES, run_jailed
 
@@ -162,6 +162,59 @@ time.sleep(600)
     time.sleep(0.5)
     leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and marker in _cmdline(pid)]
     assert leftovers == []
+
+
+def test_an_abandoned_build_leaves_no_process_and_no_mount(tmp_path):
+    """A server stopping mid-build hands the build back and abandons it: its jail is
+    killed and its tmpfs unmounted at once. Before, both went only when the build's thread
+    ended, and the process ended first: the tmpfs stayed mounted, holding what the build
+    wrote in memory, until a server started on the same data folder again."""
+    folder = tmp_path / "fn_x-1-abc"
+    out = folder / "out"
+    out.mkdir(parents=True)
+    log = BuildLog(tmp_path / "build.log")
+    marker = "23456.789"
+    script = f"""
+import pathlib, subprocess, time
+pathlib.Path("object.o").write_bytes(b"x" * (4 << 20))
+subprocess.Popen(["sleep", "{marker}"])
+pathlib.Path("started").touch()
+time.sleep(600)
+"""
+    ended: dict = {}
+
+    def build() -> None:
+        with bounded_folder(out, 16) as bounded:
+            ended["bounded"] = bounded
+            ended["code"] = run_jailed([PYTHON, "-c", script], workdir=out, ro_binds=[],
+                                       env={"PATH": "/usr/bin:/bin"}, timeout=600,
+                                       memory_mb=512, log=log)  # fmt: skip
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not (out / "started").exists():
+        assert time.monotonic() < deadline and thread.is_alive(), log.text()
+        time.sleep(0.05)
+    if not ended["bounded"]:
+        pytest.skip("mounting a tmpfs needs CAP_SYS_ADMIN")
+    assert f" {out} " in Path("/proc/self/mountinfo").read_text()
+    assert abandon_build(folder) == (1, 1)  # one jail killed, one folder unmounted
+    assert f" {out} " not in Path("/proc/self/mountinfo").read_text()
+    thread.join(10)
+    assert not thread.is_alive() and ended["code"] == -9
+    time.sleep(0.5)
+    leftovers = [pid for pid in os.listdir("/proc") if pid.isdigit() and marker in _cmdline(pid)]
+    assert leftovers == []
+    assert abandon_build(folder) == (0, 0)
+    # its thread, had it been about to start another compiler or mount: it does not
+    with pytest.raises(BuildFailed, match="abandoned"):
+        run_jailed([PYTHON, "-c", "pass"], workdir=out, ro_binds=[], env={}, timeout=10,
+                   memory_mb=512, log=log)  # fmt: skip
+    with pytest.raises(BuildFailed, match="abandoned"), bounded_folder(out, 16):
+        pass
+    assert f" {out} " not in Path("/proc/self/mountinfo").read_text()
+    log.close()
 
 
 def _cmdline(pid: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,30 @@ def test_a_folder_left_mounted_by_a_killed_worker_is_released(tmp_path):
         assert not (dead / "object.o").exists()  # the memory it held is free
     assert not _mounted(mine)
     assert release_orphans(tmp_path) == []
+
+
+def test_a_folder_of_a_killed_worker_not_yet_reaped_is_released(tmp_path):
+    """kill -9 of a whole server leaves its workers as zombies until someone reaps them; a
+    server started meanwhile took them for alive and left their folders mounted."""
+    dead = tmp_path / "fn_x-1-abc" / "out"
+    dead.mkdir(parents=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_MID_BUILD, str(dead)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    try:
+        if child.stdout.readline().strip() != "True":
+            pytest.skip("mounting a tmpfs needs CAP_SYS_ADMIN")
+        stat = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # killed, not reaped
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert _mounted(dead)
+        assert release_orphans(tmp_path) == [dead]
+        assert not _mounted(dead)
+    finally:
+        child.wait(10)
+        child.stdout.close()
+        if _mounted(dead):
+            subprocess.run(["umount", "-l", str(dead)], check=False)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import orjson
@@ -121,6 +124,10 @@ def test_a_build_running_at_sigterm_is_handed_back_not_held_or_counted(make_serv
     key = f"versions/{made.json()['id']}/00000001.json"
     stored = orjson.loads((server.data_dir / "objects" / key).read_bytes())["build"]
     assert (stored["status"], stored["lease_owner"], stored["attempts"]) == ("queued", None, 0)
+    # Nothing of the build outlives the server: its folder's tmpfs (memory) stayed mounted
+    # until a server started on this data folder again, and its compile ran on.
+    assert _mounts_under(server.data_dir) == []
+    assert _processes_left(server) == []
 
     restarted = time.monotonic()
     again = make_server(env, workers=1, data_dir=server.data_dir).start()
@@ -129,6 +136,9 @@ def test_a_build_running_at_sigterm_is_handed_back_not_held_or_counted(make_serv
             assert time.monotonic() - restarted < 20, f"not taken: {build}"
             time.sleep(0.2)
     assert (build["status"], build["attempts"]) == ("building", 1), build
+    assert again.stop() == 0
+    assert _mounts_under(server.data_dir) == []
+    assert _processes_left(again) == []
 
 
 def test_api_key_is_generated_once_with_mode_0600(make_server, capfd):
@@ -195,3 +205,27 @@ def test_sigterm_lets_in_flight_requests_finish(make_server):
     again = make_server(data_dir=server.data_dir).start()
     with again.client() as api:
         assert api.get("/api/v1/functions/in-flight").json()["latest_version"] == 1
+
+
+def _mounts_under(folder: Path) -> list[str]:
+    """Mount points at or under `folder`, as this process sees them."""
+    folder = folder.resolve()
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if Path(p.replace("\\040", " ")).is_relative_to(folder)]
+
+
+def _processes_left(server, wait_sec: float = 5.0) -> list[str]:
+    """Processes still running in the stopped server's process group (its workers'
+    children), after `wait_sec` for those being killed to go (zombies are not counted)."""
+    deadline = time.monotonic() + wait_sec
+    while True:
+        left = []
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                if entry.name.isdigit() and os.getpgid(int(entry.name)) == server.proc.pid:
+                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                    if state != "Z":
+                        left.append((entry / "cmdline").read_bytes().decode(errors="replace"))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -377,3 +378,32 @@ def test_a_compile_that_needs_too_much_memory_fails_the_deploy(make_sandbox, sto
     key, sha = put_wasm(store, _empty_functions(20_000))  # 80 KB, under the bound
     sandbox.precompile(key, sha)
     assert sandbox.invoke(deployment(key, sha), b"{}", {}).error is None
+
+
+def test_closing_the_sandbox_ends_a_compile_in_flight(make_sandbox, store):
+    """A stopping worker closes its sandbox last: a build's compile still running in its
+    child (minutes and gigabytes for some wasm) is killed, not left to outlive the worker
+    (the child ran on after it, to its 600 s timeout); the build gets `Unavailable`."""
+    sandbox = make_sandbox(child_compile_bytes=0)
+    key, sha = put_wasm(store, _empty_functions(40_000))
+    failed: list[BaseException] = []
+
+    def precompile() -> None:
+        try:
+            sandbox.precompile(key, sha)
+        except errors.NimbusError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=precompile, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not _compile._children:
+        assert time.monotonic() < deadline and thread.is_alive(), failed
+        time.sleep(0.01)
+    (child,) = _compile._children
+    started = time.monotonic()
+    sandbox.close()
+    thread.join(10)
+    assert time.monotonic() - started < 5
+    assert child.returncode == -9
+    assert len(failed) == 1 and isinstance(failed[0], errors.Unavailable), failed
