@@ -95,11 +95,13 @@ class BackgroundLoop:
         self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Start no new step; wait up to `timeout` for each thread's current one."""
+        """Start no new step; wait up to `timeout` in all for the threads' current ones
+        (it was `timeout` for each in turn: four build threads busy, 20 s)."""
         self.stopping.set()
         self._wake.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         pause = self.first_wait_sec

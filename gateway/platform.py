@@ -5,7 +5,9 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import compiler
@@ -92,6 +94,11 @@ class Platform:
     canaries: CanaryService
     alerts: AlertService
     alert_evaluator: AlertEvaluator
+    # set by begin_stop: its budget and the threads stopping the rooms
+    _stopping: tuple[StopBudget, list[threading.Thread]] | None = field(
+        default=None, init=False, repr=False
+    )
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings, *, metrics_dir: Path | None = None) -> Platform:
@@ -378,17 +385,98 @@ class Platform:
             except Exception as exc:  # only a missed warm-up: the first invoke loads it
                 log.info("runtime %s not preloaded: %s", sha[:12], exc)
 
-    def stop(self) -> None:
+    def begin_stop(self, budget_sec: float | None = None) -> None:
+        """Start stopping the background rooms, all at once, to be done within `budget_sec`
+        (default GRACEFUL_TIMEOUT_SEC); `stop` finishes. Called at SIGTERM, so they hand
+        their work back while the HTTP calls in flight drain. Idempotent."""
+        with self._stop_lock:
+            if self._stopping is None:
+                self._stopping = self._stop_rooms(budget_sec)
+
+    def _stop_rooms(self, budget_sec: float | None) -> tuple[StopBudget, list[threading.Thread]]:
+        budget = StopBudget.of(
+            self.settings.graceful_timeout_sec if budget_sec is None else budget_sec
+        )
+        graceful = self.settings.graceful_timeout_sec
+        rooms: list[tuple[str, Callable[[float], None], float]] = [
+            ("periodic jobs", self.periodic.stop, ROOM_WAIT_SEC),
+            ("workflow runner", self.workflow_runner.stop, graceful / 4),
+            ("async invocations", self.async_invocations.stop, graceful / 2),
+            ("builds", self.builds.stop, ROOM_WAIT_SEC),
+        ]
         if self.ticker is not None:
-            self.ticker.stop()
-        self.periodic.stop()
-        self.workflow_runner.stop(timeout=self.settings.graceful_timeout_sec / 4)
-        self.async_invocations.stop(timeout=self.settings.graceful_timeout_sec / 2)
-        self.builds.stop()
-        self.recorder.stop()  # after the last invocations: flush, fold this worker's stats
+            rooms.insert(0, ("schedule ticker", self.ticker.stop, ROOM_WAIT_SEC))
+        threads = [
+            threading.Thread(target=_stop_room, args=(name, stop, budget.wait(share)),
+                             name=f"stop-{name.replace(' ', '-')}", daemon=True)
+            for name, stop, share in rooms
+        ]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        return budget, threads
+
+    def stop(self, budget_sec: float | None = None) -> None:
+        """Stop this worker within `budget_sec` (default GRACEFUL_TIMEOUT_SEC; `begin_stop`'s,
+        if called): the background rooms hand back what they run, then the last outcomes
+        are flushed and this worker's stats folded, then the sandbox and store close."""
+        self.begin_stop(budget_sec)
+        assert self._stopping is not None
+        budget, threads = self._stopping
+        for thread in threads:
+            thread.join(max(0.0, budget.rooms_until - time.monotonic()))
+        late = [thread.name for thread in threads if thread.is_alive()]
+        if late:
+            log.warning("stopping: %s not done in time; going on", ", ".join(late))
+        # after the last invocations: flush, fold this worker's stats
+        self.recorder.stop(timeout=max(0.0, budget.until - time.monotonic()))
         self.alert_evaluator.webhook.outbound.close()
         self.sandbox.close()
         self.store.close()
+        log.info("worker stopped in %.2f s (it had %.2f s)",
+                 time.monotonic() - budget.began, budget.until - budget.began)  # fmt: skip
+
+
+# NOTE(shutdown): gunicorn's master SIGKILLs a worker GRACEFUL_TIMEOUT_SEC after its
+# SIGTERM, whatever it is doing. Its rooms used to stop one after another, each waiting
+# its own time (schedules 5 s, periodic jobs 5 + 5, workflows G/4, async G/2 + G/2,
+# builds 5 s per build thread): the sum passed G, and what stopped last (the builds'
+# hand-back, the last flush) was cut by the SIGKILL. Now they stop at once, each waiting
+# at most its share and never past the budget's end less the time kept for hand-backs,
+# and for the last flush and closes.
+ROOM_WAIT_SEC = 5.0  # how long a room waits for a build or periodic job to finish
+_HAND_BACK_SHARE, _HAND_BACK_MAX_SEC = 0.15, 3.0  # kept after the waits, for hand-backs
+_FINAL_SHARE, _FINAL_MAX_SEC = 0.2, 3.0  # kept at the end: the last flush, stats, closes
+
+
+@dataclass(frozen=True)
+class StopBudget:
+    """The times (monotonic) by which each part of a worker's stop is done."""
+
+    began: float
+    until: float  # all of it
+    rooms_until: float  # the rooms, hand-backs included
+    waits_until: float  # running work's last moment to finish before it is handed back
+
+    @classmethod
+    def of(cls, budget_sec: float, now: float | None = None) -> StopBudget:
+        budget_sec = max(0.0, budget_sec)
+        began = time.monotonic() if now is None else now
+        until = began + budget_sec
+        rooms_until = until - min(budget_sec * _FINAL_SHARE, _FINAL_MAX_SEC)
+        waits_until = rooms_until - min(budget_sec * _HAND_BACK_SHARE, _HAND_BACK_MAX_SEC)
+        return cls(began, until, rooms_until, waits_until)
+
+    def wait(self, share_sec: float) -> float:
+        """How long a room stopping now may wait for its running work: its share, within
+        the budget."""
+        return max(0.0, min(share_sec, self.waits_until - time.monotonic()))
+
+
+def _stop_room(name: str, stop: Callable[[float], None], timeout: float) -> None:
+    try:
+        stop(timeout)
+    except Exception:
+        log.exception("stopping the %s failed", name)
 
 
 def recurring_jobs(

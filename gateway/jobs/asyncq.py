@@ -179,10 +179,11 @@ class AsyncInvocations:
         self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Take no new work; let running invocations finish, hand back the rest."""
+        """Take no new work; let running invocations finish within `timeout` (in all),
+        hand back the rest."""
+        deadline = time.monotonic() + timeout
         self._loop.stop(timeout)
         if self._pool is not None:
-            deadline = time.monotonic() + timeout
             while self._running and time.monotonic() < deadline:
                 time.sleep(0.05)
             with self._lock:

@@ -105,10 +105,11 @@ class PeriodicJobs:
         self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Start nothing new; wait up to `timeout` for running jobs, then leave them."""
+        """Start nothing new; wait up to `timeout` (in all) for running jobs, then leave
+        them."""
+        deadline = time.monotonic() + timeout
         self._loop.stop(timeout)
         if self._pool is not None:
-            deadline = time.monotonic() + timeout
             while self._any_running() and time.monotonic() < deadline:
                 time.sleep(0.02)
             self._pool.shutdown(wait=False, cancel_futures=True)

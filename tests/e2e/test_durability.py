@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.e2e.conftest import s3_env
-from tests.e2e.wasm import b64, hello_module, module_with
+from tests.e2e.wasm import b64, hello_module, module_with, sleep_wat, wat
 
 BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
 
@@ -139,6 +139,63 @@ def test_a_build_running_at_sigterm_is_handed_back_not_held_or_counted(make_serv
     assert again.stop() == 0
     assert _mounts_under(server.data_dir) == []
     assert _processes_left(again) == []
+
+
+def test_a_build_and_an_async_call_running_at_sigterm_are_both_handed_back_in_time(
+    make_server,
+):
+    """GRACEFUL_TIMEOUT_SEC is all a stopping worker has: gunicorn's master SIGKILLs it
+    then. Its rooms stopped one after another once its HTTP calls had drained, each
+    waiting its own time (the async invocations G/2, then the builds 5 s): with a sync
+    call, an async call and a build running at SIGTERM the sum passed G, the worker was
+    killed before it handed them back, and they stayed leased, their interrupted
+    attempts counted. Now the rooms stop at SIGTERM, all at once, while the call drains,
+    their waits cut to fit G, and both are handed back before the worker exits."""
+    graceful = 10
+    env = {"GRACEFUL_TIMEOUT_SEC": str(graceful), "BUILD_LEASE_SEC": "30", "ASYNC_POLL_SEC": "0.1"}
+    server = make_server(env, workers=1).start()
+    with server.client() as api, ThreadPoolExecutor(1) as pool:
+        for name, seconds in (("nap", 15.0), ("short-nap", 4.0)):
+            fn = {"name": name, "runtime": "wasm", "timeout_sec": 30,
+                  "artifact_base64": b64(wat(sleep_wat(seconds)))}  # fmt: skip
+            assert api.post("/api/v1/functions?wait=true", json=fn).json()["status"] == "active"
+        slow = {"name": "slow-build", "runtime": "wasm",
+                "artifact_base64": b64(module_with(150000))}  # fmt: skip
+        made = api.post("/api/v1/functions", json=slow)
+        assert made.status_code == 201
+        invocation = api.post("/api/v1/functions/nap/async", json={}).json()["invocation_id"]
+        deadline = time.monotonic() + 30
+        while (
+            api.get(f"/api/v1/invocations/{invocation}").json()["status"] != "running"
+            or api.get("/api/v1/functions/slow-build/build").json()["status"] != "building"
+        ):
+            assert time.monotonic() < deadline, "the call or the build never started"
+            time.sleep(0.05)
+        sync = pool.submit(api.post, "/api/v1/functions/short-nap/invoke", json={})
+        time.sleep(0.5)  # the sync call runs: the worker drains it before it exits
+        signalled = time.monotonic()
+        server.stop()
+        took = time.monotonic() - signalled
+        assert sync.result().status_code == 200
+    assert took < graceful, f"the server took {took:.1f} s to stop"
+    objects = server.data_dir / "objects"
+    key = f"versions/{made.json()['id']}/00000001.json"
+    build = orjson.loads((objects / key).read_bytes())["build"]
+    assert (build["status"], build["lease_owner"], build["attempts"]) == ("queued", None, 0)
+    call = orjson.loads((objects / f"invocations/{invocation}.json").read_bytes())
+    assert (call["status"], call["lease_owner"], call["attempts"]) == ("queued", None, 0)
+    assert _mounts_under(server.data_dir) == []
+
+    again = make_server(env, workers=1, data_dir=server.data_dir).start()
+    with again.client() as api:  # each run once more, its interrupted attempt not counted
+        deadline = time.monotonic() + 60
+        while (done := api.get(f"/api/v1/invocations/{invocation}").json())["status"] in (
+            "queued", "running"):  # fmt: skip
+            assert time.monotonic() < deadline, f"never finished: {done}"
+            time.sleep(0.2)
+        assert (done["status"], done["attempts"]) == ("succeeded", 1), done
+        rebuilt = api.get("/api/v1/functions/slow-build/build").json()
+        assert rebuilt["attempts"] == 1, rebuilt
 
 
 def test_api_key_is_generated_once_with_mode_0600(make_server, capfd):

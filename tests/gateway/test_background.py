@@ -99,3 +99,17 @@ def test_a_bug_in_a_step_keeps_its_traceback_every_time(caplog):
         loop.stop(timeout=2)
     assert len(caplog.records) >= 3
     assert all(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
+
+
+def test_stop_waits_its_timeout_in_all_not_for_each_thread_in_turn():
+    """A stopping worker has GRACEFUL_TIMEOUT_SEC in all: four build threads each busy
+    with a long build made `stop(5)` wait 20 s, past the master's SIGKILL."""
+    release = threading.Event()
+    loop = BackgroundLoop("busy", lambda: release.wait(30) and 30.0, threads=4)
+    loop.start()
+    time.sleep(0.1)  # every thread is in its step
+    started = time.monotonic()
+    loop.stop(timeout=0.5)
+    took = time.monotonic() - started
+    release.set()
+    assert 0.4 < took < 1.0, took  # was 2.0: 0.5 s for each of the 4
