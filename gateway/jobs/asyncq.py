@@ -191,6 +191,9 @@ class AsyncInvocations:
             for claim in leftovers:
                 with contextlib.suppress(LeaseLost, errors.NimbusError):  # else it runs out
                     self.leases.finish(claim, _hand_back)
+                    # NOTE: its guest may still end before this worker does (the HTTP
+                    # drain goes on): the run that counts is the one of the next worker.
+                    self.invoker.recorder.disown(claim.record.id)
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- dispatching ---------------------------------------------------------

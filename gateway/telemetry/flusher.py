@@ -73,6 +73,7 @@ class OutcomeFlusher(InvocationRecorder):
         self.max_log_bytes = max_log_bytes
         self.retry_max_entries = retry_max_entries
         self._pending: collections.deque[InvocationOutcome] = collections.deque()
+        self._disowned: set[str] = set()  # runs handed back at shutdown: not counted here
         self._retry: list[_Batch] = []
         self._seq = 0
         self._flush_lock = threading.Lock()
@@ -91,11 +92,16 @@ class OutcomeFlusher(InvocationRecorder):
 
     def record(self, outcome: InvocationOutcome) -> None:
         # PERF: one deque append (atomic under the GIL); all else is the flusher's.
+        if self._disowned and outcome.invocation_id in self._disowned:
+            return
         self._pending.append(outcome)
         if len(self._pending) >= self.batch_max:
             self._loop.wake()
 
     # -- lifecycle ---------------------------------------------------------------
+
+    def disown(self, invocation_id: str) -> None:
+        self._disowned.add(invocation_id)
 
     def start(self) -> None:
         self._loop.start()

@@ -38,6 +38,10 @@ class InvocationRecorder:
     def record(self, outcome: InvocationOutcome) -> None:
         """Accept one outcome; must return at once (the caller is on the request path)."""
 
+    def disown(self, invocation_id: str) -> None:
+        """Drop the outcome of this invocation if it comes: its run was handed back (the
+        worker is stopping) and another worker runs it, whose outcome is the one counted."""
+
     def start(self) -> None:
         """Start background flushing (in the worker, after fork)."""
 

@@ -10,7 +10,7 @@ import pytest
 from gateway.jobs import asyncq
 from store import LocalStore, errors
 from store.invocations import InvocationRepo
-from tests.e2e.wasm import ECHO_WAT, FAIL_WAT, b64, constant_wat, wat
+from tests.e2e.wasm import ECHO_WAT, FAIL_WAT, b64, constant_wat, sleep_wat, wat
 from tests.gateway.conftest import running_platform
 
 
@@ -66,15 +66,7 @@ def test_a_result_nested_deeper_than_a_record_holds_is_final_at_once(tmp_path, d
     deep = b"[" * depth + b"1" + b"]" * depth
     with running_platform(tmp_path, async_poll_sec=0.05, async_lease_margin_sec=0.5,
                           async_retry_base_sec=0.05) as (_, client):  # fmt: skip
-        created = client.simulate_post(
-            "/api/v1/functions",
-            json={"name": "deep", "runtime": "wasm", "timeout_sec": 1,
-                  "artifact_base64": b64(wat(constant_wat(deep)))},
-            params={"wait": "true"},
-        )  # fmt: skip
-        assert created.status_code == 201, created.text
-        accepted = client.simulate_post("/api/v1/functions/deep/async", json={})
-        invocation_id = accepted.json["invocation_id"]
+        invocation_id = _deploy_and_submit(client, "deep", constant_wat(deep), timeout_sec=1)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             record = client.simulate_get(f"/api/v1/invocations/{invocation_id}").json
@@ -153,3 +145,37 @@ def test_a_function_that_is_its_own_failure_destination_does_not_loop(tmp_path):
             key for key in platform.store.list("invocations/") if first["invocation_id"] in key
         ]
         assert len(chain) == 1 + asyncq.FAILURE_HOPS, len(chain)
+
+
+def test_a_call_handed_back_at_shutdown_is_not_counted_here_when_its_guest_ends_later(
+    tmp_path,
+):
+    """A stopping worker hands its running async calls back at once (alongside the HTTP
+    drain); a guest that then ended before the worker did was counted in its stats and
+    logs, and again by the worker that ran the call once more."""
+    with running_platform(tmp_path, async_poll_sec=0.05) as (platform, client):
+        invocation_id = _deploy_and_submit(client, "nap", sleep_wat(1.0), timeout_sec=10)
+        deadline = time.monotonic() + 10
+        while client.simulate_get(f"/api/v1/invocations/{invocation_id}").json["status"] != (
+            "running"):  # fmt: skip
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        platform.async_invocations.stop(timeout=0.1)  # handed back, its guest still sleeping
+        record = client.simulate_get(f"/api/v1/invocations/{invocation_id}").json
+        assert (record["status"], record["attempts"]) == ("queued", 0)
+        time.sleep(1.5)  # the guest ends here
+        assert client.simulate_get("/api/v1/stats").json["total_invocations"] == 0
+        logs = client.simulate_get("/api/v1/functions/nap/logs").json["entries"]
+        assert [e for e in logs if e["invocation_id"] == invocation_id] == []
+
+
+def _deploy_and_submit(client, name: str, wat_text: str, *, timeout_sec: int) -> str:
+    """A wasm function made of `wat_text`, built, and one async call of it: its id."""
+    created = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": name, "runtime": "wasm", "timeout_sec": timeout_sec,
+              "artifact_base64": b64(wat(wat_text))},
+        params={"wait": "true"},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    return client.simulate_post(f"/api/v1/functions/{name}/async", json={}).json["invocation_id"]
