@@ -293,8 +293,33 @@ class WorkflowRepo:
         for page in range(execution.history_pages):
             token = tokens[page - untokened] if page >= untokened else ""
             key = history_page_key(execution.id, page, token)
-            events.extend(parse_stored(_events, self.store.get(key).data, key))
+            try:
+                data = self.store.get(key).data
+            except errors.NotFound:
+                if token:
+                    raise
+                key = self._unnamed_page(execution.id, page)
+                data = self.store.get(key).data
+            events.extend(parse_stored(_events, data, key))
         return events + execution.history_tail
+
+    def _unnamed_page(self, execution_id: str, number: int) -> str:
+        """The key of a page the record counts but names no token for, and that is not
+        under its bare number: sealed under a token, which a replica of an older Nimbus
+        dropped when it rewrote the record during a rolling update (it keeps no field it
+        does not know). The page's only key under its number is that page; one listing.
+
+        NOTE(nimbus): if a writer that lost its swap left a second page under the same
+        number, the record no longer says which is its own: refused, never guessed.
+        """
+        bare = history_page_key(execution_id, number)
+        found = list(self.store.list(bare.removesuffix("json")))
+        if len(found) != 1:
+            raise errors.RecordUnreadable(
+                f"{bare}: page {number} of the history of execution {execution_id} is "
+                f"{'missing' if not found else 'one of ' + str(len(found)) + ' unnamed pages'}"
+            )
+        return found[0]
 
     # -- the runner's queue -----------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from pydantic import TypeAdapter
 
-from store import LocalStore
+from store import LocalStore, errors
 from store.records import Execution, ExecutionStatus, HistoryEvent
 from store.workflows import HISTORY_PAGE, WorkflowRepo, history_page_key
 
@@ -125,3 +126,48 @@ def test_a_step_committing_between_a_stops_read_and_its_retry_keeps_its_event(ca
         (HISTORY_PAGE + 1, "ExecutionAborted"),
     ]
     assert [i for i, _ in history] == list(range(1, HISTORY_PAGE + 2))
+
+
+# -- a rolling update: an older replica rewrites the record -----------------------------------
+
+
+def _as_an_older_nimbus_writes_it(repo: WorkflowRepo, execution: Execution) -> Execution:
+    """What a replica from before page tokens does with the record: it drops the field it
+    does not know when it rewrites it, and seals its next page under the bare number."""
+    old = execution.model_dump(exclude={"history_page_tokens"})
+    number = old["history_pages"]
+    tail = old["history_tail"]
+    page, old["history_tail"] = _events.validate_python(tail[:HISTORY_PAGE]), tail[HISTORY_PAGE:]
+    repo.store.put(history_page_key(execution.id, number), _events.dump_json(page))
+    old["history_pages"] = number + 1
+    return Execution.model_validate(old)  # the tokens are gone
+
+
+def test_history_reads_back_after_an_older_replica_dropped_the_page_tokens(tmp_path):
+    """README: replicas are replaced one at a time, so an execution can be stepped by a new
+    replica (pages sealed under tokens) and then by an old one, which rewrites the record
+    without them. Its history answered 404 from then on (every sealed page looked for
+    under its bare number); each such page is found by its number, and new ones still seal."""
+    repo = WorkflowRepo(LocalStore(tmp_path))
+    execution = record(3 * HISTORY_PAGE + 5)
+    execution.history_tail = execution.history_tail[: 2 * HISTORY_PAGE + 5]
+    assert repo.seal_history(execution)  # a new replica: pages 0 and 1 under tokens
+    execution.history_tail += [HistoryEvent(id=i, type="PassStateEntered") for i in range(206, 306)]
+    execution = _as_an_older_nimbus_writes_it(repo, execution)  # page 2 bare, tokens dropped
+    assert (execution.history_pages, execution.history_page_tokens) == (3, [])
+    assert [e.id for e in repo.history(execution)] == list(range(1, 306))
+    execution.history_tail += [HistoryEvent(id=i, type="PassStateEntered") for i in range(306, 406)]
+    assert repo.seal_history(execution)  # a new replica again: page 3 under a token
+    assert [e.id for e in repo.history(execution)] == list(range(1, 406))
+
+
+def test_a_page_the_record_cannot_tell_apart_is_refused_not_guessed(tmp_path):
+    """Tokens dropped and two pages under one number (a race's loser left one): which is
+    the record's own is not known any more, so the history is unreadable, not made up."""
+    repo = WorkflowRepo(LocalStore(tmp_path))
+    execution = record(HISTORY_PAGE)
+    assert repo.seal_history(execution)
+    repo.store.put(history_page_key("ex_h", 0, "0123456789ab"), b"[]")  # a loser's page
+    execution.history_page_tokens = []
+    with pytest.raises(errors.RecordUnreadable, match="one of 2 unnamed pages"):
+        repo.history(execution)
