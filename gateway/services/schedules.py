@@ -28,6 +28,21 @@ from .versions import check_page
 SCHEDULE_ID_PREFIX = "sch_"
 
 
+# falcon's spellings (`falcon.constants`), kept here: services know no HTTP framework.
+TRUE_STRINGS = frozenset({"true", "True", "t", "yes", "y", "1", "on"})
+FALSE_STRINGS = frozenset({"false", "False", "f", "no", "n", "0", "off"})
+
+
+def _flag(value: str | None) -> bool | None:
+    """A boolean query parameter, spelled as falcon's `get_param_as_bool` reads one (the
+    API's `?wait=`): Python's requests sends True as `True`."""
+    if value is None:
+        return None
+    if value in TRUE_STRINGS or value in FALSE_STRINGS:
+        return value in TRUE_STRINGS
+    raise errors.Invalid.field("enabled", "must be true or false")
+
+
 OwnerKind = Literal["function", "workflow"]
 
 
@@ -124,10 +139,10 @@ class ScheduleService:
         offset: int = 0,
     ) -> SchedulePage:
         """Every function's and workflow's schedules, oldest first. `name`: a part of the
-        function's or workflow's name; `enabled`: `true` or `false`."""
+        function's or workflow's name; `enabled`: `true` or `false` (or another spelling
+        of a boolean query parameter: `True`, `1`, `off`, … as `?wait=` takes)."""
         check_page(limit, offset)
-        if enabled not in (None, "true", "false"):
-            raise errors.Invalid.field("enabled", "must be true or false")
+        wanted = _flag(enabled)
         owners: dict[str, _Owner | None] = {}
         matches: list[tuple[Schedule, _Owner]] = []
         for schedule in self.repo.list_all():
@@ -138,7 +153,7 @@ class ScheduleService:
             if (
                 owner is not None
                 and (name is None or name in owner.name)
-                and (enabled is None or schedule.enabled == (enabled == "true"))
+                and (wanted is None or schedule.enabled == wanted)
             ):
                 matches.append((schedule, owner))
         matches.sort(key=lambda m: (m[0].created_at, m[0].id))

@@ -270,6 +270,19 @@ def test_the_list_pages_and_filters_as_the_functions_list_does(client, fn):
     assert listed("name=nobody") == {"schedules": [], "total": 0, "limit": 20, "offset": 0}
 
 
+def test_enabled_is_read_as_wait_is(client, fn):
+    """`?enabled=` takes the spellings every boolean query parameter of the API takes
+    (`?wait=True` builds and waits): Python's requests sends `params={"enabled": True}` as
+    `enabled=True`, which answered 422 "must be true or false"."""
+    on = client.simulate_post(_url(fn), json={"expression": "@daily"}).json["id"]
+    off = client.simulate_post(_url(fn), json={"expression": "@daily", "enabled": False}).json
+    for spelling, expected in (("True", on), ("1", on), ("yes", on), ("False", off["id"]),
+                               ("0", off["id"]), ("off", off["id"])):  # fmt: skip
+        resp = client.simulate_get("/api/v1/schedules", query_string=f"enabled={spelling}")
+        assert resp.status_code == 200, (spelling, resp.text)
+        assert [s["id"] for s in resp.json["schedules"]] == [expected], spelling
+
+
 @pytest.mark.parametrize(
     ("query", "field", "says"),
     [
