@@ -143,12 +143,12 @@ def _as_an_older_nimbus_writes_it(repo: WorkflowRepo, execution: Execution) -> E
     return Execution.model_validate(old)  # the tokens are gone
 
 
-def test_history_reads_back_after_an_older_replica_dropped_the_page_tokens(tmp_path):
+def test_history_reads_back_after_an_older_replica_dropped_the_page_tokens(cas_store):
     """README: replicas are replaced one at a time, so an execution can be stepped by a new
     replica (pages sealed under tokens) and then by an old one, which rewrites the record
     without them. Its history answered 404 from then on (every sealed page looked for
     under its bare number); each such page is found by its number, and new ones still seal."""
-    repo = WorkflowRepo(LocalStore(tmp_path))
+    repo = WorkflowRepo(cas_store)
     execution = record(3 * HISTORY_PAGE + 5)
     execution.history_tail = execution.history_tail[: 2 * HISTORY_PAGE + 5]
     assert repo.seal_history(execution)  # a new replica: pages 0 and 1 under tokens
@@ -161,10 +161,10 @@ def test_history_reads_back_after_an_older_replica_dropped_the_page_tokens(tmp_p
     assert [e.id for e in repo.history(execution)] == list(range(1, 406))
 
 
-def test_a_page_the_record_cannot_tell_apart_is_refused_not_guessed(tmp_path):
+def test_a_page_the_record_cannot_tell_apart_is_refused_not_guessed(cas_store):
     """Tokens dropped and two pages under one number (a race's loser left one): which is
     the record's own is not known any more, so the history is unreadable, not made up."""
-    repo = WorkflowRepo(LocalStore(tmp_path))
+    repo = WorkflowRepo(cas_store)
     execution = record(HISTORY_PAGE)
     assert repo.seal_history(execution)
     repo.store.put(history_page_key("ex_h", 0, "0123456789ab"), b"[]")  # a loser's page
