@@ -12,6 +12,8 @@ compiler's paths are fixed at import, before any settings object exists.
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the repository, in a checkout
@@ -37,3 +39,28 @@ def missing() -> list[str]:
         JS_RUNTIME_SOURCES / "src" / "runtime.js",
     ]
     return [str(path) for path in wanted if not path.exists()]
+
+
+def checkouts_runtime_ids(
+    runtime_id: Callable[[Path], str], repo: Path = SOURCE_ROOT
+) -> set[str] | None:
+    """The runtime id (`runtime_id(home)`) each git worktree of the repository at `repo`
+    expects, None outside git.
+    NOTE(build): worktrees share .cache/runtimes (a symlink to the main checkout's), so a
+    runtime build must not remove the runtime another checkout's tests and server still
+    load (runtimes/javascript/build.py, scripts/runtimes/python_runtime.py)."""
+    try:
+        listing = subprocess.run(
+            ["git", "-C", str(repo), "worktree", "list", "--porcelain"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    ids = set()
+    for line in listing.splitlines():
+        if line.startswith("worktree "):
+            try:
+                ids.add(runtime_id(Path(line.removeprefix("worktree "))))
+            except (OSError, ValueError):
+                continue  # a worktree whose folder is gone, or a bare repository
+    return ids

@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from compiler import layout  # noqa: E402
 from compiler.runtimes import javascript as js  # noqa: E402
 from compiler.runtimes.seeds import ensure_seed, precompile_seed  # noqa: E402
 from sandbox import Deployment, Sandbox, SandboxConfig, engine_tag  # noqa: E402
@@ -165,32 +166,11 @@ def build(root: Path) -> js.JavaScriptRuntime:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def checkouts_runtime_ids() -> set[str] | None:
-    """The runtime id each git worktree of this repository expects, None outside git.
-    NOTE(build): worktrees share .cache/runtimes (a symlink to the main checkout's), so a
-    build must not remove the runtime another checkout's tests and server still load."""
-    try:
-        listing = subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "list", "--porcelain"],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    ids = set()
-    for line in listing.splitlines():
-        if line.startswith("worktree "):
-            try:
-                ids.add(js.runtime_id(Path(line.removeprefix("worktree "))))
-            except (OSError, ValueError):
-                continue  # a worktree whose folder is gone, or a bare repository
-    return ids
-
-
 def prune(root: Path, keep: Path) -> None:
     """Remove runtimes built from older sources, and their precompiled seeds, unless a
     checkout of this repository (a git worktree) still expects one (a server still
     serving an old version loads its artifacts from the store, not from here)."""
-    in_use = checkouts_runtime_ids() or set()
+    in_use = layout.checkouts_runtime_ids(js.runtime_id, REPO) or set()
     for folder in root.glob("javascript-*"):
         if folder == keep or not folder.is_dir():
             continue

@@ -27,12 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from compiler import layout
 from compiler.runtimes import python_runtime as rt
 from compiler.runtimes.seeds import ensure_seed, precompile_seed
 from sandbox import Deployment, Mount, Sandbox, SandboxConfig, engine_tag
 from store import LocalStore
 from store.functions import FunctionRepo
 
+REPO = Path(__file__).resolve().parents[2]
 _PYC_BATCH = 120  # stdlib files per invocation (the result stays under 6 MB)
 
 
@@ -165,8 +167,10 @@ def main() -> int:
     return 0
 
 
-def prune(keep: Path) -> None:
-    """Remove earlier Python runtimes and what only they left in the seed cache."""
+def prune(keep: Path, repo: Path = REPO) -> None:
+    """Remove earlier Python runtimes beside `keep`, and what only they left in the seed
+    cache, unless a checkout of `repo` (a git worktree) still expects one
+    (`layout.checkouts_runtime_ids`). Outside git, all but `keep` go, as before."""
 
     def shas(folder: Path) -> set[str]:
         try:
@@ -175,12 +179,18 @@ def prune(keep: Path) -> None:
             return set()
         return {manifest.get("wasm_sha256"), manifest.get("stdlib_sha256")} - {None}
 
-    kept = shas(keep)
-    for old in rt.RUNTIMES_DIR.glob("python-*"):
-        if old == keep or not old.is_dir():
+    wanted = layout.checkouts_runtime_ids(rt.runtime_id, repo) or set()
+    wanted.add(keep.name.removeprefix("python-"))
+    folders = [f for f in keep.parent.glob("python-*") if f.is_dir()]
+    kept = [f for f in folders if f.name.removeprefix("python-") in wanted]
+    kept_shas = set().union(*(shas(f) for f in kept))  # one stdlib serves many runtimes
+    for old in folders:
+        if old in kept:
+            if old != keep:
+                print(f"    kept {old.name}: another checkout of this repository uses it")
             continue
-        for sha in shas(old) - kept:
-            for leftover in rt.SEED_CACHE_DIR.glob(f"*/{sha}"):
+        for sha in shas(old) - kept_shas:
+            for leftover in (keep.parent / rt.SEED_CACHE_DIR.name).glob(f"*/{sha}"):
                 shutil.rmtree(leftover, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
         print(f"    removed the earlier runtime {old.name}")

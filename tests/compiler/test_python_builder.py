@@ -3,13 +3,15 @@ the runtime's own `check` is tested in tests/sandbox/test_python_runtime.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from compiler import BuildFailed, BuildLog, BuildRequest, builder_for
+from compiler import BuildFailed, BuildLog, BuildRequest, builder_for, layout
 from compiler.runtimes import python_runtime as rt
 from compiler.runtimes.python import PythonBuilder, resolve_requirements
 
@@ -124,3 +126,55 @@ def test_requirements_resolve_to_pure_python_wheels(tmp_path, log):
 def test_packages_with_compiled_code_are_refused(tmp_path, log):
     with pytest.raises(BuildFailed, match="pure-Python"):
         resolve_requirements(["orjson"], "3.14.0", tmp_path / "deps", log)
+
+
+def _build_script():
+    """scripts/runtimes/python_runtime.py, which python.sh runs, as a module."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "runtimes" / "python_runtime.py"
+    spec = importlib.util.spec_from_file_location("python_runtime_build", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd,
+                   check=True, capture_output=True)  # fmt: skip
+
+
+def test_a_build_keeps_the_runtimes_other_checkouts_expect(tmp_path):
+    """Worktrees share .cache/runtimes: building one checkout's runtime removed every other
+    `python-*` folder, so main's tests and servers found their runtime gone. Only runtimes
+    no checkout expects go now, with the seeds only they used."""
+    build = _build_script()
+    repo, other = tmp_path / "repo", tmp_path / "other"
+    sources = [rt.RUNNER, rt.PYC_COMPILER, rt.WIT_DIR / "handler.wit"]
+    for source in sources:
+        target = repo / source.relative_to(layout.SOURCE_ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "runtime sources")
+    _git(repo, "worktree", "add", "-q", "--detach", str(other))
+    runner = other / rt.RUNNER.relative_to(layout.SOURCE_ROOT)
+    runner.write_text(runner.read_text() + "\n# another checkout's change\n")
+    mine, theirs = rt.runtime_id(repo), rt.runtime_id(other)
+    assert mine == rt.runtime_id() and theirs != mine
+
+    runtimes = tmp_path / "runtimes"
+    seeds = runtimes / rt.SEED_CACHE_DIR.name / "mounts"
+    shas = {mine: "a1", theirs: "b2", "0123456789abcdef": "c3"}  # its wasm's sha
+    for runtime_id, wasm_sha in shas.items():
+        folder = runtimes / f"python-{runtime_id}"
+        folder.mkdir(parents=True)
+        manifest = {"wasm_sha256": wasm_sha, "stdlib_sha256": "d4"}  # one stdlib for all
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        for sha in (wasm_sha, "d4"):
+            (seeds / sha).mkdir(parents=True, exist_ok=True)
+
+    build.prune(runtimes / f"python-{mine}", repo)
+    assert sorted(p.name for p in runtimes.glob("python-*")) == sorted(
+        [f"python-{mine}", f"python-{theirs}"]
+    )
+    assert sorted(p.name for p in seeds.iterdir()) == ["a1", "b2", "d4"]

@@ -49,10 +49,16 @@ def runner_revision() -> int:
     return int(found.group(1)) if found else 0
 
 
-def runtime_id() -> str:
-    """A hash of everything the runtime is made from."""
+def runtime_id(home: Path | None = None) -> str:
+    """A hash of everything the runtime is made from: in this checkout, or in the one
+    at `home` (another git worktree of the repository), with this componentize-py."""
+    sources = (RUNNER, PYC_COMPILER, WIT_DIR / "handler.wit")
+    if home is not None:
+        here = HERE.relative_to(layout.SOURCE_ROOT)
+        sources = (home / here / RUNNER.name, home / here / PYC_COMPILER.name,
+                   home / "wit" / "handler.wit")  # fmt: skip
     digest = hashlib.sha256()
-    for path in (RUNNER, PYC_COMPILER, WIT_DIR / "handler.wit"):
+    for path in sources:
         digest.update(path.read_bytes())
     digest.update(componentize_py_version().encode())
     return digest.hexdigest()[:16]
