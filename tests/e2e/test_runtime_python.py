@@ -217,6 +217,33 @@ def test_logging_past_the_log_cap_still_returns_the_result(api):
     assert f"[nimbus: log truncated at 1 MB, {dropped} more bytes dropped]" in lines[-3:]
 
 
+def test_logging_and_lambdas_context_names(api):
+    """A Lambda handler's `logger.info` shows in the call's log with the level and the
+    invocation id (it logged nothing), and Lambda's context names read Nimbus's keys."""
+    deployed(
+        api,
+        "py-lambda-log",
+        "import logging\n"
+        "logger = logging.getLogger()\n"
+        "logger.setLevel(logging.INFO)\n"
+        "def lambda_handler(event, context):\n"
+        "    logger.info('order %s', event['id'])\n"
+        "    return [context.aws_request_id, context.function_version,\n"
+        "            context.memory_limit_in_mb]\n",
+        handler="handler.lambda_handler",
+        memory_mb=64,
+    )
+    for order in (1, 2):
+        resp = invoke(api, "py-lambda-log", {"id": order})
+        assert resp.status_code == 200, resp.text
+        invocation_id = resp.headers["X-Nimbus-Invocation-Id"]
+        assert resp.json() == [invocation_id, resp.headers["X-Nimbus-Version"], 64]
+        [line] = log_lines(api, "py-lambda-log", resp)
+        level, when, logged_id, message = line.split("\t")
+        assert (level, logged_id, message) == ("[INFO]", invocation_id, f"order {order}")
+        assert when.endswith("Z") and when[:2] == "20", line
+
+
 def test_two_invocations_get_different_random_numbers(api):
     deployed(api, "py-random", "import random\ndef main(event):\n    return random.random()\n")
     values = {invoke(api, "py-random").json() for _ in range(3)}

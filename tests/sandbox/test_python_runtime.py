@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 import textwrap
@@ -103,6 +104,143 @@ def test_handler_gets_event_and_context(runtime, deploy):
     )
     out = ok(sandbox, dep, {"a": [1, 2]}, invocation_id="inv_1")
     assert out == {"got": {"a": [1, 2]}, "name": "ctx-fn", "attr": "inv_1", "left": True}
+
+
+def test_context_has_lambdas_names_and_keeps_its_json(runtime, deploy):
+    """Lambda's context attributes read the platform's keys (they raised AttributeError);
+    the dict, and so its JSON, holds only the platform's and the caller's keys."""
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import json
+        def main(event, context):
+            missing = {}
+            for name in ("invoked_function_arn", "log_group_name", "log_stream_name"):
+                try:
+                    getattr(context, name)
+                except AttributeError as exc:
+                    missing[name] = str(exc)
+            context.log("via context.log\\n")
+            return {"id": context.aws_request_id, "version": context.function_version,
+                    "memory": context.memory_limit_in_mb, "name": context.function_name,
+                    "keys": sorted(json.loads(json.dumps(context))), "missing": missing,
+                    "caller": context.tenant}
+        """,
+        function_name="ctx-fn",
+        version=7,
+        memory_mb=48,
+    )
+    result = invoke(sandbox, dep, invocation_id="inv_ctx", tenant="t1")
+    assert result.error is None, result.error
+    out = json.loads(result.output)
+    assert (out["id"], out["version"], out["memory"]) == ("inv_ctx", "7", 48)
+    assert out["name"] == "ctx-fn" and out["caller"] == "t1"
+    assert out["keys"] == ["deadline_ms", "function_name", "invocation_id",
+                           "memory_limit_mb", "tenant", "version"]  # fmt: skip
+    assert "context.function_name" in out["missing"]["invoked_function_arn"]
+    assert "invocation_id=" in out["missing"]["log_stream_name"]
+    assert "/logs" in out["missing"]["log_group_name"]
+    assert result.logs == b"via context.log\n"
+
+
+_LOG_LINE = (
+    r"\[(?P<level>[A-Z]+)\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"  # [INFO]<tab>UTC time
+    r"\t(?P<id>[^\t]*)\t(?P<msg>.*)"  # <tab>invocation id<tab>message
+)
+
+
+def _log_records(logs: bytes) -> list[tuple[str, str, str]]:
+    """(level, invocation id, message) of each line written in Lambda's log format."""
+    found = [re.fullmatch(_LOG_LINE, line) for line in logs.decode().splitlines()]
+    return [(m["level"], m["id"], m["msg"]) for m in found if m]
+
+
+def test_logging_writes_the_calls_log_with_its_invocation_id(runtime, deploy):
+    """`logging` works as on Lambda: the root logger has a handler writing
+    "[LEVEL] <UTC time> <id> <message>" (tab-separated), at WARNING until the code lowers it.
+    Before, `.info()` after setLevel printed nothing and `.warning()` printed the bare
+    message through logging's last resort."""
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import logging
+        log = logging.getLogger(__name__)
+        def main(event, context):
+            logging.info("not shown: the root logger is at WARNING")
+            log.warning("careful %s", event["n"])
+            logging.getLogger().setLevel(logging.INFO)
+            log.info("now shown")
+            log.debug("not shown: below INFO")
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                log.exception("failed")
+            return len(logging.getLogger().handlers)
+        """
+    )
+    result = invoke(sandbox, dep, {"n": 3}, invocation_id="inv_log1")
+    assert result.error is None, result.error
+    assert json.loads(result.output) == 1
+    assert _log_records(result.logs) == [
+        ("WARNING", "inv_log1", "careful 3"),
+        ("INFO", "inv_log1", "now shown"),
+        ("ERROR", "inv_log1", "failed"),
+    ]
+    text = result.logs.decode()
+    assert "not shown" not in text and "ZeroDivisionError: division by zero" in text
+    # Another call of the same function, on a fresh instance: WARNING again, its own id.
+    result = invoke(sandbox, dep, {"n": 4}, invocation_id="inv_log2")
+    assert _log_records(result.logs)[0] == ("WARNING", "inv_log2", "careful 4")
+
+
+def test_a_reused_instance_logs_each_calls_own_id(runtime, deploy):
+    sandbox = runtime[0]
+    dep = deploy(
+        """
+        import logging
+        logging.getLogger().setLevel(logging.INFO)
+        logging.info("loaded")
+        calls = 0
+        def main(event, context):
+            global calls
+            calls += 1
+            logging.info("call %d", calls)
+            return calls
+        """,
+        reuse_instance=True,
+    )
+    logs = []
+    for n in (1, 2, 3):
+        result = invoke(sandbox, dep, invocation_id=f"inv_r{n}")
+        assert result.error is None, result.error
+        logs.append(_log_records(result.logs))
+    assert logs[0] == [("INFO", "inv_r1", "loaded"), ("INFO", "inv_r1", "call 1")]
+    assert logs[1:] == [[("INFO", "inv_r2", "call 2")], [("INFO", "inv_r3", "call 3")]]
+
+
+def test_logging_level_from_env_and_basic_config_still_configures(runtime, deploy):
+    """AWS_LAMBDA_LOG_LEVEL sets the root logger's level (Lambda's advanced logging
+    controls); `logging.basicConfig` replaces the runtime's handler (on Lambda it
+    silently does nothing), so functions configured that way log as they did."""
+    sandbox = runtime[0]
+    leveled = deploy(
+        "import logging\ndef main(event):\n    logging.debug('deep')\n    return 1\n",
+        env_vars={"AWS_LAMBDA_LOG_LEVEL": "trace"},
+    )
+    result = invoke(sandbox, leveled, invocation_id="inv_env")
+    assert _log_records(result.logs) == [("DEBUG", "inv_env", "deep")]
+    configured = deploy(
+        """
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s|%(message)s")
+        def main(event):
+            logging.info("mine")
+            return len(logging.getLogger().handlers)
+        """
+    )
+    result = invoke(sandbox, configured, invocation_id="inv_basic")
+    assert json.loads(result.output) == 1
+    assert result.logs.decode() == "INFO|mine\n"
 
 
 def test_one_argument_handler_and_logs(runtime, deploy):

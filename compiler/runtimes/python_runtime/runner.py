@@ -35,6 +35,7 @@ import importlib.util
 import inspect
 import json
 import linecache
+import logging
 import os
 import random
 import selectors
@@ -45,7 +46,7 @@ import traceback
 import wit_world
 from componentize_py_types import Err
 
-REVISION = 2  # bump when this file changes what functions see: a new runtime_version
+REVISION = 3  # bump when this file changes what functions see: a new runtime_version
 DEPS_DIR = "/deps"
 FUNCTION_DIR = "/function"  # the function's files, read-only, if it has data files
 _STACK_LINES = 60
@@ -159,21 +160,112 @@ def _module_file(files: dict, module: str) -> str:
     raise ModuleNotFoundError(f"no {base}.py among the function's files for handler module")
 
 
+# -- logging --------------------------------------------------------------------
+
+# NOTE(runtime): as Lambda's Python runtime does, the root logger has a handler
+# writing "[LEVEL]\t<UTC time>\t<request id>\t<message>" lines to the call's log
+# (stderr here), so `logging.getLogger().setLevel(logging.INFO)` then `.info()` shows
+# up, with the invocation id. The root logger stays at WARNING (Python's and
+# Lambda's default) unless the function's env var AWS_LAMBDA_LOG_LEVEL names a level.
+# Unlike Lambda, `logging.basicConfig(...)` takes effect: it replaces this handler
+# (Lambda's silently does nothing because the root logger already has one).
+_invocation_id = [""]  # set by each `run`: a reused instance serves many calls
+_LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
+
+
+class _InvocationLog(logging.Handler):
+    """Each record, with the invocation id (`%(aws_request_id)s` as on Lambda, or
+    `%(invocation_id)s`), as one entry of the call's log."""
+
+    def emit(self, record):
+        record.aws_request_id = record.invocation_id = _invocation_id[0]
+        try:
+            sys.stderr.write(self.format(record) + "\n")  # sys.stderr now, if replaced
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def _log_handler() -> logging.Handler:
+    formatter = logging.Formatter(_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler = _InvocationLog()
+    handler.setFormatter(formatter)
+    return handler
+
+
+_LOG_HANDLER = _log_handler()
+logging.getLogger().addHandler(_LOG_HANDLER)
+_stock_basic_config = logging.basicConfig
+
+
+def _basic_config(**kwargs):
+    root = logging.getLogger()
+    if root.handlers == [_LOG_HANDLER]:  # nothing of the user's yet: theirs replaces ours
+        root.removeHandler(_LOG_HANDLER)
+    _stock_basic_config(**kwargs)
+
+
+_basic_config.__doc__ = _stock_basic_config.__doc__
+logging.basicConfig = _basic_config
+
+
+def _log_level_from_env() -> None:
+    """Lambda's AWS_LAMBDA_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR, FATAL), if set."""
+    name = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+    if name:
+        name = name.upper()
+        level = logging.getLevelNamesMapping().get("DEBUG" if name == "TRACE" else name)
+        if level is not None:
+            logging.getLogger().setLevel(level)
+
+
 # -- context --------------------------------------------------------------------
+
+
+_NO_LAMBDA_EQUIVALENT = {
+    "invoked_function_arn": "Nimbus has no ARNs: the function is context.function_name, "
+    "its version context.function_version",
+    "log_group_name": "Nimbus has no log groups: the function's log is "
+    "GET /api/v1/functions/{id}/logs",
+    "log_stream_name": "Nimbus has no log streams: this call's log is "
+    "GET /api/v1/functions/{id}/logs?invocation_id=<context.aws_request_id>",
+}
 
 
 class Context(dict):
     """The invocation context: a dict (DESIGN.md) that also reads like Lambda's
-    context object (`context.function_name`, `get_remaining_time_in_millis()`)."""
+    context object (`context.function_name`, `get_remaining_time_in_millis()`).
+
+    Lambda's names are read-only aliases of the platform's keys, not keys: the
+    dict (and its JSON) holds only what DESIGN.md lists. An attribute reads a key
+    of the dict otherwise (`context.invocation_id`, a caller's own keys)."""
 
     def __getattr__(self, name):
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(name) from None
+            raise AttributeError(_NO_LAMBDA_EQUIVALENT.get(name, name)) from None
+
+    @property
+    def aws_request_id(self) -> str:
+        return self.get("invocation_id", "")
+
+    @property
+    def function_version(self) -> str:
+        return str(self.get("version", ""))
+
+    @property
+    def memory_limit_in_mb(self) -> int:
+        return int(self.get("memory_limit_mb", 0))
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int(self.get("deadline_ms", 0) - time.time() * 1000))
+
+    def log(self, message) -> None:
+        """Lambda's `context.log`: the text as it is (no newline added) to the call's log."""
+        sys.stderr.write(str(message))
 
 
 class _SleepSelector(selectors.BaseSelector):
@@ -337,6 +429,7 @@ def _function(source: str, handler: str) -> _Function:
         # generators seeded at build time would repeat: reseed from the host's
         # entropy (WASI random) once per instance, before any user code runs.
         random.seed()
+        _log_level_from_env()
         function = _Function(source, handler)
         folder = FUNCTION_DIR if os.path.isdir(FUNCTION_DIR) else None
         if folder is not None:
@@ -358,6 +451,7 @@ def _function(source: str, handler: str) -> _Function:
 def _begin(context: str) -> Context:
     ctx = Context(json.loads(context))
     _deadline[0] = ctx.get("deadline_ms", float("inf")) / 1000
+    _invocation_id[0] = ctx.get("invocation_id", "")
     return ctx
 
 
