@@ -163,7 +163,8 @@ def get_alert(session: Session, alert_id: str) -> None:
 @pass_session
 def create_alert(session: Session, name, condition, window, webhook, disabled, **options) -> None:
     """Add a rule. CONDITION is METRIC OP NUMBER; metrics: error_rate (0-1), p99_ms,
-    throttles, cold_starts, invocations.
+    throttles, cold_starts, invocations. --window and --webhook are required (a rule
+    has no default window or destination).
 
     \b
       nimbus alerts create "checkout failing" 'error_rate > 0.05' -f checkout \\

@@ -34,3 +34,17 @@ def test_every_since_option_says_it_takes_an_age():
     helps = {path: p.help for path, c in COMMANDS for p in c.params if p.name == "since"}
     assert len(helps) >= 3, helps
     assert all("an age" in (h or "") for h in helps.values()), helps
+
+
+def test_alerts_create_says_which_options_it_needs():
+    # README's example had --window and --webhook but never said they were required:
+    # a user who left them out met "Error: Missing option '--window'"
+    from pathlib import Path
+
+    command = dict(COMMANDS)["alerts create"]
+    required = [p.opts[0] for p in command.params if isinstance(p, click.Option) and p.required]
+    assert required == ["--window", "--webhook"]
+    assert "--window and --webhook are required" in command.help
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    bullet = readme[readme.index("- **Alerts**") :].split("\n- ", 1)[0]
+    assert "`--window` and `--webhook` are required" in bullet, bullet
