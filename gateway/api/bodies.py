@@ -22,6 +22,7 @@ M = TypeVar("M", bound=BaseModel)
 # still sending, gets the answer instead of a reset connection.
 _DRAIN_LIMIT = 16 * 1024 * 1024
 _METADATA_LIMIT = 1024 * 1024
+_MISSING = object()  # no metadata part yet (a part holding JSON null is present)
 
 
 def _size(n: int) -> str:
@@ -132,7 +133,7 @@ def multipart_upload(
     _check_length(req, file_limit + _METADATA_LIMIT)
     spool.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=spool, prefix="upload-")
-    path, got_file, metadata = Path(name), False, None
+    path, got_file, metadata = Path(name), False, _MISSING
     try:
         with os.fdopen(fd, "wb") as out:
             # NOTE(security): one limit for the whole body, however it is chunked or
@@ -146,7 +147,7 @@ def multipart_upload(
                         if total > limit:
                             raise errors.TooLarge(f"the artifact is over {file_limit} bytes")
                         out.write(chunk)
-                elif part.name == "metadata" and metadata is None:
+                elif part.name == "metadata" and metadata is _MISSING:
                     data = part.stream.read(_METADATA_LIMIT + 1)
                     total += len(data)
                     if len(data) > _METADATA_LIMIT or total > limit:
@@ -157,10 +158,16 @@ def multipart_upload(
                         f"unexpected form part {part.name!r}; "
                         "send one 'artifact' and one 'metadata'"
                     )
+        if metadata is _MISSING:
+            raise errors.Invalid(
+                "the metadata part is missing: send a 'metadata' part holding the "
+                "function's settings as a JSON object",
+                details=[{"field": "metadata", "message": "required"}],
+            )
         if not isinstance(metadata, dict):
             raise errors.Invalid(
                 "the metadata part must be a JSON object",
-                details=[{"field": "metadata", "message": "required"}],
+                details=[{"field": "metadata", "message": "must be a JSON object"}],
             )
         yield model.model_validate(metadata), (path if got_file else None)
     except falcon.MediaMalformedError as exc:
