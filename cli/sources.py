@@ -81,11 +81,10 @@ def _from_file(
     if runtime.binary:
         return Source(runtime, {}, artifact=path)
     text = _read_text(path)
-    if not runtime.default_handler:  # compiled: the handler is found in the source
-        return Source(runtime, {"code": text, **({"handler": handler} if handler else {})})
     if path.suffix not in runtime.extensions:  # e.g. --runtime python for a .txt file
         return Source(runtime, {"code": text, **({"handler": handler} if handler else {})})
-    # A single file keeps its own name, so `app.py` is served as `app.<function>`.
+    # A single file keeps its own name, so `app.py` is served as `app.<function>` and a
+    # build error or a stack trace of `transform.c` names transform.c (not handler.c).
     files = {path.name: text}
     return Source(runtime, {"files": files, **_handler(runtime, handler, files)})
 

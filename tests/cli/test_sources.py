@@ -64,12 +64,23 @@ def test_single_files_and_names(tmp_path):
     assert sources.default_name(module) == "my-echo"
     go = tmp_path / "main.go"
     go.write_text("package main")
-    assert sources.from_path(CATALOG, go, None, None).body == {"code": "package main"}
+    assert sources.from_path(CATALOG, go, None, None).body == {"files": {"main.go": "package main"}}
     with pytest.raises(sources.SourceError, match="takes a binary"):
         sources.from_code(CATALOG, "wasm", "x", None)
     assert sources.from_code(CATALOG, "python3.11", "x", "main.handler").body == {
         "code": "x", "handler": "main.handler"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["transform.c", "transform.go", "transform.rs"])
+def test_a_single_compiled_file_keeps_its_name(tmp_path, name):
+    # It was sent as `code`, stored as handler.c: build errors and stack traces of
+    # transform.c named handler.c:24.
+    path = tmp_path / name
+    path.write_text("// a function\n")
+    assert sources.from_path(CATALOG, path, None, None).body == {"files": {name: "// a function\n"}}
+    with_handler = sources.from_path(CATALOG, path, None, "transform.run").body
+    assert with_handler == {"files": {name: "// a function\n"}, "handler": "transform.run"}
 
 
 def test_a_folders_function_json_gives_settings_and_is_not_uploaded(tmp_path):

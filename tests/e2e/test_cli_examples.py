@@ -206,3 +206,19 @@ def test_an_empty_listing_says_none_under_its_header(server, tmp_path):
     # a bare header read as if the command had stopped halfway
     assert out.exit_code == 0 and out.stdout.splitlines()[1:] == ["(none)"], out.stdout
     assert nimbus(server, "-o", "json", "alias", "list", "bare").stdout.count("(none)") == 0
+
+
+def test_a_single_c_file_keeps_its_name_in_build_errors_and_traces(server, tmp_path):
+    # `nimbus deploy NAME calc.c` sent `code`, stored as handler.c: errors said handler.c:4
+    source = tmp_path / "calc.c"
+    source.write_text("char *handler(const char *e, const char *c) {\n    (void)c;\n"
+                      "    return (char *)e\n}\n")  # fmt: skip
+    out = nimbus(server, "deploy", "calc", str(source))
+    assert out.exit_code == 1
+    assert "calc.c:3" in out.output and "handler.c" not in out.output, out.output
+    source.write_text("char *handler(const char *e, const char *c) {\n    (void)c; (void)e;\n"
+                      '    nimbus_set_error("no");\n    return NULL;\n}\n')  # fmt: skip
+    assert nimbus(server, "deploy", "calc", str(source)).exit_code == 0
+    out = nimbus(server, "invoke", "calc")
+    assert out.exit_code == 3, out.output  # the function failed
+    assert "calc.c:3" in out.output and "handler.c" not in out.output, out.output
