@@ -98,7 +98,11 @@ def test_the_cloudflare_workers_example_deploys_as_it_is(server):
     assert resp.status_code == 422 and "quantity" in resp.json()["error"]
     resp = httpx.get(url + "/pixel.png")
     assert resp.headers["content-type"] == "image/png" and resp.content.startswith(b"\x89PNG")
-    assert httpx.get(url + "/docs").status_code == 302
+    # It redirected to {url.origin}/api/greet: https on an http server, without the
+    # /webhook/KEY prefix (a Worker's request.url holds only the path after the key).
+    resp = httpx.get(url + "/docs")
+    assert resp.status_code == 302 and resp.headers["location"] == "api/greet"
+    assert httpx.get(url + "/docs", follow_redirects=True).json() == {"hello": "world"}
     assert httpx.get(url + "/nowhere").status_code == 404
 
 

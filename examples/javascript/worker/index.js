@@ -5,7 +5,7 @@
 //   OPTIONS /api/...           → the CORS preflight
 //   POST /api/orders           → 201 with a Location header, or 422 naming the field
 //   GET  /pixel.png            → a binary reply (a 1×1 PNG)
-//   GET  /docs                 → a redirect
+//   GET  /docs                 → a redirect (relative: it stays behind the webhook URL)
 //
 // Differences from Cloudflare: `env` holds the function's env vars only (no KV, D1 or
 // R2 bindings), there is no `request.cf`, and functions have no network.
@@ -47,7 +47,13 @@ export default {
       const bytes = Uint8Array.from(atob(PIXEL), (c) => c.charCodeAt(0));
       return new Response(bytes, { headers: { "content-type": "image/png", "cache-control": "max-age=86400" } });
     }
-    if (url.pathname === "/docs") return Response.redirect(`${url.origin}/api/greet`, 302);
+    if (url.pathname === "/docs") {
+      // Relative to the page: behind a webhook URL the caller asked for
+      // /webhook/KEY/docs, while request.url holds only the path after the key
+      // (and https unless X-Forwarded-Proto says otherwise), so a redirect built
+      // from url.origin would leave the function.
+      return new Response(null, { status: 302, headers: { location: "api/greet" } });
+    }
     return json({ error: `no route for ${request.method} ${url.pathname}` }, 404);
   },
 };
