@@ -297,6 +297,7 @@ class Platform:
                 # late-bound: the versions service installs the resolver
                 resolve_alias=lambda fn, alias: invocations.resolve_alias(fn, alias),
                 workflows=workflow_repo,
+                reload_sec=settings.schedule_reload_sec,
             ),
             workflows=workflows,
             workflow_runner=workflow_runner,

@@ -7,6 +7,7 @@ function's and workflow's, one page at a time).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -71,12 +72,15 @@ class ScheduleService:
         max_per_function: int,
         resolve_alias: Callable[[Function, str], int] | None = None,
         workflows: WorkflowRepo | None = None,
+        reload_sec: float = 60.0,
     ):
         self.repo = repo
         self.functions = functions
         self.workflows = workflows
         self.max_per_function = max_per_function
         self.resolve_alias = resolve_alias  # alias → version number; NotFound if none
+        self.reload_sec = reload_sec  # the list's schedules are read again at least this often
+        self._loaded: tuple[str, float, list[Schedule]] | None = None  # (change tag, when, all)
 
     # -- views ---------------------------------------------------------------------
 
@@ -124,6 +128,18 @@ class ScheduleService:
         except errors.NotFound:
             return None
 
+    def _all(self) -> list[Schedule]:
+        """Every stored schedule, read again only when the change note moved (one HEAD)
+        or every `reload_sec` regardless, as the ticker does: a console polling the list
+        costs no read per schedule."""
+        tag, at = self.repo.change_tag(), time.monotonic()
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == tag and at - loaded[1] < self.reload_sec:
+            return loaded[2]
+        schedules = self.repo.list_all()
+        self._loaded = None if tag is None else (tag, at, schedules)
+        return schedules
+
     def list(self, ref: str, kind: OwnerKind = "function") -> ScheduleList:
         owner = self._owner(ref, kind)
         views = [self.view(s, owner) for s in self.repo.list_for(owner.id)]
@@ -145,7 +161,7 @@ class ScheduleService:
         wanted = _flag(enabled)
         owners: dict[str, _Owner | None] = {}
         matches: list[tuple[Schedule, _Owner]] = []
-        for schedule in self.repo.list_all():
+        for schedule in self._all():
             owner_id = schedule.owner_id
             if owner_id not in owners:
                 owners[owner_id] = self._owner_of(schedule)  # one read per function or workflow

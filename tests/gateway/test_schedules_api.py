@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from falcon import testing
 
+from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
 from store import errors
@@ -317,3 +320,57 @@ def test_a_deleted_functions_schedules_leave_the_list(client, fn):
     assert client.simulate_get("/api/v1/schedules").json["total"] == 0
     resp = client.simulate_get("/api/v1/schedules", headers={"Authorization": "Bearer wrong"})
     assert resp.status_code == 401
+
+
+def _counting_reads(monkeypatch, store) -> collections.Counter:
+    """Count the store's reads (the real store, each call passed on)."""
+    reads: collections.Counter = collections.Counter()
+    for name in ("get", "head", "list", "exists"):
+        real = getattr(store, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            reads[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counted)
+    return reads
+
+
+def test_a_page_reads_the_store_once_per_owner_not_once_per_schedule(
+    client, platform, fn, monkeypatch, tmp_path
+):
+    """The console's System page polls the list: a page costs one HEAD of the change note,
+    one read per function or workflow and one per shown schedule's last run, however many
+    schedules there are (it read every schedule record on every call). The schedules are
+    read again when the note moves: another worker's change shows on the next call."""
+    other = _function(client, "nightly")
+
+    def page_cost() -> tuple[int, dict]:
+        first = client.simulate_get("/api/v1/schedules", query_string="limit=1")
+        reads = _counting_reads(monkeypatch, platform.schedules.repo.store)
+        again = client.simulate_get("/api/v1/schedules", query_string="limit=1")
+        monkeypatch.undo()
+        assert again.json == first.json
+        return sum(reads.values()), first.json
+
+    costs = []
+    for _ in range(3):  # 1, 2, then 3 schedules each (the fixture's most per function)
+        for owner in (fn, other):
+            client.simulate_post(_url(owner), json={"expression": "@daily"})
+        costs.append(page_cost()[0])
+    assert costs == [1 + 2 + 1] * 3  # the change note, two owners, one last run
+
+    elsewhere = Platform.open(
+        Settings(data_dir=tmp_path, nimbus_api_key=KEY, preload_runtimes=False)
+    )
+    try:  # another worker sharing the store turns the oldest schedule off
+        headers = {"Authorization": f"Bearer {KEY}"}
+        other_client = testing.TestClient(create_app(elsewhere, KEY), headers=headers)
+        oldest = other_client.simulate_get("/api/v1/schedules").json["schedules"][0]
+        url = _url(fn, oldest["id"])
+        assert other_client.simulate_put(url, json={"enabled": False}).status_code == 200
+    finally:
+        elsewhere.stop()
+    cost, page = page_cost()
+    assert (page["schedules"][0]["id"], page["schedules"][0]["enabled"]) == (oldest["id"], False)
+    assert cost == 4

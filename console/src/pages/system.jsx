@@ -77,7 +77,7 @@ function AllSchedules() {
   const [error, setError] = useState(null);
   const load = () => api.get("/api/v1/schedules?limit=100").then((p) => { setPage(p); setError(null); }, setError);
   useEffect(() => { load(); }, []);
-  useInterval(load, 10000);
+  useInterval(load, 30000); // next runs move once a minute at most; paused while the tab is hidden
   const owner = (s) => s.workflow_id
     ? <a href={href("workflows", s.workflow_name || s.workflow_id)}>workflow {s.workflow_name}</a>
     : <a href={href("functions", s.function_name || s.function_id, "schedules")}>{s.function_name}</a>;
