@@ -311,6 +311,41 @@ def test_exception_has_type_message_and_the_users_lines(runtime, deploy):
     assert "runner.py" not in stack
 
 
+@pytest.mark.parametrize(
+    ("result", "type_", "says"),
+    [
+        ('{"items": [1, 2, {1, 2}]}', "TypeError", 'result["items"][2]: set'),
+        ("{1, 2}", "TypeError", "result: set"),
+        ('{"at": float("nan")}', "ValueError", 'result["at"]: float nan'),
+        ("cycle", "ValueError", 'result["me"][0]: a circular reference to result'),
+        ('{(1, 2): "x"}', "TypeError", "result: a key of type tuple ((1, 2))"),
+    ],
+)
+def test_a_result_that_is_not_json_says_where_in_the_return_value(
+    runtime, deploy, result, type_, says
+):
+    """The encoder's "Object of type set is not JSON serializable" with only
+    /python/json/encoder.py frames never said it was the handler's return value."""
+    dep = deploy(
+        f"""
+        import math
+
+        def main(event):
+            cycle = {{}}
+            cycle["me"] = [cycle]
+            return {result}
+        """
+    )
+    error = invoke(runtime[0], dep).error
+    assert error is not None
+    assert error.type == type_
+    assert error.message.startswith("the handler's return value could not be encoded as JSON: ")
+    assert f"JSON: {says} (" in error.message
+    assert error.stack[1:3] == ['  File "handler.py", line 4, in main', "    def main(event):"]
+    assert not any("json" in line and "encoder" in line for line in error.stack), error.stack
+    assert error.stack[-1] == f"{type_}: {error.message}"
+
+
 def test_an_error_the_guest_makes_huge_is_bounded(runtime, deploy):
     """The guest chooses its error's size: a 10 MB message and a 100,000-character type
     made a 21 MB 500 body, and as large an async invocation record in the store. They are

@@ -46,7 +46,7 @@ import traceback
 import wit_world
 from componentize_py_types import Err
 
-REVISION = 3  # bump when this file changes what functions see: a new runtime_version
+REVISION = 4  # bump when this file changes what functions see: a new runtime_version
 DEPS_DIR = "/deps"
 FUNCTION_DIR = "/function"  # the function's files, read-only, if it has data files
 _STACK_LINES = 60
@@ -328,8 +328,62 @@ async def _awaited(awaitable):
 # -- errors ---------------------------------------------------------------------
 
 
+def _not_json(exc: Exception, result, fn) -> Exception:
+    """The encoder's error said as the handler's: what in its return value is not JSON
+    (`result["items"][2]: set`), its traceback the handler's `def` line (the encoder's
+    frames name nothing of the user's). Only the failure path walks the value."""
+    try:
+        found = _first_not_json(result, "result", [])
+    except RecursionError:
+        found = None
+    what = f"{found} ({exc})" if found else str(exc)
+    error = type(exc)(f"the handler's return value could not be encoded as JSON: {what}")
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        name = getattr(fn, "__qualname__", code.co_name)
+        error._nimbus_frames = [traceback.FrameSummary(code.co_filename, code.co_firstlineno, name)]
+    return error
+
+
+def _key_text(key) -> str:
+    text = json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first_not_json(value, path: str, ancestors: list):
+    """Where `value` holds something json.dumps refuses, and what: or None."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        finite = value == value and value not in (float("inf"), float("-inf"))
+        return None if finite else f"{path}: float {value}"
+    if not isinstance(value, (dict, list, tuple)):
+        return f"{path}: {type(value).__name__}"
+    for seen, where in ancestors:
+        if seen is value:
+            return f"{path}: a circular reference to {where}"
+    ancestors.append((value, path))
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not (key is None or isinstance(key, (str, int, float, bool))):
+                return f"{path}: a key of type {type(key).__name__} ({_key_text(key)})"
+            items.append((f"{path}[{_key_text(key)}]", item))
+    else:
+        items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+    for where, item in items:
+        found = _first_not_json(item, where, ancestors)
+        if found:
+            return found
+    ancestors.pop()
+    return None
+
+
 def _user_frames(exc: BaseException, user_files) -> list:
     """The traceback without this runtime's own frames."""
+    frames = getattr(exc, "_nimbus_frames", None)
+    if frames is not None:
+        return frames
     tb = exc.__traceback__
     frames = traceback.extract_tb(tb)
     mine = __file__
@@ -478,7 +532,10 @@ def run(source: str, handler: str, event: str, context: str) -> str:
         function = _function(source, handler)
         fn, takes_context = function.fn, function.takes_context
     result = _call(fn, takes_context, json.loads(event), ctx)
-    return json.dumps(result, ensure_ascii=False, allow_nan=False)
+    try:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise _not_json(exc, result, fn) from None
 
 
 def _user_files(source: str) -> dict:
