@@ -468,6 +468,41 @@ def test_a_throw_gives_type_message_and_the_users_lines(runtime, deploy):
     assert not any("runtime.js" in line or "nimbus-bundle" in line for line in error.stack)
 
 
+@pytest.mark.parametrize(
+    ("result", "says"),
+    [
+        ("{ items: [1, 2, { n: 10n }] }", "result.items[2].n: BigInt"),
+        ("7n", "result: BigInt"),
+        ("cycle", "result.me[0]: a circular reference to result"),
+        ('{ "a b": { toJSON: () => [1n] } }', 'result["a b"][0]: BigInt'),
+    ],
+)
+def test_a_result_that_is_not_json_says_where_in_the_return_value(runtime, deploy, result, says):
+    """The engine's "BigInt value can't be serialized in JSON" / "cyclic object value"
+    never said it was the handler's return value."""
+    dep = deploy(
+        f"""
+        export async function main(event) {{
+          const cycle = {{}};
+          cycle.me = [cycle];
+          return {result};
+        }}
+        """
+    )
+    error = invoke(runtime[0], dep).error
+    assert error is not None and error.type == "TypeError"
+    said = f"the handler's return value could not be encoded as JSON: {says} ("
+    assert error.message.startswith(said)
+    assert error.stack == [f"TypeError: {error.message}", "    at main (handler.js)"]
+
+
+def test_an_error_thrown_by_to_json_is_the_users_own(runtime, deploy):
+    source = "exports.main = () => ({ toJSON() { throw new RangeError('no'); } });"
+    error = invoke(runtime[0], deploy(source)).error
+    assert error is not None and (error.type, error.message) == ("RangeError", "no")
+    assert any("handler.js:1:" in line for line in error.stack), error.stack
+
+
 def test_throwing_a_non_error(runtime, deploy):
     error = invoke(runtime[0], deploy("exports.main = () => { throw 'plain'; };")).error
     assert error is not None and (error.type, error.message) == ("Error", "plain")

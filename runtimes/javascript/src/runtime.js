@@ -25,7 +25,7 @@
 
 import { getEnvironment } from "wasi:cli/environment@0.2.12";
 
-const REVISION = 4; // bump when this file changes what functions see: a new runtime_version
+const REVISION = 5; // bump when this file changes what functions see: a new runtime_version
 const BUNDLE_URL = "nimbus-bundle.js"; // the name the engine gives the bundle's frames
 // The bundle is evaluated inside this wrapper. It shares the bundle's first line,
 // so line N of the bundle is line N for the engine (only line 1's columns shift).
@@ -806,9 +806,60 @@ export function check(source, handler) {
 }
 
 function encodeResult(value) {
-  const text = jsonStringify(value === undefined ? null : value);
+  let text;
+  try {
+    text = jsonStringify(value === undefined ? null : value);
+  } catch (error) {
+    throw notJSON(error, value);
+  }
   if (text === undefined) return "null"; // a function or a symbol
   return text;
+}
+
+// The engine's "BigInt value can't be serialized in JSON" or "cyclic object value"
+// said as the handler's: what in its return value is not JSON (`result.items[2]:
+// BigInt`), its stack the handler's. Only the failure path walks the value; an error a
+// toJSON method throws is the user's own and stays as it is.
+function notJSON(error, value) {
+  let found = null;
+  try {
+    found = firstNotJSON(value, "", "result", []);
+  } catch {
+    // a toJSON that throws, or a value too deep to walk
+  }
+  if (found === null) return error;
+  const message = `the handler's return value could not be encoded as JSON: ${found} (${error?.message ?? error})`;
+  const at = serving ? `    at ${serving.name} (${serving.file})` : null;
+  return { info: { type: "TypeError", message, stack: [`TypeError: ${message}`, ...(at ? [at] : [])].join("\n") } };
+}
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+// Where `value` holds what JSON.stringify refuses (a BigInt, a cycle), walked as
+// JSON.stringify walks it (toJSON, then own enumerable keys): a description, or null.
+function firstNotJSON(value, key, path, ancestors) {
+  if (value !== null && (typeof value === "object" || typeof value === "bigint") && typeof value.toJSON === "function") {
+    value = value.toJSON(key);
+  }
+  if (typeof value === "bigint" || value instanceof BigInt) return `${path}: BigInt`;
+  if (value === null || typeof value !== "object") return null;
+  const seen = ancestors.find((pair) => pair[0] === value);
+  if (seen) return `${path}: a circular reference to ${seen[1]}`;
+  ancestors.push([value, path]);
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const found = firstNotJSON(value[i], String(i), `${path}[${i}]`, ancestors);
+      if (found !== null) return found;
+    }
+  } else {
+    for (const name of Object.keys(value)) {
+      const where = IDENTIFIER.test(name) ? `${path}.${name}` : `${path}[${jsonStringify(name)}]`;
+      const found = firstNotJSON(value[name], name, where, ancestors);
+      if (found !== null) return found;
+    }
+  }
+  ancestors.pop();
+  return null;
 }
 
 // `main(event, context)`, sync or async, or Lambda's `main(event, context, callback)`:
