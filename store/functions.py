@@ -116,6 +116,16 @@ def _backoff(attempt: int) -> None:
 class FunctionRepo:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._written: list[Callable[[str], None]] = []
+
+    def on_function_written(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(function_id)` after this repo creates, changes or deletes a
+        function record (a per-worker cache drops its copy: read-your-writes)."""
+        self._written.append(callback)
+
+    def _note_written(self, function_id: str) -> None:
+        for callback in self._written:
+            callback(function_id)
 
     # -- generic JSON records ------------------------------------------------
 
@@ -187,6 +197,7 @@ class FunctionRepo:
         if fn.webhook_key:
             self.write(webhook_index_key(fn.webhook_key), WebhookIndex(function_id=fn.id))
         self.write(function_key(fn.id), fn, create=True)
+        self._note_written(fn.id)
 
     def _take_over_stale_claim(self, fn: Function) -> None:
         try:
@@ -227,6 +238,7 @@ class FunctionRepo:
         """Compare-and-swap the record; a change that would serve a version a prune has
         claimed writes nothing and is a 404, as that version is as good as gone."""
         gone: list[int] = []
+        wrote = [False]  # the last attempt's: the one that was written, if any
 
         def guarded(current: Function) -> Function | None:
             before = current.versions_in_use()
@@ -234,13 +246,16 @@ class FunctionRepo:
             if changed is not None:
                 gone[:] = sorted((changed.versions_in_use() - before) & set(changed.pruning))
                 if gone:
-                    return None
+                    changed = None
+            wrote[0] = changed is not None
             return changed
 
         try:
             fn = self.update(function_key(function_id), Function, guarded)
         except errors.NotFound:
             raise errors.NotFound(f"function {function_id!r} not found") from None
+        if wrote[0]:
+            self._note_written(function_id)
         if gone:
             raise errors.NotFound(f"function {fn.name} has no version {gone[0]}")
         return fn
@@ -305,6 +320,7 @@ class FunctionRepo:
     def delete_function(self, fn: Function) -> None:
         """Remove the record first (it stops serving), then its name and versions."""
         self.store.delete(function_key(fn.id))
+        self._note_written(fn.id)
         try:
             claim, etag = self.read(name_key(fn.name), NameClaim)
             if claim.function_id == fn.id:

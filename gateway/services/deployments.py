@@ -17,6 +17,12 @@ after it fails the whole worker skips revalidations for `retry_after` seconds; a
 caller revalidates a record, the others serve it as it is (within the grace) rather than
 queue behind it. So during an outage at most one call per function per `retry_after` waits,
 and for at most the quick timeout.
+
+NOTE(nimbus): read-your-writes on one worker. The staleness is for records other workers
+wrote: the repo tells this cache of every function record this worker writes (an update, a
+status switch, a deploy, a rollback, an alias, a finished build), and the entry is dropped,
+so the worker's next call reads what it wrote. A read already under way when the write lands
+may bring the old record: it is kept only as revalidate-before-use.
 """
 
 from __future__ import annotations
@@ -60,6 +66,14 @@ class DeploymentCache:
         self._names: dict[str, str] = {}
         self._versions: BoundedCache[tuple[str, int], Version] = BoundedCache(max_versions)
         self._lock = threading.Lock()
+        self._writes = 0  # how many records this worker wrote (see `forget`)
+        repo.on_function_written(self.forget)
+
+    def forget(self, function_id: str) -> None:
+        """Drop a record this worker just wrote: its next call reads the write."""
+        with self._lock:
+            self._writes += 1
+            self._functions.pop(function_id, None)
 
     def function(self, ref: str, *, fresh: bool = False) -> Function:
         """The function record, at most `max_age` old unless `fresh` asks for a revalidation."""
@@ -89,6 +103,7 @@ class DeploymentCache:
             if etag == entry.etag:
                 entry.checked = entry.confirmed = now
                 return entry.function
+        writes = self._writes
         try:
             fn, etag = self.repo.resolve(ref) if entry is None else self.repo.get(function_id)
         except errors.NotFound:
@@ -100,7 +115,9 @@ class DeploymentCache:
                 return self.function(ref)  # the name may belong to a new function now
             raise
         with self._lock:
-            self._functions[fn.id] = _Entry(fn, etag, now, now)
+            # a write meanwhile may be newer than what was read: revalidate before reuse
+            checked = now if writes == self._writes else float("-inf")
+            self._functions[fn.id] = _Entry(fn, etag, checked, now)
             self._names[fn.name] = fn.id
         return fn
 

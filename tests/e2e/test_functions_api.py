@@ -165,6 +165,20 @@ def test_offline_and_back(api, name):
     )
 
 
+def test_one_worker_serves_its_own_status_switch_at_once(make_server, name):
+    """A status switched by a PUT held for up to 1 s on the very worker that wrote it
+    (its invoke cache): a script switching a function on and calling it got 409 offline."""
+    server = make_server(workers=1).start()
+    with server.client() as api:
+        create_wasm(api, name)
+        seen = []
+        for _ in range(20):
+            for status in ("offline", "active"):
+                assert api.put(f"/api/v1/functions/{name}", json={"status": status}).is_success
+                seen.append((status, api.post(f"/api/v1/functions/{name}/invoke").status_code))
+    assert seen == [(s, c) for _ in range(20) for s, c in (("offline", 409), ("active", 200))]
+
+
 def test_webhook_can_be_turned_off(api, name):
     fn = create_wasm(api, name, webhook=False)
     assert fn["webhook_url"] is None
