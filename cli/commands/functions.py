@@ -194,21 +194,12 @@ def deploy(session: Session, args, runtime, alias_name, canary_alias, no_wait, w
         body = {"name": name, "runtime": source.runtime.name, **body}
         fn = session.client.create_function(body, source.artifact)
     else:
-        _same_runtime(existing, source, path)
-        _note_dropped_env(session, existing, body)
+        # the API refuses another runtime (422 naming both), as any refusal: exit 1
+        body = {"runtime": source.runtime.name, **body}
         fn = session.client.update_function(name, body, source.artifact)
+        _note_dropped_env(session, existing, body)
     then = _release(session, alias_name, canary_alias)
     _finish(session, fn, no_wait, wait_timeout, created=existing is None, then=then)
-
-
-def _same_runtime(existing: dict, source, path: Path) -> None:
-    if existing["runtime"] != source.runtime.name:
-        name = existing["name"]
-        raise click.UsageError(
-            f"{name} is a {existing['runtime']} function and {path} is "
-            f"{source.runtime.name}: a function's runtime cannot change. Deploy it under "
-            f"another name (nimbus deploy NAME {path}) or delete {name} first"
-        )
 
 
 def _source(session: Session, runtime: str, code: str | None, file: Path | None, handler):
@@ -372,8 +363,8 @@ def update(session: Session, name, status, code, file, no_wait, wait_timeout, **
         if code is not None or file is not None:
             runtime = existing["runtime"] if code is not None else None
             source = _source(session, runtime, code, file, settings["handler"])
-            if file is not None:
-                _same_runtime(existing, source, file)
+            if file is not None:  # the API refuses another runtime (422), as deploy's
+                body["runtime"] = source.runtime.name
             body, artifact = {**source.body, **body}, source.artifact
     fn = session.client.update_function(name, body, artifact)
     _finish(session, fn, no_wait, wait_timeout, created=False)

@@ -218,8 +218,12 @@ class FunctionService:
         fn, _ = self.repo.resolve(ref)
         if body.name is not None and body.name != fn.name:
             raise errors.Invalid.field("name", "names are immutable")
-        if body.runtime is not None and RUNTIMES.canonical(body.runtime) != fn.runtime:
-            raise errors.Invalid.field("runtime", "the runtime of a function cannot change")
+        if body.runtime is not None and (new := RUNTIMES.canonical(body.runtime)) != fn.runtime:
+            raise errors.Invalid.field(
+                "runtime",
+                f"{fn.name} is a {fn.runtime} function, not {new}: a function's runtime cannot "
+                f"change. Deploy the new code under another name or delete {fn.name} first",
+            )
         runtime = self._runtime_of(fn)
         touched = {f for f in _CONFIG_FIELDS if getattr(body, f) is not None}
         self._check_source(runtime, body, upload, required=False)
