@@ -107,7 +107,24 @@ def _refuse_unservable(fn: Function) -> None:
             f"function {fn.name} has no version that built: {error}", code="build_failed"
         )
     if status == FunctionStatus.creating:
-        raise errors.Conflict(f"function {fn.name} is still building", code="not_ready")
+        build = fn.latest_build
+        raise _still_building(
+            fn,
+            build.version if build else fn.latest_version,
+            f"{build.status.value if build else 'queued'} and no version serves yet",
+        )
+
+
+def _still_building(fn: Function, number: int, state: str) -> errors.Conflict:
+    """409 not_ready naming the version and what to do: wait (Retry-After) or look."""
+    latest = number == fn.latest_version
+    flag, query = ("", "") if latest else (f" --version {number}", f"?version={number}")
+    return errors.Conflict(
+        f"function {fn.name} is still building: v{number} is {state}; call again after "
+        f"Retry-After, or see the build: `nimbus build {fn.name}{flag}` "
+        f"(GET /api/v1/functions/{fn.name}/build{query})",
+        code="not_ready",
+    )
 
 
 def _no_aliases(fn: Function, alias: str, routing_key: str | None = None) -> int:
@@ -161,7 +178,7 @@ class InvokeService:
                 raise errors.Conflict(
                     f"version {number} failed to build: {record.build.error}", code="build_failed"
                 )
-            raise errors.Conflict(f"version {number} is still building", code="not_ready")
+            raise _still_building(fn, number, record.build.status.value)
         return fn, record
 
     def _alias_version(

@@ -269,3 +269,28 @@ def test_an_internal_error_logs_the_request_id_its_answer_gives(
     assert resp.status_code == 500 and "request id rid-42" in resp.json["error"]["message"]
     [record] = [r for r in caplog.records if r.name == "nimbus.errors"]
     assert "rid=rid-42" in record.getMessage() and record.exc_info
+
+
+def test_a_function_still_building_says_which_version_and_what_to_do(client, platform):
+    """409 not_ready said only "function gonew is still building"."""
+    body = {"name": "older", "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    made = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
+    assert made.json["status"] == "active", made.text
+    platform.builds.stop()  # what is deployed from now on stays queued
+    assert client.simulate_put("/api/v1/functions/older", json={"memory_mb": 64}).status_code == 200
+    created = client.simulate_post("/api/v1/functions", json={**body, "name": "gonew"})
+    assert created.status_code == 201, created.text
+    resp = client.simulate_post("/api/v1/functions/gonew/invoke", json={})
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "not_ready"
+    assert resp.headers["Retry-After"] == "1"
+    assert resp.json["error"]["message"] == (
+        "function gonew is still building: v1 is queued and no version serves yet; call again "
+        "after Retry-After, or see the build: `nimbus build gonew` "
+        "(GET /api/v1/functions/gonew/build)"
+    )
+    resp = client.simulate_post("/api/v1/functions/older/invoke", params={"version": "2"})
+    assert resp.status_code == 409 and resp.headers["Retry-After"] == "1"
+    assert resp.json["error"]["message"] == (
+        "function older is still building: v2 is queued; call again after Retry-After, or see "
+        "the build: `nimbus build older` (GET /api/v1/functions/older/build)"
+    )
