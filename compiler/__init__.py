@@ -6,7 +6,8 @@ extension, default handler, memory floor, ... and the builder, made from the
 server's `BuildConfig`).
 
 Public surface: `parse_build_errors` (a failed build's errors as
-`{file, line, column, message}`), the registry (`RUNTIMES`, `Runtime`, `RuntimeRegistry`),
+`{file, line, column, message}`; `with_python_column` puts a Python syntax error's caret
+column into the runtime check's words), the registry (`RUNTIMES`, `Runtime`, `RuntimeRegistry`),
 `builder_for`, the protocol's types (`Builder`,
 `BuildRequest`, `BuildResult`, `BuildLog`, `BuildFailed`, `BuildConfig`),
 `BuildCache` (finished builds by what they were made from; its records and
@@ -33,7 +34,7 @@ from ._jail import end_jails
 from ._limits import BINARY_LIMIT, SOURCE_LIMIT
 from ._scratch import bounded_folder, release, release_orphans
 from ._sources import file_names_problem
-from .diagnostics import BuildError, parse_build_errors
+from .diagnostics import BuildError, parse_build_errors, with_python_column
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
 
@@ -98,4 +99,5 @@ __all__ = [
     "runtime_cache_dirs",
     "runtime_components",
     "runtimes_with_toolchains",
+    "with_python_column",
 ]

@@ -9,8 +9,8 @@ on every line (their shapes do not collide):
   `./handler.go:4:9: undefined: x`, `handler.js:3:12: ERROR: Unexpected "*"`
 - Rust (rustc, rendered): `error[E0425]: cannot find value …` then
   `  --> handler.rs:2:16`
-- Python (the runtime's check): `SyntaxError: handler.py, line 3: invalid syntax`
-  or a traceback's `File "handler.py", line 3`
+- Python (the runtime's check): `SyntaxError: handler.py, line 3, column 15: invalid
+  syntax` (the column from `with_python_column`) or a traceback's `File "handler.py", line 3`
 
 Only the user's files are kept: never the platform's glue (`.nimbus…`) nor
 an absolute path (a toolchain's headers).
@@ -32,7 +32,8 @@ _COLON_FORM = re.compile(
 _RUST_HEAD = re.compile(r"^(?P<severity>error|warning)(?:\[\w+\])?: (?P<message>.+)$")
 _RUST_AT = re.compile(rf"^\s*--> {_FILE}:(?P<line>\d+):(?P<column>\d+)")
 _PYTHON_CHECK = re.compile(
-    rf"^(?:(?P<type>\w+Error): )?{_FILE}, line (?P<line>\d+): (?P<message>.+)$"
+    rf"^(?:(?P<type>\w+Error): )?{_FILE}, line (?P<line>\d+)(?:, column (?P<column>\d+))?: "
+    r"(?P<message>.+)$"
 )
 _PYTHON_FRAME = re.compile(rf'^\s*File "{_FILE}", line (?P<line>\d+)')
 _PYTHON_LAST = re.compile(r"^(?P<type>\w*(?:Error|Exception)): (?P<message>.+)$")
@@ -71,7 +72,7 @@ def parse_build_errors(text: str | None) -> list[BuildError]:
             continue
         if match := _PYTHON_CHECK.match(line):
             message = f"{match['type']}: {match['message']}" if match["type"] else match["message"]
-            found.append(BuildError(match["file"], int(match["line"]), None, message))
+            found.append(_error(match, message))
             continue
         if match := _PYTHON_FRAME.match(line):
             python_frame = (match["file"], int(match["line"]))
@@ -90,3 +91,25 @@ def parse_build_errors(text: str | None) -> list[BuildError]:
 def _error(match: re.Match, message: str) -> BuildError:
     column = match["column"]
     return BuildError(match["file"], int(match["line"]), int(column) if column else None, message)
+
+
+def with_python_column(text: str, files: dict[str, str]) -> str:
+    """The Python runtime's check of a syntax error (`SyntaxError: handler.py, line 3: …`,
+    then the traceback's source line and caret) with the caret's column, counted from 1 as
+    the other compilers count: `SyntaxError: handler.py, line 3, column 15: …`. The caret
+    stands under the source line as Python shows it, without its leading spaces, and 4 in;
+    the file gives back those spaces. Other text comes back unchanged."""
+    lines = text.splitlines()
+    head = _PYTHON_CHECK.match(lines[0]) if lines else None
+    if head is None or head["column"] or head["file"] not in files:
+        return text
+    carets = [line for line in lines[1:] if line.strip() and set(line.strip()) <= {"^", "~"}]
+    source = files[head["file"]].splitlines()
+    number = int(head["line"])
+    if not carets or not 0 < number <= len(source):
+        return text
+    shown = source[number - 1]
+    spaces = len(shown) - len(shown.lstrip(" \f"))
+    column = spaces + len(carets[0]) - len(carets[0].lstrip()) - 4 + 1
+    where = f"{head['file']}, line {number}"
+    return text.replace(where, f"{where}, column {max(column, 1)}", 1)

@@ -307,7 +307,7 @@ class BuildQueue:
                     message = f"the artifact does not load: {exc.message}"
                     raise compiler.BuildFailed(message) from None
                 build_log.write(f"precompiled in {time.monotonic() - started:.2f}s")
-            parts = self._runtime_parts(version, result, (key, sha), build_log)
+            parts = self._runtime_parts(version, result, (key, sha), build_log, files or {})
             return {
                 "artifact_key": key,
                 "artifact_sha256": sha,
@@ -318,7 +318,12 @@ class BuildQueue:
             }
 
     def _runtime_parts(
-        self, version: Version, result, runtime: tuple[str, str], build_log: compiler.BuildLog
+        self,
+        version: Version,
+        result,
+        runtime: tuple[str, str],
+        build_log: compiler.BuildLog,
+        files: dict[str, str],
     ) -> dict:
         """A shared-runtime build: store the function's bundle and mounts (content-addressed,
         so the runtime's stdlib is stored once), then have the runtime check the source."""
@@ -351,7 +356,8 @@ class BuildQueue:
                 facts = self.check_source(dep)
             except errors.NimbusError as exc:
                 stack = getattr(exc, "stack", None) or []
-                raise compiler.BuildFailed("\n".join([exc.message, *stack])) from None
+                text = "\n".join([exc.message, *stack])
+                raise compiler.BuildFailed(compiler.with_python_column(text, files)) from None
             build_log.write(f"source checked by the runtime in {time.monotonic() - started:.2f}s: "
                             f"{facts}")  # fmt: skip
         return {"bundle_key": bundle_key, "bundle_sha256": bundle_sha, "mounts": mounts}

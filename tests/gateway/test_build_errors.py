@@ -25,7 +25,7 @@ BROKEN = {
     ),
     "python": (
         "def main(event):\n    x = 1\n    return x +\n",
-        ("handler.py", 3, None, "SyntaxError"),
+        ("handler.py", 3, 15, "SyntaxError"),  # the end of `    return x +` (was None)
     ),
     "javascript": (
         "exports.main = (e) => {\n  const x = 1;\n  return x +* 2;\n};\n",
@@ -74,6 +74,34 @@ def test_only_the_users_files_are_named():
         ("handler.go", 4, 9, "undefined: x"),
         ("lib/util.c", 7, 3, "expected ';'"),
     ]
+
+
+def test_a_python_syntax_error_has_its_column_as_python_counts_it(client):
+    """`def main(e)` without its `:` said column null; Python's offset is 12."""
+    code = "import json\n\ndef main(e)\n    return e\n\n\tx = 'ab\n"
+    resp = client.simulate_post(
+        "/api/v1/functions",
+        json={"name": "nocolon", "runtime": "python", "code": code},
+        params={"wait": "true"},
+    )
+    assert resp.json["status"] == "failed", resp.text
+    build = client.simulate_get("/api/v1/functions/nocolon/build").json
+    assert build["errors"][0] == {
+        "file": "handler.py", "line": 3, "column": 12, "message": "SyntaxError: expected ':'"
+    }  # fmt: skip
+    assert build["error"].startswith("SyntaxError: handler.py, line 3, column 12: expected ':'")
+    try:
+        compile(code.replace("def main(e)\n", "def main(e):\n"), "handler.py", "exec")
+    except SyntaxError as exc:  # the same rule on a line indented by a tab (the host's Python)
+        tab = exc
+    fixed = client.simulate_put(
+        "/api/v1/functions/nocolon",
+        json={"code": code.replace("def main(e)\n", "def main(e):\n")},
+        params={"wait": "true"},
+    )
+    assert fixed.json["latest_build"]["status"] == "failed", fixed.text
+    errors = client.simulate_get("/api/v1/functions/nocolon/build").json["errors"]
+    assert (errors[0]["line"], errors[0]["column"]) == (tab.lineno, tab.offset), errors
 
 
 LAMBDA_SHAPED = {
