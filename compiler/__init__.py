@@ -16,6 +16,7 @@ their collection are store's: `store.buildcache`, `store.collect`),
 `runtimes_with_toolchains` (what `python -m compiler install-toolchains` installs),
 `SOURCE_LIMIT` / `BINARY_LIMIT` (code sizes, by a runtime's kind),
 `file_names_problem` (what a function's file names may not be),
+`requirement_problem` (what a Python requirement may not be),
 `bounded_folder` (a build folder as a size-limited tmpfs: BUILD_MAX_DISK_MB),
 `release_orphans` (unmounts those of workers killed mid-build) and `abandon_build`
 (a stopping worker ends a running build's processes and unmounts its folder).
@@ -37,6 +38,7 @@ from ._sources import file_names_problem
 from .diagnostics import BuildError, parse_build_errors, with_python_column
 from .registry import RUNTIMES, Runtime, RuntimeRegistry
 from .runtimes import javascript, python_runtime
+from .runtimes.python import requirement_problem
 
 
 def builder_for(runtime: str, config: BuildConfig | None = None) -> Builder:
@@ -96,6 +98,7 @@ __all__ = [
     "file_names_problem",
     "parse_build_errors",
     "release_orphans",
+    "requirement_problem",
     "runtime_cache_dirs",
     "runtime_components",
     "runtimes_with_toolchains",

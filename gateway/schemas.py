@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from compiler import RUNTIMES, file_names_problem
+from compiler import RUNTIMES, file_names_problem, requirement_problem
 from store.alerts import AlertEvent
 from store.records import (
     NAME_RE,
@@ -48,7 +48,12 @@ class _Config(_Body):
     )
     files: dict[str, str] | None = Field(None, description="source files: path → text")
     artifact_base64: str | None = Field(None, description="a wasm or native binary, base64")
-    requirements: list[str] | None = Field(None, max_length=200)
+    requirements: list[str] | None = Field(
+        None,
+        max_length=200,
+        description="Python: PEP 508 requirements of packages from the index, e.g. "
+        "'requests>=2' (one that is not, or a URL, is a 422)",
+    )
     memory_mb: int | None = None
     timeout_sec: float | None = Field(None, gt=0)
     env_vars: dict[str, str] | None = None
@@ -72,6 +77,14 @@ class _Config(_Body):
             # refused the NUL after its container had started (leaked, one per call, 500)
             if "\0" in text:
                 raise ValueError(f"the value of {key} holds a NUL character")
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements(cls, value: list[str] | None) -> list[str] | None:
+        for text in value or []:
+            if problem := requirement_problem(text):
+                raise ValueError(problem)  # at once, not as a failed build
         return value
 
     @field_validator("files")

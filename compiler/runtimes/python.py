@@ -116,19 +116,27 @@ def _files_archive(files: dict[str, str], workdir: Path) -> Path:
     return archive
 
 
-def _checked_requirements(requirements: list[str]) -> list[str]:
+def requirement_problem(text: str) -> str | None:
+    """Why `text` cannot be a Python function's requirement (PEP 508, a package of the
+    index, not a URL), or None: the API refuses it at once, the build checks it again."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    checked = []
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        return f"requirement {text!r} is not PEP 508: {exc}"
+    if req.url:
+        return f"requirement {text!r}: only packages from the index, not URLs"
+    return None
+
+
+def _checked_requirements(requirements: list[str]) -> list[str]:
+    from packaging.requirements import Requirement
+
     for text in requirements:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            raise BuildFailed(f"requirement {text!r} is not PEP 508: {exc}") from None
-        if req.url:
-            raise BuildFailed(f"requirement {text!r}: only packages from the index, not URLs")
-        checked.append(str(req))
-    return checked
+        if problem := requirement_problem(text):
+            raise BuildFailed(problem)
+    return [str(Requirement(text)) for text in requirements]
 
 
 # What pip says when it cannot reach an index (it then reports "from versions: none").

@@ -109,12 +109,12 @@ def test_syntax_error_fails_the_build_naming_the_line(api):
     assert "SyntaxError" in error and "handler.py, line 3" in error, error
 
 
-def test_bad_requirement_fails_the_build(api):
+def test_bad_requirement_is_refused_at_once(api):
+    # was a 201, then a failed build; the build still checks (records made before)
     resp = create(api, "py-badreq", "def main(e):\n    pass\n", requirements=["--index-url=x"])
-    assert resp.status_code == 201, resp.text
-    fn = resp.json()
-    assert fn["status"] == "failed"
-    assert "is not PEP 508" in fn["latest_build"]["error"]
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["details"][0]["field"] == "requirements"
+    assert "requirement '--index-url=x' is not PEP 508" in resp.json()["error"]["message"]
 
 
 def test_exception_is_a_function_error_with_the_users_traceback(api):

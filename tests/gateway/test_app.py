@@ -294,3 +294,23 @@ def test_a_function_still_building_says_which_version_and_what_to_do(client, pla
         "function older is still building: v2 is queued; call again after Retry-After, or see "
         "the build: `nimbus build older` (GET /api/v1/functions/older/build)"
     )
+
+
+def test_a_requirement_that_is_not_pep_508_is_refused_at_once(client):
+    """It was a 201 and then a failed build."""
+    body = {"name": "reqs", "runtime": "python", "code": "def main(e):\n    return e\n"}
+    resp = client.simulate_post(
+        "/api/v1/functions", json={**body, "requirements": ["six", "not a valid req !!"]}
+    )
+    assert resp.status_code == 422, resp.text
+    [detail] = resp.json["error"]["details"]
+    assert detail["field"] == "requirements"
+    assert detail["message"].startswith("requirement 'not a valid req !!' is not PEP 508: ")
+    assert client.simulate_get("/api/v1/functions/reqs").status_code == 404
+    made = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
+    assert made.json["status"] == "active", made.text
+    url = {"requirements": ["pkg @ https://example.invalid/pkg.whl"]}
+    resp = client.simulate_put("/api/v1/functions/reqs", json=url)
+    assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "requirements"
+    assert "only packages from the index, not URLs" in resp.json["error"]["message"]
+    assert client.simulate_get("/api/v1/functions/reqs").json["latest_version"] == 1
