@@ -64,6 +64,14 @@ class Runtime:
         return BINARY_LIMIT if self.kind == "binary" else SOURCE_LIMIT
 
     @property
+    def takes_handler(self) -> bool:
+        """Whether `handler` means something: it names a function in source (Python,
+        JavaScript; Go, Rust, C find theirs by it). A binary is called as it is: a module
+        as a WASI command, a component by the handler world's export, a native binary as
+        a program."""
+        return self.kind == "source"
+
+    @property
     def extensions(self) -> tuple[str, ...]:
         return ((self.extension,) if self.extension else ()) + self.other_extensions
 

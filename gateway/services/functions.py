@@ -330,6 +330,13 @@ class FunctionService:
             if required and not given:
                 raise errors.Invalid.field("code", f"a {name} function needs code or files")
         handler = getattr(body, "handler", None)
+        if handler is not None and not runtime.takes_handler:
+            takers = ", ".join(r.name for r in RUNTIMES if r.takes_handler)
+            raise errors.Invalid.field(
+                "handler",
+                f"a {name} function takes no handler: its binary is called as it is (a "
+                f"handler names a function in the source of {takers})",
+            )
         if handler is not None and runtime.default_handler:
             # A runtime that calls a function by name: a handler it cannot split would only
             # fail the build, after a 201.

@@ -314,3 +314,21 @@ def test_a_requirement_that_is_not_pep_508_is_refused_at_once(client):
     assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "requirements"
     assert "only packages from the index, not URLs" in resp.json["error"]["message"]
     assert client.simulate_get("/api/v1/functions/reqs").json["latest_version"] == 1
+
+
+def test_a_handler_on_a_binary_function_is_refused(client):
+    """`"handler": "x.y"` on a wasm function was accepted and meant nothing."""
+    body = {"name": "bin", "runtime": "wasm", "artifact_base64": b64(hello_module())}
+    resp = client.simulate_post("/api/v1/functions", json={**body, "handler": "x.y"})
+    assert resp.status_code == 422, resp.text
+    [detail] = resp.json["error"]["details"]
+    assert detail == {
+        "field": "handler",
+        "message": "a wasm function takes no handler: its binary is called as it is (a "
+        "handler names a function in the source of go, rust, c, python, javascript)",
+    }
+    made = client.simulate_post("/api/v1/functions", params={"wait": "true"}, json=body)
+    assert made.json["status"] == "active", made.text
+    resp = client.simulate_put("/api/v1/functions/bin", json={"handler": "x.y"})
+    assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "handler"
+    assert client.simulate_get("/api/v1/functions/bin").json["latest_version"] == 1
