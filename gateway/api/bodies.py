@@ -84,6 +84,20 @@ def parse_json(data: bytes, *, empty: object = None) -> object:
         raise errors.BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
 
 
+_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def json_object(value: object) -> dict:
+    """`value` (parsed JSON) as the object a JSON-body route takes. Valid JSON of another
+    shape (`[1, 2]`) is a 422 naming the body, as DESIGN splits it: malformed JSON 400,
+    valid JSON that does not fit 422; every JSON-body route reads its object here (a
+    multipart upload's `metadata` part has its own 422, field `metadata`)."""
+    if not isinstance(value, dict):
+        kind = "null" if value is None else _KINDS.get(type(value), type(value).__name__)
+        raise errors.Invalid.field("body", f"must be a JSON object, not {kind}")
+    return value
+
+
 def require_json(req: falcon.Request) -> None:
     media = (req.content_type or "").split(";")[0].strip().lower()
     if media and media != "application/json":
@@ -111,9 +125,7 @@ def read_model(
             f"the request body is {len(data)} bytes; the limit is {unless[0]} "
             f"unless it uploads a binary ({unless[1].decode()})"
         )
-    body = parse_json(data, empty={} if optional else None)
-    if not isinstance(body, dict):
-        raise errors.BadRequest("the request body must be a JSON object")
+    body = json_object(parse_json(data, empty={} if optional else None))
     return model.model_validate(body)
 
 

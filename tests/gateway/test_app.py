@@ -332,3 +332,38 @@ def test_a_handler_on_a_binary_function_is_refused(client):
     resp = client.simulate_put("/api/v1/functions/bin", json={"handler": "x.y"})
     assert resp.status_code == 422 and resp.json["error"]["details"][0]["field"] == "handler"
     assert client.simulate_get("/api/v1/functions/bin").json["latest_version"] == 1
+
+
+def test_valid_json_that_is_not_an_object_is_422_on_every_json_body_route(client):
+    """`POST /api/v1/functions` with `[1,2]` was 400 bad_request; DESIGN: malformed JSON is
+    400, valid JSON that does not fit is 422 naming the field (here the body)."""
+    paths = client.simulate_get("/openapi.json", headers={"Authorization": ""}).json["paths"]
+
+    def object_body(op: dict) -> bool:
+        content = op.get("requestBody", {}).get("content", {})
+        return "$ref" in content.get("application/json", {}).get("schema", {})
+
+    routes = [
+        (method, path)
+        for path, item in paths.items()
+        for method, op in item.items()
+        if method != "parameters" and object_body(op)
+    ]
+    assert len(routes) > 15, routes
+    seen = {}
+    for method, path in routes:
+        url = re.sub(r"\{[^}]+\}", "x", path.replace("{version}", "1"))
+        for body in (b"[1, 2]", b'"text"', b"null"):
+            resp = client.simulate_request(
+                method.upper(), url, body=body, headers={"Content-Type": "application/json"}
+            )
+            seen[(method, path, body)] = (resp.status_code, resp.json["error"].get("details"))
+    kinds = {b"[1, 2]": "an array", b'"text"': "a string", b"null": "null"}
+    assert seen == {
+        key: (422, [{"field": "body", "message": f"must be a JSON object, not {kinds[key[2]]}"}])
+        for key in seen
+    }
+    resp = client.simulate_post(
+        "/api/v1/functions", body=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 400 and resp.json["error"]["code"] == "invalid_json"

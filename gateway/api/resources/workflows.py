@@ -8,7 +8,7 @@ from store.records import KeyScope
 
 from ...schemas import ExecutionStop, WorkflowCreate, WorkflowUpdate
 from ...services.workflows.service import INPUT_LIMIT, WorkflowService
-from ..bodies import parse_json, read_bytes, read_model, require_json
+from ..bodies import read_bytes, read_model, require_json
 from .functions import _int_param, _send
 
 _DEFINITION_LIMIT = 1024 * 1024  # a definition's JSON (Step Functions allows 1 MB)
@@ -99,6 +99,5 @@ class ExecutionStopResource:
         self.service = service
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, execution_id: str) -> None:
-        require_json(req)
-        body = ExecutionStop.model_validate(parse_json(read_bytes(req, 64 * 1024), empty={}))
+        body = read_model(req, ExecutionStop, 64 * 1024, optional=True)
         _send(resp, self.service.stop(execution_id, body.error, body.cause))
