@@ -136,7 +136,7 @@ def test_the_readme_command_line_block_runs_as_written(make_server, tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert '"name": "World"' in out.stdout and '"invocation_id"' in out.stdout
-    assert '{"deleted": ["hello"]}' in out.stdout.replace("\n", "").replace("  ", "")
+    assert '{"deleted": ["hi"]}' in out.stdout.replace("\n", "").replace("  ", "")
 
 
 def test_the_readme_release_block_runs_as_written(make_server, tmp_path):
