@@ -111,6 +111,30 @@ def shape_response(output: bytes, content_type: str) -> ShapedResponse:
         return ShapedResponse(502, {"content-type": "application/json"}, body)
 
 
+def scoped_cookie(cookie: str, key: str) -> str:
+    """`cookie` (a Set-Cookie value) kept to the webhook of `key`: its Path moved under
+    `/webhook/<key>/` and any Domain dropped.
+
+    NOTE(security): every function's webhook shares one origin (the console's), so a
+    cookie as the function wrote it (`Path=/`, the usual) would be sent to every other
+    function's webhook, which could also overwrite it. A function sees its paths without
+    the prefix (`/api`), so its `Path=/api` means `/webhook/<key>/api`; with no Path the
+    browser's default for `/webhook/<key>` would be `/webhook`, every webhook again. The
+    trailing slash keeps key `abc` from matching key `abcd`.
+    """
+    name_value, *attributes = cookie.split(";")
+    path = "/"
+    kept = []
+    for attribute in attributes:
+        name, _, value = attribute.strip().partition("=")
+        if name.lower() == "path":
+            path = value.strip() if value.strip().startswith("/") else "/"
+        elif name.lower() != "domain":
+            kept.append(attribute.strip())
+    scoped = f"/webhook/{key}/" + path.lstrip("/")
+    return "; ".join([name_value.strip(), *kept, f"Path={scoped}"])
+
+
 class _Unsendable(ValueError):
     pass
 

@@ -59,7 +59,26 @@ def test_a_sendable_shape_is_sent(client):
     resp = client.simulate_get(f"/webhook/{key}")
     assert resp.status_code == 201, resp.text
     assert (resp.headers["x-a"], resp.headers["x-n"]) == ("one", "2")
-    assert resp.content == b"\x00hi" and resp.headers["set-cookie"] == "a=b"
+    assert resp.content == b"\x00hi" and resp.headers["set-cookie"] == f"a=b; Path=/webhook/{key}/"
+
+
+def test_a_functions_cookies_stay_on_its_own_webhook(client):
+    """Every webhook shares the console's origin: a cookie as the function wrote it
+    (`Path=/`, a Domain) would reach every other function's webhook, which could also
+    overwrite it. Its Path is moved under its own webhook, its Domain dropped."""
+    result = {"statusCode": 200, "headers": {"Set-Cookie": "h=1; Path=/; HttpOnly"},
+              "cookies": ["a=1; Path=/", "b=2; Path=/api; Secure", "c=3", "d=4; path=x",
+                          "e=5; Domain=example.com; SameSite=Lax"]}  # fmt: skip
+    key = _webhook_of(client, "cookies", result)
+    resp = client.simulate_get(f"/webhook/{key}/deep/page")
+    assert resp.status_code == 200, resp.text
+    scope = f"/webhook/{key}/"
+    paths = {name: cookie.path for name, cookie in resp.cookies.items()}
+    assert paths == {"h": scope, "a": scope, "b": scope + "api", "c": scope, "d": scope,
+                     "e": scope}  # fmt: skip
+    assert all(cookie.domain in (None, "") for cookie in resp.cookies.values())
+    assert resp.cookies["h"].http_only and resp.cookies["b"].secure
+    assert resp.cookies["e"].same_site == "Lax"
 
 
 def test_a_shape_cannot_widen_a_service_workers_scope(client):

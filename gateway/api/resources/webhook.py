@@ -12,7 +12,13 @@ from store.records import Trigger
 from ...jobs.asyncq import AsyncInvocations
 from ...limits import EVENT_LIMIT
 from ...services.invoke import InvokeService
-from ...services.webhooks import WebhookDirectory, WebhookRequest, lambda_event, shape_response
+from ...services.webhooks import (
+    WebhookDirectory,
+    WebhookRequest,
+    lambda_event,
+    scoped_cookie,
+    shape_response,
+)
 from ..bodies import read_bytes
 from ..middleware import public, user_content
 from .invoke import log_tail_on_error, set_log_tail, wants_log_tail
@@ -114,7 +120,10 @@ class WebhookResource:
         for name, value in shaped.headers.items():
             if name in _NOT_THE_FUNCTIONS:
                 continue
+            if name == "set-cookie":
+                resp.append_header("Set-Cookie", scoped_cookie(value, key))
+                continue
             resp.set_header(name, value)
         for cookie in shaped.cookies:
-            resp.append_header("Set-Cookie", cookie)
+            resp.append_header("Set-Cookie", scoped_cookie(cookie, key))
         resp.data = shaped.body
