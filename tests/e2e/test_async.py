@@ -9,6 +9,9 @@ import time
 import httpx
 import pytest
 
+from store import open_store
+from store.invocations import invocation_key
+from store.records import Invocation
 from tests.e2e import wasm as w
 
 
@@ -129,16 +132,26 @@ def _all_final_once(server, ids: list[str]) -> list[dict]:
     return records
 
 
+def _a_worker_running_one(server, ids: list[str]) -> int:
+    """The pid of a worker that holds a running invocation's lease (its owner id names
+    the pid), so that killing it is sure to cost a call its attempt."""
+    store = open_store(str(server.data_dir))
+    deadline = time.monotonic() + 30
+    while True:
+        for i in ids:
+            record = Invocation.model_validate_json(store.get(invocation_key(i)).data)
+            if record.status == "running" and record.lease_owner:
+                pid = int(record.lease_owner.rsplit("-", 2)[1])
+                if pid in server.worker_pids():
+                    return pid
+        assert time.monotonic() < deadline, "no invocation started running"
+        time.sleep(0.05)
+
+
 def test_killing_a_worker_loses_no_accepted_invocation(make_server):
     server = make_server(CRASH_ENV).start()
     ids = _submit_batch(server, 16)
-    with server.client() as api:
-        deadline = time.monotonic() + 30
-        while not any(api.get(f"/api/v1/invocations/{i}").json()["status"] == "running"
-                      for i in ids):  # fmt: skip
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    victim = server.worker_pids()[0]
+    victim = _a_worker_running_one(server, ids)
     os.kill(victim, signal.SIGKILL)  # gunicorn starts a new worker in its place
     records = _all_final_once(server, ids)
     assert all(r["status"] == "succeeded" for r in records), records
