@@ -128,6 +128,9 @@ class OutcomeFlusher(InvocationRecorder):
             while self._pending:
                 outcomes.append(self._pending.popleft())
             batches: dict[str, _Batch] = {}
+            # Gauges and cache counters first: a scrape that sees these calls counted then
+            # also sees the artifact loads they made (a load is counted before its outcome).
+            self.refresh_gauges()
             self.metrics.observe_invocations(outcomes)
             self.stats.add_all(outcomes)
             if self.windows is not None:
@@ -155,7 +158,6 @@ class OutcomeFlusher(InvocationRecorder):
             self._saved(self._stats_failures, self.stats.save)  # else kept; written next time
             if self.windows is not None:
                 self._saved(self._window_failures, self.windows.save)
-            self.refresh_gauges()
             if outcomes:
                 self.flushes += 1
                 self.outcomes_flushed += len(outcomes)

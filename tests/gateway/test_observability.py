@@ -375,6 +375,31 @@ def test_flusher_batches_per_function_and_retries_refused_batches(store):
     assert len(logs.query("fn_b", since_us=None, limit=100)) == 3 * 2
 
 
+def test_a_scrape_during_a_flush_sees_the_cache_loads_of_the_calls_it_counts(store):
+    """The sandbox counts a cold load before the call's outcome is recorded. A scrape taken
+    while a flush writes its logs once saw the calls counted and their cache misses not yet
+    (the gauges were refreshed after the store writes): an e2e run read 2 misses for 4 cold
+    starts."""
+    metrics = Metrics()
+    sandbox = {"cache_hits": 0, "cache_misses": 0}
+    scraped: list[str] = []
+
+    class ScrapedMidWrite(InvocationLogs):
+        def write(self, *args, **kw):
+            scraped.append(metrics.render()[0].decode())
+            return super().write(*args, **kw)
+
+    logs = ScrapedMidWrite(store, retention_sec=3600, sweep_every_sec=3600, owner="w")
+    flusher = OutcomeFlusher(
+        logs, book(store, "w"), metrics, lambda: metrics.sample_sandbox(sandbox), writer="w"
+    )
+    sandbox["cache_misses"] += 1  # the call's cold load, then its outcome
+    flusher.record(outcome(cold_start=True, logs=b"x\n"))
+    flusher.flush()
+    assert _sample(scraped[0], "nimbus_invocations_total") == 1
+    assert _sample(scraped[0], "nimbus_artifact_cache_misses_total") == 1
+
+
 def test_a_store_that_refuses_the_flushes_is_one_warning_and_one_recovery_line(store, caplog):
     """Before, every flush (twice a second) logged 'stats of … not written' and a line per
     log batch: 47 such lines in 25 s of a server with a wrong S3 secret."""
