@@ -29,21 +29,6 @@ from .versions import check_page
 SCHEDULE_ID_PREFIX = "sch_"
 
 
-# falcon's spellings (`falcon.constants`), kept here: services know no HTTP framework.
-TRUE_STRINGS = frozenset({"true", "True", "t", "yes", "y", "1", "on"})
-FALSE_STRINGS = frozenset({"false", "False", "f", "no", "n", "0", "off"})
-
-
-def _flag(value: str | None) -> bool | None:
-    """A boolean query parameter, spelled as falcon's `get_param_as_bool` reads one (the
-    API's `?wait=`): Python's requests sends True as `True`."""
-    if value is None:
-        return None
-    if value in TRUE_STRINGS or value in FALSE_STRINGS:
-        return value in TRUE_STRINGS
-    raise errors.Invalid.field("enabled", "must be true or false")
-
-
 OwnerKind = Literal["function", "workflow"]
 
 
@@ -150,15 +135,13 @@ class ScheduleService:
         self,
         *,
         name: str | None = None,
-        enabled: str | None = None,
+        enabled: bool | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> SchedulePage:
         """Every function's and workflow's schedules, oldest first. `name`: a part of the
-        function's or workflow's name; `enabled`: `true` or `false` (or another spelling
-        of a boolean query parameter: `True`, `1`, `off`, … as `?wait=` takes)."""
+        function's or workflow's name; `enabled`: only the schedules that are (or are not)."""
         check_page(limit, offset)
-        wanted = _flag(enabled)
         owners: dict[str, _Owner | None] = {}
         matches: list[tuple[Schedule, _Owner]] = []
         for schedule in self._all():
@@ -169,7 +152,7 @@ class ScheduleService:
             if (
                 owner is not None
                 and (name is None or name in owner.name)
-                and (wanted is None or schedule.enabled == wanted)
+                and (enabled is None or schedule.enabled == enabled)
             ):
                 matches.append((schedule, owner))
         matches.sort(key=lambda m: (m[0].created_at, m[0].id))

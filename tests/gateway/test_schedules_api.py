@@ -293,7 +293,7 @@ def test_enabled_is_read_as_wait_is(client, fn):
         ("limit=101", "limit", "between 1 and 100"),
         ("limit=ten", "limit", "not an integer"),
         ("offset=-1", "offset", "must not be negative"),
-        ("enabled=maybe", "enabled", "true or false"),
+        ("enabled=maybe", "enabled", 'must be "true" or "false"'),
     ],
 )
 def test_bad_list_parameters_are_422_naming_them(client, query, field, says):

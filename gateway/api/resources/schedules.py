@@ -22,7 +22,7 @@ class AllSchedulesResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         found = self.service.list_all(
             name=req.get_param("name"),
-            enabled=req.get_param("enabled"),
+            enabled=req.get_param_as_bool("enabled"),  # spelled as ?wait= is: True, 1, off…
             limit=_int_param(req, "limit", 20),
             offset=_int_param(req, "offset", 0),
         )
