@@ -147,8 +147,9 @@ export default {
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
     if (url.pathname === "/old") return Response.redirect(`${url.origin}/new`, 301);
+    if (url.pathname === "/gone") return Response.error();
     if (url.pathname === "/bytes") {
-      const body = new Uint8Array(await request.arrayBuffer()).reverse();
+      const body = (await request.bytes()).reverse();
       return new Response(body, { headers: { "content-type": "application/octet-stream" } });
     }
     ctx.waitUntil(Promise.resolve().then(() => console.log("after the reply")));
@@ -186,6 +187,10 @@ def test_a_cloudflare_workers_module_serves_its_webhook_unchanged(api):
     resp = httpx.post(url + "/bytes", content=bytes(range(256)))
     assert resp.content == bytes(reversed(range(256)))
     assert resp.headers["content-type"] == "application/octet-stream"
+    # A network error has no HTTP reply: a function error, which an anonymous caller sees
+    # as a 502 (the API's caller as a 500 saying why, test_js_runtime.py).
+    resp = httpx.get(url + "/gone")
+    assert resp.status_code == 502 and resp.json()["error"]["code"] == "function_error"
     # An API call's event arrives as a JSON POST; the reply is the webhook's shape.
     reply = invoke(api, "cf-worker", {"sku": "B2"}).json()
     assert reply["statusCode"] == 201 and '"body":{"sku":"B2"}' in reply["body"]

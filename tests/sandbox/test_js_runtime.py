@@ -384,6 +384,34 @@ def test_form_data_response_clone_and_text_streams(runtime, deploy, case, expect
     assert ok(runtime[0], deploy(WEB_BODIES), {"case": case}) == expected
 
 
+# Runtime revision 6: Response and Request had no bytes() (Blob had), and Response no
+# error(); a file part without a Content-Type stays text/plain, as the Fetch standard's
+# formData() says (raw_bytes_body above).
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("bytes", [True, [104, 195, 169, 108, 108, 111], [104, 195, 169, 108, 108, 111], True,
+                   [97, 98], [0], [], True, True]),
+        ("bytes_rules", [True, True, True, "bytes", 0]),
+        ("response_error", [True, "error", 0, "", False, None, [], True, "", "error", 0, True,
+                            "default", True]),
+    ],
+)  # fmt: skip
+def test_bytes_and_response_error(runtime, deploy, case, expected):
+    assert ok(runtime[0], deploy(WEB_BODIES), {"case": case}) == expected
+
+
+def test_a_worker_that_answers_response_error_fails_the_call(runtime, deploy):
+    """A network error has no HTTP reply: the call is a function error saying so (the
+    webhook's caller gets a 502), not a reply with status 0."""
+    dep = deploy("export default { fetch: (request) => Response.error() };")
+    error = invoke(runtime[0], dep, {"sku": "A1"}).error
+    assert error is not None and error.type == "TypeError"
+    assert error.message == (
+        "the Worker's fetch() returned Response.error(), a network error, which has no HTTP reply"
+    )
+
+
 def test_a_worker_reads_an_uploaded_file_and_clones_its_response(runtime, deploy):
     # A module Worker behind a webhook: the multipart upload arrives as a function-URL
     # event (base64 body), the Worker reads its file part and answers a clone.
@@ -493,7 +521,27 @@ def test_a_result_that_is_not_json_says_where_in_the_return_value(runtime, deplo
     assert error is not None and error.type == "TypeError"
     said = f"the handler's return value could not be encoded as JSON: {says} ("
     assert error.message.startswith(said)
-    assert error.stack == [f"TypeError: {error.message}", "    at main (handler.js)"]
+    assert error.stack == [f"TypeError: {error.message}", "    at main (handler.js:2:1)"]
+
+
+@pytest.mark.parametrize(
+    ("files", "frame"),
+    [
+        ("// an arrow\nexports.main = (event) =>\n  ({ n: 1n });\n", "main (handler.js:2:16)"),
+        ("const a = 1;\nexport default {\n  main(event) { return [a, 1n]; },\n};\n",
+         "main (handler.js:3:3)"),
+        ({"handler.js": "export { main } from './lib.js';\n",
+          "lib.js": "\n\nexport const main = async () => 1n;\n"}, "main (lib.js:3:21)"),
+        # a bound function's text is not in the bundle: the file alone, as before
+        ("function real() { return 1n; }\nexports.main = real.bind(null);\n", "main (handler.js)"),
+    ],
+)  # fmt: skip
+def test_a_result_that_is_not_json_names_the_handlers_line(runtime, deploy, files, frame):
+    """As the Python runtime names the handler's `def` line: where its function starts
+    (the `return` is gone by the time the value is encoded)."""
+    error = invoke(runtime[0], deploy(files)).error
+    assert error is not None and error.message.startswith("the handler's return value could not")
+    assert error.stack[1:] == [f"    at {frame}"]
 
 
 def test_an_error_thrown_by_to_json_is_the_users_own(runtime, deploy):

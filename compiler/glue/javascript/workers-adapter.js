@@ -51,6 +51,11 @@ async function fromResponse(response) {
   if (!(response instanceof Response)) {
     throw new TypeError(`the Worker's fetch() must return a Response, not ${typeof response}`);
   }
+  // A network error has no HTTP reply to send: a function error (502 on the webhook), as
+  // Deno's serve refuses one; a Worker that means "failed" throws or answers a 5xx.
+  if (response.type === "error") {
+    throw new TypeError("the Worker's fetch() returned Response.error(), a network error, which has no HTTP reply");
+  }
   const headers = {};
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") headers[name] = value;

@@ -25,7 +25,7 @@
 
 import { getEnvironment } from "wasi:cli/environment@0.2.12";
 
-const REVISION = 5; // bump when this file changes what functions see: a new runtime_version
+const REVISION = 6; // bump when this file changes what functions see: a new runtime_version
 const BUNDLE_URL = "nimbus-bundle.js"; // the name the engine gives the bundle's frames
 // The bundle is evaluated inside this wrapper. It shares the bundle's first line,
 // so line N of the bundle is line N for the engine (only line 1's columns shift).
@@ -290,6 +290,9 @@ function installBodyStreams() {
   installFormData(globalThis.Request.prototype);
   installFormData(globalThis.Response.prototype);
   installResponseClone(globalThis.Response);
+  installBytes(globalThis.Request.prototype);
+  installBytes(globalThis.Response.prototype); // after clone: its arrayBuffer reads the holder
+  installResponseError(globalThis.Response);
   globalThis.Response = withBlobBody(globalThis.Response, true);
   globalThis.Request = withBlobBody(globalThis.Request, false);
   for (const Stream of [TextDecoderStream, TextEncoderStream]) {
@@ -469,6 +472,7 @@ function installResponseClone(EngineResponse) {
   }
   function clone() {
     if (!(this instanceof EngineResponse)) throw new TypeError("Response.clone: 'this' is not a Response");
+    if (networkErrors.has(this)) return responseError(EngineResponse);
     const holder = holderOf(this);
     const body = holder.body;
     if (holder.bodyUsed || body?.locked) {
@@ -481,6 +485,54 @@ function installResponseClone(EngineResponse) {
     return new EngineResponse(theirs, init);
   }
   Object.defineProperty(proto, "clone", { value: clone, writable: true, configurable: true });
+}
+
+// -- bytes(), Response.error() ---------------------------------------------------
+
+// `body.bytes()`: the body as a Uint8Array (Fetch, 2024), which the engine's Request
+// and Response lack (its Blob has one). The brand check is the engine's arrayBuffer's.
+function installBytes(proto) {
+  if (proto.bytes) return;
+  const arrayBuffer = proto.arrayBuffer;
+  const bytes = {
+    async bytes() {
+      return new Uint8Array(await arrayBuffer.call(this));
+    },
+  }.bytes;
+  Object.defineProperty(proto, "bytes", { value: bytes, writable: true, configurable: true });
+}
+
+// `Response.error()`: a network error (type "error", status 0, no body, headers that
+// refuse changes). The engine has none, and its constructor refuses status 0, so it is
+// an empty engine Response whose own getters say so. The Workers adapter
+// (compiler/glue/javascript) refuses one as a Worker's reply.
+const networkErrors = new WeakSet();
+
+function immutable(method) {
+  return () => {
+    throw new TypeError(`Headers.${method}: the headers of Response.error() are immutable`);
+  };
+}
+
+function responseError(EngineResponse) {
+  const response = new EngineResponse(null);
+  const fixed = { type: "error", status: 0, statusText: "", ok: false };
+  for (const [key, value] of Object.entries(fixed)) {
+    Object.defineProperty(response, key, { get: () => value });
+  }
+  const headers = response.headers;
+  for (const method of ["append", "delete", "set"]) {
+    Object.defineProperty(headers, method, { value: immutable(method) });
+  }
+  Object.defineProperty(response, "headers", { get: () => headers });
+  networkErrors.add(response);
+  return response;
+}
+
+function installResponseError(EngineResponse) {
+  if (EngineResponse.error) return;
+  const error = { error: () => responseError(EngineResponse) }.error;
+  Object.defineProperty(EngineResponse, "error", { value: error, writable: true, configurable: true });
 }
 
 // -- TextDecoderStream, TextEncoderStream ---------------------------------------
@@ -829,8 +881,31 @@ function notJSON(error, value) {
   }
   if (found === null) return error;
   const message = `the handler's return value could not be encoded as JSON: ${found} (${error?.message ?? error})`;
-  const at = serving ? `    at ${serving.name} (${serving.file})` : null;
+  const at = serving ? `    at ${serving.name} (${definedAt(serving) ?? serving.file})` : null;
   return { info: { type: "TypeError", message, stack: [`TypeError: ${message}`, ...(at ? [at] : [])].join("\n") } };
+}
+
+// Where the handler's function starts in the user's files (`handler.js:3:8`), as the
+// Python runtime names the handler's `def` line: the engine keeps each function's
+// source text (toString), found once in the bundle and mapped like a stack frame. The
+// `return` itself is not knowable here (the value arrives after the handler's frame is
+// gone). Null for a function whose text is not in the bundle exactly once (a bound
+// function, or two with the same text).
+function definedAt({ fn, source, file }) {
+  let text;
+  try {
+    text = Function.prototype.toString.call(fn);
+  } catch {
+    return null;
+  }
+  const at = source.indexOf(text);
+  if (at < 0 || source.indexOf(text, at + 1) >= 0) return null;
+  const lineStart = source.lastIndexOf("\n", at) + 1;
+  let line = 1;
+  for (let i = source.indexOf("\n"); i >= 0 && i < at; i = source.indexOf("\n", i + 1)) line++;
+  const column = at - lineStart + 1 + (line === 1 ? WRAPPER.length : 0); // as the engine counts
+  const where = originalPosition(sourceMap(source), line, column);
+  return where ? `${where.file || file}:${where.line}:${where.column}` : null;
 }
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
