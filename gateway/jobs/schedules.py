@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -110,6 +110,7 @@ class ScheduleTicker:
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._firing: set[Future] = set()  # ticks being offered now
         self._loop = BackgroundLoop("schedule-ticker", self._tick, error_wait_sec=check_sec)
         self._waiting = StepFailures("schedules wait for the store", log)
 
@@ -120,9 +121,17 @@ class ScheduleTicker:
         self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop ticking; wait up to `timeout` in all for the ticks being offered (a hung
+        store's write must not hold the worker's stop: other workers offer the same ticks)."""
+        deadline = time.monotonic() + timeout
         self._loop.stop(timeout)
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            with self._lock:
+                firing = set(self._firing)
+            _, late = wait(firing, timeout=max(0.0, deadline - time.monotonic()))
+            if late:
+                log.warning("stopping: %d schedule tick(s) still being offered", len(late))
 
     def _tick(self) -> float:
         if self.state != "running":
@@ -130,7 +139,7 @@ class ScheduleTicker:
         if self.state == "running":
             self.refresh()
             for schedule, at in self.due():
-                self._pool.submit(self._fire_logged, schedule, at)
+                self._offer(schedule, at)
         return self._sleep_sec()
 
     def _probe(self) -> None:
@@ -227,6 +236,16 @@ class ScheduleTicker:
         return out
 
     # -- firing one tick --------------------------------------------------------------
+
+    def _offer(self, schedule: Schedule, at: datetime) -> None:
+        future = self._pool.submit(self._fire_logged, schedule, at)
+        with self._lock:
+            self._firing.add(future)
+        future.add_done_callback(self._fired)
+
+    def _fired(self, future: Future) -> None:
+        with self._lock:
+            self._firing.discard(future)
 
     def _fire_logged(self, schedule: Schedule, at: datetime) -> None:
         try:

@@ -328,3 +328,39 @@ def test_an_unreadable_schedule_stops_no_other(platform):
     ticker.refresh()
     clock.at = START + 10.2
     assert [schedule.id for schedule, _ in ticker.due()] == [sid]
+
+
+class HungInvocationWrites(LocalStore):
+    """A real local store whose invocation writes hang until released (a store that stopped
+    answering mid-write)."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def put(self, key, data, **kw):
+        if key.startswith("invocations/"):
+            self.entered.set()
+            self.release.wait(30)
+        return super().put(key, data, **kw)
+
+
+def test_a_tick_stuck_on_a_hung_store_does_not_hold_the_workers_stop(platform, caplog):
+    """The ticker's stop waited for its pool with no bound: a tick whose write hung held a
+    worker's stop as long as the store's timeouts, past its share of the graceful budget."""
+    fn = _function(platform, "stuck")
+    _schedule(platform, fn, "rate(1 second)")
+    hung = HungInvocationWrites(platform.settings.data_dir)
+    ticker = _ticker(platform, Clock(time.time()), store=hung)
+    ticker.start()
+    try:
+        ticker.clock.at += 1.0
+        assert hung.entered.wait(20), "the tick was never offered"
+        began = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="nimbus"):
+            ticker.stop(timeout=0.5)
+        assert time.monotonic() - began < 5  # old: until the write returned (30 s here)
+        assert "1 schedule tick(s) still being offered" in caplog.text
+    finally:
+        hung.release.set()
