@@ -295,6 +295,20 @@ def test_system_page_and_phone_width_in_dark(signed_in):
     signed_in.shot("11-phone-dark")
 
 
+def _a_schedule_that_ran(api, name: str) -> dict:
+    """A schedule of `name` after its first tick fired, switched off so it ticks no more."""
+    path = f"/api/v1/functions/{name}/schedules"
+    made = api.post(path, json={"expression": "rate(1 second)"})
+    assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 30
+    while not (schedule := api.get(f"{path}/{made.json()['id']}").json())["last_run_at"]:
+        assert time.monotonic() < deadline, f"the schedule never ran: {schedule}"
+        time.sleep(0.2)
+    off = api.put(f"{path}/{schedule['id']}", json={"enabled": False})
+    assert off.status_code == 200, off.text
+    return off.json()
+
+
 def test_system_page_lists_every_schedule_each_linking_to_its_owner(signed_in, api):
     name, flow = _name("ticked"), _name("flow")
     _deploy_wasm(api, name, wait=False)
@@ -306,6 +320,7 @@ def test_system_page_lists_every_schedule_each_linking_to_its_owner(signed_in, a
     off = api.post(f"/api/v1/workflows/{flow}/schedules",
                    json={"expression": "@daily", "enabled": False})  # fmt: skip
     assert off.status_code == 201, off.text
+    ran = _a_schedule_that_ran(api, _deploy_wasm(api, _name("ran"))["name"])
 
     page = signed_in.page
     page.get_by_role("link", name="System").click()
@@ -313,6 +328,9 @@ def test_system_page_lists_every_schedule_each_linking_to_its_owner(signed_in, a
     row = listed.locator(f"[data-schedule='{made.json()['id']}']")
     expect(row).to_contain_text("At 09:00 on Monday through Friday (Europe/Berlin)")
     expect(row.locator("[data-fact='next-run'] time")).to_be_visible()
+    expect(row.locator("[data-fact='last-run']")).to_have_text("—")  # never ran yet
+    last = listed.locator(f"[data-schedule='{ran['id']}'] [data-fact='last-run'] time")
+    expect(last).to_have_attribute("datetime", ran["last_run_at"])
     other = listed.locator(f"[data-schedule='{off.json()['id']}']")
     expect(other).to_have_attribute("data-enabled", "no")
     expect(other.get_by_role("link", name=f"workflow {flow}")).to_be_visible()

@@ -90,7 +90,7 @@ function AllSchedules() {
           {page.total > page.schedules.length && (
             <caption class="muted small">the first {page.schedules.length} of {page.total}</caption>
           )}
-          <thead><tr><th>Of</th><th>Expression</th><th>When</th><th>On</th><th>Next run</th></tr></thead>
+          <thead><tr><th>Of</th><th>Expression</th><th>When</th><th>On</th><th>Next run</th><th class="hide-narrow">Last run</th></tr></thead>
           <tbody>
             {page.schedules.map((s) => (
               <tr data-schedule={s.id} data-enabled={s.enabled ? "yes" : "no"}>
@@ -99,9 +99,10 @@ function AllSchedules() {
                 <td>{s.summary} <span class="muted">({s.timezone})</span></td>
                 <td>{s.enabled ? "yes" : "no"}</td>
                 <td data-fact="next-run"><When ts={s.next_run_at} /></td>
+                <td class="hide-narrow" data-fact="last-run"><When ts={s.last_run_at} /></td>
               </tr>
             ))}
-            {!page.schedules.length && <tr><td colSpan={5} class="empty">No schedules yet: add one on a function's or a workflow's page.</td></tr>}
+            {!page.schedules.length && <tr><td colSpan={6} class="empty">No schedules yet: add one on a function's or a workflow's page.</td></tr>}
           </tbody>
         </table>
       )}
