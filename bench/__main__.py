@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import signal
 import sys
 import tempfile
 import time
@@ -122,5 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(o.error for o in outcomes) else 0
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C: every server the run started (each in its own
+    session, out of reach of a signal to ours) is stopped on the way out."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 if __name__ == "__main__":
+    _exit_on_sigterm()
     sys.exit(main())
