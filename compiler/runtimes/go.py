@@ -11,6 +11,14 @@ handler by name and checks its signature at compile time.
 
 Program form: a `func main()`; built as it is.
 
+`go build` leaves out some files by their names alone: `*_test.go`, names
+starting with `_` or `.`, and `name_GOOS.go`/`name_GOARCH.go` for another
+target (`main_linux.go` on wasip1/wasm). Among several files that is Go's
+own platform split, kept. A function's only top-level `.go` file is built
+under a neutral name (`LONE_FILE`) with a `//line` directive, so it builds
+and its messages and stacks still name the user's file; when every one of
+several files is left out, the build fails naming them.
+
 `"target": "native"` builds the same program for linux/amd64 instead
 (static: no cgo), run in a container by the native fallback. The glue is the
 same: the result on stdout, the handler's prints on stderr.
@@ -51,6 +59,8 @@ CACHE_HELPER = "nimbus-cacheprog"  # in the warm cache's folder, beside Go's own
 FLAGS = ("build", "-trimpath", "-buildvcs=false")
 MODULE = "function"
 VENDORED = "vendor/modules.txt"  # `go mod vendor` wrote it: build from vendor/
+# A lone file go build would leave out goes into the build folder as this.
+LONE_FILE = "nimbus_source.go"
 _MAIN = re.compile(r"^func\s+main\s*\(\s*\)", re.MULTILINE)
 _LEADING = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
 _PACKAGE = re.compile(r"package\s+([A-Za-z_][A-Za-z0-9_]*)")
@@ -68,6 +78,17 @@ _WARM_PACKAGES = (
 # GOOS/GOARCH per build target: WASI (the default) or a native Linux binary;
 # "host", for the cache helper, is the machine the builds run on.
 _PLATFORMS = {"wasm": ("wasip1", "wasm"), "native": ("linux", "amd64"), "host": (None, None)}
+
+# Go's internal/syslist (1.27): the names go/build reads as a file's GOOS or GOARCH.
+_KNOWN_OS = frozenset((
+    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js",
+    "linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
+))  # fmt: skip
+_KNOWN_ARCH = frozenset((
+    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips",
+    "mipsle", "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le",
+    "riscv", "riscv64", "s390", "s390x", "sparc", "sparc64", "wasm",
+))  # fmt: skip
 
 _VENDOR_HINT = (
     "builds are offline: send your modules vendored (run `go mod vendor` and include "
@@ -104,6 +125,48 @@ def as_main_package(name: str, text: str) -> str:
     return text[: clause.start(1)] + "main" + text[clause.end(1) :]
 
 
+def left_out(name: str, target: str = "wasm") -> str | None:
+    """Why `go build` for `target` leaves the top-level file `name` out, or None
+    (go/build's Import and goodOSArchFile)."""
+    goos, goarch = _PLATFORMS[target]
+    if name.startswith(("_", ".")):
+        return "go ignores files whose names start with '_' or '.'"
+    if name.endswith("_test.go"):
+        return "go builds *_test.go files only as tests"
+    stem = name.partition(".")[0]
+    if "_" not in stem:  # `linux.go` is not constrained, `x_linux.go` is
+        return None
+    parts = stem[stem.index("_") :].split("_")
+    if parts[-1] == "test":
+        parts.pop()
+    if len(parts) >= 2 and parts[-2] in _KNOWN_OS and parts[-1] in _KNOWN_ARCH:
+        tags = parts[-2:]
+    elif parts[-1] in _KNOWN_OS | _KNOWN_ARCH:
+        tags = parts[-1:]
+    else:
+        return None
+    if all(tag in (goos, goarch) for tag in tags):
+        return None
+    only = f"*_{'_'.join(tags)}.go files only for {'/'.join(tags)}"
+    return f"go builds {only}, Nimbus for {goos}/{goarch}"
+
+
+def build_names(files: dict[str, str], target: str = "wasm") -> dict[str, str]:
+    """Each top-level .go file's name in the build folder, for those go build compiles:
+    its own, or LONE_FILE for a function's only file that go build would leave out."""
+    names = [name for name in files if name.endswith(".go") and "/" not in name]
+    reasons = {name: reason for name in names if (reason := left_out(name, target))}
+    if len(names) == 1 and reasons:
+        return {names[0]: LONE_FILE}
+    if names and len(reasons) == len(names):
+        listed = ", ".join(f"{name} ({reason})" for name, reason in sorted(reasons.items()))
+        raise BuildFailed(
+            f"go build would leave out every .go file: {listed}. Rename the one to build, "
+            "e.g. to handler.go"
+        )
+    return {name: name for name in names if name not in reasons}
+
+
 def _go_quoted(path: Path) -> str:
     """`path` as one field of GOCACHEPROG, which the go command splits at spaces."""
     text = str(path)
@@ -124,10 +187,10 @@ class GoBuilder:
 
     def _plan(self, request: BuildRequest) -> tuple[str, str | None]:
         files = request.files or {}
-        sources = {name: text for name, text in files.items() if name.endswith(".go")}
-        if not any("/" not in name for name in sources):
+        built = build_names(files, request.target or "wasm")
+        if not built:
             raise BuildFailed("a Go function needs at least one .go file (at the top level)")
-        form = choose_form(request.form, any(_MAIN.search(t) for t in sources.values()))
+        form = choose_form(request.form, any(_MAIN.search(files[name]) for name in built))
         if form == "handler":
             for reserved in (GLUE_MAIN, GLUE_JSON, GLUE_BINDING):
                 if reserved in files:
@@ -184,10 +247,24 @@ class GoBuilder:
         target = request.target or "wasm"
         warm = self.prepare(log, target)
         home = self.toolchains.home(GO)
+        built_as = build_names(request.files or {}, target)
         for name in names:
-            if name.endswith(".go") and "/" not in name:
-                path = workdir / name
-                path.write_text(as_main_package(name, path.read_text(encoding="utf-8")))
+            if not name.endswith(".go") or "/" in name:
+                continue
+            if name not in built_as:
+                log.write(f"{name} left out: {left_out(name, target)}")
+                continue
+            path = workdir / name
+            source = path.read_text(encoding="utf-8")
+            text = as_main_package(name, source)
+            if built_as[name] != name:
+                # NOTE: go build would leave the function's only file out by its name;
+                # the directive keeps the user's name in messages and stacks.
+                if package_clause(source) is not None:
+                    text = f"//line {name}:1:1\n{text}"
+                path.unlink()
+                log.write(f"{name}: {left_out(name, target)}; built as the function's only file")
+            (workdir / built_as[name]).write_text(text)
         self._layout(workdir, handler)
         cache = workdir / RESERVED / "cache"
         if self.copy_cache:

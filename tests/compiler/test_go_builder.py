@@ -13,7 +13,7 @@ import compiler
 from compiler import BuildConfig, BuildFailed, BuildLog, BuildRequest
 from compiler._toolchains import Toolchains, copy_tree
 from compiler.runtimes import go as go_runtime
-from compiler.runtimes.go import as_main_package
+from compiler.runtimes.go import as_main_package, left_out
 from tests.compiler.wasi import custom_sections, run
 from tests.e2e.server import REPO
 
@@ -140,6 +140,87 @@ def test_as_main_package_keeps_line_numbers():
     text = "// Doc.\n/* block */\npackage handlers // trailing\n\nfunc f() {}\n"
     assert as_main_package("a.go", text) == text.replace("package handlers", "package main")
     assert as_main_package("a.go", "package main\n") == "package main\n"
+
+
+PANICS = """\
+func handler(event any) any {
+	if event == nil {
+		return undefinedThing
+	}
+	panic("gave up")
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("handler_test.go", "package handlers\n\n" + PANICS, 7),
+        ("main_linux.go", PANICS, 5),
+        ("_draft.go", "// notes\npackage main\n\n" + PANICS, 8),
+        ("x_wasip1.go", PANICS, 5),  # the target's own suffix: go build takes it
+    ],
+    ids=["handler_test.go", "main_linux.go", "_draft.go", "x_wasip1.go"],
+)
+def test_a_lone_file_go_build_would_leave_out_builds_under_its_own_name(tmp_path, name, text, line):
+    """go build skips `*_test.go`, `_x.go` and `x_linux.go` on wasip1: deployed alone, such a
+    file built only the glue ("no function handler in the Go source")."""
+    result, log = build(tmp_path, {name: text.replace("return undefinedThing", "return 1")})
+    panicked = run(result.artifact, {"x": 1}, tmp_path).record()
+    assert (panicked["message"], panicked["stack"]) == (
+        "gave up", [f"at main.handler ({name}:{line})"])  # fmt: skip
+    assert run(result.artifact, None, tmp_path).json() == 1
+    assert ("built as the function's only file" in log) == (name != "x_wasip1.go")
+    with pytest.raises(BuildFailed) as failed:
+        build(tmp_path / "broken", {name: text})
+    assert f"{name}:{line - 2}:10: undefined: undefinedThing" in failed.value.message
+
+
+def test_a_file_go_build_leaves_out_among_others_stays_out(tmp_path):
+    """Go's own platform split: util_windows.go is not built for wasip1, and says so."""
+    windows_only = "package main\n\nfunc helper() int { return syscallOnlyOnWindows }\n"
+    files = {"handler.go": (EXAMPLES / "hello.go").read_text(), "util_windows.go": windows_only}
+    result, log = build(tmp_path, files)
+    assert run(result.artifact, {"name": "Ada"}, tmp_path).json()["message"] == "Hello, Ada!"
+    assert (
+        "util_windows.go left out: go builds *_windows.go files only for windows, "
+        "Nimbus for wasip1/wasm"
+    ) in log
+
+
+def test_when_go_build_would_leave_out_every_file_the_build_names_them(tmp_path):
+    files = {"handler_test.go": "func handler(e any) any { return 1 }\n", "b_js.go": ""}
+    with pytest.raises(BuildFailed) as failed:
+        build(tmp_path, files)
+    assert failed.value.message == (
+        "go build would leave out every .go file: b_js.go (go builds *_js.go files only for "
+        "js, Nimbus for wasip1/wasm), handler_test.go (go builds *_test.go files only as "
+        "tests). Rename the one to build, e.g. to handler.go"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "wasm", "native"),
+    [
+        ("handler.go", None, None),
+        ("linux.go", None, None),  # no prefix: not a constraint
+        ("x_wasip1.go", None, "only for wasip1, Nimbus for linux/amd64"),
+        ("x_wasm.go", None, "only for wasm, Nimbus for linux/amd64"),
+        ("x_linux.go", "only for linux, Nimbus for wasip1/wasm", None),
+        ("x_linux_amd64.go", "only for linux/amd64, Nimbus for wasip1/wasm", None),
+        ("x_linux_arm64.go", "only for linux/arm64, Nimbus for wasip1/wasm", "linux/arm64"),
+        ("x_windows_test.go", "only as tests", "only as tests"),
+        ("x_linux.v2.go", "only for linux", None),  # go/build cuts the name at its first dot
+        ("x_linux_windows.go", "only for windows", "only for windows"),
+        ("my_handler.go", None, None),
+        ("x_unix.go", None, None),  # unix is a build tag, never a file suffix
+        (".hidden.go", "start with '_' or '.'", "start with '_' or '.'"),
+    ],
+)
+def test_left_out_follows_go_builds_file_name_rules(name, wasm, native):
+    for target, expected in (("wasm", wasm), ("native", native)):
+        reason = left_out(name, target)
+        assert (reason is None) if expected is None else (expected in reason), (target, reason)
 
 
 def test_native_target_is_a_static_linux_binary_with_the_same_glue(tmp_path):
