@@ -230,3 +230,17 @@ def test_a_single_c_file_keeps_its_name_in_build_errors_and_traces(server, tmp_p
     out = nimbus(server, "invoke", "calc")
     assert out.exit_code == 3, out.output  # the function failed
     assert "calc.c:3" in out.output and "handler.c" not in out.output, out.output
+
+
+def test_a_single_go_file_go_build_would_skip_builds_under_its_name(server, tmp_path):
+    # go build leaves *_test.go out: the function was the glue alone, "no function handler"
+    source = tmp_path / "handler_test.go"
+    source.write_text("func handler(event any) any {\n\treturn missing\n}\n")
+    out = nimbus(server, "deploy", "gotest", str(source))
+    assert out.exit_code == 1
+    assert "handler_test.go:2:9: undefined: missing" in out.output, out.output
+    source.write_text('func handler(event any) any {\n\tpanic("no")\n}\n')
+    assert nimbus(server, "deploy", "gotest", str(source)).exit_code == 0
+    out = nimbus(server, "invoke", "gotest")
+    assert out.exit_code == 3, out.output  # the function failed
+    assert "handler_test.go:2" in out.output and "nimbus_source" not in out.output, out.output
