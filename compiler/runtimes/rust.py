@@ -70,7 +70,7 @@ _REFUSED = {
     "package.links": "native libraries cannot be linked",
     "package.workspace": "a function is one package",
 }
-_RESERVED_NAMES = (GLUE_MAIN, ".cargo", "Cargo.lock", "build.rs")
+_RESERVED_NAMES = (GLUE_MAIN, ".cargo", "Cargo.lock")  # and build.rs: _check_build_scripts
 # NOTE(rust): constant flags only — the warm target/ is keyed by them. Paths of
 # the toolchain's crates (in panics, in messages) do not show the server's folders.
 _TOOLCHAIN_PREFIX = "/nimbus/rust"
@@ -93,7 +93,7 @@ _FUNCTION_PROFILE = ("codegen-units = 1",)
 _MAIN_FN = re.compile(r"\bfn\s+main\s*\(")
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-_PATH = re.compile(r"^[A-Za-z0-9_./-]+\Z")  # the entry's name goes into generated Rust
+_GLUE_KEY = re.compile(r"\{(user_path|user_module|handler_fn)\}")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MAX_ERRORS_SHOWN = 8
 MAX_MESSAGE_CHARS = 6000
@@ -276,6 +276,7 @@ def _plan(request: BuildRequest, log: BuildLog | None = None) -> _Plan:
     _check_names(files)
     manifest = _user_manifest(files.pop("Cargo.toml", None), log)
     entry, handler_fn = _entry(files, request.handler)
+    _check_build_scripts(files, entry)
     form = choose_form(request.form, bool(_MAIN_FN.search(_code(files[entry]))))
     if form == "handler" and not re.search(
         rf"\bfn\s+{re.escape(handler_fn)}\b", _code(files[entry])
@@ -290,12 +291,18 @@ def _plan(request: BuildRequest, log: BuildLog | None = None) -> _Plan:
 def _check_names(files: dict[str, str]) -> None:
     for name in files:
         path = PurePosixPath(name)
-        if path.name == "build.rs":
+        if path.parts and path.parts[0] in _RESERVED_NAMES:
+            raise BuildFailed(f"{name}: this name is reserved for the platform's build files")
+
+
+def _check_build_scripts(files: dict[str, str], entry: str) -> None:
+    """A build.rs beside the function's file is refused: it would not run. The function's
+    own file may be called so (`nimbus deploy build.rs`): cargo runs none (`build = false`)."""
+    for name in files:
+        if PurePosixPath(name).name == "build.rs" and name != entry:
             raise BuildFailed(
                 f"{name}: build scripts are not supported: a build compiles source only"
             )
-        if path.parts and path.parts[0] in _RESERVED_NAMES:
-            raise BuildFailed(f"{name}: this name is reserved for the platform's build files")
 
 
 def _user_manifest(text: str | None, log: BuildLog | None) -> dict:
@@ -364,12 +371,9 @@ def _entry(files: dict[str, str], handler: str | None) -> tuple[str, str]:
         if not _IDENT.match(handler_fn):
             raise BuildFailed(f"handler {handler!r}: {handler_fn!r} is not a Rust function name")
     if wanted is not None:
-        if not _PATH.match(wanted):
-            raise BuildFailed(f"handler {handler!r}: {wanted!r} is not a file name Nimbus can use")
         if wanted not in files:
             raise BuildFailed(f"handler {handler!r}: there is no file {wanted}")
         return wanted, handler_fn
-    sources = [name for name in sources if _PATH.match(name)]
     for name in ("handler.rs", "main.rs", "src/handler.rs", "src/main.rs", "lib.rs", "src/lib.rs"):
         if name in files:
             return name, handler_fn
@@ -398,14 +402,14 @@ def _line_counts(files: dict[str, str]) -> dict[str, int]:
 
 
 def _fill_glue(name: str, entry: str, handler_fn: str) -> str:
-    text = (GLUE_DIR / name).read_text()
-    for key, value in (
-        ("user_path", entry),
-        ("user_module", "handler"),  # the user's file, whatever its name, is `handler`
-        ("handler_fn", handler_fn),
-    ):
-        text = text.replace("{" + key + "}", value)
-    return text
+    """A glue file with its keys filled in one pass (a file name may hold `{handler_fn}`)."""
+    values = {
+        # NOTE(security): inside Rust string literals: any file name, escaped.
+        "user_path": entry.replace("\\", "\\\\").replace('"', '\\"'),
+        "user_module": "handler",  # the user's file, whatever its name, is `handler`
+        "handler_fn": handler_fn,
+    }
+    return _GLUE_KEY.sub(lambda key: values[key.group(1)], (GLUE_DIR / name).read_text())
 
 
 def _write_glue(crate: Path, entry: str, handler_fn: str) -> None:
@@ -466,7 +470,7 @@ def _cargo_toml(package: str, bin_path: str, manifest: dict) -> str:
         "",
         "[[bin]]",
         f"name = {json.dumps(package)}",
-        f"path = {json.dumps(bin_path)}",
+        f"path = {json.dumps(bin_path, ensure_ascii=False)}",  # TOML: no surrogate pairs
         "test = false",
         "bench = false",
         "",

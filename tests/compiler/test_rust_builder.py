@@ -109,6 +109,24 @@ def test_err_and_panic_are_function_errors_naming_the_users_lines(build, run):
     assert b"\x1e" not in crashed.logs  # the record is not part of the log
 
 
+@pytest.mark.parametrize("name", ["build.rs", 'my "first" fünction.rs'])
+def test_a_lone_file_builds_whatever_its_name(build, run, name):
+    """`nimbus deploy FILE.rs` sends the file under its own name: build.rs was refused as a
+    build script, and a name outside [A-Za-z0-9_./-] could not be the function's file."""
+    result, log = build({name: HANDLER})
+    assert f"compiling {name} (handler form, fn handler)" in log
+    assert orjson.loads(run(result, {"name": "Ada"}).output)["hello"] == "Ada"
+    error = run(result, {"name": "crash"}).error
+    line = HANDLER.splitlines().index("        let third = parts[2];") + 1
+    assert error.stack[0].startswith(f"at {name}:{line}:")
+    assert error.stack[1:] == [f"in handler ({name})"]
+
+
+def test_a_file_name_stays_one_string_in_the_generated_rust():
+    text = rust._fill_glue("main.rs", 'a\\"b{handler_fn}.rs', "handle")
+    assert '#[path = "a\\\\\\"b{handler_fn}.rs"]\nmod handler;' in text
+
+
 def test_a_handlers_println_is_log_never_result(build, run):
     source = (
         "fn handler(event: serde_json::Value, _c: &Context)"
