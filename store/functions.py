@@ -463,13 +463,14 @@ class FunctionRepo:
         """Claim the next version number and write `derive(previous, n)` there.
 
         Each version is derived from the one just below it, so a partial update
-        racing another never drops the other's change. The queue marker is
+        racing another never drops the other's change; the first after a rollback
+        from the version the rollback serves (`Function.base_version`). The queue marker is
         written before the version so a crash between the two leaves no
         version that no build worker will find.
         """
-        n = fn.latest_version + 1
+        n, base = fn.latest_version + 1, fn.base_version
         for attempt in range(_CAS_ATTEMPTS):
-            previous = self.get_version(fn.id, n - 1)[0] if n > 1 else None
+            previous = self.get_version(fn.id, base)[0] if base else None
             version = derive(previous, n)
             if previous is not None and version.source_key == previous.source_key:
                 BlobRepo(self.store).reuse(version.source_key)  # kept code: a new reference
@@ -478,6 +479,7 @@ class FunctionRepo:
                 self.write(version_key(fn.id, n), version, create=True)
             except errors.Conflict:
                 n += 1
+                base = n - 1  # another's new version: made after any rollback
                 _backoff(attempt)
                 continue
             self._note_new_version(fn.id, version)
@@ -490,12 +492,8 @@ class FunctionRepo:
                 return None
             fn.latest_version = version.version
             fn.latest_build = BuildSummary(version=version.version, status=version.build.status)
-            fn.memory_mb = version.memory_mb
-            fn.timeout_sec = version.timeout_sec
-            fn.reuse = version.reuse
-            fn.handler = version.handler
-            fn.code_size = version.code_size
-            fn.env_var_names = sorted(version.env_vars)
+            fn.rolled_back_to = None  # the next one is made from this one
+            fn.show_config(version)
             fn.updated_at = now()
             return fn
 

@@ -393,7 +393,8 @@ class Function(BaseModel):
     active_version: int | None = None
     latest_build: BuildSummary | None = None
     runtime_version: str | None = None
-    # The latest version's configuration, kept here so listings need one read.
+    # The configuration of the version the next one is made from (`base_version`), kept
+    # here so listings need one read.
     memory_mb: int = 128
     timeout_sec: float = 30
     reuse: bool = False
@@ -414,6 +415,9 @@ class Function(BaseModel):
     # The newest version a finished build ever made active: a rollback keeps it,
     # so a build's publish replayed later never undoes the rollback.
     highest_activated: int = 0
+    # Set by a rollback to an older version: while that version serves, the next version
+    # is made from it (its code and configuration), not from the newer one rolled back.
+    rolled_back_to: int | None = None
     # Versions a prune has claimed and is deleting: no write may make one active or
     # aliased again (FunctionRepo.update_function), so a rollback racing the prune
     # either lands first (and the prune keeps that version) or gets 404.
@@ -436,6 +440,23 @@ class Function(BaseModel):
 
     def versions_in_use(self) -> set[int]:
         return set(self.version_users())
+
+    @property
+    def base_version(self) -> int:
+        """The version the next one is made from and whose configuration this record shows:
+        the one a rollback serves, else the latest (0: none yet)."""
+        if self.rolled_back_to is not None and self.rolled_back_to == self.active_version:
+            return self.rolled_back_to
+        return self.latest_version
+
+    def show_config(self, version: Version) -> None:
+        """Keep `version`'s configuration in the record (see `base_version`)."""
+        self.memory_mb = version.memory_mb
+        self.timeout_sec = version.timeout_sec
+        self.reuse = version.reuse
+        self.handler = version.handler
+        self.code_size = version.code_size
+        self.env_var_names = sorted(version.env_vars)
 
     @property
     def status(self) -> FunctionStatus:

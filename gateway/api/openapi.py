@@ -94,8 +94,10 @@ _HEALTH = {
 
 
 def _code_op() -> dict:
+    default = "what the next update starts from (the latest; after a rollback, what serves)"
+    version = {**_query("version", "integer"), "description": f"default: {default}"}
     op = _op("source or artifact of a version (X-Nimbus-Version names it)", ("200", None),
-             params=[_query("version", "integer")])  # fmt: skip
+             params=[version])  # fmt: skip
     op["responses"]["200"]["content"] = {
         "application/json": {"schema": _ref("CodeFiles")},
         "application/wasm": {"schema": {"type": "string", "format": "binary"}},

@@ -462,6 +462,9 @@ class BuildQueue:
                 replaced.append(fn.active_version)
                 fn.active_version = fn.highest_activated = version.version
                 fn.runtime_version = version.build.runtime_version
+                if fn.rolled_back_to is not None:  # a newer build serves again
+                    fn.rolled_back_to = None
+                    fn.show_config(self._latest(fn, version))
                 changed = True
             if not changed:
                 return None
@@ -477,6 +480,12 @@ class BuildQueue:
                 self.history.append(version.function_id, HistoryEntry(
                     action="deploy", from_version=replaced[0], to_version=version.version,
                     actor=version.created_by or "unknown"))  # fmt: skip
+
+    def _latest(self, fn: Function, version: Version) -> Version:
+        """`fn`'s latest version: `version`, unless a newer one was made before a rollback."""
+        if version.version == fn.latest_version:
+            return version
+        return self.repo.get_version(fn.id, fn.latest_version)[0]
 
 
 def _hand_back(version: Version) -> None:

@@ -234,9 +234,9 @@ class FunctionService:
         made = None
         if touched or upload is not None:
             handler = body.handler
-            if body.code is not None and handler is None and fn.latest_version:
+            if body.code is not None and handler is None and fn.base_version:
                 # new code keeps the file name the current handler gives it
-                handler = self.repo.get_version(fn.id, fn.latest_version)[0].handler
+                handler = self.repo.get_version(fn.id, fn.base_version)[0].handler
             source = self._store_source(runtime, body, upload, handler)
             made = self.repo.new_version(
                 fn, lambda previous, n: self._derive(fn, previous, body, source, n, actor)
@@ -494,7 +494,7 @@ class FunctionService:
 
     def code(self, ref: str, version: int | None) -> tuple[Version, bytes]:
         fn = self.get(ref)
-        number = version or fn.latest_version
+        number = version or fn.base_version  # what the next update starts from
         record, _ = self.repo.get_version(fn.id, number)
         return record, self.repo.read_blob(record.source_key)
 

@@ -99,7 +99,8 @@ class VersionService:
     def rollback(self, ref: str, version: int, *, actor: str, reason: str = "") -> Function:
         """Serve ready `version` at once; 404 unknown, 409 if it cannot serve."""
         fn, _ = self.repo.resolve(ref)
-        refuse_unready(self.repo.get_version(fn.id, version)[0])
+        target = self.repo.get_version(fn.id, version)[0]
+        refuse_unready(target)
         before: list[int | None] = []
 
         def apply(current: Function) -> Function | None:
@@ -107,6 +108,11 @@ class VersionService:
             if current.active_version == version:
                 return None
             current.active_version = version
+            current.runtime_version = target.build.runtime_version
+            # The next update starts from what serves, not from the version rolled back.
+            older = version < current.latest_version
+            current.rolled_back_to = version if older else None
+            current.show_config(target)
             current.updated_at = now()
             return current
 

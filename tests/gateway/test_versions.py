@@ -147,6 +147,63 @@ def test_a_new_build_after_a_rollback_serves_again(client):
     assert deploy(client, 3)["active_version"] == 3
 
 
+def test_an_update_after_a_rollback_starts_from_the_version_that_serves(client):
+    """Rolled back from v2's code, a configuration change made v3 from v2 (the latest):
+    the code just rolled back served again. And the record showed v2's memory while v1's
+    served."""
+    deploy(client, 1)
+    deploy(client, 2, memory_mb=256, env_vars={"V2_ONLY": "x"})
+    fn = client.simulate_post(f"{FN}/versions/1/rollback").json
+    assert (fn["active_version"], fn["memory_mb"], fn["env_vars"]) == (1, 128, {})
+    assert client.simulate_get(FN).json["memory_mb"] == 128
+    code = client.simulate_get(f"{FN}/code")
+    assert code.headers["X-Nimbus-Version"] == "1"
+    assert code.content == base64.b64decode(module(1))
+    resp = client.simulate_put(FN, json={"timeout_sec": 5}, params={"wait": "true"})
+    assert (resp.json["active_version"], resp.json["memory_mb"]) == (3, 128)
+    assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 1}
+    v3 = client.simulate_get(f"{FN}/versions/3").json
+    assert (v3["memory_mb"], v3["timeout_sec"], v3["env_vars"]) == (128, 5, {})
+    # the next change builds on v3 as usual
+    resp = client.simulate_put(FN, json={"memory_mb": 64}, params={"wait": "true"})
+    assert resp.json["active_version"] == 4, resp.text
+    assert client.simulate_get(f"{FN}/versions/4").json["timeout_sec"] == 5
+
+
+def test_a_rollback_forward_to_the_latest_shows_its_configuration_again(client):
+    deploy(client, 1)
+    deploy(client, 2, memory_mb=256)
+    client.simulate_post(f"{FN}/versions/1/rollback")
+    fn = client.simulate_post(f"{FN}/versions/2/rollback").json
+    assert (fn["active_version"], fn["memory_mb"]) == (2, 256)
+    resp = client.simulate_put(FN, json={"timeout_sec": 5}, params={"wait": "true"})
+    assert resp.json["active_version"] == 3, resp.text
+    assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 2}
+    assert client.simulate_get(f"{FN}/versions/3").json["memory_mb"] == 256
+
+
+def test_a_newer_build_that_serves_after_a_rollback_is_what_updates_start_from(
+    client, platform, tmp_path
+):
+    deploy(client, 1)
+    deploy(client, 2)
+    platform.builds.stop()  # version 3 stays queued through the rollback
+    resp = client.simulate_put(FN, json={"artifact_base64": module(3), "memory_mb": 64})
+    assert resp.status_code == 200, resp.text
+    fn = client.simulate_post(f"{FN}/versions/1/rollback").json
+    assert (fn["active_version"], fn["memory_mb"]) == (1, 128)
+    with running_platform(tmp_path):  # another worker builds versions 3 and 4
+        deadline = time.monotonic() + 30
+        while (fn := client.simulate_get(FN).json)["active_version"] != 3:
+            assert time.monotonic() < deadline, fn
+            time.sleep(0.05)
+        assert fn["memory_mb"] == 64
+        resp = client.simulate_put(FN, json={"timeout_sec": 5}, params={"wait": "true"})
+        assert resp.json["active_version"] == 4, resp.text
+    assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 3}
+    assert client.simulate_get(f"{FN}/versions/4").json["memory_mb"] == 64
+
+
 @pytest.fixture
 def small(tmp_path):
     """A platform that keeps at most 3 versions per function."""
