@@ -1,7 +1,8 @@
 """Every durable byte of the platform: records, sources, artifacts, logs.
 
 Public surface: the `Store` interface, `open_store(url)`, the error
-hierarchy and the lease primitive (`Leases`, `probe_conditional_writes`).
+hierarchy, the lease primitive (`Leases`, `probe_conditional_writes`) and the
+readiness check (`check_reads`).
 Backends are private modules (`_local`, `_s3`).
 """
 
@@ -14,6 +15,7 @@ from . import errors
 from ._base import Blob, Store, StoreTimeouts
 from ._local import LocalStore
 from .leases import Claim, LeaseLost, Leases, probe_conditional_writes
+from .readiness import check_reads
 
 
 def open_store(
@@ -48,6 +50,7 @@ __all__ = [
     "LocalStore",
     "Store",
     "StoreTimeouts",
+    "check_reads",
     "errors",
     "open_store",
     "probe_conditional_writes",

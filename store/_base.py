@@ -72,7 +72,8 @@ class Store(abc.ABC):
     """
 
     @abc.abstractmethod
-    def get(self, key: str) -> Blob: ...
+    def get(self, key: str, *, quick: bool = False) -> Blob:
+        """The object's bytes and etag. `quick`: as `head`'s (`/ready` reads one back)."""
 
     @abc.abstractmethod
     def head(self, key: str, *, quick: bool = False) -> str | None:

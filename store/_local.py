@@ -106,7 +106,7 @@ class LocalStore(Store):
                 os.unlink(tmp)
             raise
 
-    def get(self, key: str) -> Blob:
+    def get(self, key: str, *, quick: bool = False) -> Blob:
         path = self._path(key)
         with _os_errors(key):
             data = self._read(path)

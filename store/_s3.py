@@ -194,9 +194,10 @@ class S3Store(Store):
 
     # -- Store --------------------------------------------------------------
 
-    def get(self, key: str) -> Blob:
-        with self._translated(key):
-            response = self._client().get_object(Bucket=self.bucket, Key=self._key(key))
+    def get(self, key: str, *, quick: bool = False) -> Blob:
+        s3 = self._s3_quick if quick else self._client()
+        with self._translated(key, quick=quick):
+            response = s3.get_object(Bucket=self.bucket, Key=self._key(key))
             with contextlib.closing(response["Body"]) as body:
                 data = body.read()
         return Blob(data, _unquote(response["ETag"]))

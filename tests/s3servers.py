@@ -148,9 +148,24 @@ class SeaweedFS:
     same ports with the same data, so a test can take the store away from running
     servers and give it back (an outage, not a new store); `pause()` / `resume()`
     hang it and wake it. Use `seaweedfs_server` unless a test needs that.
+
+    `volume_apart`: the volume server is a process of its own (`weed server -volume=false`
+    beside `weed volume`), which `stop_volume()` / `start_volume()` take away and give
+    back alone: the store then answers (HeadBucket, HEAD, listings) but reads no object,
+    as a restarted `weed mini` does until its volume server's heartbeat reaches the master
+    (seen: 4 s, in about 1 restart of 8). Restart only the volume server in this mode:
+    this master takes ~20 s to elect itself again after a restart.
     """
 
-    def __init__(self, tmpdir: Path, *, access_key: str, secret_key: str, metrics: bool) -> None:
+    def __init__(
+        self,
+        tmpdir: Path,
+        *,
+        access_key: str,
+        secret_key: str,
+        metrics: bool,
+        volume_apart: bool = False,
+    ) -> None:
         self.tmpdir = Path(tmpdir)
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         (self.tmpdir / "data").mkdir(exist_ok=True)
@@ -159,8 +174,12 @@ class SeaweedFS:
                      "AWS_SECRET_ACCESS_KEY": secret_key}  # fmt: skip
         self._keys = (access_key, secret_key)
         self._metrics = metrics
+        self._volume_apart = volume_apart
+        if volume_apart:
+            (self.tmpdir / "meta").mkdir(exist_ok=True)  # the master's and the filer's
         self._ports: dict[str, int] = {}
         self._proc: subprocess.Popen | None = None
+        self._volume_proc: subprocess.Popen | None = None
         self._starts = 0
         self.server: S3Server | None = None
 
@@ -182,21 +201,13 @@ class SeaweedFS:
             log_path = self.tmpdir / f"weed-{self._starts}.log"
             self._starts += 1
             self._remove_sockets()  # a killed weed leaves them; a new one cannot bind
-            with open(log_path, "wb") as log:
-                self._proc = subprocess.Popen(
-                    self._args(),
-                    cwd=self.tmpdir,
-                    env=self._env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent(),
-                )
+            self._proc = self._spawn(self._args(), log_path)
+            if self._volume_apart:
+                self.start_volume()
             try:
                 deadline = time.monotonic() + timeout
                 _wait_ready(self.server, self._proc, timeout)
-                if not first:
+                if not first or self._volume_apart:  # apart: a first write needs the node
                     self._wait_volumes(deadline)
                 return self.server
             except RuntimeError as exc:
@@ -217,26 +228,49 @@ class SeaweedFS:
         store is not back before that, and a test would time SeaweedFS, not the platform."""
         on_disk = len(list((self.tmpdir / "data").rglob("*.dat")))
         status = f"http://127.0.0.1:{self._ports['master']}/dir/status"
-        known = 0
+        known, nodes = 0, []
         while True:
             with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
                 topology = httpx.get(status, timeout=1.0).json()["Topology"]
-                known = sum(node["Volumes"] for dc in topology.get("DataCenters") or []
-                            for rack in dc["Racks"] for node in rack["DataNodes"])  # fmt: skip
-            if known >= on_disk:
+                nodes = [node for dc in topology.get("DataCenters") or []
+                         for rack in dc["Racks"] for node in rack["DataNodes"]]  # fmt: skip
+                known = sum(node["Volumes"] for node in nodes)
+            if known >= on_disk and nodes:
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the master knows {known} of {on_disk} volumes")
             time.sleep(0.1)
 
     def stop(self) -> None:
-        """kill -9 (by PID: only the process we started): a crash, as an outage is.
+        """kill -9 (by PID: only the processes we started): a crash, as an outage is.
         A graceful stop takes SeaweedFS ~13 s; what it acknowledged is on disk either way."""
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.send_signal(signal.SIGKILL)  # a stopped (paused) one dies too
-            self._proc.wait(timeout=10)
+        self.stop_volume()
+        _kill(self._proc)
         self._remove_sockets()
+
+    def start_volume(self) -> None:
+        """`volume_apart`: start the volume server, without waiting: the master learns of
+        its volumes from its first heartbeat, a moment later."""
+        assert self._volume_apart, "the volume server is a process of its own only apart"
+        self._volume_proc = self._spawn(self._volume_args(), self.tmpdir / "volume.log")
+
+    def _spawn(self, args: list[str], log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                args,
+                cwd=self.tmpdir,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
+            )
+
+    def stop_volume(self) -> None:
+        """`volume_apart`: kill -9 the volume server alone (its volumes stay on disk)."""
+        _kill(self._volume_proc)
+        self._volume_proc = None
 
     def pause(self) -> None:
         """SIGSTOP (by PID: only the process we started): a hung store. The kernel still
@@ -251,6 +285,24 @@ class SeaweedFS:
 
     def _args(self) -> list[str]:
         metrics_port = urlsplit(self.server.metrics_url).port if self.server.metrics_url else None
+        metrics = [f"-metricsPort={metrics_port}"] if metrics_port else []
+        if self._volume_apart:
+            return [
+                self._weed,
+                "server",
+                "-volume=false",
+                "-filer",
+                "-s3",
+                f"-dir={self.tmpdir / 'meta'}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-master.volumeSizeLimitMB=128",  # as `weed mini`'s
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                *(f"-{role}.port={self._ports[role]}" for role in ("master", "filer", "s3")),
+                *metrics,
+            ]
         return [
             self._weed,
             "mini",
@@ -263,11 +315,29 @@ class SeaweedFS:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             *(f"-{role}.port={port}" for role, port in self._ports.items()),
-            *([f"-metricsPort={metrics_port}"] if metrics_port else []),
+            *metrics,
+        ]
+
+    def _volume_args(self) -> list[str]:
+        return [
+            self._weed,
+            "volume",
+            f"-dir={self.tmpdir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master=127.0.0.1:{self._ports['master']}",
+            f"-port={self._ports['volume']}",
         ]
 
     def _remove_sockets(self) -> None:
         _remove_sockets(self._ports)
+
+
+def _kill(proc: subprocess.Popen | None) -> None:
+    if proc is not None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)  # a stopped (paused) one dies too
+        proc.wait(timeout=10)
 
 
 @contextlib.contextmanager
@@ -278,9 +348,11 @@ def seaweedfs_process(
     secret_key: str = "nimbus-test-secret",
     startup_timeout: float = 30.0,
     metrics: bool = False,
+    volume_apart: bool = False,
 ) -> Iterator[SeaweedFS]:
     """A started `SeaweedFS` (its endpoint is `.server`), killed at exit."""
-    weed = SeaweedFS(tmpdir, access_key=access_key, secret_key=secret_key, metrics=metrics)
+    weed = SeaweedFS(tmpdir, access_key=access_key, secret_key=secret_key, metrics=metrics,
+                     volume_apart=volume_apart)  # fmt: skip
     try:
         weed.start(startup_timeout)
         yield weed

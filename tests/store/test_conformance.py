@@ -43,6 +43,13 @@ def test_empty_object(store: Store) -> None:
 def test_get_missing_is_not_found(store: Store) -> None:
     with pytest.raises(errors.NotFound):
         store.get("nope/missing.json")
+    with pytest.raises(errors.NotFound):
+        store.get("nope/missing.json", quick=True)
+
+
+def test_a_quick_get_reads_what_get_reads(store: Store) -> None:
+    etag = store.put("records/fn_1.json", b'{"n": 1}')
+    assert store.get("records/fn_1.json", quick=True) == Blob(b'{"n": 1}', etag)
 
 
 def test_head_missing_is_none(store: Store) -> None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from store import StoreTimeouts, errors
+from store import StoreTimeouts, check_reads, errors
 from tests.s3servers import seaweedfs_process
 
 pytestmark = pytest.mark.s3
@@ -49,7 +49,9 @@ def test_a_hung_store_fails_each_call_within_its_timeouts_and_answers_when_it_wa
             # A quick call's timeout alone does not make the store look hung ...
             quick = {
                 "quick head": _fails_within(lambda: store.head("kept", quick=True)),
+                "quick get": _fails_within(lambda: store.get("kept", quick=True)),
                 "ping": _fails_within(store.ping),
+                "check_reads": _fails_within(lambda: check_reads(store)),
             }
             # ... so the first full call waits out its attempts (the store may be slow) ...
             full = {"get": _fails_within(lambda: store.get("kept"))}
@@ -75,6 +77,7 @@ def test_a_hung_store_fails_each_call_within_its_timeouts_and_answers_when_it_wa
         assert store.get("kept").data == b"before"
         assert store.head("kept", quick=True) == etag
         store.ping()
+        check_reads(store)
         waited = {what: round(took, 2) for what, took in {**quick, **full, **after}.items()}
         print(f"hung store: {waited} s")
     finally:
