@@ -337,12 +337,13 @@ def _operations(version: str) -> dict:
             **_alert_paths(),
             **_invoke_paths(),
             "/health": _HEALTH,
-            "/ready": {"get": {"summary": "readiness (the store answers)", "security": [],
+            "/ready": {"get": {"summary": "readiness (the store reads an object back)",
+                               "security": [],
                                "responses": {
                                    "200": {"description": "ready (or degraded: no schedules)",
                                            "content": _json("ReadyView")},
-                                   "503": {"description": "the store does not answer, or "
-                                                          "ignores conditional writes",
+                                   "503": {"description": "the store does not answer or read, "
+                                                          "or ignores conditional writes",
                                            "content": _json("ReadyView")}}}},
         },
     }  # fmt: skip

@@ -9,6 +9,7 @@ what needs the store answers 503 within the store's timeouts (`StoreTimeouts`), 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -18,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from store import StoreTimeouts
+from store import StoreTimeouts, errors, open_store
 from tests.e2e import wasm as w
 from tests.e2e.conftest import s3_env
 from tests.s3servers import seaweedfs_process
@@ -31,6 +32,13 @@ SLOWEST_ANSWER_SEC = 5.0  # no request waits on the dead store longer than this
 @pytest.fixture
 def weed(tmp_path):
     with seaweedfs_process(tmp_path / "weed") as weed:
+        yield weed
+
+
+@pytest.fixture
+def weed_apart(tmp_path):
+    """SeaweedFS whose volume server can be taken away alone (`stop_volume`)."""
+    with seaweedfs_process(tmp_path / "weed", volume_apart=True) as weed:
         yield weed
 
 
@@ -295,3 +303,44 @@ def test_a_hung_store_keeps_functions_serving_and_refuses_within_bounds(weed, ma
               f"503s in {refused_in} s, then {later_in} s; "
               f"ready {ready_after:.2f} s after SIGCONT; "
               f"threads {threads_before} -> {threads_hung}")  # fmt: skip
+
+
+@pytest.mark.timeout(180)
+def test_ready_says_ready_only_once_the_store_reads_objects(weed_apart, make_server, monkeypatch):
+    """A store can answer before it reads: SeaweedFS with its volume server away answers
+    HeadBucket, HEAD and listings while every object GET is a 500, as a restarted `weed mini`
+    does until its volume server's heartbeat reaches the master (seen: 4 s). /ready is 503
+    meanwhile, and once it says 200 a deploy and an invoke succeed at once."""
+    env = s3_env(weed_apart.server)
+    server = make_server(env).start()
+    for var, value in weed_apart.server.env().items():  # boto3 reads them from there
+        monkeypatch.setenv(var, value)
+    store = open_store(env["NIMBUS_STORE"], endpoint_url=weed_apart.server.endpoint_url)
+    echo = {"name": "echo", "runtime": "wasm", "artifact_base64": w.b64(w.wat(w.ECHO_WAT))}
+    with server.client(timeout=30) as api, contextlib.closing(store):
+        assert api.post("/api/v1/functions?wait=true", json=echo).status_code == 201
+        assert api.post("/api/v1/functions/echo/invoke", json={"n": 1}).json() == {"n": 1}
+        kept = list(store.list(""))
+        assert kept
+
+        weed_apart.stop_volume()
+        store.ping()  # it answers (HeadBucket: all /ready asked before) ...
+        for key in kept:  # ... but reads none of the objects it holds (some hang: quick)
+            with pytest.raises(errors.Unavailable):
+                store.get(key, quick=True)
+        for _ in range(4):  # each worker
+            ready = api.get("/ready")
+            assert (ready.status_code, ready.json()) == (503, {"status": "unavailable",
+                                                               "store": "unreachable"})  # fmt: skip
+        assert api.get("/health").status_code == 200
+
+        weed_apart.start_volume()
+        started = time.monotonic()
+        _until(lambda: api.get("/ready").status_code == 200, 30, "/ready answers 200")
+        ready_after = time.monotonic() - started
+        # At once, with no wait of the test's own: what /ready promises.
+        again = api.post("/api/v1/functions?wait=true", json={**echo, "name": "after"})
+        assert again.status_code == 201, again.text
+        assert api.post("/api/v1/functions/after/invoke", json={"a": 1}).json() == {"a": 1}
+        assert api.get("/api/v1/functions/echo").status_code == 200
+        print(f"ready {ready_after:.2f} s after the volume server started")

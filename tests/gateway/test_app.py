@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from compiler._sources import handler_name
 from gateway.api.app import create_app
 from gateway.platform import Platform
 from gateway.settings import Settings
+from store.readiness import READY_KEY
 from tests.e2e.wasm import b64, hello_module
 from tests.gateway.conftest import KEY
 
@@ -208,8 +210,6 @@ def test_create_and_wait_in_process(client):
 
 
 def test_ready_reports_an_unreachable_store(tmp_path, caplog):
-    import shutil
-
     # A platform not started: no background job writes into the folder while it goes.
     settings = Settings(data_dir=tmp_path, nimbus_api_key=KEY)
     platform = Platform.open(settings)
@@ -227,6 +227,31 @@ def test_ready_reports_an_unreachable_store(tmp_path, caplog):
         assert [level for level, _ in said] == ["WARNING", "INFO"], said
         assert said[0][1].startswith("/ready: store folder ") and "is missing" in said[0][1]
         assert said[1][1].startswith("/ready: the store answers again (5 steps failed"), said
+    finally:
+        platform.stop()
+
+
+def test_ready_reads_an_object_back_not_only_asks_the_store(tmp_path, caplog):
+    # A store that answers (its folder is there) but cannot serve the object /ready reads:
+    # a folder where the object was, so that it can be neither read nor written again.
+    settings = Settings(data_dir=tmp_path, nimbus_api_key=KEY)
+    platform = Platform.open(settings)
+    try:
+        client = testing.TestClient(create_app(platform, KEY))
+        assert client.simulate_get("/ready").status_code == 200
+        ready = tmp_path / "objects" / READY_KEY
+        ready.unlink()
+        (ready / "in-the-way").mkdir(parents=True)
+        with caplog.at_level("INFO", logger="nimbus.ready"):
+            for _ in range(3):
+                resp = client.simulate_get("/ready")
+                assert resp.status_code == 503, resp.text
+                assert resp.json == {"status": "unavailable", "store": "unreachable"}
+            shutil.rmtree(ready)
+            assert client.simulate_get("/ready").json == {"status": "ready"}
+        said = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert [level for level, _ in said] == ["WARNING", "INFO"], said
+        assert said[0][1].startswith(f"/ready: the local store cannot serve {READY_KEY}"), said
     finally:
         platform.stop()
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from falcon import testing
 
+from store.readiness import READY_KEY
 from tests.gateway.conftest import running_platform
 
 OLD_STORE = Path(__file__).parent / "old_stores" / "a400c43" / "objects"
@@ -70,6 +71,14 @@ def until(read, done, timeout: float = 30):
         if done(value) or time.monotonic() > deadline:
             return value
         time.sleep(0.1)
+
+
+def test_an_old_store_is_ready_and_gets_the_object_ready_reads(old):
+    platform, client = old
+    assert platform.store.head(READY_KEY) is None  # older servers wrote none
+    assert client.simulate_get("/ready").status_code == 200
+    assert platform.store.head(READY_KEY) is not None
+    assert client.simulate_get("/ready").status_code == 200
 
 
 def test_functions_versions_and_aliases_read_with_their_defaults(old):

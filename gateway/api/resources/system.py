@@ -8,7 +8,7 @@ from collections.abc import Callable
 import falcon
 import orjson
 
-from store import Store, errors
+from store import Store, check_reads, errors
 
 from ...background import StepFailures
 from ...jobs.schedules import REFUSAL
@@ -25,8 +25,9 @@ class HealthResource:
 
 @public
 class ReadyResource:
-    """503 while the store does not answer, or once it was found to ignore conditional
-    writes (STORE_WITHOUT_CONDITIONAL_WRITES=refuse, the default). Told to degrade, a
+    """503 while the store does not answer or cannot read an object back (`check_reads`:
+    a restarted SeaweedFS answers seconds before it reads), or once it was found to ignore
+    conditional writes (STORE_WITHOUT_CONDITIONAL_WRITES=refuse, the default). Told to degrade, a
     server on such a store runs no schedules and serves everything else: 200, "degraded"."""
 
     def __init__(
@@ -44,7 +45,7 @@ class ReadyResource:
 
     def on_get(self, req, resp) -> None:
         try:
-            self.store.ping()
+            check_reads(self.store)
         except errors.NimbusError as exc:
             # NOTE(security): /ready is public: the store's own error (its endpoint,
             # bucket or credentials problem) goes to the log, not to the caller.
