@@ -451,6 +451,11 @@ class BuildQueue:
                     version=version.version, status=version.build.status, error=version.build.error
                 )
                 if fn.latest_build != summary or fn.latest_version != version.version:
+                    if version.version > fn.latest_version:
+                        # Its maker never noted it (FunctionRepo.new_version's last write
+                        # failed or did not come yet): note it as that write would have.
+                        fn.rolled_back_to = None
+                        fn.show_config(version)
                     fn.latest_version = version.version
                     fn.latest_build = summary
                     changed = True

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from store import errors
 from store.invocations import InvocationRepo
 from store.records import Invocation, Schedule
 from store.references import version_references
@@ -202,6 +203,36 @@ def test_a_newer_build_that_serves_after_a_rollback_is_what_updates_start_from(
         assert resp.json["active_version"] == 4, resp.text
     assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 3}
     assert client.simulate_get(f"{FN}/versions/4").json["memory_mb"] == 64
+
+
+def test_a_version_its_maker_never_noted_shows_its_configuration_once_built(
+    client, platform, monkeypatch
+):
+    """The worker that writes a version notes it in the function record next; when that
+    write fails (the store away, the worker killed) the build's publish is the first to
+    note it. It made it serve and kept showing the version before's memory, env vars and
+    handler until the next version."""
+    fn = deploy(client, 1)
+    real_put = platform.store.put
+    failed: list[str] = []
+
+    def put(key, data, **kw):
+        if key == f"functions/{fn['id']}.json" and not failed:
+            failed.append(key)
+            raise errors.Unavailable("the store went away")
+        return real_put(key, data, **kw)
+
+    monkeypatch.setattr(platform.store, "put", put)
+    resp = client.simulate_put(FN, json={"artifact_base64": module(2), "memory_mb": 256,
+                                         "env_vars": {"V2": "x"}})  # fmt: skip
+    assert resp.status_code == 503 and failed, resp.text
+    deadline = time.monotonic() + 30
+    while (shown := client.simulate_get(FN).json)["active_version"] != 2:
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.05)
+    assert (shown["latest_version"], shown["memory_mb"], shown["env_vars"]) == (
+        2, 256, {"V2": "****"})  # fmt: skip
+    assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 2}
 
 
 @pytest.fixture
