@@ -360,7 +360,8 @@ def test_a_tick_stuck_on_a_hung_store_does_not_hold_the_workers_stop(platform, c
         began = time.monotonic()
         with caplog.at_level(logging.WARNING, logger="nimbus"):
             ticker.stop(timeout=0.5)
-        assert time.monotonic() - began < 5  # old: until the write returned (30 s here)
+        # old: until the write returned (30 s here); generous for a loaded machine
+        assert time.monotonic() - began < 15
         assert "1 schedule tick(s) still being offered" in caplog.text
     finally:
         hung.release.set()
