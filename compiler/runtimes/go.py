@@ -167,6 +167,14 @@ def build_names(files: dict[str, str], target: str = "wasm") -> dict[str, str]:
     return {name: name for name in names if name not in reasons}
 
 
+def _relative(lines: list[str], workdir: Path) -> list[str]:
+    """`lines` with the build folder as `.`: go names it in some messages ("build
+    constraints exclude all Go files in <folder>"), and it is the server's path."""
+    for folder in dict.fromkeys((str(workdir.resolve()), str(workdir))):
+        lines = [line.replace(folder + "/", "").replace(folder, ".") for line in lines]
+    return lines
+
+
 def _go_quoted(path: Path) -> str:
     """`path` as one field of GOCACHEPROG, which the go command splits at spaces."""
     text = str(path)
@@ -351,7 +359,7 @@ class GoBuilder:
             output=lines,
         )
         if code != 0 or not artifact.exists():
-            raise self._explain(lines, code, handler)
+            raise self._explain(_relative(lines, workdir), code, handler)
         return artifact
 
     def _explain(self, lines: list[str], code: int, handler: str | None) -> BuildFailed:

@@ -128,6 +128,16 @@ def test_compile_errors_keep_the_users_lines(tmp_path):
     assert not failed.value.message.splitlines()[1].startswith("#")
 
 
+def test_a_file_its_build_constraint_leaves_out_fails_without_the_servers_path(tmp_path):
+    """go build names the folder it built in: the message showed the server's build path."""
+    source = "//go:build linux\n\npackage main\n\nfunc main() {}\n"
+    with pytest.raises(BuildFailed) as failed:
+        build(tmp_path, source, form="program")
+    message = failed.value.message
+    assert "build constraints exclude all Go files in ." in message
+    assert str(tmp_path) not in message and str(tmp_path.resolve()) not in message
+
+
 def test_no_module_downloads(tmp_path):
     source = 'import "github.com/example/lib"\n\nfunc handler(e any) any { return lib.X }\n'
     with pytest.raises(BuildFailed, match=r"github\.com/example/lib"):
