@@ -256,8 +256,8 @@ class NimbusTools:
 
     def code_resource(self, name: str) -> str:
         try:
-            # the active version, as the description says (the code API's default is
-            # the latest, which may be a version whose build failed)
+            # the active version, as the description says (the code API's default is the
+            # one the next update starts from: the latest, whose build may have failed)
             active = self.client.get_function(name).get("active_version")
             resp = self.client.get_code(name, active)
         except ApiError as exc:

@@ -105,13 +105,14 @@ class VersionService:
 
         def apply(current: Function) -> Function | None:
             before[:] = [current.active_version]
-            if current.active_version == version:
+            # The next update starts from what serves, not from a newer version (one rolled
+            # back from, or one that never served: v2 serving, v3 failed, `rollback 2`).
+            rolled_back_to = version if version < current.latest_version else None
+            if current.active_version == version and current.rolled_back_to == rolled_back_to:
                 return None
             current.active_version = version
             current.runtime_version = target.build.runtime_version
-            # The next update starts from what serves, not from the version rolled back.
-            older = version < current.latest_version
-            current.rolled_back_to = version if older else None
+            current.rolled_back_to = rolled_back_to
             current.show_config(target)
             current.updated_at = now()
             return current

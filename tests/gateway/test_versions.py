@@ -172,6 +172,21 @@ def test_an_update_after_a_rollback_starts_from_the_version_that_serves(client):
     assert client.simulate_get(f"{FN}/versions/4").json["timeout_sec"] == 5
 
 
+def test_a_rollback_to_the_version_that_serves_leaves_a_failed_newer_one_behind(client):
+    """v1 serves, v2 failed to build: rolling back to v1 (what serves already) makes the
+    next update start from v1, not from the failed v2's code; no history entry (nothing
+    that serves changed)."""
+    deploy(client, 1)
+    broken = deploy_broken(client)
+    entries = client.simulate_get(f"{FN}/history").json["total"]
+    fn = client.simulate_post(f"{FN}/versions/1/rollback").json
+    assert fn["active_version"] == 1 and fn["latest_version"] == broken
+    assert client.simulate_get(f"{FN}/history").json["total"] == entries
+    resp = client.simulate_put(FN, json={"timeout_sec": 5}, params={"wait": "true"})
+    assert resp.json["active_version"] == broken + 1, resp.text
+    assert client.simulate_post(f"{FN}/invoke", json={}).json == {"v": 1}
+
+
 def test_a_rollback_forward_to_the_latest_shows_its_configuration_again(client):
     deploy(client, 1)
     deploy(client, 2, memory_mb=256)
