@@ -249,10 +249,13 @@ def test_slot_gauges_show_capacity_running_and_waiting_callers(make_server):
             "WORKERS": "1",
             "MAX_CONCURRENT": "1",
             "INVOKE_QUEUE_SIZE": "2",
-            "INVOKE_QUEUE_TIMEOUT_SEC": "5",
+            "INVOKE_QUEUE_TIMEOUT_SEC": "15",
         }
     ).start()
-    deploy(server, "sleeper", w.SLEEP_WAT, timeout_sec=3)
+    # NOTE: the second call must be seen queued while the first still runs: with a 3 s
+    # run, a loaded machine's slow first sighting (gauges are sampled per flush) left too
+    # little of it (a 2.2 s late second call failed every time). 6 s leaves ~4 s more.
+    deploy(server, "sleeper", w.SLEEP_WAT, timeout_sec=6)
     gauges = ("nimbus_sandbox_slots", "nimbus_sandbox_running", "nimbus_sandbox_queued")
 
     def sampled(want: list[float]):
@@ -264,12 +267,12 @@ def test_slot_gauges_show_capacity_running_and_waiting_callers(make_server):
 
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(once, server, "POST", "/api/v1/functions/sleeper/invoke")
-        assert poll(sampled([1, 1, 0]), timeout=3)
+        assert poll(sampled([1, 1, 0]), timeout=5)
         second = pool.submit(once, server, "POST", "/api/v1/functions/sleeper/invoke")
-        text = poll(sampled([1, 1, 1]), timeout=2.5)  # the second waits for the slot
+        text = poll(sampled([1, 1, 1]), timeout=5)  # the second waits for the slot
         assert text, httpx.get(server.url + "/metrics").text
         assert [first.result().status_code, second.result().status_code] == [504, 504]
-    assert poll(sampled([1, 0, 0]), timeout=3)
+    assert poll(sampled([1, 0, 0]))
     for native in ("nimbus_native_containers_busy", "nimbus_native_containers_idle"):
         assert f"\n{native} 0.0\n" in text  # exported (no native function ran)
 
