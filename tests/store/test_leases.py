@@ -283,12 +283,15 @@ def test_a_lease_inside_a_part_of_the_record(store: Store, clock: Clock) -> None
 def test_renewing_keeps_a_lease_past_its_duration(store: Store) -> None:
     _put(store, Job())
     a, b = Leases(store, "a"), Leases(store, "b")
-    claim = _claim(a, duration_sec=0.6)
+    # NOTE: renewed every third of the duration, so a lease lapses when one renewal write
+    # takes over 2/3 of it: 0.6 s left 0.4 s, which a loaded SeaweedFS or moto can take
+    # (forced: with every write 0.45 s slower, b took it on 2 of 3 stores). 1.5 s leaves 1 s.
+    claim = _claim(a, duration_sec=1.5)
     assert claim is not None
     ticks = []
     with a.renewing(claim, also=lambda: ticks.append(1)):
-        time.sleep(1.5)  # 2.5 durations: without renewals b would take it
-        assert _claim(b, duration_sec=0.6) is None
+        time.sleep(3.75)  # 2.5 durations: without renewals b would take it
+        assert _claim(b, duration_sec=1.5) is None
     assert len(ticks) >= 2
     a.finish(claim, _done)
     assert _read(store).status == "done"
