@@ -145,4 +145,6 @@ def test_array_unique_is_linear():
     started = time.perf_counter()
     out = render({"u.$": "States.ArrayUnique($.items)"}, {"items": items + items[:5]}, {})
     assert out == {"u": items}
-    assert time.perf_counter() - started < 2
+    # NOTE: ~0.16 s here, but 1.7-2.1 s beside 20 busy loops (a full run's load): the old
+    # 2 s bound failed there; quadratic is still far past 10 s.
+    assert time.perf_counter() - started < 10
