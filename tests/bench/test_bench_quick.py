@@ -25,7 +25,11 @@ def _bench(args: list[str], timeout: float) -> subprocess.CompletedProcess:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.terminate()
-            out, err = proc.communicate(timeout=60)
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:  # it would not stop: its servers may live on
+                proc.kill()
+                out, err = proc.communicate()
             pytest.fail(f"the bench ran past {timeout} s:\n{err[-5000:]}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
