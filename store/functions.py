@@ -490,10 +490,8 @@ class FunctionRepo:
         def bump(fn: Function) -> Function | None:
             if fn.latest_version >= version.version:
                 return None
-            fn.latest_version = version.version
+            fn.note_latest(version)
             fn.latest_build = BuildSummary(version=version.version, status=version.build.status)
-            fn.rolled_back_to = None  # the next one is made from this one
-            fn.show_config(version)
             fn.updated_at = now()
             return fn
 

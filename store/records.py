@@ -449,6 +449,12 @@ class Function(BaseModel):
             return self.rolled_back_to
         return self.latest_version
 
+    def note_latest(self, version: Version) -> None:
+        """`version` is the newest: the next one is made from it, and the record shows it."""
+        self.latest_version = version.version
+        self.rolled_back_to = None
+        self.show_config(version)
+
     def show_config(self, version: Version) -> None:
         """Keep `version`'s configuration in the record (see `base_version`)."""
         self.memory_mb = version.memory_mb

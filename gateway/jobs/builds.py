@@ -454,9 +454,7 @@ class BuildQueue:
                     if version.version > fn.latest_version:
                         # Its maker never noted it (FunctionRepo.new_version's last write
                         # failed or did not come yet): note it as that write would have.
-                        fn.rolled_back_to = None
-                        fn.show_config(version)
-                    fn.latest_version = version.version
+                        fn.note_latest(version)
                     fn.latest_build = summary
                     changed = True
             # NOTE: past `highest_activated` only: a rollback lowers `active_version`,
@@ -468,8 +466,7 @@ class BuildQueue:
                 fn.active_version = fn.highest_activated = version.version
                 fn.runtime_version = version.build.runtime_version
                 if fn.rolled_back_to is not None:  # a newer build serves again
-                    fn.rolled_back_to = None
-                    fn.show_config(self._latest(fn, version))
+                    fn.note_latest(self._latest(fn, version))
                 changed = True
             if not changed:
                 return None
