@@ -209,51 +209,51 @@ def test_create_and_wait_in_process(client):
     assert resp.json["status"] == "active"
 
 
-def test_ready_reports_an_unreachable_store(tmp_path, caplog):
-    # A platform not started: no background job writes into the folder while it goes.
-    settings = Settings(data_dir=tmp_path, nimbus_api_key=KEY)
-    platform = Platform.open(settings)
+@pytest.fixture
+def unstarted(tmp_path):
+    """A client of a platform not started: no background job writes into its folder while a
+    test takes the store away."""
+    platform = Platform.open(Settings(data_dir=tmp_path, nimbus_api_key=KEY))
     try:
-        client = testing.TestClient(create_app(platform, KEY))
-        assert client.simulate_get("/ready").status_code == 200
-        shutil.rmtree(tmp_path / "objects")
-        with caplog.at_level("INFO", logger="nimbus.ready"):
-            for _ in range(5):  # a kubelet's probes: the log says it once, not per probe
-                resp = client.simulate_get("/ready")
-                assert resp.status_code == 503 and resp.json["status"] == "unavailable"
-            (tmp_path / "objects").mkdir()
-            assert client.simulate_get("/ready").status_code == 200
-        said = [(r.levelname, r.getMessage()) for r in caplog.records]
-        assert [level for level, _ in said] == ["WARNING", "INFO"], said
-        assert said[0][1].startswith("/ready: store folder ") and "is missing" in said[0][1]
-        assert said[1][1].startswith("/ready: the store answers again (5 steps failed"), said
+        yield testing.TestClient(create_app(platform, KEY))
     finally:
         platform.stop()
 
 
-def test_ready_reads_an_object_back_not_only_asks_the_store(tmp_path, caplog):
+def test_ready_reports_an_unreachable_store(unstarted, tmp_path, caplog):
+    client = unstarted
+    assert client.simulate_get("/ready").status_code == 200
+    shutil.rmtree(tmp_path / "objects")
+    with caplog.at_level("INFO", logger="nimbus.ready"):
+        for _ in range(5):  # a kubelet's probes: the log says it once, not per probe
+            resp = client.simulate_get("/ready")
+            assert resp.status_code == 503 and resp.json["status"] == "unavailable"
+        (tmp_path / "objects").mkdir()
+        assert client.simulate_get("/ready").status_code == 200
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in said] == ["WARNING", "INFO"], said
+    assert said[0][1].startswith("/ready: store folder ") and "is missing" in said[0][1]
+    assert said[1][1].startswith("/ready: the store answers again (5 steps failed"), said
+
+
+def test_ready_reads_an_object_back_not_only_asks_the_store(unstarted, tmp_path, caplog):
     # A store that answers (its folder is there) but cannot serve the object /ready reads:
     # a folder where the object was, so that it can be neither read nor written again.
-    settings = Settings(data_dir=tmp_path, nimbus_api_key=KEY)
-    platform = Platform.open(settings)
-    try:
-        client = testing.TestClient(create_app(platform, KEY))
-        assert client.simulate_get("/ready").status_code == 200
-        ready = tmp_path / "objects" / READY_KEY
-        ready.unlink()
-        (ready / "in-the-way").mkdir(parents=True)
-        with caplog.at_level("INFO", logger="nimbus.ready"):
-            for _ in range(3):
-                resp = client.simulate_get("/ready")
-                assert resp.status_code == 503, resp.text
-                assert resp.json == {"status": "unavailable", "store": "unreachable"}
-            shutil.rmtree(ready)
-            assert client.simulate_get("/ready").json == {"status": "ready"}
-        said = [(r.levelname, r.getMessage()) for r in caplog.records]
-        assert [level for level, _ in said] == ["WARNING", "INFO"], said
-        assert said[0][1].startswith(f"/ready: the local store cannot serve {READY_KEY}"), said
-    finally:
-        platform.stop()
+    client = unstarted
+    assert client.simulate_get("/ready").status_code == 200
+    ready = tmp_path / "objects" / READY_KEY
+    ready.unlink()
+    (ready / "in-the-way").mkdir(parents=True)
+    with caplog.at_level("INFO", logger="nimbus.ready"):
+        for _ in range(3):
+            resp = client.simulate_get("/ready")
+            assert resp.status_code == 503, resp.text
+            assert resp.json == {"status": "unavailable", "store": "unreachable"}
+        shutil.rmtree(ready)
+        assert client.simulate_get("/ready").json == {"status": "ready"}
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in said] == ["WARNING", "INFO"], said
+    assert said[0][1].startswith(f"/ready: the local store cannot serve {READY_KEY}"), said
 
 
 def test_wait_true_callers_beyond_the_cap_get_429_before_anything_is_written(platform):
